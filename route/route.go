@@ -1,0 +1,62 @@
+// Package route maps an account (and the client's address) to the backend
+// servers that hold it.
+//
+// The proxy asks a Router; sources (file, auth_http, LDAP, SQL, Redis) each
+// implement Router and can be chained and cached:
+//
+//	r, err := file.Open("/etc/pipegate/routes.yaml")
+//	...
+//	rt, err := r.Lookup(ctx, route.Request{Protocol: "imap", Account: "alice@a.test"})
+//	if errors.Is(err, route.ErrNotFound) { ... }
+//	conn, err := net.Dial("tcp", rt.Backends[0].Addr)
+package route
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// Request is what a source may look at to choose a route.
+type Request struct {
+	Protocol   string // "imap"
+	Account    string // the login name as the client sent it
+	Password   string // only for sources configured to pass it on (auth_http); never log it
+	AuthMethod string // "login", "plain", "xoauth2", "oauthbearer"
+	Attempt    int    // 1 for the first login attempt on a connection
+	ClientAddr netip.AddrPort
+	LocalAddr  netip.AddrPort
+}
+
+// Route is a source's answer.
+type Route struct {
+	Backends []Backend // tried in order
+	Login    string    // login name to send to the backend instead of Request.Account ("" = unchanged)
+}
+
+// Router finds the route for a request. Lookup must honour ctx's deadline.
+type Router interface {
+	Lookup(ctx context.Context, req Request) (Route, error)
+}
+
+// RouterFunc adapts a function to Router.
+type RouterFunc func(ctx context.Context, req Request) (Route, error)
+
+// Lookup calls f.
+func (f RouterFunc) Lookup(ctx context.Context, req Request) (Route, error) { return f(ctx, req) }
+
+// ErrNotFound means the source knows no route for the account; a chain asks
+// the next source.
+var ErrNotFound = errors.New("route: no route for account")
+
+// Denied is returned by a source that refuses the login outright (an
+// auth_http service answering Auth-Status with an error text). The proxy
+// relays Text to the client and lets it retry after Wait.
+type Denied struct {
+	Text string
+	Wait time.Duration
+}
+
+func (d *Denied) Error() string { return fmt.Sprintf("route: login denied: %s", d.Text) }
