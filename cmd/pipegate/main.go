@@ -1,0 +1,101 @@
+// Command pipegate joins connections: a TCP/TLS port forwarder
+// (`pipegate forward`) and an IMAP reverse proxy that routes each login to
+// the server holding the account (`pipegate imap`), both on the pipe core in
+// package pipegate/pipe. `pipegate demo` runs the IMAP proxy in front of two
+// in-memory IMAP servers, with nothing to install.
+//
+//	pipegate demo
+//	pipegate forward --listen 127.0.0.1:8080 --to 127.0.0.1:9090
+//	pipegate imap --config /etc/pipegate/imap.yaml
+//	pipegate check-config /etc/pipegate/imap.yaml
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.yaml.in/yaml/v3"
+)
+
+const usage = `usage: pipegate COMMAND [flags]
+
+commands:
+  demo                  IMAP proxy in front of two in-memory IMAP servers (no setup)
+  forward               TCP/TLS port forwarder (pipegate forward --help)
+  imap                  IMAP reverse proxy (pipegate imap --config FILE)
+  check-config FILE     validate a forward or imap config file and exit
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run dispatches a subcommand and returns the process exit code
+// (0 ok, 1 runtime failure, 2 bad usage or config).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "demo":
+		return runDemo(ctx, args[1:], stdout, stderr)
+	case "forward":
+		return runForward(ctx, args[1:], stdout, stderr)
+	case "imap":
+		return runIMAP(ctx, args[1:], stdout, stderr)
+	case "check-config":
+		return runCheckConfig(args[1:], stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "pipegate: unknown command %q\n%s", args[0], usage)
+	return 2
+}
+
+// runCheckConfig validates a config file: a file with a top-level
+// `forwards:` key is a forward config, anything else an imap config.
+func runCheckConfig(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprint(stderr, "usage: pipegate check-config FILE\n")
+		return 2
+	}
+	path := args[0]
+	kind, err := configKind(path)
+	if err == nil {
+		if kind == "forward" {
+			err = checkForwardConfig(path)
+		} else {
+			err = checkIMAPConfig(path)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "pipegate: %v\n", err)
+		return 2
+	}
+	fmt.Fprintf(stdout, "%s: ok (%s config)\n", path, kind)
+	return 0
+}
+
+func configKind(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("config: %w", err)
+	}
+	var top map[string]yaml.Node
+	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&top); err != nil && err != io.EOF {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	if _, ok := top["forwards"]; ok {
+		return "forward", nil
+	}
+	return "imap", nil
+}

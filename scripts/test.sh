@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run): installs what the tests need, then runs
+# gofmt, go vet, staticcheck and the race-enabled test suite with the real
+# servers (Dovecot, OpenLDAP, PostgreSQL, Redis, HAProxy) required.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests start as real peers (on loopback only).
+pkgs=(dovecot-imapd slapd ldap-utils postgresql redis-server haproxy curl strace openssl)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+export PATH="$PATH:$(go env GOPATH)/bin"
+if ! command -v staticcheck >/dev/null; then
+  echo "== installing staticcheck"
+  go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+fi
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then echo "gofmt needed: $unformatted"; exit 1; fi
+echo "== go vet"
+go vet ./...
+echo "== staticcheck"
+staticcheck ./...
+echo "== go test -race"
+PIPEGATE_REQUIRE_REAL=1 go test -race -count=1 -timeout 15m ./...
