@@ -3,7 +3,9 @@ package route
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -93,8 +95,19 @@ func ParseBackend(s string) (Backend, error) {
 		return Backend{}, fmt.Errorf("backend %q: want SCHEME://HOST:PORT", s)
 	}
 	host, port := u.Hostname(), u.Port()
+	if host == "" {
+		return Backend{}, fmt.Errorf("backend %q: no host", s)
+	}
 	if port == "" {
 		port = defaultPorts[strings.ToLower(u.Scheme)]
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return Backend{}, fmt.Errorf("backend %q: port %q: want 1-65535", s, port)
+	}
+	if strings.Contains(host, ":") {
+		if _, err := netip.ParseAddr(host); err != nil {
+			return Backend{}, fmt.Errorf("backend %q: host %q: %v", s, host, err)
+		}
 	}
 	b.Addr = net.JoinHostPort(host, port)
 	b.ServerName = host
@@ -102,6 +115,9 @@ func ParseBackend(s string) (Backend, error) {
 	for k := range q {
 		switch k {
 		case "server_name":
+			if q.Get(k) == "" {
+				return Backend{}, fmt.Errorf("backend %q: server_name is empty", s)
+			}
 			b.ServerName = q.Get(k)
 		case "id":
 			switch q.Get(k) {

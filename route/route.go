@@ -28,12 +28,14 @@ type Request struct {
 	Attempt    int    // 1 for the first login attempt on a connection
 	ClientAddr netip.AddrPort
 	LocalAddr  netip.AddrPort
+	ClientTLS  bool // the client's connection is TLS (implicit, or after STARTTLS); auth_http sends Auth-SSL: on
 }
 
 // Route is a source's answer.
 type Route struct {
 	Backends []Backend // tried in order
 	Login    string    // login name to send to the backend instead of Request.Account ("" = unchanged)
+	Password string    // password to send to the backend instead of Request.Password ("" = unchanged; auth_http's Auth-Pass)
 }
 
 // Router finds the route for a request. Lookup must honour ctx's deadline.
@@ -57,6 +59,7 @@ var ErrNotFound = errors.New("route: no route for account")
 type Denied struct {
 	Text string
 	Wait time.Duration
+	Code string // optional response code from the source (auth_http's Auth-Error-Code), e.g. "AUTHENTICATIONFAILED"
 }
 
 func (d *Denied) Error() string { return fmt.Sprintf("route: login denied: %s", d.Text) }

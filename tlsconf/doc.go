@@ -35,6 +35,9 @@
 //
 //	openssl rand -hex 32
 //
+// The format is pipegate's own: nginx's ssl_session_ticket_key and
+// HAProxy's tls-ticket-keys files (48 or 80 bytes per key) do not work here.
+//
 // Without a ticket key file each instance uses its own automatically
 // rotated keys, kept across reloads.
 package tlsconf

@@ -25,6 +25,7 @@ type ServerFiles struct {
 // safe for concurrent use.
 type Server struct {
 	files  ServerFiles
+	static bool        // made by StaticServer: Reload does nothing
 	config *tls.Config // stable; hands out state.config per handshake
 
 	reload sync.Mutex // serialises Reload
@@ -45,22 +46,34 @@ func LoadServer(f ServerFiles) (*Server, error) {
 		return nil, err
 	}
 	s.state.Store(st)
-	s.config = &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		GetConfigForClient: s.configForClient,
-	}
+	s.config = &tls.Config{MinVersion: tls.VersionTLS12, GetConfigForClient: s.configForClient}
 	return s, nil
+}
+
+// StaticServer returns a Server that always serves cert (from SelfSigned,
+// say) and whose Reload does nothing: daemons can take a *Server whether
+// the certificate comes from files or not.
+func StaticServer(cert tls.Certificate) *Server {
+	s := &Server{static: true}
+	s.state.Store(&serverState{config: &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}})
+	s.config = &tls.Config{MinVersion: tls.VersionTLS12, GetConfigForClient: s.configForClient}
+	return s
 }
 
 // Config returns the configuration to give to tls.Server or
 // tls.NewListener. It is the same value for the life of s; each new
 // handshake uses the certificate, client CAs and ticket keys of the latest
-// successful load.
+// successful load (through GetConfigForClient). Treat it as read-only:
+// handshakes take their settings from the per-load configuration, so
+// fields set on a clone (NextProtos, say) would be ignored.
 func (s *Server) Config() *tls.Config { return s.config }
 
 // Reload re-reads all files. On error the previous state stays in use and
 // the error names the file at fault. Existing connections are not affected.
 func (s *Server) Reload() error {
+	if s.static {
+		return nil
+	}
 	s.reload.Lock()
 	defer s.reload.Unlock()
 	st, err := loadServerState(s.files)

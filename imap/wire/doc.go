@@ -12,9 +12,11 @@
 //	r.Continue = func(n int64) error { _, err := io.WriteString(conn, "+ OK\r\n"); return err }
 //	cmd, err := r.ReadCommand()
 //	var we *wire.Error
-//	if errors.As(err, &we) { // protocol error: answer "<we.Tag> BAD <we.Text>", then BYE if we.Fatal
+//	if errors.As(err, &we) {
+//		// the client's mistake: answer "<we.Tag> BAD [<we.Code>] <we.Text>",
+//		// then BYE and close if we.Fatal, else read the next command
 //	}
-//	user, pass, err := cmd.AStrings2()
+//	args, err := cmd.AStrings(2) // LOGIN user password
 //
 // Reading a server response:
 //

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+type client struct {
+	addr string
+	tls  *tls.Config // nil: plain
+}
+
+func (cl *client) dial() (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", cl.addr, 5*time.Second)
+	if err != nil || cl.tls == nil {
+		return c, err
+	}
+	tc := tls.Client(c, cl.tls)
+	if err := tc.Handshake(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return tc, nil
+}
+
+// measure runs one client measurement and prints its figure.
+func measure(cmd string, args []string) error {
+	fs := flag.NewFlagSet(cmd, flag.ExitOnError)
+	addr := fs.String("addr", "", "address to connect to")
+	useTLS := fs.Bool("tls", false, "connect with TLS")
+	ca := fs.String("ca", "", "CA (or self-signed certificate) to verify the server")
+	duration := fs.Duration("duration", 2*time.Second, "bulk, connrate: how long")
+	n := fs.Int("n", 5000, "pingpong: round trips; idle: connections")
+	workers := fs.Int("workers", 4, "connrate: concurrent clients")
+	pid := fs.Int("pid", 0, "idle: process whose RSS to measure")
+	fs.Parse(args)
+	cl := &client{addr: *addr}
+	if *useTLS {
+		cl.tls = &tls.Config{ServerName: "127.0.0.1", ClientSessionCache: nil}
+		if *ca != "" {
+			pem, err := os.ReadFile(*ca)
+			if err != nil {
+				return err
+			}
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(pem)
+			cl.tls.RootCAs = pool
+		}
+	}
+	var v float64
+	var err error
+	switch cmd {
+	case "bulk":
+		v, err = bulk(cl, *duration)
+	case "pingpong":
+		v, err = pingpong(cl, *n)
+	case "connrate":
+		v, err = connrate(cl, *duration, *workers)
+	case "idle":
+		v, err = idle(cl, *n, *pid)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%.1f\n", v)
+	return nil
+}
+
+// bulk writes for d and returns MB/s as counted by the server.
+func bulk(cl *client, d time.Duration) (float64, error) {
+	c, err := cl.dial()
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	buf := make([]byte, 256<<10)
+	buf[0] = 'B'
+	start := time.Now()
+	for time.Since(start) < d {
+		if _, err := c.Write(buf); err != nil {
+			return 0, err
+		}
+		buf[0] = 0
+	}
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	var out [8]byte
+	if _, err := io.ReadFull(c, out[:]); err != nil {
+		return 0, fmt.Errorf("read count: %w", err)
+	}
+	elapsed := time.Since(start)
+	return float64(binary.BigEndian.Uint64(out[:])) / elapsed.Seconds() / 1e6, nil
+}
+
+// pingpong sends n 64-byte messages one at a time and returns the median
+// round trip in microseconds.
+func pingpong(cl *client, n int) (float64, error) {
+	c, err := cl.dial()
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte{'E'}); err != nil {
+		return 0, err
+	}
+	msg := make([]byte, 64)
+	back := make([]byte, 64)
+	rtts := make([]time.Duration, 0, n)
+	for i := range n + 200 { // 200 warm-up round trips
+		t := time.Now()
+		if _, err := c.Write(msg); err != nil {
+			return 0, err
+		}
+		if _, err := io.ReadFull(c, back); err != nil {
+			return 0, err
+		}
+		if i >= 200 {
+			rtts = append(rtts, time.Since(t))
+		}
+	}
+	slices.Sort(rtts)
+	return float64(rtts[len(rtts)/2].Nanoseconds()) / 1e3, nil
+}
+
+// connrate opens, uses (one echoed byte) and closes connections from
+// workers goroutines for d; it returns connections per second.
+func connrate(cl *client, d time.Duration, workers int) (float64, error) {
+	var count atomic.Int64
+	var firstErr atomic.Value
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range workers {
+		wg.Add(1)
+		go connWorker(cl, deadline, &count, &firstErr, &wg)
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil && count.Load() == 0 {
+		return 0, err
+	}
+	return float64(count.Load()) / time.Since(start).Seconds(), nil
+}
+
+func connWorker(cl *client, deadline time.Time, count *atomic.Int64, firstErr *atomic.Value, wg *sync.WaitGroup) {
+	defer wg.Done()
+	b := []byte{'E', 'x'}
+	var back [1]byte
+	for time.Now().Before(deadline) {
+		c, err := cl.dial()
+		if err != nil {
+			firstErr.CompareAndSwap(nil, err)
+			continue
+		}
+		if _, err := c.Write(b); err == nil {
+			if _, err := io.ReadFull(c, back[:]); err == nil {
+				count.Add(1)
+			}
+		}
+		c.Close()
+	}
+}
+
+// idle opens n connections, each proven piped by one echoed byte, and
+// returns the growth of pid's resident memory per connection in KiB.
+func idle(cl *client, n, pid int) (float64, error) {
+	if pid == 0 {
+		return 0, errors.New("idle needs -pid")
+	}
+	before, err := rss(pid)
+	if err != nil {
+		return 0, err
+	}
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	var back [1]byte
+	for range n {
+		c, err := cl.dial()
+		if err != nil {
+			return 0, err
+		}
+		conns = append(conns, c)
+		if _, err := c.Write([]byte{'E', 'x'}); err != nil {
+			return 0, err
+		}
+		if _, err := io.ReadFull(c, back[:]); err != nil {
+			return 0, err
+		}
+	}
+	time.Sleep(time.Second) // let the forwarder settle (benchmark, not a test)
+	after, err := rss(pid)
+	if err != nil {
+		return 0, err
+	}
+	runtime.KeepAlive(conns)
+	return float64(after-before) / float64(n), nil
+}
+
+// rss returns VmRSS of pid in KiB.
+func rss(pid int) (int64, error) {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+}

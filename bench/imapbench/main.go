@@ -1,0 +1,264 @@
+// Command imapbench compares IMAP login rates and memory per idle session
+// of pipegate with a direct Dovecot, Dovecot's own proxy mode and nginx's
+// mail proxy, all started by it on loopback in the same run. Run it with
+// bench/imap.sh (which builds pipegate first), as root, with dovecot-imapd
+// and nginx-light + libnginx-mod-mail installed:
+//
+//	bench/imap.sh                      # defaults: 3 rounds of 500 logins, 400 idle sessions
+//	bench/imap.sh --logins 1000 --rounds 5
+//
+// Two set-ups: "plain" (plain IMAP on both sides) and "tls" (clients speak
+// implicit TLS: to the proxy, which speaks plain IMAP to Dovecot; or to
+// Dovecot's own imaps port for the direct line). Logins are sequential
+// (connect, [TLS], LOGIN, LOGOUT); each round runs every line once, in a
+// rotating order, and ratios are taken within a round. Memory is the RSS
+// growth of the proxy's processes with N idle logged-in sessions, per
+// session.
+package main
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"pipegate/internal/testenv"
+	"pipegate/tlsconf"
+)
+
+const user, pass = "bench@a.test", "bench-pw"
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	pipegateBin := flag.String("pipegate", "", "pipegate binary (required)")
+	logins := flag.Int("logins", 500, "sequential logins per line per round")
+	rounds := flag.Int("rounds", 3, "rounds")
+	sessions := flag.Int("sessions", 400, "idle sessions for the memory figure (0: skip)")
+	flag.Parse()
+	if *pipegateBin == "" {
+		fmt.Fprintln(os.Stderr, "imapbench: --pipegate BIN is required (bench/imap.sh passes it)")
+		return 2
+	}
+	b := &bench{logins: *logins, rounds: *rounds, sessions: *sessions}
+	if err := b.setUp(*pipegateBin); err != nil {
+		fmt.Fprintln(os.Stderr, "imapbench:", err)
+		b.tearDown()
+		return 1
+	}
+	defer b.tearDown()
+	if err := b.run(); err != nil {
+		fmt.Fprintln(os.Stderr, "imapbench:", err)
+		return 1
+	}
+	return 0
+}
+
+type bench struct {
+	logins, rounds, sessions int
+
+	dir              string
+	backend, dproxy  *testenv.Dovecot
+	pipegate, nginx  *process
+	auth             *authHTTP
+	pgPlain, pgTLS   string
+	ngxPlain, ngxTLS string
+}
+
+func (b *bench) setUp(pipegateBin string) error {
+	dovecot, err := exec.LookPath("dovecot")
+	if err != nil {
+		dovecot = "/usr/sbin/dovecot"
+	}
+	nginx, err := exec.LookPath("nginx")
+	if err != nil {
+		nginx = "/usr/sbin/nginx"
+	}
+	if b.dir, err = os.MkdirTemp("", "pipegate-imapbench-"); err != nil {
+		return err
+	}
+	os.Chmod(b.dir, 0o755)
+	cert, key, err := writeCert(b.dir)
+	if err != nil {
+		return err
+	}
+	users := map[string]string{user: pass}
+	b.backend, err = testenv.NewDovecot(dovecot, testenv.DovecotOptions{
+		Users: users, TrustedNetworks: []string{"127.0.0.1/32"},
+		CertFile: cert, KeyFile: key, Extra: dovecotTuning,
+	})
+	if err != nil {
+		return fmt.Errorf("backend dovecot: %w", err)
+	}
+	_, port, _ := strings.Cut(b.backend.Addr, ":")
+	b.dproxy, err = testenv.NewDovecot(dovecot, testenv.DovecotOptions{
+		Users: users, CertFile: cert, KeyFile: key, Extra: dovecotTuning,
+		Passdb: "passdb {\n  driver = static\n  args = proxy=y host=127.0.0.1 port=" + port + " nopassword=y\n}",
+	})
+	if err != nil {
+		return fmt.Errorf("proxy dovecot: %w", err)
+	}
+	pgDir := filepath.Join(b.dir, "pipegate")
+	os.Mkdir(pgDir, 0o755)
+	b.pipegate, b.pgPlain, b.pgTLS, err = startPipegate(pipegateBin, pgDir, cert, key, b.backend.Addr)
+	if err != nil {
+		return err
+	}
+	if b.auth, err = startAuthHTTP(b.backend.Addr); err != nil {
+		return err
+	}
+	ngDir := filepath.Join(b.dir, "nginx")
+	os.Mkdir(ngDir, 0o755)
+	b.nginx, b.ngxPlain, b.ngxTLS, err = startNginx(nginx, ngDir, cert, key, "http://"+b.auth.addr)
+	return err
+}
+
+func (b *bench) tearDown() {
+	if b.nginx != nil {
+		b.nginx.stop()
+	}
+	if b.auth != nil {
+		b.auth.close()
+	}
+	if b.pipegate != nil {
+		b.pipegate.stop()
+	}
+	for _, d := range []*testenv.Dovecot{b.dproxy, b.backend} {
+		if d != nil {
+			d.Close()
+			os.RemoveAll(d.Dir)
+		}
+	}
+	if b.dir != "" {
+		os.RemoveAll(b.dir)
+	}
+}
+
+type setup struct {
+	name    string
+	targets []target // targets[0] is the direct line
+	pgids   map[string]int
+}
+
+func (b *bench) run() error {
+	printVersions()
+	pgids := map[string]int{"pipegate": b.pipegate.pgid(), "dovecot-proxy": b.dproxy.Pid(), "nginx-mail": b.nginx.pgid()}
+	setups := []setup{
+		{"plain both sides", []target{
+			{"direct", b.backend.Addr, false},
+			{"pipegate", b.pgPlain, false},
+			{"dovecot-proxy", b.dproxy.Addr, false},
+			{"nginx-mail", b.ngxPlain, false},
+		}, pgids},
+		{"client TLS (993), plain to Dovecot; direct = TLS to Dovecot", []target{
+			{"direct", b.backend.TLSAddr, true},
+			{"pipegate", b.pgTLS, true},
+			{"dovecot-proxy", b.dproxy.TLSAddr, true},
+			{"nginx-mail", b.ngxTLS, true},
+		}, pgids},
+	}
+	for _, s := range setups {
+		fmt.Printf("\n== %s ==\n", s.name)
+		rates := map[string][]float64{}
+		ratios := map[string][]float64{}
+		for r := range b.rounds {
+			round := map[string]float64{}
+			for i := range s.targets {
+				t := s.targets[(i+r)%len(s.targets)]
+				rate, err := loginRate(t, b.logins, user, pass)
+				if err != nil {
+					return err
+				}
+				round[t.name] = rate
+				rates[t.name] = append(rates[t.name], rate)
+			}
+			for _, t := range s.targets[1:] {
+				ratios[t.name] = append(ratios[t.name], round[t.name]/round["direct"])
+			}
+		}
+		fmt.Printf("%-14s %12s %22s\n", "line", "logins/s", "x direct (min-max)")
+		for _, t := range s.targets {
+			fmt.Printf("%-14s %12.0f", t.name, median(rates[t.name]))
+			if t.name != "direct" {
+				rs := ratios[t.name]
+				fmt.Printf(" %10.2f (%.2f-%.2f)", median(rs), minOf(rs), maxOf(rs))
+			}
+			fmt.Println()
+		}
+		if b.sessions > 0 {
+			fmt.Printf("%-14s %12s\n", "proxy", "KiB/idle session")
+			for _, t := range s.targets[1:] {
+				kib, err := idleMemory(t, b.sessions, user, pass, s.pgids[t.name])
+				if err != nil {
+					return fmt.Errorf("%s memory: %w", t.name, err)
+				}
+				fmt.Printf("%-14s %12.1f\n", t.name, kib)
+			}
+		}
+	}
+	return nil
+}
+
+func printVersions() {
+	dv, _ := exec.Command("dovecot", "--version").Output()
+	nv, _ := exec.Command("nginx", "-v").CombinedOutput()
+	fmt.Printf("dovecot %s; %s; %d logical CPUs\n", strings.TrimSpace(string(dv)), strings.TrimSpace(string(nv)), numCPU())
+}
+
+func numCPU() int {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	return strings.Count(string(b), "\nprocessor") + 1
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}
+
+func minOf(v []float64) float64 {
+	m := v[0]
+	for _, x := range v {
+		m = min(m, x)
+	}
+	return m
+}
+
+func maxOf(v []float64) float64 {
+	m := v[0]
+	for _, x := range v {
+		m = max(m, x)
+	}
+	return m
+}
+
+// writeCert writes a self-signed ECDSA certificate shared by every server.
+func writeCert(dir string) (certFile, keyFile string, err error) {
+	cert, err := tlsconf.SelfSigned("127.0.0.1", "localhost")
+	if err != nil {
+		return "", "", err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		return "", "", err
+	}
+	certFile, keyFile = filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o644); err != nil {
+		return "", "", err
+	}
+	// nginx workers run as nobody but read the key as root at start.
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		return "", "", err
+	}
+	return certFile, keyFile, nil
+}

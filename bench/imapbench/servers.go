@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"pipegate/internal/testenv"
+)
+
+// dovecotTuning makes every instance serve many sessions from few
+// processes (Dovecot's "high-performance" login mode) and lets one user
+// hold many sessions from one address.
+const dovecotTuning = `
+service imap-login {
+  service_count = 0
+  process_min_avail = 1
+  process_limit = 8
+  client_limit = 4096
+}
+service imap {
+  process_limit = 4096
+}
+default_client_limit = 8192
+protocol imap {
+  mail_max_userip_connections = 100000
+}
+`
+
+// process is a server started by the bench, in its own process group.
+type process struct {
+	name   string
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+func startProcess(name, logPath string, argv ...string) (*process, error) {
+	log, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer log.Close()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	p := &process{name: name, cmd: cmd, exited: make(chan struct{})}
+	go reap(p)
+	return p, nil
+}
+
+// reap waits for a process.
+func reap(p *process) {
+	p.cmd.Wait()
+	close(p.exited)
+}
+
+func (p *process) pgid() int { return p.cmd.Process.Pid }
+
+func (p *process) stop() {
+	syscall.Kill(-p.pgid(), syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		syscall.Kill(-p.pgid(), syscall.SIGKILL)
+		<-p.exited
+	}
+}
+
+// waitListening dials addr until it answers or 15 s pass.
+func waitListening(name, addr string, exited <-chan struct{}) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("%s exited before listening on %s", name, addr)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: nothing listens on %s", name, addr)
+		}
+	}
+}
+
+func freeAddr() string {
+	p, err := testenv.FreePort()
+	if err != nil {
+		panic(err) // bench program: no recovery possible without ports
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+}
+
+// startPipegate runs `pipegate imap` with plain and TLS listeners in front
+// of backend (plain IMAP).
+func startPipegate(bin, dir, certFile, keyFile, backend string) (proc *process, plain, tlsAddr string, err error) {
+	plain, tlsAddr = freeAddr(), freeAddr()
+	routes := filepath.Join(dir, "routes.yaml")
+	if err := os.WriteFile(routes, []byte("default: imap://"+backend+"\n"), 0o644); err != nil {
+		return nil, "", "", err
+	}
+	config := filepath.Join(dir, "pipegate.yaml")
+	err = os.WriteFile(config, []byte(fmt.Sprintf(`listen:
+  - addr: %s
+  - addr: %s
+    tls: true
+tls:
+  cert: %s
+  key: %s
+routes_file: %s
+allow_plaintext_auth: true
+drain_timeout: 2s
+log:
+  level: warn
+`, plain, tlsAddr, certFile, keyFile, routes)), 0o644)
+	if err != nil {
+		return nil, "", "", err
+	}
+	proc, err = startProcess("pipegate", filepath.Join(dir, "pipegate.log"), bin, "imap", "--config", config)
+	if err != nil {
+		return nil, "", "", err
+	}
+	for _, a := range []string{plain, tlsAddr} {
+		if err := waitListening("pipegate", a, proc.exited); err != nil {
+			proc.stop()
+			b, _ := os.ReadFile(filepath.Join(dir, "pipegate.log"))
+			return nil, "", "", fmt.Errorf("%w\n%s", err, b)
+		}
+	}
+	return proc, plain, tlsAddr, nil
+}
+
+// startNginx runs nginx's mail proxy with plain and TLS listeners; its
+// auth_http service sends every login to backend.
+func startNginx(bin, dir, certFile, keyFile, authAddr string) (proc *process, plain, tlsAddr string, err error) {
+	plain, tlsAddr = freeAddr(), freeAddr()
+	conf := filepath.Join(dir, "nginx.conf")
+	err = os.WriteFile(conf, []byte(fmt.Sprintf(`load_module /usr/lib/nginx/modules/ngx_mail_module.so;
+worker_processes 1;
+daemon off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log warn;
+events {
+  worker_connections 8192;
+}
+mail {
+  server_name localhost;
+  auth_http %[2]s/auth;
+  proxy_pass_error_message on;
+  server {
+    listen %[3]s;
+    protocol imap;
+  }
+  server {
+    listen %[4]s ssl;
+    protocol imap;
+    ssl_certificate %[5]s;
+    ssl_certificate_key %[6]s;
+    ssl_session_cache off;
+    ssl_session_tickets off;
+  }
+}
+`, dir, authAddr, plain, tlsAddr, certFile, keyFile)), 0o644)
+	if err != nil {
+		return nil, "", "", err
+	}
+	proc, err = startProcess("nginx", filepath.Join(dir, "nginx.out"), bin, "-e", filepath.Join(dir, "error.log"), "-p", dir, "-c", conf)
+	if err != nil {
+		return nil, "", "", err
+	}
+	for _, a := range []string{plain, tlsAddr} {
+		if err := waitListening("nginx", a, proc.exited); err != nil {
+			proc.stop()
+			b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			return nil, "", "", fmt.Errorf("%w\n%s", err, b)
+		}
+	}
+	return proc, plain, tlsAddr, nil
+}
+
+// authHTTP is nginx's auth_http service: every login goes to backend.
+type authHTTP struct {
+	srv  *http.Server
+	addr string
+	done chan struct{}
+}
+
+func startAuthHTTP(backend string) (*authHTTP, error) {
+	host, port, err := net.SplitHostPort(backend)
+	if err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/auth", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Auth-Status", "OK")
+		w.Header().Set("Auth-Server", host)
+		w.Header().Set("Auth-Port", port)
+	})
+	a := &authHTTP{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, addr: l.Addr().String(), done: make(chan struct{})}
+	go serveAuthHTTP(a, l)
+	return a, nil
+}
+
+// serveAuthHTTP is the auth_http accept loop.
+func serveAuthHTTP(a *authHTTP, l net.Listener) {
+	defer close(a.done)
+	if err := a.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		fmt.Fprintln(os.Stderr, "auth_http:", err)
+	}
+}
+
+func (a *authHTTP) close() {
+	a.srv.Shutdown(context.Background())
+	<-a.done
+}

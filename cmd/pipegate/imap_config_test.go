@@ -1,0 +1,179 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"pipegate/internal/tlstest"
+)
+
+// writeIMAPFiles writes a config and its cert, key, CA and routes files
+// (relative names, resolved against the config's folder) and returns the
+// config's path.
+func writeIMAPFiles(t *testing.T, config string) string {
+	t.Helper()
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t)
+	cert, key := ca.Issue(t, "127.0.0.1", "localhost")
+	copyFile(t, cert, filepath.Join(dir, "server.crt"))
+	copyFile(t, key, filepath.Join(dir, "server.key"))
+	copyFile(t, ca.CertFile(t), filepath.Join(dir, "backend-ca.crt"))
+	routes := "routes:\n  - account: alice@a.test\n    backend: imap://127.0.0.1:14301\n  - domain: b.test\n    backend: imaps://127.0.0.1:19932\ndefault: imap+starttls://127.0.0.1:14301\n"
+	writeTestFile(t, filepath.Join(dir, "routes.yaml"), routes)
+	path := filepath.Join(dir, "imap.yaml")
+	writeTestFile(t, path, config)
+	return path
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, to, string(b))
+}
+
+func writeTestFile(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// issueConfig is the file from the issue, with relative paths.
+const issueConfig = `listen:
+  - addr: 127.0.0.1:1143
+  - addr: 127.0.0.1:1993
+    tls: true
+tls:
+  cert: server.crt
+  key: server.key
+backend_tls:
+  ca: backend-ca.crt
+routes_file: routes.yaml
+`
+
+func TestIMAPConfigIssueFile(t *testing.T) {
+	path := writeIMAPFiles(t, issueConfig)
+	if err := checkIMAPConfig(path); err != nil {
+		t.Fatal(err)
+	}
+	s, err := loadIMAPConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(path)
+	if s.TLSCert != filepath.Join(dir, "server.crt") || s.RoutesFile != filepath.Join(dir, "routes.yaml") || s.BackendTLS.CA != filepath.Join(dir, "backend-ca.crt") {
+		t.Fatalf("relative paths not resolved against %s: %+v", dir, s)
+	}
+	if len(s.Listen) != 2 || s.Listen[0].TLS || !s.Listen[1].TLS {
+		t.Fatalf("listeners: %+v", s.Listen)
+	}
+	if s.DrainTimeout != imapDefaultDrainTimeout || s.Penalty != nil {
+		t.Fatalf("defaults: drain %v penalty %+v", s.DrainTimeout, s.Penalty)
+	}
+}
+
+func TestIMAPConfigAllFields(t *testing.T) {
+	path := writeIMAPFiles(t, `listen:
+  - addr: 127.0.0.1:1143
+  - addr: 127.0.0.1:1144
+    accept_proxy: true
+    trusted_proxies: [10.0.0.0/8, 127.0.0.1]
+tls:
+  cert: server.crt
+  key: server.key
+backend_tls:
+  ca: backend-ca.crt
+  server_name: imap.internal
+routes_file: routes.yaml
+allow_plaintext_auth: true
+oauth: true
+imap4rev2: false
+hostname: mail.example.com
+greeting: hello
+login_timeout: 30s
+max_login_failures: 5
+max_connections: 1000
+max_connections_per_ip: 20
+auth_penalty:
+  base: 1s
+  max: 8s
+  forget: 30m
+dial_timeout: 3s
+backend_timeout: 20s
+idle_timeout: 30m
+max_lifetime: 24h
+half_close_linger: 10s
+drain_timeout: 1m
+metrics_addr: 127.0.0.1:9143
+log:
+  format: json
+  level: debug
+`)
+	if err := checkIMAPConfig(path); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := loadIMAPConfig(path)
+	if s.LoginTimeout != 30*time.Second || s.Penalty.Max != 8*time.Second || !s.Listen[1].AcceptProxy || len(s.Listen[1].Trusted) != 2 || s.MaxConnectionsPerIP != 20 {
+		t.Fatalf("settings: %+v", s)
+	}
+}
+
+// TestIMAPConfigErrors: every message names the file, the line and the
+// field, and says what is wrong.
+func TestIMAPConfigErrors(t *testing.T) {
+	cases := []struct {
+		name, config string
+		want         []string // substrings of the error, after "FILE:"
+	}{
+		{"unknown top field", issueConfig + "routes_fiel: x\n", []string{":11: routes_fiel: unknown field (want one of:", "routes_file"}},
+		{"unknown listener field", strings.Replace(issueConfig, "    tls: true", "    tls: true\n    proxy: true", 1), []string{":5: listen[1].proxy: unknown field", "accept_proxy"}},
+		{"bad duration", issueConfig + "login_timeout: soon\n", []string{":11: login_timeout: \"soon\" is not a duration"}},
+		{"negative", issueConfig + "max_connections: -1\n", []string{":11: max_connections: -1: must not be negative"}},
+		{"wrong type", issueConfig + "max_login_failures: many\n", []string{":11: max_login_failures: cannot unmarshal"}},
+		{"bad addr", strings.Replace(issueConfig, "127.0.0.1:1143", "127.0.0.1", 1), []string{":2: listen[0].addr: \"127.0.0.1\": want HOST:PORT"}},
+		{"no listen", "routes_file: routes.yaml\n", []string{"listen: missing"}},
+		{"no routes", "listen:\n  - addr: 127.0.0.1:1143\n", []string{"routes_file: missing"}},
+		{"tls listener without tls", "listen:\n  - addr: 127.0.0.1:1993\n    tls: true\nroutes_file: routes.yaml\n", []string{":3: listen[0].tls: implicit TLS needs the tls: section"}},
+		{"proxy without trusted", "listen:\n  - addr: 127.0.0.1:1143\n    accept_proxy: true\nroutes_file: routes.yaml\n", []string{"listen[0].trusted_proxies: accept_proxy needs"}},
+		{"bad cidr", "listen:\n  - addr: 127.0.0.1:1143\n    accept_proxy: true\n    trusted_proxies: [10.0.0.0/33]\nroutes_file: routes.yaml\n", []string{":4: listen[0].trusted_proxies[0]:"}},
+		{"log level", issueConfig + "log:\n  level: loud\n", []string{":12: log.level: unknown level \"loud\""}},
+		{"penalty order", issueConfig + "auth_penalty:\n  base: 10s\n  max: 1s\n", []string{":13: auth_penalty.max: 1s is less than base 10s"}},
+		{"yaml syntax", issueConfig + "listen: [\n", []string{"imap.yaml:"}},
+		{"missing cert file", strings.Replace(issueConfig, "cert: server.crt", "cert: nope.crt", 1), []string{"tls: tls cert:", "nope.crt"}},
+		{"missing routes file", strings.Replace(issueConfig, "routes_file: routes.yaml", "routes_file: nope.yaml", 1), []string{"routes_file:", "nope.yaml"}},
+		{"two documents", issueConfig + "---\nlisten: []\n", []string{"more than one YAML document"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeIMAPFiles(t, tc.config)
+			err := checkIMAPConfig(path)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, path) {
+				t.Errorf("error does not start with the file name %s:\n%s", path, msg)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error lacks %q:\n%s", w, msg)
+				}
+			}
+		})
+	}
+}
+
+func TestIMAPConfigBadRoutesNamesBothFiles(t *testing.T) {
+	path := writeIMAPFiles(t, issueConfig)
+	writeTestFile(t, filepath.Join(filepath.Dir(path), "routes.yaml"), "routes:\n  - account: x@y\n    backend: ftp://h:1\n")
+	err := checkIMAPConfig(path)
+	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "routes.yaml:3") {
+		t.Fatalf("want both files and the routes line named, got %v", err)
+	}
+}

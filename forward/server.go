@@ -1,0 +1,290 @@
+package forward
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"pipegate/limit"
+	"pipegate/listener"
+	"pipegate/pipe"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("forward: server closed")
+
+// Deps are what a Server shares with the rest of the process.
+type Deps struct {
+	Log     *slog.Logger // nil: discard
+	Metrics *Metrics     // nil: no metrics
+}
+
+// Server runs one forward: it accepts connections on the listeners given
+// to Serve and pipes each to an upstream. Its methods are safe for
+// concurrent use.
+type Server struct {
+	deps   Deps
+	health healthBook
+	gen    atomic.Pointer[generation]
+
+	ctx    context.Context // cancelled by Shutdown: aborts handshakes and dials
+	cancel context.CancelCauseFunc
+
+	mu        sync.Mutex
+	shutting  bool
+	listeners map[net.Listener]struct{}
+	pending   map[net.Conn]struct{} // accepted, not yet handed to an engine
+	engines   []*pipe.Engine        // one per distinct pipe.Options seen
+	wg        sync.WaitGroup        // Serve loops and connection set-ups
+}
+
+// generation is one loaded Config, swapped whole on Reload.
+type generation struct {
+	cfg              Config
+	name             string
+	tls              *tls.Config
+	routes           []route
+	fallback         *pool // Config.Upstreams; nil when empty
+	sendProxy        string
+	proxy            *listener.ProxyPolicy // nil: no PROXY header expected
+	conns            *limit.Conns
+	engine           *pipe.Engine
+	dialTimeout      time.Duration
+	handshakeTimeout time.Duration
+	backoff          time.Duration
+}
+
+type route struct {
+	pattern string
+	pool    *pool
+}
+
+// New checks cfg and returns a Server ready to Serve.
+func New(cfg Config, deps Deps) (*Server, error) {
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &Server{
+		deps:      deps,
+		listeners: map[net.Listener]struct{}{},
+		pending:   map[net.Conn]struct{}{},
+	}
+	s.ctx, s.cancel = context.WithCancelCause(context.Background())
+	g, err := s.newGeneration(cfg, nil)
+	if err != nil {
+		s.cancel(nil)
+		return nil, err
+	}
+	s.engines = append(s.engines, g.engine)
+	s.gen.Store(g)
+	return s, nil
+}
+
+// Config returns the configuration in use for new connections.
+func (s *Server) Config() Config { return s.gen.Load().cfg }
+
+// Reload makes new connections use cfg; connections already set up keep
+// the configuration they started with. The listen address is not
+// re-read: to move a forward, start a new Server and Shutdown this one.
+// On error the old configuration stays.
+func (s *Server) Reload(cfg Config) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutting {
+		return ErrServerClosed
+	}
+	g, err := s.newGeneration(cfg, s.gen.Load())
+	if err != nil {
+		return err
+	}
+	if g.engine != s.gen.Load().engine {
+		s.engines = append(s.engines, g.engine)
+	}
+	s.gen.Store(g)
+	return nil
+}
+
+// newGeneration builds a generation from cfg, keeping the engine and the
+// connection counters of prev when their settings did not change, so that
+// limits keep counting the connections already open.
+func (s *Server) newGeneration(cfg Config, prev *generation) (*generation, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	g := &generation{
+		cfg:              cfg,
+		name:             cfg.name(),
+		tls:              cfg.TLS,
+		sendProxy:        cfg.SendProxy,
+		dialTimeout:      orDefault(cfg.DialTimeout, DefaultDialTimeout),
+		handshakeTimeout: orDefault(cfg.HandshakeTimeout, DefaultHandshakeTimeout),
+		backoff:          orDefault(cfg.Backoff, DefaultBackoff),
+	}
+	newPool := func(field string, addrs []string) (*pool, error) {
+		p := &pool{balance: cfg.Balance}
+		for _, a := range addrs {
+			u, err := newUpstream(a, cfg.UpstreamTLS, &s.health)
+			if err != nil {
+				return nil, &FieldError{Field: field, Err: err}
+			}
+			p.upstreams = append(p.upstreams, u)
+		}
+		return p, nil
+	}
+	for _, r := range cfg.Routes {
+		p, err := newPool("sni", r.Upstreams)
+		if err != nil {
+			return nil, err
+		}
+		g.routes = append(g.routes, route{pattern: r.ServerName, pool: p})
+	}
+	if len(cfg.Upstreams) > 0 {
+		p, err := newPool("to", cfg.Upstreams)
+		if err != nil {
+			return nil, err
+		}
+		g.fallback = p
+	}
+	if cfg.AcceptProxy {
+		network, _, _ := SplitAddr(cfg.Listen)
+		g.proxy = &listener.ProxyPolicy{
+			Trusted:       cfg.TrustedProxies,
+			TrustUnix:     network == "unix",
+			HeaderTimeout: g.handshakeTimeout,
+			Required:      true,
+		}
+	}
+	opts := pipe.Options{IdleTimeout: cfg.IdleTimeout, MaxLifetime: cfg.MaxLifetime, HalfCloseLinger: cfg.HalfCloseLinger}
+	if prev != nil && prev.engine.Options == opts {
+		g.engine = prev.engine
+	} else {
+		g.engine = &pipe.Engine{Options: opts}
+	}
+	if prev != nil && prev.cfg.MaxConns == cfg.MaxConns && prev.cfg.MaxConnsPerIP == cfg.MaxConnsPerIP {
+		g.conns = prev.conns
+	} else {
+		g.conns = limit.NewConns(cfg.MaxConns, cfg.MaxConnsPerIP)
+	}
+	return g, nil
+}
+
+// pick returns the pool for a TLS server name ("" when none or not TLS).
+func (g *generation) pick(serverName string) *pool {
+	if serverName != "" {
+		for _, r := range g.routes {
+			if matchRoute(r.pattern, serverName) {
+				return r.pool
+			}
+		}
+	}
+	return g.fallback
+}
+
+// ListenAndServe listens on Config.Listen and serves until Shutdown.
+func (s *Server) ListenAndServe() error {
+	ln, err := Listen(s.Config().Listen)
+	if err != nil {
+		return fmt.Errorf("forward %s: %w", s.gen.Load().name, err)
+	}
+	return s.Serve(ln)
+}
+
+// Serve accepts connections on ln until Shutdown, which closes ln. It
+// always returns a non-nil error: ErrServerClosed after Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.shutting {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+
+	var pause time.Duration // after temporary accept errors such as EMFILE
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.closing() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+				s.deps.Log.Warn("accept failed; retrying", "forward", s.gen.Load().name, "err", err, "retry_in", pause)
+				select {
+				case <-time.After(pause):
+				case <-s.ctx.Done():
+				}
+				continue
+			}
+			return fmt.Errorf("forward %s: accept: %w", s.gen.Load().name, err)
+		}
+		pause = 0
+		s.mu.Lock()
+		if s.shutting {
+			s.mu.Unlock()
+			c.Close()
+			return ErrServerClosed
+		}
+		s.pending[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.handleConn(c)
+	}
+}
+
+func isTemporary(err error) bool {
+	t, ok := errors.AsType[interface {
+		error
+		Temporary() bool
+	}](err)
+	return ok && t.Temporary()
+}
+
+func (s *Server) closing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shutting
+}
+
+// Shutdown stops accepting, aborts connections still being set up, waits
+// for the piped connections to end and force-closes those still open when
+// ctx ends. It returns ctx's error in that case.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutting = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	for c := range s.pending {
+		c.Close()
+	}
+	engines := s.engines
+	s.mu.Unlock()
+	s.cancel(ErrServerClosed)
+	s.wg.Wait()
+
+	errs := make([]error, len(engines))
+	var wg sync.WaitGroup
+	for i, e := range engines {
+		wg.Add(1)
+		go shutdownEngine(ctx, e, &errs[i], &wg)
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func shutdownEngine(ctx context.Context, e *pipe.Engine, err *error, wg *sync.WaitGroup) {
+	defer wg.Done()
+	*err = e.Shutdown(ctx)
+}

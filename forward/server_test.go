@@ -1,0 +1,471 @@
+package forward
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pires/go-proxyproto"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"go.uber.org/goleak"
+
+	"pipegate/internal/tlstest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// testTimeout bounds every wait in these tests; it is never a sleep.
+const testTimeout = 10 * time.Second
+
+func testClientTLS() *tls.Config { return &tls.Config{MinVersion: tls.VersionTLS12} }
+
+// logRecorder collects log records so tests can wait for a line.
+type logRecorder struct {
+	mu      sync.Mutex
+	changed chan struct{}
+	recs    []map[string]string
+}
+
+func newLogRecorder() *logRecorder { return &logRecorder{changed: make(chan struct{})} }
+
+func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler        { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler             { return l }
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	m := map[string]string{"msg": r.Message}
+	r.Attrs(func(a slog.Attr) bool { m[a.Key] = a.Value.String(); return true })
+	l.mu.Lock()
+	l.recs = append(l.recs, m)
+	close(l.changed)
+	l.changed = make(chan struct{})
+	l.mu.Unlock()
+	return nil
+}
+
+// wait returns the n-th (from 1) record with message msg, waiting for it.
+func (l *logRecorder) wait(t *testing.T, msg string, n int) map[string]string {
+	t.Helper()
+	timeout := time.After(testTimeout)
+	for {
+		l.mu.Lock()
+		seen := 0
+		for _, r := range l.recs {
+			if r["msg"] == msg {
+				if seen++; seen == n {
+					l.mu.Unlock()
+					return r
+				}
+			}
+		}
+		ch := l.changed
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-timeout:
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			t.Fatalf("no log record #%d %q within %v; have %v", n, msg, testTimeout, l.recs)
+		}
+	}
+}
+
+// startServer listens on a loopback port and serves cfg (Listen is set here).
+func startServer(t *testing.T, cfg Config) (*Server, string, *logRecorder, *Metrics) {
+	t.Helper()
+	cfg.Listen = "127.0.0.1:0"
+	rec := newLogRecorder()
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(cfg, Deps{Log: slog.New(rec), Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := Listen(cfg.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go serveForTest(srv, ln, done)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		srv.Shutdown(ctx)
+		if err := <-done; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return srv, ln.Addr().String(), rec, m
+}
+
+func serveForTest(srv *Server, ln net.Listener, done chan<- error) { done <- srv.Serve(ln) }
+
+// startUpstream runs handle for each connection on a loopback listener
+// (wrapped in TLS when cfg is set).
+func startUpstream(t *testing.T, cfg *tls.Config, handle func(net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg != nil {
+		ln = tls.NewListener(ln, cfg)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go acceptForTest(ln, handle, &wg)
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	return ln.Addr().String()
+}
+
+func acceptForTest(ln net.Listener, handle func(net.Conn), wg *sync.WaitGroup) {
+	defer wg.Done()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		wg.Add(1)
+		go handleForTest(c, handle, wg)
+	}
+}
+
+func handleForTest(c net.Conn, handle func(net.Conn), wg *sync.WaitGroup) {
+	defer wg.Done()
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(testTimeout))
+	handle(c)
+}
+
+// echo copies back what it reads, then half-closes.
+func echo(c net.Conn) {
+	io.Copy(c, c)
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+}
+
+// greet writes s and closes.
+func greet(s string) func(net.Conn) { return func(c net.Conn) { io.WriteString(c, s) } }
+
+// roundTrip sends msg, half-closes and returns everything read back.
+func roundTrip(t *testing.T, c net.Conn, msg string) string {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(testTimeout))
+	if _, err := io.WriteString(c, msg); err != nil {
+		t.Fatal(err)
+	}
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return string(b)
+}
+
+// refused sends msg and expects the connection closed (EOF or reset)
+// without a byte back.
+func refused(t *testing.T, c net.Conn, msg string) {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(testTimeout))
+	io.WriteString(c, msg) // may fail: the forwarder may have closed already
+	b, err := io.ReadAll(c)
+	if len(b) > 0 || err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("got %q, %v; want the connection closed", b, err)
+	}
+}
+
+func dial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, testTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// closedPort returns a loopback address nobody listens on.
+func closedPort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func TestForwardPlain(t *testing.T) {
+	up := startUpstream(t, nil, echo)
+	_, addr, rec, m := startServer(t, Config{Name: "plain", Upstreams: []string{up}})
+	if got := roundTrip(t, dial(t, addr), "hello"); got != "hello" {
+		t.Fatalf("echo = %q", got)
+	}
+	r := rec.wait(t, "connection closed", 1)
+	if r["forward"] != "plain" || r["upstream"] != up || r["bytes_to_upstream"] != "5" || r["bytes_to_client"] != "5" || r["reason"] == "" {
+		t.Errorf("log line: %v", r)
+	}
+	if got := metricValue(t, m.bytes.WithLabelValues("plain", "to_upstream")); got != 5 {
+		t.Errorf("bytes metric = %v, want 5", got)
+	}
+	if got := metricValue(t, m.open.WithLabelValues("plain")); got != 0 {
+		t.Errorf("open connections = %v after close, want 0", got)
+	}
+}
+
+func TestForwardFailover(t *testing.T) {
+	down := closedPort(t)
+	up := startUpstream(t, nil, greet("second"))
+	_, addr, rec, m := startServer(t, Config{Name: "fo", Upstreams: []string{down, up}, Backoff: time.Hour})
+	for i := range 2 {
+		if got := roundTrip(t, dial(t, addr), ""); got != "second" {
+			t.Fatalf("connection %d: got %q", i, got)
+		}
+		if r := rec.wait(t, "connection closed", i+1); r["upstream"] != up {
+			t.Fatalf("connection %d went to %q", i, r["upstream"])
+		}
+	}
+	// The second connection skipped the failing upstream (backing off).
+	if got := metricValue(t, m.dialErrs.WithLabelValues("fo", down)); got != 1 {
+		t.Errorf("dial errors for %s = %v, want 1", down, got)
+	}
+}
+
+func TestForwardAllUpstreamsDown(t *testing.T) {
+	_, addr, rec, m := startServer(t, Config{Name: "down", Upstreams: []string{closedPort(t), closedPort(t)}})
+	refused(t, dial(t, addr), "x")
+	if r := rec.wait(t, "connection refused", 1); r["reason"] != "dial" {
+		t.Errorf("log: %v", r)
+	}
+	if got := metricValue(t, m.refused.WithLabelValues("down", "dial")); got != 1 {
+		t.Errorf("refused{dial} = %v", got)
+	}
+}
+
+func TestForwardSNI(t *testing.T) {
+	ca := tlstest.NewCA(t)
+	serve := func(name string) string {
+		cert := ca.IssueCert(t, name)
+		return startUpstream(t, &tls.Config{Certificates: []tls.Certificate{cert}}, greet(name))
+	}
+	a, b, def := serve("a.example"), serve("x.b.example"), serve("default.example")
+	_, addr, rec, _ := startServer(t, Config{
+		Routes:    []Route{{ServerName: "a.example", Upstreams: []string{a}}, {ServerName: "*.b.example", Upstreams: []string{b}}},
+		Upstreams: []string{def},
+	})
+	for i, name := range []string{"a.example", "x.b.example", "default.example"} {
+		c := tls.Client(dial(t, addr), &tls.Config{ServerName: name, RootCAs: ca.Pool()})
+		if got := roundTrip(t, c, ""); got != name {
+			t.Errorf("SNI %s reached %q", name, got)
+		}
+		c.Close() // CloseWrite on a tls.Conn sends close_notify but no FIN
+		if r := rec.wait(t, "connection closed", i+1); r["sni"] != name {
+			t.Errorf("log sni = %q, want %s", r["sni"], name)
+		}
+	}
+}
+
+// Garbage instead of a ClientHello closes that connection only.
+func TestForwardSNIGarbage(t *testing.T) {
+	up := startUpstream(t, nil, greet("up"))
+	_, addr, rec, m := startServer(t, Config{Name: "sni", Routes: []Route{{ServerName: "a.example", Upstreams: []string{up}}}})
+	refused(t, dial(t, addr), "GET / HTTP/1.0\r\n\r\n")
+	if r := rec.wait(t, "connection refused", 1); r["reason"] != "client-hello" {
+		t.Errorf("log: %v", r)
+	}
+	// A ClientHello without a matching route (and no default) is refused too.
+	c := tls.Client(dial(t, addr), &tls.Config{ServerName: "other.example"})
+	c.SetDeadline(time.Now().Add(testTimeout))
+	if err := c.Handshake(); err == nil {
+		t.Fatal("handshake through a route-less name succeeded")
+	}
+	if r := rec.wait(t, "connection refused", 2); r["reason"] != "no-route" {
+		t.Errorf("log: %v", r)
+	}
+	if got := metricValue(t, m.refused.WithLabelValues("sni", "client-hello")); got != 1 {
+		t.Errorf("refused{client-hello} = %v", got)
+	}
+}
+
+func TestForwardLimits(t *testing.T) {
+	up := startUpstream(t, nil, echo)
+	_, addr, rec, m := startServer(t, Config{Name: "lim", Upstreams: []string{up}, MaxConns: 1})
+	first := dial(t, addr)
+	first.SetDeadline(time.Now().Add(testTimeout))
+	// A byte echoed proves the first connection is piped (counted).
+	if _, err := first.Write([]byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(first, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	refused(t, dial(t, addr), "2")
+	if r := rec.wait(t, "connection refused", 1); r["reason"] != "limit-total" {
+		t.Errorf("log: %v", r)
+	}
+	if got := metricValue(t, m.refused.WithLabelValues("lim", "limit")); got != 1 {
+		t.Errorf("refused{limit} = %v", got)
+	}
+	if got := roundTrip(t, first, "x"); got != "x" {
+		t.Fatalf("first connection got %q", got)
+	}
+	rec.wait(t, "connection closed", 1)
+	if got := roundTrip(t, dial(t, addr), "3"); got != "3" {
+		t.Fatalf("connection after the first closed got %q", got)
+	}
+}
+
+// proxyEcho parses a PROXY header and writes back the source address.
+func proxyEcho(c net.Conn) {
+	h, err := proxyproto.Read(bufio.NewReader(c))
+	if err != nil {
+		io.WriteString(c, "error: "+err.Error())
+		return
+	}
+	io.WriteString(c, h.SourceAddr.String())
+}
+
+func TestForwardAcceptAndSendProxy(t *testing.T) {
+	up := startUpstream(t, nil, proxyEcho)
+	_, addr, rec, _ := startServer(t, Config{
+		Upstreams: []string{up}, SendProxy: "v2",
+		AcceptProxy: true, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+	})
+	if got := roundTrip(t, dial(t, addr), "PROXY TCP4 192.0.2.7 192.0.2.1 4242 443\r\n"); got != "192.0.2.7:4242" {
+		t.Fatalf("upstream saw %q, want 192.0.2.7:4242", got)
+	}
+	if r := rec.wait(t, "connection closed", 1); r["client"] != "192.0.2.7:4242" || !strings.HasPrefix(r["peer"], "127.0.0.1:") {
+		t.Errorf("log: %v", r)
+	}
+	refused(t, dial(t, addr), "GET / HTTP/1.1\r\n\r\n")
+	if r := rec.wait(t, "connection refused", 1); r["reason"] != "proxy-header" {
+		t.Errorf("log: %v", r)
+	}
+}
+
+func TestForwardReload(t *testing.T) {
+	one := startUpstream(t, nil, echo)
+	two := startUpstream(t, nil, greet("two"))
+	srv, addr, _, _ := startServer(t, Config{Upstreams: []string{one}})
+	old := dial(t, addr)
+	old.SetDeadline(time.Now().Add(testTimeout))
+	if _, err := old.Write([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(old, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	cfg := srv.Config()
+	cfg.Upstreams = []string{two}
+	cfg.IdleTimeout = time.Hour // a new engine for new connections
+	if err := srv.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := roundTrip(t, dial(t, addr), ""); got != "two" {
+		t.Fatalf("new connection after reload got %q", got)
+	}
+	if got := roundTrip(t, old, "b"); got != "b" {
+		t.Fatalf("connection from before the reload got %q", got)
+	}
+	bad := cfg
+	bad.SendProxy = "v9"
+	if err := srv.Reload(bad); err == nil {
+		t.Fatal("reload with a bad config: no error")
+	}
+	if got := roundTrip(t, dial(t, addr), ""); got != "two" {
+		t.Fatalf("after a failed reload got %q", got)
+	}
+}
+
+func TestShutdownDrains(t *testing.T) {
+	up := startUpstream(t, nil, echo)
+	srv, addr, _, _ := startServer(t, Config{Upstreams: []string{up}})
+	c := dial(t, addr)
+	c.SetDeadline(time.Now().Add(testTimeout))
+	if _, err := c.Write([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go shutdownForTest(srv, context.Background(), done)
+	// Not accepting any more (bounded poll: the listener closes asynchronously).
+	for i := 0; ; i++ {
+		nc, err := net.DialTimeout("tcp", addr, testTimeout)
+		if err != nil {
+			break
+		}
+		nc.Close()
+		if i == 1000 {
+			t.Fatal("still accepting after Shutdown")
+		}
+		<-time.After(time.Millisecond)
+	}
+	// The open connection still works, and Shutdown returns once it ends.
+	if got := roundTrip(t, c, "bc"); got != "bc" {
+		t.Fatalf("draining connection got %q", got)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("Shutdown did not return after the last connection closed")
+	}
+}
+
+func TestShutdownDeadline(t *testing.T) {
+	up := startUpstream(t, nil, echo)
+	srv, addr, rec, _ := startServer(t, Config{Upstreams: []string{up}})
+	c := dial(t, addr)
+	c.SetDeadline(time.Now().Add(testTimeout))
+	if _, err := c.Write([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := srv.Shutdown(ctx); err == nil {
+		t.Fatal("Shutdown with an expired context: no error")
+	}
+	if _, err := io.ReadAll(c); err != nil && !errors.Is(err, net.ErrClosed) {
+		t.Logf("read after forced close: %v", err)
+	}
+	if r := rec.wait(t, "connection closed", 1); r["reason"] == "eof" {
+		t.Errorf("log: %v", r)
+	}
+}
+
+func shutdownForTest(srv *Server, ctx context.Context, done chan<- error) { done <- srv.Shutdown(ctx) }
+
+// metricValue reads a counter or gauge.
+func metricValue(t *testing.T, m prometheus.Metric) float64 {
+	t.Helper()
+	var d dto.Metric
+	if err := m.Write(&d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Counter != nil {
+		return d.Counter.GetValue()
+	}
+	return d.Gauge.GetValue()
+}

@@ -1,0 +1,195 @@
+package forward
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"pipegate/listener"
+)
+
+// upstream is one configured upstream address.
+type upstream struct {
+	addr             string // as configured, for logs and metrics
+	network, address string
+	tls              *tls.Config // nil: plain; else with ServerName set
+	health           *health
+}
+
+// health counts the consecutive dial failures of one upstream address. It
+// is shared by every pool and every reload that names the address.
+type health struct {
+	mu    sync.Mutex
+	fails int
+	until time.Time // skipped while now is before it
+}
+
+func (h *health) failed(now time.Time, base time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.fails++
+	d := base << min(h.fails-1, 16)
+	if d > MaxBackoff || d <= 0 {
+		d = MaxBackoff
+	}
+	h.until = now.Add(d)
+}
+
+func (h *health) succeeded() {
+	h.mu.Lock()
+	h.fails, h.until = 0, time.Time{}
+	h.mu.Unlock()
+}
+
+func (h *health) retryAt() time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.until
+}
+
+// healthBook maps upstream addresses to their health across reloads.
+type healthBook struct {
+	mu sync.Mutex
+	m  map[string]*health
+}
+
+func (b *healthBook) get(addr string) *health {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m == nil {
+		b.m = map[string]*health{}
+	}
+	h := b.m[addr]
+	if h == nil {
+		h = &health{}
+		b.m[addr] = h
+	}
+	return h
+}
+
+// pool is the upstream list of one route with its balancing.
+type pool struct {
+	upstreams []*upstream
+	balance   Balance
+	next      atomic.Uint64
+}
+
+// candidates returns the upstreams in the order to try: balanced order,
+// with those backing off moved to the end (soonest retry first), so that a
+// connection is never refused while some upstream might still answer.
+func (p *pool) candidates(now time.Time) []*upstream {
+	n := len(p.upstreams)
+	start := 0
+	if p.balance == RoundRobin && n > 1 {
+		start = int((p.next.Add(1) - 1) % uint64(n))
+	}
+	ready := make([]*upstream, 0, n)
+	var waiting []*upstream
+	var retry []time.Time
+	for i := range n {
+		u := p.upstreams[(start+i)%n]
+		if at := u.health.retryAt(); now.Before(at) {
+			waiting = append(waiting, u)
+			retry = append(retry, at)
+			continue
+		}
+		ready = append(ready, u)
+	}
+	if len(waiting) > 1 {
+		idx := make([]int, len(waiting))
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.SliceStable(idx, func(a, b int) bool { return retry[idx[a]].Before(retry[idx[b]]) })
+		sorted := make([]*upstream, len(waiting))
+		for i, j := range idx {
+			sorted[i] = waiting[j]
+		}
+		waiting = sorted
+	}
+	return append(ready, waiting...)
+}
+
+// newUpstream resolves nothing: it only splits the address and prepares
+// the TLS configuration for it.
+func newUpstream(addr string, base *tls.Config, book *healthBook) (*upstream, error) {
+	network, address, err := SplitAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	u := &upstream{addr: addr, network: network, address: address, health: book.get(addr)}
+	if base != nil {
+		u.tls = base.Clone()
+		if u.tls.ServerName == "" {
+			if network == "unix" {
+				if !u.tls.InsecureSkipVerify {
+					return nil, fmt.Errorf("upstream %s: TLS over a unix socket needs a server name to verify", addr)
+				}
+			} else {
+				host, _, _ := net.SplitHostPort(address)
+				u.tls.ServerName = host
+			}
+		}
+	}
+	return u, nil
+}
+
+// dialUpstream tries the candidates of p in turn, each within the dial
+// timeout, and returns the first connection that is ready for bytes: dialled,
+// PROXY header sent, TLS handshake done.
+func (s *Server) dialUpstream(ctx context.Context, g *generation, p *pool, client, local netip.AddrPort) (net.Conn, *upstream, error) {
+	var errs []error
+	for _, u := range p.candidates(time.Now()) {
+		c, err := g.dialOne(ctx, u, client, local)
+		if err == nil {
+			u.health.succeeded()
+			return c, u, nil
+		}
+		if ctx.Err() != nil { // shutting down: not the upstream's fault
+			return nil, nil, fmt.Errorf("dial %s: %w", u.addr, context.Cause(ctx))
+		}
+		u.health.failed(time.Now(), g.backoff)
+		s.deps.Metrics.dialError(g.name, u.addr)
+		errs = append(errs, err)
+	}
+	return nil, nil, errors.Join(errs...)
+}
+
+func (g *generation) dialOne(ctx context.Context, u *upstream, client, local netip.AddrPort) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, g.dialTimeout)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, u.network, u.address)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", u.addr, err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	if g.sendProxy != "" {
+		if err := listener.WriteHeader(c, g.sendProxy, client, local); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("send PROXY %s header to %s: %w", g.sendProxy, u.addr, err)
+		}
+	}
+	if u.tls != nil {
+		tc := tls.Client(c, u.tls)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("TLS handshake with %s: %w", u.addr, err)
+		}
+		c = tc
+	}
+	if err := c.SetDeadline(time.Time{}); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("upstream %s: %w", u.addr, err)
+	}
+	return c, nil
+}

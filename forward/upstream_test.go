@@ -1,0 +1,139 @@
+package forward
+
+import (
+	"testing"
+	"time"
+)
+
+func testPool(b Balance, addrs ...string) *pool {
+	var book healthBook
+	p := &pool{balance: b}
+	for _, a := range addrs {
+		u, err := newUpstream(a, nil, &book)
+		if err != nil {
+			panic(err)
+		}
+		p.upstreams = append(p.upstreams, u)
+	}
+	return p
+}
+
+func order(us []*upstream) []string {
+	var s []string
+	for _, u := range us {
+		s = append(s, u.addr)
+	}
+	return s
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestCandidates(t *testing.T) {
+	now := time.Now()
+	p := testPool(Order, "a:1", "b:1", "c:1")
+	if got := order(p.candidates(now)); !equal(got, []string{"a:1", "b:1", "c:1"}) {
+		t.Errorf("order: %v", got)
+	}
+	// a failing upstream moves to the end while it backs off...
+	p.upstreams[0].health.failed(now, time.Second)
+	if got := order(p.candidates(now)); !equal(got, []string{"b:1", "c:1", "a:1"}) {
+		t.Errorf("a backing off: %v", got)
+	}
+	// ...and is back in place afterwards.
+	if got := order(p.candidates(now.Add(2 * time.Second))); !equal(got, []string{"a:1", "b:1", "c:1"}) {
+		t.Errorf("a after back-off: %v", got)
+	}
+	// Of two backing off, the one retrying sooner comes first.
+	p.upstreams[1].health.failed(now, time.Second)
+	p.upstreams[0].health.failed(now, time.Second) // second failure: 2s
+	if got := order(p.candidates(now)); !equal(got, []string{"c:1", "b:1", "a:1"}) {
+		t.Errorf("a and b backing off: %v", got)
+	}
+	p.upstreams[0].health.succeeded()
+	if got := order(p.candidates(now)); !equal(got, []string{"a:1", "c:1", "b:1"}) {
+		t.Errorf("a recovered: %v", got)
+	}
+}
+
+func TestCandidatesRoundRobin(t *testing.T) {
+	p := testPool(RoundRobin, "a:1", "b:1", "c:1")
+	now := time.Now()
+	var firsts []string
+	for range 4 {
+		firsts = append(firsts, p.candidates(now)[0].addr)
+	}
+	if !equal(firsts, []string{"a:1", "b:1", "c:1", "a:1"}) {
+		t.Errorf("round robin firsts: %v", firsts)
+	}
+}
+
+func TestBackoffGrowsAndCaps(t *testing.T) {
+	var h health
+	now := time.Now()
+	var got []time.Duration
+	for range 8 {
+		h.failed(now, time.Second)
+		got = append(got, h.retryAt().Sub(now))
+	}
+	want := []time.Duration{1, 2, 4, 8, 16, 30, 30, 30}
+	for i := range want {
+		if got[i] != want[i]*time.Second {
+			t.Fatalf("back-offs %v, want %v seconds", got, want)
+		}
+	}
+}
+
+func TestUpstreamTLSServerName(t *testing.T) {
+	var book healthBook
+	base := testClientTLS()
+	u, err := newUpstream("backend.example:443", base, &book)
+	if err != nil || u.tls.ServerName != "backend.example" {
+		t.Fatalf("server name %q, err %v; want backend.example", u.tls.ServerName, err)
+	}
+	if base.ServerName != "" {
+		t.Fatal("base config modified")
+	}
+	if _, err := newUpstream("unix:/run/x.sock", base, &book); err == nil {
+		t.Fatal("TLS to a unix socket without server name: no error")
+	}
+}
+
+func TestValidate(t *testing.T) {
+	ok := Config{Listen: "127.0.0.1:0", Upstreams: []string{"127.0.0.1:1"}}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("valid config: %v", err)
+	}
+	for _, tc := range []struct {
+		field string
+		edit  func(*Config)
+	}{
+		{"listen", func(c *Config) { c.Listen = "nocolon" }},
+		{"listen", func(c *Config) { c.Listen = "unix:" }},
+		{"to", func(c *Config) { c.Upstreams = nil }},
+		{"to", func(c *Config) { c.Upstreams = []string{"127.0.0.1:99999"} }},
+		{"sni", func(c *Config) { c.Routes = []Route{{ServerName: "a b", Upstreams: []string{"x:1"}}} }},
+		{"sni", func(c *Config) { c.Routes = []Route{{ServerName: "a.example"}} }},
+		{"send-proxy", func(c *Config) { c.SendProxy = "v3" }},
+		{"trusted-proxy", func(c *Config) { c.AcceptProxy = true }},
+		{"max-conns", func(c *Config) { c.MaxConns = -1 }},
+		{"dial-timeout", func(c *Config) { c.DialTimeout = -time.Second }},
+	} {
+		c := ok
+		tc.edit(&c)
+		err := c.Validate()
+		fe, isField := err.(*FieldError)
+		if !isField || fe.Field != tc.field {
+			t.Errorf("%s: err = %v, want a FieldError for %s", tc.field, err, tc.field)
+		}
+	}
+}

@@ -1,0 +1,136 @@
+package imap
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+
+	"pipegate/imap/wire"
+)
+
+// login logs in to the backend with the client's credentials and returns
+// the backend's tagged answer (OK, NO or BAD). An error means the backend
+// failed (I/O, protocol), not that the login was refused.
+//
+// Password logins use LOGIN, or AUTHENTICATE PLAIN when the backend
+// advertises LOGINDISABLED or when the client gave an authorization
+// identity. loginName, from the route, replaces the account name.
+// XOAUTH2 and OAUTHBEARER are passed on unchanged and the backend's
+// challenges relayed to the client.
+func (bc *backendConn) login(ss *session, cred credentials, loginName string) (*wire.Response, error) {
+	if cred.mech != "" {
+		return bc.authenticate(ss, cred.mech, cred.saslIR, true)
+	}
+	user, authz := cred.user, cred.authz
+	if loginName != "" {
+		if authz != "" {
+			authz = loginName
+		} else {
+			user = loginName
+		}
+	}
+	if authz == "" && !wire.HasCap(bc.caps, "LOGINDISABLED") {
+		return bc.loginCommand(user, cred.pass)
+	}
+	msg := authz + "\x00" + user + "\x00" + cred.pass
+	return bc.authenticate(ss, "PLAIN", base64.StdEncoding.EncodeToString([]byte(msg)), false)
+}
+
+// loginCommand sends LOGIN, with strings quoted or as literals as the
+// backend takes them.
+func (bc *backendConn) loginCommand(user, pass string) (*wire.Response, error) {
+	tag := bc.nextTag()
+	w := bc.writer()
+	w.Atom(tag).SP().Atom("LOGIN").SP().String(user).SP().String(pass).CRLF()
+	if err := w.Flush(); err != nil {
+		var cr *continueRefused
+		if errors.As(err, &cr) && cr.resp.Tag == tag {
+			return cr.resp, nil
+		}
+		return nil, fmt.Errorf("LOGIN: %w", err)
+	}
+	resp, err := bc.readTagged(tag)
+	if err != nil {
+		return nil, fmt.Errorf("LOGIN: %w", err)
+	}
+	if resp.Tag == "+" {
+		return nil, errors.New("LOGIN: unexpected continuation request")
+	}
+	return resp, nil
+}
+
+// authenticate runs AUTHENTICATE mech with the initial response ir
+// (base64). With relay, further challenges go to the client and its
+// answers back (XOAUTH2 sends its error that way); else a challenge is
+// answered with "*" (cancel).
+func (bc *backendConn) authenticate(ss *session, mech, ir string, relay bool) (*wire.Response, error) {
+	tag := bc.nextTag()
+	if ir == "" {
+		ir = "="
+	}
+	if wire.HasCap(bc.caps, "SASL-IR") {
+		if err := bc.send(tag + " AUTHENTICATE " + mech + " " + ir + "\r\n"); err != nil {
+			return nil, err
+		}
+	} else {
+		if err := bc.send(tag + " AUTHENTICATE " + mech + "\r\n"); err != nil {
+			return nil, err
+		}
+		resp, err := bc.readTagged(tag)
+		if err != nil {
+			return nil, fmt.Errorf("AUTHENTICATE %s: %w", mech, err)
+		}
+		if resp.Tag != "+" {
+			return resp, nil
+		}
+		if err := bc.send(ir + "\r\n"); err != nil {
+			return nil, err
+		}
+	}
+	for range 16 {
+		resp, err := bc.readTagged(tag)
+		if err != nil {
+			return nil, fmt.Errorf("AUTHENTICATE %s: %w", mech, err)
+		}
+		if resp.Tag != "+" {
+			return resp, nil
+		}
+		answer := "*"
+		if relay {
+			if answer, err = ss.relayChallenge(resp.Text); err != nil {
+				return nil, err
+			}
+		}
+		if err := bc.send(answer + "\r\n"); err != nil {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("AUTHENTICATE %s: too many challenges", mech)
+}
+
+// relayChallenge passes a backend's SASL challenge to the client and
+// returns the client's answer line. A client that cannot answer ends the
+// session (ss.done is set).
+func (ss *session) relayChallenge(challenge string) (string, error) {
+	// Not SafeText: a challenge must not be cut; it is one line already.
+	ss.writef("+ %s\r\n", strings.Map(dropCRLF, challenge))
+	if err := ss.flush(); err != nil {
+		ss.done, ss.reason = true, "client write: "+err.Error()
+		return "", err
+	}
+	line, err := ss.rd.ReadLine()
+	if err != nil {
+		ss.readFailed(err) // ends the session: BYE on timeout or a line too long
+		return "", err
+	}
+	return string(line), nil
+}
+
+// dropCRLF, for strings.Map, removes CR, LF and NUL.
+func dropCRLF(r rune) rune {
+	if r == '\r' || r == '\n' || r == 0 {
+		return -1
+	}
+	return r
+}

@@ -1,0 +1,57 @@
+package imap_test
+
+import (
+	"bufio"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+
+	"pipegate/imap"
+)
+
+// BenchmarkLogin: connect, LOGIN, LOGOUT through the proxy to an
+// in-memory backend, one client at a time. BenchmarkLoginDirect is the
+// same against the backend itself.
+func BenchmarkLogin(b *testing.B)       { benchLogin(b, true) }
+func BenchmarkLoginDirect(b *testing.B) { benchLogin(b, false) }
+
+func benchLogin(b *testing.B, viaProxy bool) {
+	be := startBackend(b, map[string]string{"alice@a.test": "apass"}, backendOpts{})
+	addr := be.addr
+	if viaProxy {
+		p := startProxy(b, &imap.Server{
+			Router:             routes(b, map[string][]string{"alice@a.test": {plainURL(be.addr)}}),
+			AllowPlaintextAuth: true,
+			Logger:             slog.New(slog.NewTextHandler(io.Discard, nil)),
+		})
+		addr = p.addr
+	}
+	for b.Loop() {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		br := bufio.NewReader(c)
+		readUntil(b, br, "* OK")
+		io.WriteString(c, "a LOGIN alice@a.test apass\r\n")
+		readUntil(b, br, "a OK")
+		io.WriteString(c, "b LOGOUT\r\n")
+		readUntil(b, br, "b OK")
+		c.Close()
+	}
+}
+
+func readUntil(b *testing.B, br *bufio.Reader, prefix string) {
+	for range 20 {
+		l, err := br.ReadString('\n')
+		if err != nil {
+			b.Fatalf("waiting for %q: %v", prefix, err)
+		}
+		if strings.HasPrefix(l, prefix) {
+			return
+		}
+	}
+	b.Fatalf("no %q", prefix)
+}

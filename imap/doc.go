@@ -1,0 +1,39 @@
+// Package imap is pipegate's IMAP reverse proxy. It speaks the pre-login
+// part of IMAP with the client (greeting, CAPABILITY, STARTTLS, ID, LOGIN,
+// AUTHENTICATE), asks a route.Router which backends hold the account, logs
+// in to the first one that answers, and then hands both connections to the
+// pipe core, never parsing again.
+//
+// Usage:
+//
+//	srv := &imap.Server{
+//		Router:     router,             // a route.Router: file, LDAP, SQL, ...
+//		TLSConfig:  tlsServer.Config(), // for STARTTLS and port 993
+//		BackendTLS: &tls.Config{RootCAs: backendCA},
+//		Penalty:    &limit.Penalty{},
+//		Metrics:    imap.NewMetrics(prometheus.DefaultRegisterer),
+//	}
+//	l143, _ := net.Listen("tcp", ":143")
+//	l993, _ := net.Listen("tcp", ":993")
+//	go srv.Serve(l143, false) // plain, STARTTLS offered
+//	go srv.Serve(l993, true)  // implicit TLS
+//	...
+//	srv.SetRouter(newRouter) // on SIGHUP
+//	srv.Shutdown(ctx)        // on SIGTERM
+//
+// Before login the proxy answers CAPABILITY, NOOP, LOGOUT, STARTTLS, ID,
+// LOGIN and AUTHENTICATE (PLAIN, LOGIN, and with Server.OAuth XOAUTH2 and
+// OAUTHBEARER) itself; anything else gets a tagged BAD. Towards a backend
+// it reads the greeting, runs STARTTLS if the route says so, sends ID with
+// the client's address (x-originating-ip and friends, which Dovecot trusts
+// from login_trusted_networks) when the backend advertises ID, then LOGIN
+// (or AUTHENTICATE PLAIN when the backend has LOGINDISABLED). The client
+// gets the backend's tagged answer with its own tag and, on OK, the
+// backend's post-login capabilities.
+//
+// The client dialogue is in one file per command (capability.go,
+// starttls.go, id.go, login.go, authenticate.go, ...); the backend side is
+// in backend.go (connect, TLS, greeting, ID with the client's address) and
+// backend_login.go; handover.go passes the connections to the pipe with
+// the bytes already read from them. The byte-level codec is imap/wire.
+package imap

@@ -1,0 +1,101 @@
+package imap
+
+import (
+	"bufio"
+	"net"
+	"time"
+
+	"pipegate/pipe"
+)
+
+// handover gives both connections, with any bytes already read from them,
+// to the pipe. From here on the proxy never parses again.
+func (ss *session) handover(bc *backendConn) {
+	bc.stop()
+	ss.mu.Lock()
+	ss.piped = true // from here on, Shutdown leaves the conns to the pipe
+	ss.mu.Unlock()
+	if ss.stopWatch != nil {
+		ss.stopWatch()
+	}
+	clientSide := withBuffered(ss.conn, ss.br)
+	backendSide := withBuffered(bc.conn, bc.br)
+	_ = ss.conn.SetDeadline(time.Time{})
+	_ = bc.conn.SetDeadline(time.Time{})
+	ss.done, ss.reason = true, "piped"
+	ss.br, ss.rd = nil, nil
+
+	log := ss.log
+	client, account, backend := ss.client.String(), ss.account, bc.b.Addr
+	clientTLS, backendTLS := ss.isTLS, bc.isTLS
+	release, metrics := ss.release, ss.srv.Metrics
+	after := func(r pipe.Result) {
+		release()
+		metrics.sessionEnded()
+		reason := r.Reason.String()
+		if r.FirstEnd != pipe.SideNone {
+			side := "client"
+			if r.FirstEnd == pipe.SideB {
+				side = "backend"
+			}
+			reason += " (" + side + " first)"
+		}
+		attrs := []any{
+			"client", client,
+			"account", account,
+			"backend", backend,
+			"client_tls", clientTLS,
+			"backend_tls", backendTLS,
+			"bytes_to_backend", r.BytesAToB,
+			"bytes_to_client", r.BytesBToA,
+			"duration", r.Duration().Round(time.Millisecond),
+			"reason", reason,
+		}
+		if r.Err != nil {
+			attrs = append(attrs, "err", r.Err.Error())
+		}
+		log.Info("imap session", attrs...)
+	}
+	ss.srv.enter(clientSide, backendSide, after)
+}
+
+// withBuffered returns c with the bytes br read from it but did not
+// consume, so that none are lost. A *pipe.PrefixConn (bytes read past a
+// PROXY header) is flattened: its unread prefix comes after ours.
+func withBuffered(c net.Conn, br *bufio.Reader) net.Conn {
+	var buf []byte
+	if n := br.Buffered(); n > 0 {
+		b, _ := br.Peek(n) // cannot fail: n bytes are buffered
+		buf = append([]byte(nil), b...)
+	}
+	if pc, ok := c.(*pipe.PrefixConn); ok {
+		return pipe.WithPrefix(pc.Conn, append(buf, pc.Prefix...))
+	}
+	return pipe.WithPrefix(c, buf)
+}
+
+// enter runs a piped session on the Engine, or on its own goroutine.
+// Shutdown waits for s.piped: it is counted in here (before the session's
+// pre-login count ends) and out after afterClose.
+func (s *Server) enter(a, b net.Conn, afterClose func(pipe.Result)) {
+	s.piped.Add(1)
+	after := func(r pipe.Result) {
+		defer s.piped.Done()
+		afterClose(r)
+	}
+	if s.Engine != nil {
+		if err := s.Engine.Enter(a, b, after); err != nil {
+			_ = a.Close()
+			_ = b.Close()
+			now := time.Now()
+			after(pipe.Result{Start: now, End: now, Reason: pipe.ReasonShutdown, Err: err})
+		}
+		return
+	}
+	go s.join(a, b, after)
+}
+
+// join is the goroutine of one piped session run without an Engine.
+func (s *Server) join(a, b net.Conn, after func(pipe.Result)) {
+	after(pipe.Join(s.baseCtx, a, b, &s.PipeOptions))
+}

@@ -1,0 +1,73 @@
+package imap
+
+import (
+	"strings"
+
+	"pipegate/imap/wire"
+)
+
+// idField is one field of an ID list; a nil value is NIL.
+type idField struct {
+	key   string
+	value *string
+}
+
+// Limits of RFC 2971 section 3.3.
+const (
+	maxIDFields   = 30
+	maxIDKey      = 30
+	maxIDValue    = 1024
+	idProductName = "pipegate"
+)
+
+// cmdID answers with our identity and remembers the client's fields, to
+// pass them on to backends after ours. Fields whose names start with "x-"
+// are dropped: a client must not set x-originating-ip and the like, which
+// backends trust from the proxy.
+func (ss *session) cmdID(cmd *wire.Command) {
+	if len(cmd.Args) != 1 {
+		ss.tagged(cmd.Tag, "BAD", "", "ID takes one argument: NIL or a list of fields")
+		return
+	}
+	arg := cmd.Args[0]
+	var fields []idField
+	switch {
+	case arg.IsNIL():
+	case arg.Kind == wire.KindList:
+		if len(arg.List)%2 != 0 {
+			ss.tagged(cmd.Tag, "BAD", "", "ID list must hold field-value pairs")
+			return
+		}
+		if len(arg.List) > 2*maxIDFields {
+			ss.tagged(cmd.Tag, "BAD", "", "ID list has more than 30 fields")
+			return
+		}
+		for i := 0; i < len(arg.List); i += 2 {
+			k, v := arg.List[i], arg.List[i+1]
+			if !k.IsString() || len(k.Str) > maxIDKey {
+				ss.tagged(cmd.Tag, "BAD", "", "ID field names must be strings of at most 30 bytes")
+				return
+			}
+			var val *string
+			switch {
+			case v.IsNIL():
+			case v.IsString() && len(v.Str) <= maxIDValue:
+				s := v.Str
+				val = &s
+			default:
+				ss.tagged(cmd.Tag, "BAD", "", "ID values must be NIL or strings of at most 1024 bytes")
+				return
+			}
+			if strings.HasPrefix(strings.ToLower(k.Str), "x-") {
+				continue
+			}
+			fields = append(fields, idField{key: k.Str, value: val})
+		}
+	default:
+		ss.tagged(cmd.Tag, "BAD", "", "ID takes NIL or a parenthesized list")
+		return
+	}
+	ss.clientID = fields
+	ss.writef("* ID (\"name\" \"%s\")\r\n", idProductName)
+	ss.tagged(cmd.Tag, "OK", "", "ID completed")
+}

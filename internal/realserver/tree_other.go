@@ -1,0 +1,5 @@
+//go:build !linux
+
+package realserver
+
+func descendants(pid int) []int { return nil }

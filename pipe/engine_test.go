@@ -1,0 +1,223 @@
+package pipe
+
+import (
+	"context"
+	"errors"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// spinUntil polls cond without sleeping, within a bound: for states that a
+// goroutine reaches just after the event the test can observe.
+func spinUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		runtime.Gosched()
+	}
+}
+
+// TestEngine: counts, graceful Shutdown waiting for pipes and their
+// callbacks, then refusing Enter.
+func TestEngine(t *testing.T) {
+	var e Engine
+	const n = 3
+	peers := make([][2]net.Conn, n)
+	var calls atomic.Int32
+	for i := range peers {
+		a, ap := side(t, kTCP)
+		b, bp := side(t, kTLS)
+		peers[i] = [2]net.Conn{ap, bp}
+		if err := e.Enter(a, b, func(Result) { calls.Add(1) }); err != nil {
+			t.Fatalf("Enter: %v", err)
+		}
+	}
+	write(t, peers[0][0], "12345")
+	readN(t, peers[0][1], 5)
+	write(t, peers[1][1], "abc")
+	readN(t, peers[1][0], 3)
+	// Counters are added right after each write returns: the peer may see
+	// the bytes a moment before.
+	spinUntil(t, "byte counters catch up", func() bool { s := e.Stats(); return s.BytesAToB == 5 && s.BytesBToA == 3 })
+	if s := e.Stats(); s.Open != n || s.Total != n || s.BytesAToB != 5 || s.BytesBToA != 3 {
+		t.Fatalf("stats %+v", s)
+	}
+	done := make(chan error, 1)
+	go shutdownInto(&e, context.Background(), done)
+	spinUntil(t, "shutdown begins", e.ShuttingDown)
+	a, _ := side(t, kTCP)
+	b, _ := side(t, kTCP)
+	if err := e.Enter(a, b, nil); !errors.Is(err, ErrShuttingDown) {
+		t.Fatalf("Enter during shutdown: %v, want ErrShuttingDown", err)
+	}
+	for _, p := range peers {
+		closeWrite(t, p[0])
+		closeWrite(t, p[1])
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if c := calls.Load(); c != n {
+		t.Fatalf("%d callbacks ran before Shutdown returned, want %d", c, n)
+	}
+	if s := e.Stats(); s.Open != 0 || s.Total != n {
+		t.Fatalf("stats after shutdown %+v", s)
+	}
+}
+
+func shutdownInto(e *Engine, ctx context.Context, done chan<- error) { done <- e.Shutdown(ctx) }
+
+// TestEngineForcedShutdown: at the context's deadline the remaining pipes
+// are stopped with ReasonShutdown, each callback runs once, before
+// Shutdown returns.
+func TestEngineForcedShutdown(t *testing.T) {
+	e := &Engine{Options: Options{HalfCloseLinger: -1}}
+	kinds := [][2]kind{{kTCP, kTCP}, {kTLS, kUnix}, {kNetPipe, kTCP}, {kTLS, kTLS}}
+	var mu sync.Mutex
+	got := map[int][]Result{}
+	for i, k := range kinds {
+		a, ap := side(t, k[0])
+		b, _ := side(t, k[1])
+		if i == 0 {
+			closeWrite(t, ap) // half-closed and lingering forever
+		}
+		if err := e.Enter(a, b, func(r Result) { mu.Lock(); got[i] = append(got[i], r); mu.Unlock() }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := e.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown: %v, want deadline exceeded", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range kinds {
+		if len(got[i]) != 1 || got[i][0].Reason != ReasonShutdown {
+			t.Fatalf("pipe %d results %+v, want one shutdown", i, got[i])
+		}
+	}
+	if got[0][0].FirstEnd != SideA {
+		t.Fatalf("half-closed pipe FirstEnd %s, want a", got[0][0].FirstEnd)
+	}
+	if err := e.Shutdown(context.Background()); err != nil {
+		t.Fatalf("second Shutdown: %v", err)
+	}
+}
+
+// TestEngineConcurrentEnter: Enter from many goroutines at once.
+func TestEngineConcurrentEnter(t *testing.T) {
+	var e Engine
+	const workers, each = 8, 10
+	conns := make(chan [2]net.Conn, workers*each)
+	for range workers * each {
+		a, _ := side(t, kTCP)
+		b, _ := side(t, kUnix)
+		conns <- [2]net.Conn{a, b}
+	}
+	close(conns)
+	var wg sync.WaitGroup
+	var ended atomic.Int32
+	for range workers {
+		wg.Go(func() {
+			for c := range conns {
+				if err := e.Enter(c[0], c[1], func(Result) { ended.Add(1) }); err != nil {
+					t.Errorf("Enter: %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if s := e.Stats(); s.Total != workers*each {
+		t.Fatalf("Total %d", s.Total)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = e.Shutdown(ctx)
+	if ended.Load() != workers*each || e.Stats().Open != 0 {
+		t.Fatalf("ended %d, open %d", ended.Load(), e.Stats().Open)
+	}
+}
+
+// TestIdleHoldsNothing: after traffic, a waiting pipe holds no pooled buffer
+// and no kernel pipe, for every kind with a socket to wait on.
+func TestIdleHoldsNothing(t *testing.T) {
+	_, pipesBefore := openFDs(t)
+	var e Engine
+	for _, pr := range [][2]kind{{kTCP, kTCP}, {kUnix, kTCP}, {kTLS, kTCP}, {kTCP, kTLS}, {kTLS, kTLS}, {kPrefix, kUnix}} {
+		a, ap := side(t, pr[0])
+		b, bp := side(t, pr[1])
+		if err := e.Enter(a, b, nil); err != nil {
+			t.Fatal(err)
+		}
+		big := string(make([]byte, 256<<10))
+		go writeAll(ap, big)
+		skip := 0
+		if pr[0].hasPrefix() {
+			skip = len(prefixGreeting)
+		}
+		readN(t, bp, skip+len(big))
+		go writeAll(bp, big)
+		readN(t, ap, len(big))
+	}
+	e.mu.Lock()
+	var dirs []*direction
+	for p := range e.pipes {
+		dirs = append(dirs, &p.ab, &p.ba)
+	}
+	e.mu.Unlock()
+	for _, d := range dirs {
+		spinUntil(t, "idle directions hold nothing", func() bool { return d.held.Load() == 0 })
+	}
+	if _, pipes := openFDs(t); pipes != pipesBefore {
+		t.Fatalf("%d kernel pipes open while idle, want %d", pipes, pipesBefore)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = e.Shutdown(ctx)
+}
+
+// TestNoFDLeak: every path closes every fd it opened.
+func TestNoFDLeak(t *testing.T) {
+	side(t, kTCP) // the poller's own fds exist before counting
+	before, _ := openFDs(t)
+	t.Run("work", func(t *testing.T) {
+		var e Engine
+		e.Options.IdleTimeout = 200 * time.Millisecond
+		for _, pr := range pairs {
+			a, ap := side(t, pr[0])
+			b, bp := side(t, pr[1])
+			if err := e.Enter(a, b, nil); err != nil {
+				t.Fatal(err)
+			}
+			write(t, ap, "data")
+			readN(t, bp, 4+len(prefixIf(pr[0])))
+		}
+		h := start(t, kTCP, kTLS, nil)
+		write(t, h.aPeer, "x")
+		reset(t, h.aPeer)
+		h.wait(t)
+		if err := e.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if after, _ := openFDs(t); after != before {
+		t.Fatalf("%d fds open after, %d before", after, before)
+	}
+}
+
+func prefixIf(k kind) string {
+	if k.hasPrefix() {
+		return prefixGreeting
+	}
+	return ""
+}
+
+func writeAll(c net.Conn, s string) { _, _ = c.Write([]byte(s)) }

@@ -1,0 +1,93 @@
+package evloop
+
+import "golang.org/x/sys/unix"
+
+// kpipe is a kernel pipe used to splice bytes from one socket to another.
+type kpipe struct {
+	r, w int
+	size int // capacity in bytes
+}
+
+func newKpipe(want int) (*kpipe, error) {
+	var fds [2]int
+	if err := unix.Pipe2(fds[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
+		return nil, err
+	}
+	kp := &kpipe{r: fds[0], w: fds[1], size: 64 << 10}
+	if want > kp.size {
+		unix.FcntlInt(uintptr(kp.w), unix.F_SETPIPE_SZ, want) // best effort
+	}
+	if n, err := unix.FcntlInt(uintptr(kp.w), unix.F_GETPIPE_SZ, 0); err == nil && n > 0 {
+		kp.size = n
+	}
+	return kp, nil
+}
+
+func (kp *kpipe) close() {
+	unix.Close(kp.r)
+	unix.Close(kp.w)
+}
+
+// acquire gives d a carrier: a pooled or new kernel pipe, or a buffer when
+// splicing is off or no pipe can be made (e.g. out of descriptors).
+func (l *loop) acquire(d *dir) {
+	if d.kp != nil || d.buf != nil {
+		return
+	}
+	if !l.g.cfg.NoSplice {
+		if n := len(l.pipes); n > 0 {
+			d.kp = l.pipes[n-1]
+			l.pipes[n-1] = nil
+			l.pipes = l.pipes[:n-1]
+			return
+		}
+		if kp, err := newKpipe(l.pipeCap); err == nil {
+			d.kp = kp
+			return
+		}
+	}
+	l.acquireBuf(d)
+}
+
+// acquireBuf gives d a pooled buffer; d must hold no carrier.
+func (l *loop) acquireBuf(d *dir) {
+	if n := len(l.bufs); n > 0 {
+		d.buf = l.bufs[n-1]
+		l.bufs[n-1] = nil
+		l.bufs = l.bufs[:n-1]
+		return
+	}
+	d.buf = make([]byte, bufSize)
+}
+
+// release returns d's carrier to the pool; d must hold no pending bytes.
+func (l *loop) release(d *dir) {
+	if d.pending > 0 {
+		return
+	}
+	if d.kp != nil {
+		if len(l.pipes) < l.g.cfg.MaxIdlePipes {
+			l.pipes = append(l.pipes, d.kp)
+		} else {
+			d.kp.close()
+		}
+		d.kp = nil
+	}
+	if d.buf != nil {
+		if len(l.bufs) < l.g.cfg.MaxIdlePipes {
+			l.bufs = append(l.bufs, d.buf)
+		}
+		d.buf = nil
+	}
+}
+
+// dropCarrier frees d's carrier when its pair closes; a kernel pipe that
+// still holds bytes is closed rather than pooled.
+func (l *loop) dropCarrier(d *dir) {
+	if d.pending > 0 && d.kp != nil {
+		d.kp.close()
+		d.kp = nil
+	}
+	d.pending = 0
+	l.release(d)
+}

@@ -1,0 +1,59 @@
+// Package evloop is the event-loop flavour of the pipe engine: a Group of
+// epoll loops that own many connection pairs and move bytes between them
+// without a goroutine, a buffer or a kernel pipe per idle pair.
+//
+// Usage:
+//
+//	g, err := evloop.New(evloop.Config{}) // GOMAXPROCS loops
+//	if err != nil {
+//		return err
+//	}
+//	defer g.Close()
+//	a, err := evloop.FromConn(clientConn) // *net.TCPConn or *net.UnixConn; the conn is released
+//	if err != nil {
+//		return err // clientConn untouched
+//	}
+//	b, err := evloop.FromConn(backendConn)
+//	if err != nil {
+//		a.Close()
+//		return err
+//	}
+//	err = g.Add(a, b, evloop.Options{IdleTimeout: time.Hour}, func(s evloop.Stats) {
+//		log.Printf("%d bytes up, %d down, %s ended first: %s", s.BytesAToB, s.BytesBToA, s.FirstEnd, s.Reason)
+//	})
+//	// ... at exit:
+//	g.Shutdown(ctx) // refuse new pairs, wait, force-close at ctx's deadline
+//
+// # Design (Linux)
+//
+// Each loop is one epoll instance and one goroutine. The epoll descriptor is
+// itself registered with Go's netpoller, so a loop with nothing to do is a
+// parked goroutine (no thread, no system call in progress); it wakes when
+// the epoll has events, when its next timer is due (a read deadline) or when
+// another goroutine submits work through an eventfd. Both sockets of a pair
+// are registered once, edge-triggered, for EPOLLIN|EPOLLOUT|EPOLLRDHUP (as
+// Go's own netpoller does); the loop keeps a readable and a writable flag per
+// socket, set by events and cleared when a call returns EAGAIN, so no
+// epoll_ctl is needed while data flows. On readiness a direction takes a
+// kernel pipe from the loop's pool and moves data with splice(2) (or a pooled
+// 64 KiB buffer: Config.NoSplice, or when no pipe can be made); it gives the
+// pipe back as soon as it has drained it and the source has nothing more to
+// read. A pipe that still holds bytes stays with its direction. When the
+// destination is full the direction stops reading its source until an
+// EPOLLOUT edge (backpressure: at most one pipe or buffer of bytes in flight
+// per direction). A direction moves at most 1 MiB before the loop turns to
+// others. Idle timeout, lifetime and half-close linger share one heap entry
+// per pair, re-filed lazily when activity moved the deadline. Every call the
+// loop makes is non-blocking, so it uses raw system calls.
+//
+// See docs/engine.md for the memory and descriptor arithmetic.
+//
+// # Ownership of file descriptors
+//
+// FromConn duplicates the socket's descriptor and closes the Go conn, so Go's
+// netpoller deregisters its copy and never sees the socket again; the
+// Endpoint owns the duplicate. After a successful Add the Group owns both
+// Endpoints and closes them; after a failed Add they are still the caller's
+// (Endpoint.Close). On other systems New and FromConn return ErrUnsupported
+// and callers use the goroutine flavour.
+package evloop

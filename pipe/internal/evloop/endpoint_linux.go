@@ -1,0 +1,119 @@
+package evloop
+
+import (
+	"fmt"
+	"net"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Endpoint is a non-blocking stream socket descriptor that a Group can own.
+// Get one from FromConn; the zero value is invalid.
+type Endpoint struct {
+	fd int // descriptor + 1, so that the zero value is invalid
+}
+
+// Qualifies reports whether c can be taken by FromConn: a *net.TCPConn or
+// a *net.UnixConn (FromConn also checks that the socket is SOCK_STREAM).
+// Wrappers (*tls.Conn, a conn carrying peeked bytes) do not qualify.
+func Qualifies(c net.Conn) bool {
+	switch c.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		return true
+	}
+	return false
+}
+
+// FromConn takes the socket out of c, which must be a *net.TCPConn or a
+// *net.UnixConn of type SOCK_STREAM with nothing buffered in user space
+// (unwrap a pipe.PrefixConn only once its prefix is written).
+//
+// On success the descriptor is duplicated (close-on-exec, non-blocking) and c
+// is closed, which removes c's descriptor from Go's netpoller: Go never reads,
+// writes or polls the socket again and the Endpoint is its only owner. On
+// error c is left untouched. To take both sides of a pair all or nothing,
+// use TakePair.
+func FromConn(c net.Conn) (Endpoint, error) {
+	fd, err := dupConn(c)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	c.Close() // deregisters Go's copy from the netpoller; the socket lives on in fd
+	return Endpoint{fd: fd + 1}, nil
+}
+
+// TakePair is FromConn for both conns of a pair, all or nothing: on error
+// neither a nor b has been touched, so the caller can still join them with
+// the goroutine flavour.
+func TakePair(a, b net.Conn) (Endpoint, Endpoint, error) {
+	fa, err := dupConn(a)
+	if err != nil {
+		return Endpoint{}, Endpoint{}, err
+	}
+	fb, err := dupConn(b)
+	if err != nil {
+		unix.Close(fa)
+		return Endpoint{}, Endpoint{}, err
+	}
+	a.Close()
+	b.Close()
+	return Endpoint{fd: fa + 1}, Endpoint{fd: fb + 1}, nil
+}
+
+// dupConn returns a non-blocking, close-on-exec duplicate of c's socket.
+func dupConn(c net.Conn) (int, error) {
+	var kind string
+	switch c.(type) {
+	case *net.TCPConn:
+		kind = "tcp"
+	case *net.UnixConn:
+		kind = "unix"
+	default:
+		return -1, fmt.Errorf("evloop: take socket from %T: %w (need *net.TCPConn or *net.UnixConn)", c, ErrUnsupported)
+	}
+	rc, err := c.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return -1, fmt.Errorf("evloop: take %s socket %s: %w", kind, c.LocalAddr(), err)
+	}
+	nfd := -1
+	var derr error
+	cerr := rc.Control(func(fd uintptr) {
+		typ, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TYPE)
+		if err != nil {
+			derr = fmt.Errorf("getsockopt SO_TYPE: %w", err)
+			return
+		}
+		if typ != unix.SOCK_STREAM {
+			derr = fmt.Errorf("socket type %d is not SOCK_STREAM: %w", typ, ErrUnsupported)
+			return
+		}
+		nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+		if derr != nil {
+			derr = fmt.Errorf("dup: %w", derr)
+		}
+	})
+	if cerr == nil {
+		cerr = derr
+	}
+	if cerr != nil {
+		return -1, fmt.Errorf("evloop: take %s socket %s: %w", kind, c.LocalAddr(), cerr)
+	}
+	if err := unix.SetNonblock(nfd, true); err != nil {
+		unix.Close(nfd)
+		return -1, fmt.Errorf("evloop: take %s socket %s: set non-blocking: %w", kind, c.LocalAddr(), err)
+	}
+	return nfd, nil
+}
+
+// Valid reports whether e holds a descriptor.
+func (e Endpoint) Valid() bool { return e.fd > 0 }
+
+// Close closes the descriptor of an Endpoint that was not handed to a Group
+// (or whose Add failed).
+func (e Endpoint) Close() error {
+	if e.fd <= 0 {
+		return nil
+	}
+	return unix.Close(e.fd - 1)
+}

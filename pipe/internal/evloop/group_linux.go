@@ -1,0 +1,158 @@
+package evloop
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Group owns many connection pairs spread over a fixed set of epoll loops.
+// Its methods may be called from any goroutine.
+type Group struct {
+	cfg   Config
+	loops []*loop
+	next  atomic.Uint32
+
+	mu      sync.Mutex
+	closing bool
+	active  int           // pairs accepted by Add whose done has not returned
+	drained chan struct{} // closed when closing && active == 0
+	stopped bool
+	loopsWG sync.WaitGroup
+}
+
+// New starts cfg.Loops loops (default GOMAXPROCS), each an epoll instance
+// with one goroutine waiting in epoll_wait.
+func New(cfg Config) (*Group, error) {
+	if cfg.Loops <= 0 {
+		cfg.Loops = runtime.GOMAXPROCS(0)
+	}
+	if cfg.PipeSize <= 0 {
+		cfg.PipeSize = 256 << 10
+	}
+	if cfg.MaxIdlePipes <= 0 {
+		cfg.MaxIdlePipes = 16
+	}
+	g := &Group{cfg: cfg, drained: make(chan struct{})}
+	for i := 0; i < cfg.Loops; i++ {
+		l, err := newLoop(g, i)
+		if err != nil {
+			for _, l := range g.loops {
+				l.freeAll()
+			}
+			return nil, fmt.Errorf("evloop: start loop %d of %d: %w", i+1, cfg.Loops, err)
+		}
+		g.loops = append(g.loops, l)
+	}
+	g.loopsWG.Add(len(g.loops))
+	for _, l := range g.loops {
+		go runLoop(l)
+	}
+	return g, nil
+}
+
+// Add hands the pair a, b to the Group, which moves bytes both ways until
+// both directions are done, closes both descriptors and then calls done (if
+// not nil) exactly once, on a goroutine of its own. When Add returns an error
+// (ErrShuttingDown, invalid Endpoint) the Endpoints are still the caller's
+// and done is never called.
+func (g *Group) Add(a, b Endpoint, opts Options, done func(Stats)) error {
+	if !a.Valid() || !b.Valid() || a.fd == b.fd {
+		return fmt.Errorf("evloop: add pair: invalid endpoints (%d, %d)", a.fd-1, b.fd-1)
+	}
+	if opts.HalfCloseLinger == 0 {
+		opts.HalfCloseLinger = DefaultHalfCloseLinger
+	}
+	g.mu.Lock()
+	if g.closing {
+		g.mu.Unlock()
+		return ErrShuttingDown
+	}
+	g.active++
+	g.mu.Unlock()
+	p := &pair{opts: opts, done: done, start: time.Now(), hidx: -1}
+	p.a = end{fd: a.fd - 1, side: SideA, p: p}
+	p.b = end{fd: b.fd - 1, side: SideB, p: p}
+	p.ab = dir{p: p, src: &p.a, dst: &p.b}
+	p.ba = dir{p: p, src: &p.b, dst: &p.a}
+	l := g.loops[int(g.next.Add(1))%len(g.loops)]
+	l.submit(p)
+	return nil
+}
+
+// Active returns the number of pairs added whose done callback has not
+// returned yet.
+func (g *Group) Active() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.active
+}
+
+// Shutdown refuses new pairs, waits for the running ones to end, and when
+// ctx ends first closes the rest (Reason ReasonShutdown) and returns
+// ctx.Err() once their done callbacks have returned. Then it stops the loops
+// and frees their resources; the Group cannot be used again.
+func (g *Group) Shutdown(ctx context.Context) error {
+	g.mu.Lock()
+	if !g.closing {
+		g.closing = true
+		if g.active == 0 {
+			close(g.drained)
+		}
+	}
+	g.mu.Unlock()
+	var err error
+	select {
+	case <-g.drained:
+	case <-ctx.Done():
+		err = ctx.Err()
+		for _, l := range g.loops {
+			l.forceClose()
+		}
+		<-g.drained
+	}
+	g.stopLoops()
+	return err
+}
+
+// Close force-closes every pair at once (Reason ReasonShutdown), waits for
+// their done callbacks and stops the loops.
+func (g *Group) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	g.Shutdown(ctx)
+	return nil
+}
+
+func (g *Group) stopLoops() {
+	g.mu.Lock()
+	first := !g.stopped
+	g.stopped = true
+	g.mu.Unlock()
+	if first {
+		for _, l := range g.loops {
+			l.stop()
+		}
+	}
+	g.loopsWG.Wait()
+}
+
+// pairDone runs the done callback of a closed pair and then counts it out.
+func pairDone(g *Group, done func(Stats), s Stats) {
+	defer g.countOut()
+	if done != nil {
+		done(s)
+	}
+}
+
+func (g *Group) countOut() {
+	g.mu.Lock()
+	g.active--
+	if g.active == 0 && g.closing {
+		close(g.drained)
+	}
+	g.mu.Unlock()
+}

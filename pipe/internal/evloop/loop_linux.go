@@ -1,0 +1,342 @@
+package evloop
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	// events every socket is registered for, once, edge-triggered.
+	sockEvents = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
+	readEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLHUP | unix.EPOLLERR
+	writEvents = unix.EPOLLOUT | unix.EPOLLHUP | unix.EPOLLERR
+)
+
+// loop is one epoll instance and the goroutine that waits on it. Everything
+// below mu is touched only by that goroutine.
+type loop struct {
+	g    *Group
+	id   int
+	epfd int
+	evfd int // eventfd: wakes the loop for submissions, force-close and stop
+	base time.Time
+
+	// The epoll descriptor is itself registered with Go's netpoller: the
+	// loop goroutine parks there (no thread held) and wakes when epfd has
+	// events or the read deadline (next timer) passes.
+	epfile *os.File
+	epraw  syscall.RawConn
+	epDL   time.Time // deadline currently set on epfile
+
+	mu       sync.Mutex
+	inbox    []*pair
+	woken    bool // an eventfd write is pending
+	forcing  bool // close every pair, now and later (Shutdown deadline)
+	stopping bool
+
+	now     int64 // loop clock (ns since base, > 0), read after each wait
+	seq     uint32
+	ends    map[int32]*end
+	timers  timerHeap[*pair]
+	runq    []*dir // directions with work left (new readiness or budget spent)
+	spare   []*dir
+	pipes   []*kpipe // idle kernel pipes
+	bufs    [][]byte // idle buffers
+	pipeCap int      // capacity asked of new kernel pipes
+	scratch []byte   // shared by all pairs of the loop for small reads (relay)
+}
+
+func newLoop(g *Group, id int) (*loop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	evfd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	l := &loop{g: g, id: id, epfd: epfd, evfd: evfd, base: time.Now(),
+		ends: make(map[int32]*end), pipeCap: g.cfg.PipeSize,
+		scratch: make([]byte, scratchSize)}
+	l.timers.due = func(p *pair) int64 { return p.due }
+	l.timers.setIx = func(p *pair, i int) { p.hidx = i }
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)} // Pad 0: never a socket's seq
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &ev); err != nil {
+		l.freeAll()
+		return nil, fmt.Errorf("epoll_ctl add eventfd: %w", err)
+	}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		l.freeAll()
+		return nil, fmt.Errorf("epoll fd non-blocking: %w", err)
+	}
+	l.epfile = os.NewFile(uintptr(epfd), "evloop-epoll") // pollable: non-blocking
+	raw, err := l.epfile.SyscallConn()
+	if err != nil {
+		l.freeAll()
+		return nil, fmt.Errorf("epoll fd raw conn: %w", err)
+	}
+	l.epraw = raw
+	return l, nil
+}
+
+// submit queues a new pair for the loop (any goroutine).
+func (l *loop) submit(p *pair) {
+	l.mu.Lock()
+	l.inbox = append(l.inbox, p)
+	l.wakeLocked()
+}
+
+// forceClose makes the loop close all its pairs, now and later (any goroutine).
+func (l *loop) forceClose() {
+	l.mu.Lock()
+	l.forcing = true
+	l.wakeLocked()
+}
+
+// stop makes the loop goroutine return (any goroutine).
+func (l *loop) stop() {
+	l.mu.Lock()
+	l.stopping = true
+	l.wakeLocked()
+}
+
+func (l *loop) wakeLocked() {
+	wake := !l.woken
+	l.woken = true
+	l.mu.Unlock()
+	if wake {
+		var one = [8]byte{1}
+		unix.Write(l.evfd, one[:]) // only fails when the counter is full: already woken
+	}
+}
+
+// freeAll frees the loop's descriptors once its goroutine has returned.
+func (l *loop) freeAll() {
+	for _, kp := range l.pipes {
+		kp.close()
+	}
+	l.pipes, l.bufs = nil, nil
+	unix.Close(l.evfd)
+	if l.epfile != nil {
+		l.epfile.Close()
+	} else {
+		unix.Close(l.epfd)
+	}
+}
+
+func (l *loop) clock() int64 { return int64(time.Since(l.base)) + 1 }
+
+// runLoop is the loop goroutine: wait, dispatch readiness, move bytes, fire
+// timers, take new pairs; until stopped.
+func runLoop(l *loop) {
+	defer l.g.loopsWG.Done()
+	defer l.freeAll()
+	events := make([]unix.EpollEvent, 256)
+	for {
+		n, err := l.wait(events)
+		if err != nil {
+			// Only EBADF, EFAULT or EINVAL: a bug in this package, not peer input.
+			panic(fmt.Sprintf("evloop: loop %d: epoll_wait: %v", l.id, err))
+		}
+		l.now = l.clock()
+		for i := 0; i < n; i++ {
+			l.dispatch(&events[i])
+		}
+		l.runQueue()
+		l.runTimers()
+		if l.takeInbox() {
+			return
+		}
+	}
+}
+
+// wait returns ready events: at once if there are any or work is queued,
+// else after parking in Go's netpoller until epfd is readable or the next
+// timer is due.
+func (l *loop) wait(events []unix.EpollEvent) (int, error) {
+	n, err := pollEvents(l.epfd, events)
+	if n > 0 || len(l.runq) > 0 || (err != nil && err != unix.EINTR) {
+		return max(n, 0), err
+	}
+	var dl time.Time
+	if l.timers.len() > 0 {
+		dl = l.base.Add(time.Duration(l.timers.peek().due - 1))
+	}
+	if !dl.Equal(l.epDL) {
+		l.epfile.SetReadDeadline(dl)
+		l.epDL = dl
+	}
+	n, err = 0, nil
+	rerr := l.epraw.Read(func(uintptr) bool {
+		n, err = pollEvents(l.epfd, events)
+		if err == unix.EINTR {
+			n, err = 0, nil
+		}
+		return n > 0 || err != nil
+	})
+	if rerr != nil && !errors.Is(rerr, os.ErrDeadlineExceeded) {
+		return 0, rerr
+	}
+	return max(n, 0), err
+}
+
+func (l *loop) dispatch(ev *unix.EpollEvent) {
+	if ev.Pad == 0 {
+		if ev.Fd == int32(l.evfd) {
+			var b [8]byte
+			unix.Read(l.evfd, b[:])
+		}
+		return
+	}
+	e := l.ends[ev.Fd]
+	if e == nil || e.seq != uint32(ev.Pad) {
+		return // stale event of a socket closed in this batch
+	}
+	if ev.Events&readEvents != 0 {
+		e.readable = true
+		l.enqueue(e.p.dirFrom(e))
+	}
+	if ev.Events&writEvents != 0 {
+		e.writable = true
+		if d := e.p.dirTo(e); d.pending > 0 {
+			l.enqueue(d)
+		}
+	}
+}
+
+func (l *loop) enqueue(d *dir) {
+	if !d.queued {
+		d.queued = true
+		l.runq = append(l.runq, d)
+	}
+}
+
+func (l *loop) runQueue() {
+	q := l.runq
+	l.runq = l.spare[:0]
+	for i, d := range q {
+		q[i] = nil
+		d.queued = false
+		if !d.p.closed {
+			l.pump(d)
+		}
+	}
+	l.spare = q[:0]
+}
+
+func (l *loop) runTimers() {
+	for l.timers.len() > 0 {
+		p := l.timers.peek()
+		if p.due > l.now {
+			return
+		}
+		if at, why := p.nextDeadline(); at != 0 && at <= l.now {
+			l.finish(p, why, SideNone, nil)
+			continue
+		}
+		l.schedule(p)
+	}
+}
+
+// schedule files p in the timer heap at its earliest deadline. Deadlines
+// that move later (activity) need no call: the entry is re-filed when it
+// comes due.
+func (l *loop) schedule(p *pair) {
+	at, _ := p.nextDeadline()
+	switch {
+	case at == 0 && p.hidx >= 0:
+		l.timers.remove(p.hidx)
+	case at == 0:
+	case p.hidx >= 0:
+		p.due = at
+		l.timers.fix(p.hidx)
+	default:
+		p.due = at
+		l.timers.push(p)
+	}
+}
+
+// takeInbox registers submitted pairs, applies force-close and reports
+// whether the loop must stop.
+func (l *loop) takeInbox() bool {
+	l.mu.Lock()
+	in := l.inbox
+	l.inbox = nil
+	forcing, stopping := l.forcing, l.stopping
+	l.woken = false
+	l.mu.Unlock()
+	for _, p := range in {
+		l.register(p, forcing)
+	}
+	if forcing {
+		for _, e := range l.ends {
+			l.finish(e.p, ReasonShutdown, SideNone, nil)
+		}
+	}
+	return stopping
+}
+
+func (l *loop) register(p *pair, forcing bool) {
+	p.startNS, p.lastActive = l.now, l.now
+	if forcing {
+		l.finish(p, ReasonShutdown, SideNone, nil)
+		return
+	}
+	for _, e := range [2]*end{&p.a, &p.b} {
+		l.seq++
+		if l.seq == 0 {
+			l.seq = 1
+		}
+		e.seq = l.seq
+		ev := unix.EpollEvent{Events: sockEvents, Fd: int32(e.fd), Pad: int32(e.seq)}
+		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, e.fd, &ev); err != nil {
+			l.finish(p, ReasonError, e.side, fmt.Errorf("evloop: register side %s (fd %d) with epoll: %w", e.side, e.fd, err))
+			return
+		}
+		l.ends[int32(e.fd)] = e
+	}
+	l.schedule(p)
+}
+
+// finish closes both sockets of p, frees what it holds and calls its done
+// callback on a new goroutine. It is idempotent.
+func (l *loop) finish(p *pair, why Reason, side Side, err error) {
+	if p.closed {
+		return
+	}
+	p.closed = true
+	if p.firstEnd == SideNone {
+		p.firstEnd = side
+	}
+	p.reason = why
+	if err != nil && p.err == nil {
+		p.err = err
+	}
+	if p.hidx >= 0 {
+		l.timers.remove(p.hidx)
+	}
+	for _, e := range [2]*end{&p.a, &p.b} {
+		if l.ends[int32(e.fd)] == e {
+			delete(l.ends, int32(e.fd))
+			unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, e.fd, nil)
+		}
+		unix.Close(e.fd)
+	}
+	l.dropCarrier(&p.ab)
+	l.dropCarrier(&p.ba)
+	s := Stats{
+		BytesAToB: p.ab.bytes, BytesBToA: p.ba.bytes,
+		Start: p.start, End: time.Now(),
+		FirstEnd: p.firstEnd, Reason: p.reason, Err: p.err,
+	}
+	done := p.done
+	p.done = nil
+	go pairDone(l.g, done, s)
+}

@@ -1,0 +1,95 @@
+package evloop
+
+import "time"
+
+// end is one socket of a pair, as the loop sees it.
+type end struct {
+	fd       int
+	seq      uint32 // registration number, echoed by epoll in EpollEvent.Pad
+	side     Side
+	p        *pair
+	readable bool // set by EPOLLIN/RDHUP/HUP/ERR, cleared by EAGAIN on read
+	writable bool // set by EPOLLOUT/HUP/ERR, cleared by EAGAIN on write
+}
+
+// dir is one direction of a pair: bytes read from src and written to dst.
+// While it moves bytes it holds a kernel pipe or a buffer (the carrier); an
+// idle direction holds neither.
+type dir struct {
+	p        *pair
+	src, dst *end
+	kp       *kpipe // kernel pipe carrier, or nil
+	buf      []byte // buffer carrier, when not nil
+	off      int    // start of pending bytes in buf
+	pending  int    // bytes read from src and not yet written to dst
+	bulk     bool   // a read filled the scratch buffer: splice until idle
+	eof      bool   // src returned EOF
+	done     bool   // EOF seen, pending written and dst shut for writing
+	queued   bool   // on the loop's run queue
+	bytes    int64  // written to dst
+}
+
+// pair is a connection pair owned by one loop; only that loop's goroutine
+// touches it after submission.
+type pair struct {
+	a, b   end
+	ab, ba dir
+	opts   Options
+	done   func(Stats)
+	start  time.Time
+
+	startNS    int64 // loop clock at registration
+	lastActive int64 // loop clock of the last byte moved
+	lingerFrom int64 // loop clock of the first half-close, 0 if none
+	due        int64 // heap key: earliest possible deadline
+	hidx       int   // index in the loop's timer heap, -1 if not in it
+
+	firstEnd Side
+	reason   Reason
+	err      error
+	closed   bool
+}
+
+func (p *pair) dirFrom(e *end) *dir {
+	if e == &p.a {
+		return &p.ab
+	}
+	return &p.ba
+}
+
+func (p *pair) dirTo(e *end) *dir {
+	if e == &p.a {
+		return &p.ba
+	}
+	return &p.ab
+}
+
+func (p *pair) other(e *end) *end {
+	if e == &p.a {
+		return &p.b
+	}
+	return &p.a
+}
+
+// nextDeadline returns the earliest loop-clock time at which a timer could
+// end p, and which reason it would be; 0 if none applies.
+func (p *pair) nextDeadline() (int64, Reason) {
+	var at int64
+	var why Reason
+	consider := func(t int64, r Reason) {
+		if at == 0 || t < at {
+			at, why = t, r
+		}
+	}
+	if p.opts.MaxLifetime > 0 {
+		consider(p.startNS+int64(p.opts.MaxLifetime), ReasonLifetime)
+	}
+	if p.opts.IdleTimeout > 0 {
+		consider(p.lastActive+int64(p.opts.IdleTimeout), ReasonIdleTimeout)
+	}
+	if p.lingerFrom != 0 && p.opts.HalfCloseLinger > 0 {
+		quiet := max(p.lingerFrom, p.lastActive)
+		consider(quiet+int64(p.opts.HalfCloseLinger), ReasonLinger)
+	}
+	return at, why
+}

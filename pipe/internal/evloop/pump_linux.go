@@ -1,0 +1,234 @@
+package evloop
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"golang.org/x/sys/unix"
+)
+
+// pumpBudget is how many bytes one direction may move before the loop turns
+// to other work; it keeps one bulk transfer from starving the rest.
+const pumpBudget = 1 << 20
+
+const bufSize = 64 << 10
+
+// scratchSize is the loop's shared buffer for small reads; a read that fills
+// it switches the direction to splicing.
+const scratchSize = 16 << 10
+
+const spliceFlags = unix.SPLICE_F_MOVE | unix.SPLICE_F_NONBLOCK
+
+// pump moves bytes from d.src to d.dst until one of them would block, the
+// budget is spent, the source ends or a call fails.
+func (l *loop) pump(d *dir) {
+	p := d.p
+	budget := pumpBudget
+	for !p.closed && !d.done {
+		if d.pending > 0 {
+			if !d.dst.writable {
+				return // backpressure: wait for EPOLLOUT on dst, read nothing more
+			}
+			n, err := l.writeOut(d)
+			if err == unix.EAGAIN {
+				d.dst.writable = false
+				return
+			}
+			if err != nil {
+				l.fail(p, d.dst, "write to", err)
+				return
+			}
+			d.pending -= n
+			d.bytes += int64(n)
+			p.lastActive = l.now
+			if budget -= n; budget <= 0 {
+				l.enqueue(d)
+				return
+			}
+			continue
+		}
+		if d.eof {
+			l.halfClose(d)
+			return
+		}
+		if !d.src.readable {
+			l.release(d)
+			return
+		}
+		if !d.bulk {
+			if !l.relay(d) {
+				return
+			}
+			continue
+		}
+		if d.buf != nil && !l.g.cfg.NoSplice {
+			l.release(d) // relay's leftover buffer: splice from now on
+		}
+		l.acquire(d)
+		n, err := l.readIn(d)
+		if err == unix.EAGAIN {
+			d.src.readable = false
+			d.bulk = false
+			l.release(d)
+			return
+		}
+		if err != nil {
+			l.fail(p, d.src, "read from", err)
+			return
+		}
+		if n == 0 {
+			d.eof = true
+			l.release(d)
+			continue
+		}
+		d.pending, d.off = n, 0
+		p.lastActive = l.now
+	}
+}
+
+// relay moves one read's worth of a quiet direction through the loop's
+// shared scratch buffer: read, write at once, and keep only what dst did
+// not take (in a pooled buffer). A read that fills the scratch buffer marks
+// the direction bulk, which then splices until it is idle again. It reports
+// whether pump should go on.
+func (l *loop) relay(d *dir) bool {
+	p := d.p
+	var n int
+	var err error
+	for {
+		n, err = rawRead(d.src.fd, l.scratch)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err == unix.EAGAIN {
+		d.src.readable = false
+		return false
+	}
+	if err != nil {
+		l.fail(p, d.src, "read from", err)
+		return false
+	}
+	if n == 0 {
+		d.eof = true
+		return true
+	}
+	p.lastActive = l.now
+	d.bulk = n == len(l.scratch)
+	m := 0
+	if d.dst.writable {
+		for {
+			m, err = rawWrite(d.dst.fd, l.scratch[:n])
+			if err != unix.EINTR {
+				break
+			}
+		}
+		switch {
+		case err == unix.EAGAIN:
+			m = 0
+			d.dst.writable = false
+		case err != nil:
+			l.fail(p, d.dst, "write to", err)
+			return false
+		}
+		d.bytes += int64(m)
+	}
+	if m < n {
+		l.acquireBuf(d)
+		d.off = 0
+		d.pending = copy(d.buf, l.scratch[m:n])
+	}
+	return true
+}
+
+// readIn fills d's empty carrier from d.src; 0 bytes and no error is EOF.
+func (l *loop) readIn(d *dir) (int, error) {
+	for {
+		var n int
+		var err error
+		if d.kp != nil {
+			n, err = rawSplice(d.src.fd, d.kp.w, d.kp.size)
+		} else {
+			n, err = rawRead(d.src.fd, d.buf)
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		return n, nil
+	}
+}
+
+// writeOut writes pending bytes of d's carrier to d.dst.
+func (l *loop) writeOut(d *dir) (int, error) {
+	for {
+		var n int
+		var err error
+		if d.kp != nil {
+			n, err = rawSplice(d.kp.r, d.dst.fd, d.pending)
+		} else {
+			n, err = rawWrite(d.dst.fd, d.buf[d.off:d.off+d.pending])
+			if err == nil {
+				d.off += n
+			}
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		if err == nil && n <= 0 {
+			err = io.ErrShortWrite
+		}
+		if err != nil {
+			return 0, err
+		}
+		return n, nil
+	}
+}
+
+// halfClose ends direction d after its source's EOF: shut dst for writing,
+// end the pair if the other direction is done too, else start the linger.
+func (l *loop) halfClose(d *dir) {
+	p := d.p
+	d.done = true
+	l.release(d)
+	if err := unix.Shutdown(d.dst.fd, unix.SHUT_WR); err != nil && !errors.Is(err, unix.ENOTCONN) {
+		l.fail(p, d.dst, "shut down writing to", err)
+		return
+	}
+	if p.firstEnd == SideNone {
+		p.firstEnd = d.src.side
+	}
+	if p.dirTo(d.src).done {
+		l.finish(p, ReasonEOF, SideNone, nil)
+		return
+	}
+	if p.lingerFrom == 0 {
+		p.lingerFrom = l.now
+		l.schedule(p)
+	}
+}
+
+// fail ends the pair after an error on end e. What was already read from e
+// is written to the other side while that side takes it without blocking.
+func (l *loop) fail(p *pair, e *end, op string, err error) {
+	why := ReasonError
+	if errors.Is(err, unix.ECONNRESET) || errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNABORTED) {
+		why = ReasonReset
+	}
+	err = fmt.Errorf("evloop: %s side %s (fd %d): %w", op, e.side, e.fd, err)
+	survivor := p.other(e)
+	if d := p.dirTo(survivor); d.pending > 0 && survivor.writable {
+		for d.pending > 0 {
+			n, werr := l.writeOut(d)
+			if werr != nil {
+				break
+			}
+			d.pending -= n
+			d.bytes += int64(n)
+		}
+	}
+	l.finish(p, why, e.side, err)
+}

@@ -1,0 +1,46 @@
+//go:build !linux
+
+package evloop
+
+import (
+	"context"
+	"net"
+)
+
+// Endpoint is a socket owned by a Group; unavailable on this system.
+type Endpoint struct{}
+
+// FromConn returns ErrUnsupported on this system.
+func FromConn(net.Conn) (Endpoint, error) { return Endpoint{}, ErrUnsupported }
+
+// Qualifies reports false on this system.
+func Qualifies(net.Conn) bool { return false }
+
+// TakePair returns ErrUnsupported on this system.
+func TakePair(a, b net.Conn) (Endpoint, Endpoint, error) {
+	return Endpoint{}, Endpoint{}, ErrUnsupported
+}
+
+// Valid reports false on this system.
+func (Endpoint) Valid() bool { return false }
+
+// Close does nothing on this system.
+func (Endpoint) Close() error { return nil }
+
+// Group is unavailable on this system: use the goroutine flavour.
+type Group struct{}
+
+// New returns ErrUnsupported on this system.
+func New(Config) (*Group, error) { return nil, ErrUnsupported }
+
+// Add returns ErrUnsupported on this system.
+func (*Group) Add(a, b Endpoint, opts Options, done func(Stats)) error { return ErrUnsupported }
+
+// Active returns 0 on this system.
+func (*Group) Active() int { return 0 }
+
+// Shutdown returns nil on this system.
+func (*Group) Shutdown(context.Context) error { return nil }
+
+// Close returns nil on this system.
+func (*Group) Close() error { return nil }

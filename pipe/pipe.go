@@ -1,0 +1,255 @@
+package pipe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// flushTimeout bounds how long bytes already read from a failing side may
+// take to reach the surviving side before both are closed.
+const flushTimeout = 5 * time.Second
+
+// pipe is the state shared by the two directions of one joined pair.
+type pipe struct {
+	a, b   endpoint
+	ab, ba direction
+	opts   Options
+	eng    *Engine
+
+	last     atomic.Int64 // time of the last transfer or half-close, ns since res.Start
+	stopping atomic.Bool  // conns are being interrupted: later errors are ours
+	running  atomic.Int32 // directions still running; the last one finishes
+
+	mu        sync.Mutex
+	res       Result
+	reasonSet bool // res.Reason is final (a limit or an error ended the pipe)
+	halfOpen  bool // one direction ended with EOF, the other still runs
+	idle      *time.Timer
+	idleAfter time.Duration // current idle limit (IdleTimeout, or linger once half-closed)
+	idleWhy   Reason
+	lifetime  *time.Timer
+	stopCtx   func() bool
+
+	done       chan struct{} // closed by finish (Join only)
+	afterClose func(Result)
+}
+
+// Join moves bytes both ways between a and b until both directions are done,
+// a limit in opts is reached or ctx is cancelled (ReasonShutdown); it closes
+// both conns and returns the result. opts may be nil.
+func Join(ctx context.Context, a, b net.Conn, opts *Options) Result {
+	p := newPipe(a, b, opts, nil)
+	p.done = make(chan struct{})
+	p.stopCtx = context.AfterFunc(ctx, p.onShutdown)
+	p.begin()
+	go runDirection(&p.ba)
+	runDirection(&p.ab)
+	<-p.done
+	return p.res
+}
+
+// Go joins a and b like Join, in the background, and calls afterClose (if
+// not nil) exactly once, after both conns are closed. opts may be nil.
+func Go(a, b net.Conn, opts *Options, afterClose func(Result)) {
+	p := newPipe(a, b, opts, nil)
+	p.afterClose = afterClose
+	p.launch()
+}
+
+func newPipe(a, b net.Conn, opts *Options, eng *Engine) *pipe {
+	p := &pipe{eng: eng}
+	if opts != nil {
+		p.opts = *opts
+	}
+	if p.opts.HalfCloseLinger == 0 {
+		p.opts.HalfCloseLinger = DefaultHalfCloseLinger
+	}
+	p.res.Start = time.Now()
+	p.a.init(a)
+	p.b.init(b)
+	p.ab = direction{p: p, src: &p.a, dst: &p.b}
+	p.ba = direction{p: p, src: &p.b, dst: &p.a}
+	p.running.Store(2)
+	return p
+}
+
+// launch starts both directions in goroutines of their own.
+func (p *pipe) launch() {
+	p.begin()
+	go runDirection(&p.ab)
+	go runDirection(&p.ba)
+}
+
+// begin clears deadlines left over from the caller's dialogue and arms the
+// limits.
+func (p *pipe) begin() {
+	_ = p.a.conn.SetDeadline(time.Time{})
+	_ = p.b.conn.SetDeadline(time.Time{})
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.opts.MaxLifetime > 0 {
+		p.lifetime = time.AfterFunc(p.opts.MaxLifetime, p.onLifetime)
+	}
+	if p.opts.IdleTimeout > 0 {
+		p.setIdleLocked(p.opts.IdleTimeout, ReasonIdleTimeout)
+	}
+}
+
+// directionEnded is called once by each direction when it stops.
+func (p *pipe) directionEnded(d *direction, out outcome) {
+	switch out.kind {
+	case outEOF:
+		p.record(p.side(d.src), ReasonEOF, nil)
+		if err := d.dst.closeWrite(); errors.Is(err, errNoCloseWrite) {
+			// The other side cannot learn that this one is done: end the
+			// pipe, letting bytes in flight the other way arrive first.
+			p.stopGracefully(d.src)
+		} else {
+			p.halfClose()
+		}
+	case outReadErr:
+		// Everything read from src was written to dst before this read.
+		p.record(p.side(d.src), classify(out.err), fmt.Errorf("pipe: read from side %s (%s): %w", p.side(d.src), d.src.addr(), out.err))
+		p.stop()
+	case outWriteErr:
+		p.record(p.side(d.dst), classify(out.err), fmt.Errorf("pipe: write to side %s (%s): %w", p.side(d.dst), d.dst.addr(), out.err))
+		p.stopGracefully(d.src)
+	case outPanic:
+		p.record(p.side(d.src), ReasonError, out.err)
+		p.stop()
+	}
+	if p.running.Add(-1) == 0 {
+		p.finish()
+	}
+}
+
+// side names an endpoint.
+func (p *pipe) side(e *endpoint) Side {
+	if e == &p.a {
+		return SideA
+	}
+	return SideB
+}
+
+// record notes the end of one side: the first side to end is FirstEnd, the
+// first error or limit fixes Reason.
+func (p *pipe) record(side Side, why Reason, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopping.Load() && why != ReasonEOF {
+		return // a consequence of our own interruption
+	}
+	if p.res.FirstEnd == SideNone {
+		p.res.FirstEnd = side
+	}
+	if why != ReasonEOF && !p.reasonSet {
+		p.res.Reason, p.res.Err, p.reasonSet = why, err, true
+	}
+}
+
+// halfClose starts the linger once the first direction has ended with EOF.
+func (p *pipe) halfClose() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.halfOpen || p.running.Load() < 2 {
+		return // the other direction has ended too
+	}
+	p.halfOpen = true
+	p.touch()
+	limit, why := p.opts.IdleTimeout, ReasonIdleTimeout
+	if l := p.opts.HalfCloseLinger; l > 0 && (limit == 0 || l <= limit) {
+		limit, why = l, ReasonLinger
+	}
+	if limit > 0 {
+		p.setIdleLocked(limit, why)
+	}
+}
+
+// stopWith ends the pipe at once for a limit or shutdown.
+func (p *pipe) stopWith(why Reason) {
+	p.mu.Lock()
+	if p.stopping.Load() {
+		p.mu.Unlock()
+		return
+	}
+	if !p.reasonSet {
+		p.res.Reason, p.reasonSet = why, true
+	}
+	p.mu.Unlock()
+	p.stop()
+}
+
+// stop closes both transports at once; blocked reads and writes return.
+func (p *pipe) stop() {
+	p.stopping.Store(true)
+	p.a.forceClose()
+	p.b.forceClose()
+}
+
+// stopGracefully ends the pipe while letting bytes already read reach the
+// surviving side: reads stop on both sides, writes to survivor get
+// flushTimeout.
+func (p *pipe) stopGracefully(survivor *endpoint) {
+	p.stopping.Store(true)
+	_ = survivor.conn.SetWriteDeadline(time.Now().Add(flushTimeout))
+	p.a.interruptReads()
+	p.b.interruptReads()
+}
+
+func (p *pipe) onLifetime() { p.stopWith(ReasonLifetime) }
+func (p *pipe) onShutdown() { p.stopWith(ReasonShutdown) }
+
+// finish runs once, after both directions have stopped: it closes both conns
+// and hands over the result.
+func (p *pipe) finish() {
+	p.mu.Lock()
+	if p.idle != nil {
+		p.idle.Stop()
+	}
+	if p.lifetime != nil {
+		p.lifetime.Stop()
+	}
+	p.stopping.Store(true) // timers that already fired find nothing to do
+	p.mu.Unlock()
+	if p.stopCtx != nil {
+		p.stopCtx()
+	}
+	_ = p.a.conn.Close()
+	_ = p.b.conn.Close()
+	p.res.BytesAToB = p.ab.n.Load()
+	p.res.BytesBToA = p.ba.n.Load()
+	p.res.End = time.Now()
+	if p.done != nil {
+		close(p.done)
+	}
+	if p.eng != nil {
+		defer p.eng.leave(p)
+	}
+	if p.afterClose != nil {
+		p.afterClose(p.res)
+	}
+}
+
+// classify maps an I/O error to the Reason reported for it.
+func classify(err error) Reason {
+	switch {
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, syscall.ECONNABORTED):
+		return ReasonReset
+	}
+	return ReasonError
+}
+
+// isTimeout reports a deadline error (ours: interruption or TLS draining).
+func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
+
+// isEOF reports a clean end of stream.
+func isEOF(err error) bool { return err == io.EOF || errors.Is(err, io.EOF) }

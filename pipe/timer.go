@@ -1,0 +1,38 @@
+package pipe
+
+import "time"
+
+// The idle limit is one timer per pipe that is not reset on every transfer:
+// transfers only store a timestamp, and the timer, when it fires, re-arms
+// itself for the time still left.
+
+// touch records activity now.
+func (p *pipe) touch() { p.last.Store(int64(time.Since(p.res.Start))) }
+
+// setIdleLocked arms the idle timer for limit; p.mu is held.
+func (p *pipe) setIdleLocked(limit time.Duration, why Reason) {
+	p.idleAfter, p.idleWhy = limit, why
+	if p.idle == nil {
+		p.idle = time.AfterFunc(limit, p.onIdle)
+		return
+	}
+	p.idle.Reset(limit)
+}
+
+// onIdle ends the pipe when nothing moved for the idle limit, else re-arms.
+func (p *pipe) onIdle() {
+	p.mu.Lock()
+	if p.stopping.Load() {
+		p.mu.Unlock()
+		return
+	}
+	quiet := time.Since(p.res.Start) - time.Duration(p.last.Load())
+	if left := p.idleAfter - quiet; left > 0 {
+		p.idle.Reset(left)
+		p.mu.Unlock()
+		return
+	}
+	why := p.idleWhy
+	p.mu.Unlock()
+	p.stopWith(why)
+}

@@ -1,0 +1,339 @@
+// Package authhttp is a route source that asks an HTTP service, speaking
+// the protocol of nginx's mail auth_http module, so an operator can keep
+// the auth service they run for nginx today.
+//
+//	src, err := authhttp.New(authhttp.Config{
+//		URL:          "http://127.0.0.1:9000/auth",
+//		PassPassword: true, // send Auth-Pass, as nginx does
+//	})
+//	if err != nil { ... }
+//	defer src.Close()
+//	rt, err := src.Lookup(ctx, route.Request{Protocol: "imap", Account: "alice@a.test",
+//		Password: "secret", AuthMethod: "plain", Attempt: 1, ClientAddr: client})
+//	var denied *route.Denied
+//	if errors.As(err, &denied) { /* tag NO denied.Text, retry after denied.Wait */ }
+//
+// The request is a GET with these headers (values as nginx sends them;
+// Auth-User and Auth-Pass are escaped like nginx does: %XX for bytes below
+// 0x20, space, '%' and, unlike nginx, DEL, which HTTP forbids):
+//
+//	Auth-Method: plain              (LOGIN and AUTHENTICATE PLAIN/LOGIN; else the SASL name in lower case)
+//	Auth-User: alice@a.test
+//	Auth-Pass: secret               (only with PassPassword)
+//	Auth-Protocol: imap
+//	Auth-Login-Attempt: 1
+//	Client-IP: 192.0.2.7
+//	Auth-SSL: on                    (only when the client's connection is TLS)
+//	plus Config.Headers             (nginx's auth_http_header)
+//
+// Client-Host is not sent: pipegate does no reverse DNS (nginx sends it
+// only for SMTP). Auth-Salt does not apply (no APOP or CRAM-MD5).
+//
+// The answer's headers (the HTTP status is ignored, as nginx does, but
+// Auth-Status must be there):
+//
+//	Auth-Status: OK                 or an error text, relayed to the client (→ *route.Denied)
+//	Auth-Wait: 3                    seconds before the client may retry (→ Denied.Wait)
+//	Auth-Error-Code: ...            (→ Denied.Code)
+//	Auth-Server: 10.0.0.1           host name or address of the backend
+//	Auth-Port: 143
+//	Auth-User: alice                login name for the backend (→ Route.Login)
+//	Auth-Pass: secret2              password for the backend (→ Route.Password)
+//
+// and pipegate's own:
+//
+//	X-Pipegate-Backend-TLS: none | starttls | tls   how to speak TLS to Auth-Server (default: none)
+//	X-Pipegate-Server-Name: mail.a.test             name to verify its certificate against
+//	X-Pipegate-Backend: imaps://10.0.0.1:993 ...    instead of Auth-Server/Auth-Port: one or more
+//	                                                backend URLs (space separated, or repeated), tried in order
+//
+// A service that is down, answers without Auth-Status, or answers OK
+// without a backend is an error (the proxy answers NO [UNAVAILABLE]); the
+// next lookup asks again. The source never returns route.ErrNotFound: an
+// auth_http service knows every account or denies it.
+package authhttp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"pipegate/route"
+)
+
+// Config says which service to ask and what to send it.
+type Config struct {
+	URL          string            // http:// or https://
+	PassPassword bool              // send Auth-Pass (nginx always does; off by default here)
+	Headers      map[string]string // extra request headers, like nginx's auth_http_header
+	TLS          *tls.Config       // for https:// (default: system roots)
+	Client       *http.Client      // if set, used as is (TLS is then ignored)
+}
+
+// Source asks an auth_http service. It is safe for concurrent use.
+type Source struct {
+	url     string
+	pass    bool
+	headers http.Header
+	client  *http.Client
+	own     *http.Transport // closed by Close when the Source made it
+}
+
+// maxText bounds the Auth-Status text relayed to a client.
+const maxText = 200
+
+// maxBody bounds how much of a response body is read (to reuse the connection).
+const maxBody = 64 << 10
+
+// New checks cfg.
+func New(cfg Config) (*Source, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("route/authhttp: url: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("route/authhttp: url %q: want http://HOST[:PORT]/PATH or https://", cfg.URL)
+	}
+	s := &Source{url: cfg.URL, pass: cfg.PassPassword, headers: http.Header{}, client: cfg.Client}
+	for k, v := range cfg.Headers {
+		if !validHeaderName(k) || strings.ContainsAny(v, "\r\n\x00") {
+			return nil, fmt.Errorf("route/authhttp: headers: %q: invalid header", k)
+		}
+		s.headers.Set(k, v)
+	}
+	if s.client == nil {
+		s.own = &http.Transport{
+			Proxy:                 nil, // never through $HTTP_PROXY: the auth service is ours
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSClientConfig:       cfg.TLS,
+			MaxIdleConns:          64,
+			MaxIdleConnsPerHost:   64,
+			IdleConnTimeout:       60 * time.Second,
+			TLSHandshakeTimeout:   5 * time.Second,
+			ResponseHeaderTimeout: 30 * time.Second,
+			ForceAttemptHTTP2:     cfg.TLS != nil,
+		}
+		s.client = &http.Client{
+			Transport: s.own,
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse // nginx does not follow redirects either
+			},
+		}
+	}
+	return s, nil
+}
+
+func validHeaderName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?={}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Close drops idle connections to the service.
+func (s *Source) Close() error {
+	if s.own != nil {
+		s.own.CloseIdleConnections()
+	}
+	return nil
+}
+
+// Lookup asks the service about req.
+func (s *Source) Lookup(ctx context.Context, req route.Request) (route.Route, error) {
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
+	if err != nil {
+		return route.Route{}, fmt.Errorf("route/authhttp: %w", err)
+	}
+	s.setHeaders(hreq.Header, req)
+	resp, err := s.client.Do(hreq)
+	if err != nil {
+		return route.Route{}, fmt.Errorf("route/authhttp: ask %s: %w", s.url, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
+	rt, err := parseResponse(resp.Header)
+	if err != nil {
+		var denied *route.Denied
+		if errors.As(err, &denied) {
+			return route.Route{}, err
+		}
+		return route.Route{}, fmt.Errorf("route/authhttp: %s answered %s: %w", s.url, resp.Status, err)
+	}
+	return rt, nil
+}
+
+func (s *Source) setHeaders(h http.Header, req route.Request) {
+	for k, v := range s.headers {
+		h[k] = v
+	}
+	protocol := req.Protocol
+	if protocol == "" {
+		protocol = "imap"
+	}
+	attempt := req.Attempt
+	if attempt < 1 {
+		attempt = 1
+	}
+	h.Set("Auth-Method", authMethod(req.AuthMethod))
+	h.Set("Auth-User", Escape(req.Account))
+	if s.pass {
+		h.Set("Auth-Pass", Escape(req.Password))
+	}
+	h.Set("Auth-Protocol", protocol)
+	h.Set("Auth-Login-Attempt", strconv.Itoa(attempt))
+	if req.ClientAddr.IsValid() {
+		h.Set("Client-IP", req.ClientAddr.Addr().Unmap().String())
+	}
+	if req.ClientTLS {
+		h.Set("Auth-SSL", "on")
+	}
+}
+
+// authMethod names the method as nginx does: LOGIN and the SASL mechanisms
+// PLAIN and LOGIN all send a clear-text password, "plain".
+func authMethod(m string) string {
+	switch m = strings.ToLower(m); m {
+	case "", "login", "plain":
+		return "plain"
+	}
+	return m
+}
+
+// Escape escapes a value as nginx's mail auth_http does (%XX for bytes
+// below 0x20, space and '%'), and DEL too, which HTTP does not allow in a
+// header. The service undoes it with a URL unescape.
+func Escape(s string) string {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if needsEscape(s[i]) {
+			n++
+		}
+	}
+	if n == 0 {
+		return s
+	}
+	const hex = "0123456789ABCDEF"
+	b := make([]byte, 0, len(s)+2*n)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if needsEscape(c) {
+			b = append(b, '%', hex[c>>4], hex[c&15])
+		} else {
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}
+
+func needsEscape(c byte) bool { return c < 0x20 || c == ' ' || c == '%' || c == 0x7f }
+
+// parseResponse reads the auth_http answer headers.
+func parseResponse(h http.Header) (route.Route, error) {
+	status, ok := single(h, "Auth-Status")
+	if !ok {
+		return route.Route{}, errors.New(`no "Auth-Status" header`)
+	}
+	if status != "OK" {
+		d := &route.Denied{Text: status, Code: strings.TrimSpace(h.Get("Auth-Error-Code"))}
+		if w := strings.TrimSpace(h.Get("Auth-Wait")); w != "" {
+			n, err := strconv.Atoi(w)
+			if err != nil || n < 0 || n > 86400 {
+				return route.Route{}, fmt.Errorf(`invalid "Auth-Wait: %s" (want seconds)`, w)
+			}
+			d.Wait = time.Duration(n) * time.Second
+		}
+		if d.Text == "" {
+			d.Text = "Authentication failed"
+		}
+		if len(d.Text) > maxText {
+			d.Text = d.Text[:maxText]
+		}
+		return route.Route{}, d
+	}
+
+	var rt route.Route
+	rt.Login = h.Get("Auth-User")
+	rt.Password = h.Get("Auth-Pass")
+	if urls := h.Values("X-Pipegate-Backend"); len(urls) > 0 {
+		for _, v := range urls {
+			for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' }) {
+				b, err := route.ParseBackend(f)
+				if err != nil {
+					return route.Route{}, fmt.Errorf(`"X-Pipegate-Backend": %w`, err)
+				}
+				rt.Backends = append(rt.Backends, b)
+			}
+		}
+		if len(rt.Backends) == 0 {
+			return route.Route{}, errors.New(`empty "X-Pipegate-Backend"`)
+		}
+		return rt, nil
+	}
+	b, err := serverPort(h)
+	if err != nil {
+		return route.Route{}, err
+	}
+	rt.Backends = []route.Backend{b}
+	return rt, nil
+}
+
+// serverPort builds the backend from Auth-Server, Auth-Port and pipegate's
+// TLS headers.
+func serverPort(h http.Header) (route.Backend, error) {
+	server := strings.TrimSpace(h.Get("Auth-Server"))
+	port := strings.TrimSpace(h.Get("Auth-Port"))
+	if server == "" || port == "" {
+		return route.Backend{}, errors.New(`"Auth-Status: OK" without "Auth-Server" and "Auth-Port"`)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return route.Backend{}, fmt.Errorf(`invalid "Auth-Port: %s"`, port)
+	}
+	if strings.ContainsAny(server, " /?#@[]") && !strings.HasPrefix(server, "[") {
+		return route.Backend{}, fmt.Errorf(`invalid "Auth-Server: %s"`, server)
+	}
+	host := strings.Trim(server, "[]")
+	scheme := "imap"
+	switch mode := strings.ToLower(strings.TrimSpace(h.Get("X-Pipegate-Backend-TLS"))); mode {
+	case "", "none", "plain":
+	case "starttls":
+		scheme = "imap+starttls"
+	case "tls", "ssl", "implicit":
+		scheme = "imaps"
+	default:
+		return route.Backend{}, fmt.Errorf(`invalid "X-Pipegate-Backend-TLS: %s" (want none, starttls or tls)`, mode)
+	}
+	u := url.URL{Scheme: scheme, Host: net.JoinHostPort(host, port)}
+	if name := strings.TrimSpace(h.Get("X-Pipegate-Server-Name")); name != "" {
+		u.RawQuery = url.Values{"server_name": {name}}.Encode()
+	}
+	b, err := route.ParseBackend(u.String())
+	if err != nil {
+		return route.Backend{}, fmt.Errorf(`"Auth-Server: %s", "Auth-Port: %s": %w`, server, port, err)
+	}
+	return b, nil
+}
+
+// single returns the one value of a header; several values are an error
+// in the caller's eyes (ok false only when absent).
+func single(h http.Header, name string) (string, bool) {
+	v := h[textproto.CanonicalMIMEHeaderKey(name)]
+	if len(v) == 0 {
+		return "", false
+	}
+	return strings.TrimSpace(v[0]), true
+}

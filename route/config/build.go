@@ -1,0 +1,317 @@
+package config
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"pipegate/route"
+	"pipegate/route/authhttp"
+	"pipegate/route/file"
+	"pipegate/route/ldap"
+	"pipegate/route/redis"
+	"pipegate/route/sql"
+	"pipegate/tlsconf"
+)
+
+// Defaults for remote sources (http, redis, ldap, sql).
+const (
+	DefaultTimeout     = 5 * time.Second
+	DefaultPositiveTTL = 30 * time.Second
+	DefaultNegativeTTL = 5 * time.Second
+)
+
+var common = []string{"type", "timeout", "cache", "on_error"}
+
+var tlsFields = []string{"tls_ca", "tls_cert", "tls_key", "tls_server_name"}
+
+// fieldsOf lists the fields each type reads, besides the common ones.
+var fieldsOf = map[string][]string{
+	"file":  {"path"},
+	"http":  append([]string{"url", "pass_password", "headers"}, tlsFields...),
+	"redis": append([]string{"url", "password_file", "key", "lowercase"}, tlsFields...),
+	"ldap": append([]string{"url", "urls", "start_tls", "bind_dn", "bind_password_file", "base_dn", "scope", "filter",
+		"backend_attr", "host_attr", "port_attr", "tls_attr", "server_name_attr", "login_attr", "port", "tls_mode"}, tlsFields...),
+	"sql": {"url", "password_file", "query", "max_conns"},
+}
+
+// Build makes the Router for list: each source, wrapped in its timeout
+// and cache, chained in order. Relative paths are taken from baseDir (the
+// configuration file's directory). cache is the route_cache default for
+// the remote sources; the file source is never cached (it is in memory).
+//
+// reload re-reads the file sources (each keeps its old table on error) and
+// empties the caches; closeAll closes the sources' connections. Errors
+// name the entry and field: "route_sources[1] (line 14).url: ...".
+func Build(ctx context.Context, baseDir string, list []SourceConfig, cache CacheConfig) (r route.Router, reload func() error, closeAll func() error, err error) {
+	if len(list) == 0 {
+		return nil, nil, nil, errors.New("route_sources: empty (want at least one source, or routes_file)")
+	}
+	b := &builder{ctx: ctx, baseDir: baseDir, cache: cache}
+	var routers []route.Router
+	for i := range list {
+		rt, err := b.source(i, &list[i])
+		if err != nil {
+			b.closeAll()
+			return nil, nil, nil, err
+		}
+		routers = append(routers, rt)
+	}
+	r = routers[0]
+	if len(routers) > 1 {
+		r = route.Chain(routers...)
+	}
+	return r, b.reload, b.closeAll, nil
+}
+
+type builder struct {
+	ctx     context.Context
+	baseDir string
+	cache   CacheConfig
+	files   []*file.Source
+	caches  []*route.Cached
+	closers []func() error
+}
+
+func (b *builder) reload() error {
+	var errs []error
+	for _, f := range b.files {
+		if err := f.Reload(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, c := range b.caches {
+		c.Purge()
+	}
+	return errors.Join(errs...)
+}
+
+func (b *builder) closeAll() error {
+	var errs []error
+	for _, c := range slices.Backward(b.closers) {
+		if err := c(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	b.closers = nil
+	return errors.Join(errs...)
+}
+
+func (b *builder) path(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(b.baseDir, p)
+}
+
+// fieldError names the entry and field of a problem.
+type fieldError struct {
+	index int
+	line  int
+	field string
+	err   error
+}
+
+func (e *fieldError) Error() string {
+	where := fmt.Sprintf("route_sources[%d]", e.index)
+	if e.line > 0 {
+		where += fmt.Sprintf(" (line %d)", e.line)
+	}
+	if e.field != "" {
+		where += "." + e.field
+	}
+	return where + ": " + e.err.Error()
+}
+
+func (e *fieldError) Unwrap() error { return e.err }
+
+func (b *builder) source(i int, c *SourceConfig) (route.Router, error) {
+	fail := func(field string, err error) error {
+		line := c.Line
+		if l, ok := c.keys[field]; ok {
+			line = l
+		}
+		return &fieldError{index: i, line: line, field: field, err: trim(field, err)}
+	}
+	allowed, ok := fieldsOf[c.Type]
+	if !ok {
+		types := make([]string, 0, len(fieldsOf))
+		for t := range fieldsOf {
+			types = append(types, t)
+		}
+		sort.Strings(types)
+		return nil, fail("type", fmt.Errorf("%q: want one of %s", c.Type, strings.Join(types, ", ")))
+	}
+	for k := range c.keys {
+		if !slices.Contains(common, k) && !slices.Contains(allowed, k) {
+			return nil, fail(k, fmt.Errorf("not a field of type %s (its fields: %s)", c.Type, strings.Join(allowed, ", ")))
+		}
+	}
+	switch c.OnError {
+	case "", "fail", "next":
+	default:
+		return nil, fail("on_error", fmt.Errorf("%q: want fail or next", c.OnError))
+	}
+
+	var src route.Router
+	remote := true
+	var err error
+	switch c.Type {
+	case "file":
+		remote = false
+		if c.Path == "" {
+			return nil, fail("path", errors.New("empty"))
+		}
+		var f *file.Source
+		f, err = file.Open(b.path(c.Path))
+		if err != nil {
+			return nil, fail("path", err)
+		}
+		b.files = append(b.files, f)
+		src = f
+	case "http":
+		if c.URL == "" {
+			return nil, fail("url", errors.New("empty"))
+		}
+		tc, err := b.tls(c, strings.HasPrefix(c.URL, "https:"))
+		if err != nil {
+			return nil, fail("tls_ca", err)
+		}
+		s, err := authhttp.New(authhttp.Config{URL: c.URL, PassPassword: c.PassPassword, Headers: c.Headers, TLS: tc})
+		if err != nil {
+			return nil, fail(fieldOf(err, "url", "headers"), err)
+		}
+		b.closers = append(b.closers, s.Close)
+		src = s
+	case "redis":
+		if c.URL == "" {
+			return nil, fail("url", errors.New("empty"))
+		}
+		tc, err := b.tls(c, strings.HasPrefix(c.URL, "rediss:"))
+		if err != nil {
+			return nil, fail("tls_ca", err)
+		}
+		s, err := redis.New(redis.Config{URL: c.URL, PasswordFile: b.path(c.PasswordFile), Key: c.Key, Lowercase: c.Lowercase, TLS: tc})
+		if err != nil {
+			return nil, fail(fieldOf(err, "url", "password_file", "key"), err)
+		}
+		b.closers = append(b.closers, s.Close)
+		src = s
+	case "ldap":
+		urls := c.URLs
+		if c.URL != "" {
+			urls = append([]string{c.URL}, urls...)
+		}
+		if len(urls) == 0 {
+			return nil, fail("url", errors.New("empty (want url: or urls:)"))
+		}
+		needTLS := c.StartTLS
+		for _, u := range urls {
+			needTLS = needTLS || strings.HasPrefix(u, "ldaps:")
+		}
+		tc, err := b.tls(c, needTLS)
+		if err != nil {
+			return nil, fail("tls_ca", err)
+		}
+		s, err := ldap.New(ldap.Config{
+			URLs: urls, StartTLS: c.StartTLS, TLS: tc, BindDN: c.BindDN, BindPasswordFile: b.path(c.BindPasswordFile),
+			BaseDN: c.BaseDN, Scope: c.Scope, Filter: c.Filter,
+			BackendAttr: c.BackendAttr, HostAttr: c.HostAttr, PortAttr: c.PortAttr, TLSAttr: c.TLSAttr,
+			ServerNameAttr: c.ServerNameAttr, LoginAttr: c.LoginAttr, Port: c.Port, TLSMode: c.TLSMode,
+			Timeout: time.Duration(c.Timeout),
+		})
+		if err != nil {
+			return nil, fail(fieldOf(err, "urls", "start_tls", "base_dn", "scope", "filter", "backend_attr", "host_attr",
+				"tls_mode", "port", "bind_dn", "bind_password_file"), err)
+		}
+		b.closers = append(b.closers, s.Close)
+		src = s
+	case "sql":
+		if c.URL == "" {
+			return nil, fail("url", errors.New("empty"))
+		}
+		s, err := sql.New(b.ctx, sql.Config{URL: c.URL, PasswordFile: b.path(c.PasswordFile), Query: c.Query, MaxConns: c.MaxConns})
+		if err != nil {
+			return nil, fail(fieldOf(err, "query", "url", "password_file"), err)
+		}
+		b.closers = append(b.closers, s.Close)
+		src = s
+	}
+
+	if remote {
+		timeout := time.Duration(c.Timeout)
+		if timeout == 0 {
+			timeout = DefaultTimeout
+		}
+		src = route.WithTimeout(src, timeout)
+		cc := b.cache
+		if c.Cache != nil {
+			cc = *c.Cache
+		}
+		if c.Type == "http" && c.Cache == nil {
+			cc.Off = true // auth_http checks passwords: never cached unless asked for
+		}
+		if !cc.Off {
+			pos, neg := time.Duration(cc.PositiveTTL), time.Duration(cc.NegativeTTL)
+			if pos == 0 {
+				pos = DefaultPositiveTTL
+			}
+			if neg == 0 {
+				neg = DefaultNegativeTTL
+			}
+			cached := route.Cache(src, pos, neg, cc.MaxEntries)
+			b.caches = append(b.caches, cached)
+			src = cached
+		}
+	} else if c.Timeout != 0 || c.Cache != nil {
+		return nil, fail("timeout", errors.New("a file source takes no timeout or cache (it is in memory)"))
+	}
+	if c.OnError == "next" {
+		src = route.ContinueOnError(src)
+	}
+	return src, nil
+}
+
+// tls loads the source's TLS settings; nil when none are set and TLS is
+// not used (the source's defaults then apply).
+func (b *builder) tls(c *SourceConfig, used bool) (*tls.Config, error) {
+	if c.TLSCA == "" && c.TLSCert == "" && c.TLSKey == "" && c.TLSServerName == "" {
+		return nil, nil
+	}
+	if !used {
+		return nil, errors.New("TLS settings, but the source does not use TLS")
+	}
+	return tlsconf.LoadClient(tlsconf.ClientFiles{CA: b.path(c.TLSCA), Cert: b.path(c.TLSCert), Key: b.path(c.TLSKey), ServerName: c.TLSServerName})
+}
+
+// fieldOf picks the field a source's error is about from the yaml name it
+// mentions ("route/ldap: base_dn: ..."), else the first candidate.
+func fieldOf(err error, candidates ...string) string {
+	msg := err.Error()
+	for _, c := range candidates {
+		if strings.Contains(msg, " "+c+":") || strings.Contains(msg, " "+c+" ") || strings.Contains(msg, " "+c+"[") {
+			return c
+		}
+	}
+	return candidates[0]
+}
+
+// trim drops the "route/xxx: " and "field: " prefixes a source puts on
+// its errors, since the fieldError says them.
+func trim(field string, err error) error {
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "route/") {
+		return err
+	}
+	if i := strings.Index(msg, ": "); i > 0 {
+		msg = msg[i+2:]
+	}
+	msg = strings.TrimPrefix(msg, field+": ")
+	return errors.New(msg)
+}

@@ -1,0 +1,278 @@
+package config
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"go.yaml.in/yaml/v3"
+
+	"pipegate/route"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// daemonConfig is the part of pipegate's config that holds the sources.
+type daemonConfig struct {
+	RoutesFile   string         `yaml:"routes_file"`
+	RouteSources []SourceConfig `yaml:"route_sources"`
+	RouteCache   CacheConfig    `yaml:"route_cache"`
+}
+
+func decode(t *testing.T, text string) (daemonConfig, error) {
+	t.Helper()
+	var c daemonConfig
+	dec := yaml.NewDecoder(bytes.NewReader([]byte(text)))
+	dec.KnownFields(true)
+	err := dec.Decode(&c)
+	return c, err
+}
+
+func writeFile(t *testing.T, dir, name, data string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// authService answers OK for alice@a.test and counts its calls.
+func authService(t *testing.T) (*httptest.Server, *atomic.Int32) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if r.Header.Get("Auth-User") != "alice@a.test" {
+			w.Header().Set("Auth-Status", "Invalid login or password")
+			w.Header().Set("Auth-Wait", "2")
+			return
+		}
+		w.Header().Set("Auth-Status", "OK")
+		w.Header().Set("Auth-Server", "127.0.0.1")
+		w.Header().Set("Auth-Port", "14399")
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &calls
+}
+
+func lookup(r route.Router, account string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rt, err := r.Lookup(ctx, route.Request{Protocol: "imap", Account: account})
+	if err != nil {
+		return "", err
+	}
+	return rt.Backends[0].String(), nil
+}
+
+func TestIssueShapeAndChain(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "routes.yaml", "routes:\n  - account: bob@a.test\n    backend: imap://127.0.0.1:14301\n")
+	auth, _ := authService(t)
+	c, err := decode(t, `
+route_sources:
+  - type: file
+    path: routes.yaml
+  - type: http
+    url: `+auth.URL+`/auth
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, reload, closeAll, err := Build(context.Background(), dir, c.RouteSources, c.RouteCache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll()
+	if got, err := lookup(r, "bob@a.test"); err != nil || got != "imap://127.0.0.1:14301" {
+		t.Errorf("bob (file): %s %v", got, err)
+	}
+	if got, err := lookup(r, "alice@a.test"); err != nil || got != "imap://127.0.0.1:14399" {
+		t.Errorf("alice (http after the file said not found): %s %v", got, err)
+	}
+	var d *route.Denied
+	if _, err := lookup(r, "mallory@a.test"); !errors.As(err, &d) || d.Wait != 2*time.Second {
+		t.Errorf("mallory: err = %v, want denied", err)
+	}
+
+	// Reload picks up the new file; a broken file keeps the old table.
+	writeFile(t, dir, "routes.yaml", "routes:\n  - account: bob@a.test\n    backend: imap://127.0.0.1:15555\n")
+	if err := reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := lookup(r, "bob@a.test"); got != "imap://127.0.0.1:15555" {
+		t.Errorf("after reload: %s", got)
+	}
+	writeFile(t, dir, "routes.yaml", "routes: [\n")
+	if err := reload(); err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "routes.yaml")) {
+		t.Errorf("reload of a broken file: %v", err)
+	}
+	if got, _ := lookup(r, "bob@a.test"); got != "imap://127.0.0.1:15555" {
+		t.Errorf("after a failed reload: %s", got)
+	}
+}
+
+func TestAllTypesBuild(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "routes.yaml", "default: imap://127.0.0.1:14301\n")
+	writeFile(t, dir, "pw", "secret\n")
+	c, err := decode(t, `
+route_cache:
+  positive_ttl: 1m
+  negative_ttl: 10s
+  max_entries: 5000
+route_sources:
+  - type: redis
+    url: redis://127.0.0.1:1/0
+    key: "route:%d:%n"
+    lowercase: true
+    on_error: next
+    timeout: 200ms
+  - type: ldap
+    urls: [ldap://127.0.0.1:1]
+    bind_dn: cn=pipegate,dc=example,dc=org
+    bind_password_file: pw
+    base_dn: ou=people,dc=example,dc=org
+    filter: "(mail=%u)"
+    host_attr: mailHost
+    tls_mode: tls
+    on_error: next
+    cache: false
+  - type: sql
+    url: postgres://pipegate@127.0.0.1:1/mail
+    password_file: pw
+    query: SELECT host, port FROM routes WHERE account = $1
+    on_error: next
+    cache:
+      positive_ttl: 5s
+  - type: http
+    url: http://127.0.0.1:1/auth
+    pass_password: true
+    headers: {X-Auth-Key: k}
+    on_error: next
+  - type: file
+    path: routes.yaml
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _, closeAll, err := Build(context.Background(), dir, c.RouteSources, c.RouteCache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll()
+	// Every remote source is down (port 1); each is "on_error: next", so the file answers.
+	if got, err := lookup(r, "alice@a.test"); err != nil || got != "imap://127.0.0.1:14301" {
+		t.Fatalf("%s %v", got, err)
+	}
+}
+
+func TestSourceDownIsUnavailable(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "routes.yaml", "default: imap://127.0.0.1:14301\n")
+	c, err := decode(t, "route_sources:\n  - type: http\n    url: http://127.0.0.1:1/auth\n  - type: file\n    path: routes.yaml\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _, closeAll, err := Build(context.Background(), dir, c.RouteSources, c.RouteCache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll()
+	_, err = lookup(r, "alice@a.test")
+	var d *route.Denied
+	if err == nil || errors.Is(err, route.ErrNotFound) || errors.As(err, &d) {
+		t.Fatalf("err = %v, want an error (NO [UNAVAILABLE])", err)
+	}
+}
+
+func TestHTTPCacheOnlyWhenAsked(t *testing.T) {
+	auth, calls := authService(t)
+	for _, tt := range []struct {
+		yaml  string
+		calls int32
+	}{
+		{"route_sources:\n  - type: http\n    url: " + auth.URL + "\n", 3},
+		{"route_sources:\n  - type: http\n    url: " + auth.URL + "\n    cache: true\n", 1},
+	} {
+		calls.Store(0)
+		c, err := decode(t, tt.yaml)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, reload, closeAll, err := Build(context.Background(), t.TempDir(), c.RouteSources, c.RouteCache)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 3; i++ {
+			if _, err := lookup(r, "alice@a.test"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if calls.Load() != tt.calls {
+			t.Errorf("%q: %d calls for 3 lookups, want %d", tt.yaml, calls.Load(), tt.calls)
+		}
+		if err := reload(); err != nil { // empties the cache
+			t.Fatal(err)
+		}
+		before := calls.Load()
+		if _, err := lookup(r, "alice@a.test"); err != nil || calls.Load() != before+1 {
+			t.Errorf("after reload: %d calls, want %d", calls.Load(), before+1)
+		}
+		closeAll()
+	}
+}
+
+func TestErrors(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "routes.yaml", "default: imap://127.0.0.1:14301\n")
+	writeFile(t, dir, "bad.yaml", "routes:\n  - account: a@a.test\n    backend: nope://x\n")
+	tests := []struct{ name, yaml, want string }{
+		{"empty list", "route_sources: []\n", "route_sources: empty"},
+		{"unknown type", "route_sources:\n  - type: mysql\n", "route_sources[0] (line 2).type: \"mysql\": want one of file, http, ldap, redis, sql"},
+		{"missing type", "route_sources:\n  - path: x\n", `route_sources[0] (line 2).type: ""`},
+		{"unknown field", "route_sources:\n  - type: file\n    pth: routes.yaml\n", `line 3: route source: unknown field "pth"`},
+		{"field of another type", "route_sources:\n  - type: file\n    path: routes.yaml\n  - type: http\n    url: http://h/\n    query: x\n",
+			"route_sources[1] (line 6).query: not a field of type http"},
+		{"file not found", "route_sources:\n  - type: file\n    path: nope.yaml\n", "route_sources[0] (line 3).path: open " + filepath.Join(dir, "nope.yaml") + ": no such file"},
+		{"file broken", "route_sources:\n  - type: file\n    path: bad.yaml\n", "route_sources[0] (line 3).path: " + filepath.Join(dir, "bad.yaml") + ":3: routes[0].backend:"},
+		{"file with timeout", "route_sources:\n  - type: file\n    path: routes.yaml\n    timeout: 1s\n", "takes no timeout"},
+		{"http no url", "route_sources:\n  - type: http\n", "route_sources[0] (line 2).url: empty"},
+		{"http bad url", "route_sources:\n  - type: http\n    url: ftp://x\n", "route_sources[0] (line 3).url: url \"ftp://x\": want http://"},
+		{"tls without TLS", "route_sources:\n  - type: http\n    url: http://x/\n    tls_ca: ca.pem\n", "does not use TLS"},
+		{"tls CA missing", "route_sources:\n  - type: http\n    url: https://x/\n    tls_ca: ca.pem\n", "route_sources[0] (line 4).tls_ca:"},
+		{"redis bad key", "route_sources:\n  - type: redis\n    url: redis://127.0.0.1:6379\n    key: \"r:%q\"\n", "route_sources[0] (line 4).key: template"},
+		{"ldap no base", "route_sources:\n  - type: ldap\n    url: ldap://127.0.0.1\n    host_attr: mailHost\n", "route_sources[0] (line 2).base_dn: empty"},
+		{"ldap bad filter", "route_sources:\n  - type: ldap\n    url: ldap://127.0.0.1\n    base_dn: dc=x\n    host_attr: mailHost\n    filter: \"(mail=%u\"\n", "route_sources[0] (line 6).filter:"},
+		{"sql no query", "route_sources:\n  - type: sql\n    url: postgres://h/db\n", "route_sources[0] (line 2).query: empty"},
+		{"bad on_error", "route_sources:\n  - type: file\n    path: routes.yaml\n    on_error: ignore\n", "route_sources[0] (line 4).on_error"},
+		{"bad duration", "route_sources:\n  - type: http\n    url: http://x/\n    timeout: 5\n", "line 4: \"5\": want a duration"},
+		{"bad cache", "route_sources:\n  - type: http\n    url: http://x/\n    cache: {ttl: 1s}\n", `line 4: cache: unknown field "ttl"`},
+		{"bad cache scalar", "route_sources:\n  - type: http\n    url: http://x/\n    cache: maybe\n", "line 4: cache: want true, false"},
+		{"not a mapping", "route_sources:\n  - file\n", "line 2: a route source is a mapping"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := decode(t, tt.yaml)
+			if err == nil {
+				var closeAll func() error
+				_, _, closeAll, err = Build(context.Background(), dir, c.RouteSources, c.RouteCache)
+				if err == nil {
+					closeAll()
+				}
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v\nwant it to contain %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,120 @@
+// Package file is pipegate's embedded route source: a YAML file that maps
+// accounts, domains and client networks to backends, reloaded on demand
+// (the daemon calls Reload on SIGHUP).
+//
+//	src, err := file.Open("/etc/pipegate/routes.yaml")
+//	if err != nil {
+//		log.Fatal(err) // names the file, the line, the field and the problem
+//	}
+//	rt, err := src.Lookup(ctx, route.Request{Protocol: "imap", Account: "alice@a.test"})
+//	// rt.Backends[0].Addr == "127.0.0.1:14301"
+//	...
+//	if err := src.Reload(); err != nil {
+//		log.Print(err) // the old table stays in force
+//	}
+//
+// The file:
+//
+//	routes:
+//	  - account: alice@a.test            # exact account, case-insensitive
+//	    backend: imap://127.0.0.1:14301
+//	  - account: bob@a.test
+//	    backends: [imaps://10.0.0.1:993, imaps://10.0.0.2:993]   # failover, in order
+//	    login: bob                       # login name sent to the backend (%u, %n, %d expand)
+//	  - domain: b.test                   # or "*@b.test"
+//	    backend: imaps://127.0.0.1:19932
+//	  - domain: b.test
+//	    network: 10.0.0.0/8              # clients from this network (a list is allowed)
+//	    backend: imap://127.0.0.1:14302
+//	  - network: 192.0.2.0/24            # every account from this network
+//	    backend: imap://127.0.0.1:14309
+//	default: imap+starttls://127.0.0.1:14301   # or a list
+//
+// The most specific rule wins, whatever its place in the file:
+//
+//  1. account and network
+//  2. account
+//  3. domain and network
+//  4. domain
+//  5. network alone
+//  6. default
+//
+// Among rules of one kind whose networks all match, the longest prefix wins.
+// Two rules with the same account (or domain) and the same network are an
+// error. No rule and no default: ErrNotFound, and a chain asks its next
+// source.
+package file
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"pipegate/route"
+)
+
+// Source is a routes file loaded in memory. Its methods are safe for
+// concurrent use; Lookup never blocks on Reload.
+type Source struct {
+	path  string
+	mu    sync.Mutex // serialises Reload so an older read never replaces a newer one
+	table atomic.Pointer[table]
+}
+
+// Open reads and checks the routes file at path.
+func Open(path string) (*Source, error) {
+	s := &Source{path: path}
+	if err := s.Reload(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Parse makes a Source from YAML held in memory; name is used in error
+// messages. Such a Source has no file to Reload from.
+func Parse(name string, data []byte) (*Source, error) {
+	t, err := parse(name, data)
+	if err != nil {
+		return nil, err
+	}
+	s := &Source{}
+	s.table.Store(t)
+	return s, nil
+}
+
+// Path is the file the Source reads ("" for one made by Parse).
+func (s *Source) Path() string { return s.path }
+
+// Rules is the number of rules in force, the default counting as one.
+func (s *Source) Rules() int { return s.table.Load().rules }
+
+// Reload reads the file again and swaps the new table in at once. On any
+// error the table in force stays and the error says what is wrong.
+func (s *Source) Reload() error {
+	if s.path == "" {
+		return fmt.Errorf("route/file: reload: source has no file (made by Parse)")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	data, err := os.ReadFile(s.path)
+	if err != nil {
+		return fmt.Errorf("route/file: %w", err)
+	}
+	t, err := parse(s.path, data)
+	if err != nil {
+		return err
+	}
+	s.table.Store(t)
+	return nil
+}
+
+// Lookup finds the most specific rule for req (see the package comment).
+// The returned Route is the caller's to keep and change.
+func (s *Source) Lookup(ctx context.Context, req route.Request) (route.Route, error) {
+	if err := ctx.Err(); err != nil {
+		return route.Route{}, err
+	}
+	return s.table.Load().lookup(req)
+}

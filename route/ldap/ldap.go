@@ -1,0 +1,307 @@
+// Package ldap is a route source that searches a directory (OpenLDAP,
+// Active Directory, 389-ds) for the account and builds the route from the
+// entry's attributes.
+//
+//	src, err := ldap.New(ldap.Config{
+//		URLs:             []string{"ldaps://ldap1.example.org", "ldaps://ldap2.example.org"},
+//		BindDN:           "cn=pipegate,ou=services,dc=example,dc=org",
+//		BindPasswordFile: "/etc/pipegate/ldap.pw",
+//		BaseDN:           "ou=people,dc=example,dc=org",
+//		Filter:           "(mail=%u)",  // %u, %n, %d; values are escaped with ldap.EscapeFilter
+//		HostAttr:         "mailHost",   // the backend's host name ...
+//		Port:             993,          // ... with this port and TLS mode
+//		TLSMode:          "tls",
+//	})
+//	if err != nil { ... }
+//	defer src.Close()
+//	rt, err := src.Lookup(ctx, route.Request{Protocol: "imap", Account: "alice@example.org"})
+//
+// The route comes from either BackendAttr, an attribute holding backend
+// URLs (imaps://host:port, one per value, tried in order), or HostAttr
+// (one host per value) with the port, TLS mode and certificate name from
+// PortAttr, TLSAttr and ServerNameAttr, or else from Port, TLSMode and the
+// host. LoginAttr, if set and present, names the login for the backend.
+//
+// No entry, or an entry without the host or backend attribute, is
+// route.ErrNotFound; more than one entry is an error (the filter is
+// ambiguous). A directory that is down or slow is an error at the
+// lookup's deadline; the connection is then dropped and made again by the
+// next lookup, trying the URLs in order, so the source recovers by itself.
+package ldap
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	goldap "github.com/go-ldap/ldap/v3"
+
+	"pipegate/route"
+)
+
+// Config says which directory to search and how to read an entry.
+type Config struct {
+	URLs             []string    // ldap://host[:port] or ldaps://host[:port], tried in order
+	StartTLS         bool        // upgrade ldap:// with StartTLS before binding
+	TLS              *tls.Config // for ldaps:// and StartTLS (default: system roots, ServerName from the URL)
+	BindDN           string      // empty: anonymous
+	BindPasswordFile string      // file whose first line is BindDN's password
+	BaseDN           string
+	Scope            string // "sub" (default), "one" or "base"
+	Filter           string // default "(mail=%u)"
+
+	BackendAttr    string // attribute with backend URLs; or:
+	HostAttr       string // attribute with backend host names (e.g. mailHost)
+	PortAttr       string // optional attribute with the port
+	TLSAttr        string // optional attribute with the TLS mode: none, starttls or tls
+	ServerNameAttr string // optional attribute with the certificate name
+	LoginAttr      string // optional attribute with the login name for the backend
+
+	Port    int    // port when PortAttr is unset or absent (default 143, or 993 with TLS "tls")
+	TLSMode string // TLS mode when TLSAttr is unset or absent: none (default), starttls, tls
+
+	Timeout time.Duration // bound for dialling, binding and searching when ctx has none sooner (default 5s)
+}
+
+// Source searches an LDAP directory. It is safe for concurrent use; it
+// keeps one connection, on which lookups run concurrently.
+type Source struct {
+	cfg      Config
+	password string
+	scope    int
+	tlsMode  route.TLSMode
+	attrs    []string
+
+	lock    chan struct{} // held while (re)connecting; waiting honours ctx
+	conn    *goldap.Conn  // guarded by lock
+	connURL string        // the URL conn is connected to
+}
+
+// New checks cfg and reads the bind password; it does not connect yet.
+func New(cfg Config) (*Source, error) {
+	s := &Source{cfg: cfg, lock: make(chan struct{}, 1)}
+	if len(cfg.URLs) == 0 {
+		return nil, errors.New("route/ldap: urls: empty")
+	}
+	for i, u := range cfg.URLs {
+		pu, err := url.Parse(u)
+		if err != nil || (pu.Scheme != "ldap" && pu.Scheme != "ldaps") || pu.Host == "" {
+			return nil, fmt.Errorf("route/ldap: urls[%d]: %q: want ldap://HOST[:PORT] or ldaps://HOST[:PORT]", i, u)
+		}
+		if cfg.StartTLS && pu.Scheme == "ldaps" {
+			return nil, fmt.Errorf("route/ldap: urls[%d]: %q: start_tls with ldaps://", i, u)
+		}
+	}
+	if cfg.BaseDN == "" {
+		return nil, errors.New("route/ldap: base_dn: empty")
+	}
+	if _, err := goldap.ParseDN(cfg.BaseDN); err != nil {
+		return nil, fmt.Errorf("route/ldap: base_dn: %w", err)
+	}
+	switch cfg.Scope {
+	case "", "sub":
+		s.scope = goldap.ScopeWholeSubtree
+	case "one":
+		s.scope = goldap.ScopeSingleLevel
+	case "base":
+		s.scope = goldap.ScopeBaseObject
+	default:
+		return nil, fmt.Errorf("route/ldap: scope: %q: want sub, one or base", cfg.Scope)
+	}
+	if s.cfg.Filter == "" {
+		s.cfg.Filter = "(mail=%u)"
+	}
+	sample, err := route.Expand(s.cfg.Filter, "user@example.org", goldap.EscapeFilter)
+	if err != nil {
+		return nil, fmt.Errorf("route/ldap: filter: %w", err)
+	}
+	if _, err := goldap.CompileFilter(sample); err != nil {
+		return nil, fmt.Errorf("route/ldap: filter %q: %w", s.cfg.Filter, err)
+	}
+	switch {
+	case cfg.BackendAttr != "" && cfg.HostAttr != "":
+		return nil, errors.New("route/ldap: backend_attr and host_attr both set (want one)")
+	case cfg.BackendAttr == "" && cfg.HostAttr == "":
+		return nil, errors.New("route/ldap: want backend_attr or host_attr")
+	}
+	if s.tlsMode, err = parseTLSMode(cfg.TLSMode); err != nil {
+		return nil, fmt.Errorf("route/ldap: tls_mode: %w", err)
+	}
+	if cfg.Port < 0 || cfg.Port > 65535 {
+		return nil, fmt.Errorf("route/ldap: port: %d: want 1-65535", cfg.Port)
+	}
+	for _, a := range []string{cfg.BackendAttr, cfg.HostAttr, cfg.PortAttr, cfg.TLSAttr, cfg.ServerNameAttr, cfg.LoginAttr} {
+		if a != "" {
+			s.attrs = append(s.attrs, a)
+		}
+	}
+	if cfg.BindPasswordFile != "" {
+		b, err := os.ReadFile(cfg.BindPasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("route/ldap: bind_password_file: %w", err)
+		}
+		s.password, _, _ = strings.Cut(string(b), "\n")
+		s.password = strings.TrimSuffix(s.password, "\r")
+	}
+	if cfg.BindDN != "" && s.password == "" {
+		return nil, errors.New("route/ldap: bind_dn without a password (bind_password_file)")
+	}
+	if s.cfg.Timeout <= 0 {
+		s.cfg.Timeout = 5 * time.Second
+	}
+	return s, nil
+}
+
+func parseTLSMode(s string) (route.TLSMode, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "none", "plain":
+		return route.TLSNone, nil
+	case "starttls":
+		return route.TLSStartTLS, nil
+	case "tls", "ssl", "implicit":
+		return route.TLSImplicit, nil
+	}
+	return 0, fmt.Errorf("%q: want none, starttls or tls", s)
+}
+
+// Close closes the connection.
+func (s *Source) Close() error {
+	s.lock <- struct{}{}
+	defer func() { <-s.lock }()
+	if s.conn != nil {
+		err := s.conn.Close()
+		s.conn = nil
+		return err
+	}
+	return nil
+}
+
+// Lookup searches for the account.
+func (s *Source) Lookup(ctx context.Context, req route.Request) (route.Route, error) {
+	filter, err := route.Expand(s.cfg.Filter, req.Account, goldap.EscapeFilter)
+	if err != nil {
+		return route.Route{}, fmt.Errorf("route/ldap: filter: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	conn, connURL, err := s.connection(ctx)
+	if err != nil {
+		return route.Route{}, err
+	}
+	sr := goldap.NewSearchRequest(s.cfg.BaseDN, s.scope, goldap.NeverDerefAliases, 2, 0, false, filter, s.attrs, nil)
+	var entries []*goldap.Entry
+	resp := conn.SearchAsync(ctx, sr, 2)
+	for resp.Next() {
+		if e := resp.Entry(); e != nil {
+			entries = append(entries, e)
+		}
+	}
+	err = resp.Err()
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err() // SearchAsync ends quietly on cancellation
+	}
+	if err != nil {
+		if goldap.IsErrorWithCode(err, goldap.LDAPResultSizeLimitExceeded) {
+			return route.Route{}, fmt.Errorf("route/ldap: search %s for %s: more than one entry (make the filter unique)", s.cfg.BaseDN, filter)
+		}
+		if !isServerAnswer(err) {
+			s.drop(conn) // down, or too slow: connect afresh next time
+		}
+		return route.Route{}, fmt.Errorf("route/ldap: search %s for %s on %s: %w", s.cfg.BaseDN, filter, connURL, err)
+	}
+	switch len(entries) {
+	case 0:
+		return route.Route{}, route.ErrNotFound
+	case 1:
+	default:
+		return route.Route{}, fmt.Errorf("route/ldap: search %s for %s: more than one entry (make the filter unique)", s.cfg.BaseDN, filter)
+	}
+	return s.entryRoute(entries[0])
+}
+
+// isServerAnswer tells an LDAP result code sent by the server (the
+// connection is fine) from a network failure or timeout.
+func isServerAnswer(err error) bool {
+	var le *goldap.Error
+	if !errors.As(err, &le) {
+		return false
+	}
+	return le.ResultCode != goldap.ErrorNetwork && le.ResultCode < goldap.ErrorNetwork
+}
+
+// entryRoute reads the route from the attributes.
+func (s *Source) entryRoute(e *goldap.Entry) (route.Route, error) {
+	var rt route.Route
+	if s.cfg.LoginAttr != "" {
+		rt.Login = e.GetEqualFoldAttributeValue(s.cfg.LoginAttr)
+	}
+	if s.cfg.BackendAttr != "" {
+		urls := e.GetEqualFoldAttributeValues(s.cfg.BackendAttr)
+		if len(urls) == 0 {
+			return route.Route{}, fmt.Errorf("%w: %s has no %s", route.ErrNotFound, e.DN, s.cfg.BackendAttr)
+		}
+		for _, u := range urls {
+			for _, f := range strings.Fields(u) {
+				b, err := route.ParseBackend(f)
+				if err != nil {
+					return route.Route{}, fmt.Errorf("route/ldap: %s: %s: %w", e.DN, s.cfg.BackendAttr, err)
+				}
+				rt.Backends = append(rt.Backends, b)
+			}
+		}
+		return rt, nil
+	}
+	hosts := e.GetEqualFoldAttributeValues(s.cfg.HostAttr)
+	if len(hosts) == 0 {
+		return route.Route{}, fmt.Errorf("%w: %s has no %s", route.ErrNotFound, e.DN, s.cfg.HostAttr)
+	}
+	mode := s.tlsMode
+	if s.cfg.TLSAttr != "" {
+		if v := e.GetEqualFoldAttributeValue(s.cfg.TLSAttr); v != "" {
+			m, err := parseTLSMode(v)
+			if err != nil {
+				return route.Route{}, fmt.Errorf("route/ldap: %s: %s: %w", e.DN, s.cfg.TLSAttr, err)
+			}
+			mode = m
+		}
+	}
+	port := s.cfg.Port
+	if port == 0 {
+		port = 143
+		if mode == route.TLSImplicit {
+			port = 993
+		}
+	}
+	if s.cfg.PortAttr != "" {
+		if v := e.GetEqualFoldAttributeValue(s.cfg.PortAttr); v != "" {
+			p, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || p < 1 || p > 65535 {
+				return route.Route{}, fmt.Errorf("route/ldap: %s: %s: %q: want 1-65535", e.DN, s.cfg.PortAttr, v)
+			}
+			port = p
+		}
+	}
+	serverName := ""
+	if s.cfg.ServerNameAttr != "" {
+		serverName = e.GetEqualFoldAttributeValue(s.cfg.ServerNameAttr)
+	}
+	for _, h := range hosts {
+		h = strings.TrimSpace(h)
+		if h == "" || strings.ContainsAny(h, " /?#@[]") {
+			return route.Route{}, fmt.Errorf("route/ldap: %s: %s: %q is not a host name", e.DN, s.cfg.HostAttr, h)
+		}
+		b := route.Backend{Protocol: "imap", Addr: net.JoinHostPort(h, strconv.Itoa(port)), TLS: mode, ServerName: h, SendID: true}
+		if serverName != "" {
+			b.ServerName = serverName
+		}
+		rt.Backends = append(rt.Backends, b)
+	}
+	return rt, nil
+}

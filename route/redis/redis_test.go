@@ -1,0 +1,223 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"pipegate/internal/realserver"
+	"pipegate/route"
+)
+
+var (
+	srv    *realserver.Redis
+	srvErr error
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "pipegate-route-redis-")
+	if err != nil {
+		panic(err)
+	}
+	srv, srvErr = realserver.StartRedis(dir)
+	realserver.RunTests(m, func() {
+		if srv != nil {
+			srv.Stop()
+		}
+	}, func() { os.RemoveAll(dir) })
+}
+
+// seed writes key/values with a plain client.
+func seed(t testing.TB, kv ...string) {
+	t.Helper()
+	c := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	defer c.Close()
+	for i := 0; i+1 < len(kv); i += 2 {
+		if err := c.Set(context.Background(), kv[i], kv[i+1], 0).Err(); err != nil {
+			t.Fatalf("seed %s: %v", kv[i], err)
+		}
+	}
+}
+
+func newSource(t testing.TB, cfg Config) *Source {
+	t.Helper()
+	realserver.Need(t, srvErr)
+	if cfg.URL == "" {
+		cfg.URL = "redis://" + srv.Addr + "/0"
+	}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func backendList(rt route.Route) string {
+	var out []string
+	for _, b := range rt.Backends {
+		out = append(out, b.String())
+	}
+	return strings.Join(out, " ")
+}
+
+func TestLookup(t *testing.T) {
+	s := newSource(t, Config{})
+	seed(t,
+		"route:alice@a.test", "imap://127.0.0.1:14301",
+		"route:bob@a.test", "  imaps://127.0.0.1:9931   imaps://127.0.0.1:9932?server_name=m.a.test\n",
+		"route:bad@a.test", "imap://127.0.0.1:1 pop3://x",
+		"route:empty@a.test", "  ",
+	)
+	ctx := context.Background()
+	tests := []struct{ account, want, wantErr string }{
+		{"alice@a.test", "imap://127.0.0.1:14301", ""},
+		{"bob@a.test", "imaps://127.0.0.1:9931 imaps://127.0.0.1:9932?server_name=m.a.test", ""},
+		{"Alice@a.test", "", "not found"},
+		{"nobody@a.test", "", "not found"},
+		{"bad@a.test", "", `key route:bad@a.test on tcp:` + srv.Addr + `: backend "pop3://x": unknown scheme`},
+		{"empty@a.test", "", "empty value"},
+	}
+	for _, tt := range tests {
+		rt, err := s.Lookup(ctx, route.Request{Protocol: "imap", Account: tt.account})
+		switch {
+		case tt.wantErr == "not found":
+			if !errors.Is(err, route.ErrNotFound) {
+				t.Errorf("%s: err = %v, want ErrNotFound", tt.account, err)
+			}
+		case tt.wantErr != "":
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || errors.Is(err, route.ErrNotFound) {
+				t.Errorf("%s: err = %v, want one containing %q", tt.account, err, tt.wantErr)
+			}
+		case err != nil:
+			t.Errorf("%s: %v", tt.account, err)
+		case backendList(rt) != tt.want:
+			t.Errorf("%s: %s, want %s", tt.account, backendList(rt), tt.want)
+		}
+	}
+}
+
+func TestKeyTemplateAndLowercase(t *testing.T) {
+	s := newSource(t, Config{Key: "mail:%d:%n", Lowercase: true})
+	seed(t, "mail:b.test:carol", "imaps://127.0.0.1:19932")
+	rt, err := s.Lookup(context.Background(), route.Request{Account: "Carol@B.test"})
+	if err != nil || backendList(rt) != "imaps://127.0.0.1:19932" {
+		t.Fatalf("%v %v", backendList(rt), err)
+	}
+}
+
+func TestPasswordFile(t *testing.T) {
+	realserver.Need(t, srvErr)
+	pw := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pw, []byte("wrong-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := newSource(t, Config{URL: "redis://:from-url@" + srv.Addr, PasswordFile: pw})
+	if got := s.client.Options().Password; got != "wrong-password" {
+		t.Fatalf("password %q, want the file's first line", got)
+	}
+	if _, err := New(Config{URL: "redis://" + srv.Addr, PasswordFile: filepath.Join(t.TempDir(), "missing")}); err == nil || !strings.Contains(err.Error(), "password_file") {
+		t.Fatalf("missing password file: err = %v", err)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, tt := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, "url: empty"},
+		{Config{URL: "http://x"}, "url:"},
+		{Config{URL: "redis://127.0.0.1:1", Key: "route:%x"}, "key:"},
+	} {
+		if _, err := New(tt.cfg); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("New(%+v): err = %v, want %q", tt.cfg, err, tt.want)
+		}
+	}
+}
+
+// TestDownAndBack: a stopped server is an error (not ErrNotFound) that comes
+// back within the lookup's deadline; once the server is back, lookups work
+// again without anything being reset.
+func TestDownAndBack(t *testing.T) {
+	s := newSource(t, Config{})
+	seed(t, "route:alice@a.test", "imap://127.0.0.1:14301")
+	look := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := s.Lookup(ctx, route.Request{Account: "alice@a.test"})
+		return err
+	}
+	if err := look(); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	err := look()
+	if err == nil || errors.Is(err, route.ErrNotFound) || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("server down: err = %v, want a connection error", err)
+	}
+	if !strings.Contains(err.Error(), srv.Addr) {
+		t.Errorf("error %q does not name the server", err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	seed(t, "route:alice@a.test", "imap://127.0.0.1:14301") // no persistence
+	if err := look(); err != nil {
+		t.Fatalf("server back: %v", err)
+	}
+}
+
+// TestHungServer: a server that accepts but never answers fails the lookup
+// at its context's deadline, and answers again once it is back.
+func TestHungServer(t *testing.T) {
+	s := newSource(t, Config{})
+	seed(t, "route:alice@a.test", "imap://127.0.0.1:14301")
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	_, err := s.Lookup(ctx, route.Request{Account: "alice@a.test"})
+	cancel()
+	if resumeErr := srv.Resume(); resumeErr != nil {
+		t.Fatal(resumeErr)
+	}
+	if err == nil || errors.Is(err, route.ErrNotFound) {
+		t.Fatalf("hung server: err = %v, want a timeout", err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := s.Lookup(ctx, route.Request{Account: "alice@a.test"}); err != nil {
+		t.Fatalf("after resume: %v", err)
+	}
+}
+
+func BenchmarkLookup(b *testing.B) {
+	s := newSource(b, Config{})
+	seed(b, "route:alice@a.test", "imap://127.0.0.1:14301")
+	req := route.Request{Protocol: "imap", Account: "alice@a.test"}
+	ctx := context.Background()
+	b.Run("cold", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := s.Lookup(ctx, req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("warm", func(b *testing.B) {
+		c := route.Cache(s, time.Minute, time.Minute, 0)
+		for b.Loop() {
+			if _, err := c.Lookup(ctx, req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -1,0 +1,260 @@
+// Package sql is a route source that asks PostgreSQL, the way Dovecot's
+// passdb/userdb SQL queries do: a query with the account as a parameter
+// returns the backend.
+//
+//	src, err := sql.New(ctx, sql.Config{
+//		URL:   "postgres://pipegate@db.example.org/mail?sslmode=verify-full",
+//		PasswordFile: "/etc/pipegate/db.pw",
+//		Query: "SELECT host, port, tls, login FROM routes WHERE account = lower($1)",
+//	})
+//	if err != nil { ... }
+//	defer src.Close()
+//	rt, err := src.Lookup(ctx, route.Request{Protocol: "imap", Account: "alice@a.test"})
+//
+// The query takes the account as $1, or, if it uses named parameters
+// instead, any of @account, @local (part before the last '@'), @domain and
+// @client_ip (text, "" when unknown). It returns, by column name:
+//
+//	backend      a backend URL (imaps://host:port...), or several separated by spaces; or:
+//	host         the backend's host name or address
+//	port         its port (default 143, or 993 with tls)
+//	tls          none (default), starttls or tls
+//	server_name  the name to verify its certificate against (default: host)
+//	login        optional: the login name for the backend (first non-empty row wins)
+//
+// Each row is one backend, tried in the order of the rows (add ORDER BY).
+// No row, or only NULL backends, is route.ErrNotFound. A database that is
+// down or slow is an error at the lookup's deadline; the pool reconnects
+// by itself when the database is back.
+package sql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"pipegate/route"
+)
+
+// Config says which database to ask and what.
+type Config struct {
+	URL          string // postgres://user@host:port/db?sslmode=... (libpq keyword=value strings work too)
+	PasswordFile string // file whose first line is the password; overrides one in URL
+	Query        string // see the package comment
+	MaxConns     int32  // pool size (default: pgxpool's, max(4, CPUs))
+}
+
+// Source asks PostgreSQL. It is safe for concurrent use.
+type Source struct {
+	pool  *pgxpool.Pool
+	query string
+	named bool
+	where string // host:port/db for errors, without password
+}
+
+var namedParams = []string{"@account", "@local", "@domain", "@client_ip"}
+
+// New checks cfg and makes the connection pool; it does not wait for the
+// database, so pipegate starts even while the database is down.
+func New(ctx context.Context, cfg Config) (*Source, error) {
+	if strings.TrimSpace(cfg.Query) == "" {
+		return nil, errors.New("route/sql: query: empty")
+	}
+	s := &Source{query: cfg.Query}
+	for _, p := range namedParams {
+		if strings.Contains(cfg.Query, p) {
+			s.named = true
+		}
+	}
+	if !s.named && !strings.Contains(cfg.Query, "$1") {
+		return nil, fmt.Errorf("route/sql: query: uses neither $1 nor a named parameter (%s)", strings.Join(namedParams, ", "))
+	}
+	if s.named && strings.Contains(cfg.Query, "$1") {
+		return nil, errors.New("route/sql: query: mixes $1 and named parameters (use one kind)")
+	}
+	pc, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("route/sql: url: %w", err)
+	}
+	if cfg.PasswordFile != "" {
+		b, err := os.ReadFile(cfg.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("route/sql: password_file: %w", err)
+		}
+		pw, _, _ := strings.Cut(string(b), "\n")
+		pc.ConnConfig.Password = strings.TrimSuffix(pw, "\r")
+	}
+	if cfg.MaxConns > 0 {
+		pc.MaxConns = cfg.MaxConns
+	}
+	pc.MinConns = 0
+	s.where = fmt.Sprintf("%s/%s", net.JoinHostPort(pc.ConnConfig.Host, strconv.Itoa(int(pc.ConnConfig.Port))), pc.ConnConfig.Database)
+	s.pool, err = pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("route/sql: %s: %w", s.where, err)
+	}
+	return s, nil
+}
+
+// Close closes the pool.
+func (s *Source) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// Lookup runs the query for req.
+func (s *Source) Lookup(ctx context.Context, req route.Request) (route.Route, error) {
+	var args []any
+	if s.named {
+		local, domain := route.SplitAccount(req.Account)
+		ip := ""
+		if req.ClientAddr.IsValid() {
+			ip = req.ClientAddr.Addr().Unmap().String()
+		}
+		args = []any{pgx.NamedArgs{"account": req.Account, "local": local, "domain": domain, "client_ip": ip}}
+	} else {
+		args = []any{req.Account}
+	}
+	rt, err := s.query1(ctx, args)
+	if err != nil && ctx.Err() == nil && pgconn.SafeToRetry(err) {
+		// A pooled connection the server closed (restart): once more on a fresh one.
+		rt, err = s.query1(ctx, args)
+	}
+	return rt, err
+}
+
+func (s *Source) query1(ctx context.Context, args []any) (route.Route, error) {
+	rows, err := s.pool.Query(ctx, s.query, args...)
+	if err != nil {
+		return route.Route{}, fmt.Errorf("route/sql: query on %s: %w", s.where, err)
+	}
+	defer rows.Close()
+	cols, err := columns(rows.FieldDescriptions())
+	if err != nil {
+		return route.Route{}, fmt.Errorf("route/sql: query on %s: %w", s.where, err)
+	}
+	var rt route.Route
+	n := 0
+	for rows.Next() {
+		n++
+		vals, err := rows.Values()
+		if err != nil {
+			return route.Route{}, fmt.Errorf("route/sql: row %d from %s: %w", n, s.where, err)
+		}
+		r := rowValues(cols, vals)
+		if rt.Login == "" {
+			rt.Login = r["login"]
+		}
+		bs, err := rowBackends(r)
+		if err != nil {
+			return route.Route{}, fmt.Errorf("route/sql: row %d from %s: %w", n, s.where, err)
+		}
+		rt.Backends = append(rt.Backends, bs...)
+	}
+	if err := rows.Err(); err != nil {
+		return route.Route{}, fmt.Errorf("route/sql: query on %s: %w", s.where, err)
+	}
+	if len(rt.Backends) == 0 {
+		return route.Route{}, route.ErrNotFound
+	}
+	return rt, nil
+}
+
+var knownColumns = map[string]bool{"backend": true, "host": true, "port": true, "tls": true, "server_name": true, "login": true}
+
+// columns names the result's columns and checks that they make a route.
+func columns(fds []pgconn.FieldDescription) ([]string, error) {
+	names := make([]string, len(fds))
+	seen := map[string]bool{}
+	for i, fd := range fds {
+		n := strings.ToLower(fd.Name)
+		if !knownColumns[n] {
+			return nil, fmt.Errorf("column %q: unknown (want backend, or host with port, tls, server_name; and login)", fd.Name)
+		}
+		names[i] = n
+		seen[n] = true
+	}
+	switch {
+	case seen["backend"] && seen["host"]:
+		return nil, errors.New("columns backend and host both present (want one)")
+	case !seen["backend"] && !seen["host"]:
+		return nil, errors.New("no backend or host column")
+	case seen["backend"] && (seen["port"] || seen["tls"] || seen["server_name"]):
+		return nil, errors.New("column backend with port, tls or server_name (put them in the URL)")
+	}
+	return names, nil
+}
+
+// rowValues turns a row into text by column name; NULL is "".
+func rowValues(cols []string, vals []any) map[string]string {
+	m := make(map[string]string, len(cols))
+	for i, c := range cols {
+		if vals[i] == nil {
+			continue
+		}
+		switch v := vals[i].(type) {
+		case string:
+			m[c] = strings.TrimSpace(v)
+		case []byte:
+			m[c] = strings.TrimSpace(string(v))
+		default:
+			m[c] = strings.TrimSpace(fmt.Sprint(v))
+		}
+	}
+	return m
+}
+
+func rowBackends(r map[string]string) ([]route.Backend, error) {
+	if v, ok := r["backend"]; ok {
+		var out []route.Backend
+		for _, f := range strings.Fields(v) {
+			b, err := route.ParseBackend(f)
+			if err != nil {
+				return nil, fmt.Errorf("backend: %w", err)
+			}
+			out = append(out, b)
+		}
+		return out, nil
+	}
+	host := r["host"]
+	if host == "" {
+		return nil, nil // NULL host: no backend in this row
+	}
+	if strings.ContainsAny(host, " /?#@[]") {
+		return nil, fmt.Errorf("host: %q is not a host name or address", host)
+	}
+	b := route.Backend{Protocol: "imap", ServerName: host, SendID: true}
+	switch strings.ToLower(r["tls"]) {
+	case "", "none", "plain":
+	case "starttls":
+		b.TLS = route.TLSStartTLS
+	case "tls", "ssl", "implicit":
+		b.TLS = route.TLSImplicit
+	default:
+		return nil, fmt.Errorf("tls: %q: want none, starttls or tls", r["tls"])
+	}
+	port := 143
+	if b.TLS == route.TLSImplicit {
+		port = 993
+	}
+	if v := r["port"]; v != "" {
+		p, err := strconv.Atoi(v)
+		if err != nil || p < 1 || p > 65535 {
+			return nil, fmt.Errorf("port: %q: want 1-65535", v)
+		}
+		port = p
+	}
+	if v := r["server_name"]; v != "" {
+		b.ServerName = v
+	}
+	b.Addr = net.JoinHostPort(host, strconv.Itoa(port))
+	return []route.Backend{b}, nil
+}

@@ -1,0 +1,293 @@
+package sql
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"pipegate/internal/realserver"
+	"pipegate/route"
+)
+
+var (
+	srv     *realserver.Postgres
+	srvErr  error
+	seedErr error
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "pipegate-route-sql-")
+	if err != nil {
+		panic(err)
+	}
+	srv, srvErr = realserver.StartPostgres(dir)
+	if srvErr == nil {
+		seedErr = seed()
+	}
+	realserver.RunTests(m, func() {
+		if srv != nil {
+			srv.Stop()
+		}
+	}, func() { os.RemoveAll(dir) })
+}
+
+func seed() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, srv.ConnURL)
+	if err != nil {
+		return err
+	}
+	defer c.Close(ctx)
+	_, err = c.Exec(ctx, `
+CREATE TABLE routes (account text PRIMARY KEY, host text, port int, tls text, server_name text, login text);
+INSERT INTO routes VALUES
+  ('alice@a.test', '127.0.0.1', 14301, NULL, NULL, NULL),
+  ('bob@a.test', 'mail.a.test', NULL, 'tls', 'imap.a.test', 'bob'),
+  ('carol@a.test', '127.0.0.1', 10143, 'starttls', NULL, 'carol.c'),
+  ('nohost@a.test', NULL, NULL, NULL, NULL, NULL),
+  ('badtls@a.test', 'h', NULL, 'maybe', NULL, NULL),
+  ('badport@a.test', 'h', 0, NULL, NULL, NULL);
+CREATE TABLE backends (account text, prio int, url text);
+INSERT INTO backends VALUES
+  ('dave@b.test', 2, 'imaps://127.0.0.1:9932?server_name=m.b.test'),
+  ('dave@b.test', 1, 'imaps://127.0.0.1:9931'),
+  ('erin@b.test', 1, 'imap://127.0.0.1:1 imap://127.0.0.1:2'),
+  ('bad@b.test', 1, 'pop3://x:1');
+CREATE TABLE domains (domain text, url text, network cidr);
+INSERT INTO domains VALUES
+  ('b.test', 'imap://127.0.0.1:19932', NULL),
+  ('b.test', 'imap://127.0.0.1:19999', '10.0.0.0/8');
+`)
+	return err
+}
+
+func newSource(t testing.TB, query string) *Source {
+	t.Helper()
+	realserver.Need(t, srvErr)
+	if seedErr != nil {
+		t.Fatalf("seed the database: %v", seedErr)
+	}
+	s, err := New(context.Background(), Config{URL: srv.ConnURL, Query: query, MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func urls(rt route.Route) string {
+	var out []string
+	for _, b := range rt.Backends {
+		out = append(out, b.String())
+	}
+	return strings.Join(out, " ")
+}
+
+func lookup(t *testing.T, s *Source, req route.Request) (route.Route, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return s.Lookup(ctx, req)
+}
+
+type lookupCase struct{ account, client, want, login, err string }
+
+func runCases(t *testing.T, s *Source, cases []lookupCase) {
+	t.Helper()
+	for _, tt := range cases {
+		req := route.Request{Protocol: "imap", Account: tt.account}
+		if tt.client != "" {
+			req.ClientAddr = netip.MustParseAddrPort(tt.client)
+		}
+		rt, err := lookup(t, s, req)
+		switch {
+		case tt.err == "not found":
+			if !errors.Is(err, route.ErrNotFound) {
+				t.Errorf("%s: err = %v, want ErrNotFound", tt.account, err)
+			}
+		case tt.err != "":
+			if err == nil || !strings.Contains(err.Error(), tt.err) || errors.Is(err, route.ErrNotFound) {
+				t.Errorf("%s: err = %v, want %q", tt.account, err, tt.err)
+			}
+		case err != nil:
+			t.Errorf("%s: %v", tt.account, err)
+		case urls(rt) != tt.want || rt.Login != tt.login:
+			t.Errorf("%s: %s login %q, want %s login %q", tt.account, urls(rt), rt.Login, tt.want, tt.login)
+		}
+	}
+}
+
+func TestHostColumns(t *testing.T) {
+	s := newSource(t, "SELECT host, port, tls, server_name, login FROM routes WHERE account = lower($1)")
+	runCases(t, s, []lookupCase{
+		{account: "alice@a.test", want: "imap://127.0.0.1:14301"},
+		{account: "Alice@A.test", want: "imap://127.0.0.1:14301"},
+		{account: "bob@a.test", want: "imaps://mail.a.test:993?server_name=imap.a.test", login: "bob"},
+		{account: "carol@a.test", want: "imap+starttls://127.0.0.1:10143", login: "carol.c"},
+		{account: "nobody@a.test", err: "not found"},
+		{account: "nohost@a.test", err: "not found"},
+		{account: "badtls@a.test", err: `tls: "maybe"`},
+		{account: "badport@a.test", err: `port: "0"`},
+		{account: "x' OR '1'='1", err: "not found"}, // a parameter, never SQL
+	})
+}
+
+func TestBackendColumn(t *testing.T) {
+	s := newSource(t, "SELECT url AS backend FROM backends WHERE account = $1 ORDER BY prio")
+	runCases(t, s, []lookupCase{
+		{account: "dave@b.test", want: "imaps://127.0.0.1:9931 imaps://127.0.0.1:9932?server_name=m.b.test"},
+		{account: "erin@b.test", want: "imap://127.0.0.1:1 imap://127.0.0.1:2"},
+		{account: "bad@b.test", err: `row 1 from ` + srv.Addr + `/postgres: backend: backend "pop3://x:1"`},
+		{account: "nobody@b.test", err: "not found"},
+	})
+}
+
+// TestNamedParams: domain and client address, most specific network first.
+func TestNamedParams(t *testing.T) {
+	s := newSource(t, `SELECT url AS backend FROM domains
+		WHERE domain = lower(@domain) AND (network IS NULL OR (@client_ip <> '' AND network >> @client_ip::inet))
+		ORDER BY masklen(network) DESC NULLS LAST LIMIT 1`)
+	runCases(t, s, []lookupCase{
+		{account: "x@b.test", client: "127.0.0.1:5000", want: "imap://127.0.0.1:19932"},
+		{account: "x@B.test", client: "10.1.2.3:5000", want: "imap://127.0.0.1:19999"},
+		{account: "x@b.test", want: "imap://127.0.0.1:19932"},
+		{account: "x@c.test", err: "not found"},
+	})
+}
+
+func TestBadColumns(t *testing.T) {
+	for _, tt := range []struct{ query, err string }{
+		{"SELECT host, 1 AS weight FROM routes WHERE account = $1", `column "weight": unknown`},
+		{"SELECT login FROM routes WHERE account = $1", "no backend or host column"},
+		{"SELECT url AS backend, host FROM backends, routes WHERE backends.account = $1", "both present"},
+		{"SELECT url AS backend, 1 AS port FROM backends WHERE account = $1", "put them in the URL"},
+		{"SELECT host FROM nosuchtable WHERE account = $1", "nosuchtable"},
+	} {
+		s := newSource(t, tt.query)
+		_, err := lookup(t, s, route.Request{Account: "dave@b.test"})
+		if err == nil || !strings.Contains(err.Error(), tt.err) || errors.Is(err, route.ErrNotFound) {
+			t.Errorf("%s: err = %v, want %q", tt.query, err, tt.err)
+		}
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{URL: "postgres://h/db"}, "query: empty"},
+		{Config{URL: "postgres://h/db", Query: "SELECT host FROM routes"}, "neither $1"},
+		{Config{URL: "postgres://h/db", Query: "SELECT host FROM routes WHERE account = $1 AND domain = @domain"}, "mixes"},
+		{Config{URL: "nonsense://", Query: "SELECT 1 WHERE $1 = ''"}, "url"},
+		{Config{URL: "postgres://h/db", Query: "SELECT host WHERE $1 = ''", PasswordFile: "/nonexistent"}, "password_file"},
+	} {
+		if _, err := New(ctx, tt.cfg); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%+v: err = %v, want %q", tt.cfg, err, tt.want)
+		}
+	}
+}
+
+func TestPasswordFile(t *testing.T) {
+	realserver.Need(t, srvErr)
+	pw := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pw, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(context.Background(), Config{URL: srv.ConnURL, PasswordFile: pw, Query: "SELECT host FROM routes WHERE account = $1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := s.pool.Config().ConnConfig.Password; got != "s3cret" {
+		t.Fatalf("password %q, want the file's first line", got)
+	}
+}
+
+// TestDownAndBack: a stopped database is an error, not ErrNotFound; the
+// pool reconnects by itself when it is back.
+func TestDownAndBack(t *testing.T) {
+	s := newSource(t, "SELECT host, port FROM routes WHERE account = $1")
+	req := route.Request{Account: "alice@a.test"}
+	if _, err := lookup(t, s, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := lookup(t, s, req)
+	if err == nil || errors.Is(err, route.ErrNotFound) || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("database down: err = %v, want a connection error before the deadline", err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if rt, err := lookup(t, s, req); err != nil || urls(rt) != "imap://127.0.0.1:14301" {
+		t.Fatalf("database back: %s %v", urls(rt), err)
+	}
+}
+
+// TestHungDatabase: a database that does not answer fails the lookup at
+// its deadline; it works again once the database answers.
+func TestHungDatabase(t *testing.T) {
+	s := newSource(t, "SELECT host, port FROM routes WHERE account = $1")
+	req := route.Request{Account: "alice@a.test"}
+	if _, err := lookup(t, s, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	_, err := s.Lookup(ctx, req)
+	cancel()
+	if resumeErr := srv.Resume(); resumeErr != nil {
+		t.Fatal(resumeErr)
+	}
+	if err == nil || errors.Is(err, route.ErrNotFound) {
+		t.Fatalf("hung database: err = %v, want a timeout", err)
+	}
+	if _, err := lookup(t, s, req); err != nil {
+		t.Fatalf("after resume: %v", err)
+	}
+}
+
+func BenchmarkLookup(b *testing.B) {
+	s := newSource(b, "SELECT host, port, tls, login FROM routes WHERE account = $1")
+	req := route.Request{Protocol: "imap", Account: "alice@a.test"}
+	ctx := context.Background()
+	b.Run("cold", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := s.Lookup(ctx, req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("cold-parallel", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := s.Lookup(ctx, req); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+	b.Run("warm", func(b *testing.B) {
+		c := route.Cache(s, time.Minute, time.Minute, 0)
+		for b.Loop() {
+			if _, err := c.Lookup(ctx, req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
