@@ -2,23 +2,25 @@
 # Idle memory, bulk throughput and ping-pong latency of the evloop engine
 # against direct, a naive Go forwarder (two io.Copy goroutines) and HAProxy
 # (nbthread 1, mode tcp, splice-auto) and, when it builds, the pipe core's
-# goroutine flavour (pipe.Go), all in one run on loopback.
+# public API: its goroutine flavour (pipe.Go, "core") and pipe.Engine with
+# FlavourAuto ("engine": the event loops behind Engine.Enter), all in one
+# run on loopback.
 # The load's clients and server (bench/evloop/load) run in a process of their
 # own; each forwarder in its own process, so that RSS deltas are the
 # forwarder's alone.
 #
-#   bench/evloop.sh                     # 9000 idle pairs, 512 MiB bulk, 3 rounds
+#   bench/evloop.sh                     # 9000 idle pairs, 256 MiB bulk, 5 rounds
 #   IDLE=2000 BULK=128 ROUNDS=1 bench/evloop.sh   # quick
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IDLE=${IDLE:-9000}
-BULK=${BULK:-512}
-ROUNDS=${ROUNDS:-3}
+BULK=${BULK:-256}
+ROUNDS=${ROUNDS:-5}
 PINGS=${PINGS:-2000}
 LOOPS=${LOOPS:-1}
 HAPROXY=${HAPROXY:-/usr/sbin/haproxy}
 BASE=${BASE_PORT:-17100}
-for port in $(seq "$BASE" $((BASE+4))); do
+for port in $(seq "$BASE" $((BASE+5))); do
   if (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then
     echo "port $port is in use (a previous run?): set BASE_PORT" >&2; exit 1
   fi
@@ -46,9 +48,13 @@ targets=(-target "direct=$srv" -target "evloop=$ev,pid=$evpid" -target "naive=$n
 # The pipe core's goroutine flavour, when package pipe builds (it may be mid-rewrite).
 core=127.0.0.1:$((BASE+4))
 if go build -o "$tmp/corefwd" ./pipe/internal/evloop/cmd/corefwd 2>"$tmp/corefwd.build"; then
-  "$tmp/corefwd" -listen "$core" -to "$srv" >"$tmp/core.log" 2>&1 &
+  "$tmp/corefwd" -engine go -listen "$core" -to "$srv" >"$tmp/core.log" 2>&1 &
   corepid=$!; pids+=("$corepid")
   targets+=(-target "core=$core,pid=$corepid")
+  engine=127.0.0.1:$((BASE+5))
+  "$tmp/corefwd" -engine auto -loops "$LOOPS" -listen "$engine" -to "$srv" >"$tmp/engine.log" 2>&1 &
+  enginepid=$!; pids+=("$enginepid")
+  targets+=(-target "engine=$engine,pid=$enginepid")
 else
   echo "pipe core does not build: comparing without it ($(head -1 "$tmp/corefwd.build"))" >&2
 fi
@@ -82,7 +88,7 @@ else
 fi
 
 # Wait for the forwarders to listen (bounded).
-for addr in "$ev" "$naive" ${corepid:+"$core"} ${hpid:+"$hap"}; do
+for addr in "$ev" "$naive" ${corepid:+"$core"} ${enginepid:+"$engine"} ${hpid:+"$hap"}; do
   port=${addr##*:}
   for _ in $(seq 100); do
     (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break

@@ -5,7 +5,7 @@
 #
 # Needs root and: apt-get install -y dovecot-imapd nginx-light libnginx-mod-mail
 #
-#   bench/imap.sh [--logins 500] [--rounds 3] [--sessions 400]
+#   bench/imap.sh [--logins 50] [--rounds 10] [--sessions 400]
 set -eu
 cd "$(dirname "$0")/.."
 bin=$(mktemp -d)

@@ -14,7 +14,11 @@ cleanup() { for p in $pids; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp
 trap cleanup EXIT INT TERM
 go build -o "$tmp/pipebench" ./bench/pipebench
 
-base=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 20000))
+# Four consecutive free loopback ports.
+for _ in $(seq 50); do
+	base=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 12000)) # below the ephemeral range
+	[ -z "$(ss -Htan "( sport >= :$base and sport <= :$((base + 3)) )")" ] && break
+done
 tcpsrv=127.0.0.1:$base
 unixsrv=unix:$tmp/server.sock
 

@@ -19,11 +19,17 @@ trap cleanup EXIT INT TERM
 
 go build -o "$tmp/pipebench" ./bench/pipebench
 
-base=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 20000))
+# Six consecutive free loopback ports.
+for _ in $(seq 50); do
+	base=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 12000)) # below the ephemeral range
+	[ -z "$(ss -Htan "( sport >= :$base and sport <= :$((base + 5)) )")" ] && break
+done
 server=127.0.0.1:$base
 pipe=127.0.0.1:$((base + 1))
 naive=127.0.0.1:$((base + 2))
 ha=127.0.0.1:$((base + 3))
+pipetls=127.0.0.1:$((base + 4))
+naivetls=127.0.0.1:$((base + 5))
 
 cat >"$tmp/haproxy.cfg" <<CFG
 global
@@ -47,4 +53,5 @@ haproxy -db -f "$tmp/haproxy.cfg" &
 hapid=$!
 
 echo "pipe.sh: $(date -u +%FT%TZ) $(uname -r) $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $(haproxy -v | head -1 | cut -d' ' -f1-3)"
-"$tmp/pipebench" run -server "$server" -pipe "$pipe" -naive "$naive" -haproxy "$ha" -haproxy-pid "$hapid" "$@"
+"$tmp/pipebench" run -server "$server" -pipe "$pipe" -naive "$naive" -pipe-tls "$pipetls" -naive-tls "$naivetls" \
+	-haproxy "$ha" -haproxy-pid "$hapid" "$@"

@@ -234,9 +234,13 @@ func (d *Demo) WriteIntro(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\naccounts:\n")
 	for _, a := range d.Accounts {
-		fmt.Fprintf(w, "  %-14s password %-10s on backend %d, %d messages\n", a.User, a.Password, a.Backend+1, len(a.Subjects))
+		plural := "s"
+		if len(a.Subjects) == 1 {
+			plural = ""
+		}
+		fmt.Fprintf(w, "  %-14s password %-10s on backend %d, %d message%s\n", a.User, a.Password, a.Backend+1, len(a.Subjects), plural)
 	}
-	fmt.Fprintf(w, "\nroutes:\n")
+	fmt.Fprintf(w, "\nroute map (routes-file YAML, held in memory):\n")
 	for _, line := range strings.Split(strings.TrimSpace(d.Routes), "\n") {
 		fmt.Fprintf(w, "  %s\n", line)
 	}

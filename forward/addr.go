@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // SplitAddr turns "unix:/path" into ("unix", "/path") and "host:port" into
@@ -35,6 +37,11 @@ func SplitAddr(addr string) (network, address string, err error) {
 	return "tcp", addr, nil
 }
 
+// listenConfig leaves TCP keep-alive off on accepted connections (handleConn
+// turns it on when Config.TCPKeepAlive asks): five fewer system calls per
+// connection.
+var listenConfig = net.ListenConfig{KeepAlive: -1}
+
 // Listen opens a listener on addr ("host:port" or "unix:/path"). A stale
 // Unix socket file, one that nobody accepts on, is removed first.
 func Listen(addr string) (net.Listener, error) {
@@ -42,7 +49,7 @@ func Listen(addr string) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen(network, address)
+	ln, err := listenConfig.Listen(context.Background(), network, address)
 	if err == nil || network != "unix" || !errors.Is(err, syscall.EADDRINUSE) {
 		return ln, err
 	}
@@ -56,7 +63,14 @@ func Listen(addr string) (net.Listener, error) {
 	if rerr := os.Remove(address); rerr != nil {
 		return nil, fmt.Errorf("listen %s: remove stale socket: %w", addr, rerr)
 	}
-	return net.Listen(network, address)
+	return listenConfig.Listen(context.Background(), network, address)
+}
+
+// keepAlive sets TCP keep-alive on c as Config.TCPKeepAlive says.
+func keepAlive(c net.Conn, d time.Duration) {
+	if tc, ok := c.(*net.TCPConn); ok && d > 0 {
+		tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: d, Interval: d, Count: 3})
+	}
 }
 
 // addrPort returns the IP address and port of a, or the zero AddrPort for

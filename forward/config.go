@@ -72,7 +72,7 @@ type Config struct {
 	// part of its address.
 	UpstreamTLS *tls.Config
 
-	SendProxy      string         // "", "v1" or "v2": PROXY header sent to the upstream
+	SendProxy string // "", "v1" or "v2": PROXY header sent to the upstream
 	// AcceptProxy reads a PROXY header (v1 or v2) from peers in
 	// TrustedProxies (and from any peer of a unix listener) and takes the
 	// client address from it; such a peer must send one. Other peers are
@@ -88,6 +88,10 @@ type Config struct {
 	IdleTimeout      time.Duration // no bytes either way; 0: none
 	MaxLifetime      time.Duration // 0: none
 	HalfCloseLinger  time.Duration // 0: pipe.DefaultHalfCloseLinger
+	// TCPKeepAlive, when positive, turns TCP keep-alive probes on for both
+	// connections with this idle time and interval; 0 leaves them off, as
+	// HAProxy and nginx do by default (IdleTimeout ends dead connections).
+	TCPKeepAlive time.Duration
 	// Backoff is how long an upstream whose dial failed is skipped; it
 	// doubles with each further failure up to MaxBackoff. 0: DefaultBackoff.
 	Backoff time.Duration
@@ -157,6 +161,7 @@ func (c *Config) Validate() error {
 		{"idle-timeout", c.IdleTimeout},
 		{"max-lifetime", c.MaxLifetime},
 		{"backoff", c.Backoff},
+		{"tcp-keepalive", c.TCPKeepAlive},
 	} {
 		if d.v < 0 {
 			return fieldErr(d.field, "negative duration %v", d.v)

@@ -42,13 +42,13 @@ func (s *Server) handleConn(raw net.Conn) {
 	g := s.gen.Load()
 	info := &connInfo{start: time.Now(), peer: addrPort(raw.RemoteAddr()), local: addrPort(raw.LocalAddr())}
 	info.client = info.peer
-	s.deps.Metrics.accepted(g.name)
+	g.metrics.accepted()
+	keepAlive(raw, g.keepAlive)
 
 	// The client has handshakeTimeout for its PROXY header, TLS handshake
-	// or ClientHello; upstreams get DialTimeout per attempt after that.
+	// or ClientHello (Shutdown closes raw to abort them); upstreams get
+	// DialTimeout per attempt after that.
 	deadline := info.start.Add(g.handshakeTimeout)
-	ctx, cancel := context.WithDeadline(s.ctx, deadline)
-	defer cancel()
 
 	var conn net.Conn = raw
 	if g.proxy != nil {
@@ -69,7 +69,12 @@ func (s *Server) handleConn(raw net.Conn) {
 	switch {
 	case g.tls != nil:
 		tc := tls.Server(conn, g.tls)
-		if err := tc.HandshakeContext(ctx); err != nil {
+		raw.SetDeadline(deadline)
+		if err := tc.Handshake(); err != nil {
+			s.refuse(g, info, raw, release, refusedTLS, err)
+			return
+		}
+		if err := raw.SetDeadline(time.Time{}); err != nil {
 			s.refuse(g, info, raw, release, refusedTLS, err)
 			return
 		}
@@ -90,7 +95,7 @@ func (s *Server) handleConn(raw net.Conn) {
 		s.refuse(g, info, raw, release, refusedNoRoute, errors.New("no route for server name "+quoteName(info.serverName)))
 		return
 	}
-	up, u, err := s.dialUpstream(s.ctx, g, p, info.client, info.local)
+	up, u, err := dialUpstream(s.ctx, g, p, info.client, info.local)
 	if err != nil {
 		reason := refusedDial
 		if s.ctx.Err() != nil {
@@ -161,10 +166,13 @@ func (s *Server) refuse(g *generation, info *connInfo, raw net.Conn, release fun
 	if release != nil {
 		release()
 	}
-	s.deps.Metrics.refusedConn(g.name, reason)
+	g.metrics.refused(reason)
 	level := slog.LevelWarn
 	if reason == refusedLimit || reason == refusedShutdown {
 		level = slog.LevelInfo
+	}
+	if !s.deps.Log.Enabled(context.Background(), level) {
+		return
 	}
 	if ex, ok := errors.AsType[*limit.Exceeded](err); ok {
 		reason += "-" + ex.Limit
@@ -179,7 +187,10 @@ func (s *Server) refuse(g *generation, info *connInfo, raw net.Conn, release fun
 // finished runs once both connections of a pipe are closed.
 func (s *Server) finished(g *generation, info *connInfo, release func(), r pipe.Result) {
 	release()
-	s.deps.Metrics.closed(g.name, r)
+	g.metrics.closed(r)
+	if !s.deps.Log.Enabled(context.Background(), slog.LevelInfo) {
+		return
+	}
 	attrs := append(info.attrs(g),
 		slog.Int64("bytes_to_upstream", r.BytesAToB),
 		slog.Int64("bytes_to_client", r.BytesBToA),

@@ -63,35 +63,63 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-func (m *Metrics) accepted(forward string) {
-	if m == nil {
-		return
-	}
-	m.total.WithLabelValues(forward).Inc()
-	m.open.WithLabelValues(forward).Inc()
+// forwardMetrics are the series of one forward, looked up once per
+// configuration rather than per connection. A nil *forwardMetrics records
+// nothing.
+type forwardMetrics struct {
+	m        *Metrics
+	name     string
+	open     prometheus.Gauge
+	total    prometheus.Counter
+	toUp     prometheus.Counter
+	toClient prometheus.Counter
+	duration prometheus.Observer
 }
 
-func (m *Metrics) refusedConn(forward, reason string) {
+func (m *Metrics) forward(name string) *forwardMetrics {
 	if m == nil {
-		return
+		return nil
 	}
-	m.refused.WithLabelValues(forward, reason).Inc()
-	m.open.WithLabelValues(forward).Dec()
+	return &forwardMetrics{
+		m:        m,
+		name:     name,
+		open:     m.open.WithLabelValues(name),
+		total:    m.total.WithLabelValues(name),
+		toUp:     m.bytes.WithLabelValues(name, "to_upstream"),
+		toClient: m.bytes.WithLabelValues(name, "to_client"),
+		duration: m.duration.WithLabelValues(name),
+	}
 }
 
-func (m *Metrics) closed(forward string, r pipe.Result) {
-	if m == nil {
+func (f *forwardMetrics) accepted() {
+	if f == nil {
 		return
 	}
-	m.open.WithLabelValues(forward).Dec()
-	m.bytes.WithLabelValues(forward, "to_upstream").Add(float64(r.BytesAToB))
-	m.bytes.WithLabelValues(forward, "to_client").Add(float64(r.BytesBToA))
-	m.duration.WithLabelValues(forward).Observe(r.Duration().Seconds())
+	f.total.Inc()
+	f.open.Inc()
 }
 
-func (m *Metrics) dialError(forward, upstream string) {
-	if m == nil {
+func (f *forwardMetrics) refused(reason string) {
+	if f == nil {
 		return
 	}
-	m.dialErrs.WithLabelValues(forward, upstream).Inc()
+	f.m.refused.WithLabelValues(f.name, reason).Inc()
+	f.open.Dec()
+}
+
+func (f *forwardMetrics) closed(r pipe.Result) {
+	if f == nil {
+		return
+	}
+	f.open.Dec()
+	f.toUp.Add(float64(r.BytesAToB))
+	f.toClient.Add(float64(r.BytesBToA))
+	f.duration.Observe(r.Duration().Seconds())
+}
+
+func (f *forwardMetrics) dialError(upstream string) {
+	if f == nil {
+		return
+	}
+	f.m.dialErrs.WithLabelValues(f.name, upstream).Inc()
 }

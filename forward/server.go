@@ -56,9 +56,11 @@ type generation struct {
 	proxy            *listener.ProxyPolicy // nil: no PROXY header expected
 	conns            *limit.Conns
 	engine           *pipe.Engine
+	metrics          *forwardMetrics
 	dialTimeout      time.Duration
 	handshakeTimeout time.Duration
 	backoff          time.Duration
+	keepAlive        time.Duration
 }
 
 type route struct {
@@ -126,6 +128,7 @@ func (s *Server) newGeneration(cfg Config, prev *generation) (*generation, error
 		dialTimeout:      orDefault(cfg.DialTimeout, DefaultDialTimeout),
 		handshakeTimeout: orDefault(cfg.HandshakeTimeout, DefaultHandshakeTimeout),
 		backoff:          orDefault(cfg.Backoff, DefaultBackoff),
+		keepAlive:        cfg.TCPKeepAlive,
 	}
 	newPool := func(field string, addrs []string) (*pool, error) {
 		p := &pool{balance: cfg.Balance}
@@ -167,10 +170,16 @@ func (s *Server) newGeneration(cfg Config, prev *generation) (*generation, error
 	} else {
 		g.engine = &pipe.Engine{Options: opts}
 	}
-	if prev != nil && prev.cfg.MaxConns == cfg.MaxConns && prev.cfg.MaxConnsPerIP == cfg.MaxConnsPerIP {
+	switch {
+	case prev != nil && prev.cfg.MaxConns == cfg.MaxConns && prev.cfg.MaxConnsPerIP == cfg.MaxConnsPerIP:
 		g.conns = prev.conns
-	} else {
+	case cfg.MaxConns > 0 || cfg.MaxConnsPerIP > 0:
 		g.conns = limit.NewConns(cfg.MaxConns, cfg.MaxConnsPerIP)
+	} // else nil: unlimited
+	if prev != nil && prev.name == g.name {
+		g.metrics = prev.metrics
+	} else {
+		g.metrics = s.deps.Metrics.forward(g.name)
 	}
 	return g, nil
 }

@@ -40,8 +40,8 @@ type logRecorder struct {
 func newLogRecorder() *logRecorder { return &logRecorder{changed: make(chan struct{})} }
 
 func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler        { return l }
-func (l *logRecorder) WithGroup(string) slog.Handler             { return l }
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler            { return l }
 func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
 	m := map[string]string{"msg": r.Message}
 	r.Attrs(func(a slog.Attr) bool { m[a.Key] = a.Value.String(); return true })
@@ -231,7 +231,7 @@ func TestForwardPlain(t *testing.T) {
 func TestForwardFailover(t *testing.T) {
 	down := closedPort(t)
 	up := startUpstream(t, nil, greet("second"))
-	_, addr, rec, m := startServer(t, Config{Name: "fo", Upstreams: []string{down, up}, Backoff: time.Hour})
+	_, addr, rec, m := startServer(t, Config{Name: "fo", Upstreams: []string{down, up}, Backoff: time.Hour, TCPKeepAlive: time.Minute})
 	for i := range 2 {
 		if got := roundTrip(t, dial(t, addr), ""); got != "second" {
 			t.Fatalf("connection %d: got %q", i, got)

@@ -174,7 +174,7 @@ func (p *parser) skipVec(lenBytes int) bool {
 // ".example.com".
 func matchRoute(pattern, name string) bool {
 	if suffix, ok := strings.CutPrefix(pattern, "*"); ok {
-		return len(name) > len(suffix) && strings.HasSuffix(name, strings.ToLower(suffix))
+		return len(name) > len(suffix) && strings.HasSuffix(strings.ToLower(name), strings.ToLower(suffix))
 	}
 	return strings.EqualFold(pattern, name)
 }

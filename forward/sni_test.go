@@ -148,6 +148,7 @@ func TestMatchRoute(t *testing.T) {
 		{"*.example", "example", false},
 		{"*.example", "aexample", false},
 		{"*.Example", "a.example", true},
+		{"*.example", "A.EXAMPLE", true}, // names from a terminated handshake are not lowercased
 	} {
 		if got := matchRoute(tc.pattern, tc.name); got != tc.want {
 			t.Errorf("matchRoute(%q, %q) = %v, want %v", tc.pattern, tc.name, got, tc.want)

@@ -144,7 +144,7 @@ func newUpstream(addr string, base *tls.Config, book *healthBook) (*upstream, er
 // dialUpstream tries the candidates of p in turn, each within the dial
 // timeout, and returns the first connection that is ready for bytes: dialled,
 // PROXY header sent, TLS handshake done.
-func (s *Server) dialUpstream(ctx context.Context, g *generation, p *pool, client, local netip.AddrPort) (net.Conn, *upstream, error) {
+func dialUpstream(ctx context.Context, g *generation, p *pool, client, local netip.AddrPort) (net.Conn, *upstream, error) {
 	var errs []error
 	for _, u := range p.candidates(time.Now()) {
 		c, err := g.dialOne(ctx, u, client, local)
@@ -156,7 +156,7 @@ func (s *Server) dialUpstream(ctx context.Context, g *generation, p *pool, clien
 			return nil, nil, fmt.Errorf("dial %s: %w", u.addr, context.Cause(ctx))
 		}
 		u.health.failed(time.Now(), g.backoff)
-		s.deps.Metrics.dialError(g.name, u.addr)
+		g.metrics.dialError(u.addr)
 		errs = append(errs, err)
 	}
 	return nil, nil, errors.Join(errs...)
@@ -165,10 +165,16 @@ func (s *Server) dialUpstream(ctx context.Context, g *generation, p *pool, clien
 func (g *generation) dialOne(ctx context.Context, u *upstream, client, local netip.AddrPort) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, g.dialTimeout)
 	defer cancel()
-	var d net.Dialer
+	d := net.Dialer{KeepAlive: -1, KeepAliveConfig: net.KeepAliveConfig{Enable: false}}
+	if g.keepAlive > 0 {
+		d.KeepAliveConfig = net.KeepAliveConfig{Enable: true, Idle: g.keepAlive, Interval: g.keepAlive, Count: 3}
+	}
 	c, err := d.DialContext(ctx, u.network, u.address)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", u.addr, err)
+	}
+	if g.sendProxy == "" && u.tls == nil {
+		return c, nil
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)

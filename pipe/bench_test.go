@@ -1,6 +1,7 @@
 package pipe
 
 import (
+	"context"
 	"io"
 	"net"
 	"testing"
@@ -28,6 +29,17 @@ func viaPipe(b *testing.B, a, bb net.Conn) func() {
 	return func() { <-done }
 }
 
+// viaEngine enters the pair into an Engine (FlavourAuto: the event loops
+// for plain socket pairs).
+func viaEngine(b *testing.B, a, bb net.Conn) func() {
+	e := &Engine{}
+	done := make(chan struct{})
+	if err := e.Enter(a, bb, func(Result) { close(done) }); err != nil {
+		b.Fatal(err)
+	}
+	return func() { <-done; _ = e.Shutdown(context.Background()) }
+}
+
 func viaNaive(b *testing.B, a, bb net.Conn) func() {
 	done := make(chan struct{}, 2)
 	go naiveGo(a, bb, done)
@@ -42,6 +54,7 @@ func BenchmarkThroughput(b *testing.B) {
 		fwd    forwarder
 	}{
 		{"tcp-tcp/pipe", kTCP, kTCP, viaPipe},
+		{"tcp-tcp/engine", kTCP, kTCP, viaEngine},
 		{"tcp-tcp/naive", kTCP, kTCP, viaNaive},
 		{"tls-tcp/pipe", kTLS, kTCP, viaPipe},
 		{"tls-tcp/naive", kTLS, kTCP, viaNaive},
@@ -80,8 +93,10 @@ func BenchmarkPingPong(b *testing.B) {
 		fwd    forwarder
 	}{
 		{"tcp-tcp/pipe", kTCP, kTCP, viaPipe},
+		{"tcp-tcp/engine", kTCP, kTCP, viaEngine},
 		{"tcp-tcp/naive", kTCP, kTCP, viaNaive},
 		{"tls-tcp/pipe", kTLS, kTCP, viaPipe},
+		{"tcp-tls/pipe", kTCP, kTLS, viaPipe},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			a, ap := side(b, c.ka)

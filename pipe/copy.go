@@ -21,6 +21,7 @@ const (
 	outReadErr                 // reading src failed
 	outWriteErr                // writing dst failed
 	outPanic                   // a conn method panicked
+	outMoved                   // the direction goes on in a fresh goroutine (burst.go)
 )
 
 type outcome struct {
@@ -34,6 +35,11 @@ type direction struct {
 	src, dst *endpoint
 	n        atomic.Int64 // bytes written to dst
 	held     atomic.Int32 // pooled buffers and kernel pipes held now
+	kp       *sock.Pipe   // kernel pipe held while splicing
+	buf      *sock.Buffer // buffer held while copying from a socket
+	resumed  bool         // runs on a goroutine started by moveOn: wait first
+	grown    bool         // this goroutine did TLS work: move on when idle (burst.go)
+	moves    atomic.Int32 // hand-overs to fresh goroutines so far
 }
 
 // runDirection is the goroutine (or Join's own call) of one direction.
@@ -42,6 +48,11 @@ func runDirection(d *direction) {
 	defer func() {
 		if r := recover(); r != nil {
 			out = outcome{outPanic, fmt.Errorf("pipe: panic moving bytes from side %s to side %s: %v\n%s", d.p.side(d.src), d.p.side(d.dst), r, debug.Stack())}
+		}
+		if out.kind == outMoved {
+			d.resumed, d.grown = true, false
+			go runDirection(d)
+			return
 		}
 		d.p.directionEnded(d, out)
 	}()
@@ -55,90 +66,139 @@ func (d *direction) copy() outcome {
 			return out
 		}
 		d.src.prefix = nil
+		d.grown = d.dst.tls != nil && d.movesOn()
 	}
-	switch {
-	case d.src.tls != nil:
+	switch d.path() {
+	case pathTLS:
 		return d.copyTLS()
-	case d.src.raw != nil && d.dst.plainSocket():
+	case pathSplice:
 		return d.copySplice()
-	case d.src.raw != nil:
+	case pathRaw:
 		return d.copyRaw()
 	}
 	return d.copyBlocking()
 }
 
-// copySplice moves bytes socket to socket inside the kernel. While waiting
-// it holds neither a kernel pipe nor a buffer.
+// copyPath names how a direction moves bytes.
+type copyPath string
+
+const (
+	pathSplice   copyPath = "splice"   // socket to socket in the kernel
+	pathRaw      copyPath = "raw"      // socket to TLS or any net.Conn, pooled buffer
+	pathTLS      copyPath = "tls"      // from TLS, pooled buffer
+	pathBlocking copyPath = "blocking" // from any other net.Conn, buffer held while reading
+)
+
+func (d *direction) path() copyPath {
+	switch {
+	case d.src.tls != nil:
+		return pathTLS
+	case d.src.raw != nil && d.dst.plainSocket():
+		return pathSplice
+	case d.src.raw != nil:
+		return pathRaw
+	}
+	return pathBlocking
+}
+
+// copySplice moves bytes socket to socket inside the kernel. A kernel pipe
+// is taken inside the read callback and given back before parking, so a
+// waiting direction holds none (and costs no extra system call).
 func (d *direction) copySplice() outcome {
+	defer d.dropPipe()
 	for {
-		if err := sock.WaitReadable(d.src.raw); err != nil {
+		if err := d.src.raw.Read(d.spliceReady); err != nil {
 			return d.readFailed(err)
 		}
-		kp, err := sock.GetPipe()
-		if err != nil {
+		if d.kp == nil {
 			return d.copyRaw() // out of fds for pipes: copy through user space
 		}
-		d.held.Add(1)
-		out, more := d.spliceBurst(kp)
-		sock.PutPipe(kp)
-		d.held.Add(-1)
-		if !more {
-			return out
-		}
-	}
-}
-
-// spliceBurst splices until the source has nothing queued (more is true)
-// or the direction ends.
-func (d *direction) spliceBurst(kp *sock.Pipe) (out outcome, more bool) {
-	for {
-		n, again, err := kp.SpliceIn(d.src.raw, sock.MaxSplice)
+		n, err := d.kp.LastIn()
 		switch {
 		case err != nil:
-			return d.readFailed(err), false
-		case again:
-			return outcome{}, true
+			return d.readFailed(err)
 		case n == 0:
-			return outcome{kind: outEOF}, false
+			return outcome{kind: outEOF}
 		}
-		w, err := kp.SpliceOut(d.dst.raw)
+		w, err := d.kp.SpliceOut(d.dst.raw)
 		d.count(w)
 		if err != nil {
-			return d.writeFailed(err), false
+			return d.writeFailed(err)
 		}
 	}
 }
 
-// copyRaw waits on the source socket without a buffer and borrows one only
-// to move what is queued (destination is TLS or any net.Conn).
+// spliceReady is the read callback of copySplice.
+func (d *direction) spliceReady(fd uintptr) bool {
+	if d.kp == nil {
+		kp, err := sock.GetPipe()
+		if err != nil {
+			return true
+		}
+		d.kp = kp
+		d.held.Add(1)
+	}
+	if d.kp.TrySpliceIn(fd, sock.MaxSplice) {
+		d.dropPipe() // nothing queued: park empty-handed
+		return false
+	}
+	return true
+}
+
+func (d *direction) dropPipe() {
+	if d.kp != nil {
+		sock.PutPipe(d.kp)
+		d.kp = nil
+		d.held.Add(-1)
+	}
+}
+
+// copyRaw reads the source socket into a pooled buffer taken inside the
+// read callback and given back before parking (the destination is TLS or
+// any net.Conn).
 func (d *direction) copyRaw() outcome {
+	defer d.dropBuf()
 	for {
-		if err := sock.WaitReadable(d.src.raw); err != nil {
+		armed := d.armMove()
+		err := d.src.raw.Read(d.readReady)
+		if armed {
+			if out, stop := d.disarmMove(err); stop {
+				return out
+			}
+		}
+		if err != nil {
 			return d.readFailed(err)
 		}
-		buf := d.getBuf()
-		out, more := d.rawBurst(buf)
-		d.putBuf(buf)
-		if !more {
+		n, err := d.buf.LastRead()
+		switch {
+		case err != nil:
+			return d.readFailed(err)
+		case n == 0:
+			return outcome{kind: outEOF}
+		}
+		if out, ok := d.write(d.buf.B[:n]); !ok {
 			return out
 		}
+		d.grown = d.dst.tls != nil && d.movesOn()
 	}
 }
 
-func (d *direction) rawBurst(buf *sock.Buffer) (out outcome, more bool) {
-	for {
-		n, again, err := buf.ReadNonblock(d.src.raw, buf.B)
-		switch {
-		case err != nil:
-			return d.readFailed(err), false
-		case again:
-			return outcome{}, true
-		case n == 0:
-			return outcome{kind: outEOF}, false
-		}
-		if out, ok := d.write(buf.B[:n]); !ok {
-			return out, false
-		}
+// readReady is the read callback of copyRaw.
+func (d *direction) readReady(fd uintptr) bool {
+	if d.buf == nil {
+		d.buf = d.getBuf()
+	}
+	if d.buf.TryRead(fd) {
+		d.dropBuf() // nothing queued: park empty-handed
+		return false
+	}
+	return true
+}
+
+func (d *direction) dropBuf() {
+	if d.buf != nil {
+		d.putBuf(d.buf)
+		d.buf = nil
 	}
 }
 
@@ -150,10 +210,17 @@ func (d *direction) rawBurst(buf *sock.Buffer) (out outcome, more bool) {
 func (d *direction) copyTLS() outcome {
 	t := d.src.tls
 	var small [64]byte
-	wait := false // the handshake may have buffered records: read first
+	wait := d.resumed // at first the handshake may have buffered records: read first
 	for {
 		if wait && d.src.raw != nil {
-			if err := sock.WaitReadable(d.src.raw); err != nil {
+			armed := d.armMove()
+			err := sock.WaitReadable(d.src.raw)
+			if armed {
+				if out, stop := d.disarmMove(err); stop {
+					return out
+				}
+			}
+			if err != nil {
 				return d.readFailed(err)
 			}
 			// On EOF of the socket, tls.Conn.Read tells close_notify
@@ -169,6 +236,7 @@ func (d *direction) copyTLS() outcome {
 		if err != nil {
 			return d.readFailed(err)
 		}
+		d.grown = d.movesOn()
 	}
 }
 
@@ -181,9 +249,17 @@ func (d *direction) tlsBurst(first []byte) (outcome, bool) {
 	buf := bp.B
 	k := copy(buf, first)
 	for {
-		if !d.src.setReadDeadline(aLongTimeAgo) {
-			d.write(buf[:k])
-			return outcome{kind: outStopped}, false
+		if err := d.src.setReadDeadline(aLongTimeAgo); err != nil {
+			// Stopping, or a transport without deadlines: nothing can be
+			// drained without blocking, so deliver what was read.
+			out, ok := d.write(buf[:k])
+			switch {
+			case !ok:
+				return out, false
+			case err == errStopping:
+				return outcome{kind: outStopped}, false
+			}
+			return outcome{}, true
 		}
 		var rerr error
 		for rerr == nil {
@@ -197,7 +273,7 @@ func (d *direction) tlsBurst(first []byte) (outcome, bool) {
 			m, rerr = t.Read(buf[k:])
 			k += m
 		}
-		if !d.src.setReadDeadline(noDeadline) {
+		if d.src.setReadDeadline(noDeadline) == errStopping {
 			d.write(buf[:k])
 			return outcome{kind: outStopped}, false
 		}

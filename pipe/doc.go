@@ -19,11 +19,27 @@
 // (they reach the other side first). Between two TCP or Unix stream sockets
 // bytes move inside the kernel with splice(2) (Linux).
 //
-// A pipe that waits for data pins nothing but its goroutines: it waits for
-// readability through Go's poller without reading, and only then borrows a
-// kernel pipe (splice) or a pooled buffer, moves what is queued, and gives it
-// back. A *tls.Conn is waited on through its socket the same way; a net.Conn
-// of unknown type is read with a pooled buffer held while the read blocks.
+// An Engine (FlavourAuto, the zero value) runs pairs of plain TCP or Unix
+// stream sockets, peeked bytes included, on epoll event loops on Linux
+// (pipe/internal/evloop): such an idle pair holds no goroutine, buffer or
+// kernel pipe, under 1 KiB of memory besides its two sockets. The loops
+// start with the first such pair and stop when the last one ends. Other
+// pairs, Join, Go, FlavourGoroutines and other systems use two goroutines
+// per pipe; both flavours behave the same (one test suite runs on both).
+//
+//	eng := &pipe.Engine{Options: opts, Loops: 0 /* GOMAXPROCS */}
+//	eng.Enter(client, backend, nil) // *net.TCPConn pair: on the event loops
+//
+// A goroutine pipe that waits for data pins nothing but its two goroutines
+// (and its two sockets): it waits through Go's poller (syscall.RawConn), borrows a
+// kernel pipe (splice) or a pooled buffer only once bytes are queued, moves
+// what is queued without blocking, and gives it back before it parks again.
+// A *tls.Conn is waited on through its socket the same way (then the records
+// crypto/tls has buffered are drained into a pooled buffer); a net.Conn of
+// unknown type is read with a pooled buffer held while the read blocks.
+//
+// On Linux, pipe/internal/sock holds the system specifics; elsewhere the
+// core moves bytes with plain reads and writes.
 //
 // When one side sends EOF the other side's write half is shut down (TCP FIN;
 // close_notify then FIN for TLS) and the other direction keeps flowing;

@@ -25,11 +25,10 @@ type endpoint struct {
 	conn   net.Conn // what reads and writes go through (a *PrefixConn unwrapped)
 	prefix []byte   // bytes to write to the other side before reading conn
 
-	// sock is the TCP or Unix stream socket under conn (conn itself, or
-	// under a *tls.Conn), nil when there is none; raw is its RawConn.
-	sock net.Conn
-	raw  syscall.RawConn
-	tls  *tls.Conn // conn as a *tls.Conn, else nil
+	// raw is the RawConn of the TCP or Unix stream socket under conn
+	// (conn itself, or under a *tls.Conn), nil when there is none.
+	raw syscall.RawConn
+	tls *tls.Conn // conn as a *tls.Conn, else nil
 
 	mu       sync.Mutex // orders read-deadline changes against interrupt
 	stopping bool
@@ -50,7 +49,26 @@ func (e *endpoint) init(c net.Conn) {
 	e.conn = c
 	if t, ok := c.(*tls.Conn); ok {
 		e.tls = t
-		c = t.NetConn()
+	}
+	if !sock.Supported {
+		return
+	}
+	if s := e.socket(); s != nil {
+		if raw, err := s.SyscallConn(); err == nil {
+			e.raw = raw
+		}
+	}
+}
+
+// socket returns the TCP or Unix stream socket under the endpoint (conn
+// itself or the transport of a *tls.Conn), nil when there is none.
+func (e *endpoint) socket() interface {
+	syscall.Conn
+	CloseWrite() error
+} {
+	c := e.conn
+	if e.tls != nil {
+		c = e.tls.NetConn()
 		// A handshake that began over a *PrefixConn has used up its prefix:
 		// the socket under it can then be waited on directly.
 		for {
@@ -61,41 +79,33 @@ func (e *endpoint) init(c net.Conn) {
 			c = pc.Conn
 		}
 	}
-	if !sock.Supported {
-		return
-	}
-	var sc syscall.Conn
 	switch s := c.(type) {
 	case *net.TCPConn:
-		sc = s
+		return s
 	case *net.UnixConn:
-		if la := s.LocalAddr(); la == nil || la.Network() != "unix" {
-			return // datagram and seqpacket sockets keep message boundaries: no splice
+		if la := s.LocalAddr(); la != nil && la.Network() == "unix" {
+			return s // not datagram or seqpacket: those keep message boundaries
 		}
-		sc = s
-	default:
-		return
 	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return
-	}
-	e.sock, e.raw = c, raw
+	return nil
 }
 
 // plainSocket reports whether bytes can be spliced to or from the endpoint.
 func (e *endpoint) plainSocket() bool { return e.raw != nil && e.tls == nil }
 
+// errStopping reports that the endpoint's reads are being interrupted.
+var errStopping = errors.New("pipe is stopping")
+
 // setReadDeadline changes the read deadline unless the endpoint is being
-// interrupted; it reports false in that case.
-func (e *endpoint) setReadDeadline(t time.Time) bool {
+// interrupted (errStopping); other errors come from the conn, which may not
+// support deadlines.
+func (e *endpoint) setReadDeadline(t time.Time) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.stopping {
-		return false
+		return errStopping
 	}
-	_ = e.conn.SetReadDeadline(t)
-	return true
+	return e.conn.SetReadDeadline(t)
 }
 
 // interruptReads makes the endpoint's pending and future reads return at
@@ -127,15 +137,16 @@ func (e *endpoint) forceClose() {
 // closeWrite sends end of stream: TLS close_notify and then a FIN on the
 // socket under it, a FIN on a socket, or the conn's own CloseWrite.
 func (e *endpoint) closeWrite() error {
+	s := e.socket()
 	if e.tls != nil {
 		err := e.tls.CloseWrite()
-		if e.sock != nil {
-			err = errors.Join(err, e.sock.(interface{ CloseWrite() error }).CloseWrite())
+		if s != nil {
+			err = errors.Join(err, s.CloseWrite())
 		}
 		return err
 	}
-	if e.sock != nil {
-		return e.sock.(interface{ CloseWrite() error }).CloseWrite()
+	if s != nil {
+		return s.CloseWrite()
 	}
 	if cw, ok := e.conn.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()

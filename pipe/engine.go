@@ -6,25 +6,60 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"pipegate/pipe/internal/evloop"
 )
+
+// Flavour chooses how an Engine runs the pipes entered into it.
+type Flavour int
+
+const (
+	// FlavourAuto runs pairs of plain TCP or Unix stream sockets (a
+	// *PrefixConn over one included) on epoll event loops on Linux: an idle
+	// pair holds no goroutine, buffer or kernel pipe, under 1 KiB in all.
+	// Other pairs (TLS, other net.Conns) and other systems get goroutines.
+	FlavourAuto Flavour = iota
+	// FlavourGoroutines runs every pipe as two goroutines, as Go does.
+	FlavourGoroutines
+)
+
+func (f Flavour) String() string {
+	switch f {
+	case FlavourAuto:
+		return "auto"
+	case FlavourGoroutines:
+		return "goroutines"
+	}
+	return "unknown"
+}
 
 // Engine owns many pipes: it counts them and the bytes they move, refuses
 // new pipes once Shutdown has begun, and Shutdown drains them like
-// http.Server.Shutdown. The zero value is ready to use; Options apply to
-// pipes entered after they are set.
+// http.Server.Shutdown. The zero value is ready to use (FlavourAuto);
+// Options, Flavour and Loops apply to pipes entered after they are set.
 //
-// In this version each pipe runs as two goroutines, as with Go; the
-// methods are the seam where an event-loop engine can take over.
+// With FlavourAuto, Enter takes the sockets of a qualifying pair out of
+// their Go conns (which it closes) and gives them to event loops that the
+// Engine starts with the first such pair and stops once none is left.
 type Engine struct {
 	Options Options
+	Flavour Flavour
+	Loops   int // event loops (FlavourAuto); 0: GOMAXPROCS
 
-	mu      sync.Mutex
-	closing bool
-	pipes   map[*pipe]struct{}
-	drained chan struct{} // closed once closing and no pipe is left
+	loopCfg   evloop.Config // tests: pool sizes
+	moveAfter time.Duration // tests: see burst.go
+
+	mu       sync.Mutex
+	closing  bool
+	pipes    map[*pipe]struct{}
+	drained  chan struct{} // closed once closing and no pipe is left
+	group    *evloop.Group // running event loops, nil when no pair is on them
+	onLoops  int           // pairs on group whose afterClose has not returned
+	retiring sync.WaitGroup
 
 	open, total          atomic.Int64
-	bytesAToB, bytesBToA atomic.Int64
+	bytesAToB, bytesBToA atomic.Int64 // goroutine pipes, and retired loop groups
 }
 
 // Stats is a snapshot of an Engine's counters.
@@ -37,18 +72,29 @@ type Stats struct {
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
-	return Stats{
+	e.mu.Lock()
+	var ab, ba int64
+	if e.group != nil {
+		ab, ba = e.group.Bytes()
+	}
+	s := Stats{
 		Open:      e.open.Load(),
 		Total:     e.total.Load(),
-		BytesAToB: e.bytesAToB.Load(),
-		BytesBToA: e.bytesBToA.Load(),
+		BytesAToB: e.bytesAToB.Load() + ab,
+		BytesBToA: e.bytesBToA.Load() + ba,
 	}
+	e.mu.Unlock()
+	return s
 }
 
-// Enter joins a and b in the background (as Go does, with e.Options) and
-// calls afterClose (if not nil) exactly once, after both conns are closed.
-// It may be called from any goroutine. Once Shutdown has begun it returns
-// ErrShuttingDown and a and b stay the caller's to close.
+// Enter joins a and b in the background with e.Options and calls
+// afterClose (if not nil) exactly once, after both conns are closed. It may
+// be called from any goroutine and does not block. Once Shutdown has begun
+// it returns ErrShuttingDown and a and b stay the caller's to close.
+//
+// When the pair goes to an event loop (FlavourAuto), a and b are closed
+// before Enter returns and their sockets live on in the loop: the caller
+// must not use them any more, as with any conn handed to Enter.
 func (e *Engine) Enter(a, b net.Conn, afterClose func(Result)) error {
 	if a == nil || b == nil {
 		return errors.New("pipe: Engine.Enter with a nil conn")
@@ -58,14 +104,18 @@ func (e *Engine) Enter(a, b net.Conn, afterClose func(Result)) error {
 		e.mu.Unlock()
 		return ErrShuttingDown
 	}
+	e.total.Add(1)
+	e.open.Add(1)
+	if e.Flavour == FlavourAuto && e.enterLoopLocked(a, b, afterClose) {
+		e.mu.Unlock()
+		return nil
+	}
 	p := newPipe(a, b, &e.Options, e)
 	p.afterClose = afterClose
 	if e.pipes == nil {
 		e.pipes = make(map[*pipe]struct{})
 	}
 	e.pipes[p] = struct{}{}
-	e.open.Add(1)
-	e.total.Add(1)
 	e.mu.Unlock()
 	p.launch()
 	return nil
@@ -77,7 +127,12 @@ func (e *Engine) leave(p *pipe) {
 	defer e.mu.Unlock()
 	delete(e.pipes, p)
 	e.open.Add(-1)
-	if e.closing && len(e.pipes) == 0 && e.drained != nil {
+	e.checkDrainedLocked()
+}
+
+// checkDrainedLocked closes e.drained once shutting down with no pipe left.
+func (e *Engine) checkDrainedLocked() {
+	if e.closing && len(e.pipes) == 0 && e.onLoops == 0 && e.drained != nil {
 		select {
 		case <-e.drained:
 		default:
@@ -95,33 +150,40 @@ func (e *Engine) ShuttingDown() bool {
 
 // Shutdown refuses new pipes and waits for the running ones to end. When ctx
 // ends first it stops the rest (their Result says ReasonShutdown), waits for
-// their afterClose callbacks and returns ctx.Err(). It may be called more
-// than once.
+// their afterClose callbacks and returns ctx.Err(). Pipes of both flavours
+// drain at the same time. It may be called more than once.
 func (e *Engine) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
 	if !e.closing {
 		e.closing = true
 		e.drained = make(chan struct{})
-		if len(e.pipes) == 0 {
-			close(e.drained)
-		}
+		e.checkDrainedLocked()
 	}
 	drained := e.drained
 	e.mu.Unlock()
+	var err error
 	select {
 	case <-drained:
-		return nil
 	case <-ctx.Done():
+		err = ctx.Err()
+		e.mu.Lock()
+		running := make([]*pipe, 0, len(e.pipes))
+		for p := range e.pipes {
+			running = append(running, p)
+		}
+		g := e.group
+		e.mu.Unlock()
+		for _, p := range running {
+			p.onShutdown()
+		}
+		if g != nil {
+			// ctx is done: the loops close their pairs at once.
+			_ = g.Shutdown(ctx)
+		}
+		<-drained
 	}
-	e.mu.Lock()
-	running := make([]*pipe, 0, len(e.pipes))
-	for p := range e.pipes {
-		running = append(running, p)
-	}
-	e.mu.Unlock()
-	for _, p := range running {
-		p.onShutdown()
-	}
-	<-drained
-	return ctx.Err()
+	// The last pair on the loops retired them; wait until they are stopped
+	// and their descriptors closed.
+	e.retiring.Wait()
+	return err
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"io"
 	"math/big"
 	"net"
@@ -38,7 +39,17 @@ const (
 	kPrefixTLS kind = "prefix-tls" // *PrefixConn over *tls.Conn
 	kNetPipe   kind = "netpipe"    // net.Pipe: no socket, no CloseWrite
 	kTLSPipe   kind = "tls-netpipe"
+	kTLSNoDL   kind = "tls-nodeadline" // *tls.Conn over a conn without deadlines
 )
+
+// noDeadlineConn is a transport that does not support deadlines.
+type noDeadlineConn struct{ net.Conn }
+
+var errNoDeadlines = errors.New("deadlines not supported")
+
+func (noDeadlineConn) SetDeadline(time.Time) error      { return errNoDeadlines }
+func (noDeadlineConn) SetReadDeadline(time.Time) error  { return errNoDeadlines }
+func (noDeadlineConn) SetWriteDeadline(time.Time) error { return errNoDeadlines }
 
 // prefixGreeting is what a peer of a prefix kind sends first; the helper
 // reads it, so the pipe gets it back as the PrefixConn's Prefix.
@@ -133,11 +144,15 @@ func side(t testing.TB, k kind) (inner, peer net.Conn) {
 		inner, peer = socketPair(t, "unix")
 	case kNetPipe:
 		inner, peer = net.Pipe()
-	case kTLS, kTLSLazy, kPrefixTLS, kTLSPipe:
+	case kTLS, kTLSLazy, kPrefixTLS, kTLSPipe, kTLSNoDL:
 		var raw net.Conn
-		if k == kTLSPipe {
+		switch k {
+		case kTLSPipe:
 			raw, peer = net.Pipe()
-		} else {
+		case kTLSNoDL:
+			raw, peer = socketPair(t, "tcp")
+			raw = noDeadlineConn{raw}
+		default:
 			raw, peer = socketPair(t, "tcp")
 		}
 		srv := tls.Server(raw, serverTLS(t))
@@ -178,7 +193,7 @@ func handshake(c *tls.Conn, errc chan<- error) { errc <- c.Handshake() }
 func (k kind) hasPrefix() bool { return k == kPrefix || k == kPrefixTLS }
 
 // canCloseWrite reports whether the peer of this kind can half-close.
-func (k kind) canCloseWrite() bool { return k != kNetPipe && k != kTLSPipe }
+func (k kind) canCloseWrite() bool { return k != kNetPipe && k != kTLSPipe && k != kTLSNoDL }
 
 // isSocket reports whether the kind is a TCP socket (resettable).
 func (k kind) isTCP() bool {

@@ -32,9 +32,9 @@ type pipe struct {
 	res       Result
 	reasonSet bool // res.Reason is final (a limit or an error ended the pipe)
 	halfOpen  bool // one direction ended with EOF, the other still runs
+	lingering bool // the idle limit is the half-close linger (ReasonLinger)
 	idle      *time.Timer
 	idleAfter time.Duration // current idle limit (IdleTimeout, or linger once half-closed)
-	idleWhy   Reason
 	lifetime  *time.Timer
 	stopCtx   func() bool
 

@@ -11,7 +11,7 @@ func (p *pipe) touch() { p.last.Store(int64(time.Since(p.res.Start))) }
 
 // setIdleLocked arms the idle timer for limit; p.mu is held.
 func (p *pipe) setIdleLocked(limit time.Duration, why Reason) {
-	p.idleAfter, p.idleWhy = limit, why
+	p.idleAfter, p.lingering = limit, why == ReasonLinger
 	if p.idle == nil {
 		p.idle = time.AfterFunc(limit, p.onIdle)
 		return
@@ -32,7 +32,10 @@ func (p *pipe) onIdle() {
 		p.mu.Unlock()
 		return
 	}
-	why := p.idleWhy
+	why := ReasonIdleTimeout
+	if p.lingering {
+		why = ReasonLinger
+	}
 	p.mu.Unlock()
 	p.stopWith(why)
 }

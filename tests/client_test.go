@@ -135,3 +135,10 @@ func (e *env) rawTLS(t *testing.T, src string) *rawClient {
 	rc.expect("* OK")
 	return rc
 }
+
+// newTLSClientConn is a TLS connection from 127.0.0.2 to pipegate's
+// implicit-TLS port.
+func newTLSClientConn(t *testing.T, e *env) *tls.Conn {
+	t.Helper()
+	return tls.Client(dialFrom(t, "127.0.0.2", e.tlsAddr), e.clientTLS())
+}

@@ -58,6 +58,7 @@ func allMessages(users map[string]string) map[string][]string {
 type envOptions struct {
 	extra          string // appended to the pipegate config
 	allowPlaintext bool
+	acceptProxy    bool // a third listener (env.proxyAddr) takes PROXY headers from 127.0.0.1
 }
 
 // env is two Dovecot backends, an in-memory backend and the pipegate
@@ -74,6 +75,8 @@ type env struct {
 	deadAddr   string // a port nobody listens on
 
 	plainAddr, tlsAddr, metricsAddr string
+	proxyAddr                       string // with envOptions.acceptProxy
+	certFile, keyFile               string // pipegate's certificate, from ca
 
 	cmd     *exec.Cmd
 	logPath string
@@ -96,12 +99,18 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	e.routesPath = filepath.Join(e.dir, "routes.yaml")
 	e.writeRoutes("")
 	pcert, pkey := e.ca.Issue(t, "127.0.0.1", "localhost")
+	e.certFile, e.keyFile = pcert, pkey
 	e.plainAddr, e.tlsAddr, e.metricsAddr = testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t)
+	listeners := ""
+	if opts.acceptProxy {
+		e.proxyAddr = testenv.FreeAddr(t)
+		listeners = fmt.Sprintf("  - addr: %s\n    accept_proxy: true\n    trusted_proxies: [127.0.0.1/32]\n", e.proxyAddr)
+	}
 	config := fmt.Sprintf(`listen:
   - addr: %s
   - addr: %s
     tls: true
-tls:
+%stls:
   cert: %s
   key: %s
 backend_tls:
@@ -115,7 +124,7 @@ auth_penalty:
 drain_timeout: 5s
 log:
   level: debug
-%s`, e.plainAddr, e.tlsAddr, pcert, pkey, e.caFile, opts.allowPlaintext, e.metricsAddr, opts.extra)
+%s`, e.plainAddr, e.tlsAddr, listeners, pcert, pkey, e.caFile, opts.allowPlaintext, e.metricsAddr, opts.extra)
 	e.configPath = filepath.Join(e.dir, "imap.yaml")
 	writeFile(t, e.configPath, config)
 	e.start()

@@ -1,7 +1,9 @@
 package tests
 
 import (
+	"crypto/tls"
 	"fmt"
+	"os"
 	"regexp"
 	"strings"
 	"syscall"
@@ -152,9 +154,16 @@ func TestFailover(t *testing.T) {
 	}
 }
 
-// TestReload: SIGHUP re-reads the routes file.
+// TestReload: SIGHUP re-reads the routes file and the certificate.
 func TestReload(t *testing.T) {
 	e := newEnv(t, envOptions{})
+	serial := func() string {
+		t.Helper()
+		rc := e.rawTLS(t, "127.0.0.2")
+		defer rc.c.Close()
+		return rc.c.(*tls.Conn).ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	before := serial()
 	// zoe@c.test lives on backend 2 but the default route goes to 1.
 	rc := e.rawTLS(t, "127.0.0.4")
 	rc.send("a LOGIN zoe@c.test zoe-secret\r\n")
@@ -162,9 +171,60 @@ func TestReload(t *testing.T) {
 		t.Fatalf("before reload: %s", l)
 	}
 	e.writeRoutes(fmt.Sprintf("  - domain: c.test\n    backend: imaps://%s\n", e.d2.TLSAddr))
+	newCert, newKey := e.ca.Issue(t, "127.0.0.1", "localhost")
+	copyFile(t, newCert, e.certFile)
+	copyFile(t, newKey, e.keyFile)
 	e.cmd.Process.Signal(syscall.SIGHUP)
 	e.waitLog(`routes reloaded`)
+	e.waitLog(`certificate reloaded`)
+	if after := serial(); after == before {
+		t.Errorf("certificate serial %s unchanged after SIGHUP", after)
+	}
 	if n := loginAndCount(t, e.goClient("127.0.0.5", "tls"), "zoe@c.test", "login"); n != messageCount["zoe@c.test"] {
 		t.Fatalf("after reload: %d messages", n)
 	}
+}
+
+// TestProxyProtocol: on an accept_proxy listener, the client address of
+// the load balancer's PROXY header is the one Dovecot sees.
+func TestProxyProtocol(t *testing.T) {
+	e := newEnv(t, envOptions{acceptProxy: true})
+	c := dialFrom(t, "127.0.0.1", e.proxyAddr)
+	if _, err := fmt.Fprintf(c, "PROXY TCP4 192.0.2.7 127.0.0.1 40000 143\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	rc := newRaw(t, c)
+	rc.expect("* OK")
+	rc.send("a STARTTLS\r\n")
+	rc.expect("a OK")
+	rc.startTLS(e.clientTLS())
+	rc.send("b LOGIN alice@a.test alice-secret\r\n")
+	if l := rc.expect("b "); !strings.HasPrefix(l, "b OK") {
+		t.Fatalf("login behind PROXY header: %s", l)
+	}
+	e.d1.WaitLog(t, `Login: user=<alice@a.test>, method=PLAIN, rip=192\.0\.2\.7,`)
+	rc.send("c LOGOUT\r\n")
+	rc.expect("c OK")
+	rc.untilClosed()
+	rc.c.Close() // the session line is written when both sides are closed
+	e.waitLog(`msg="imap session".*client=192\.0\.2\.7:40000`)
+
+	// A peer that is not trusted cannot claim an address.
+	c2 := dialFrom(t, "127.0.0.2", e.proxyAddr)
+	fmt.Fprintf(c2, "PROXY TCP4 198.51.100.1 127.0.0.1 40000 143\r\n")
+	rc2 := newRaw(t, c2)
+	rc2.expect("* OK")
+	rc2.send("x NOOP\r\n")
+	if l := rc2.expect("PROXY "); !strings.Contains(l, "BAD") {
+		t.Fatalf("untrusted PROXY line: %s", l)
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, to, string(b))
 }

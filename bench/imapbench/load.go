@@ -20,8 +20,8 @@ type target struct {
 }
 
 var clientTLS = &tls.Config{
-	InsecureSkipVerify: true,        // bench only: self-signed certificates on loopback
-	ClientSessionCache: nil,         // a full handshake per login, as a new client does
+	InsecureSkipVerify: true, // bench only: self-signed certificates on loopback
+	ClientSessionCache: nil,  // a full handshake per login, as a new client does
 	MinVersion:         tls.VersionTLS12,
 }
 
@@ -93,41 +93,33 @@ func loginRate(t target, n int, user, pass string) (float64, error) {
 	return float64(n) / time.Since(start).Seconds(), nil
 }
 
-// idleMemory opens n logged-in sessions through t and returns the growth
-// of the RSS of the process group pgid per session, in KiB.
+// idleMemory returns the RSS growth (KiB) of the process group pgid per
+// idle logged-in session through t: it opens n sessions, measures, opens n
+// more and measures again, so that lazy initialisation and garbage left by
+// earlier runs (a Go heap reuses it) do not count.
 func idleMemory(t target, n int, user, pass string, pgid int) (float64, error) {
-	// Warm up: the first sessions pay for lazy initialisation.
-	for range 10 {
-		s, err := login(t, user, pass)
-		if err != nil {
-			return 0, err
-		}
-		s.logout()
-	}
-	time.Sleep(500 * time.Millisecond) // let the proxy settle (bench, not a test)
-	before, err := groupRSS(pgid)
-	if err != nil {
-		return 0, err
-	}
-	sessions := make([]*session, 0, n)
+	sessions := make([]*session, 0, 2*n)
 	defer func() {
 		for _, s := range sessions {
 			s.logout()
 		}
 	}()
-	for i := range n {
-		s, err := login(t, user, pass)
-		if err != nil {
-			return 0, fmt.Errorf("session %d: %w", i, err)
+	var rss [2]int64
+	for step := range rss {
+		for i := range n {
+			s, err := login(t, user, pass)
+			if err != nil {
+				return 0, fmt.Errorf("session %d: %w", step*n+i, err)
+			}
+			sessions = append(sessions, s)
 		}
-		sessions = append(sessions, s)
+		time.Sleep(time.Second) // let the proxy settle (a bench, not a test)
+		var err error
+		if rss[step], err = groupRSS(pgid); err != nil {
+			return 0, err
+		}
 	}
-	time.Sleep(time.Second)
-	after, err := groupRSS(pgid)
-	if err != nil {
-		return 0, err
-	}
-	return float64(after-before) / float64(n), nil
+	return float64(rss[1]-rss[0]) / float64(n), nil
 }
 
 // groupRSS sums VmRSS (KiB) over the processes of a process group.

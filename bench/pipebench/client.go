@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"flag"
 	"fmt"
@@ -15,7 +16,15 @@ func clientMain(args []string) error {
 	addr := fs.String("addr", "", "address")
 	up := fs.Int64("up", 0, "bytes to upload")
 	down := fs.Int64("down", 0, "bytes to download")
+	pings := fs.Int("ping", 0, "64-byte round trips to time")
 	fs.Parse(args)
+	if *pings > 0 {
+		d, err := pingPong(*addr, *pings)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("round trip %v\n", d)
+	}
 	if *up > 0 {
 		start := time.Now()
 		if err := upload(*addr, *up); err != nil {
@@ -136,14 +145,17 @@ func pingPong(addr string, n int) (time.Duration, error) {
 	return time.Since(start) / time.Duration(n), nil
 }
 
-// openIdle opens n connections through addr, each answered once by the
-// server, and returns them.
-func openIdle(addr string, n int) ([]net.Conn, error) {
+// openIdle opens n connections through addr (TLS ones when withTLS), each
+// answered once by the server, and returns them.
+func openIdle(addr string, n int, withTLS bool) ([]net.Conn, error) {
 	conns := make([]net.Conn, 0, n)
 	for range n {
 		c, err := dial(addr)
 		if err != nil {
 			return conns, err
+		}
+		if withTLS {
+			c = tls.Client(c, benchClientTLS)
 		}
 		conns = append(conns, c)
 		var b [1]byte

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ func forwardMain(args []string) error {
 	mode := fs.String("mode", "pipe", "pipe or naive")
 	addr := fs.String("listen", "127.0.0.1:0", "address")
 	up := fs.String("upstream", "", "upstream address")
+	withTLS := fs.Bool("tls", false, "terminate TLS (self-signed) on the listening side")
 	fs.Parse(args)
 	if n, a := splitAddr(*addr); n == "unix" {
 		os.Remove(a)
@@ -25,6 +27,13 @@ func forwardMain(args []string) error {
 	ln, err := listen(*addr)
 	if err != nil {
 		return err
+	}
+	if *withTLS {
+		cert, err := selfSigned()
+		if err != nil {
+			return err
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}})
 	}
 	var eng pipe.Engine
 	reportMemOnSignal()

@@ -17,7 +17,8 @@ import (
 type target struct {
 	name string
 	addr string
-	pid  int // forwarder process (0 for direct)
+	pid  int  // forwarder process (0 for direct)
+	tls  bool // clients speak TLS to it
 }
 
 // child is a process started by the run role.
@@ -69,11 +70,14 @@ func runMain(args []string) error {
 	haAddr := fs.String("haproxy", "", "HAProxy frontend address (started by the caller)")
 	haPid := fs.Int("haproxy-pid", 0, "HAProxy process id")
 	var cfg runConfig
-	fs.IntVar(&cfg.reps, "reps", 3, "repetitions of each measurement (medians reported)")
-	fs.Int64Var(&cfg.bulk, "bulk", 1<<30, "bytes per bulk measurement")
+	fs.IntVar(&cfg.reps, "reps", 5, "repetitions of each measurement (medians reported)")
+	fs.Int64Var(&cfg.bulk, "bulk", 512<<20, "bytes per bulk measurement")
 	fs.IntVar(&cfg.pings, "pings", 5000, "round trips per latency measurement")
 	fs.IntVar(&cfg.idle, "idle", 5000, "idle pairs per forwarder")
 	fs.IntVar(&cfg.idleNaive, "idle-naive", 3000, "idle pairs for the naive forwarder (6 fds each)")
+	tlsIdle := fs.Bool("tls-idle", true, "also measure idle pairs with TLS on the client side (pipegate and naive Go)")
+	pipeTLSAddr := fs.String("pipe-tls", "127.0.0.1:24704", "pipegate TLS-terminating forwarder address (started here)")
+	naiveTLSAddr := fs.String("naive-tls", "127.0.0.1:24705", "naive Go TLS-terminating forwarder address (started here)")
 	fs.Parse(args)
 
 	srv, err := startChild("server", "-listen", *server)
@@ -92,9 +96,9 @@ func runMain(args []string) error {
 		return err
 	}
 	defer nf.stop()
-	targets := []target{{"direct", *server, 0}, {"pipegate", *pipeAddr, pf.pid}, {"naive-go", *naiveAddr, nf.pid}}
+	targets := []target{{"direct", *server, 0, false}, {"pipegate", *pipeAddr, pf.pid, false}, {"naive-go", *naiveAddr, nf.pid, false}}
 	if *haAddr != "" {
-		targets = append(targets, target{"haproxy", *haAddr, *haPid})
+		targets = append(targets, target{"haproxy", *haAddr, *haPid, false})
 	}
 
 	fmt.Printf("pipebench: %d reps, %d MiB per bulk run, %d round trips, idle pairs %d (naive %d); GOMAXPROCS of children default, %d CPUs\n",
@@ -105,7 +109,21 @@ func runMain(args []string) error {
 	if err := runPing(cfg, targets); err != nil {
 		return err
 	}
-	return runIdle(cfg, targets[1:])
+	idle := targets[1:]
+	if *tlsIdle {
+		pt, err := startChild("forward", "-mode", "pipe", "-tls", "-listen", *pipeTLSAddr, "-upstream", *server)
+		if err != nil {
+			return err
+		}
+		defer pt.stop()
+		nt, err := startChild("forward", "-mode", "naive", "-tls", "-listen", *naiveTLSAddr, "-upstream", *server)
+		if err != nil {
+			return err
+		}
+		defer nt.stop()
+		idle = append(idle, target{"pipegate TLS", *pipeTLSAddr, pt.pid, true}, target{"naive-go TLS", *naiveTLSAddr, nt.pid, true})
+	}
+	return runIdle(cfg, idle)
 }
 
 // bulkTest is one bulk measurement.
@@ -124,7 +142,7 @@ func runBulk(cfg runConfig, targets []target) error {
 	res := map[string]map[string][]sample{}
 	for rep := range cfg.reps {
 		for _, t := range tests {
-			for _, tg := range targets {
+			for _, tg := range rotate(targets, rep) {
 				s, err := bulkOnce(cfg, t, tg)
 				if err != nil {
 					return fmt.Errorf("%s via %s (rep %d): %w", t.name, tg.name, rep, err)
@@ -136,7 +154,8 @@ func runBulk(cfg runConfig, targets []target) error {
 			}
 		}
 	}
-	fmt.Println("\nBulk throughput (median of reps; ratio to direct in the same run) and CPU-seconds per GB moved")
+	fmt.Println("\nBulk throughput (median of reps, target order rotated each rep; ratio to direct in the same run)")
+	fmt.Println("and CPU-seconds per GB moved: proc = client + server + forwarder processes, mach = whole machine (includes other load)")
 	fmt.Printf("%-14s %-9s %9s %7s %13s %13s\n", "test", "target", "MB/s", "ratio", "cpu-s/GB proc", "cpu-s/GB mach")
 	for _, t := range tests {
 		direct := median(res[t.name]["direct"], func(s sample) float64 { return s.mbps })
@@ -173,6 +192,13 @@ func bulkOnce(cfg runConfig, t bulkTest, tg target) (sample, error) {
 	}, err
 }
 
+// rotate starts the order of targets at a different one on each rep, so
+// that no target always runs right after the same neighbour.
+func rotate(ts []target, rep int) []target {
+	k := rep % len(ts)
+	return append(append([]target(nil), ts[k:]...), ts[:k]...)
+}
+
 func cpuOf(pids []int) float64 {
 	var s float64
 	for _, p := range pids {
@@ -183,8 +209,8 @@ func cpuOf(pids []int) float64 {
 
 func runPing(cfg runConfig, targets []target) error {
 	res := map[string][]float64{}
-	for range cfg.reps {
-		for _, tg := range targets {
+	for rep := range cfg.reps {
+		for _, tg := range rotate(targets, rep) {
 			d, err := pingPong(tg.addr, cfg.pings)
 			if err != nil {
 				return fmt.Errorf("ping-pong via %s: %w", tg.name, err)
@@ -203,14 +229,14 @@ func runPing(cfg runConfig, targets []target) error {
 
 func runIdle(cfg runConfig, fwds []target) error {
 	fmt.Println("\nIdle pairs: forwarder process RSS and open files per pair (delta after opening; each pair answered once)")
-	fmt.Printf("%-9s %6s %12s %10s %12s\n", "target", "pairs", "RSS delta", "KiB/pair", "fds/pair")
+	fmt.Printf("%-13s %6s %12s %10s %12s\n", "target", "pairs", "RSS delta", "KiB/pair", "fds/pair")
 	for _, tg := range fwds {
 		n := cfg.idle
-		if tg.name == "naive-go" {
+		if strings.HasPrefix(tg.name, "naive-go") {
 			n = cfg.idleNaive
 		}
 		rss0, fd0 := procRSS(tg.pid), procFDs(tg.pid)
-		conns, err := openIdle(tg.addr, n)
+		conns, err := openIdle(tg.addr, n, tg.tls)
 		if err != nil {
 			closeAll(conns)
 			return fmt.Errorf("idle via %s: %w", tg.name, err)
@@ -218,7 +244,7 @@ func runIdle(cfg runConfig, fwds []target) error {
 		time.Sleep(2 * time.Second) // let the forwarder settle (GC, stack shrinking)
 		rss1, fd1 := procRSS(tg.pid), procFDs(tg.pid)
 		closeAll(conns)
-		fmt.Printf("%-9s %6d %9.1f MiB %10.2f %12.2f\n", tg.name, n, float64(rss1-rss0)/(1<<20),
+		fmt.Printf("%-13s %6d %9.1f MiB %10.2f %12.2f\n", tg.name, n, float64(rss1-rss0)/(1<<20),
 			float64(rss1-rss0)/1024/float64(n), float64(fd1-fd0)/float64(n))
 		waitFDs(tg.pid, fd0)
 	}

@@ -14,7 +14,7 @@ import (
 // TestDemoCurlLine runs `pipegate demo` in-process, runs the printed curl
 // line as a shell would, and stops the demo as Ctrl-C does.
 func TestDemoCurlLine(t *testing.T) {
-	defer goleak.VerifyNone(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent()) // other tests of the package may leave theirs
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("curl not installed")
 	}

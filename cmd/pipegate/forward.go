@@ -97,6 +97,7 @@ func fwdParseArgs(args []string, stderr io.Writer) (*fwdOptions, error) {
 	fs.StringVar(&sp.MaxLifetime, "max-lifetime", "", "close connections older than this `duration` (default: none)")
 	fs.StringVar(&sp.HalfCloseLinger, "half-close-linger", "", "after one side closes, wait this `duration` for the other (default 60s)")
 	fs.StringVar(&sp.Backoff, "backoff", "", "skip a failing upstream for this `duration`, doubling up to 30s (default 1s)")
+	fs.StringVar(&sp.TCPKeepAlive, "tcp-keepalive", "", "turn TCP keep-alive probes on, both sides, after this idle `duration` (default: off)")
 	fs.StringVar(&o.global.MetricsAddr, "metrics-addr", "", "serve /metrics and /healthz on this host:port")
 	fs.StringVar(&o.global.LogFormat, "log-format", "text", "text or json")
 	fs.StringVar(&o.global.LogLevel, "log-level", "info", "debug, info, warn or error")
@@ -196,7 +197,7 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	term := make(chan os.Signal, 2)
+	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM, os.Interrupt)
 	defer signal.Stop(term)
 
@@ -207,7 +208,7 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		log.Error("metrics", "err", err)
 		return 1
 	}
-	d := &fwdDaemon{log: log, metrics: metrics, servers: map[string]*fwdRunning{}}
+	d := &fwdDaemon{log: log, metrics: metrics, servers: map[string]*fwdRunning{}, loaded: loaded}
 	d.retireCtx, d.retireCancel = context.WithCancel(context.Background())
 	defer d.retireCancel()
 	if err := d.apply(loaded.forwards); err != nil {
@@ -232,14 +233,16 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			d.reload(o, cache)
 			continue
 		case sig := <-term:
-			log.Info("signal received; draining", "signal", sig.String(), "drain_timeout", loaded.drainTimeout)
+			log.Info("draining", "cause", sig.String(), "drain_timeout", d.loaded.drainTimeout)
 		case <-ctx.Done():
-			log.Info("stopping; draining", "drain_timeout", loaded.drainTimeout)
+			log.Info("draining", "cause", context.Cause(ctx).Error(), "drain_timeout", d.loaded.drainTimeout)
 		}
 		break
 	}
 	d.draining.Store(true)
-	forced := d.shutdownWithSignals(loaded.drainTimeout, term)
+	dctx, cancel := context.WithTimeout(context.Background(), d.loaded.drainTimeout)
+	forced := d.drain(dctx)
+	cancel()
 	if adm != nil {
 		actx, cancel := context.WithTimeout(context.Background(), time.Second)
 		adm.Shutdown(actx)
@@ -260,6 +263,7 @@ type fwdDaemon struct {
 
 	mu      sync.Mutex
 	servers map[string]*fwdRunning // by fwdKey
+	loaded  *fwdLoaded             // the configuration applied last
 
 	retireCtx    context.Context // ends at the drain deadline
 	retireCancel context.CancelFunc
@@ -288,6 +292,7 @@ func (d *fwdDaemon) healthy() error {
 func (d *fwdDaemon) apply(cfgs []forward.Config) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.adoptRenamed(cfgs)
 	fresh := map[string]net.Listener{}
 	for _, c := range cfgs {
 		if r := d.servers[fwdKey(c)]; r != nil && r.listen == c.Listen {
@@ -344,6 +349,29 @@ func (d *fwdDaemon) apply(cfgs []forward.Config) error {
 	return nil
 }
 
+// adoptRenamed lets a forward whose name changed but whose (fixed)
+// address did not keep its listener: the running server is filed under the
+// new name and reloaded in place instead of clashing with a new listener.
+func (d *fwdDaemon) adoptRenamed(cfgs []forward.Config) {
+	wanted := map[string]bool{}
+	for _, c := range cfgs {
+		wanted[fwdKey(c)] = true
+	}
+	for _, c := range cfgs {
+		key := fwdKey(c)
+		if d.servers[key] != nil || strings.HasSuffix(c.Listen, ":0") {
+			continue
+		}
+		for oldKey, r := range d.servers {
+			if !wanted[oldKey] && r.listen == c.Listen {
+				delete(d.servers, oldKey)
+				d.servers[key] = r
+				break
+			}
+		}
+	}
+}
+
 func fwdName(c forward.Config) string {
 	if c.Name != "" {
 		return c.Name
@@ -385,28 +413,12 @@ func (d *fwdDaemon) reload(o *fwdOptions, cache fwdTLSCache) {
 		d.log.Error("reload failed; keeping the running config", "err", err)
 		return
 	}
-	d.log.Info("reloaded", "forwards", len(loaded.forwards))
-}
-
-// shutdownWithSignals drains every forward until timeout; a second
-// SIGTERM/SIGINT cuts the drain short. It reports whether connections had
-// to be closed.
-func (d *fwdDaemon) shutdownWithSignals(timeout time.Duration, term <-chan os.Signal) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	stop := make(chan struct{})
-	defer close(stop)
-	go fwdCutShort(term, stop, cancel, d.log)
-	return d.drain(ctx)
-}
-
-func fwdCutShort(term <-chan os.Signal, stop <-chan struct{}, cancel context.CancelFunc, log *slog.Logger) {
-	select {
-	case sig := <-term:
-		log.Warn("second signal: closing open connections now", "signal", sig.String())
-		cancel()
-	case <-stop:
+	if old := d.loaded; old.metricsAddr != loaded.metricsAddr || old.logFormat != loaded.logFormat || old.logLevel != loaded.logLevel {
+		d.log.Warn("metrics-addr, log-format and log-level change at restart only; kept", "metrics_addr", old.metricsAddr, "log_format", old.logFormat, "log_level", old.logLevel)
+		loaded.metricsAddr, loaded.logFormat, loaded.logLevel = old.metricsAddr, old.logFormat, old.logLevel
 	}
+	d.loaded = loaded // drain-timeout applies from now on
+	d.log.Info("reloaded", "forwards", len(loaded.forwards))
 }
 
 func (d *fwdDaemon) shutdown(timeout time.Duration) {

@@ -54,6 +54,7 @@ type fwdSpec struct {
 	MaxLifetime      string     `yaml:"max-lifetime"`
 	HalfCloseLinger  string     `yaml:"half-close-linger"`
 	Backoff          string     `yaml:"backoff"`
+	TCPKeepAlive     string     `yaml:"tcp-keepalive"`
 }
 
 // fwdRoute is an SNI route: `--sni NAME=ADDR[,ADDR...]` on the command
@@ -119,6 +120,7 @@ func fwdBuild(sp fwdSpec, cache fwdTLSCache) (forward.Config, error) {
 		{"max-lifetime", sp.MaxLifetime, &cfg.MaxLifetime},
 		{"half-close-linger", sp.HalfCloseLinger, &cfg.HalfCloseLinger},
 		{"backoff", sp.Backoff, &cfg.Backoff},
+		{"tcp-keepalive", sp.TCPKeepAlive, &cfg.TCPKeepAlive},
 	} {
 		if *d.dst, err = fwdDuration(d.text); err != nil {
 			return cfg, fe(d.field, err)

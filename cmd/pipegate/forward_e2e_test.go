@@ -664,7 +664,7 @@ func TestForwardE2EDrain(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	p.waitLog(t, "signal received; draining", 1)
+	p.waitLog(t, "draining", 1)
 	// No longer accepting (bounded poll: the listener closes right after the log line).
 	for i := 0; ; i++ {
 		nc, err := net.DialTimeout("tcp", addr, fwdWait)
@@ -800,5 +800,25 @@ func fwdCopy(t *testing.T, from, to string) {
 	}
 	if err := os.WriteFile(to, b, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestForwardE2EIdleTimeout(t *testing.T) {
+	fwdLeakCheck(t)
+	up := fwdUpstream(t, nil, fwdEcho)
+	p := fwdStart(t, 1, "--listen", "127.0.0.1:0", "--to", up, "--idle-timeout", "100ms", "--tcp-keepalive", "30s")
+	c := fwdDial(t, p.addr(t, 1))
+	if _, err := c.Write([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	// Silent from here: the forwarder closes the connection by itself.
+	if b, err := io.ReadAll(c); len(b) > 0 {
+		t.Fatalf("idle connection read %q, %v", b, err)
+	}
+	if r := p.waitLog(t, "connection closed", 1); r["reason"] != "idle-timeout" {
+		t.Errorf("log: %v", r)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"pipegate/listener"
+	"pipegate/route/config"
 )
 
 // imapFileConfig is the YAML file of `pipegate imap --config FILE`; see
@@ -25,7 +26,8 @@ type imapFileConfig struct {
 	TLS                 *imapTLSConfig        `yaml:"tls"`
 	BackendTLS          *imapBackendTLSConfig `yaml:"backend_tls"`
 	RoutesFile          string                `yaml:"routes_file"`
-	RouteSources        yaml.Node             `yaml:"route_sources"`
+	RouteSources        []config.SourceConfig `yaml:"route_sources"`
+	RouteCache          config.CacheConfig    `yaml:"route_cache"`
 	AllowPlaintextAuth  bool                  `yaml:"allow_plaintext_auth"`
 	OAuth               bool                  `yaml:"oauth"`
 	IMAP4rev2           bool                  `yaml:"imap4rev2"`
@@ -68,9 +70,10 @@ type imapBackendTLSConfig struct {
 }
 
 type imapPenaltyConfig struct {
-	Base   string `yaml:"base"`
-	Max    string `yaml:"max"`
-	Forget string `yaml:"forget"`
+	Base   string                  `yaml:"base"`
+	Max    string                  `yaml:"max"`
+	Forget string                  `yaml:"forget"`
+	Redis  *imapPenaltyRedisConfig `yaml:"redis"` // shared by several instances
 }
 
 type imapLogConfig struct {
@@ -93,8 +96,9 @@ type imapSettings struct {
 	TicketKeys   string
 	BackendTLS   imapBackendTLSConfig // paths resolved
 	RoutesFile   string
-	RouteSources *yaml.Node // nil when absent
-	BaseDir      string     // the config file's folder
+	RouteSources []config.SourceConfig // after routes_file, if both are given
+	RouteCache   config.CacheConfig
+	BaseDir      string // the config file's folder
 
 	AllowPlaintextAuth  bool
 	OAuth               bool
@@ -125,6 +129,7 @@ type imapListener struct {
 
 type imapPenalty struct {
 	Base, Max, Forget time.Duration
+	Redis             *imapPenaltyRedisConfig // nil: in-process counts
 }
 
 // loadIMAPConfig reads and checks the config file at path (syntax, fields
@@ -260,6 +265,11 @@ func (c *imapConfigChecker) check(fc *imapFileConfig) *imapSettings {
 			Max:    c.duration("auth_penalty.max", p.Max, 0),
 			Forget: c.duration("auth_penalty.forget", p.Forget, 0),
 		}
+		if p.Redis != nil {
+			r := *p.Redis
+			r.PasswordFile = c.path(r.PasswordFile)
+			s.Penalty.Redis = &r
+		}
 		if s.Penalty.Base > 0 && s.Penalty.Max > 0 && s.Penalty.Max < s.Penalty.Base {
 			c.errorf("auth_penalty.max", "%v is less than base %v", s.Penalty.Max, s.Penalty.Base)
 		}
@@ -285,14 +295,9 @@ func (c *imapConfigChecker) check(fc *imapFileConfig) *imapSettings {
 		}
 	}
 	s.RoutesFile = c.path(fc.RoutesFile)
-	if fc.RouteSources.Kind != 0 && !(fc.RouteSources.Kind == yaml.ScalarNode && fc.RouteSources.Tag == "!!null") {
-		s.RouteSources = &fc.RouteSources
-	}
-	if s.RoutesFile == "" && s.RouteSources == nil {
-		c.errorf("routes_file", "missing: give routes_file (or route_sources)")
-	}
-	if s.RoutesFile != "" && s.RouteSources != nil {
-		c.errorf("route_sources", "give either routes_file or route_sources (put the file in route_sources as a source of type file)")
+	s.RouteSources, s.RouteCache = fc.RouteSources, fc.RouteCache
+	if s.RoutesFile == "" && len(s.RouteSources) == 0 {
+		c.errorf("routes_file", "missing: give routes_file or route_sources")
 	}
 	return s
 }

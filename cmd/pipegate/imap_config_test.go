@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"pipegate/internal/tlstest"
+	"pipegate/route"
 )
 
 // writeIMAPFiles writes a config and its cert, key, CA and routes files
@@ -147,6 +149,11 @@ func TestIMAPConfigErrors(t *testing.T) {
 		{"yaml syntax", issueConfig + "listen: [\n", []string{"imap.yaml:"}},
 		{"missing cert file", strings.Replace(issueConfig, "cert: server.crt", "cert: nope.crt", 1), []string{"tls: tls cert:", "nope.crt"}},
 		{"missing routes file", strings.Replace(issueConfig, "routes_file: routes.yaml", "routes_file: nope.yaml", 1), []string{"routes_file:", "nope.yaml"}},
+		{"redis without addr", issueConfig + "auth_penalty:\n  redis:\n    db: 1\n", []string{"auth_penalty.redis.addr: missing"}},
+		{"redis unknown field", issueConfig + "auth_penalty:\n  redis:\n    host: x\n", []string{":13: auth_penalty.redis.host: unknown field (want one of: addr, db, password_file, prefix)"}},
+		{"route source type", issueConfig + "route_sources:\n  - type: gopher\n", []string{"route_sources[0]", "gopher"}},
+		{"route source field", issueConfig + "route_sources:\n  - type: file\n    path: routes.yaml\n    url: http://x\n", []string{"route_sources[0]", "url"}},
+		{"route source file missing", "listen:\n  - addr: 127.0.0.1:1143\nroute_sources:\n  - type: file\n    path: gone.yaml\n", []string{"route_sources[0]", "gone.yaml"}},
 		{"two documents", issueConfig + "---\nlisten: []\n", []string{"more than one YAML document"}},
 	}
 	for _, tc := range cases {
@@ -175,5 +182,32 @@ func TestIMAPConfigBadRoutesNamesBothFiles(t *testing.T) {
 	err := checkIMAPConfig(path)
 	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "routes.yaml:3") {
 		t.Fatalf("want both files and the routes line named, got %v", err)
+	}
+}
+
+func TestIMAPConfigRouteSources(t *testing.T) {
+	path := writeIMAPFiles(t, issueConfig+`route_sources:
+  - type: http
+    url: http://127.0.0.1:1/auth
+    on_error: next
+route_cache:
+  positive_ttl: 10s
+`)
+	if err := checkIMAPConfig(path); err != nil {
+		t.Fatal(err)
+	}
+	s, err := loadIMAPConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := openIMAPResources(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.close()
+	// routes_file comes first: alice is routed by it without asking http.
+	rt, err := res.router.Lookup(context.Background(), route.Request{Protocol: "imap", Account: "alice@a.test"})
+	if err != nil || len(rt.Backends) == 0 || rt.Backends[0].Addr != "127.0.0.1:14301" {
+		t.Fatalf("lookup: %+v %v", rt, err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 
+	"pipegate/limit"
 	"pipegate/route"
 	"pipegate/route/file"
 	"pipegate/tlsconf"
@@ -19,8 +20,12 @@ type imapResources struct {
 	settings   *imapSettings
 	serverTLS  *tlsconf.Server // nil without tls:
 	backendTLS *tls.Config
-	routes     *file.Source // the routes_file source, reloadable
-	router     route.Router
+	routes     *file.Source // the routes_file source alone, reloadable
+	// with route_sources: re-read file sources and empty caches; close
+	reloadSources, closeSources func() error
+	router                      route.Router
+	penalty                     limit.PenaltyStore // nil: in-process
+	closePenalty                func() error       // releases the penalty store's Redis client
 }
 
 // openIMAPResources loads the certificates and the routes a checked config
@@ -40,12 +45,20 @@ func openIMAPResources(s *imapSettings) (*imapResources, error) {
 		errs = append(errs, err)
 	}
 	r.backendTLS = bt
+	if p := s.Penalty; p != nil && p.Redis != nil {
+		store, closeStore, err := imapPenaltyStore(*p.Redis)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.File, err))
+		}
+		r.penalty, r.closePenalty = store, closeStore
+	}
 	router, err := r.openRoutes()
 	if err != nil {
 		errs = append(errs, err)
 	}
 	r.router = imapServerNameRouter(router, s.BackendTLS.ServerName)
 	if err := errors.Join(errs...); err != nil {
+		r.close()
 		return nil, err
 	}
 	return r, nil
@@ -64,17 +77,31 @@ func loadIMAPBackendTLS(s *imapSettings) (*tls.Config, error) {
 	return cfg, nil
 }
 
+// openRoutes opens routes_file and route_sources; with both, routes_file
+// is asked first.
 func (r *imapResources) openRoutes() (route.Router, error) {
 	s := r.settings
-	if s.RouteSources != nil {
-		return openIMAPRouteSources(s)
+	var routers []route.Router
+	if s.RoutesFile != "" {
+		src, err := file.Open(s.RoutesFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s: routes_file: %w", s.File, err)
+		}
+		r.routes = src
+		routers = append(routers, src)
 	}
-	src, err := file.Open(s.RoutesFile)
-	if err != nil {
-		return nil, fmt.Errorf("%s: routes_file: %w", s.File, err)
+	if len(s.RouteSources) > 0 {
+		router, reload, closeAll, err := openIMAPRouteSources(s)
+		if err != nil {
+			return nil, err
+		}
+		r.reloadSources, r.closeSources = reload, closeAll
+		routers = append(routers, router)
 	}
-	r.routes = src
-	return src, nil
+	if len(routers) == 1 {
+		return routers[0], nil
+	}
+	return route.Chain(routers...), nil
 }
 
 // reload re-reads the routes and certificates. What fails to load keeps
@@ -86,6 +113,13 @@ func (r *imapResources) reload(log *slog.Logger) (backendTLS *tls.Config, err er
 			errs = append(errs, fmt.Errorf("routes_file: %w", err))
 		} else {
 			log.Info("imap: routes reloaded", "file", r.routes.Path(), "rules", r.routes.Rules())
+		}
+	}
+	if r.reloadSources != nil {
+		if err := r.reloadSources(); err != nil {
+			errs = append(errs, fmt.Errorf("route_sources: %w", err))
+		} else {
+			log.Info("imap: routes reloaded", "sources", len(r.settings.RouteSources))
 		}
 	}
 	if r.serverTLS != nil {
@@ -134,4 +168,16 @@ func imapServerNameRouter(next route.Router, serverName string) route.Router {
 		rt.Backends = backends
 		return rt, nil
 	})
+}
+
+// close releases the route sources' and the penalty store's connections.
+func (r *imapResources) close() error {
+	var errs []error
+	if r.closeSources != nil {
+		errs = append(errs, r.closeSources())
+	}
+	if r.closePenalty != nil {
+		errs = append(errs, r.closePenalty())
+	}
+	return errors.Join(errs...)
 }

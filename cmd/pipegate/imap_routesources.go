@@ -1,14 +1,20 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"pipegate/route"
+	"pipegate/route/config"
 )
 
-// openIMAPRouteSources builds the router of a route_sources: list.
-// TODO(imap-e2e): wire route/config.Build once it exists.
-func openIMAPRouteSources(s *imapSettings) (route.Router, error) {
-	return nil, &imapConfigError{File: s.File, Line: s.RouteSources.Line, Field: "route_sources",
-		Err: fmt.Errorf("not supported by this build yet (use routes_file)")}
+// openIMAPRouteSources builds the router of the route_sources list.
+// Building connects to nothing: a source that is down shows at the first
+// lookups.
+func openIMAPRouteSources(s *imapSettings) (router route.Router, reload, closeAll func() error, err error) {
+	router, reload, closeAll, err = config.Build(context.Background(), s.BaseDir, s.RouteSources, s.RouteCache)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%s: %w", s.File, err)
+	}
+	return router, reload, closeAll, nil
 }

@@ -62,6 +62,7 @@ func runIMAP(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pipegate imap: %v\n", err)
 		return 2
 	}
+	defer res.close()
 	d := newIMAPDaemon(s, res, log)
 	return d.run(ctx)
 }
@@ -73,8 +74,11 @@ func checkIMAPConfig(path string) error {
 	if err != nil {
 		return err
 	}
-	_, err = openIMAPResources(s)
-	return err
+	res, err := openIMAPResources(s)
+	if err != nil {
+		return err
+	}
+	return res.close()
 }
 
 // imapDaemon is a running `pipegate imap`.
@@ -97,6 +101,10 @@ func newIMAPDaemon(s *imapSettings, res *imapResources, log *slog.Logger) *imapD
 	penalty := &limit.Penalty{} // Dovecot-like defaults
 	if p := s.Penalty; p != nil {
 		penalty = &limit.Penalty{Base: p.Base, Max: p.Max, Forget: p.Forget}
+	}
+	if res.penalty != nil {
+		penalty.Store = res.penalty
+		penalty.OnError = func(err error) { log.Warn("imap: auth_penalty store", "err", err) }
 	}
 	pipeOpts := pipe.Options{IdleTimeout: s.IdleTimeout, MaxLifetime: s.MaxLifetime, HalfCloseLinger: s.HalfCloseLinger}
 	engine := &pipe.Engine{Options: pipeOpts}

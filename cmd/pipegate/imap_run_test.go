@@ -53,7 +53,7 @@ func (s *syncBuffer) String() string {
 // demo's in-memory backends, logs in on both listeners and stops it by
 // cancelling its context (as SIGTERM does).
 func TestRunIMAPInProcess(t *testing.T) {
-	defer goleak.VerifyNone(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent()) // other tests of the package may leave theirs
 	d, err := demo.Start(demo.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -182,10 +182,11 @@ func imapYAMLErrors(file string, x *imapYAMLIndex, err error) error {
 // imapConfigTypes maps the config types' names (as the yaml package spells
 // them in errors) to their types.
 var imapConfigTypes = map[string]reflect.Type{
-	"imapFileConfig":       reflect.TypeFor[imapFileConfig](),
-	"imapListenConfig":     reflect.TypeFor[imapListenConfig](),
-	"imapTLSConfig":        reflect.TypeFor[imapTLSConfig](),
-	"imapBackendTLSConfig": reflect.TypeFor[imapBackendTLSConfig](),
-	"imapPenaltyConfig":    reflect.TypeFor[imapPenaltyConfig](),
-	"imapLogConfig":        reflect.TypeFor[imapLogConfig](),
+	"imapFileConfig":         reflect.TypeFor[imapFileConfig](),
+	"imapListenConfig":       reflect.TypeFor[imapListenConfig](),
+	"imapTLSConfig":          reflect.TypeFor[imapTLSConfig](),
+	"imapBackendTLSConfig":   reflect.TypeFor[imapBackendTLSConfig](),
+	"imapPenaltyConfig":      reflect.TypeFor[imapPenaltyConfig](),
+	"imapLogConfig":          reflect.TypeFor[imapLogConfig](),
+	"imapPenaltyRedisConfig": reflect.TypeFor[imapPenaltyRedisConfig](),
 }

@@ -74,7 +74,7 @@ func (l *loop) release(d *dir) {
 		d.kp = nil
 	}
 	if d.buf != nil {
-		if len(l.bufs) < l.g.cfg.MaxIdlePipes {
+		if len(d.buf) == bufSize && len(l.bufs) < l.g.cfg.MaxIdlePipes { // not a preload
 			l.bufs = append(l.bufs, d.buf)
 		}
 		d.buf = nil
@@ -90,4 +90,14 @@ func (l *loop) dropCarrier(d *dir) {
 	}
 	d.pending = 0
 	l.release(d)
+}
+
+// preload makes bytes already read from d.src (a peeked prefix) the first
+// pending bytes of d, in a buffer of their own that is dropped once written.
+func (d *dir) preload(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	d.buf = append([]byte(nil), b...)
+	d.off, d.pending = 0, len(b)
 }

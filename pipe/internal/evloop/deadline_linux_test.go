@@ -21,6 +21,8 @@ func TestNextDeadline(t *testing.T) {
 		{"lifetime before idle", Options{IdleTimeout: time.Second, MaxLifetime: time.Second}, 1, ms(500), 0, ms(1000) + 1, ReasonLifetime},
 		{"linger counts silence after half-close", Options{HalfCloseLinger: time.Second}, 1, ms(2000), ms(1000), ms(3000), ReasonLinger},
 		{"linger from half-close when silent since", Options{HalfCloseLinger: time.Second}, 1, ms(200), ms(1000), ms(2000), ReasonLinger},
+		{"linger wins a tie with idle", Options{HalfCloseLinger: time.Second, IdleTimeout: time.Second}, 1, ms(1000), ms(1000), ms(2000), ReasonLinger},
+		{"idle before a longer linger", Options{HalfCloseLinger: 2 * time.Second, IdleTimeout: time.Second}, 1, ms(1000), ms(1000), ms(2000), ReasonIdleTimeout},
 		{"linger forever", Options{HalfCloseLinger: -1}, 1, ms(200), ms(1000), 0, ReasonEOF},
 	}
 	for _, tc := range cases {

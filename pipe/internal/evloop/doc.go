@@ -9,18 +9,19 @@
 //		return err
 //	}
 //	defer g.Close()
-//	a, err := evloop.FromConn(clientConn) // *net.TCPConn or *net.UnixConn; the conn is released
+//	// *net.TCPConn or *net.UnixConn, all or nothing; on success both Go
+//	// conns are closed and their sockets live on in a and b.
+//	a, b, err := evloop.TakePair(clientConn, backendConn)
 //	if err != nil {
-//		return err // clientConn untouched
-//	}
-//	b, err := evloop.FromConn(backendConn)
-//	if err != nil {
-//		a.Close()
-//		return err
+//		return err // both conns untouched: use the goroutine flavour
 //	}
 //	err = g.Add(a, b, evloop.Options{IdleTimeout: time.Hour}, func(s evloop.Stats) {
 //		log.Printf("%d bytes up, %d down, %s ended first: %s", s.BytesAToB, s.BytesBToA, s.FirstEnd, s.Reason)
 //	})
+//	if err != nil { // ErrShuttingDown
+//		a.Close()
+//		b.Close()
+//	}
 //	// ... at exit:
 //	g.Shutdown(ctx) // refuse new pairs, wait, force-close at ctx's deadline
 //
@@ -34,11 +35,15 @@
 // are registered once, edge-triggered, for EPOLLIN|EPOLLOUT|EPOLLRDHUP (as
 // Go's own netpoller does); the loop keeps a readable and a writable flag per
 // socket, set by events and cleared when a call returns EAGAIN, so no
-// epoll_ctl is needed while data flows. On readiness a direction takes a
-// kernel pipe from the loop's pool and moves data with splice(2) (or a pooled
-// 64 KiB buffer: Config.NoSplice, or when no pipe can be made); it gives the
-// pipe back as soon as it has drained it and the source has nothing more to
-// read. A pipe that still holds bytes stays with its direction. When the
+// epoll_ctl is needed while data flows. On readiness a quiet direction reads
+// into the loop's shared 16 KiB scratch buffer and writes at once, keeping
+// only what the destination refused (in a pooled buffer); a read that fills
+// the scratch buffer turns the direction to bulk mode, which takes a kernel
+// pipe from the loop's pool and moves data with splice(2) (or a pooled
+// 64 KiB buffer: Config.NoSplice, or when no pipe can be made) until a read
+// comes back small. The pipe goes back to the pool as soon as it is drained
+// and the source has nothing more to read; a pipe that still holds bytes
+// stays with its direction. When the
 // destination is full the direction stops reading its source until an
 // EPOLLOUT edge (backpressure: at most one pipe or buffer of bytes in flight
 // per direction). A direction moves at most 1 MiB before the loop turns to
@@ -50,7 +55,7 @@
 //
 // # Ownership of file descriptors
 //
-// FromConn duplicates the socket's descriptor and closes the Go conn, so Go's
+// FromConn (and TakePair) duplicates the socket's descriptor and closes the Go conn, so Go's
 // netpoller deregisters its copy and never sees the socket again; the
 // Endpoint owns the duplicate. After a successful Add the Group owns both
 // Endpoints and closes them; after a failed Add they are still the caller's

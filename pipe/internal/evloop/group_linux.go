@@ -16,6 +16,8 @@ type Group struct {
 	loops []*loop
 	next  atomic.Uint32
 
+	bytesAToB, bytesBToA atomic.Int64 // all pairs, running ones included
+
 	mu      sync.Mutex
 	closing bool
 	active  int           // pairs accepted by Add whose done has not returned
@@ -60,6 +62,14 @@ func New(cfg Config) (*Group, error) {
 // (ErrShuttingDown, invalid Endpoint) the Endpoints are still the caller's
 // and done is never called.
 func (g *Group) Add(a, b Endpoint, opts Options, done func(Stats)) error {
+	return g.AddWithPrefix(a, b, nil, nil, opts, done)
+}
+
+// AddWithPrefix is Add for a pair whose sides have already been read from:
+// fromA (bytes read from a) is written to b, and fromB to a, before
+// anything else read from a or b; they count in Stats like other bytes.
+// The slices are copied.
+func (g *Group) AddWithPrefix(a, b Endpoint, fromA, fromB []byte, opts Options, done func(Stats)) error {
 	if !a.Valid() || !b.Valid() || a.fd == b.fd {
 		return fmt.Errorf("evloop: add pair: invalid endpoints (%d, %d)", a.fd-1, b.fd-1)
 	}
@@ -78,6 +88,8 @@ func (g *Group) Add(a, b Endpoint, opts Options, done func(Stats)) error {
 	p.b = end{fd: b.fd - 1, side: SideB, p: p}
 	p.ab = dir{p: p, src: &p.a, dst: &p.b}
 	p.ba = dir{p: p, src: &p.b, dst: &p.a}
+	p.ab.preload(fromA)
+	p.ba.preload(fromB)
 	l := g.loops[int(g.next.Add(1))%len(g.loops)]
 	l.submit(p)
 	return nil
@@ -89,6 +101,12 @@ func (g *Group) Active() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.active
+}
+
+// Bytes returns the bytes written to B sides and to A sides by all pairs
+// so far, running ones included.
+func (g *Group) Bytes() (aToB, bToA int64) {
+	return g.bytesAToB.Load(), g.bytesBToA.Load()
 }
 
 // Shutdown refuses new pairs, waits for the running ones to end, and when

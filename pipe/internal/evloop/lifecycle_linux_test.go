@@ -119,6 +119,23 @@ func TestReset(t *testing.T) {
 	}
 }
 
+// TestResetAfterHalfClose: a side that half-closed and then resets ends the
+// pair at once (not after the linger), though nothing reads or writes it.
+func TestResetAfterHalfClose(t *testing.T) {
+	g := newGroup(t, Config{Loops: 1})
+	tp := addPair(t, g, "tcp", "tcp", Options{HalfCloseLinger: time.Hour})
+	closeWrite(t, tp.c1)
+	expectEOF(t, tp.c2)
+	tp.c1.(*net.TCPConn).SetLinger(0)
+	tp.c1.Close()
+	s := tp.wait(t)
+	expect(t, s, SideA, ReasonReset)
+	// Linux reports a reset in CLOSE_WAIT as EPIPE.
+	if !errors.Is(s.Err, syscall.ECONNRESET) && !errors.Is(s.Err, syscall.EPIPE) {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
 // TestResetFlushesSurvivor: bytes read from a side before its reset are
 // written to the surviving side.
 func TestResetFlushesSurvivor(t *testing.T) {

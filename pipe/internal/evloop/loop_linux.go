@@ -161,8 +161,11 @@ func runLoop(l *loop) {
 // else after parking in Go's netpoller until epfd is readable or the next
 // timer is due.
 func (l *loop) wait(events []unix.EpollEvent) (int, error) {
-	n, err := pollEvents(l.epfd, events)
-	if n > 0 || len(l.runq) > 0 || (err != nil && err != unix.EINTR) {
+	if len(l.runq) > 0 {
+		n, err := pollEvents(l.epfd, events)
+		if err == unix.EINTR {
+			return 0, nil
+		}
 		return max(n, 0), err
 	}
 	var dl time.Time
@@ -173,7 +176,9 @@ func (l *loop) wait(events []unix.EpollEvent) (int, error) {
 		l.epfile.SetReadDeadline(dl)
 		l.epDL = dl
 	}
-	n, err = 0, nil
+	var n int
+	var err error
+	// Read polls first and parks only when nothing is ready.
 	rerr := l.epraw.Read(func(uintptr) bool {
 		n, err = pollEvents(l.epfd, events)
 		if err == unix.EINTR {
@@ -198,6 +203,15 @@ func (l *loop) dispatch(ev *unix.EpollEvent) {
 	e := l.ends[ev.Fd]
 	if e == nil || e.seq != uint32(ev.Pad) {
 		return // stale event of a socket closed in this batch
+	}
+	if ev.Events&unix.EPOLLERR != 0 && e.p.dirFrom(e).done && e.p.dirTo(e).pending == 0 {
+		// Nothing reads or writes this socket now (its peer half-closed
+		// and the other side is quiet), so no call would report the error:
+		// fetch it, as a reset after a half-close must end the pair.
+		if serr, err := unix.GetsockoptInt(e.fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && serr != 0 {
+			l.fail(e.p, e, "error on", unix.Errno(serr))
+			return
+		}
 	}
 	if ev.Events&readEvents != 0 {
 		e.readable = true

@@ -22,7 +22,7 @@ type dir struct {
 	buf      []byte // buffer carrier, when not nil
 	off      int    // start of pending bytes in buf
 	pending  int    // bytes read from src and not yet written to dst
-	bulk     bool   // a read filled the scratch buffer: splice until idle
+	bulk     bool   // a read filled the scratch buffer: splice until a small read
 	eof      bool   // src returned EOF
 	done     bool   // EOF seen, pending written and dst shut for writing
 	queued   bool   // on the loop's run queue
@@ -84,12 +84,12 @@ func (p *pair) nextDeadline() (int64, Reason) {
 	if p.opts.MaxLifetime > 0 {
 		consider(p.startNS+int64(p.opts.MaxLifetime), ReasonLifetime)
 	}
-	if p.opts.IdleTimeout > 0 {
-		consider(p.lastActive+int64(p.opts.IdleTimeout), ReasonIdleTimeout)
-	}
-	if p.lingerFrom != 0 && p.opts.HalfCloseLinger > 0 {
+	if p.lingerFrom != 0 && p.opts.HalfCloseLinger > 0 { // before idle: wins ties, as in pipe
 		quiet := max(p.lingerFrom, p.lastActive)
 		consider(quiet+int64(p.opts.HalfCloseLinger), ReasonLinger)
+	}
+	if p.opts.IdleTimeout > 0 {
+		consider(p.lastActive+int64(p.opts.IdleTimeout), ReasonIdleTimeout)
 	}
 	return at, why
 }

@@ -40,8 +40,7 @@ func (l *loop) pump(d *dir) {
 				return
 			}
 			d.pending -= n
-			d.bytes += int64(n)
-			p.lastActive = l.now
+			l.moved(d, n)
 			if budget -= n; budget <= 0 {
 				l.enqueue(d)
 				return
@@ -57,6 +56,7 @@ func (l *loop) pump(d *dir) {
 			return
 		}
 		if !d.bulk {
+			l.release(d) // a pipe left from a bulk phase goes back to the pool
 			if !l.relay(d) {
 				return
 			}
@@ -69,7 +69,6 @@ func (l *loop) pump(d *dir) {
 		n, err := l.readIn(d)
 		if err == unix.EAGAIN {
 			d.src.readable = false
-			d.bulk = false
 			l.release(d)
 			return
 		}
@@ -84,13 +83,15 @@ func (l *loop) pump(d *dir) {
 		}
 		d.pending, d.off = n, 0
 		p.lastActive = l.now
+		d.bulk = n >= scratchSize // a small read: back to relaying
 	}
 }
 
 // relay moves one read's worth of a quiet direction through the loop's
 // shared scratch buffer: read, write at once, and keep only what dst did
 // not take (in a pooled buffer). A read that fills the scratch buffer marks
-// the direction bulk, which then splices until it is idle again. It reports
+// the direction bulk, which then splices until a read returns less than the
+// scratch buffer holds (an idle spell alone does not end it). It reports
 // whether pump should go on.
 func (l *loop) relay(d *dir) bool {
 	p := d.p
@@ -132,7 +133,7 @@ func (l *loop) relay(d *dir) bool {
 			l.fail(p, d.dst, "write to", err)
 			return false
 		}
-		d.bytes += int64(m)
+		l.moved(d, m)
 	}
 	if m < n {
 		l.acquireBuf(d)
@@ -140,6 +141,17 @@ func (l *loop) relay(d *dir) bool {
 		d.pending = copy(d.buf, l.scratch[m:n])
 	}
 	return true
+}
+
+// moved counts n bytes written by d.
+func (l *loop) moved(d *dir, n int) {
+	d.bytes += int64(n)
+	d.p.lastActive = l.now
+	if d == &d.p.ab {
+		l.g.bytesAToB.Add(int64(n))
+	} else {
+		l.g.bytesBToA.Add(int64(n))
+	}
 }
 
 // readIn fills d's empty carrier from d.src; 0 bytes and no error is EOF.
@@ -207,6 +219,7 @@ func (l *loop) halfClose(d *dir) {
 	}
 	if p.lingerFrom == 0 {
 		p.lingerFrom = l.now
+		p.lastActive = l.now // the half-close counts as activity, as in pipe
 		l.schedule(p)
 	}
 }
@@ -227,7 +240,7 @@ func (l *loop) fail(p *pair, e *end, op string, err error) {
 				break
 			}
 			d.pending -= n
-			d.bytes += int64(n)
+			l.moved(d, n)
 		}
 	}
 	l.finish(p, why, e.side, err)

@@ -36,8 +36,16 @@ func New(Config) (*Group, error) { return nil, ErrUnsupported }
 // Add returns ErrUnsupported on this system.
 func (*Group) Add(a, b Endpoint, opts Options, done func(Stats)) error { return ErrUnsupported }
 
+// AddWithPrefix returns ErrUnsupported on this system.
+func (*Group) AddWithPrefix(a, b Endpoint, fromA, fromB []byte, opts Options, done func(Stats)) error {
+	return ErrUnsupported
+}
+
 // Active returns 0 on this system.
 func (*Group) Active() int { return 0 }
+
+// Bytes returns 0, 0 on this system.
+func (*Group) Bytes() (aToB, bToA int64) { return 0, 0 }
 
 // Shutdown returns nil on this system.
 func (*Group) Shutdown(context.Context) error { return nil }

@@ -185,6 +185,9 @@ func TestManyPairs(t *testing.T) {
 	if n := g.Active(); n != 0 {
 		t.Fatalf("Active() = %d after all pairs ended", n)
 	}
+	if ab, ba := g.Bytes(); ab != pairs*size || ba != pairs*size {
+		t.Fatalf("Bytes() = %d, %d; want %d each way", ab, ba, pairs*size)
+	}
 }
 
 // TestBackpressure: when B's peer does not read, the group stops reading A,
@@ -192,15 +195,19 @@ func TestManyPairs(t *testing.T) {
 // The write deadline only detects the stall; a slow machine can make it fire
 // early (smaller count, still a pass) but never makes an unbounded queue pass.
 func TestBackpressure(t *testing.T) {
-	for _, noSplice := range []bool{false, true} {
-		t.Run(fmt.Sprintf("noSplice=%v", noSplice), func(t *testing.T) {
-			g := newGroup(t, Config{Loops: 1, NoSplice: noSplice})
+	cases := []struct {
+		noSplice bool
+		write    int // bytes per write: 1000 keeps reads small (relay path)
+	}{{false, 64 << 10}, {true, 64 << 10}, {false, 1000}}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("noSplice=%v write=%d", tc.noSplice, tc.write), func(t *testing.T) {
+			g := newGroup(t, Config{Loops: 1, NoSplice: tc.noSplice})
 			tp := addPair(t, g, "unix", "unix", Options{})
 			const limit, bound = 256 << 20, 16 << 20
 			var n int64
 			for n < limit {
 				tp.c1.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
-				m, err := tp.c1.Write(pattern[:64<<10])
+				m, err := tp.c1.Write(pattern[:tc.write])
 				n += int64(m)
 				if errors.Is(err, os.ErrDeadlineExceeded) {
 					break
@@ -220,5 +227,41 @@ func TestBackpressure(t *testing.T) {
 			closeWrite(t, tp.c2)
 			expect(t, tp.wait(t), SideA, ReasonEOF)
 		})
+	}
+}
+
+// TestIdleHoldsNoPipe: after bulk traffic, idle pairs give their kernel
+// pipes back: the process holds the four test sockets per pair and at most
+// the pool's pipes, not a pipe (two files) per direction.
+func TestIdleHoldsNoPipe(t *testing.T) {
+	const pairs = 20
+	g := newGroup(t, Config{Loops: 1, MaxIdlePipes: 1})
+	base := openFDs(t)
+	for i := 0; i < pairs; i++ {
+		tp := addPair(t, g, "tcp", "tcp", Options{})
+		for _, d := range [][2]net.Conn{{tp.c1, tp.c2}, {tp.c2, tp.c1}} {
+			go d[0].Write(pattern[:256<<10])
+			buf := make([]byte, 256<<10)
+			if _, err := io.ReadFull(d[1], buf); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// A round trip through the same loop after the bulk: the loop has
+		// finished the bulk direction's work (released its pipe) before it
+		// relays these bytes.
+		tp.c1.Write([]byte{1})
+		readFull(t, tp.c2, 1)
+		tp.c2.Write([]byte{2})
+		readFull(t, tp.c1, 1)
+	}
+	if got, max := openFDs(t), base+pairs*4+2; got > max {
+		t.Fatalf("%d open files with %d idle pairs; want at most %d (4 sockets per pair + 1 pooled pipe)", got, pairs, max)
+	}
+}
+
+func readFull(t *testing.T, c net.Conn, n int) {
+	t.Helper()
+	if _, err := io.ReadFull(c, make([]byte, n)); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -18,16 +18,14 @@ const MaxSplice = 1 << 20
 const maxFreePipes = 16
 
 // Pipe is a kernel pipe used as the splice buffer between two sockets.
-// Its splice callbacks are made once, with the pipe: a pipe is used by one
-// direction at a time, so they can keep their state here.
+// Its SpliceOut callback is made once, with the pipe: a pipe is used by one
+// direction at a time, so the callback can keep its state here.
 type Pipe struct {
-	r, w        int
-	buffered    int // bytes in the pipe
-	inFn, outFn func(uintptr) bool
-	max         int
-	n           int64
-	again       bool
-	sysErr      error
+	r, w     int
+	buffered int // bytes in the pipe
+	outFn    func(uintptr) bool
+	n        int64
+	sysErr   error
 }
 
 // pipePool caches empty pipes. It is process-wide on purpose, like the
@@ -58,7 +56,7 @@ func GetPipe() (*Pipe, error) {
 	// pipe-user-pages-soft reached) only costs speed.
 	_, _ = unix.FcntlInt(uintptr(fds[0]), unix.F_SETPIPE_SZ, MaxSplice)
 	p := &Pipe{r: fds[0], w: fds[1]}
-	p.inFn, p.outFn = p.spliceIn, p.spliceOut
+	p.outFn = p.spliceOut
 	return p, nil
 }
 

@@ -41,53 +41,39 @@ func peekReady(fd uintptr) bool {
 	}
 }
 
-// Buffer is a user-space copy buffer with its own non-blocking read
-// callback (made once, so reads allocate nothing).
+// Buffer is a user-space copy buffer.
 type Buffer struct {
 	B      []byte
-	fn     func(uintptr) bool
-	cur    []byte
 	n      int
-	again  bool
 	sysErr error
 }
 
 // NewBuffer returns a Buffer of size bytes.
-func NewBuffer(size int) *Buffer {
-	b := &Buffer{B: make([]byte, size)}
-	b.fn = b.read
-	return b
-}
+func NewBuffer(size int) *Buffer { return &Buffer{B: make([]byte, size)} }
 
-// ReadNonblock reads what is queued on the socket into p (a slice of b.B)
-// without waiting. again is true when nothing was queued; n == 0 with
-// err == nil and again == false means end of stream.
-func (b *Buffer) ReadNonblock(rc syscall.RawConn, p []byte) (n int, again bool, err error) {
-	b.cur, b.n, b.again, b.sysErr = p, 0, false, nil
-	err = rc.Read(b.fn)
-	b.cur = nil
-	if err == nil {
-		err = b.sysErr
-	}
-	return b.n, b.again, err
-}
-
-func (b *Buffer) read(fd uintptr) bool {
+// TryRead reads what is queued on the socket fd into b.B without waiting,
+// for use inside a syscall.RawConn.Read callback. It reports again when
+// nothing was queued; otherwise LastRead has the outcome.
+func (b *Buffer) TryRead(fd uintptr) (again bool) {
 	for {
-		m, e := unix.Read(int(fd), b.cur)
+		m, e := unix.Read(int(fd), b.B)
 		switch e {
 		case nil:
-			b.n = m
+			b.n, b.sysErr = m, nil
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			b.again = true
+			return true
 		default:
-			b.sysErr = wrap("read", e)
+			b.n, b.sysErr = 0, wrap("read", e)
 		}
-		return true
+		return false
 	}
 }
+
+// LastRead returns the outcome of the last TryRead that did not report
+// again: n == 0 with a nil error is end of stream.
+func (b *Buffer) LastRead() (int, error) { return b.n, b.sysErr }
 
 // Queued returns how many bytes are queued for reading on the socket.
 func Queued(rc syscall.RawConn) (n int, err error) {
@@ -104,35 +90,31 @@ func Queued(rc syscall.RawConn) (n int, err error) {
 	return n, nil
 }
 
-// SpliceIn moves up to max bytes queued on the socket into the pipe without
-// waiting. again is true when nothing was queued; n == 0 with err == nil
-// and again == false means end of stream. The pipe must be empty.
-func (p *Pipe) SpliceIn(rc syscall.RawConn, max int) (n int, again bool, err error) {
-	p.max, p.n, p.again, p.sysErr = max, 0, false, nil
-	err = rc.Read(p.inFn)
-	if err == nil {
-		err = p.sysErr
-	}
-	return int(p.n), p.again, err
-}
-
-func (p *Pipe) spliceIn(fd uintptr) bool {
+// TrySpliceIn moves up to max bytes queued on the socket fd into the
+// (empty) pipe without waiting, for use inside a syscall.RawConn.Read
+// callback. It reports again when nothing was queued; otherwise LastIn has
+// the outcome.
+func (p *Pipe) TrySpliceIn(fd uintptr, max int) (again bool) {
 	for {
-		m, e := unix.Splice(int(fd), nil, p.w, nil, p.max, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+		m, e := unix.Splice(int(fd), nil, p.w, nil, max, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
 		switch e {
 		case nil:
-			p.n = m
+			p.n, p.sysErr = m, nil
 			p.buffered += int(m)
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			p.again = true
+			return true
 		default:
-			p.sysErr = wrap("splice from socket", e)
+			p.n, p.sysErr = 0, wrap("splice from socket", e)
 		}
-		return true
+		return false
 	}
 }
+
+// LastIn returns the outcome of the last TrySpliceIn that did not report
+// again: n == 0 with a nil error is end of stream.
+func (p *Pipe) LastIn() (int, error) { return int(p.n), p.sysErr }
 
 // SpliceOut moves everything buffered in the pipe to the socket, waiting
 // for the socket to become writable as needed (write deadlines apply). It

@@ -25,18 +25,20 @@ type Buffer struct{ B []byte }
 // NewBuffer returns a Buffer of size bytes.
 func NewBuffer(size int) *Buffer { return &Buffer{B: make([]byte, size)} }
 
-// ReadNonblock is not supported on this system.
-func (*Buffer) ReadNonblock(syscall.RawConn, []byte) (int, bool, error) {
-	return 0, false, errors.ErrUnsupported
-}
+// TryRead is not supported on this system.
+func (*Buffer) TryRead(uintptr) bool { return false }
+
+// LastRead is not supported on this system.
+func (*Buffer) LastRead() (int, error) { return 0, errors.ErrUnsupported }
 
 // Queued is not supported on this system.
 func Queued(syscall.RawConn) (int, error) { return 0, errors.ErrUnsupported }
 
-// SpliceIn is not supported on this system.
-func (*Pipe) SpliceIn(syscall.RawConn, int) (int, bool, error) {
-	return 0, false, errors.ErrUnsupported
-}
+// TrySpliceIn is not supported on this system.
+func (*Pipe) TrySpliceIn(uintptr, int) bool { return false }
+
+// LastIn is not supported on this system.
+func (*Pipe) LastIn() (int, error) { return 0, errors.ErrUnsupported }
 
 // SpliceOut is not supported on this system.
 func (*Pipe) SpliceOut(syscall.RawConn) (int64, error) { return 0, errors.ErrUnsupported }

@@ -1,8 +1,10 @@
 // Command corefwd is the benchmark twin of evfwd that joins each accepted
-// connection with its upstream through the pipe core's goroutine flavour
-// (pipe.Go), so bench/evloop.sh can compare the two engines in one run.
+// connection with its upstream through the pipe core's public API: pipe.Go
+// (-engine go, the goroutine flavour) or pipe.Engine.Enter with
+// FlavourAuto (-engine auto: event loops for these plain TCP pairs) or
+// FlavourGoroutines, so bench/evloop.sh can compare them in one run.
 //
-//	corefwd -listen 127.0.0.1:17104 -to 127.0.0.1:17100
+//	corefwd -listen 127.0.0.1:17104 -to 127.0.0.1:17100 -engine auto -loops 1
 package main
 
 import (
@@ -22,7 +24,19 @@ import (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:17104", "address to accept on")
 	to := flag.String("to", "127.0.0.1:17100", "upstream address")
+	mode := flag.String("engine", "go", "go (pipe.Go), auto or goroutines (pipe.Engine flavours)")
+	loops := flag.Int("loops", 0, "Engine.Loops (0: GOMAXPROCS)")
 	flag.Parse()
+	var eng *pipe.Engine
+	switch *mode {
+	case "go":
+	case "auto":
+		eng = &pipe.Engine{Flavour: pipe.FlavourAuto, Loops: *loops}
+	case "goroutines":
+		eng = &pipe.Engine{Flavour: pipe.FlavourGoroutines}
+	default:
+		log.Fatalf("corefwd: -engine %q: want go, auto or goroutines", *mode)
+	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		log.Fatalf("corefwd: %v", err)
@@ -30,7 +44,7 @@ func main() {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
 	go closeOnSignal(sig, ln)
-	fmt.Printf("corefwd listening on %s, forwarding to %s (pid %d)\n", ln.Addr(), *to, os.Getpid())
+	fmt.Printf("corefwd (%s) listening on %s, forwarding to %s (pid %d)\n", *mode, ln.Addr(), *to, os.Getpid())
 	for {
 		a, err := ln.Accept()
 		if errors.Is(err, net.ErrClosed) {
@@ -47,7 +61,15 @@ func main() {
 			a.Close()
 			continue
 		}
-		pipe.Go(a, b, nil, nil)
+		if eng == nil {
+			pipe.Go(a, b, nil, nil)
+			continue
+		}
+		if err := eng.Enter(a, b, nil); err != nil {
+			log.Printf("corefwd: enter: %v", err)
+			a.Close()
+			b.Close()
+		}
 	}
 }
 

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Compares `pipegate forward` with HAProxy (TCP mode, splice, nbthread 1)
+# and a naive Go forwarder (two io.Copy goroutines), all in one run on
+# loopback, as ratios to a direct connection to the same server:
+#   bulk 1-stream throughput, 64-byte ping-pong p50 latency, short
+#   connections per second, TLS termination 1-stream throughput (vs direct
+#   TLS), memory per idle TLS-terminated connection.
+# Forwarders run on one thread (GOMAXPROCS=1, nbthread 1). Needs the Debian
+# package haproxy (apt-get install -y haproxy) and openssl.
+#
+#   bench/forward.sh              # REPS=3 DUR=1s N=3000 IDLE=1000 by default
+#   REPS=5 DUR=2s IDLE=2000 bench/forward.sh
+# Each figure is the median of REPS rounds; within a round the four
+# targets run one after the other, in a rotating order.
+set -eu
+cd "$(dirname "$0")/.."
+command -v haproxy >/dev/null || { echo "forward.sh: haproxy not installed (apt-get install -y haproxy)" >&2; exit 1; }
+command -v openssl >/dev/null || { echo "forward.sh: openssl not installed" >&2; exit 1; }
+ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+DUR=${DUR:-1s}
+N=${N:-3000}
+IDLE=${IDLE:-1000}
+REPS=${REPS:-3}
+
+tmp=$(mktemp -d)
+pids=""
+cleanup() { for p in $pids; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
+trap cleanup EXIT INT TERM
+
+go build -o "$tmp/pipegate" ./cmd/pipegate
+go build -o "$tmp/load" ./bench/forwardload
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+  -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+  -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
+cat "$tmp/cert.pem" "$tmp/key.pem" >"$tmp/haproxy.pem"
+
+base=$((12000 + $(od -An -N2 -tu2 /dev/urandom) % 18000)) # below the ephemeral range
+port() { echo "127.0.0.1:$((base + $1))"; }
+srv=$(port 0); srv_tls=$(port 1)
+pg=$(port 2); pg_tls=$(port 3)
+ha=$(port 4); ha_tls=$(port 5)
+nv=$(port 6); nv_tls=$(port 7)
+
+"$tmp/load" serve -plain "$srv" -tls "$srv_tls" -cert "$tmp/cert.pem" -key "$tmp/key.pem" & pids="$pids $!"
+
+cat >"$tmp/forward.yaml" <<CFG
+log-level: warn
+forwards:
+  - {name: plain, listen: "$pg", to: ["$srv"]}
+  - {name: tls, listen: "$pg_tls", to: ["$srv"], tls-cert: "$tmp/cert.pem", tls-key: "$tmp/key.pem"}
+CFG
+GOMAXPROCS=1 "$tmp/pipegate" forward --config "$tmp/forward.yaml" & pgpid=$!; pids="$pids $pgpid"
+
+cat >"$tmp/haproxy.cfg" <<CFG
+global
+    nbthread 1
+    maxconn 8000
+    maxpipes 1000
+    tune.ssl.default-dh-param 2048
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 1h
+    timeout server 1h
+    option splice-auto
+frontend plain
+    bind $ha
+    default_backend be
+frontend tls
+    bind $ha_tls ssl crt $tmp/haproxy.pem
+    default_backend be
+backend be
+    server s1 $srv
+CFG
+haproxy -db -f "$tmp/haproxy.cfg" 2>"$tmp/haproxy.log" & hapid=$!; pids="$pids $hapid"
+
+GOMAXPROCS=1 "$tmp/load" naive -listen "$nv" -to "$srv" & pids="$pids $!"
+GOMAXPROCS=1 "$tmp/load" naive -listen "$nv_tls" -to "$srv" -cert "$tmp/cert.pem" -key "$tmp/key.pem" & nvtlspid=$!; pids="$pids $nvtlspid"
+
+# Wait (bounded) until every port accepts.
+for a in "$srv" "$srv_tls" "$pg" "$pg_tls" "$ha" "$ha_tls" "$nv" "$nv_tls"; do
+  i=0
+  until (exec 3<>"/dev/tcp/${a%:*}/${a#*:}") 2>/dev/null; do
+    i=$((i + 1)); [ $i -lt 200 ] || { echo "forward.sh: $a never listened" >&2; cat "$tmp/haproxy.log" >&2; exit 1; }
+    sleep 0.05
+  done
+done
+
+echo "forward.sh: $(date -u +%FT%TZ) $(uname -r) $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $(haproxy -v | head -1 | cut -d' ' -f1-3), REPS=$REPS DUR=$DUR N=$N IDLE=$IDLE"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+L="$tmp/load"
+T="-tls -ca $tmp/cert.pem"
+# row NAME UNIT CMD DIRECT PIPEGATE HAPROXY NAIVE: REPS rounds, the targets
+# in a different order each round, medians printed with ratios to direct.
+row() {
+  local name=$1 unit=$2 cmd=$3; shift 3
+  local targets=("$@") d=() p=() h=() n=() r i k v
+  for ((r = 0; r < REPS; r++)); do
+    for ((i = 0; i < 4; i++)); do
+      k=$(((i + r) % 4))
+      v=$($L $cmd -addr "${targets[$k]}")
+      case $k in 0) d+=("$v") ;; 1) p+=("$v") ;; 2) h+=("$v") ;; 3) n+=("$v") ;; esac
+    done
+  done
+  local md mp mh mn
+  md=$(median "${d[@]}"); mp=$(median "${p[@]}"); mh=$(median "${h[@]}"); mn=$(median "${n[@]}")
+  printf '%-26s %-8s %9s %9s %9s %9s   pipegate %sx  haproxy %sx  naive %sx\n' \
+    "$name" "$unit" "$md" "$mp" "$mh" "$mn" "$(ratio "$mp" "$md")" "$(ratio "$mh" "$md")" "$(ratio "$mn" "$md")"
+}
+printf '%-26s %-8s %9s %9s %9s %9s   medians of %s rounds; ratios to direct\n' metric unit direct pipegate haproxy naive "$REPS"
+row "bulk 1 stream" MB/s "bulk -duration $DUR" "$srv" "$pg" "$ha" "$nv"
+row "ping-pong 64B p50" us "pingpong -n $N" "$srv" "$pg" "$ha" "$nv"
+row "short connections" conn/s "connrate -duration $DUR" "$srv" "$pg" "$ha" "$nv"
+row "TLS termination 1 stream" MB/s "bulk $T -duration $DUR" "$srv_tls" "$pg_tls" "$ha_tls" "$nv_tls"
+printf '%-26s %-8s %9s %9s %9s %9s   (%s connections, one round)\n' "idle TLS conn memory" KiB/conn - \
+  "$($L idle $T -addr "$pg_tls" -n "$IDLE" -pid "$pgpid")" "$($L idle $T -addr "$ha_tls" -n "$IDLE" -pid "$hapid")" \
+  "$($L idle $T -addr "$nv_tls" -n "$IDLE" -pid "$nvtlspid")" "$IDLE"

@@ -1,0 +1,120 @@
+package pipe
+
+import (
+	"context"
+	"net"
+	"sync"
+	"time"
+
+	"pipegate/pipe/internal/evloop"
+)
+
+// The event-loop side of Engine (FlavourAuto): plain socket pairs are
+// handed to an evloop.Group, started with the first such pair and retired
+// (loops stopped, descriptors closed) when its last pair has ended, so that
+// an Engine that is never shut down leaves no goroutine behind.
+
+// enterLoopLocked hands a and b to the event loops when both are plain
+// stream sockets (under any *PrefixConn); it reports false, with a and b
+// untouched, when they do not qualify or the loops cannot take them. e.mu
+// is held and the pipe is already counted in open and total.
+func (e *Engine) enterLoopLocked(a, b net.Conn, afterClose func(Result)) bool {
+	ra, fromA := unwrapPrefix(a)
+	rb, fromB := unwrapPrefix(b)
+	if !evloop.Qualifies(ra) || !evloop.Qualifies(rb) {
+		return false
+	}
+	if e.group == nil {
+		cfg := e.loopCfg
+		cfg.Loops = e.Loops
+		g, err := evloop.New(cfg)
+		if err != nil {
+			return false // e.g. out of descriptors: goroutines still work
+		}
+		e.group = g
+	}
+	ea, eb, err := evloop.TakePair(ra, rb)
+	if err != nil {
+		e.retireIfIdleLocked()
+		return false // a and b untouched
+	}
+	d := &loopDone{e: e, afterClose: afterClose}
+	e.onLoops++
+	if err := e.group.AddWithPrefix(ea, eb, fromA, fromB, evloop.Options(e.Options), d.run); err != nil {
+		// Not reached: a group is retired only with e.mu held and no pair
+		// on it. The Go conns are closed; the sockets go with ea and eb.
+		_ = ea.Close()
+		_ = eb.Close()
+		now := time.Now()
+		go d.run(evloop.Stats{Start: now, End: now, Reason: evloop.ReasonError, Err: err})
+	}
+	return true
+}
+
+// unwrapPrefix returns the conn under any *PrefixConn layers of c and the
+// bytes they still carry, outermost first.
+func unwrapPrefix(c net.Conn) (net.Conn, []byte) {
+	var prefix []byte
+	for {
+		pc, ok := c.(*PrefixConn)
+		if !ok {
+			return c, prefix
+		}
+		prefix = append(prefix, pc.Prefix...)
+		c = pc.Conn
+	}
+}
+
+// loopDone is the done callback of one pair on the event loops.
+type loopDone struct {
+	e          *Engine
+	afterClose func(Result)
+}
+
+func (d *loopDone) run(s evloop.Stats) {
+	defer d.e.leaveLoop()
+	if d.afterClose != nil {
+		d.afterClose(resultOf(s))
+	}
+}
+
+// resultOf converts the loops' Stats; the enums match one to one.
+func resultOf(s evloop.Stats) Result {
+	return Result{
+		BytesAToB: s.BytesAToB, BytesBToA: s.BytesBToA,
+		Start: s.Start, End: s.End,
+		FirstEnd: Side(s.FirstEnd), Reason: Reason(s.Reason), Err: s.Err,
+	}
+}
+
+// leaveLoop counts out a pair of the loops once its afterClose returned.
+func (e *Engine) leaveLoop() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.onLoops--
+	e.open.Add(-1)
+	e.retireIfIdleLocked()
+	e.checkDrainedLocked()
+}
+
+// retireIfIdleLocked stops the loops when no pair is left on them; their
+// byte counts move to the Engine's own counters.
+func (e *Engine) retireIfIdleLocked() {
+	if e.group == nil || e.onLoops > 0 {
+		return
+	}
+	g := e.group
+	e.group = nil
+	ab, ba := g.Bytes()
+	e.bytesAToB.Add(ab)
+	e.bytesBToA.Add(ba)
+	e.retiring.Add(1)
+	go retireGroup(g, &e.retiring)
+}
+
+// retireGroup stops an idle group: it waits for the done callback that
+// retired it to return, then stops the loops.
+func retireGroup(g *evloop.Group, wg *sync.WaitGroup) {
+	defer wg.Done()
+	_ = g.Shutdown(context.Background())
+}
