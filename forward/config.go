@@ -92,8 +92,10 @@ type Config struct {
 	// connections with this idle time and interval; 0 leaves them off, as
 	// HAProxy and nginx do by default (IdleTimeout ends dead connections).
 	TCPKeepAlive time.Duration
-	// Backoff is how long an upstream whose dial failed is skipped; it
-	// doubles with each further failure up to MaxBackoff. 0: DefaultBackoff.
+	// Backoff is how long an upstream whose dial failed is tried only after
+	// the others (it is never skipped, so that a connection is not refused
+	// while it might answer); it doubles with each further failure up to
+	// MaxBackoff. 0: DefaultBackoff.
 	Backoff time.Duration
 }
 

@@ -54,7 +54,7 @@ func (s *Server) handleConn(raw net.Conn) {
 	if g.proxy != nil {
 		c, client, local, err := g.proxy.Handshake(raw)
 		if err != nil {
-			s.refuse(g, info, raw, nil, refusedProxyHeader, err)
+			s.refuse(g, info, raw, nil, s.abortReason(refusedProxyHeader), err)
 			return
 		}
 		conn, info.client, info.local = c, client, local
@@ -71,11 +71,11 @@ func (s *Server) handleConn(raw net.Conn) {
 		tc := tls.Server(conn, g.tls)
 		raw.SetDeadline(deadline)
 		if err := tc.Handshake(); err != nil {
-			s.refuse(g, info, raw, release, refusedTLS, err)
+			s.refuse(g, info, raw, release, s.abortReason(refusedTLS), err)
 			return
 		}
 		if err := raw.SetDeadline(time.Time{}); err != nil {
-			s.refuse(g, info, raw, release, refusedTLS, err)
+			s.refuse(g, info, raw, release, s.abortReason(refusedTLS), err)
 			return
 		}
 		info.serverName = tc.ConnectionState().ServerName
@@ -83,7 +83,7 @@ func (s *Server) handleConn(raw net.Conn) {
 	case len(g.routes) > 0:
 		name, peeked, err := peekServerName(conn, deadline)
 		if err != nil {
-			s.refuse(g, info, raw, release, refusedHello, err)
+			s.refuse(g, info, raw, release, s.abortReason(refusedHello), err)
 			return
 		}
 		info.serverName = name
@@ -97,11 +97,7 @@ func (s *Server) handleConn(raw net.Conn) {
 	}
 	up, u, err := dialUpstream(s.ctx, g, p, info.client, info.local)
 	if err != nil {
-		reason := refusedDial
-		if s.ctx.Err() != nil {
-			reason = refusedShutdown
-		}
-		s.refuse(g, info, raw, release, reason, err)
+		s.refuse(g, info, raw, release, s.abortReason(refusedDial), err)
 		return
 	}
 	info.upstream = u.addr
@@ -116,6 +112,16 @@ func (s *Server) handleConn(raw net.Conn) {
 		up.Close()
 		s.refuse(g, info, raw, release, refusedShutdown, err)
 	}
+}
+
+// abortReason is reason, or refusedShutdown when Shutdown has begun: it
+// closes the connections still being set up, and their handshake or dial
+// fails for that reason, not the client's or the upstream's.
+func (s *Server) abortReason(reason string) string {
+	if s.closing() {
+		return refusedShutdown
+	}
+	return reason
 }
 
 // handOver removes raw from the connections Shutdown would abort; false

@@ -93,7 +93,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 func (s *Server) Config() Config { return s.gen.Load().cfg }
 
 // Reload makes new connections use cfg; connections already set up keep
-// the configuration they started with. The listen address is not
+// the configuration they started with, but new limits count them. The
+// listen address is not
 // re-read: to move a forward, start a new Server and Shutdown this one.
 // On error the old configuration stays.
 func (s *Server) Reload(cfg Config) error {
@@ -109,13 +110,15 @@ func (s *Server) Reload(cfg Config) error {
 	if g.engine != s.gen.Load().engine {
 		s.engines = append(s.engines, g.engine)
 	}
+	g.conns.SetLimits(cfg.MaxConns, cfg.MaxConnsPerIP)
 	s.gen.Store(g)
 	return nil
 }
 
-// newGeneration builds a generation from cfg, keeping the engine and the
-// connection counters of prev when their settings did not change, so that
-// limits keep counting the connections already open.
+// newGeneration builds a generation from cfg, keeping the engine of prev
+// when its settings did not change and always the connection counter of
+// prev, so that limits keep counting the connections already open (Reload
+// sets the counter's new limits once nothing can fail).
 func (s *Server) newGeneration(cfg Config, prev *generation) (*generation, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -170,12 +173,13 @@ func (s *Server) newGeneration(cfg Config, prev *generation) (*generation, error
 	} else {
 		g.engine = &pipe.Engine{Options: opts}
 	}
-	switch {
-	case prev != nil && prev.cfg.MaxConns == cfg.MaxConns && prev.cfg.MaxConnsPerIP == cfg.MaxConnsPerIP:
+	// One counter for the life of the Server, even while unlimited, so that
+	// new limits count the connections already open.
+	if prev != nil {
 		g.conns = prev.conns
-	case cfg.MaxConns > 0 || cfg.MaxConnsPerIP > 0:
+	} else {
 		g.conns = limit.NewConns(cfg.MaxConns, cfg.MaxConnsPerIP)
-	} // else nil: unlimited
+	}
 	if prev != nil && prev.name == g.name {
 		g.metrics = prev.metrics
 	} else {

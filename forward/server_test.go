@@ -43,7 +43,7 @@ func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
 func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return l }
 func (l *logRecorder) WithGroup(string) slog.Handler            { return l }
 func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
-	m := map[string]string{"msg": r.Message}
+	m := map[string]string{"msg": r.Message, "level": r.Level.String()}
 	r.Attrs(func(a slog.Attr) bool { m[a.Key] = a.Value.String(); return true })
 	l.mu.Lock()
 	l.recs = append(l.recs, m)
@@ -392,6 +392,51 @@ func TestForwardReload(t *testing.T) {
 	}
 }
 
+// piped dials addr and waits for a byte echoed through, which proves the
+// connection is piped (and counted against the limits).
+func piped(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c := dial(t, addr)
+	c.SetDeadline(time.Now().Add(testTimeout))
+	if _, err := c.Write([]byte("p")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+		t.Fatalf("not piped: %v", err)
+	}
+	return c
+}
+
+// Changing the limits on reload keeps counting the connections open.
+func TestForwardReloadLimits(t *testing.T) {
+	up := startUpstream(t, nil, echo)
+	srv, addr, rec, _ := startServer(t, Config{Name: "rl", Upstreams: []string{up}, MaxConns: 1})
+	piped(t, addr)
+	cfg := srv.Config()
+	cfg.MaxConns = 2
+	if err := srv.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	piped(t, addr)
+	refused(t, dial(t, addr), "3")
+	if r := rec.wait(t, "connection refused", 1); r["reason"] != "limit-total" {
+		t.Errorf("third connection with max-conns 2: %v", r)
+	}
+	cfg.MaxConns, cfg.MaxConnsPerIP = 0, 2
+	if err := srv.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	refused(t, dial(t, addr), "3")
+	if r := rec.wait(t, "connection refused", 2); r["reason"] != "limit-per-ip" {
+		t.Errorf("third connection with max-conns-per-ip 2: %v", r)
+	}
+	cfg.MaxConnsPerIP = 0
+	if err := srv.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	piped(t, addr) // unlimited again
+}
+
 func TestShutdownDrains(t *testing.T) {
 	up := startUpstream(t, nil, echo)
 	srv, addr, _, _ := startServer(t, Config{Upstreams: []string{up}})
@@ -428,6 +473,73 @@ func TestShutdownDrains(t *testing.T) {
 		}
 	case <-time.After(testTimeout):
 		t.Fatal("Shutdown did not return after the last connection closed")
+	}
+}
+
+// signalListener reports each Accept call on calls, before it blocks.
+type signalListener struct {
+	net.Listener
+	calls chan struct{}
+}
+
+func (l *signalListener) Accept() (net.Conn, error) {
+	select {
+	case l.calls <- struct{}{}:
+	default:
+	}
+	return l.Listener.Accept()
+}
+
+// A connection still in its PROXY header, TLS handshake or ClientHello when
+// Shutdown begins is refused for reason "shutdown" at INFO, not blamed on
+// the client.
+func TestShutdownDuringHandshake(t *testing.T) {
+	ca := tlstest.NewCA(t)
+	up := startUpstream(t, nil, echo)
+	for _, tt := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"proxy-header", Config{Upstreams: []string{up}, AcceptProxy: true, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}},
+		{"tls-handshake", Config{Upstreams: []string{up}, TLS: &tls.Config{Certificates: []tls.Certificate{ca.IssueCert(t, "127.0.0.1")}}}},
+		{"client-hello", Config{Routes: []Route{{ServerName: "a.example", Upstreams: []string{up}}}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.Listen = "127.0.0.1:0"
+			rec := newLogRecorder()
+			srv, err := New(tt.cfg, Deps{Log: slog.New(rec)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			inner, err := Listen(tt.cfg.Listen)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln := &signalListener{Listener: inner, calls: make(chan struct{}, 1)}
+			done := make(chan error, 1)
+			go serveForTest(srv, ln, done)
+			<-ln.calls // first Accept
+			c := dial(t, inner.Addr().String())
+			// The second Accept call begins once the first connection is
+			// registered and being set up: it waits for a handshake.
+			select {
+			case <-ln.calls:
+			case <-time.After(testTimeout):
+				t.Fatal("connection not accepted")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			defer cancel()
+			if err := srv.Shutdown(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; !errors.Is(err, ErrServerClosed) {
+				t.Errorf("Serve: %v", err)
+			}
+			refused(t, c, "")
+			if r := rec.wait(t, "connection refused", 1); r["reason"] != "shutdown" || r["level"] != "INFO" {
+				t.Errorf("log: %v", r)
+			}
+		})
 	}
 }
 

@@ -28,10 +28,14 @@ type backendConn struct {
 	tlsBase *tls.Config // BackendTLS when the dial began
 	seq     int
 	stop    func() bool // ends the context watch
+	// pendingID is the tag of an ID written but not yet answered (maybe
+	// not yet flushed), so that login can pipeline behind it.
+	pendingID string
 }
 
 // connectBackend dials b and brings it to the point where it takes a login:
-// PROXY header, TLS, greeting, STARTTLS, capabilities, ID.
+// PROXY header, TLS, greeting, STARTTLS, capabilities, and an ID written
+// but not yet answered (see finishID).
 func (ss *session) connectBackend(b route.Backend) (*backendConn, error) {
 	dyn := ss.srv.current()
 	deadline := time.Now().Add(orDuration(ss.srv.BackendTimeout, DefaultBackendTimeout))
@@ -67,17 +71,27 @@ func (bc *backendConn) prepare(ss *session) error {
 		}
 	}
 	if bc.caps == nil {
-		if bc.caps, err = bc.capability(); err != nil {
+		// Ask, with an ID that needs no literal pipelined behind: if the
+		// backend turns out to lack ID it answers BAD, which is harmless.
+		tag := bc.writeCommand("CAPABILITY")
+		if bc.b.SendID && ss.idQuotable() {
+			if err := bc.writeID(ss); err != nil {
+				return err
+			}
+		}
+		if bc.caps, err = bc.readCapability(tag); err != nil {
 			return err
 		}
 	}
-	if bc.b.SendID {
+	if bc.b.SendID && bc.pendingID == "" {
 		if !wire.HasCap(bc.caps, "ID") {
 			ss.log.Debug("imap: backend lacks ID, client address not sent", "backend", bc.b.Addr)
-		} else if err := bc.sendID(ss); err != nil {
+		} else if err := bc.writeID(ss); err != nil {
 			return err
 		}
 	}
+	// The ID stays in the buffer (or unanswered): login sends its command
+	// in the same write when that is safe, see finishID.
 	return nil
 }
 
@@ -109,9 +123,13 @@ func (bc *backendConn) startTLS(ss *session) error {
 	return nil
 }
 
-// sendID tells the backend who the client is (Dovecot trusts this from
-// login_trusted_networks), then the client's own ID fields.
-func (bc *backendConn) sendID(ss *session) error {
+// writeID writes, without flushing, an ID that tells the backend who the
+// client is (Dovecot trusts this from login_trusted_networks), how many
+// more proxy hops are allowed (x-proxy-ttl), then the client's own ID
+// fields. Its answer is read by finishID. A synchronizing literal (a
+// client's ID value that cannot be quoted) is waited for here, before
+// anything else is pipelined behind it.
+func (bc *backendConn) writeID(ss *session) error {
 	tag := bc.nextTag()
 	w := bc.writer()
 	w.Atom(tag).SP().Atom("ID").SP().Atom("(").String("x-session-id").SP().String(ss.id)
@@ -123,11 +141,28 @@ func (bc *backendConn) sendID(ss *session) error {
 		w.SP().String("x-connected-ip").SP().String(ss.local.Addr().String())
 		w.SP().String("x-connected-port").SP().String(strconv.Itoa(int(ss.local.Port())))
 	}
+	w.SP().String("x-proxy-ttl").SP().String(strconv.Itoa(ss.proxyTTL() - 1))
 	for _, f := range ss.clientID {
 		w.SP().String(f.key).SP().NString(f.value)
 	}
 	w.Atom(")").CRLF()
-	if err := w.Flush(); err != nil {
+	if err := w.Err(); err != nil {
+		return fmt.Errorf("ID: %w", err)
+	}
+	bc.pendingID = tag
+	return nil
+}
+
+// finishID flushes whatever is buffered (the ID, and a login command
+// pipelined behind it) and reads the ID's answer, if an ID is pending. A
+// backend that refuses ID is still logged in to.
+func (bc *backendConn) finishID(ss *session) error {
+	tag := bc.pendingID
+	if tag == "" {
+		return nil
+	}
+	bc.pendingID = ""
+	if err := bc.bw.Flush(); err != nil {
 		return fmt.Errorf("ID: %w", err)
 	}
 	resp, err := bc.readTagged(tag)
@@ -143,11 +178,27 @@ func (bc *backendConn) sendID(ss *session) error {
 	return nil
 }
 
-// capability asks the backend for its capabilities.
-func (bc *backendConn) capability() ([]string, error) {
-	tag := bc.nextTag()
-	if err := bc.send(tag + " CAPABILITY\r\n"); err != nil {
+// capability asks the backend for its capabilities. Any pending ID is
+// answered first.
+func (bc *backendConn) capability(ss *session) ([]string, error) {
+	if err := bc.finishID(ss); err != nil {
 		return nil, err
+	}
+	return bc.readCapability(bc.writeCommand("CAPABILITY"))
+}
+
+// writeCommand buffers "TAG NAME" with a new tag and returns the tag.
+func (bc *backendConn) writeCommand(name string) string {
+	tag := bc.nextTag()
+	_, _ = bc.bw.WriteString(tag + " " + name + "\r\n") // an error sticks in bw, seen at Flush
+	return tag
+}
+
+// readCapability flushes the buffer and reads the answer to the CAPABILITY
+// command tag.
+func (bc *backendConn) readCapability(tag string) ([]string, error) {
+	if err := bc.bw.Flush(); err != nil {
+		return nil, fmt.Errorf("CAPABILITY: %w", err)
 	}
 	var caps []string
 	for {

@@ -31,15 +31,22 @@ func (bc *backendConn) login(ss *session, cred credentials, loginName string) (*
 		}
 	}
 	if authz == "" && !wire.HasCap(bc.caps, "LOGINDISABLED") {
-		return bc.loginCommand(user, cred.pass)
+		return bc.loginCommand(ss, user, cred.pass)
 	}
 	msg := authz + "\x00" + user + "\x00" + cred.pass
 	return bc.authenticate(ss, "PLAIN", base64.StdEncoding.EncodeToString([]byte(msg)), false)
 }
 
 // loginCommand sends LOGIN, with strings quoted or as literals as the
-// backend takes them.
-func (bc *backendConn) loginCommand(user, pass string) (*wire.Response, error) {
+// backend takes them. It goes in the same write as a pending ID unless it
+// needs a synchronizing literal, whose "+" must come before anything
+// else is sent.
+func (bc *backendConn) loginCommand(ss *session, user, pass string) (*wire.Response, error) {
+	if !bc.noSyncLiteral(user, pass) {
+		if err := bc.finishID(ss); err != nil {
+			return nil, err
+		}
+	}
 	tag := bc.nextTag()
 	w := bc.writer()
 	w.Atom(tag).SP().Atom("LOGIN").SP().String(user).SP().String(pass).CRLF()
@@ -49,6 +56,9 @@ func (bc *backendConn) loginCommand(user, pass string) (*wire.Response, error) {
 			return cr.resp, nil
 		}
 		return nil, fmt.Errorf("LOGIN: %w", err)
+	}
+	if err := bc.finishID(ss); err != nil {
+		return nil, err
 	}
 	resp, err := bc.readTagged(tag)
 	if err != nil {
@@ -70,10 +80,17 @@ func (bc *backendConn) authenticate(ss *session, mech, ir string, relay bool) (*
 		ir = "="
 	}
 	if wire.HasCap(bc.caps, "SASL-IR") {
+		// In the same write as a pending ID, whose answer comes first.
 		if err := bc.send(tag + " AUTHENTICATE " + mech + " " + ir + "\r\n"); err != nil {
 			return nil, err
 		}
+		if err := bc.finishID(ss); err != nil {
+			return nil, err
+		}
 	} else {
+		if err := bc.finishID(ss); err != nil {
+			return nil, err
+		}
 		if err := bc.send(tag + " AUTHENTICATE " + mech + "\r\n"); err != nil {
 			return nil, err
 		}
@@ -107,6 +124,19 @@ func (bc *backendConn) authenticate(ss *session, mech, ir string, relay bool) (*
 		}
 	}
 	return nil, fmt.Errorf("AUTHENTICATE %s: too many challenges", mech)
+}
+
+// noSyncLiteral reports whether every string can be sent without a
+// synchronizing literal: quoted, or as a literal the backend takes without
+// a continuation request (LITERAL+, or LITERAL- up to its size).
+func (bc *backendConn) noSyncLiteral(strs ...string) bool {
+	plus, minus := wire.HasCap(bc.caps, "LITERAL+"), wire.HasCap(bc.caps, "LITERAL-")
+	for _, s := range strs {
+		if !wire.Quotable(s) && !plus && (!minus || len(s) > wire.LiteralMinusMax) {
+			return false
+		}
+	}
+	return true
 }
 
 // relayChallenge passes a backend's SASL challenge to the client and

@@ -55,3 +55,48 @@ func readUntil(b *testing.B, br *bufio.Reader, prefix string) {
 	}
 	b.Fatalf("no %q", prefix)
 }
+
+// BenchmarkLoginID: as BenchmarkLogin, to a scripted Dovecot-like backend
+// that advertises ID, LITERAL+ and SASL-IR in its greeting, so that the
+// proxy sends ID and LOGIN in one write (one round trip fewer than asking
+// ID first).
+func BenchmarkLoginID(b *testing.B) {
+	fb := startFake(b, func(fc *fakeConn) {
+		fc.send("* OK [CAPABILITY IMAP4rev1 ID LITERAL+ SASL-IR AUTH=PLAIN] ready\r\n")
+		for {
+			c := fc.cmd()
+			if c == nil {
+				return
+			}
+			switch c.Name {
+			case "ID":
+				fc.send("* ID NIL\r\n" + c.Tag + " OK ID done\r\n")
+			case "LOGIN":
+				fc.send(c.Tag + " OK [CAPABILITY IMAP4rev1 IDLE] Logged in\r\n")
+				fc.serveAfterLogin()
+				return
+			default:
+				fc.send(c.Tag + " BAD unexpected\r\n")
+				return
+			}
+		}
+	})
+	p := startProxy(b, &imap.Server{
+		Router:             routes(b, map[string][]string{"alice@a.test": {plainURL(fb.addr)}}),
+		AllowPlaintextAuth: true,
+		Logger:             slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	for b.Loop() {
+		c, err := net.Dial("tcp", p.addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		br := bufio.NewReader(c)
+		readUntil(b, br, "* OK")
+		io.WriteString(c, "a LOGIN alice@a.test apass\r\n")
+		readUntil(b, br, "a OK")
+		io.WriteString(c, "b LOGOUT\r\n")
+		readUntil(b, br, "b OK")
+		c.Close()
+	}
+}

@@ -26,10 +26,15 @@
 // OAUTHBEARER) itself; anything else gets a tagged BAD. Towards a backend
 // it reads the greeting, runs STARTTLS if the route says so, sends ID with
 // the client's address (x-originating-ip and friends, which Dovecot trusts
-// from login_trusted_networks) when the backend advertises ID, then LOGIN
-// (or AUTHENTICATE PLAIN when the backend has LOGINDISABLED). The client
-// gets the backend's tagged answer with its own tag and, on OK, the
-// backend's post-login capabilities.
+// from login_trusted_networks) and x-proxy-ttl (see DefaultProxyTTL) when
+// the backend advertises ID, then LOGIN (or AUTHENTICATE PLAIN when the
+// backend has LOGINDISABLED). ID and the login command go in one write,
+// saving a round trip, unless the login needs a synchronizing literal
+// (no LITERAL+) or AUTHENTICATE lacks SASL-IR; when the greeting (or TLS
+// after STARTTLS) leaves the capabilities unknown, CAPABILITY and ID go
+// together instead. STARTTLS is never pipelined. The client gets the
+// backend's tagged answer with its own tag and, on OK, the backend's
+// post-login capabilities.
 //
 // The client dialogue is in one file per command (capability.go,
 // starttls.go, id.go, login.go, authenticate.go, ...); the backend side is

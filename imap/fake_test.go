@@ -19,13 +19,13 @@ type fakeBackend struct {
 }
 
 type fakeConn struct {
-	t  *testing.T
+	t  testing.TB
 	c  net.Conn
 	br *bufio.Reader
 	rd *wire.Reader
 }
 
-func startFake(t *testing.T, script func(fc *fakeConn)) *fakeBackend {
+func startFake(t testing.TB, script func(fc *fakeConn)) *fakeBackend {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

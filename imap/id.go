@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"strconv"
 	"strings"
 
 	"pipegate/imap/wire"
@@ -20,10 +21,42 @@ const (
 	idProductName = "pipegate"
 )
 
+// DefaultProxyTTL is the number of proxy hops a login may still take when
+// the client did not say otherwise, as Dovecot's login proxy: pipegate
+// sends the backend "x-proxy-ttl" one less than its own in the ID. A
+// client (another pipegate or a Dovecot proxy in front) may lower it with
+// its own "x-proxy-ttl" in ID, never raise it, so it need not be trusted.
+// A login that arrives with a TTL of 1 or less is not proxied further: the
+// client gets NO [UNAVAILABLE], which ends a routing loop (a route that
+// points back at a proxy of the chain) after a few hops instead of
+// looping until connections run out. Only backends sent ID take part.
+const DefaultProxyTTL = 5
+
+// proxyTTL is the session's hop budget: DefaultProxyTTL, or less when the
+// client's ID said so.
+func (ss *session) proxyTTL() int {
+	if ss.ttl > 0 && ss.ttl < DefaultProxyTTL {
+		return ss.ttl
+	}
+	return DefaultProxyTTL
+}
+
+// idQuotable reports whether the ID for a backend needs no literal: our
+// own fields never do; the client's may.
+func (ss *session) idQuotable() bool {
+	for _, f := range ss.clientID {
+		if !wire.Quotable(f.key) || f.value != nil && !wire.Quotable(*f.value) {
+			return false
+		}
+	}
+	return true
+}
+
 // cmdID answers with our identity and remembers the client's fields, to
 // pass them on to backends after ours. Fields whose names start with "x-"
 // are dropped: a client must not set x-originating-ip and the like, which
-// backends trust from the proxy.
+// backends trust from the proxy. Its x-proxy-ttl is kept aside: it can
+// only lower ours (see DefaultProxyTTL).
 func (ss *session) cmdID(cmd *wire.Command) {
 	if len(cmd.Args) != 1 {
 		ss.tagged(cmd.Tag, "BAD", "", "ID takes one argument: NIL or a list of fields")
@@ -31,6 +64,7 @@ func (ss *session) cmdID(cmd *wire.Command) {
 	}
 	arg := cmd.Args[0]
 	var fields []idField
+	ttl := 0
 	switch {
 	case arg.IsNIL():
 	case arg.Kind == wire.KindList:
@@ -58,7 +92,14 @@ func (ss *session) cmdID(cmd *wire.Command) {
 				ss.tagged(cmd.Tag, "BAD", "", "ID values must be NIL or strings of at most 1024 bytes")
 				return
 			}
-			if strings.HasPrefix(strings.ToLower(k.Str), "x-") {
+			key := strings.ToLower(k.Str)
+			if key == "x-proxy-ttl" && val != nil {
+				// Values that do not parse, or 0, leave the default.
+				if n, err := strconv.Atoi(*val); err == nil && n > 0 {
+					ttl = n
+				}
+			}
+			if strings.HasPrefix(key, "x-") {
 				continue
 			}
 			fields = append(fields, idField{key: k.Str, value: val})
@@ -67,7 +108,7 @@ func (ss *session) cmdID(cmd *wire.Command) {
 		ss.tagged(cmd.Tag, "BAD", "", "ID takes NIL or a parenthesized list")
 		return
 	}
-	ss.clientID = fields
+	ss.clientID, ss.ttl = fields, ttl
 	ss.writef("* ID (\"name\" \"%s\")\r\n", idProductName)
 	ss.tagged(cmd.Tag, "OK", "", "ID completed")
 }

@@ -59,6 +59,11 @@ func (ss *session) login(tag string, cred credentials) {
 		ss.done, ss.reason = true, "shutdown (during login delay)"
 		return
 	}
+	if ttl := ss.proxyTTL(); ttl <= 1 {
+		ss.srv.Metrics.login("", "unavailable", time.Since(started))
+		ss.unavailable(tag, fmt.Errorf("x-proxy-ttl is %d: proxies appear to be looping", ttl))
+		return
+	}
 	dyn := ss.srv.current()
 	if dyn.router == nil {
 		ss.srv.Metrics.login("", "unavailable", time.Since(started))
@@ -179,7 +184,7 @@ func (ss *session) loginOK(tag string, bc *backendConn, resp *wire.Response, sta
 	caps := resp.Caps()
 	if caps == nil {
 		var err error
-		if caps, err = bc.capability(); err != nil {
+		if caps, err = bc.capability(ss); err != nil {
 			bc.close()
 			ss.log.Warn("imap: backend CAPABILITY after login", "backend", bc.b.String(), "err", err)
 			ss.srv.Metrics.login(bc.b.Addr, "unavailable", time.Since(started))

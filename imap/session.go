@@ -42,6 +42,7 @@ type session struct {
 	release  func()    // the limit.Conns slot
 
 	clientID []idField // the client's own ID fields, passed on to backends
+	ttl      int       // x-proxy-ttl the client sent by ID; 0: none
 	commands int
 	failures int
 	attempts int

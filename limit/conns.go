@@ -70,6 +70,18 @@ func (c *Conns) release(key netip.Prefix) {
 	}
 }
 
+// SetLimits changes the limits (0 or less: unlimited) and keeps counting
+// the connections already open: a connection past a lowered limit is not
+// closed, but new ones are refused until enough have been released.
+func (c *Conns) SetLimits(total, perIP int) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.maxTotal, c.maxPerIP = max(total, 0), max(perIP, 0)
+}
+
 // Open returns the number of connections acquired and not yet released.
 func (c *Conns) Open() int {
 	if c == nil {

@@ -84,6 +84,43 @@ func TestConnsLimits(t *testing.T) {
 	}
 }
 
+// SetLimits keeps the open connections counted against the new limits.
+func TestConnsSetLimits(t *testing.T) {
+	a := netip.MustParseAddr("127.0.0.1")
+	b := netip.MustParseAddr("127.0.0.2")
+	c := NewConns(0, 0)
+	var releases []func()
+	for _, ip := range []netip.Addr{a, a, b} {
+		rel, err := c.Acquire(ip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		releases = append(releases, rel)
+	}
+	c.SetLimits(3, 0)
+	if _, err := c.Acquire(b); err == nil || err.(*Exceeded).Limit != "total" {
+		t.Fatalf("past the new total limit: err = %v", err)
+	}
+	c.SetLimits(0, 2)
+	if _, err := c.Acquire(a); err == nil || err.(*Exceeded).Limit != "per-ip" {
+		t.Fatalf("past the new per-ip limit: err = %v", err)
+	}
+	rel, err := c.Acquire(b)
+	if err != nil {
+		t.Fatalf("b has room: %v", err)
+	}
+	releases[0]()
+	if _, err := c.Acquire(a); err != nil {
+		t.Fatalf("after a release: %v", err)
+	}
+	rel()
+	if c.Open() != 3 {
+		t.Fatalf("Open = %d, want 3", c.Open())
+	}
+	var nilConns *Conns
+	nilConns.SetLimits(1, 1) // harmless
+}
+
 func TestConnsNilAndErrorText(t *testing.T) {
 	var c *Conns
 	rel, err := c.Acquire(netip.MustParseAddr("127.0.0.1"))

@@ -37,7 +37,7 @@ type direction struct {
 	held     atomic.Int32 // pooled buffers and kernel pipes held now
 	kp       *sock.Pipe   // kernel pipe held while splicing
 	buf      *sock.Buffer // buffer held while copying from a socket
-	resumed  bool         // runs on a goroutine started by moveOn: wait first
+	resumed  bool         // runs on a goroutine started by a move (burst.go): wait first
 	grown    bool         // this goroutine did TLS work: move on when idle (burst.go)
 	moves    atomic.Int32 // hand-overs to fresh goroutines so far
 }

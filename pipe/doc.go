@@ -31,12 +31,15 @@
 //	eng.Enter(client, backend, nil) // *net.TCPConn pair: on the event loops
 //
 // A goroutine pipe that waits for data pins nothing but its two goroutines
-// (and its two sockets): it waits through Go's poller (syscall.RawConn), borrows a
-// kernel pipe (splice) or a pooled buffer only once bytes are queued, moves
-// what is queued without blocking, and gives it back before it parks again.
-// A *tls.Conn is waited on through its socket the same way (then the records
-// crypto/tls has buffered are drained into a pooled buffer); a net.Conn of
-// unknown type is read with a pooled buffer held while the read blocks.
+// (and its two sockets): it waits through Go's poller (syscall.RawConn),
+// borrows a kernel pipe (splice) or a pooled buffer only once bytes are
+// queued, moves what is queued without blocking, and gives it back before
+// it parks again. A *tls.Conn is waited on through its socket the same way
+// (then the records crypto/tls has buffered are drained into a pooled
+// buffer), and a direction idle for a second after TLS work hands its wait
+// to a fresh goroutine: 2 KiB of stack rather than the 4 KiB that crypto/tls
+// grew the old one to. A net.Conn of unknown type is read with a pooled
+// buffer held while the read blocks.
 //
 // On Linux, pipe/internal/sock holds the system specifics; elsewhere the
 // core moves bytes with plain reads and writes.

@@ -102,3 +102,39 @@ func ExampleEngine() {
 	// {Open:0 Total:1 BytesAToB:4 BytesBToA:0}
 	// pipe: engine is shutting down
 }
+
+// Flavour chooses how an Engine runs its pipes. The zero value,
+// FlavourAuto, puts pairs of plain TCP or Unix sockets (bytes already
+// peeked included) on epoll event loops on Linux, where an idle pair holds
+// no goroutine; TLS and other conns run on goroutines. FlavourGoroutines
+// runs every pipe on goroutines. Both behave the same.
+func ExampleEngine_flavour() {
+	eng := &pipe.Engine{
+		Options: pipe.Options{IdleTimeout: 30 * time.Minute},
+		Flavour: pipe.FlavourAuto, // the default
+		Loops:   1,                // event loops; 0: GOMAXPROCS
+	}
+	client, fromClient := loopbackPair()
+	toServer, server := loopbackPair()
+	greeting := make([]byte, 6)
+	client.Write([]byte("HELLO ping"))
+	io.ReadFull(fromClient, greeting) // the proxy looked at the first bytes
+
+	done := make(chan pipe.Result, 1)
+	if err := eng.Enter(pipe.WithPrefix(fromClient, greeting), toServer, func(r pipe.Result) { done <- r }); err != nil {
+		panic(err)
+	}
+	buf := make([]byte, 10)
+	io.ReadFull(server, buf)
+	fmt.Printf("%q\n", buf)
+	client.Close()
+	io.ReadAll(server) // the client's end reaches the server as EOF
+	server.Close()
+	r := <-done
+	fmt.Println(r.BytesAToB, r.Reason)
+	fmt.Println(eng.Shutdown(context.Background()))
+	// Output:
+	// "HELLO ping"
+	// 10 eof
+	// <nil>
+}

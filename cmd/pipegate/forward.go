@@ -96,7 +96,7 @@ func fwdParseArgs(args []string, stderr io.Writer) (*fwdOptions, error) {
 	fs.StringVar(&sp.IdleTimeout, "idle-timeout", "", "close after this `duration` without bytes either way (default: none)")
 	fs.StringVar(&sp.MaxLifetime, "max-lifetime", "", "close connections older than this `duration` (default: none)")
 	fs.StringVar(&sp.HalfCloseLinger, "half-close-linger", "", "after one side closes, wait this `duration` for the other (default 60s)")
-	fs.StringVar(&sp.Backoff, "backoff", "", "skip a failing upstream for this `duration`, doubling up to 30s (default 1s)")
+	fs.StringVar(&sp.Backoff, "backoff", "", "after a failed connect, try that upstream after the others for this `duration`, doubling with each further failure up to 30s (default 1s)")
 	fs.StringVar(&sp.TCPKeepAlive, "tcp-keepalive", "", "turn TCP keep-alive probes on, both sides, after this idle `duration` (default: off)")
 	fs.StringVar(&o.global.MetricsAddr, "metrics-addr", "", "serve /metrics and /healthz on this host:port")
 	fs.StringVar(&o.global.LogFormat, "log-format", "text", "text or json")
@@ -211,7 +211,7 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	d := &fwdDaemon{log: log, metrics: metrics, servers: map[string]*fwdRunning{}, loaded: loaded}
 	d.retireCtx, d.retireCancel = context.WithCancel(context.Background())
 	defer d.retireCancel()
-	if err := d.apply(loaded.forwards); err != nil {
+	if err := d.apply(loaded.forwards, loaded.drainTimeout); err != nil {
 		log.Error("start failed", "err", err)
 		d.shutdown(0)
 		return 1
@@ -287,9 +287,9 @@ func (d *fwdDaemon) healthy() error {
 // name (else its listen address): one already running on the same address
 // is reloaded in place; a new one, or one whose address changed, gets a new
 // listener; forwards no longer configured (or moved) stop accepting and
-// drain in the background. When a new address cannot be listened on,
-// nothing changes.
-func (d *fwdDaemon) apply(cfgs []forward.Config) error {
+// drain in the background for at most drain, then their connections are
+// closed. When a new address cannot be listened on, nothing changes.
+func (d *fwdDaemon) apply(cfgs []forward.Config, drain time.Duration) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.adoptRenamed(cfgs)
@@ -342,9 +342,9 @@ func (d *fwdDaemon) apply(cfgs []forward.Config) error {
 		}
 	}
 	for _, r := range retire {
-		d.log.Info("forward removed or moved; draining its connections", "forward", fwdName(r.srv.Config()), "listen", r.listen)
+		d.log.Info("forward removed or moved; draining its connections", "forward", fwdName(r.srv.Config()), "listen", r.listen, "drain_timeout", drain)
 		d.retired.Add(1)
-		go fwdRetire(d.retireCtx, r, &d.retired)
+		go fwdRetire(d.retireCtx, drain, r, d.log, &d.retired)
 	}
 	return nil
 }
@@ -394,11 +394,22 @@ func fwdServe(srv *forward.Server, ln net.Listener, done chan struct{}, log *slo
 	}
 }
 
-// fwdRetire drains a forward removed by a reload.
-func fwdRetire(ctx context.Context, r *fwdRunning, wg *sync.WaitGroup) {
+// fwdRetire drains a forward removed by a reload for at most drain (less
+// when the daemon's own drain deadline, the end of parent, comes first),
+// then closes its open connections.
+func fwdRetire(parent context.Context, drain time.Duration, r *fwdRunning, log *slog.Logger, wg *sync.WaitGroup) {
 	defer wg.Done()
-	r.srv.Shutdown(ctx)
+	ctx, cancel := context.WithTimeout(parent, drain)
+	defer cancel()
+	err := r.srv.Shutdown(ctx)
 	<-r.done
+	name := fwdName(r.srv.Config())
+	switch {
+	case err != nil && parent.Err() == nil:
+		log.Warn("removed forward: drain timeout reached; its open connections were closed", "forward", name, "listen", r.listen, "drain_timeout", drain)
+	case err == nil:
+		log.Info("removed forward drained", "forward", name, "listen", r.listen)
+	} // else the daemon's drain deadline, logged by runForward
 }
 
 // reload re-reads the config file (or the flags' certificate files) and
@@ -407,7 +418,7 @@ func (d *fwdDaemon) reload(o *fwdOptions, cache fwdTLSCache) {
 	d.log.Info("SIGHUP: reloading")
 	loaded, err := fwdLoad(o, cache)
 	if err == nil {
-		err = d.apply(loaded.forwards)
+		err = d.apply(loaded.forwards, loaded.drainTimeout)
 	}
 	if err != nil {
 		d.log.Error("reload failed; keeping the running config", "err", err)

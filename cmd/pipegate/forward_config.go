@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -104,10 +105,12 @@ func fwdBuild(sp fwdSpec, cache fwdTLSCache) (forward.Config, error) {
 	if cfg.Balance, err = forward.ParseBalance(sp.Balance); err != nil {
 		return cfg, fe("balance", err)
 	}
-	if len(sp.TrustedProxy) > 0 {
-		if cfg.TrustedProxies, err = listener.ParseCIDRs("trusted-proxy", sp.TrustedProxy); err != nil {
-			return cfg, err
+	for i, text := range sp.TrustedProxy {
+		p, err := listener.ParseCIDRs("trusted-proxy", []string{text})
+		if err != nil {
+			return cfg, &forward.FieldError{Field: fmt.Sprintf("trusted-proxy[%d]", i), Err: fwdCIDRError(text, err)}
 		}
+		cfg.TrustedProxies = append(cfg.TrustedProxies, p...)
 	}
 	for _, d := range []struct {
 		field string
@@ -177,6 +180,19 @@ func fwdBuild(sp fwdSpec, cache fwdTLSCache) (forward.Config, error) {
 		return cfg, err
 	}
 	return cfg, nil
+}
+
+// fwdCIDRError is a clean message for a bad trusted-proxy entry: the text,
+// then the parser's reason without the Go function names around it.
+func fwdCIDRError(text string, err error) error {
+	reason := err.Error()
+	if inner := errors.Unwrap(err); inner != nil {
+		reason = inner.Error()
+	}
+	if i := strings.LastIndex(reason, "): "); i >= 0 {
+		reason = reason[i+3:] // netip: `ParseAddr("x"): unexpected character (at "x")`
+	}
+	return fmt.Errorf("%q is not an IP address or CIDR prefix (%s)", strings.TrimSpace(text), reason)
 }
 
 func fwdDuration(s string) (time.Duration, error) {
@@ -283,9 +299,6 @@ func fwdLoadFile(path string, cache fwdTLSCache) (*fwdLoaded, error) {
 		field := "forwards"
 		if fe, ok := errors.AsType[*forward.FieldError](err); ok {
 			field, err = fe.Field, fe.Err
-		} else if strings.HasPrefix(err.Error(), "trusted-proxy") {
-			field = "trusted-proxy"
-			err = errors.New(strings.TrimLeft(strings.TrimPrefix(err.Error(), "trusted-proxy"), ": "))
 		}
 		name := ""
 		if f.Forwards[i].Name != "" {
@@ -320,10 +333,20 @@ func fwdLine(root *yaml.Node, i int, field string) int {
 		}
 		n = list.Content[i]
 	}
-	if v := fwdChild(n, field); v != nil {
-		return v.Line
+	key, elem := field, -1 // "trusted-proxy[1]": the line of that element
+	if k, idx, ok := strings.Cut(strings.TrimSuffix(field, "]"), "["); ok {
+		if j, err := strconv.Atoi(idx); err == nil {
+			key, elem = k, j
+		}
 	}
-	return n.Line
+	v := fwdChild(n, key)
+	if v == nil {
+		return n.Line
+	}
+	if elem >= 0 && v.Kind == yaml.SequenceNode && elem < len(v.Content) {
+		return v.Content[elem].Line
+	}
+	return v.Line
 }
 
 func fwdChild(m *yaml.Node, key string) *yaml.Node {

@@ -35,6 +35,39 @@ func TestForwardFlagsHaveFields(t *testing.T) {
 	}
 }
 
+// The --backoff help says what the code does: a failing upstream is tried
+// after the others, never skipped (see forward's pool.candidates).
+func TestForwardBackoffHelp(t *testing.T) {
+	var help strings.Builder
+	fwdParseArgs([]string{"-h"}, &help)
+	line := regexp.MustCompile(`(?m)^  -backoff.*\n.*`).FindString(help.String())
+	if line == "" {
+		t.Fatalf("no -backoff in the usage:\n%s", help.String())
+	}
+	if strings.Contains(line, "skip") || !strings.Contains(line, "after the others") {
+		t.Errorf("--backoff help does not say the upstream is tried last: %q", line)
+	}
+}
+
+// A bad trusted-proxy entry is named like every other field: file, line of
+// the entry, forward, field with its index, and the problem.
+func TestForwardConfigBadTrustedProxy(t *testing.T) {
+	path := fwdWriteConfig(t, `forwards:
+  - name: edge
+    listen: 127.0.0.1:0
+    to: [127.0.0.1:1]
+    accept-proxy: true
+    trusted-proxy:
+      - 10.0.0.0/8
+      - 192.0.2.x
+`)
+	_, err := fwdLoadFile(path, fwdTLSCache{})
+	want := path + `:8: forwards[0] (edge): field trusted-proxy[1]: "192.0.2.x" is not an IP address or CIDR prefix (unexpected character (at "x"))`
+	if err == nil || err.Error() != want {
+		t.Errorf("error:\n got %v\nwant %s", err, want)
+	}
+}
+
 func TestForwardConfigAllFields(t *testing.T) {
 	ca := tlstest.NewCA(t)
 	cert, key := ca.Issue(t, "127.0.0.1")

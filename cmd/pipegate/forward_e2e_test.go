@@ -651,6 +651,47 @@ forwards:
 	}
 }
 
+// A forward removed by a reload drains for the (new) drain-timeout, then
+// its open connections are closed.
+func TestForwardE2EReloadRemovedDrainTimeout(t *testing.T) {
+	fwdLeakCheck(t)
+	up := fwdUpstream(t, nil, fwdEcho)
+	config := func(drain, extra string) string {
+		return fmt.Sprintf("drain-timeout: %s\nforwards:\n  - {name: keep, listen: \"127.0.0.1:0\", to: [%s]}\n%s", drain, up, extra)
+	}
+	path := fwdWriteConfig(t, config("1h", fmt.Sprintf("  - {name: gone, listen: \"[::1]:0\", to: [%s]}\n", up)))
+	p := fwdStart(t, 2, "--config", path)
+	var goneAddr string
+	for i := 1; i <= 2; i++ {
+		if r := p.waitLog(t, "forward listening", i); r["forward"] == "gone" {
+			goneAddr = r["addr"].(string)
+		}
+	}
+	c := fwdDial(t, goneAddr)
+	if _, err := c.Write([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(config("50ms", "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.waitLog(t, "reloaded", 1)
+	r := p.waitLog(t, "removed forward: drain timeout reached; its open connections were closed", 1)
+	if r["forward"] != "gone" || r["drain_timeout"] != float64(50*time.Millisecond) {
+		t.Errorf("log: %v", r)
+	}
+	if b, err := io.ReadAll(c); len(b) > 0 || err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("old connection after the drain timeout: read %q, %v; want it closed", b, err)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.exitCode(t); code != 0 {
+		t.Errorf("exit code %d", code)
+	}
+}
+
 func TestForwardE2EDrain(t *testing.T) {
 	fwdLeakCheck(t)
 	up := fwdUpstream(t, nil, fwdEcho)

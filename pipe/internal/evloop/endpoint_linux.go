@@ -27,7 +27,7 @@ func Qualifies(c net.Conn) bool {
 
 // FromConn takes the socket out of c, which must be a *net.TCPConn or a
 // *net.UnixConn of type SOCK_STREAM with nothing buffered in user space
-// (unwrap a pipe.PrefixConn only once its prefix is written).
+// (the bytes a pipe.PrefixConn carries go to Group.AddWithPrefix).
 //
 // On success the descriptor is duplicated (close-on-exec, non-blocking) and c
 // is closed, which removes c's descriptor from Go's netpoller: Go never reads,
