@@ -71,19 +71,14 @@ func (bc *backendConn) prepare(ss *session) error {
 		}
 	}
 	if bc.caps == nil {
-		// Ask, with an ID that needs no literal pipelined behind: if the
-		// backend turns out to lack ID it answers BAD, which is harmless.
-		tag := bc.writeCommand("CAPABILITY")
-		if bc.b.SendID && ss.idQuotable() {
-			if err := bc.writeID(ss); err != nil {
-				return err
-			}
-		}
-		if bc.caps, err = bc.readCapability(tag); err != nil {
+		// Nothing can be pipelined behind: ID may be unknown to the
+		// backend (go-imap's server says BYE to unknown commands), and
+		// the login command depends on the capabilities.
+		if bc.caps, err = bc.capability(ss); err != nil {
 			return err
 		}
 	}
-	if bc.b.SendID && bc.pendingID == "" {
+	if bc.b.SendID {
 		if !wire.HasCap(bc.caps, "ID") {
 			ss.log.Debug("imap: backend lacks ID, client address not sent", "backend", bc.b.Addr)
 		} else if err := bc.writeID(ss); err != nil {

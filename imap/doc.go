@@ -30,9 +30,9 @@
 // the backend advertises ID, then LOGIN (or AUTHENTICATE PLAIN when the
 // backend has LOGINDISABLED). ID and the login command go in one write,
 // saving a round trip, unless the login needs a synchronizing literal
-// (no LITERAL+) or AUTHENTICATE lacks SASL-IR; when the greeting (or TLS
-// after STARTTLS) leaves the capabilities unknown, CAPABILITY and ID go
-// together instead. STARTTLS is never pipelined. The client gets the
+// (no LITERAL+) or AUTHENTICATE lacks SASL-IR. When the greeting (or TLS
+// after STARTTLS) leaves the capabilities unknown, CAPABILITY is asked
+// first, alone. STARTTLS is never pipelined. The client gets the
 // backend's tagged answer with its own tag and, on OK, the backend's
 // post-login capabilities.
 //

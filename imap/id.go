@@ -41,17 +41,6 @@ func (ss *session) proxyTTL() int {
 	return DefaultProxyTTL
 }
 
-// idQuotable reports whether the ID for a backend needs no literal: our
-// own fields never do; the client's may.
-func (ss *session) idQuotable() bool {
-	for _, f := range ss.clientID {
-		if !wire.Quotable(f.key) || f.value != nil && !wire.Quotable(*f.value) {
-			return false
-		}
-	}
-	return true
-}
-
 // cmdID answers with our identity and remembers the client's fields, to
 // pass them on to backends after ours. Fields whose names start with "x-"
 // are dropped: a client must not set x-originating-ip and the like, which

@@ -2,6 +2,7 @@ package imap_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"strings"
 	"sync/atomic"
@@ -28,10 +29,10 @@ func idFields(t *testing.T, c *wire.Command) map[string]string {
 }
 
 // pipelineBackend is a fake that withholds its answer to ID until it has
-// read the login command, and its answer to CAPABILITY (asked when the
-// greeting has none) until it has read the ID: a proxy that waited for
-// those answers before sending the next command would never get one, and
-// the backend timeout would fail the login.
+// read the login command: a proxy that waited for that answer before
+// sending the login would never get one, and the backend timeout would
+// fail the login. CAPABILITY (asked when the greeting has none) is
+// answered at once.
 // Every command read is put on got, in order.
 func pipelineBackend(t *testing.T, greeting string, got seen) *fakeBackend {
 	return startFake(t, func(fc *fakeConn) {
@@ -45,15 +46,10 @@ func pipelineBackend(t *testing.T, greeting string, got seen) *fakeBackend {
 			got <- c
 			switch c.Name {
 			case "CAPABILITY":
-				held = append(held, c)
+				// Needed for the login command: answered at once.
+				fc.send("* CAPABILITY IMAP4rev1 ID LITERAL+ SASL-IR AUTH=PLAIN\r\n" + c.Tag + " OK done\r\n")
 				continue
 			case "ID":
-				// The capabilities are needed for the login command: they
-				// come once the ID pipelined behind CAPABILITY is read.
-				if len(held) == 1 {
-					fc.send("* CAPABILITY IMAP4rev1 ID LITERAL+ SASL-IR AUTH=PLAIN\r\n" + held[0].Tag + " OK done\r\n")
-					held = nil
-				}
 				held = append(held, c)
 				continue
 			case "LOGIN", "AUTHENTICATE":
@@ -74,8 +70,8 @@ func pipelineBackend(t *testing.T, greeting string, got seen) *fakeBackend {
 }
 
 // TestPipelinedBackendLogin: when the greeting allows it, ID and the login
-// command reach the backend before it answers ID; when the greeting has
-// no capabilities, CAPABILITY and ID go together. The backend gets ID
+// command reach the backend before it answers ID, also when the greeting
+// has no capabilities and CAPABILITY is asked first. The backend gets ID
 // first, then the login.
 func TestPipelinedBackendLogin(t *testing.T) {
 	const full = "* OK [CAPABILITY IMAP4rev1 ID LITERAL+ SASL-IR AUTH=PLAIN] ready\r\n"
@@ -224,4 +220,23 @@ func TestRouteLoop(t *testing.T) {
 	}
 	c.send("b LOGOUT\r\n")
 	c.expectPrefix("b OK")
+}
+
+// TestStartTLSBackendWithoutID: after STARTTLS the capabilities are
+// unknown, so the proxy asks CAPABILITY alone: go-imap's server, which
+// lacks ID, would say BYE to an ID pipelined behind it. No ID is sent, and
+// the login goes on.
+func TestStartTLSBackendWithoutID(t *testing.T) {
+	pki := newPKI(t)
+	be := startBackend(t, map[string]string{"alice@a.test": "apass"}, backendOpts{tls: pki.server})
+	r := routes(t, map[string][]string{"alice@a.test": {"imap+starttls://" + be.addr}}) // id on
+	p := startProxy(t, &imap.Server{Router: r, AllowPlaintextAuth: true,
+		BackendTLS: &tls.Config{RootCAs: pki.ca.Pool()}})
+	c := dialClient(t, p.addr)
+	if err := c.Login("alice@a.test", "apass").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
 }

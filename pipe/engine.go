@@ -41,21 +41,27 @@ func (f Flavour) String() string {
 //
 // With FlavourAuto, Enter takes the sockets of a qualifying pair out of
 // their Go conns (which it closes) and gives them to event loops that the
-// Engine starts with the first such pair and stops once none is left.
+// Engine makes with the first such pair. A loop runs a goroutine only while
+// it has pairs; the loops' descriptors are closed once they have had no pair
+// for a few seconds (or by Shutdown), so an Engine that is never shut down
+// leaves no goroutine behind and a daemon seeing one short connection at a
+// time does not make and close loops for each.
 type Engine struct {
 	Options Options
 	Flavour Flavour
 	Loops   int // event loops (FlavourAuto); 0: GOMAXPROCS
 
-	loopCfg   evloop.Config // tests: pool sizes
-	moveAfter time.Duration // tests: see burst.go
+	loopCfg    evloop.Config // tests: pool sizes
+	moveAfter  time.Duration // tests: see burst.go
+	loopLinger time.Duration // tests: see engine_loop.go; 0: defaultLoopLinger
 
 	mu       sync.Mutex
 	closing  bool
 	pipes    map[*pipe]struct{}
 	drained  chan struct{} // closed once closing and no pipe is left
-	group    *evloop.Group // running event loops, nil when no pair is on them
+	group    *evloop.Group // event loops, nil before the first pair and once retired
 	onLoops  int           // pairs on group whose afterClose has not returned
+	linger   *time.Timer   // retires group once it has been empty for loopLinger
 	retiring sync.WaitGroup
 
 	open, total          atomic.Int64
@@ -182,8 +188,11 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		}
 		<-drained
 	}
-	// The last pair on the loops retired them; wait until they are stopped
-	// and their descriptors closed.
+	// No pair is left: retire the loops now, not at the end of their
+	// linger, and wait until their descriptors are closed.
+	e.mu.Lock()
+	e.retireIfIdleLocked()
+	e.mu.Unlock()
 	e.retiring.Wait()
 	return err
 }

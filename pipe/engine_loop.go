@@ -10,9 +10,17 @@ import (
 )
 
 // The event-loop side of Engine (FlavourAuto): plain socket pairs are
-// handed to an evloop.Group, started with the first such pair and retired
-// (loops stopped, descriptors closed) when its last pair has ended, so that
-// an Engine that is never shut down leaves no goroutine behind.
+// handed to an evloop.Group, made with the first such pair. Its loops run a
+// goroutine only while they have pairs, so an Engine that is never shut
+// down leaves no goroutine behind. The Group itself (GOMAXPROCS epoll
+// instances and eventfds, pooled kernel pipes) is kept for loopLinger
+// after its last pair has ended, then retired (descriptors closed), or at
+// once by Shutdown: a daemon seeing one short connection at a time does not
+// make and close the loops for every connection.
+
+// defaultLoopLinger is how long an Engine keeps its event loops without
+// pairs before closing their descriptors.
+const defaultLoopLinger = 5 * time.Second
 
 // enterLoopLocked hands a and b to the event loops when both are plain
 // stream sockets (under any *PrefixConn); it reports false, with a and b
@@ -35,7 +43,7 @@ func (e *Engine) enterLoopLocked(a, b net.Conn, afterClose func(Result)) bool {
 	}
 	ea, eb, err := evloop.TakePair(ra, rb)
 	if err != nil {
-		e.retireIfIdleLocked()
+		e.loopsIdleLocked()
 		return false // a and b untouched
 	}
 	d := &loopDone{e: e, afterClose: afterClose}
@@ -93,8 +101,37 @@ func (e *Engine) leaveLoop() {
 	defer e.mu.Unlock()
 	e.onLoops--
 	e.open.Add(-1)
-	e.retireIfIdleLocked()
+	e.loopsIdleLocked()
 	e.checkDrainedLocked()
+}
+
+// loopsIdleLocked starts the linger of the loops when no pair is left on
+// them: retireIfIdleLocked runs once they have stayed empty for it (a pair
+// entered meanwhile keeps them), or at once when shutting down.
+func (e *Engine) loopsIdleLocked() {
+	if e.group == nil || e.onLoops > 0 {
+		return
+	}
+	if e.closing {
+		e.retireIfIdleLocked()
+		return
+	}
+	d := e.loopLinger
+	if d <= 0 {
+		d = defaultLoopLinger
+	}
+	if e.linger == nil {
+		e.linger = time.AfterFunc(d, e.lingerEnded)
+	} else {
+		e.linger.Reset(d)
+	}
+}
+
+// lingerEnded runs on the linger timer's goroutine.
+func (e *Engine) lingerEnded() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.retireIfIdleLocked()
 }
 
 // retireIfIdleLocked stops the loops when no pair is left on them; their
@@ -102,6 +139,10 @@ func (e *Engine) leaveLoop() {
 func (e *Engine) retireIfIdleLocked() {
 	if e.group == nil || e.onLoops > 0 {
 		return
+	}
+	if e.linger != nil {
+		e.linger.Stop()
+		e.linger = nil
 	}
 	g := e.group
 	e.group = nil
@@ -113,7 +154,7 @@ func (e *Engine) retireIfIdleLocked() {
 }
 
 // retireGroup stops an idle group: it waits for the done callback that
-// retired it to return, then stops the loops.
+// emptied it to return, then closes the loops' descriptors.
 func retireGroup(g *evloop.Group, wg *sync.WaitGroup) {
 	defer wg.Done()
 	_ = g.Shutdown(context.Background())

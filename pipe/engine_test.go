@@ -269,13 +269,14 @@ func writeAll(c net.Conn, s string) { _, _ = c.Write([]byte(s)) }
 
 // TestEngineFlavourChoice: FlavourAuto puts plain socket pairs (a peeked
 // prefix included) on the event loops on Linux and the rest on goroutines;
-// FlavourGoroutines puts all on goroutines. The loops stop when their last
-// pair ends.
+// FlavourGoroutines puts all on goroutines. When their last pair ends the
+// loops hold no goroutine (the Group is kept for its linger), and Shutdown
+// retires them.
 func TestEngineFlavourChoice(t *testing.T) {
 	kinds := [][2]kind{{kTCP, kTCP}, {kUnix, kPrefix}, {kTLS, kTCP}, {kNetPipe, kTCP}}
 	for _, f := range engineModes {
 		t.Run(f.String(), func(t *testing.T) {
-			e := &Engine{Flavour: f}
+			e := &Engine{Flavour: f, loopLinger: time.Hour}
 			ended := make(chan Result, len(kinds))
 			var peers []net.Conn
 			for _, k := range kinds {
@@ -303,13 +304,22 @@ func TestEngineFlavourChoice(t *testing.T) {
 				<-ended
 			}
 			e.mu.Lock()
-			running = e.group != nil
+			g := e.group
 			e.mu.Unlock()
-			if running {
-				t.Fatalf("loops still running with no pair on them")
+			if (g != nil) != (wantLoops > 0) {
+				t.Fatalf("loops kept: %v, want %v (linger)", g != nil, wantLoops > 0)
+			}
+			if g != nil {
+				spinUntil(t, "no loop goroutine runs without pairs", func() bool { return g.Running() == 0 })
 			}
 			if err := e.Shutdown(context.Background()); err != nil {
 				t.Fatalf("Shutdown: %v", err)
+			}
+			e.mu.Lock()
+			running = e.group != nil
+			e.mu.Unlock()
+			if running {
+				t.Fatalf("loops not retired by Shutdown")
 			}
 		})
 	}

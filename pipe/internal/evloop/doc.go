@@ -27,7 +27,8 @@
 //
 // # Design (Linux)
 //
-// Each loop is one epoll instance and one goroutine. The epoll descriptor is
+// Each loop is one epoll instance and, while it has pairs, one goroutine
+// (a loop without pairs holds no goroutine). The epoll descriptor is
 // itself registered with Go's netpoller, so a loop with nothing to do is a
 // parked goroutine (no thread, no system call in progress); it wakes when
 // the epoll has events, when its next timer is due (a read deadline) or when

@@ -79,14 +79,18 @@ func dupConn(c net.Conn) (int, error) {
 	nfd := -1
 	var derr error
 	cerr := rc.Control(func(fd uintptr) {
-		typ, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TYPE)
-		if err != nil {
-			derr = fmt.Errorf("getsockopt SO_TYPE: %w", err)
-			return
-		}
-		if typ != unix.SOCK_STREAM {
-			derr = fmt.Errorf("socket type %d is not SOCK_STREAM: %w", typ, ErrUnsupported)
-			return
+		// A *net.TCPConn is always SOCK_STREAM (net.FileConn makes one
+		// only of that type); a *net.UnixConn may be SOCK_SEQPACKET.
+		if kind == "unix" {
+			typ, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TYPE)
+			if err != nil {
+				derr = fmt.Errorf("getsockopt SO_TYPE: %w", err)
+				return
+			}
+			if typ != unix.SOCK_STREAM {
+				derr = fmt.Errorf("socket type %d is not SOCK_STREAM: %w", typ, ErrUnsupported)
+				return
+			}
 		}
 		nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
 		if derr != nil {
@@ -99,6 +103,8 @@ func dupConn(c net.Conn) (int, error) {
 	if cerr != nil {
 		return -1, fmt.Errorf("evloop: take %s socket %s: %w", kind, c.LocalAddr(), cerr)
 	}
+	// O_NONBLOCK belongs to the open file, shared with Go's descriptor,
+	// which has it: SetNonblock only reads the flags (F_GETFL).
 	if err := unix.SetNonblock(nfd, true); err != nil {
 		unix.Close(nfd)
 		return -1, fmt.Errorf("evloop: take %s socket %s: set non-blocking: %w", kind, c.LocalAddr(), err)

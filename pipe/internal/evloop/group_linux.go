@@ -18,16 +18,17 @@ type Group struct {
 
 	bytesAToB, bytesBToA atomic.Int64 // all pairs, running ones included
 
-	mu      sync.Mutex
-	closing bool
-	active  int           // pairs accepted by Add whose done has not returned
-	drained chan struct{} // closed when closing && active == 0
-	stopped bool
-	loopsWG sync.WaitGroup
+	mu       sync.Mutex
+	closing  bool
+	active   int           // pairs accepted by Add whose done has not returned
+	drained  chan struct{} // closed when closing && active == 0
+	stopOnce sync.Once
+	loopsWG  sync.WaitGroup // running loop goroutines
 }
 
-// New starts cfg.Loops loops (default GOMAXPROCS), each an epoll instance
-// with one goroutine waiting in epoll_wait.
+// New makes cfg.Loops loops (default GOMAXPROCS), each an epoll instance
+// and an eventfd. A loop's goroutine runs only while the loop has pairs:
+// a Group without pairs holds descriptors but no goroutine.
 func New(cfg Config) (*Group, error) {
 	if cfg.Loops <= 0 {
 		cfg.Loops = runtime.GOMAXPROCS(0)
@@ -48,10 +49,6 @@ func New(cfg Config) (*Group, error) {
 			return nil, fmt.Errorf("evloop: start loop %d of %d: %w", i+1, cfg.Loops, err)
 		}
 		g.loops = append(g.loops, l)
-	}
-	g.loopsWG.Add(len(g.loops))
-	for _, l := range g.loops {
-		go runLoop(l)
 	}
 	return g, nil
 }
@@ -145,17 +142,31 @@ func (g *Group) Close() error {
 	return nil
 }
 
+// stopLoops stops the loops and frees their descriptors; concurrent
+// callers all return once that is done.
 func (g *Group) stopLoops() {
-	g.mu.Lock()
-	first := !g.stopped
-	g.stopped = true
-	g.mu.Unlock()
-	if first {
-		for _, l := range g.loops {
-			l.stop()
-		}
-	}
+	g.stopOnce.Do(g.stopEach)
 	g.loopsWG.Wait()
+}
+
+func (g *Group) stopEach() {
+	for _, l := range g.loops {
+		l.stop()
+	}
+}
+
+// Running returns the number of loops whose goroutine is running: 0 for a
+// Group without pairs.
+func (g *Group) Running() int {
+	n := 0
+	for _, l := range g.loops {
+		l.mu.Lock()
+		if l.running {
+			n++
+		}
+		l.mu.Unlock()
+	}
+	return n
 }
 
 // pairDone runs the done callback of a closed pair and then counts it out.

@@ -18,8 +18,11 @@ const (
 	writEvents = unix.EPOLLOUT | unix.EPOLLHUP | unix.EPOLLERR
 )
 
-// loop is one epoll instance and the goroutine that waits on it. Everything
-// below mu is touched only by that goroutine.
+// loop is one epoll instance and the goroutine that waits on it. The
+// goroutine runs only while the loop has pairs (or submissions): it starts
+// with the first submission and returns once the loop is empty, so an
+// idle Group holds descriptors but no goroutine. Everything below mu is
+// touched only by that goroutine.
 type loop struct {
 	g    *Group
 	id   int
@@ -36,6 +39,8 @@ type loop struct {
 
 	mu       sync.Mutex
 	inbox    []*pair
+	running  bool // the loop goroutine is running (or about to)
+	freed    bool // descriptors closed (stopped)
 	woken    bool // an eventfd write is pending
 	forcing  bool // close every pair, now and later (Shutdown deadline)
 	stopping bool
@@ -50,6 +55,7 @@ type loop struct {
 	bufs    [][]byte // idle buffers
 	pipeCap int      // capacity asked of new kernel pipes
 	scratch []byte   // shared by all pairs of the loop for small reads (relay)
+	events  []unix.EpollEvent
 }
 
 func newLoop(g *Group, id int) (*loop, error) {
@@ -64,7 +70,7 @@ func newLoop(g *Group, id int) (*loop, error) {
 	}
 	l := &loop{g: g, id: id, epfd: epfd, evfd: evfd, base: time.Now(),
 		ends: make(map[int32]*end), pipeCap: g.cfg.PipeSize,
-		scratch: make([]byte, scratchSize)}
+		scratch: make([]byte, scratchSize), events: make([]unix.EpollEvent, 256)}
 	l.timers.due = func(p *pair) int64 { return p.due }
 	l.timers.setIx = func(p *pair, i int) { p.hidx = i }
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)} // Pad 0: never a socket's seq
@@ -86,10 +92,19 @@ func newLoop(g *Group, id int) (*loop, error) {
 	return l, nil
 }
 
-// submit queues a new pair for the loop (any goroutine).
+// submit queues a new pair for the loop and starts the loop goroutine if
+// it is not running (any goroutine).
 func (l *loop) submit(p *pair) {
 	l.mu.Lock()
 	l.inbox = append(l.inbox, p)
+	if !l.running {
+		// The new goroutine takes the inbox before it waits: no wake-up.
+		l.running = true
+		l.g.loopsWG.Add(1)
+		l.mu.Unlock()
+		go runLoop(l)
+		return
+	}
 	l.wakeLocked()
 }
 
@@ -97,14 +112,36 @@ func (l *loop) submit(p *pair) {
 func (l *loop) forceClose() {
 	l.mu.Lock()
 	l.forcing = true
+	if !l.running {
+		l.mu.Unlock() // no pair to close; later ones are closed on arrival
+		return
+	}
 	l.wakeLocked()
 }
 
-// stop makes the loop goroutine return (any goroutine).
+// stop makes the loop goroutine return and frees the loop's descriptors
+// (any goroutine, once, after the Group has drained).
 func (l *loop) stop() {
 	l.mu.Lock()
 	l.stopping = true
+	if !l.running {
+		l.mu.Unlock()
+		l.freeAll()
+		return
+	}
 	l.wakeLocked()
+}
+
+// parkOut ends the loop goroutine when nothing was submitted meanwhile; the
+// next submit starts a new one. The caller found the loop without pairs.
+func (l *loop) parkOut() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.inbox) > 0 || l.stopping {
+		return false
+	}
+	l.running = false
+	return true
 }
 
 func (l *loop) wakeLocked() {
@@ -117,8 +154,13 @@ func (l *loop) wakeLocked() {
 	}
 }
 
-// freeAll frees the loop's descriptors once its goroutine has returned.
+// freeAll frees the loop's descriptors once its goroutine has returned
+// (or never ran); it is called once.
 func (l *loop) freeAll() {
+	if l.freed {
+		return
+	}
+	l.freed = true
 	for _, kp := range l.pipes {
 		kp.close()
 	}
@@ -133,13 +175,21 @@ func (l *loop) freeAll() {
 
 func (l *loop) clock() int64 { return int64(time.Since(l.base)) + 1 }
 
-// runLoop is the loop goroutine: wait, dispatch readiness, move bytes, fire
-// timers, take new pairs; until stopped.
+// runLoop is the loop goroutine: take new pairs, wait, dispatch readiness,
+// move bytes, fire timers; until stopped, or until the loop has no pair
+// left (the next submit starts a new goroutine).
 func runLoop(l *loop) {
 	defer l.g.loopsWG.Done()
-	defer l.freeAll()
-	events := make([]unix.EpollEvent, 256)
+	events := l.events
+	l.now = l.clock()
 	for {
+		if l.takeInbox() {
+			l.freeAll()
+			return
+		}
+		if len(l.ends) == 0 && len(l.runq) == 0 && l.timers.len() == 0 && l.parkOut() {
+			return
+		}
 		n, err := l.wait(events)
 		if err != nil {
 			// Only EBADF, EFAULT or EINVAL: a bug in this package, not peer input.
@@ -151,9 +201,6 @@ func runLoop(l *loop) {
 		}
 		l.runQueue()
 		l.runTimers()
-		if l.takeInbox() {
-			return
-		}
 	}
 }
 
@@ -178,7 +225,9 @@ func (l *loop) wait(events []unix.EpollEvent) (int, error) {
 	}
 	var n int
 	var err error
-	// Read polls first and parks only when nothing is ready.
+	// Read polls first and parks only when nothing is ready. It must poll
+	// first: before it parks, Read (prepareRead) drops any readiness the
+	// netpoller recorded for epfd while the loop was busy.
 	rerr := l.epraw.Read(func(uintptr) bool {
 		n, err = pollEvents(l.epfd, events)
 		if err == unix.EINTR {
@@ -339,8 +388,11 @@ func (l *loop) finish(p *pair, why Reason, side Side, err error) {
 	for _, e := range [2]*end{&p.a, &p.b} {
 		if l.ends[int32(e.fd)] == e {
 			delete(l.ends, int32(e.fd))
-			unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, e.fd, nil)
 		}
+		// The loop holds the socket's only descriptor (FromConn closed
+		// Go's), so close takes it out of the epoll set: no EPOLL_CTL_DEL.
+		// Were another descriptor still open on it, its events would carry
+		// a sequence number no end has, and dispatch would ignore them.
 		unix.Close(e.fd)
 	}
 	l.dropCarrier(&p.ab)

@@ -44,6 +44,9 @@ func (*Group) AddWithPrefix(a, b Endpoint, fromA, fromB []byte, opts Options, do
 // Active returns 0 on this system.
 func (*Group) Active() int { return 0 }
 
+// Running returns 0 on this system.
+func (*Group) Running() int { return 0 }
+
 // Bytes returns 0, 0 on this system.
 func (*Group) Bytes() (aToB, bToA int64) { return 0, 0 }
 

@@ -1,0 +1,128 @@
+package pipe
+
+import (
+	"context"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// cpuTime is the process's user plus system CPU time so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// echoServer accepts on ln and echoes every connection until EOF.
+func echoServer(ln net.Listener, wg *sync.WaitGroup) {
+	defer wg.Done()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		wg.Add(1)
+		go echoConn(c, wg)
+	}
+}
+
+func echoConn(c net.Conn, wg *sync.WaitGroup) {
+	defer wg.Done()
+	echo(c)
+}
+
+// BenchmarkEngineShortConns is one short connection after another through
+// a forwarder, as `bench/forward.sh`'s connrate sees it with one client:
+// the client connects, the forwarder accepts, dials the echo backend and
+// joins the two, the client sends one byte, reads it back and closes, and
+// the next connection starts once the forwarder's afterClose has run. So
+// the Engine never has more than one pair: this measures what a pair
+// costs from start to end, loops started and stopped included if the
+// Engine does that. cpu-µs/op is the whole process's CPU (client, echo
+// server and kernel included) per connection: steadier than ns/op on a
+// shared machine.
+func BenchmarkEngineShortConns(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		join func(e *Engine, a, up net.Conn, done chan<- struct{})
+		f    Flavour
+	}{
+		{"auto", engineJoin, FlavourAuto},
+		{"goroutines", engineJoin, FlavourGoroutines},
+		{"naive", naiveJoin, FlavourAuto},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			front, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer front.Close()
+			back, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go echoServer(back, &wg)
+			defer wg.Wait()
+			defer back.Close()
+			e := &Engine{Flavour: c.f}
+			defer e.Shutdown(context.Background())
+			done := make(chan struct{}, 1)
+			var one [1]byte
+			b.ReportAllocs()
+			cpu0 := cpuTime(b)
+			for b.Loop() {
+				cl, err := net.Dial("tcp", front.Addr().String())
+				if err != nil {
+					b.Fatal(err)
+				}
+				a, err := front.Accept()
+				if err != nil {
+					b.Fatal(err)
+				}
+				up, err := net.Dial("tcp", back.Addr().String())
+				if err != nil {
+					b.Fatal(err)
+				}
+				c.join(e, a, up, done)
+				if _, err := cl.Write([]byte{'x'}); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(cl, one[:]); err != nil {
+					b.Fatal(err)
+				}
+				cl.Close()
+				<-done
+			}
+			b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+		})
+	}
+}
+
+func engineJoin(e *Engine, a, up net.Conn, done chan<- struct{}) {
+	if err := e.Enter(a, up, func(Result) { done <- struct{}{} }); err != nil {
+		panic(err)
+	}
+}
+
+// naiveJoin is the naive forwarder: two io.Copy goroutines, then close.
+func naiveJoin(_ *Engine, a, up net.Conn, done chan<- struct{}) {
+	go naiveShort(a, up, done)
+}
+
+func naiveShort(a, up net.Conn, done chan<- struct{}) {
+	both := make(chan struct{}, 2)
+	naiveGo(a, up, both)
+	<-both
+	<-both
+	a.Close()
+	up.Close()
+	done <- struct{}{}
+}
