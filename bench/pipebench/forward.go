@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"pipegate/pipe"
+	"pipegate/tlsconf"
 )
 
 // forwardMain accepts connections and joins each with a new connection to
@@ -29,7 +30,7 @@ func forwardMain(args []string) error {
 		return err
 	}
 	if *withTLS {
-		cert, err := selfSigned()
+		cert, err := tlsconf.SelfSigned("127.0.0.1")
 		if err != nil {
 			return err
 		}

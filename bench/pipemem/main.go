@@ -12,18 +12,12 @@ package main
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -35,6 +29,7 @@ import (
 	"time"
 
 	"pipegate/pipe"
+	"pipegate/tlsconf"
 )
 
 func main() {
@@ -67,7 +62,7 @@ func runForwarder(n int, withTLS bool, flavour, heapFile string, stacks bool, se
 	}
 	defer ln.Close()
 	if withTLS {
-		cert, err := selfSigned()
+		cert, err := tlsconf.SelfSigned("127.0.0.1")
 		if err != nil {
 			return err
 		}
@@ -237,23 +232,3 @@ func answerOnce(c net.Conn) {
 }
 
 var held = make(chan net.Conn, 1<<20)
-
-func selfSigned() (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "pipemem"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
-}
