@@ -86,7 +86,8 @@ func (d *loopDone) run(s evloop.Stats) {
 	}
 }
 
-// resultOf converts the loops' Stats; the enums match one to one.
+// resultOf converts the loops' Stats; the enums match one to one
+// (TestEnumsMatchEvloop).
 func resultOf(s evloop.Stats) Result {
 	return Result{
 		BytesAToB: s.BytesAToB, BytesBToA: s.BytesBToA,
