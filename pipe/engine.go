@@ -50,6 +50,12 @@ type Engine struct {
 	Options Options
 	Flavour Flavour
 	Loops   int // event loops (FlavourAuto); 0: GOMAXPROCS
+	// TLSOnGoroutines keeps pairs with a *tls.Conn on goroutines running
+	// crypto/tls. By default (FlavourAuto) a TLS 1.3 conn whose handshake is
+	// done goes to the loops, which carry on its record layer themselves
+	// (package pipe/internal/tlsrec) and hold no goroutine and no buffer
+	// for it while it is idle.
+	TLSOnGoroutines bool
 
 	loopCfg    evloop.Config // tests: pool sizes
 	moveAfter  time.Duration // tests: see burst.go

@@ -2,6 +2,7 @@ package pipe
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"sync"
 	"time"
@@ -29,7 +30,8 @@ const defaultLoopLinger = 5 * time.Second
 func (e *Engine) enterLoopLocked(a, b net.Conn, afterClose func(Result)) bool {
 	ra, fromA := unwrapPrefix(a)
 	rb, fromB := unwrapPrefix(b)
-	if !evloop.Qualifies(ra) || !evloop.Qualifies(rb) {
+	ca, cb := e.loopConn(ra), e.loopConn(rb)
+	if !evloop.Qualifies(ca.Sock) || !evloop.Qualifies(cb.Sock) {
 		return false
 	}
 	if e.group == nil {
@@ -41,7 +43,7 @@ func (e *Engine) enterLoopLocked(a, b net.Conn, afterClose func(Result)) bool {
 		}
 		e.group = g
 	}
-	ea, eb, err := evloop.TakePair(ra, rb)
+	ea, eb, err := evloop.TakeConns(ca, cb)
 	if err != nil {
 		e.loopsIdleLocked()
 		return false // a and b untouched
@@ -57,6 +59,31 @@ func (e *Engine) enterLoopLocked(a, b net.Conn, afterClose func(Result)) bool {
 		go d.run(evloop.Stats{Start: now, End: now, Reason: evloop.ReasonError, Err: err})
 	}
 	return true
+}
+
+// loopConn describes c for the loops: a plain socket, or a *tls.Conn
+// over one (under PrefixConns whose bytes the handshake used up), unless
+// e.TLSOnGoroutines. Sock is nil when c cannot go to the loops.
+func (e *Engine) loopConn(c net.Conn) evloop.Conn {
+	t, ok := c.(*tls.Conn)
+	if !ok {
+		return evloop.Conn{Sock: c}
+	}
+	if e.TLSOnGoroutines {
+		return evloop.Conn{}
+	}
+	sock := t.NetConn()
+	for {
+		pc, ok := sock.(*PrefixConn)
+		if !ok {
+			break
+		}
+		if len(pc.Prefix) > 0 {
+			return evloop.Conn{} // bytes crypto/tls has not read yet
+		}
+		sock = pc.Conn
+	}
+	return evloop.Conn{Sock: sock, TLS: t}
 }
 
 // unwrapPrefix returns the conn under any *PrefixConn layers of c and the

@@ -268,7 +268,8 @@ func prefixIf(k kind) string {
 func writeAll(c net.Conn, s string) { _, _ = c.Write([]byte(s)) }
 
 // TestEngineFlavourChoice: FlavourAuto puts plain socket pairs (a peeked
-// prefix included) on the event loops on Linux and the rest on goroutines;
+// prefix included) and TLS 1.3 pairs on the event loops on Linux and the
+// rest on goroutines;
 // FlavourGoroutines puts all on goroutines. When their last pair ends the
 // loops hold no goroutine (the Group is kept for its linger), and Shutdown
 // retires them.
@@ -289,7 +290,7 @@ func TestEngineFlavourChoice(t *testing.T) {
 			}
 			wantLoops := 0
 			if f == FlavourAuto && runtime.GOOS == "linux" {
-				wantLoops = 2
+				wantLoops = 3
 			}
 			e.mu.Lock()
 			onLoops, onGoroutines, running := e.onLoops, len(e.pipes), e.group != nil
@@ -333,7 +334,7 @@ func TestTLSMovesOn(t *testing.T) {
 	for _, pr := range [][2]kind{{kTLS, kTCP}, {kTCP, kTLS}, {kTLS, kTLS}} {
 		for _, end := range []string{"eof", "shutdown"} {
 			t.Run(pairName(pr)+"-"+end, func(t *testing.T) {
-				e := &Engine{moveAfter: time.Millisecond}
+				e := &Engine{moveAfter: time.Millisecond, TLSOnGoroutines: true}
 				a, ap := side(t, pr[0])
 				b, bp := side(t, pr[1])
 				res := make(chan Result, 1)

@@ -1,7 +1,9 @@
 package evloop
 
 import (
+	"crypto/tls"
 	"errors"
+	"net"
 	"time"
 )
 
@@ -99,3 +101,14 @@ var (
 	// FromConn for conns that are not plain stream sockets.
 	ErrUnsupported = errors.New("evloop: unsupported")
 )
+
+// Conn is one side for TakeConns: a plain stream socket, or a TLS
+// connection running over one.
+type Conn struct {
+	// Sock is a *net.TCPConn or *net.UnixConn (SOCK_STREAM).
+	Sock net.Conn
+	// TLS, when not nil, is the connection over Sock: its handshake is done,
+	// with TLS 1.3, and nothing is buffered in it (see tlsrec.Export). Any
+	// layer between TLS and Sock must hold no bytes of its own.
+	TLS *tls.Conn
+}

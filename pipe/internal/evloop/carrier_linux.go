@@ -51,13 +51,7 @@ func (l *loop) acquire(d *dir) {
 
 // acquireBuf gives d a pooled buffer; d must hold no carrier.
 func (l *loop) acquireBuf(d *dir) {
-	if n := len(l.bufs); n > 0 {
-		d.buf = l.bufs[n-1]
-		l.bufs[n-1] = nil
-		l.bufs = l.bufs[:n-1]
-		return
-	}
-	d.buf = make([]byte, bufSize)
+	d.buf = l.getBuf()
 }
 
 // release returns d's carrier to the pool; d must hold no pending bytes.
@@ -74,11 +68,31 @@ func (l *loop) release(d *dir) {
 		d.kp = nil
 	}
 	if d.buf != nil {
-		if len(d.buf) == bufSize && len(l.bufs) < l.g.cfg.MaxIdlePipes { // not a preload
-			l.bufs = append(l.bufs, d.buf)
-		}
+		l.putBuf(d.buf)
 		d.buf = nil
 	}
+	if d.rbuf != nil && d.rlen == 0 {
+		l.putBuf(d.rbuf)
+		d.rbuf = nil
+	}
+}
+
+// putBuf pools a buffer that came from acquireBuf or getBuf.
+func (l *loop) putBuf(b []byte) {
+	if len(b) == bufSize && len(l.bufs) < l.g.cfg.MaxIdlePipes { // not a preload
+		l.bufs = append(l.bufs, b)
+	}
+}
+
+// getBuf returns a pooled or new buffer of bufSize bytes.
+func (l *loop) getBuf() []byte {
+	if n := len(l.bufs); n > 0 {
+		b := l.bufs[n-1]
+		l.bufs[n-1] = nil
+		l.bufs = l.bufs[:n-1]
+		return b
+	}
+	return make([]byte, bufSize)
 }
 
 // dropCarrier frees d's carrier when its pair closes; a kernel pipe that
@@ -89,15 +103,39 @@ func (l *loop) dropCarrier(d *dir) {
 		d.kp = nil
 	}
 	d.pending = 0
+	d.rlen = 0
 	l.release(d)
 }
 
 // preload makes bytes already read from d.src (a peeked prefix) the first
-// pending bytes of d, in a buffer of their own that is dropped once written.
-func (d *dir) preload(b []byte) {
+// pending bytes of d, in a buffer of their own that is dropped once written;
+// for a TLS dst they are sealed first.
+func (d *dir) preload(b []byte) error {
 	if len(b) == 0 {
-		return
+		return nil
+	}
+	if d.dst.tls != nil {
+		sealed, err := d.dst.tls.Seal(nil, b)
+		if err != nil {
+			return err
+		}
+		d.buf, d.off, d.pending, d.plain = sealed, 0, len(sealed), len(b)
+		return nil
 	}
 	d.buf = append([]byte(nil), b...)
 	d.off, d.pending = 0, len(b)
+	return nil
+}
+
+// preloadRecords makes the records crypto/tls had read from a TLS src but
+// not opened the first bytes d reads; pumpTLS opens them before reading.
+func (d *dir) preloadRecords() {
+	st := d.src.tls
+	if st == nil || len(st.Unread) == 0 {
+		return
+	}
+	d.rbuf = make([]byte, max(bufSize, len(st.Unread)+tlsReadChunk))
+	d.rlen = copy(d.rbuf, st.Unread)
+	d.unopened = true
+	st.Unread = nil
 }

@@ -1,17 +1,23 @@
 package evloop
 
 import (
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"pipegate/pipe/internal/tlsrec"
 )
 
-// Endpoint is a non-blocking stream socket descriptor that a Group can own.
-// Get one from FromConn; the zero value is invalid.
+// Endpoint is a non-blocking stream socket descriptor that a Group can own,
+// with the record layer of the TLS connection over it, if any. Get one from
+// FromConn, TakePair or TakeConns; the zero value is invalid.
 type Endpoint struct {
-	fd int // descriptor + 1, so that the zero value is invalid
+	fd  int           // descriptor + 1, so that the zero value is invalid
+	tls *tlsrec.State // nil for a plain socket
 }
 
 // Qualifies reports whether c can be taken by FromConn: a *net.TCPConn or
@@ -47,18 +53,55 @@ func FromConn(c net.Conn) (Endpoint, error) {
 // neither a nor b has been touched, so the caller can still join them with
 // the goroutine flavour.
 func TakePair(a, b net.Conn) (Endpoint, Endpoint, error) {
-	fa, err := dupConn(a)
+	return TakeConns(Conn{Sock: a}, Conn{Sock: b})
+}
+
+// TakeConns is TakePair for sides that may run TLS: the loop then carries
+// on their record layer (TLS 1.3 only) and the *tls.Conn must never be used
+// again, not even closed: its socket is closed under it. On error nothing
+// has been touched and the conns are still the caller's; errors for sides
+// the loops cannot take wrap ErrUnsupported.
+func TakeConns(a, b Conn) (Endpoint, Endpoint, error) {
+	var ta, tb *tlsrec.State
+	var err error
+	if a.TLS != nil {
+		if ta, err = exportTLS(a.TLS); err != nil {
+			return Endpoint{}, Endpoint{}, err
+		}
+	}
+	if b.TLS != nil {
+		if tb, err = exportTLS(b.TLS); err != nil {
+			return Endpoint{}, Endpoint{}, err
+		}
+	}
+	fa, err := dupConn(a.Sock)
 	if err != nil {
 		return Endpoint{}, Endpoint{}, err
 	}
-	fb, err := dupConn(b)
+	fb, err := dupConn(b.Sock)
 	if err != nil {
 		unix.Close(fa)
 		return Endpoint{}, Endpoint{}, err
 	}
-	a.Close()
-	b.Close()
-	return Endpoint{fd: fa + 1}, Endpoint{fd: fb + 1}, nil
+	a.Sock.Close()
+	b.Sock.Close()
+	return Endpoint{fd: fa + 1, tls: ta}, Endpoint{fd: fb + 1, tls: tb}, nil
+}
+
+func exportTLS(c *tls.Conn) (*tlsrec.State, error) {
+	st, err := tlsrec.Export(c)
+	if err != nil {
+		return nil, fmt.Errorf("evloop: take TLS connection %s: %w", c.LocalAddr(), errorsJoinUnsupported(err))
+	}
+	return st, nil
+}
+
+// errorsJoinUnsupported makes tlsrec's ErrUnsupported also this package's.
+func errorsJoinUnsupported(err error) error {
+	if errors.Is(err, tlsrec.ErrUnsupported) {
+		return fmt.Errorf("%w (%w)", ErrUnsupported, err)
+	}
+	return err
 }
 
 // dupConn returns a non-blocking, close-on-exec duplicate of c's socket.

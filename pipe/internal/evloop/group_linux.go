@@ -73,6 +73,19 @@ func (g *Group) AddWithPrefix(a, b Endpoint, fromA, fromB []byte, opts Options, 
 	if opts.HalfCloseLinger == 0 {
 		opts.HalfCloseLinger = DefaultHalfCloseLinger
 	}
+	p := &pair{opts: opts, done: done, start: time.Now(), hidx: -1}
+	p.a = end{fd: a.fd - 1, side: SideA, p: p, tls: a.tls}
+	p.b = end{fd: b.fd - 1, side: SideB, p: p, tls: b.tls}
+	p.ab = dir{p: p, src: &p.a, dst: &p.b}
+	p.ba = dir{p: p, src: &p.b, dst: &p.a}
+	if err := p.ab.preload(fromA); err != nil {
+		return fmt.Errorf("evloop: add pair: %w", err)
+	}
+	if err := p.ba.preload(fromB); err != nil {
+		return fmt.Errorf("evloop: add pair: %w", err)
+	}
+	p.ab.preloadRecords()
+	p.ba.preloadRecords()
 	g.mu.Lock()
 	if g.closing {
 		g.mu.Unlock()
@@ -80,13 +93,6 @@ func (g *Group) AddWithPrefix(a, b Endpoint, fromA, fromB []byte, opts Options, 
 	}
 	g.active++
 	g.mu.Unlock()
-	p := &pair{opts: opts, done: done, start: time.Now(), hidx: -1}
-	p.a = end{fd: a.fd - 1, side: SideA, p: p}
-	p.b = end{fd: b.fd - 1, side: SideB, p: p}
-	p.ab = dir{p: p, src: &p.a, dst: &p.b}
-	p.ba = dir{p: p, src: &p.b, dst: &p.a}
-	p.ab.preload(fromA)
-	p.ba.preload(fromB)
 	l := g.loops[int(g.next.Add(1))%len(g.loops)]
 	l.submit(p)
 	return nil

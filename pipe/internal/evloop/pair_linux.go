@@ -1,6 +1,10 @@
 package evloop
 
-import "time"
+import (
+	"time"
+
+	"pipegate/pipe/internal/tlsrec"
+)
 
 // end is one socket of a pair, as the loop sees it.
 type end struct {
@@ -8,8 +12,9 @@ type end struct {
 	seq      uint32 // registration number, echoed by epoll in EpollEvent.Pad
 	side     Side
 	p        *pair
-	readable bool // set by EPOLLIN/RDHUP/HUP/ERR, cleared by EAGAIN on read
-	writable bool // set by EPOLLOUT/HUP/ERR, cleared by EAGAIN on write
+	tls      *tlsrec.State // the TLS record layer over the socket, or nil
+	readable bool          // set by EPOLLIN/RDHUP/HUP/ERR, cleared by EAGAIN on read
+	writable bool          // set by EPOLLOUT/HUP/ERR, cleared by EAGAIN on write
 }
 
 // dir is one direction of a pair: bytes read from src and written to dst.
@@ -27,6 +32,15 @@ type dir struct {
 	done     bool   // EOF seen, pending written and dst shut for writing
 	queued   bool   // on the loop's run queue
 	bytes    int64  // written to dst
+
+	// With TLS on either end (pumpTLS): records read from a TLS src wait
+	// in rbuf until whole; plain counts the plaintext behind the pending
+	// bytes sealed for a TLS dst, counted once they are all written.
+	rbuf        []byte
+	rlen        int
+	plain       int
+	closeNotify bool // close_notify sealed for dst
+	unopened    bool // rbuf holds records from tlsrec.State.Unread, not yet opened
 }
 
 // pair is a connection pair owned by one loop; only that loop's goroutine

@@ -23,6 +23,10 @@ const spliceFlags = unix.SPLICE_F_MOVE | unix.SPLICE_F_NONBLOCK
 // pump moves bytes from d.src to d.dst until one of them would block, the
 // budget is spent, the source ends or a call fails.
 func (l *loop) pump(d *dir) {
+	if d.src.tls != nil || d.dst.tls != nil {
+		l.pumpTLS(d)
+		return
+	}
 	p := d.p
 	budget := pumpBudget
 	for !p.closed && !d.done {
@@ -240,7 +244,7 @@ func (l *loop) fail(p *pair, e *end, op string, err error) {
 				break
 			}
 			d.pending -= n
-			l.moved(d, n)
+			l.wrote(d, n)
 		}
 	}
 	l.finish(p, why, e.side, err)

@@ -21,6 +21,11 @@ func TakePair(a, b net.Conn) (Endpoint, Endpoint, error) {
 	return Endpoint{}, Endpoint{}, ErrUnsupported
 }
 
+// TakeConns returns ErrUnsupported on this system.
+func TakeConns(a, b Conn) (Endpoint, Endpoint, error) {
+	return Endpoint{}, Endpoint{}, ErrUnsupported
+}
+
 // Valid reports false on this system.
 func (Endpoint) Valid() bool { return false }
 

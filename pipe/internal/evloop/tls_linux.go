@@ -1,0 +1,219 @@
+package evloop
+
+import (
+	"io"
+
+	"golang.org/x/sys/unix"
+
+	"pipegate/pipe/internal/tlsrec"
+)
+
+// tlsReadChunk bounds one read of a TLS direction, so that what it yields,
+// sealed again for a TLS dst, fits the direction's output buffer with the
+// carried partial record: MaxRecord + tlsReadChunk plus record overheads
+// stays under bufSize.
+const tlsReadChunk = 32 << 10
+
+// pumpTLS is pump for a direction with TLS on either end. It moves bytes
+// through buffers (no splice: the bytes change on the way): a TLS src's
+// records are read into d.rbuf and opened in place, a TLS dst's plaintext
+// is sealed into d.buf. Both buffers go back to the loop's pool when the
+// direction is idle with no partial record, so an idle TLS pair holds only
+// its record layer state.
+func (l *loop) pumpTLS(d *dir) {
+	p := d.p
+	budget := pumpBudget
+	for !p.closed && !d.done {
+		if d.pending > 0 {
+			if !d.dst.writable {
+				return // backpressure: wait for EPOLLOUT on dst
+			}
+			n, err := l.writeOut(d)
+			if err == unix.EAGAIN {
+				d.dst.writable = false
+				return
+			}
+			if err != nil {
+				l.fail(p, d.dst, "write to", err)
+				return
+			}
+			d.pending -= n
+			l.wrote(d, n)
+			if budget -= n; budget <= 0 {
+				l.enqueue(d)
+				return
+			}
+			continue
+		}
+		if d.eof {
+			if d.dst.tls != nil && !d.closeNotify {
+				d.closeNotify = true
+				l.acquireOut(d)
+				out, err := d.dst.tls.SealCloseNotify(d.buf[:0])
+				if err != nil {
+					l.fail(p, d.dst, "seal close_notify for", err)
+					return
+				}
+				l.setOut(d, out, 0)
+				continue
+			}
+			l.halfClose(d)
+			return
+		}
+		if !d.src.readable && !d.unopened {
+			l.release(d)
+			return
+		}
+		var ok bool
+		if d.src.tls != nil {
+			ok = l.readRecords(d)
+		} else {
+			ok = l.readPlainForTLS(d)
+		}
+		if !ok {
+			return
+		}
+	}
+}
+
+// readRecords reads from a TLS src, opens the whole records and makes
+// their plaintext (sealed again when dst runs TLS too) d's pending bytes.
+// It reports whether pumpTLS should go on.
+func (l *loop) readRecords(d *dir) bool {
+	p := d.p
+	st := d.src.tls
+	if d.unopened {
+		d.unopened = false // open what Export handed over before reading
+	} else {
+		if d.rbuf == nil {
+			d.rbuf = l.getBuf()
+		}
+		n, err := readNB(d.src.fd, d.rbuf[d.rlen:d.rlen+tlsReadChunk])
+		if err == unix.EAGAIN {
+			d.src.readable = false
+			l.release(d)
+			return false
+		}
+		if err != nil {
+			l.fail(p, d.src, "read from", err)
+			return false
+		}
+		if n == 0 {
+			if d.rlen > 0 {
+				l.fail(p, d.src, "read from", io.ErrUnexpectedEOF)
+				return false
+			}
+			d.eof = true // EOF without close_notify, between records: as crypto/tls
+			return true
+		}
+		d.rlen += n
+	}
+	p.lastActive = l.now
+	off, plainEnd := 0, 0
+	for !d.eof {
+		used, kind, plain, err := st.Open(d.rbuf[off:d.rlen])
+		if err != nil {
+			l.fail(p, d.src, "open a TLS record from", err)
+			return false
+		}
+		if used == 0 {
+			break
+		}
+		off += used
+		switch kind {
+		case tlsrec.KindData:
+			plainEnd += copy(d.rbuf[plainEnd:], plain) // plain lies after plainEnd
+		case tlsrec.KindCloseNotify:
+			d.eof = true // what follows close_notify is ignored
+		}
+	}
+	if plainEnd > 0 && !l.emit(d, d.rbuf[:plainEnd]) {
+		return false // the pair is closed and its buffers are gone
+	}
+	if d.eof {
+		d.rlen = 0
+	} else {
+		d.rlen = copy(d.rbuf, d.rbuf[off:d.rlen]) // the partial record
+	}
+	return true
+}
+
+// readPlainForTLS reads plaintext from a plain src and seals it for the
+// TLS dst. It reports whether pumpTLS should go on.
+func (l *loop) readPlainForTLS(d *dir) bool {
+	p := d.p
+	n, err := readNB(d.src.fd, l.scratch)
+	if err == unix.EAGAIN {
+		d.src.readable = false
+		l.release(d)
+		return false
+	}
+	if err != nil {
+		l.fail(p, d.src, "read from", err)
+		return false
+	}
+	if n == 0 {
+		d.eof = true
+		return true
+	}
+	p.lastActive = l.now
+	return l.emit(d, l.scratch[:n])
+}
+
+// emit makes plain d's pending bytes: sealed for a TLS dst, copied for a
+// plain one. It reports whether pumpTLS should go on.
+func (l *loop) emit(d *dir, plain []byte) bool {
+	l.acquireOut(d)
+	if d.dst.tls == nil {
+		l.setOut(d, append(d.buf[:0], plain...), 0)
+		return true
+	}
+	out, err := d.dst.tls.Seal(d.buf[:0], plain)
+	if err != nil {
+		l.fail(d.p, d.dst, "seal a TLS record for", err)
+		return false
+	}
+	l.setOut(d, out, len(plain))
+	return true
+}
+
+// acquireOut gives d an output buffer.
+func (l *loop) acquireOut(d *dir) {
+	if d.buf == nil {
+		d.buf = l.getBuf()
+	}
+}
+
+// setOut makes out (built on d.buf[:0]) d's pending bytes, standing for
+// plain bytes of plaintext.
+func (l *loop) setOut(d *dir, out []byte, plain int) {
+	if cap(out) != cap(d.buf) {
+		d.buf = out[:cap(out)] // outgrew the pooled buffer: not pooled again
+	}
+	d.off, d.pending, d.plain = 0, len(out), plain
+}
+
+// wrote counts n bytes just written by d (d.pending already lowered). For
+// a TLS dst it counts plaintext, once all the records that carry it are
+// written.
+func (l *loop) wrote(d *dir, n int) {
+	if d.dst.tls == nil {
+		l.moved(d, n)
+		return
+	}
+	d.p.lastActive = l.now
+	if d.pending == 0 {
+		l.moved(d, d.plain)
+		d.plain = 0
+	}
+}
+
+// readNB reads what the non-blocking fd has for b, retrying EINTR.
+func readNB(fd int, b []byte) (int, error) {
+	for {
+		n, err := rawRead(fd, b)
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
+}

@@ -1,0 +1,26 @@
+// Package tlsrec carries on the record layer of a TLS 1.3 connection after
+// crypto/tls has done its handshake, so that an event loop can move the
+// connection's bytes without a goroutine per connection and without the
+// buffers a *tls.Conn keeps for its whole life.
+//
+// Export takes the traffic secrets and record sequence numbers out of an
+// idle *tls.Conn; from then on the conn must not be used (only the socket
+// under it), and the returned *State seals and opens records:
+//
+//	st, err := tlsrec.Export(tlsConn) // handshake done, nothing buffered
+//	if err != nil {
+//		// not TLS 1.3, an unknown suite, buffered bytes: keep using tlsConn
+//	}
+//	out = st.Seal(out, plaintext)             // records ready for the socket
+//	n, plain, err := st.Open(wire, plainBuf)  // complete records at the front of wire
+//
+// crypto/tls exports neither keys nor sequence numbers. Export reads them
+// from the *tls.Conn's unexported fields with package reflect (read only,
+// no unsafe); when a Go release changes those fields, Export returns an
+// error wrapping ErrUnsupported and callers keep the *tls.Conn, so the
+// worst case is the memory this package saves, never a wrong key or a
+// reused nonce. The tests run a real crypto/tls peer on the other end.
+//
+// Only TLS 1.3 is handled (AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305):
+// its record layer has no renegotiation, and KeyUpdate is handled here.
+package tlsrec
