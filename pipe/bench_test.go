@@ -32,7 +32,15 @@ func viaPipe(b *testing.B, a, bb net.Conn) func() {
 // viaEngine enters the pair into an Engine (FlavourAuto: the event loops
 // for plain socket pairs).
 func viaEngine(b *testing.B, a, bb net.Conn) func() {
-	e := &Engine{}
+	return viaEngineWith(b, &Engine{}, a, bb)
+}
+
+// viaEngineTLSGo is viaEngine with TLS pairs kept on goroutines.
+func viaEngineTLSGo(b *testing.B, a, bb net.Conn) func() {
+	return viaEngineWith(b, &Engine{TLSOnGoroutines: true}, a, bb)
+}
+
+func viaEngineWith(b *testing.B, e *Engine, a, bb net.Conn) func() {
 	done := make(chan struct{})
 	if err := e.Enter(a, bb, func(Result) { close(done) }); err != nil {
 		b.Fatal(err)
@@ -57,7 +65,11 @@ func BenchmarkThroughput(b *testing.B) {
 		{"tcp-tcp/engine", kTCP, kTCP, viaEngine},
 		{"tcp-tcp/naive", kTCP, kTCP, viaNaive},
 		{"tls-tcp/pipe", kTLS, kTCP, viaPipe},
+		{"tls-tcp/engine", kTLS, kTCP, viaEngine},
+		{"tls-tcp/engine-tls-go", kTLS, kTCP, viaEngineTLSGo},
 		{"tls-tcp/naive", kTLS, kTCP, viaNaive},
+		{"tcp-tls/engine", kTCP, kTLS, viaEngine},
+		{"tcp-tls/engine-tls-go", kTCP, kTLS, viaEngineTLSGo},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			a, ap := side(b, c.ka)
@@ -96,7 +108,10 @@ func BenchmarkPingPong(b *testing.B) {
 		{"tcp-tcp/engine", kTCP, kTCP, viaEngine},
 		{"tcp-tcp/naive", kTCP, kTCP, viaNaive},
 		{"tls-tcp/pipe", kTLS, kTCP, viaPipe},
+		{"tls-tcp/engine", kTLS, kTCP, viaEngine},
+		{"tls-tcp/engine-tls-go", kTLS, kTCP, viaEngineTLSGo},
 		{"tcp-tls/pipe", kTCP, kTLS, viaPipe},
+		{"tcp-tls/engine", kTCP, kTLS, viaEngine},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			a, ap := side(b, c.ka)
