@@ -22,10 +22,14 @@
 // An Engine (FlavourAuto, the zero value) runs pairs of plain TCP or Unix
 // stream sockets, peeked bytes included, on epoll event loops on Linux
 // (pipe/internal/evloop): such an idle pair holds no goroutine, buffer or
-// kernel pipe, under 1 KiB of memory besides its two sockets. The loops
-// start with the first such pair and stop when the last one ends. Other
-// pairs, Join, Go, FlavourGoroutines and other systems use two goroutines
-// per pipe; both flavours behave the same (one test suite runs on both).
+// kernel pipe, under 1 KiB of memory besides its two sockets. A TLS 1.3
+// *tls.Conn whose handshake is done goes to the loops too: they carry on its
+// record layer themselves (pipe/internal/tlsrec), so an idle TLS pair holds
+// about 3 KiB and no goroutine (Engine.TLSOnGoroutines turns this off). The
+// loops start with the first such pair and stop when the last one ends.
+// Other pairs (TLS 1.2 among them), Join, Go, FlavourGoroutines and other
+// systems use two goroutines per pipe; both flavours behave the same (one
+// test suite runs on both).
 //
 //	eng := &pipe.Engine{Options: opts, Loops: 0 /* GOMAXPROCS */}
 //	eng.Enter(client, backend, nil) // *net.TCPConn pair: on the event loops

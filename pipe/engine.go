@@ -18,7 +18,9 @@ const (
 	// FlavourAuto runs pairs of plain TCP or Unix stream sockets (a
 	// *PrefixConn over one included) on epoll event loops on Linux: an idle
 	// pair holds no goroutine, buffer or kernel pipe, under 1 KiB in all.
-	// Other pairs (TLS, other net.Conns) and other systems get goroutines.
+	// A TLS 1.3 *tls.Conn whose handshake is done goes to the loops too,
+	// which carry on its record layer (see Engine.TLSOnGoroutines). Other
+	// pairs (TLS 1.2, other net.Conns) and other systems get goroutines.
 	FlavourAuto Flavour = iota
 	// FlavourGoroutines runs every pipe as two goroutines, as Go does.
 	FlavourGoroutines
