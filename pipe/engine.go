@@ -79,6 +79,7 @@ type Engine struct {
 // Stats is a snapshot of an Engine's counters.
 type Stats struct {
 	Open      int64 // pipes running now
+	OnLoops   int64 // of which on the event loops (FlavourAuto)
 	Total     int64 // pipes entered since the engine was created
 	BytesAToB int64 // bytes written to B sides, all pipes (running ones included)
 	BytesBToA int64
@@ -93,6 +94,7 @@ func (e *Engine) Stats() Stats {
 	}
 	s := Stats{
 		Open:      e.open.Load(),
+		OnLoops:   int64(e.onLoops),
 		Total:     e.total.Load(),
 		BytesAToB: e.bytesAToB.Load() + ab,
 		BytesBToA: e.bytesBToA.Load() + ba,
