@@ -99,7 +99,7 @@ func ExampleEngine() {
 	// open: 1
 	// ended: shutdown
 	// context deadline exceeded
-	// {Open:0 Total:1 BytesAToB:4 BytesBToA:0}
+	// {Open:0 OnLoops:0 Total:1 BytesAToB:4 BytesBToA:0}
 	// pipe: engine is shutting down
 }
 
