@@ -31,22 +31,7 @@ func (l *loop) pump(d *dir) {
 	budget := pumpBudget
 	for !p.closed && !d.done {
 		if d.pending > 0 {
-			if !d.dst.writable {
-				return // backpressure: wait for EPOLLOUT on dst, read nothing more
-			}
-			n, err := l.writeOut(d)
-			if err == unix.EAGAIN {
-				d.dst.writable = false
-				return
-			}
-			if err != nil {
-				l.fail(p, d.dst, "write to", err)
-				return
-			}
-			d.pending -= n
-			l.moved(d, n)
-			if budget -= n; budget <= 0 {
-				l.enqueue(d)
+			if !l.writePending(d, &budget) {
 				return
 			}
 			continue
@@ -89,6 +74,32 @@ func (l *loop) pump(d *dir) {
 		p.lastActive = l.now
 		d.bulk = n >= scratchSize // a small read: back to relaying
 	}
+}
+
+// writePending writes what it can of d's pending bytes. It reports whether
+// pump should go on: false on backpressure (read nothing more until
+// EPOLLOUT on dst), on failure, or once the budget is spent (d is queued
+// again).
+func (l *loop) writePending(d *dir, budget *int) bool {
+	if !d.dst.writable {
+		return false
+	}
+	n, err := l.writeOut(d)
+	if err == unix.EAGAIN {
+		d.dst.writable = false
+		return false
+	}
+	if err != nil {
+		l.fail(d.p, d.dst, "write to", err)
+		return false
+	}
+	d.pending -= n
+	l.wrote(d, n)
+	if *budget -= n; *budget <= 0 {
+		l.enqueue(d)
+		return false
+	}
+	return true
 }
 
 // relay moves one read's worth of a quiet direction through the loop's

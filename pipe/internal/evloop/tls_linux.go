@@ -25,22 +25,7 @@ func (l *loop) pumpTLS(d *dir) {
 	budget := pumpBudget
 	for !p.closed && !d.done {
 		if d.pending > 0 {
-			if !d.dst.writable {
-				return // backpressure: wait for EPOLLOUT on dst
-			}
-			n, err := l.writeOut(d)
-			if err == unix.EAGAIN {
-				d.dst.writable = false
-				return
-			}
-			if err != nil {
-				l.fail(p, d.dst, "write to", err)
-				return
-			}
-			d.pending -= n
-			l.wrote(d, n)
-			if budget -= n; budget <= 0 {
-				l.enqueue(d)
+			if !l.writePending(d, &budget) {
 				return
 			}
 			continue
@@ -88,14 +73,8 @@ func (l *loop) readRecords(d *dir) bool {
 		if d.rbuf == nil {
 			d.rbuf = l.getBuf()
 		}
-		n, err := readNB(d.src.fd, d.rbuf[d.rlen:d.rlen+tlsReadChunk])
-		if err == unix.EAGAIN {
-			d.src.readable = false
-			l.release(d)
-			return false
-		}
-		if err != nil {
-			l.fail(p, d.src, "read from", err)
+		n, ok := l.readSrc(d, d.rbuf[d.rlen:d.rlen+tlsReadChunk])
+		if !ok {
 			return false
 		}
 		if n == 0 {
@@ -142,14 +121,8 @@ func (l *loop) readRecords(d *dir) bool {
 // TLS dst. It reports whether pumpTLS should go on.
 func (l *loop) readPlainForTLS(d *dir) bool {
 	p := d.p
-	n, err := readNB(d.src.fd, l.scratch)
-	if err == unix.EAGAIN {
-		d.src.readable = false
-		l.release(d)
-		return false
-	}
-	if err != nil {
-		l.fail(p, d.src, "read from", err)
+	n, ok := l.readSrc(d, l.scratch)
+	if !ok {
 		return false
 	}
 	if n == 0 {
@@ -206,6 +179,23 @@ func (l *loop) wrote(d *dir, n int) {
 		l.moved(d, d.plain)
 		d.plain = 0
 	}
+}
+
+// readSrc reads what d.src has for b. It reports false when there is
+// nothing to read now (src is marked not readable and d's buffers go back
+// to the pool) or the read failed (the pair is closed).
+func (l *loop) readSrc(d *dir, b []byte) (int, bool) {
+	n, err := readNB(d.src.fd, b)
+	if err == unix.EAGAIN {
+		d.src.readable = false
+		l.release(d)
+		return 0, false
+	}
+	if err != nil {
+		l.fail(d.p, d.src, "read from", err)
+		return 0, false
+	}
+	return n, true
 }
 
 // readNB reads what the non-blocking fd has for b, retrying EINTR.

@@ -95,14 +95,21 @@ func readExactly(t *testing.T, r io.Reader, want []byte) {
 // data or sees a close_notify.
 func openAll(t *testing.T, st *State, c net.Conn, n int) (data []byte, closed bool) {
 	t.Helper()
+	return openUntil(t, st, c, func(got []byte, closed bool) bool { return len(got) >= n || closed })
+}
+
+// openUntil reads and opens records from c until done(plaintext so far,
+// close_notify seen).
+func openUntil(t *testing.T, st *State, c net.Conn, done func([]byte, bool) bool) (data []byte, closed bool) {
+	t.Helper()
 	buf := make([]byte, 0, 64<<10)
-	for len(data) < n && !closed {
+	for !done(data, closed) {
 		m, err := c.Read(buf[len(buf):cap(buf)])
 		if err != nil {
 			t.Fatalf("raw read after %d bytes: %v", len(data), err)
 		}
 		buf = buf[:len(buf)+m]
-		for {
+		for !closed {
 			used, kind, plain, err := st.Open(buf)
 			if err != nil {
 				t.Fatal(err)
