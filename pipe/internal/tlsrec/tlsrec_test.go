@@ -91,6 +91,34 @@ func readExactly(t *testing.T, r io.Reader, want []byte) {
 	}
 }
 
+// exportBoth exports both ends of p.
+func (p *tlsPair) exportBoth(t *testing.T) (client, server *State) {
+	t.Helper()
+	cs, err := Export(p.client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, err := Export(p.server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs, ss
+}
+
+// requestUpdate seals a KeyUpdate that asks the peer for one, and moves
+// st's sending key on.
+func requestUpdate(t *testing.T, st *State) []byte {
+	t.Helper()
+	out, err := st.seal(nil, []byte{msgKeyUpdate, 0, 0, 1, 1}, typeHandshake)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.out.update(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 // openAll reads raw records from c until it has n bytes of application
 // data or sees a close_notify.
 func openAll(t *testing.T, st *State, c net.Conn, n int) (data []byte, closed bool) {
@@ -178,14 +206,9 @@ func TestClientSideKeyUpdateWithCryptoTLSServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Ask crypto/tls for a key update, then send data under the new key.
-	out, err := st.seal(nil, []byte{msgKeyUpdate, 0, 0, 1, 1}, typeHandshake)
+	out := requestUpdate(t, st)
+	out, err = st.Seal(out, []byte("after update"))
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.out.update(); err != nil {
-		t.Fatal(err)
-	}
-	if out, err = st.Seal(out, []byte("after update")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := p.rawClient.Write(out); err != nil {
@@ -206,18 +229,8 @@ func TestClientSideKeyUpdateWithCryptoTLSServer(t *testing.T) {
 func TestKeyUpdateRequestedIsAnswered(t *testing.T) {
 	p := newTLSPair(t, 0)
 	p.chat(t)
-	cs, err := Export(p.client)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ss, err := Export(p.server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, _ := cs.seal(nil, []byte{msgKeyUpdate, 0, 0, 1, 1}, typeHandshake)
-	if err := cs.out.update(); err != nil {
-		t.Fatal(err)
-	}
+	cs, ss := p.exportBoth(t)
+	out := requestUpdate(t, cs)
 	out, _ = cs.Seal(out, []byte("ping"))
 	go p.rawClient.Write(out)
 	if got, _ := openAll(t, ss, p.rawServer, 4); string(got) != "ping" {
@@ -238,14 +251,7 @@ func TestKeyUpdateRequestedIsAnswered(t *testing.T) {
 
 func TestTamperedRecordFails(t *testing.T) {
 	p := newTLSPair(t, 0)
-	cs, err := Export(p.client)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ss, err := Export(p.server)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs, ss := p.exportBoth(t)
 	rec, _ := cs.Seal(nil, []byte("secret"))
 	rec[len(rec)-1] ^= 1
 	if _, _, _, err := ss.Open(rec); err == nil {
