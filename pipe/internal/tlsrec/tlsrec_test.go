@@ -343,3 +343,34 @@ func TestExportHandsOverUnreadRecords(t *testing.T) {
 		t.Fatalf("Open(Unread) = %d, %v, %q, %v; want the whole second record", used, kind, plain, err)
 	}
 }
+
+// TestOpenRefuses: what has no place after the handshake ends the
+// connection; user_canceled is passed over.
+func TestOpenRefuses(t *testing.T) {
+	p := newTLSPair(t, 0)
+	cs, ss := p.exportBoth(t)
+	seal := func(content []byte, typ byte) []byte {
+		out, err := cs.seal(nil, content, typ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if used, kind, _, err := ss.Open(seal([]byte{1, 90}, typeAlert)); err != nil || used == 0 || kind != KindNone {
+		t.Fatalf("user_canceled: %d, %v, %v; want passed over", used, kind, err)
+	}
+	for _, c := range []struct {
+		name string
+		rec  []byte
+	}{
+		{"fatal alert", seal([]byte{2, 40}, typeAlert)},
+		{"ClientHello after the handshake", seal([]byte{1, 0, 0, 0}, typeHandshake)},
+		{"KeyUpdate split across records", seal([]byte{msgKeyUpdate, 0, 0}, typeHandshake)},
+		{"change_cipher_spec", []byte{20, 3, 3, 0, 1, 1}},
+		{"oversized record", append([]byte{23, 3, 3, 0x41, 0x01}, make([]byte, 0x4101)...)},
+	} {
+		if _, _, _, err := ss.Open(c.rec); err == nil {
+			t.Errorf("%s: opened without error", c.name)
+		}
+	}
+}
