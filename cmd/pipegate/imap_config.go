@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"pipegate/internal/configerr"
 	"pipegate/listener"
 	"pipegate/route/config"
 )
@@ -150,7 +151,7 @@ func parseIMAPConfig(file string, data []byte) (*imapSettings, error) {
 	}
 	x := newIMAPYAMLIndex(&root)
 	if len(root.Content) == 0 {
-		return nil, &imapConfigError{File: file, Err: errors.New("empty file (want at least listen: and routes_file: or route_sources:)")}
+		return nil, &configerr.Error{File: file, Err: errors.New("empty file (want at least listen: and routes_file: or route_sources:)")}
 	}
 	var fc imapFileConfig
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -160,7 +161,7 @@ func parseIMAPConfig(file string, data []byte) (*imapSettings, error) {
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, &imapConfigError{File: file, Line: extra.Line, Err: errors.New("more than one YAML document (a second --- ?)")}
+		return nil, &configerr.Error{File: file, Line: extra.Line, Err: errors.New("more than one YAML document (a second --- ?)")}
 	}
 	base, err := filepath.Abs(filepath.Dir(file))
 	if err != nil {
@@ -187,7 +188,7 @@ const maxIMAPConfigErrors = 20
 
 func (c *imapConfigChecker) errorf(field, format string, args ...any) {
 	if len(c.errs) < maxIMAPConfigErrors {
-		c.errs = append(c.errs, &imapConfigError{File: c.file, Line: c.x.line(field), Field: field, Err: fmt.Errorf(format, args...)})
+		c.errs = append(c.errs, &configerr.Error{File: c.file, Line: c.x.line(field), Field: field, Err: fmt.Errorf(format, args...)})
 	}
 }
 
@@ -339,7 +340,7 @@ func (c *imapConfigChecker) listeners(fc *imapFileConfig, s *imapSettings) {
 		if len(l.TrustedProxies) > 0 {
 			ln.Trusted, err = listener.ParseCIDRs(field+".trusted_proxies", l.TrustedProxies)
 			if err != nil {
-				c.errs = append(c.errs, &imapConfigError{File: c.file, Line: c.x.line(field + ".trusted_proxies"), Err: err})
+				c.errs = append(c.errs, &configerr.Error{File: c.file, Line: c.x.line(field + ".trusted_proxies"), Err: err})
 			}
 		}
 		if l.AcceptProxy && len(l.TrustedProxies) == 0 {

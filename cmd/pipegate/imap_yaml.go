@@ -10,32 +10,9 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"pipegate/internal/configerr"
 )
-
-// imapConfigError is one problem in an imap config file:
-// "FILE:LINE: FIELD: problem".
-type imapConfigError struct {
-	File  string
-	Line  int    // 0 when unknown
-	Field string // e.g. "listen[1].addr"; "" for the whole file
-	Err   error
-}
-
-func (e *imapConfigError) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		b.WriteString(":" + strconv.Itoa(e.Line))
-	}
-	b.WriteString(": ")
-	if e.Field != "" {
-		b.WriteString(e.Field + ": ")
-	}
-	b.WriteString(e.Err.Error())
-	return b.String()
-}
-
-func (e *imapConfigError) Unwrap() error { return e.Err }
 
 // imapYAMLIndex knows the line of every field of a YAML document by its
 // path ("listen[1].addr"), for error messages after decoding.
@@ -148,7 +125,7 @@ func imapKnownFields(typeName string) string {
 	return strings.Join(keys, ", ")
 }
 
-// imapYAMLErrors turns the yaml package's errors into imapConfigErrors
+// imapYAMLErrors turns the yaml package's errors into configerr.Errors
 // naming file, line and field.
 func imapYAMLErrors(file string, x *imapYAMLIndex, err error) error {
 	var msgs []string
@@ -167,14 +144,14 @@ func imapYAMLErrors(file string, x *imapYAMLIndex, err error) error {
 		}
 		m = strings.TrimPrefix(m, "yaml: ")
 		if sm := imapReUnknown.FindStringSubmatch(m); sm != nil {
-			errs = append(errs, &imapConfigError{File: file, Line: line, Field: x.keyAt(line, sm[1]),
+			errs = append(errs, &configerr.Error{File: file, Line: line, Field: x.keyAt(line, sm[1]),
 				Err: fmt.Errorf("unknown field (want one of: %s)", imapKnownFields(sm[2]))})
 			continue
 		}
 		if sm := imapReType.FindStringSubmatch(m); sm != nil {
 			m = strings.Replace(m, sm[0], "into a mapping with "+imapKnownFields(sm[1]), 1)
 		}
-		errs = append(errs, &imapConfigError{File: file, Line: line, Field: x.fieldAt(line), Err: errors.New(m)})
+		errs = append(errs, &configerr.Error{File: file, Line: line, Field: x.fieldAt(line), Err: errors.New(m)})
 	}
 	return errors.Join(errs...)
 }

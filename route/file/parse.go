@@ -12,32 +12,12 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"pipegate/internal/configerr"
 	"pipegate/route"
 )
 
 // Error is one problem in a routes file: "FILE:LINE: FIELD: problem".
-type Error struct {
-	File  string
-	Line  int    // 0 when unknown
-	Field string // e.g. "routes[2].backend"; "" for the whole file
-	Err   error
-}
-
-func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		b.WriteString(":" + strconv.Itoa(e.Line))
-	}
-	b.WriteString(": ")
-	if e.Field != "" {
-		b.WriteString(e.Field + ": ")
-	}
-	b.WriteString(e.Err.Error())
-	return b.String()
-}
-
-func (e *Error) Unwrap() error { return e.Err }
+type Error = configerr.Error
 
 // document is the file's shape. Values are yaml.Nodes so that each keeps
 // its line for error messages; KnownFields rejects unknown keys.
