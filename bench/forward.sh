@@ -3,15 +3,21 @@
 # and a naive Go forwarder (two io.Copy goroutines), all in one run on
 # loopback, as ratios to a direct connection to the same server:
 #   bulk 1-stream throughput, 64-byte ping-pong p50 latency, short
-#   connections per second, TLS termination 1-stream throughput (vs direct
-#   TLS), memory per idle TLS-terminated connection.
+#   connections per second (and each forwarder's CPU time per connection),
+#   TLS termination 1-stream throughput (vs direct TLS), memory per idle
+#   TLS-terminated connection.
 # Forwarders run on one thread (GOMAXPROCS=1, nbthread 1). Needs the Debian
 # package haproxy (apt-get install -y haproxy) and openssl.
 #
 #   bench/forward.sh              # REPS=3 DUR=1s N=3000 IDLE=1000 by default
 #   REPS=5 DUR=2s IDLE=2000 bench/forward.sh
-# Each figure is the median of REPS rounds; within a round the four
-# targets run one after the other, in a rotating order.
+#   ROWS=conn REPS=9 BASE=/tmp/pipegate-before bench/forward.sh
+# Each figure is the median of REPS rounds; within a round the targets run
+# one after the other, in a rotating order. pg/ha is the median of each
+# round's pipegate/haproxy ratio: the load of a shared machine disturbs it
+# less than the medians. ROWS picks rows (bulk ping conn tls idle; default
+# all). BASE adds a column for another pipegate binary (say, built before a
+# change) run the same way, for before/after figures from one run.
 set -eu
 cd "$(dirname "$0")/.."
 command -v haproxy >/dev/null || { echo "forward.sh: haproxy not installed (apt-get install -y haproxy)" >&2; exit 1; }
@@ -21,6 +27,9 @@ DUR=${DUR:-1s}
 N=${N:-3000}
 IDLE=${IDLE:-1000}
 REPS=${REPS:-3}
+ROWS=${ROWS:-bulk ping conn tls idle}
+BASE=${BASE:-}
+[ -z "$BASE" ] || [ -x "$BASE" ] || { echo "forward.sh: BASE=$BASE is not an executable" >&2; exit 1; }
 
 tmp=$(mktemp -d)
 pids=""
@@ -40,16 +49,22 @@ srv=$(port 0); srv_tls=$(port 1)
 pg=$(port 2); pg_tls=$(port 3)
 ha=$(port 4); ha_tls=$(port 5)
 nv=$(port 6); nv_tls=$(port 7)
+bs=$(port 8); bs_tls=$(port 9)
 
-"$tmp/load" serve -plain "$srv" -tls "$srv_tls" -cert "$tmp/cert.pem" -key "$tmp/key.pem" & pids="$pids $!"
+"$tmp/load" serve -plain "$srv" -tls "$srv_tls" -cert "$tmp/cert.pem" -key "$tmp/key.pem" & srvpid=$!; pids="$pids $srvpid"
 
-cat >"$tmp/forward.yaml" <<CFG
+# pipegate BINARY PLAIN TLS: starts a forward process, its pid in $started.
+pipegate() {
+  cat >"$tmp/forward-$2.yaml" <<CFG
 log-level: warn
 forwards:
-  - {name: plain, listen: "$pg", to: ["$srv"]}
-  - {name: tls, listen: "$pg_tls", to: ["$srv"], tls-cert: "$tmp/cert.pem", tls-key: "$tmp/key.pem"}
+  - {name: plain, listen: "$2", to: ["$srv"]}
+  - {name: tls, listen: "$3", to: ["$srv"], tls-cert: "$tmp/cert.pem", tls-key: "$tmp/key.pem"}
 CFG
-GOMAXPROCS=1 "$tmp/pipegate" forward --config "$tmp/forward.yaml" & pgpid=$!; pids="$pids $pgpid"
+  GOMAXPROCS=1 "$1" forward --config "$tmp/forward-$2.yaml" & started=$!; pids="$pids $started"
+}
+pipegate "$tmp/pipegate" "$pg" "$pg_tls"; pgpid=$started
+[ -z "$BASE" ] || { pipegate "$BASE" "$bs" "$bs_tls"; bspid=$started; }
 
 cat >"$tmp/haproxy.cfg" <<CFG
 global
@@ -74,11 +89,11 @@ backend be
 CFG
 haproxy -db -f "$tmp/haproxy.cfg" 2>"$tmp/haproxy.log" & hapid=$!; pids="$pids $hapid"
 
-GOMAXPROCS=1 "$tmp/load" naive -listen "$nv" -to "$srv" & pids="$pids $!"
+GOMAXPROCS=1 "$tmp/load" naive -listen "$nv" -to "$srv" & nvpid=$!; pids="$pids $nvpid"
 GOMAXPROCS=1 "$tmp/load" naive -listen "$nv_tls" -to "$srv" -cert "$tmp/cert.pem" -key "$tmp/key.pem" & nvtlspid=$!; pids="$pids $nvtlspid"
 
 # Wait (bounded) until every port accepts.
-for a in "$srv" "$srv_tls" "$pg" "$pg_tls" "$ha" "$ha_tls" "$nv" "$nv_tls"; do
+for a in "$srv" "$srv_tls" "$pg" "$pg_tls" "$ha" "$ha_tls" "$nv" "$nv_tls" ${BASE:+"$bs" "$bs_tls"}; do
   i=0
   until (exec 3<>"/dev/tcp/${a%:*}/${a#*:}") 2>/dev/null; do
     i=$((i + 1)); [ $i -lt 200 ] || { echo "forward.sh: $a never listened" >&2; cat "$tmp/haproxy.log" >&2; exit 1; }
@@ -86,33 +101,54 @@ for a in "$srv" "$srv_tls" "$pg" "$pg_tls" "$ha" "$ha_tls" "$nv" "$nv_tls"; do
   done
 done
 
-echo "forward.sh: $(date -u +%FT%TZ) $(uname -r) $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $(haproxy -v | head -1 | cut -d' ' -f1-3), REPS=$REPS DUR=$DUR N=$N IDLE=$IDLE"
+echo "forward.sh: $(date -u +%FT%TZ) $(uname -r) $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $(haproxy -v | head -1 | cut -d' ' -f1-3), REPS=$REPS DUR=$DUR N=$N IDLE=$IDLE${BASE:+ BASE=$BASE}"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 L="$tmp/load"
 T="-tls -ca $tmp/cert.pem"
-# row NAME UNIT CMD DIRECT PIPEGATE HAPROXY NAIVE: REPS rounds, the targets
-# in a different order each round, medians printed with ratios to direct.
+names=(direct pipegate haproxy naive ${BASE:+base})
+nt=${#names[@]}
+# row NAME UNIT CMD DIRECT PIPEGATE HAPROXY NAIVE [BASE]: REPS rounds, the
+# targets in a different order each round; medians, their ratios to direct
+# and pg/ha. With PIDS (the processes behind the targets, in that order) the
+# command also gets -pid and prints a second figure, the CPU time of that
+# process per connection, shown on a second line (for direct: the server's).
 row() {
   local name=$1 unit=$2 cmd=$3; shift 3
-  local targets=("$@") d=() p=() h=() n=() r i k v
+  local targets=("$@") pidof=(${PIDS:-}) fig=() cpu=() q=() cq=() med=() out r i k v x
   for ((r = 0; r < REPS; r++)); do
-    for ((i = 0; i < 4; i++)); do
-      k=$(((i + r) % 4))
-      v=$($L $cmd -addr "${targets[$k]}")
-      case $k in 0) d+=("$v") ;; 1) p+=("$v") ;; 2) h+=("$v") ;; 3) n+=("$v") ;; esac
+    for ((i = 0; i < nt; i++)); do
+      k=$(((i + r) % nt))
+      x=""
+      [ -z "${PIDS:-}" ] || x="-pid ${pidof[$k]}"
+      v=($($L $cmd -addr "${targets[$k]}" $x))
+      fig[r * nt + k]=${v[0]}
+      cpu[r * nt + k]=${v[1]:-}
     done
+    q+=("$(ratio "${fig[r * nt + 1]}" "${fig[r * nt + 2]}")")
+    cq+=("$(ratio "${cpu[r * nt + 1]}" "${cpu[r * nt + 2]}")")
   done
-  local md mp mh mn
-  md=$(median "${d[@]}"); mp=$(median "${p[@]}"); mh=$(median "${h[@]}"); mn=$(median "${n[@]}")
-  printf '%-26s %-8s %9s %9s %9s %9s   pipegate %sx  haproxy %sx  naive %sx\n' \
-    "$name" "$unit" "$md" "$mp" "$mh" "$mn" "$(ratio "$mp" "$md")" "$(ratio "$mh" "$md")" "$(ratio "$mn" "$md")"
+  # column K of array FIG or CPU over the rounds
+  col() { local -n a=$1; local vals=() r; for ((r = 0; r < REPS; r++)); do vals+=("${a[r * nt + $2]}"); done; median "${vals[@]}"; }
+  for ((k = 0; k < nt; k++)); do med+=("$(col fig $k)"); done
+  out=$(printf '%-26s %-8s' "$name" "$unit"; printf ' %9s' "${med[@]}"; printf '  ')
+  for ((k = 1; k < nt; k++)); do out+=" ${names[k]} $(ratio "${med[k]}" "${med[0]}")x"; done
+  echo "$out  pg/ha $(median "${q[@]}")"
+  [ -n "${PIDS:-}" ] || return 0
+  med=(); for ((k = 0; k < nt; k++)); do med+=("$(col cpu $k)"); done
+  printf '%-26s %-8s' "  CPU of the forwarder" us/conn; printf ' %9s' "${med[@]}"
+  echo "   (direct: the server's)  pg/ha $(median "${cq[@]}")"
 }
-printf '%-26s %-8s %9s %9s %9s %9s   medians of %s rounds; ratios to direct\n' metric unit direct pipegate haproxy naive "$REPS"
-row "bulk 1 stream" MB/s "bulk -duration $DUR" "$srv" "$pg" "$ha" "$nv"
-row "ping-pong 64B p50" us "pingpong -n $N" "$srv" "$pg" "$ha" "$nv"
-row "short connections" conn/s "connrate -duration $DUR" "$srv" "$pg" "$ha" "$nv"
-row "TLS termination 1 stream" MB/s "bulk $T -duration $DUR" "$srv_tls" "$pg_tls" "$ha_tls" "$nv_tls"
-printf '%-26s %-8s %9s %9s %9s %9s   (%s connections, one round)\n' "idle TLS conn memory" KiB/conn - \
-  "$($L idle $T -addr "$pg_tls" -n "$IDLE" -pid "$pgpid")" "$($L idle $T -addr "$ha_tls" -n "$IDLE" -pid "$hapid")" \
-  "$($L idle $T -addr "$nv_tls" -n "$IDLE" -pid "$nvtlspid")" "$IDLE"
+has() { case " $ROWS " in *" $1 "*) return 0 ;; esac; return 1; }
+printf '%-26s %-8s' metric unit; printf ' %9s' "${names[@]}"; echo "   medians of $REPS rounds; ratios to direct"
+! has bulk || row "bulk 1 stream" MB/s "bulk -duration $DUR" "$srv" "$pg" "$ha" "$nv" ${BASE:+"$bs"}
+! has ping || row "ping-pong 64B p50" us "pingpong -n $N" "$srv" "$pg" "$ha" "$nv" ${BASE:+"$bs"}
+! has conn || PIDS="$srvpid $pgpid $hapid $nvpid ${BASE:+$bspid}" row "short connections" conn/s "connrate -duration $DUR" "$srv" "$pg" "$ha" "$nv" ${BASE:+"$bs"}
+! has tls || row "TLS termination 1 stream" MB/s "bulk $T -duration $DUR" "$srv_tls" "$pg_tls" "$ha_tls" "$nv_tls" ${BASE:+"$bs_tls"}
+if has idle; then
+  printf '%-26s %-8s %9s %9s %9s %9s' "idle TLS conn memory" KiB/conn - \
+    "$($L idle $T -addr "$pg_tls" -n "$IDLE" -pid "$pgpid")" "$($L idle $T -addr "$ha_tls" -n "$IDLE" -pid "$hapid")" \
+    "$($L idle $T -addr "$nv_tls" -n "$IDLE" -pid "$nvtlspid")"
+  [ -z "$BASE" ] || printf ' %9s' "$($L idle $T -addr "$bs_tls" -n "$IDLE" -pid "$bspid")"
+  echo "   ($IDLE connections, one round)"
+fi

@@ -146,12 +146,10 @@ func dupConn(c net.Conn) (int, error) {
 	if cerr != nil {
 		return -1, fmt.Errorf("evloop: take %s socket %s: %w", kind, c.LocalAddr(), cerr)
 	}
-	// O_NONBLOCK belongs to the open file, shared with Go's descriptor,
-	// which has it: SetNonblock only reads the flags (F_GETFL).
-	if err := unix.SetNonblock(nfd, true); err != nil {
-		unix.Close(nfd)
-		return -1, fmt.Errorf("evloop: take %s socket %s: set non-blocking: %w", kind, c.LocalAddr(), err)
-	}
+	// O_NONBLOCK belongs to the open file, shared with Go's descriptor:
+	// Go makes every socket of a *net.TCPConn or *net.UnixConn
+	// non-blocking (SOCK_NONBLOCK, or set by net.FileConn), so the
+	// duplicate is non-blocking too, without a system call to check.
 	return nfd, nil
 }
 

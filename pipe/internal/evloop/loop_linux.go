@@ -359,7 +359,7 @@ func (l *loop) register(p *pair, forcing bool) {
 		}
 		e.seq = l.seq
 		ev := unix.EpollEvent{Events: sockEvents, Fd: int32(e.fd), Pad: int32(e.seq)}
-		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, e.fd, &ev); err != nil {
+		if err := rawEpollCtl(l.epfd, unix.EPOLL_CTL_ADD, e.fd, &ev); err != nil {
 			l.finish(p, ReasonError, e.side, fmt.Errorf("evloop: register side %s (fd %d) with epoll: %w", e.side, e.fd, err))
 			return
 		}
@@ -398,7 +398,7 @@ func (l *loop) finish(p *pair, why Reason, side Side, err error) {
 		// Go's), so close takes it out of the epoll set: no EPOLL_CTL_DEL.
 		// Were another descriptor still open on it, its events would carry
 		// a sequence number no end has, and dispatch would ignore them.
-		unix.Close(e.fd)
+		rawClose(e.fd) // blocks only under SO_LINGER > 0, which pipegate never sets
 	}
 	l.dropCarrier(&p.ab)
 	l.dropCarrier(&p.ba)

@@ -221,7 +221,7 @@ func (l *loop) halfClose(d *dir) {
 	p := d.p
 	d.done = true
 	l.release(d)
-	if err := unix.Shutdown(d.dst.fd, unix.SHUT_WR); err != nil && !errors.Is(err, unix.ENOTCONN) {
+	if err := rawShutdown(d.dst.fd, unix.SHUT_WR); err != nil && !errors.Is(err, unix.ENOTCONN) {
 		l.fail(p, d.dst, "shut down writing to", err)
 		return
 	}

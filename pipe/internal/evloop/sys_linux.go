@@ -37,3 +37,23 @@ func pollEvents(epfd int, events []unix.EpollEvent) (int, error) {
 	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
 	return int(r), errnoErr(e)
 }
+
+// rawShutdown, rawClose and rawEpollCtl are the loop's other calls on its
+// sockets. None of them blocks, but on loopback shutdown and close run the
+// peer's TCP processing inline: through unix.* (entersyscall) the runtime's
+// monitor would hand the loop's P to another thread meanwhile, which costs
+// more than the call itself (measured: bench/forward.sh short connections).
+func rawShutdown(fd, how int) error {
+	_, _, e := unix.RawSyscall(unix.SYS_SHUTDOWN, uintptr(fd), uintptr(how), 0)
+	return errnoErr(e)
+}
+
+func rawClose(fd int) error {
+	_, _, e := unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
+	return errnoErr(e)
+}
+
+func rawEpollCtl(epfd, op, fd int, ev *unix.EpollEvent) error {
+	_, _, e := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(ev)), 0, 0)
+	return errnoErr(e)
+}
