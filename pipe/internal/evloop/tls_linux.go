@@ -136,11 +136,30 @@ func (l *loop) readPlainForTLS(d *dir) bool {
 // emit makes plain d's pending bytes: sealed for a TLS dst, copied for a
 // plain one. It reports whether pumpTLS should go on.
 func (l *loop) emit(d *dir, plain []byte) bool {
-	l.acquireOut(d)
 	if d.dst.tls == nil {
-		l.setOut(d, append(d.buf[:0], plain...), 0)
+		// Write at once from where the plaintext lies; keep only what dst
+		// does not take.
+		m := 0
+		if d.dst.writable {
+			var err error
+			m, err = writeNB(d.dst.fd, plain)
+			switch {
+			case err == unix.EAGAIN:
+				m = 0
+				d.dst.writable = false
+			case err != nil:
+				l.fail(d.p, d.dst, "write to", err)
+				return false
+			}
+			l.moved(d, m)
+		}
+		if m < len(plain) {
+			l.acquireOut(d)
+			l.setOut(d, append(d.buf[:0], plain[m:]...), 0)
+		}
 		return true
 	}
+	l.acquireOut(d)
 	out, err := d.dst.tls.Seal(d.buf[:0], plain)
 	if err != nil {
 		l.fail(d.p, d.dst, "seal a TLS record for", err)
@@ -196,6 +215,16 @@ func (l *loop) readSrc(d *dir, b []byte) (int, bool) {
 		return 0, false
 	}
 	return n, true
+}
+
+// writeNB writes what the non-blocking fd takes of b, retrying EINTR.
+func writeNB(fd int, b []byte) (int, error) {
+	for {
+		n, err := rawWrite(fd, b)
+		if err != unix.EINTR {
+			return max(n, 0), err
+		}
+	}
 }
 
 // readNB reads what the non-blocking fd has for b, retrying EINTR.
