@@ -24,6 +24,10 @@ var ErrServerClosed = errors.New("forward: server closed")
 type Deps struct {
 	Log     *slog.Logger // nil: discard
 	Metrics *Metrics     // nil: no metrics
+	// TLSOnGoroutines keeps TLS-terminated or -originated pairs on
+	// goroutines running crypto/tls (pipe.Engine.TLSOnGoroutines) instead
+	// of the event loops' own TLS 1.3 record layer.
+	TLSOnGoroutines bool
 }
 
 // Server runs one forward: it accepts connections on the listeners given
@@ -171,7 +175,7 @@ func (s *Server) newGeneration(cfg Config, prev *generation) (*generation, error
 	if prev != nil && prev.engine.Options == opts {
 		g.engine = prev.engine
 	} else {
-		g.engine = &pipe.Engine{Options: opts}
+		g.engine = &pipe.Engine{Options: opts, TLSOnGoroutines: s.deps.TLSOnGoroutines}
 	}
 	// One counter for the life of the Server, even while unlimited, so that
 	// new limits count the connections already open.

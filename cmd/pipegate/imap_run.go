@@ -107,7 +107,7 @@ func newIMAPDaemon(s *imapSettings, res *imapResources, log *slog.Logger) *imapD
 		penalty.OnError = func(err error) { log.Warn("imap: auth_penalty store", "err", err) }
 	}
 	pipeOpts := pipe.Options{IdleTimeout: s.IdleTimeout, MaxLifetime: s.MaxLifetime, HalfCloseLinger: s.HalfCloseLinger}
-	engine := &pipe.Engine{Options: pipeOpts}
+	engine := &pipe.Engine{Options: pipeOpts, TLSOnGoroutines: tlsOnGoroutines()}
 	for _, l := range s.Listen {
 		var policy *listener.ProxyPolicy
 		if l.AcceptProxy {
