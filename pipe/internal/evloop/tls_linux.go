@@ -51,20 +51,28 @@ func (l *loop) pumpTLS(d *dir) {
 		}
 		var ok bool
 		if d.src.tls != nil {
-			ok = l.readRecords(d)
+			ok = l.readRecords(d, &budget)
 		} else {
 			ok = l.readPlainForTLS(d)
 		}
 		if !ok {
 			return
 		}
+		if budget <= 0 && d.pending == 0 && !d.eof {
+			// Bytes read count too: records that carry nothing (empty
+			// ones, KeyUpdates) must not keep this direction in the loop
+			// for ever while the other pairs wait.
+			l.enqueue(d)
+			return
+		}
 	}
 }
 
 // readRecords reads from a TLS src, opens the whole records and makes
-// their plaintext (sealed again when dst runs TLS too) d's pending bytes.
-// It reports whether pumpTLS should go on.
-func (l *loop) readRecords(d *dir) bool {
+// their plaintext (sealed again when dst runs TLS too) d's pending bytes,
+// taking what it read from the budget. It reports whether pumpTLS should
+// go on.
+func (l *loop) readRecords(d *dir, budget *int) bool {
 	p := d.p
 	st := d.src.tls
 	if d.unopened {
@@ -86,6 +94,7 @@ func (l *loop) readRecords(d *dir) bool {
 			return true
 		}
 		d.rlen += n
+		*budget -= n
 	}
 	p.lastActive = l.now
 	off, plainEnd := 0, 0
