@@ -71,9 +71,9 @@ func (l *loop) release(d *dir) {
 		l.putBuf(d.buf)
 		d.buf = nil
 	}
-	if d.rbuf != nil && d.rlen == 0 {
-		l.putBuf(d.rbuf)
-		d.rbuf = nil
+	if t := d.t; t != nil && t.rbuf != nil && t.rlen == 0 {
+		l.putBuf(t.rbuf)
+		t.rbuf = nil
 	}
 }
 
@@ -103,7 +103,9 @@ func (l *loop) dropCarrier(d *dir) {
 		d.kp = nil
 	}
 	d.pending = 0
-	d.rlen = 0
+	if d.t != nil {
+		d.t.rlen = 0
+	}
 	l.release(d)
 }
 
@@ -119,7 +121,7 @@ func (d *dir) preload(b []byte) error {
 		if err != nil {
 			return err
 		}
-		d.buf, d.off, d.pending, d.plain = sealed, 0, len(sealed), len(b)
+		d.buf, d.off, d.pending, d.t.plain = sealed, 0, len(sealed), len(b)
 		return nil
 	}
 	d.buf = append([]byte(nil), b...)
@@ -134,8 +136,8 @@ func (d *dir) preloadRecords() {
 	if st == nil || len(st.Unread) == 0 {
 		return
 	}
-	d.rbuf = make([]byte, max(bufSize, len(st.Unread)+tlsReadChunk))
-	d.rlen = copy(d.rbuf, st.Unread)
-	d.unopened = true
+	d.t.rbuf = make([]byte, max(bufSize, len(st.Unread)+tlsReadChunk))
+	d.t.rlen = copy(d.t.rbuf, st.Unread)
+	d.t.unopened = true
 	st.Unread = nil
 }

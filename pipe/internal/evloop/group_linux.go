@@ -78,6 +78,10 @@ func (g *Group) AddWithPrefix(a, b Endpoint, fromA, fromB []byte, opts Options, 
 	p.b = end{fd: b.fd - 1, side: SideB, p: p, tls: b.tls}
 	p.ab = dir{p: p, src: &p.a, dst: &p.b}
 	p.ba = dir{p: p, src: &p.b, dst: &p.a}
+	if a.tls != nil || b.tls != nil {
+		t := new([2]dirTLS)
+		p.ab.t, p.ba.t = &t[0], &t[1]
+	}
 	if err := p.ab.preload(fromA); err != nil {
 		return fmt.Errorf("evloop: add pair: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func readString(t *testing.T, c net.Conn, n int) string {
@@ -285,5 +286,14 @@ func TestFromConnRejects(t *testing.T) {
 	g := newGroup(t, Config{Loops: 1})
 	if err := g.Add(Endpoint{}, Endpoint{}, Options{}, nil); err == nil {
 		t.Fatal("Add of invalid endpoints succeeded")
+	}
+}
+
+// TestPairSize: a plain pair stays within the runtime's 416-byte size
+// class (the memory an idle pair costs, with the fd map and timer slot);
+// what only TLS pairs need is allocated apart.
+func TestPairSize(t *testing.T) {
+	if n := unsafe.Sizeof(pair{}); n > 416 {
+		t.Fatalf("pair is %d bytes, over the 416-byte size class", n)
 	}
 }

@@ -366,7 +366,7 @@ func (l *loop) register(p *pair, forcing bool) {
 		l.ends[int32(e.fd)] = e
 	}
 	for _, d := range [2]*dir{&p.ab, &p.ba} {
-		if d.unopened { // records read by crypto/tls: no readiness event will come for them
+		if d.t != nil && d.t.unopened { // records read by crypto/tls: no readiness event will come for them
 			l.enqueue(d)
 		}
 	}

@@ -16,7 +16,7 @@ const tlsReadChunk = 32 << 10
 
 // pumpTLS is pump for a direction with TLS on either end. It moves bytes
 // through buffers (no splice: the bytes change on the way): a TLS src's
-// records are read into d.rbuf and opened in place, a TLS dst's plaintext
+// records are read into d.t.rbuf and opened in place, a TLS dst's plaintext
 // is sealed into d.buf. Both buffers go back to the loop's pool when the
 // direction is idle with no partial record, so an idle TLS pair holds only
 // its record layer state.
@@ -31,8 +31,8 @@ func (l *loop) pumpTLS(d *dir) {
 			continue
 		}
 		if d.eof {
-			if d.dst.tls != nil && !d.closeNotify {
-				d.closeNotify = true
+			if d.dst.tls != nil && !d.t.closeNotify {
+				d.t.closeNotify = true
 				l.acquireOut(d)
 				out, err := d.dst.tls.SealCloseNotify(d.buf[:0])
 				if err != nil {
@@ -45,7 +45,7 @@ func (l *loop) pumpTLS(d *dir) {
 			l.halfClose(d)
 			return
 		}
-		if !d.src.readable && !d.unopened {
+		if !d.src.readable && !d.t.unopened {
 			l.release(d)
 			return
 		}
@@ -75,31 +75,31 @@ func (l *loop) pumpTLS(d *dir) {
 func (l *loop) readRecords(d *dir, budget *int) bool {
 	p := d.p
 	st := d.src.tls
-	if d.unopened {
-		d.unopened = false // open what Export handed over before reading
+	if d.t.unopened {
+		d.t.unopened = false // open what Export handed over before reading
 	} else {
-		if d.rbuf == nil {
-			d.rbuf = l.getBuf()
+		if d.t.rbuf == nil {
+			d.t.rbuf = l.getBuf()
 		}
-		n, ok := l.readSrc(d, d.rbuf[d.rlen:d.rlen+tlsReadChunk])
+		n, ok := l.readSrc(d, d.t.rbuf[d.t.rlen:d.t.rlen+tlsReadChunk])
 		if !ok {
 			return false
 		}
 		if n == 0 {
-			if d.rlen > 0 {
+			if d.t.rlen > 0 {
 				l.fail(p, d.src, "read from", io.ErrUnexpectedEOF)
 				return false
 			}
 			d.eof = true // EOF without close_notify, between records: as crypto/tls
 			return true
 		}
-		d.rlen += n
+		d.t.rlen += n
 		*budget -= n
 	}
 	p.lastActive = l.now
 	off, plainEnd := 0, 0
 	for !d.eof {
-		used, kind, plain, err := st.Open(d.rbuf[off:d.rlen])
+		used, kind, plain, err := st.Open(d.t.rbuf[off:d.t.rlen])
 		if err != nil {
 			l.fail(p, d.src, "open a TLS record from", err)
 			return false
@@ -110,18 +110,18 @@ func (l *loop) readRecords(d *dir, budget *int) bool {
 		off += used
 		switch kind {
 		case tlsrec.KindData:
-			plainEnd += copy(d.rbuf[plainEnd:], plain) // plain lies after plainEnd
+			plainEnd += copy(d.t.rbuf[plainEnd:], plain) // plain lies after plainEnd
 		case tlsrec.KindCloseNotify:
 			d.eof = true // what follows close_notify is ignored
 		}
 	}
-	if plainEnd > 0 && !l.emit(d, d.rbuf[:plainEnd]) {
+	if plainEnd > 0 && !l.emit(d, d.t.rbuf[:plainEnd]) {
 		return false // the pair is closed and its buffers are gone
 	}
 	if d.eof {
-		d.rlen = 0
+		d.t.rlen = 0
 	} else {
-		d.rlen = copy(d.rbuf, d.rbuf[off:d.rlen]) // the partial record
+		d.t.rlen = copy(d.t.rbuf, d.t.rbuf[off:d.t.rlen]) // the partial record
 	}
 	return true
 }
@@ -191,7 +191,7 @@ func (l *loop) setOut(d *dir, out []byte, plain int) {
 	if cap(out) != cap(d.buf) {
 		d.buf = out[:cap(out)] // outgrew the pooled buffer: not pooled again
 	}
-	d.off, d.pending, d.plain = 0, len(out), plain
+	d.off, d.pending, d.t.plain = 0, len(out), plain
 }
 
 // wrote counts n bytes just written by d (d.pending already lowered). For
@@ -204,8 +204,8 @@ func (l *loop) wrote(d *dir, n int) {
 	}
 	d.p.lastActive = l.now
 	if d.pending == 0 {
-		l.moved(d, d.plain)
-		d.plain = 0
+		l.moved(d, d.t.plain)
+		d.t.plain = 0
 	}
 }
 
