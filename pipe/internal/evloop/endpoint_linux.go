@@ -35,6 +35,9 @@ func Qualifies(c net.Conn) bool {
 // *net.UnixConn of type SOCK_STREAM with nothing buffered in user space
 // (the bytes a pipe.PrefixConn carries go to Group.AddWithPrefix).
 //
+// The socket must not have SO_LINGER above 0: the loop's close would block
+// on it.
+//
 // On success the descriptor is duplicated (close-on-exec, non-blocking) and c
 // is closed, which removes c's descriptor from Go's netpoller: Go never reads,
 // writes or polls the socket again and the Endpoint is its only owner. On
