@@ -20,6 +20,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
+	"pipegate/internal/testserver"
 	"pipegate/internal/tlstest"
 )
 
@@ -116,49 +117,8 @@ func serveForTest(srv *Server, ln net.Listener, done chan<- error) { done <- srv
 // (wrapped in TLS when cfg is set).
 func startUpstream(t *testing.T, cfg *tls.Config, handle func(net.Conn)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg != nil {
-		ln = tls.NewListener(ln, cfg)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go acceptForTest(ln, handle, &wg)
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	return ln.Addr().String()
+	return testserver.Start(t, cfg, testTimeout, handle)
 }
-
-func acceptForTest(ln net.Listener, handle func(net.Conn), wg *sync.WaitGroup) {
-	defer wg.Done()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		wg.Add(1)
-		go handleForTest(c, handle, wg)
-	}
-}
-
-func handleForTest(c net.Conn, handle func(net.Conn), wg *sync.WaitGroup) {
-	defer wg.Done()
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(testTimeout))
-	handle(c)
-}
-
-// echo copies back what it reads, then half-closes.
-func echo(c net.Conn) {
-	io.Copy(c, c)
-	if cw, ok := c.(interface{ CloseWrite() error }); ok {
-		cw.CloseWrite()
-	}
-}
-
-// greet writes s and closes.
-func greet(s string) func(net.Conn) { return func(c net.Conn) { io.WriteString(c, s) } }
 
 // roundTrip sends msg, half-closes and returns everything read back.
 func roundTrip(t *testing.T, c net.Conn, msg string) string {
@@ -211,7 +171,7 @@ func closedPort(t *testing.T) string {
 }
 
 func TestForwardPlain(t *testing.T) {
-	up := startUpstream(t, nil, echo)
+	up := startUpstream(t, nil, testserver.Echo)
 	_, addr, rec, m := startServer(t, Config{Name: "plain", Upstreams: []string{up}})
 	if got := roundTrip(t, dial(t, addr), "hello"); got != "hello" {
 		t.Fatalf("echo = %q", got)
@@ -230,7 +190,7 @@ func TestForwardPlain(t *testing.T) {
 
 func TestForwardFailover(t *testing.T) {
 	down := closedPort(t)
-	up := startUpstream(t, nil, greet("second"))
+	up := startUpstream(t, nil, testserver.Greet("second"))
 	_, addr, rec, m := startServer(t, Config{Name: "fo", Upstreams: []string{down, up}, Backoff: time.Hour, TCPKeepAlive: time.Minute})
 	for i := range 2 {
 		if got := roundTrip(t, dial(t, addr), ""); got != "second" {
@@ -261,7 +221,7 @@ func TestForwardSNI(t *testing.T) {
 	ca := tlstest.NewCA(t)
 	serve := func(name string) string {
 		cert := ca.IssueCert(t, name)
-		return startUpstream(t, &tls.Config{Certificates: []tls.Certificate{cert}}, greet(name))
+		return startUpstream(t, &tls.Config{Certificates: []tls.Certificate{cert}}, testserver.Greet(name))
 	}
 	a, b, def := serve("a.example"), serve("x.b.example"), serve("default.example")
 	_, addr, rec, _ := startServer(t, Config{
@@ -282,7 +242,7 @@ func TestForwardSNI(t *testing.T) {
 
 // Garbage instead of a ClientHello closes that connection only.
 func TestForwardSNIGarbage(t *testing.T) {
-	up := startUpstream(t, nil, greet("up"))
+	up := startUpstream(t, nil, testserver.Greet("up"))
 	_, addr, rec, m := startServer(t, Config{Name: "sni", Routes: []Route{{ServerName: "a.example", Upstreams: []string{up}}}})
 	refused(t, dial(t, addr), "GET / HTTP/1.0\r\n\r\n")
 	if r := rec.wait(t, "connection refused", 1); r["reason"] != "client-hello" {
@@ -303,7 +263,7 @@ func TestForwardSNIGarbage(t *testing.T) {
 }
 
 func TestForwardLimits(t *testing.T) {
-	up := startUpstream(t, nil, echo)
+	up := startUpstream(t, nil, testserver.Echo)
 	_, addr, rec, m := startServer(t, Config{Name: "lim", Upstreams: []string{up}, MaxConns: 1})
 	first := dial(t, addr)
 	first.SetDeadline(time.Now().Add(testTimeout))
@@ -359,8 +319,8 @@ func TestForwardAcceptAndSendProxy(t *testing.T) {
 }
 
 func TestForwardReload(t *testing.T) {
-	one := startUpstream(t, nil, echo)
-	two := startUpstream(t, nil, greet("two"))
+	one := startUpstream(t, nil, testserver.Echo)
+	two := startUpstream(t, nil, testserver.Greet("two"))
 	srv, addr, _, _ := startServer(t, Config{Upstreams: []string{one}})
 	old := dial(t, addr)
 	old.SetDeadline(time.Now().Add(testTimeout))
@@ -409,7 +369,7 @@ func piped(t *testing.T, addr string) net.Conn {
 
 // Changing the limits on reload keeps counting the connections open.
 func TestForwardReloadLimits(t *testing.T) {
-	up := startUpstream(t, nil, echo)
+	up := startUpstream(t, nil, testserver.Echo)
 	srv, addr, rec, _ := startServer(t, Config{Name: "rl", Upstreams: []string{up}, MaxConns: 1})
 	piped(t, addr)
 	cfg := srv.Config()
@@ -438,7 +398,7 @@ func TestForwardReloadLimits(t *testing.T) {
 }
 
 func TestShutdownDrains(t *testing.T) {
-	up := startUpstream(t, nil, echo)
+	up := startUpstream(t, nil, testserver.Echo)
 	srv, addr, _, _ := startServer(t, Config{Upstreams: []string{up}})
 	c := dial(t, addr)
 	c.SetDeadline(time.Now().Add(testTimeout))
@@ -495,7 +455,7 @@ func (l *signalListener) Accept() (net.Conn, error) {
 // the client.
 func TestShutdownDuringHandshake(t *testing.T) {
 	ca := tlstest.NewCA(t)
-	up := startUpstream(t, nil, echo)
+	up := startUpstream(t, nil, testserver.Echo)
 	for _, tt := range []struct {
 		name string
 		cfg  Config
@@ -544,7 +504,7 @@ func TestShutdownDuringHandshake(t *testing.T) {
 }
 
 func TestShutdownDeadline(t *testing.T) {
-	up := startUpstream(t, nil, echo)
+	up := startUpstream(t, nil, testserver.Echo)
 	srv, addr, rec, _ := startServer(t, Config{Upstreams: []string{up}})
 	c := dial(t, addr)
 	c.SetDeadline(time.Now().Add(testTimeout))

@@ -27,6 +27,7 @@ import (
 	"github.com/pires/go-proxyproto"
 	"go.uber.org/goleak"
 
+	"pipegate/internal/testserver"
 	"pipegate/internal/tlstest"
 )
 
@@ -176,47 +177,8 @@ func (p *fwdProc) exitCode(t *testing.T) int {
 // fwdUpstream serves handle on a loopback listener (TLS when cfg != nil).
 func fwdUpstream(t *testing.T, cfg *tls.Config, handle func(net.Conn)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg != nil {
-		ln = tls.NewListener(ln, cfg)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go fwdAccept(ln, handle, &wg)
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	return ln.Addr().String()
+	return testserver.Start(t, cfg, fwdWait, handle)
 }
-
-func fwdAccept(ln net.Listener, handle func(net.Conn), wg *sync.WaitGroup) {
-	defer wg.Done()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		wg.Add(1)
-		go fwdHandle(c, handle, wg)
-	}
-}
-
-func fwdHandle(c net.Conn, handle func(net.Conn), wg *sync.WaitGroup) {
-	defer wg.Done()
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(fwdWait))
-	handle(c)
-}
-
-func fwdEcho(c net.Conn) {
-	io.Copy(c, c)
-	if cw, ok := c.(interface{ CloseWrite() error }); ok {
-		cw.CloseWrite()
-	}
-}
-
-func fwdGreet(s string) func(net.Conn) { return func(c net.Conn) { io.WriteString(c, s) } }
 
 // fwdProxyInfo parses the PROXY header and answers "vN src".
 func fwdProxyInfo(c net.Conn) {
@@ -294,7 +256,7 @@ func fwdClosedPort(t *testing.T) string {
 
 func TestForwardE2EPlainAndMetrics(t *testing.T) {
 	fwdLeakCheck(t)
-	up := fwdUpstream(t, nil, fwdEcho)
+	up := fwdUpstream(t, nil, testserver.Echo)
 	p := fwdStart(t, 1, "--listen", "127.0.0.1:0", "--to", up, "--name", "plain", "--metrics-addr", "127.0.0.1:0")
 	addr := p.addr(t, 1)
 	if got := fwdRoundTrip(t, fwdDial(t, addr), "hello, world"); got != "hello, world" {
@@ -337,10 +299,7 @@ func TestForwardE2EUnixSockets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go fwdAccept(ln, fwdEcho, &wg)
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	testserver.Serve(t, ln, fwdWait, testserver.Echo)
 	front := filepath.Join(dir, "front.sock")
 	p := fwdStart(t, 1, "--listen", "unix:"+front, "--to", "unix:"+upPath, "--send-proxy", "v1")
 	if got := p.addr(t, 1); got != "unix:"+front {
@@ -361,7 +320,7 @@ func TestForwardE2ETLSTerminate(t *testing.T) {
 	fwdLeakCheck(t)
 	ca := tlstest.NewCA(t)
 	cert, key := ca.Issue(t, "127.0.0.1", "front.example")
-	up := fwdUpstream(t, nil, fwdEcho)
+	up := fwdUpstream(t, nil, testserver.Echo)
 	p := fwdStart(t, 1, "--listen", "127.0.0.1:0", "--to", up, "--tls-cert", cert, "--tls-key", key)
 	c := tls.Client(fwdDial(t, p.addr(t, 1)), &tls.Config{RootCAs: ca.Pool(), ServerName: "front.example"})
 	if got := fwdRoundTrip(t, c, "secret"); got != "secret" {
@@ -382,7 +341,7 @@ func TestForwardE2EClientCertificates(t *testing.T) {
 	fwdLeakCheck(t)
 	ca := tlstest.NewCA(t)
 	cert, key := ca.Issue(t, "127.0.0.1")
-	up := fwdUpstream(t, nil, fwdGreet("in"))
+	up := fwdUpstream(t, nil, testserver.Greet("in"))
 	p := fwdStart(t, 1, "--listen", "127.0.0.1:0", "--to", up, "--tls-cert", cert, "--tls-key", key, "--client-ca", ca.CertFile(t))
 	addr := p.addr(t, 1)
 	anon := tls.Client(fwdDial(t, addr), &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"})
@@ -500,7 +459,7 @@ func TestForwardE2ESNIRouting(t *testing.T) {
 	fwdLeakCheck(t)
 	ca := tlstest.NewCA(t)
 	serve := func(name string) string {
-		return fwdUpstream(t, &tls.Config{Certificates: []tls.Certificate{ca.IssueCert(t, name)}}, fwdGreet(name))
+		return fwdUpstream(t, &tls.Config{Certificates: []tls.Certificate{ca.IssueCert(t, name)}}, testserver.Greet(name))
 	}
 	a, b, def := serve("a.example"), serve("x.b.example"), serve("default.example")
 	p := fwdStart(t, 1, "--listen", "127.0.0.1:0", "--sni", "a.example="+a, "--sni", "*.b.example="+b, "--to", def)
@@ -522,7 +481,7 @@ func TestForwardE2ESNIRouting(t *testing.T) {
 func TestForwardE2EFailover(t *testing.T) {
 	fwdLeakCheck(t)
 	down := fwdClosedPort(t)
-	up := fwdUpstream(t, nil, fwdGreet("second"))
+	up := fwdUpstream(t, nil, testserver.Greet("second"))
 	p := fwdStart(t, 1, "--listen", "127.0.0.1:0", "--to", down, "--to", up, "--dial-timeout", "2s")
 	for i := range 3 {
 		if got := fwdRoundTrip(t, fwdDial(t, p.addr(t, 1)), ""); got != "second" {
@@ -536,7 +495,7 @@ func TestForwardE2EFailover(t *testing.T) {
 
 func TestForwardE2ELimits(t *testing.T) {
 	fwdLeakCheck(t)
-	up := fwdUpstream(t, nil, fwdEcho)
+	up := fwdUpstream(t, nil, testserver.Echo)
 	p := fwdStart(t, 1, "--listen", "127.0.0.1:0", "--to", up, "--max-conns-per-ip", "1")
 	addr := p.addr(t, 1)
 	first := fwdDial(t, addr)
@@ -559,9 +518,9 @@ func TestForwardE2ELimits(t *testing.T) {
 
 func TestForwardE2EReload(t *testing.T) {
 	fwdLeakCheck(t)
-	one := fwdUpstream(t, nil, fwdEcho)
-	two := fwdUpstream(t, nil, fwdGreet("two"))
-	three := fwdUpstream(t, nil, fwdGreet("three"))
+	one := fwdUpstream(t, nil, testserver.Echo)
+	two := fwdUpstream(t, nil, testserver.Greet("two"))
+	three := fwdUpstream(t, nil, testserver.Greet("three"))
 	ca := tlstest.NewCA(t)
 	cert1, key1 := ca.Issue(t, "one.example")
 	cert2, key2 := ca.Issue(t, "two.example")
@@ -655,7 +614,7 @@ forwards:
 // its open connections are closed.
 func TestForwardE2EReloadRemovedDrainTimeout(t *testing.T) {
 	fwdLeakCheck(t)
-	up := fwdUpstream(t, nil, fwdEcho)
+	up := fwdUpstream(t, nil, testserver.Echo)
 	config := func(drain, extra string) string {
 		return fmt.Sprintf("drain-timeout: %s\nforwards:\n  - {name: keep, listen: \"127.0.0.1:0\", to: [%s]}\n%s", drain, up, extra)
 	}
@@ -694,7 +653,7 @@ func TestForwardE2EReloadRemovedDrainTimeout(t *testing.T) {
 
 func TestForwardE2EDrain(t *testing.T) {
 	fwdLeakCheck(t)
-	up := fwdUpstream(t, nil, fwdEcho)
+	up := fwdUpstream(t, nil, testserver.Echo)
 	p := fwdStart(t, 1, "--listen", "127.0.0.1:0", "--to", up, "--drain-timeout", "1m")
 	addr := p.addr(t, 1)
 	c := fwdDial(t, addr)
@@ -729,7 +688,7 @@ func TestForwardE2EDrain(t *testing.T) {
 
 func TestForwardE2EDrainDeadline(t *testing.T) {
 	fwdLeakCheck(t)
-	up := fwdUpstream(t, nil, fwdEcho)
+	up := fwdUpstream(t, nil, testserver.Echo)
 	p := fwdStart(t, 1, "--listen", "127.0.0.1:0", "--to", up, "--drain-timeout", "200ms")
 	c := fwdDial(t, p.addr(t, 1))
 	if _, err := c.Write([]byte("a")); err != nil {
@@ -846,7 +805,7 @@ func fwdCopy(t *testing.T, from, to string) {
 
 func TestForwardE2EIdleTimeout(t *testing.T) {
 	fwdLeakCheck(t)
-	up := fwdUpstream(t, nil, fwdEcho)
+	up := fwdUpstream(t, nil, testserver.Echo)
 	p := fwdStart(t, 1, "--listen", "127.0.0.1:0", "--to", up, "--idle-timeout", "100ms", "--tcp-keepalive", "30s")
 	c := fwdDial(t, p.addr(t, 1))
 	if _, err := c.Write([]byte("a")); err != nil {
