@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"pipegate/route"
+	"pipegate/route/internal/routetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -329,20 +330,5 @@ func BenchmarkLookup(b *testing.B) {
 	}
 	defer s.Close()
 	req := route.Request{Protocol: "imap", Account: "alice@a.test", Password: "secret", ClientAddr: netip.MustParseAddrPort("127.0.0.1:5000")}
-	ctx := context.Background()
-	b.Run("cold", func(b *testing.B) {
-		for b.Loop() {
-			if _, err := s.Lookup(ctx, req); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("warm", func(b *testing.B) {
-		c := route.Cache(s, time.Minute, time.Minute, 0)
-		for b.Loop() {
-			if _, err := c.Lookup(ctx, req); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+	routetest.BenchLookup(b, s, req)
 }

@@ -16,6 +16,7 @@ import (
 
 	"pipegate/internal/realserver"
 	"pipegate/route"
+	"pipegate/route/internal/routetest"
 )
 
 const suffix = "dc=pipegate,dc=test"
@@ -146,14 +147,6 @@ func newSource(t testing.TB, cfg Config) *Source {
 	return s
 }
 
-func urls(rt route.Route) string {
-	var out []string
-	for _, b := range rt.Backends {
-		out = append(out, b.String())
-	}
-	return strings.Join(out, " ")
-}
-
 func lookup(t *testing.T, s *Source, account string) (route.Route, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -190,8 +183,8 @@ func TestBackendAttr(t *testing.T) {
 		case err != nil:
 			t.Errorf("%s: %v", tt.account, err)
 		default:
-			if urls(rt) != tt.want || rt.Login != tt.login {
-				t.Errorf("%s: %s login %q, want %s login %q", tt.account, urls(rt), rt.Login, tt.want, tt.login)
+			if routetest.Backends(rt) != tt.want || rt.Login != tt.login {
+				t.Errorf("%s: %s login %q, want %s login %q", tt.account, routetest.Backends(rt), rt.Login, tt.want, tt.login)
 			}
 		}
 	}
@@ -212,8 +205,8 @@ func TestHostAttrs(t *testing.T) {
 			t.Errorf("%s: %v", tt.account, err)
 			continue
 		}
-		if urls(rt) != tt.want || rt.Login != tt.login {
-			t.Errorf("%s: %s login %q, want %s login %q", tt.account, urls(rt), rt.Login, tt.want, tt.login)
+		if routetest.Backends(rt) != tt.want || rt.Login != tt.login {
+			t.Errorf("%s: %s login %q, want %s login %q", tt.account, routetest.Backends(rt), rt.Login, tt.want, tt.login)
 		}
 	}
 	if _, err := lookup(t, s, "nohost@b.test"); !errors.Is(err, route.ErrNotFound) {
@@ -225,8 +218,8 @@ func TestHostAttrs(t *testing.T) {
 func TestMailHostDefaults(t *testing.T) {
 	s := newSource(t, Config{HostAttr: "mailHost", TLSMode: "tls", Filter: "(uid=%n)"})
 	rt, err := lookup(t, s, "carol@elsewhere.test")
-	if err != nil || urls(rt) != "imaps://mail1.b.test:993" {
-		t.Fatalf("%s %v", urls(rt), err)
+	if err != nil || routetest.Backends(rt) != "imaps://mail1.b.test:993" {
+		t.Fatalf("%s %v", routetest.Backends(rt), err)
 	}
 }
 
@@ -263,8 +256,8 @@ func TestTLSAndBind(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || urls(rt) != "imap://127.0.0.1:14301" {
-				t.Fatalf("%s %v", urls(rt), err)
+			if err != nil || routetest.Backends(rt) != "imap://127.0.0.1:14301" {
+				t.Fatalf("%s %v", routetest.Backends(rt), err)
 			}
 		})
 	}
@@ -353,30 +346,5 @@ func TestHungDirectory(t *testing.T) {
 func BenchmarkLookup(b *testing.B) {
 	s := newSource(b, Config{BackendAttr: "pipegateBackend"})
 	req := route.Request{Protocol: "imap", Account: "alice@a.test"}
-	ctx := context.Background()
-	b.Run("cold", func(b *testing.B) {
-		for b.Loop() {
-			if _, err := s.Lookup(ctx, req); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("cold-parallel", func(b *testing.B) {
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if _, err := s.Lookup(ctx, req); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	})
-	b.Run("warm", func(b *testing.B) {
-		c := route.Cache(s, time.Minute, time.Minute, 0)
-		for b.Loop() {
-			if _, err := c.Lookup(ctx, req); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+	routetest.BenchLookup(b, s, req)
 }

@@ -13,6 +13,7 @@ import (
 
 	"pipegate/internal/realserver"
 	"pipegate/route"
+	"pipegate/route/internal/routetest"
 )
 
 var (
@@ -59,14 +60,6 @@ func newSource(t testing.TB, cfg Config) *Source {
 	return s
 }
 
-func backendList(rt route.Route) string {
-	var out []string
-	for _, b := range rt.Backends {
-		out = append(out, b.String())
-	}
-	return strings.Join(out, " ")
-}
-
 func TestLookup(t *testing.T) {
 	s := newSource(t, Config{})
 	seed(t,
@@ -97,8 +90,8 @@ func TestLookup(t *testing.T) {
 			}
 		case err != nil:
 			t.Errorf("%s: %v", tt.account, err)
-		case backendList(rt) != tt.want:
-			t.Errorf("%s: %s, want %s", tt.account, backendList(rt), tt.want)
+		case routetest.Backends(rt) != tt.want:
+			t.Errorf("%s: %s, want %s", tt.account, routetest.Backends(rt), tt.want)
 		}
 	}
 }
@@ -107,8 +100,8 @@ func TestKeyTemplateAndLowercase(t *testing.T) {
 	s := newSource(t, Config{Key: "mail:%d:%n", Lowercase: true})
 	seed(t, "mail:b.test:carol", "imaps://127.0.0.1:19932")
 	rt, err := s.Lookup(context.Background(), route.Request{Account: "Carol@B.test"})
-	if err != nil || backendList(rt) != "imaps://127.0.0.1:19932" {
-		t.Fatalf("%v %v", backendList(rt), err)
+	if err != nil || routetest.Backends(rt) != "imaps://127.0.0.1:19932" {
+		t.Fatalf("%v %v", routetest.Backends(rt), err)
 	}
 }
 
@@ -204,20 +197,5 @@ func BenchmarkLookup(b *testing.B) {
 	s := newSource(b, Config{})
 	seed(b, "route:alice@a.test", "imap://127.0.0.1:14301")
 	req := route.Request{Protocol: "imap", Account: "alice@a.test"}
-	ctx := context.Background()
-	b.Run("cold", func(b *testing.B) {
-		for b.Loop() {
-			if _, err := s.Lookup(ctx, req); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("warm", func(b *testing.B) {
-		c := route.Cache(s, time.Minute, time.Minute, 0)
-		for b.Loop() {
-			if _, err := c.Lookup(ctx, req); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+	routetest.BenchLookup(b, s, req)
 }

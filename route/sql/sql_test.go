@@ -14,6 +14,7 @@ import (
 
 	"pipegate/internal/realserver"
 	"pipegate/route"
+	"pipegate/route/internal/routetest"
 )
 
 var (
@@ -83,14 +84,6 @@ func newSource(t testing.TB, query string) *Source {
 	return s
 }
 
-func urls(rt route.Route) string {
-	var out []string
-	for _, b := range rt.Backends {
-		out = append(out, b.String())
-	}
-	return strings.Join(out, " ")
-}
-
 func lookup(t *testing.T, s *Source, req route.Request) (route.Route, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -119,8 +112,8 @@ func runCases(t *testing.T, s *Source, cases []lookupCase) {
 			}
 		case err != nil:
 			t.Errorf("%s: %v", tt.account, err)
-		case urls(rt) != tt.want || rt.Login != tt.login:
-			t.Errorf("%s: %s login %q, want %s login %q", tt.account, urls(rt), rt.Login, tt.want, tt.login)
+		case routetest.Backends(rt) != tt.want || rt.Login != tt.login:
+			t.Errorf("%s: %s login %q, want %s login %q", tt.account, routetest.Backends(rt), rt.Login, tt.want, tt.login)
 		}
 	}
 }
@@ -231,8 +224,8 @@ func TestDownAndBack(t *testing.T) {
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if rt, err := lookup(t, s, req); err != nil || urls(rt) != "imap://127.0.0.1:14301" {
-		t.Fatalf("database back: %s %v", urls(rt), err)
+	if rt, err := lookup(t, s, req); err != nil || routetest.Backends(rt) != "imap://127.0.0.1:14301" {
+		t.Fatalf("database back: %s %v", routetest.Backends(rt), err)
 	}
 }
 
@@ -264,30 +257,5 @@ func TestHungDatabase(t *testing.T) {
 func BenchmarkLookup(b *testing.B) {
 	s := newSource(b, "SELECT host, port, tls, login FROM routes WHERE account = $1")
 	req := route.Request{Protocol: "imap", Account: "alice@a.test"}
-	ctx := context.Background()
-	b.Run("cold", func(b *testing.B) {
-		for b.Loop() {
-			if _, err := s.Lookup(ctx, req); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("cold-parallel", func(b *testing.B) {
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if _, err := s.Lookup(ctx, req); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	})
-	b.Run("warm", func(b *testing.B) {
-		c := route.Cache(s, time.Minute, time.Minute, 0)
-		for b.Loop() {
-			if _, err := c.Lookup(ctx, req); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+	routetest.BenchLookup(b, s, req)
 }
