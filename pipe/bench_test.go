@@ -54,23 +54,29 @@ func viaNaive(b *testing.B, a, bb net.Conn) func() {
 	return func() { <-done; <-done; a.Close(); bb.Close() }
 }
 
+// benchCases are the pairs and forwarders both benchmarks run: plain and
+// TLS on either side, through Go, the Engine (TLS on its loops, or kept on
+// goroutines) and a naive forwarder.
+var benchCases = []struct {
+	name   string
+	ka, kb kind
+	fwd    forwarder
+}{
+	{"tcp-tcp/pipe", kTCP, kTCP, viaPipe},
+	{"tcp-tcp/engine", kTCP, kTCP, viaEngine},
+	{"tcp-tcp/naive", kTCP, kTCP, viaNaive},
+	{"tls-tcp/pipe", kTLS, kTCP, viaPipe},
+	{"tls-tcp/engine", kTLS, kTCP, viaEngine},
+	{"tls-tcp/engine-tls-go", kTLS, kTCP, viaEngineTLSGo},
+	{"tls-tcp/naive", kTLS, kTCP, viaNaive},
+	{"tcp-tls/pipe", kTCP, kTLS, viaPipe},
+	{"tcp-tls/engine", kTCP, kTLS, viaEngine},
+	{"tcp-tls/engine-tls-go", kTCP, kTLS, viaEngineTLSGo},
+}
+
 // BenchmarkThroughput moves b.N chunks of 64 KiB one way through a pipe.
 func BenchmarkThroughput(b *testing.B) {
-	for _, c := range []struct {
-		name   string
-		ka, kb kind
-		fwd    forwarder
-	}{
-		{"tcp-tcp/pipe", kTCP, kTCP, viaPipe},
-		{"tcp-tcp/engine", kTCP, kTCP, viaEngine},
-		{"tcp-tcp/naive", kTCP, kTCP, viaNaive},
-		{"tls-tcp/pipe", kTLS, kTCP, viaPipe},
-		{"tls-tcp/engine", kTLS, kTCP, viaEngine},
-		{"tls-tcp/engine-tls-go", kTLS, kTCP, viaEngineTLSGo},
-		{"tls-tcp/naive", kTLS, kTCP, viaNaive},
-		{"tcp-tls/engine", kTCP, kTLS, viaEngine},
-		{"tcp-tls/engine-tls-go", kTCP, kTLS, viaEngineTLSGo},
-	} {
+	for _, c := range benchCases {
 		b.Run(c.name, func(b *testing.B) {
 			a, ap := side(b, c.ka)
 			bb, bp := side(b, c.kb)
@@ -99,20 +105,7 @@ func BenchmarkThroughput(b *testing.B) {
 // BenchmarkPingPong measures one 64-byte request/response round trip
 // through a pipe (latency; allocations per round trip).
 func BenchmarkPingPong(b *testing.B) {
-	for _, c := range []struct {
-		name   string
-		ka, kb kind
-		fwd    forwarder
-	}{
-		{"tcp-tcp/pipe", kTCP, kTCP, viaPipe},
-		{"tcp-tcp/engine", kTCP, kTCP, viaEngine},
-		{"tcp-tcp/naive", kTCP, kTCP, viaNaive},
-		{"tls-tcp/pipe", kTLS, kTCP, viaPipe},
-		{"tls-tcp/engine", kTLS, kTCP, viaEngine},
-		{"tls-tcp/engine-tls-go", kTLS, kTCP, viaEngineTLSGo},
-		{"tcp-tls/pipe", kTCP, kTLS, viaPipe},
-		{"tcp-tls/engine", kTCP, kTLS, viaEngine},
-	} {
+	for _, c := range benchCases {
 		b.Run(c.name, func(b *testing.B) {
 			a, ap := side(b, c.ka)
 			bb, bp := side(b, c.kb)
