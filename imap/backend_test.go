@@ -36,22 +36,8 @@ func TestBackendIDAndLiterals(t *testing.T) {
 	got := make(seen, 10)
 	fb := startFake(t, func(fc *fakeConn) {
 		fc.send("* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID AUTH=PLAIN] fake ready\r\n")
-		for {
-			c := fc.cmd()
-			if c == nil {
-				return
-			}
-			got <- c
-			switch c.Name {
-			case "ID":
-				fc.send("* ID NIL\r\n" + c.Tag + " OK ID done\r\n")
-			case "LOGIN":
-				// Post-login data in the same packet as the OK.
-				fc.send(c.Tag + " OK [CAPABILITY IMAP4rev1 IDLE XFAKE] Logged in\r\n* 3 EXISTS\r\n")
-				fc.serveAfterLogin()
-				return
-			}
-		}
+		// Post-login data in the same packet as the OK.
+		fc.answerIDThenLogin(got, " OK [CAPABILITY IMAP4rev1 IDLE XFAKE] Logged in\r\n* 3 EXISTS\r\n")
 	})
 	b, _ := route.ParseBackend("imap://" + fb.addr) // ID on by default
 	r := route.RouterFunc(func(context.Context, route.Request) (route.Route, error) {

@@ -63,23 +63,7 @@ func readUntil(b *testing.B, br *bufio.Reader, prefix string) {
 func BenchmarkLoginID(b *testing.B) {
 	fb := startFake(b, func(fc *fakeConn) {
 		fc.send("* OK [CAPABILITY IMAP4rev1 ID LITERAL+ SASL-IR AUTH=PLAIN] ready\r\n")
-		for {
-			c := fc.cmd()
-			if c == nil {
-				return
-			}
-			switch c.Name {
-			case "ID":
-				fc.send("* ID NIL\r\n" + c.Tag + " OK ID done\r\n")
-			case "LOGIN":
-				fc.send(c.Tag + " OK [CAPABILITY IMAP4rev1 IDLE] Logged in\r\n")
-				fc.serveAfterLogin()
-				return
-			default:
-				fc.send(c.Tag + " BAD unexpected\r\n")
-				return
-			}
-		}
+		fc.answerIDThenLogin(nil, " OK [CAPABILITY IMAP4rev1 IDLE] Logged in\r\n")
 	})
 	p := startProxy(b, &imap.Server{
 		Router:             routes(b, map[string][]string{"alice@a.test": {plainURL(fb.addr)}}),

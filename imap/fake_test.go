@@ -85,6 +85,34 @@ func (fc *fakeConn) cmd() *wire.Command {
 	return c
 }
 
+// answerIDThenLogin is a Dovecot-like backend's dialogue after its
+// greeting: ID gets an empty answer, LOGIN gets loginReply after its tag and
+// the session is then served as logged in (serveAfterLogin); anything else
+// gets BAD and ends the connection. Each command goes to got first, when got
+// is not nil.
+func (fc *fakeConn) answerIDThenLogin(got seen, loginReply string) {
+	for {
+		c := fc.cmd()
+		if c == nil {
+			return
+		}
+		if got != nil {
+			got <- c
+		}
+		switch c.Name {
+		case "ID":
+			fc.send("* ID NIL\r\n" + c.Tag + " OK ID done\r\n")
+		case "LOGIN":
+			fc.send(c.Tag + loginReply)
+			fc.serveAfterLogin()
+			return
+		default:
+			fc.send(c.Tag + " BAD unexpected\r\n")
+			return
+		}
+	}
+}
+
 // serveAfterLogin answers NOOP and LOGOUT like a logged-in server would.
 func (fc *fakeConn) serveAfterLogin() {
 	for {

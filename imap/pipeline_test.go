@@ -117,21 +117,7 @@ func TestBackendIDThenSyncLiteral(t *testing.T) {
 	got := make(seen, 10)
 	fb := startFake(t, func(fc *fakeConn) {
 		fc.send("* OK [CAPABILITY IMAP4rev1 ID AUTH=PLAIN] ready\r\n")
-		for {
-			c := fc.cmd()
-			if c == nil {
-				return
-			}
-			got <- c
-			switch c.Name {
-			case "ID":
-				fc.send("* ID NIL\r\n" + c.Tag + " OK ID done\r\n")
-			case "LOGIN":
-				fc.send(c.Tag + " OK [CAPABILITY IMAP4rev1] Logged in\r\n")
-				fc.serveAfterLogin()
-				return
-			}
-		}
+		fc.answerIDThenLogin(got, " OK [CAPABILITY IMAP4rev1] Logged in\r\n")
 	})
 	r := routes(t, map[string][]string{"@x.test": {"imap://" + fb.addr}})
 	p := startProxy(t, &imap.Server{Router: r, AllowPlaintextAuth: true})
