@@ -400,14 +400,7 @@ func TestForwardReloadLimits(t *testing.T) {
 func TestShutdownDrains(t *testing.T) {
 	up := startUpstream(t, nil, testserver.Echo)
 	srv, addr, _, _ := startServer(t, Config{Upstreams: []string{up}})
-	c := dial(t, addr)
-	c.SetDeadline(time.Now().Add(testTimeout))
-	if _, err := c.Write([]byte("a")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
-		t.Fatal(err)
-	}
+	c := piped(t, addr)
 	done := make(chan error, 1)
 	go shutdownForTest(srv, context.Background(), done)
 	// Not accepting any more (bounded poll: the listener closes asynchronously).
@@ -506,14 +499,7 @@ func TestShutdownDuringHandshake(t *testing.T) {
 func TestShutdownDeadline(t *testing.T) {
 	up := startUpstream(t, nil, testserver.Echo)
 	srv, addr, rec, _ := startServer(t, Config{Upstreams: []string{up}})
-	c := dial(t, addr)
-	c.SetDeadline(time.Now().Add(testTimeout))
-	if _, err := c.Write([]byte("a")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
-		t.Fatal(err)
-	}
+	c := piped(t, addr)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := srv.Shutdown(ctx); err == nil {
