@@ -171,22 +171,7 @@ func TestBackendAttr(t *testing.T) {
 	}
 	for _, tt := range tests {
 		rt, err := lookup(t, s, tt.account)
-		switch {
-		case tt.err == "not found":
-			if !errors.Is(err, route.ErrNotFound) {
-				t.Errorf("%s: err = %v, want ErrNotFound", tt.account, err)
-			}
-		case tt.err != "":
-			if err == nil || !strings.Contains(err.Error(), tt.err) || errors.Is(err, route.ErrNotFound) {
-				t.Errorf("%s: err = %v, want %q", tt.account, err, tt.err)
-			}
-		case err != nil:
-			t.Errorf("%s: %v", tt.account, err)
-		default:
-			if routetest.Backends(rt) != tt.want || rt.Login != tt.login {
-				t.Errorf("%s: %s login %q, want %s login %q", tt.account, routetest.Backends(rt), rt.Login, tt.want, tt.login)
-			}
-		}
+		routetest.Check(t, routetest.Want{Account: tt.account, Backends: tt.want, Login: tt.login, Err: tt.err}, rt, err)
 	}
 }
 

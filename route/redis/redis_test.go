@@ -79,20 +79,7 @@ func TestLookup(t *testing.T) {
 	}
 	for _, tt := range tests {
 		rt, err := s.Lookup(ctx, route.Request{Protocol: "imap", Account: tt.account})
-		switch {
-		case tt.wantErr == "not found":
-			if !errors.Is(err, route.ErrNotFound) {
-				t.Errorf("%s: err = %v, want ErrNotFound", tt.account, err)
-			}
-		case tt.wantErr != "":
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || errors.Is(err, route.ErrNotFound) {
-				t.Errorf("%s: err = %v, want one containing %q", tt.account, err, tt.wantErr)
-			}
-		case err != nil:
-			t.Errorf("%s: %v", tt.account, err)
-		case routetest.Backends(rt) != tt.want:
-			t.Errorf("%s: %s, want %s", tt.account, routetest.Backends(rt), tt.want)
-		}
+		routetest.Check(t, routetest.Want{Account: tt.account, Backends: tt.want, Login: "", Err: tt.wantErr}, rt, err)
 	}
 }
 
