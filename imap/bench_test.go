@@ -28,6 +28,11 @@ func benchLogin(b *testing.B, viaProxy bool) {
 		})
 		addr = p.addr
 	}
+	loginLoop(b, addr)
+}
+
+// loginLoop connects to addr, logs in as alice and logs out, b.N times.
+func loginLoop(b *testing.B, addr string) {
 	for b.Loop() {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -70,17 +75,5 @@ func BenchmarkLoginID(b *testing.B) {
 		AllowPlaintextAuth: true,
 		Logger:             slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
-	for b.Loop() {
-		c, err := net.Dial("tcp", p.addr)
-		if err != nil {
-			b.Fatal(err)
-		}
-		br := bufio.NewReader(c)
-		readUntil(b, br, "* OK")
-		io.WriteString(c, "a LOGIN alice@a.test apass\r\n")
-		readUntil(b, br, "a OK")
-		io.WriteString(c, "b LOGOUT\r\n")
-		readUntil(b, br, "b OK")
-		c.Close()
-	}
+	loginLoop(b, p.addr)
 }
