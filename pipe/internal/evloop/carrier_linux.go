@@ -49,9 +49,11 @@ func (l *loop) acquire(d *dir) {
 	l.acquireBuf(d)
 }
 
-// acquireBuf gives d a pooled buffer; d must hold no carrier.
+// acquireBuf gives d a pooled buffer unless it has one.
 func (l *loop) acquireBuf(d *dir) {
-	d.buf = l.getBuf()
+	if d.buf == nil {
+		d.buf = l.getBuf()
+	}
 }
 
 // release returns d's carrier to the pool; d must hold no pending bytes.

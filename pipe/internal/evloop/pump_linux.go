@@ -109,51 +109,41 @@ func (l *loop) writePending(d *dir, budget *int) bool {
 // scratch buffer holds (an idle spell alone does not end it). It reports
 // whether pump should go on.
 func (l *loop) relay(d *dir) bool {
-	p := d.p
-	var n int
-	var err error
-	for {
-		n, err = rawRead(d.src.fd, l.scratch)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err == unix.EAGAIN {
-		d.src.readable = false
-		return false
-	}
-	if err != nil {
-		l.fail(p, d.src, "read from", err)
+	n, ok := l.readSrc(d, l.scratch)
+	if !ok {
 		return false
 	}
 	if n == 0 {
 		d.eof = true
 		return true
 	}
-	p.lastActive = l.now
+	d.p.lastActive = l.now
 	d.bulk = n == len(l.scratch)
+	return l.writeNow(d, l.scratch[:n])
+}
+
+// writeNow writes b to d.dst at once, as far as dst takes it without
+// blocking, and keeps the rest as d's pending bytes in a pooled buffer
+// (d has none pending). It reports false when the write failed: the pair
+// is closed.
+func (l *loop) writeNow(d *dir, b []byte) bool {
 	m := 0
 	if d.dst.writable {
-		for {
-			m, err = rawWrite(d.dst.fd, l.scratch[:n])
-			if err != unix.EINTR {
-				break
-			}
-		}
+		var err error
+		m, err = writeNB(d.dst.fd, b)
 		switch {
 		case err == unix.EAGAIN:
 			m = 0
 			d.dst.writable = false
 		case err != nil:
-			l.fail(p, d.dst, "write to", err)
+			l.fail(d.p, d.dst, "write to", err)
 			return false
 		}
 		l.moved(d, m)
 	}
-	if m < n {
+	if m < len(b) {
 		l.acquireBuf(d)
-		d.off = 0
-		d.pending = copy(d.buf, l.scratch[m:n])
+		l.setOut(d, append(d.buf[:0], b[m:]...))
 	}
 	return true
 }

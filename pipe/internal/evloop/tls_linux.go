@@ -33,13 +33,14 @@ func (l *loop) pumpTLS(d *dir) {
 		if d.eof {
 			if d.dst.tls != nil && !d.t.closeNotify {
 				d.t.closeNotify = true
-				l.acquireOut(d)
+				l.acquireBuf(d)
 				out, err := d.dst.tls.SealCloseNotify(d.buf[:0])
 				if err != nil {
 					l.fail(p, d.dst, "seal close_notify for", err)
 					return
 				}
-				l.setOut(d, out, 0)
+				l.setOut(d, out)
+				d.t.plain = 0
 				continue
 			}
 			l.halfClose(d)
@@ -146,52 +147,25 @@ func (l *loop) readPlainForTLS(d *dir) bool {
 // plain one. It reports whether pumpTLS should go on.
 func (l *loop) emit(d *dir, plain []byte) bool {
 	if d.dst.tls == nil {
-		// Write at once from where the plaintext lies; keep only what dst
-		// does not take.
-		m := 0
-		if d.dst.writable {
-			var err error
-			m, err = writeNB(d.dst.fd, plain)
-			switch {
-			case err == unix.EAGAIN:
-				m = 0
-				d.dst.writable = false
-			case err != nil:
-				l.fail(d.p, d.dst, "write to", err)
-				return false
-			}
-			l.moved(d, m)
-		}
-		if m < len(plain) {
-			l.acquireOut(d)
-			l.setOut(d, append(d.buf[:0], plain[m:]...), 0)
-		}
-		return true
+		return l.writeNow(d, plain) // from where the plaintext lies
 	}
-	l.acquireOut(d)
+	l.acquireBuf(d)
 	out, err := d.dst.tls.Seal(d.buf[:0], plain)
 	if err != nil {
 		l.fail(d.p, d.dst, "seal a TLS record for", err)
 		return false
 	}
-	l.setOut(d, out, len(plain))
+	l.setOut(d, out)
+	d.t.plain = len(plain)
 	return true
 }
 
-// acquireOut gives d an output buffer.
-func (l *loop) acquireOut(d *dir) {
-	if d.buf == nil {
-		d.buf = l.getBuf()
-	}
-}
-
-// setOut makes out (built on d.buf[:0]) d's pending bytes, standing for
-// plain bytes of plaintext.
-func (l *loop) setOut(d *dir, out []byte, plain int) {
+// setOut makes out (built on d.buf[:0]) d's pending bytes.
+func (l *loop) setOut(d *dir, out []byte) {
 	if cap(out) != cap(d.buf) {
 		d.buf = out[:cap(out)] // outgrew the pooled buffer: not pooled again
 	}
-	d.off, d.pending, d.t.plain = 0, len(out), plain
+	d.off, d.pending = 0, len(out)
 }
 
 // wrote counts n bytes just written by d (d.pending already lowered). For
