@@ -33,7 +33,7 @@ func Export(c *tls.Conn) (*State, error) {
 	v := reflect.ValueOf(c).Elem()
 	f := fields{v: v}
 	isClient := f.bool("isClient")
-	if f.readerLen("input") != 0 || f.bufferLen("hand") != 0 {
+	if f.readerLen("input") != 0 || len(f.bufferBytes("hand")) != 0 {
 		if f.err == nil {
 			return nil, fmt.Errorf("tlsrec: received plaintext is buffered in crypto/tls: %w", ErrUnsupported)
 		}
@@ -95,19 +95,6 @@ func (f *fields) sliceLen(name string) int {
 		return 0
 	}
 	return x.Len()
-}
-
-// bufferLen is Len of a bytes.Buffer field: len(buf) - off.
-func (f *fields) bufferLen(name string) int {
-	b := f.field(f.v, name, reflect.Struct)
-	if !b.IsValid() {
-		return 0
-	}
-	buf, off := f.field(b, "buf", reflect.Slice), f.field(b, "off", reflect.Int)
-	if f.err != nil {
-		return 0
-	}
-	return buf.Len() - int(off.Int())
 }
 
 // bufferBytes copies the unread bytes of a bytes.Buffer field: buf[off:].
