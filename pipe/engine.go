@@ -63,14 +63,15 @@ type Engine struct {
 	moveAfter  time.Duration // tests: see burst.go
 	loopLinger time.Duration // tests: see engine_loop.go; 0: defaultLoopLinger
 
-	mu       sync.Mutex
-	closing  bool
-	pipes    map[*pipe]struct{}
-	drained  chan struct{} // closed once closing and no pipe is left
-	group    *evloop.Group // event loops, nil before the first pair and once retired
-	onLoops  int           // pairs on group whose afterClose has not returned
-	linger   *time.Timer   // retires group once it has been empty for loopLinger
-	retiring sync.WaitGroup
+	mu        sync.Mutex
+	closing   bool
+	pipes     map[*pipe]struct{}
+	drained   chan struct{}          // closed once closing and no pipe is left
+	group     *evloop.Group          // event loops, nil before the first pair and once retired
+	onLoops   int                    // pairs on group whose afterClose has not returned
+	listeners map[*Listener]struct{} // open Listeners (they keep group)
+	linger    *time.Timer            // retires group once it has been empty for loopLinger
+	retiring  sync.WaitGroup
 
 	open, total          atomic.Int64
 	bytesAToB, bytesBToA atomic.Int64 // goroutine pipes, and retired loop groups
@@ -177,6 +178,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	}
 	drained := e.drained
 	e.mu.Unlock()
+	e.closeListeners()
 	var err error
 	select {
 	case <-drained:

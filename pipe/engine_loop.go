@@ -137,7 +137,7 @@ func (e *Engine) leaveLoop() {
 // them: retireIfIdleLocked runs once they have stayed empty for it (a pair
 // entered meanwhile keeps them), or at once when shutting down.
 func (e *Engine) loopsIdleLocked() {
-	if e.group == nil || e.onLoops > 0 {
+	if e.group == nil || e.onLoops > 0 || len(e.listeners) > 0 {
 		return
 	}
 	if e.closing {
@@ -165,7 +165,7 @@ func (e *Engine) lingerEnded() {
 // retireIfIdleLocked stops the loops when no pair is left on them; their
 // byte counts move to the Engine's own counters.
 func (e *Engine) retireIfIdleLocked() {
-	if e.group == nil || e.onLoops > 0 {
+	if e.group == nil || e.onLoops > 0 || len(e.listeners) > 0 {
 		return
 	}
 	if e.linger != nil {

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"net/netip"
 	"time"
 )
 
@@ -111,4 +112,43 @@ type Conn struct {
 	// with TLS 1.3, and nothing is buffered in it (see tlsrec.Export). Any
 	// layer between TLS and Sock must hold no bytes of its own.
 	TLS *tls.Conn
+}
+
+// Accepted is a connection a Listener took; the Acceptor's Accept func
+// gets it on the loop goroutine.
+type Accepted struct {
+	FD   int            // the socket: non-blocking, close-on-exec, TCP_NODELAY
+	Peer netip.AddrPort // the client's address (IPv4-mapped addresses unmapped)
+}
+
+// Setup says how a loop pipes a connection it accepted (side A) to an
+// upstream (side B) that the loop connects to itself.
+type Setup struct {
+	// Next returns the address for the next connect attempt; prev is the
+	// error of the attempt before (nil on the first call). false ends the
+	// pair (ReasonError, SideB) with prev as its error. Called on the loop.
+	Next func(prev error) (netip.AddrPort, bool)
+	// DialTimeout bounds each attempt; 0: only the kernel's own timeout.
+	DialTimeout time.Duration
+	// Connected, if not nil, is called on the loop once a connect succeeded.
+	Connected func()
+	// KeepAlive, when > 0, turns TCP keep-alive on for both sockets with this
+	// idle time and interval (3 probes).
+	KeepAlive time.Duration
+	// Prefix is written to B before anything read from A, again on every
+	// attempt until one connects (a PROXY protocol header, say). Copied.
+	Prefix  []byte
+	Options Options
+	Done    func(Stats) // called once, as for Add, also when no connect succeeded
+}
+
+// Acceptor is what a Listener calls on its loops.
+type Acceptor struct {
+	// Accept decides about one accepted connection: a Setup to pipe it, or
+	// nil when it took the descriptor itself (closed it, or made it a Go
+	// conn). It runs on a loop goroutine and must not block.
+	Accept func(Accepted) *Setup
+	// Error, if not nil, is told about accept errors the listener pauses
+	// for (such as EMFILE), with how long it pauses on that loop.
+	Error func(err error, retryIn time.Duration)
 }

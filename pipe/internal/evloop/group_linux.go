@@ -18,12 +18,14 @@ type Group struct {
 
 	bytesAToB, bytesBToA atomic.Int64 // all pairs, running ones included
 
-	mu       sync.Mutex
-	closing  bool
-	active   int           // pairs accepted by Add whose done has not returned
-	drained  chan struct{} // closed when closing && active == 0
-	stopOnce sync.Once
-	loopsWG  sync.WaitGroup // running loop goroutines
+	mu        sync.Mutex
+	closing   bool
+	active    int           // pairs accepted by Add whose done has not returned
+	drained   chan struct{} // closed when closing && active == 0
+	listeners map[*Listener]struct{}
+	noListen  bool // Shutdown began: Listen refuses
+	stopOnce  sync.Once
+	loopsWG   sync.WaitGroup // running loop goroutines
 }
 
 // New makes cfg.Loops loops (default GOMAXPROCS), each an epoll instance
@@ -121,6 +123,7 @@ func (g *Group) Bytes() (aToB, bToA int64) {
 // ctx.Err() once their done callbacks have returned. Then it stops the loops
 // and frees their resources; the Group cannot be used again.
 func (g *Group) Shutdown(ctx context.Context) error {
+	g.closeListeners()
 	g.mu.Lock()
 	if !g.closing {
 		g.closing = true
@@ -141,6 +144,21 @@ func (g *Group) Shutdown(ctx context.Context) error {
 	}
 	g.stopLoops()
 	return err
+}
+
+// closeListeners closes the Group's listeners, so that no loop makes a
+// pair once Shutdown has begun.
+func (g *Group) closeListeners() {
+	g.mu.Lock()
+	g.noListen = true
+	ls := make([]*Listener, 0, len(g.listeners))
+	for l := range g.listeners {
+		ls = append(ls, l)
+	}
+	g.mu.Unlock()
+	for _, l := range ls {
+		l.Close()
+	}
 }
 
 // Close force-closes every pair at once (Reason ReasonShutdown), waits for

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -39,23 +40,27 @@ type loop struct {
 
 	mu       sync.Mutex
 	inbox    []*pair
-	running  bool // the loop goroutine is running (or about to)
-	freed    bool // descriptors closed (stopped)
-	woken    bool // an eventfd write is pending
-	forcing  bool // close every pair, now and later (Shutdown deadline)
+	ctl      []func(*loop) // run by the loop goroutine (post)
+	running  bool          // the loop goroutine is running (or about to)
+	freed    bool          // descriptors closed (stopped)
+	woken    bool          // an eventfd write is pending
+	forcing  bool          // close every pair, now and later (Shutdown deadline)
 	stopping bool
 
-	now     int64 // loop clock (ns since base, > 0), read after each wait
-	seq     uint32
-	ends    map[int32]*end
-	timers  timerHeap[*pair]
-	runq    []*dir // directions with work left (new readiness or budget spent)
-	spare   []*dir
-	pipes   []*kpipe // idle kernel pipes
-	bufs    [][]byte // idle buffers
-	pipeCap int      // capacity asked of new kernel pipes
-	scratch []byte   // shared by all pairs of the loop for small reads (relay)
-	events  []unix.EpollEvent
+	now  int64 // loop clock (ns since base, > 0), read after each wait
+	seq  uint32
+	ends map[int32]*end
+	// listeners the loop accepts on; with any, the loop owns a thread
+	// (ownThread) and runs until stopped.
+	listeners map[int32]*lnState
+	timers    timerHeap[*pair]
+	runq      []*dir // directions with work left (new readiness or budget spent)
+	spare     []*dir
+	pipes     []*kpipe // idle kernel pipes
+	bufs      [][]byte // idle buffers
+	pipeCap   int      // capacity asked of new kernel pipes
+	scratch   []byte   // shared by all pairs of the loop for small reads (relay)
+	events    []unix.EpollEvent
 }
 
 func newLoop(g *Group, id int) (*loop, error) {
@@ -69,7 +74,7 @@ func newLoop(g *Group, id int) (*loop, error) {
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
 	l := &loop{g: g, id: id, epfd: epfd, evfd: evfd, base: time.Now(),
-		ends: make(map[int32]*end), pipeCap: g.cfg.PipeSize,
+		ends: make(map[int32]*end), listeners: make(map[int32]*lnState), pipeCap: g.cfg.PipeSize,
 		scratch: make([]byte, scratchSize), events: make([]unix.EpollEvent, 256)}
 	l.timers.due = func(p *pair) int64 { return p.due }
 	l.timers.setIx = func(p *pair, i int) { p.hidx = i }
@@ -108,6 +113,38 @@ func (l *loop) submit(p *pair) {
 	l.wakeLocked()
 }
 
+// post makes the loop goroutine run f, starting it if needed (any
+// goroutine).
+func (l *loop) post(f func(*loop)) {
+	l.mu.Lock()
+	l.ctl = append(l.ctl, f)
+	if !l.running {
+		l.running = true
+		l.g.loopsWG.Add(1)
+		l.mu.Unlock()
+		go runLoop(l)
+		return
+	}
+	l.wakeLocked()
+}
+
+// ownThread makes the loop wait in epoll_wait itself, from now on, rather
+// than parked in Go's netpoller: a loop that accepts connections is busy
+// for the life of its listener, and each wake-up then costs one epoll_wait
+// instead of three. The epoll descriptor is duplicated and Go's copy closed,
+// so that the netpoller stops watching it (loop goroutine only).
+func (l *loop) ownThread() {
+	if l.epfile == nil {
+		return
+	}
+	fd, err := unix.FcntlInt(uintptr(l.epfd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return // keep parking in the netpoller: slower, still correct
+	}
+	l.epfile.Close()
+	l.epfile, l.epraw, l.epfd = nil, nil, fd
+}
+
 // forceClose makes the loop close all its pairs, now and later (any goroutine).
 func (l *loop) forceClose() {
 	l.mu.Lock()
@@ -137,7 +174,7 @@ func (l *loop) stop() {
 func (l *loop) parkOut() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.inbox) > 0 || l.stopping {
+	if len(l.inbox) > 0 || len(l.ctl) > 0 || l.stopping {
 		return false
 	}
 	l.running = false
@@ -187,7 +224,7 @@ func runLoop(l *loop) {
 			l.freeAll()
 			return
 		}
-		if len(l.ends) == 0 && len(l.runq) == 0 && l.timers.len() == 0 && l.parkOut() {
+		if len(l.ends) == 0 && len(l.runq) == 0 && l.timers.len() == 0 && len(l.listeners) == 0 && l.parkOut() {
 			return
 		}
 		n, err := l.wait(events)
@@ -208,6 +245,9 @@ func runLoop(l *loop) {
 // else after parking in Go's netpoller until epfd is readable or the next
 // timer is due.
 func (l *loop) wait(events []unix.EpollEvent) (int, error) {
+	if l.epfile == nil && len(l.runq) == 0 {
+		return l.waitOwn(events)
+	}
 	if len(l.runq) > 0 {
 		n, err := pollEvents(l.epfd, events)
 		if err == unix.EINTR {
@@ -241,7 +281,38 @@ func (l *loop) wait(events []unix.EpollEvent) (int, error) {
 	return max(n, 0), err
 }
 
+// waitOwn is wait for a loop that owns a thread (ownThread): it blocks in
+// epoll_wait until an event or the next timer or listener pause is due.
+// Goroutines the loop made runnable (done callbacks above all) get the P
+// first: with GOMAXPROCS 1 they would otherwise wait for the runtime's
+// monitor to take it from the blocked system call.
+func (l *loop) waitOwn(events []unix.EpollEvent) (int, error) {
+	runtime.Gosched()
+	next := l.resumeListeners()
+	if l.timers.len() > 0 {
+		if due := l.timers.peek().due; next == 0 || due < next {
+			next = due
+		}
+	}
+	ms := -1
+	if next != 0 {
+		d := next - l.clock()
+		ms = int(max((d+int64(time.Millisecond)-1)/int64(time.Millisecond), 0))
+	}
+	n, err := unix.EpollWait(l.epfd, events, ms)
+	if err == unix.EINTR {
+		return 0, nil
+	}
+	return max(n, 0), err
+}
+
 func (l *loop) dispatch(ev *unix.EpollEvent) {
+	if ev.Pad == lnPad {
+		if st := l.listeners[ev.Fd]; st != nil && st.paused == 0 {
+			l.acceptFrom(st)
+		}
+		return
+	}
 	if ev.Pad == 0 {
 		if ev.Fd == int32(l.evfd) {
 			var b [8]byte
@@ -252,6 +323,9 @@ func (l *loop) dispatch(ev *unix.EpollEvent) {
 	e := l.ends[ev.Fd]
 	if e == nil || e.seq != uint32(ev.Pad) {
 		return // stale event of a socket closed in this batch
+	}
+	if e.connecting && !l.connectEvent(e, ev.Events) {
+		return
 	}
 	if ev.Events&unix.EPOLLERR != 0 && e.p.dirFrom(e).done && e.p.dirTo(e).pending == 0 {
 		// Nothing reads or writes this socket now (its peer half-closed
@@ -301,7 +375,11 @@ func (l *loop) runTimers() {
 			return
 		}
 		if at, why := p.nextDeadline(); at != 0 && at <= l.now {
-			l.finish(p, why, SideNone, nil)
+			if why == reasonDial {
+				l.redial(p, connectTimedOut)
+			} else {
+				l.finish(p, why, SideNone, nil)
+			}
 			continue
 		}
 		l.schedule(p)
@@ -330,11 +408,14 @@ func (l *loop) schedule(p *pair) {
 // whether the loop must stop.
 func (l *loop) takeInbox() bool {
 	l.mu.Lock()
-	in := l.inbox
-	l.inbox = nil
+	in, ctl := l.inbox, l.ctl
+	l.inbox, l.ctl = nil, nil
 	forcing, stopping := l.forcing, l.stopping
 	l.woken = false
 	l.mu.Unlock()
+	for _, f := range ctl {
+		f(l)
+	}
 	for _, p := range in {
 		l.register(p, forcing)
 	}
@@ -353,17 +434,10 @@ func (l *loop) register(p *pair, forcing bool) {
 		return
 	}
 	for _, e := range [2]*end{&p.a, &p.b} {
-		l.seq++
-		if l.seq == 0 {
-			l.seq = 1
-		}
-		e.seq = l.seq
-		ev := unix.EpollEvent{Events: sockEvents, Fd: int32(e.fd), Pad: int32(e.seq)}
-		if err := rawEpollCtl(l.epfd, unix.EPOLL_CTL_ADD, e.fd, &ev); err != nil {
-			l.finish(p, ReasonError, e.side, fmt.Errorf("evloop: register side %s (fd %d) with epoll: %w", e.side, e.fd, err))
+		if err := l.addEnd(e); err != nil {
+			l.finish(p, ReasonError, e.side, err)
 			return
 		}
-		l.ends[int32(e.fd)] = e
 	}
 	for _, d := range [2]*dir{&p.ab, &p.ba} {
 		if d.t != nil && d.t.unopened { // records read by crypto/tls: no readiness event will come for them
@@ -371,6 +445,21 @@ func (l *loop) register(p *pair, forcing bool) {
 		}
 	}
 	l.schedule(p)
+}
+
+// addEnd registers e's socket with the loop's epoll instance.
+func (l *loop) addEnd(e *end) error {
+	l.seq++
+	if l.seq == 0 || int32(l.seq) == lnPad {
+		l.seq = 1
+	}
+	e.seq = l.seq
+	ev := unix.EpollEvent{Events: sockEvents, Fd: int32(e.fd), Pad: int32(e.seq)}
+	if err := rawEpollCtl(l.epfd, unix.EPOLL_CTL_ADD, e.fd, &ev); err != nil {
+		return fmt.Errorf("evloop: register side %s (fd %d) with epoll: %w", e.side, e.fd, err)
+	}
+	l.ends[int32(e.fd)] = e
+	return nil
 }
 
 // finish closes both sockets of p, frees what it holds and calls its done
@@ -391,6 +480,9 @@ func (l *loop) finish(p *pair, why Reason, side Side, err error) {
 		l.timers.remove(p.hidx)
 	}
 	for _, e := range [2]*end{&p.a, &p.b} {
+		if e.fd < 0 {
+			continue // a B side between connect attempts
+		}
 		if l.ends[int32(e.fd)] == e {
 			delete(l.ends, int32(e.fd))
 		}

@@ -15,6 +15,9 @@ type end struct { // fields ordered so that a pair fits a 416-byte size class
 	seq      uint32        // registration number, echoed by epoll in EpollEvent.Pad
 	readable bool          // set by EPOLLIN/RDHUP/HUP/ERR, cleared by EAGAIN on read
 	writable bool          // set by EPOLLOUT/HUP/ERR, cleared by EAGAIN on write
+	// connecting: a B side a loop is connecting (Listener); neither
+	// direction moves bytes until the connect succeeds.
+	connecting bool
 }
 
 // dir is one direction of a pair: bytes read from src and written to dst.
@@ -56,6 +59,7 @@ type pair struct {
 	opts   Options
 	done   func(Stats)
 	start  time.Time
+	dial   *dialState // pairs made by a Listener, else nil
 
 	startNS    int64 // loop clock at registration
 	lastActive int64 // loop clock of the last byte moved
@@ -109,6 +113,9 @@ func (p *pair) nextDeadline() (int64, Reason) {
 	}
 	if p.opts.IdleTimeout > 0 {
 		consider(p.lastActive+int64(p.opts.IdleTimeout), ReasonIdleTimeout)
+	}
+	if p.dial != nil && p.dial.due != 0 {
+		consider(p.dial.due, reasonDial)
 	}
 	return at, why
 }

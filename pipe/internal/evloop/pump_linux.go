@@ -23,6 +23,9 @@ const spliceFlags = unix.SPLICE_F_MOVE | unix.SPLICE_F_NONBLOCK
 // pump moves bytes from d.src to d.dst until one of them would block, the
 // budget is spent, the source ends or a call fails.
 func (l *loop) pump(d *dir) {
+	if d.p.b.connecting {
+		return // connectEvent queues A's direction once connected
+	}
 	if d.src.tls != nil || d.dst.tls != nil {
 		l.pumpTLS(d)
 		return

@@ -5,6 +5,7 @@ package evloop
 import (
 	"context"
 	"net"
+	"net/netip"
 )
 
 // Endpoint is a socket owned by a Group; unavailable on this system.
@@ -60,3 +61,21 @@ func (*Group) Shutdown(context.Context) error { return nil }
 
 // Close returns nil on this system.
 func (*Group) Close() error { return nil }
+
+// Listener is unavailable on this system.
+type Listener struct{}
+
+// Listen returns ErrUnsupported on this system.
+func (*Group) Listen(net.Listener, Acceptor) (*Listener, error) { return nil, ErrUnsupported }
+
+// Close does nothing on this system.
+func (*Listener) Close() error { return nil }
+
+// LocalAddr returns ErrUnsupported on this system.
+func LocalAddr(int) (netip.AddrPort, error) { return netip.AddrPort{}, ErrUnsupported }
+
+// ConnFromFD returns ErrUnsupported on this system.
+func ConnFromFD(int) (net.Conn, error) { return nil, ErrUnsupported }
+
+// CloseFD does nothing on this system.
+func CloseFD(int) error { return ErrUnsupported }
