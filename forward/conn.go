@@ -169,6 +169,11 @@ func (s *Server) refuse(g *generation, info *connInfo, raw net.Conn, release fun
 	s.mu.Lock()
 	delete(s.pending, raw)
 	s.mu.Unlock()
+	s.refused(g, info, release, reason, err)
+}
+
+// refused counts and logs a connection closed before it was piped.
+func (s *Server) refused(g *generation, info *connInfo, release func(), reason string, err error) {
 	if release != nil {
 		release()
 	}

@@ -28,6 +28,9 @@ type Deps struct {
 	// goroutines running crypto/tls (pipe.Engine.TLSOnGoroutines) instead
 	// of the event loops' own TLS 1.3 record layer.
 	TLSOnGoroutines bool
+	// GoAccept makes Serve accept with Go and set each connection up on a
+	// goroutine even where the event loops could do it all (loopaccept.go).
+	GoAccept bool
 }
 
 // Server runs one forward: it accepts connections on the listeners given
@@ -41,12 +44,13 @@ type Server struct {
 	ctx    context.Context // cancelled by Shutdown: aborts handshakes and dials
 	cancel context.CancelCauseFunc
 
-	mu        sync.Mutex
-	shutting  bool
-	listeners map[net.Listener]struct{}
-	pending   map[net.Conn]struct{} // accepted, not yet handed to an engine
-	engines   []*pipe.Engine        // one per distinct pipe.Options seen
-	wg        sync.WaitGroup        // Serve loops and connection set-ups
+	mu            sync.Mutex
+	shutting      bool
+	listeners     map[net.Listener]struct{}
+	pending       map[net.Conn]struct{}       // accepted, not yet handed to an engine
+	loopListeners map[*pipe.Listener]struct{} // listeners the event loops accept on
+	engines       []*pipe.Engine              // one per distinct pipe.Options seen
+	wg            sync.WaitGroup              // Serve loops and connection set-ups
 }
 
 // generation is one loaded Config, swapped whole on Reload.
@@ -78,9 +82,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		deps.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	s := &Server{
-		deps:      deps,
-		listeners: map[net.Listener]struct{}{},
-		pending:   map[net.Conn]struct{}{},
+		deps:          deps,
+		listeners:     map[net.Listener]struct{}{},
+		pending:       map[net.Conn]struct{}{},
+		loopListeners: map[*pipe.Listener]struct{}{},
 	}
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	g, err := s.newGeneration(cfg, nil)
@@ -226,6 +231,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer s.wg.Done()
+	if s.serveOnLoops(ln) {
+		return ErrServerClosed
+	}
 
 	var pause time.Duration // after temporary accept errors such as EMFILE
 	for {
@@ -287,7 +295,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		c.Close()
 	}
 	engines := s.engines
+	loopListeners := s.loopListeners
+	s.loopListeners = map[*pipe.Listener]struct{}{}
 	s.mu.Unlock()
+	for pl := range loopListeners { // outside s.mu: their Accept may wait for it
+		pl.Close()
+	}
 	s.cancel(ErrServerClosed)
 	s.wg.Wait()
 

@@ -81,8 +81,33 @@ func (l *logRecorder) wait(t *testing.T, msg string, n int) map[string]string {
 	}
 }
 
+// serverStarter is startServer, or startServer with other Deps.
+type serverStarter func(t *testing.T, cfg Config) (*Server, string, *logRecorder, *Metrics)
+
+// bothAcceptPaths runs test with the event loops accepting where they can
+// (loopaccept.go) and with Deps.GoAccept.
+func bothAcceptPaths(t *testing.T, test func(*testing.T, serverStarter)) {
+	for _, goAccept := range []bool{false, true} {
+		name := "loops"
+		if goAccept {
+			name = "go"
+		}
+		t.Run(name, func(t *testing.T) {
+			test(t, func(t *testing.T, cfg Config) (*Server, string, *logRecorder, *Metrics) {
+				return startServerDeps(t, cfg, Deps{GoAccept: goAccept})
+			})
+		})
+	}
+}
+
 // startServer listens on a loopback port and serves cfg (Listen is set here).
 func startServer(t *testing.T, cfg Config) (*Server, string, *logRecorder, *Metrics) {
+	t.Helper()
+	return startServerDeps(t, cfg, Deps{})
+}
+
+// startServerDeps is startServer with deps (Log and Metrics are set here).
+func startServerDeps(t *testing.T, cfg Config, deps Deps) (*Server, string, *logRecorder, *Metrics) {
 	t.Helper()
 	cfg.Listen = "127.0.0.1:0"
 	rec := newLogRecorder()
@@ -90,7 +115,8 @@ func startServer(t *testing.T, cfg Config) (*Server, string, *logRecorder, *Metr
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(cfg, Deps{Log: slog.New(rec), Metrics: m})
+	deps.Log, deps.Metrics = slog.New(rec), m
+	srv, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +196,9 @@ func closedPort(t *testing.T) string {
 	return addr
 }
 
-func TestForwardPlain(t *testing.T) {
+func TestForwardPlain(t *testing.T) { bothAcceptPaths(t, testForwardPlain) }
+
+func testForwardPlain(t *testing.T, startServer serverStarter) {
 	up := startUpstream(t, nil, testserver.Echo)
 	_, addr, rec, m := startServer(t, Config{Name: "plain", Upstreams: []string{up}})
 	if got := roundTrip(t, dial(t, addr), "hello"); got != "hello" {
@@ -188,7 +216,9 @@ func TestForwardPlain(t *testing.T) {
 	}
 }
 
-func TestForwardFailover(t *testing.T) {
+func TestForwardFailover(t *testing.T) { bothAcceptPaths(t, testForwardFailover) }
+
+func testForwardFailover(t *testing.T, startServer serverStarter) {
 	down := closedPort(t)
 	up := startUpstream(t, nil, testserver.Greet("second"))
 	_, addr, rec, m := startServer(t, Config{Name: "fo", Upstreams: []string{down, up}, Backoff: time.Hour, TCPKeepAlive: time.Minute})
@@ -206,7 +236,9 @@ func TestForwardFailover(t *testing.T) {
 	}
 }
 
-func TestForwardAllUpstreamsDown(t *testing.T) {
+func TestForwardAllUpstreamsDown(t *testing.T) { bothAcceptPaths(t, testForwardAllUpstreamsDown) }
+
+func testForwardAllUpstreamsDown(t *testing.T, startServer serverStarter) {
 	_, addr, rec, m := startServer(t, Config{Name: "down", Upstreams: []string{closedPort(t), closedPort(t)}})
 	refused(t, dial(t, addr), "x")
 	if r := rec.wait(t, "connection refused", 1); r["reason"] != "dial" {
@@ -262,7 +294,9 @@ func TestForwardSNIGarbage(t *testing.T) {
 	}
 }
 
-func TestForwardLimits(t *testing.T) {
+func TestForwardLimits(t *testing.T) { bothAcceptPaths(t, testForwardLimits) }
+
+func testForwardLimits(t *testing.T, startServer serverStarter) {
 	up := startUpstream(t, nil, testserver.Echo)
 	_, addr, rec, m := startServer(t, Config{Name: "lim", Upstreams: []string{up}, MaxConns: 1})
 	first := dial(t, addr)
@@ -318,7 +352,9 @@ func TestForwardAcceptAndSendProxy(t *testing.T) {
 	}
 }
 
-func TestForwardReload(t *testing.T) {
+func TestForwardReload(t *testing.T) { bothAcceptPaths(t, testForwardReload) }
+
+func testForwardReload(t *testing.T, startServer serverStarter) {
 	one := startUpstream(t, nil, testserver.Echo)
 	two := startUpstream(t, nil, testserver.Greet("two"))
 	srv, addr, _, _ := startServer(t, Config{Upstreams: []string{one}})
@@ -368,7 +404,9 @@ func piped(t *testing.T, addr string) net.Conn {
 }
 
 // Changing the limits on reload keeps counting the connections open.
-func TestForwardReloadLimits(t *testing.T) {
+func TestForwardReloadLimits(t *testing.T) { bothAcceptPaths(t, testForwardReloadLimits) }
+
+func testForwardReloadLimits(t *testing.T, startServer serverStarter) {
 	up := startUpstream(t, nil, testserver.Echo)
 	srv, addr, rec, _ := startServer(t, Config{Name: "rl", Upstreams: []string{up}, MaxConns: 1})
 	piped(t, addr)
@@ -397,7 +435,9 @@ func TestForwardReloadLimits(t *testing.T) {
 	piped(t, addr) // unlimited again
 }
 
-func TestShutdownDrains(t *testing.T) {
+func TestShutdownDrains(t *testing.T) { bothAcceptPaths(t, testShutdownDrains) }
+
+func testShutdownDrains(t *testing.T, startServer serverStarter) {
 	up := startUpstream(t, nil, testserver.Echo)
 	srv, addr, _, _ := startServer(t, Config{Upstreams: []string{up}})
 	c := piped(t, addr)
@@ -496,7 +536,9 @@ func TestShutdownDuringHandshake(t *testing.T) {
 	}
 }
 
-func TestShutdownDeadline(t *testing.T) {
+func TestShutdownDeadline(t *testing.T) { bothAcceptPaths(t, testShutdownDeadline) }
+
+func testShutdownDeadline(t *testing.T, startServer serverStarter) {
 	up := startUpstream(t, nil, testserver.Echo)
 	srv, addr, rec, _ := startServer(t, Config{Upstreams: []string{up}})
 	c := piped(t, addr)

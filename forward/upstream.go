@@ -19,7 +19,8 @@ import (
 type upstream struct {
 	addr             string // as configured, for logs and metrics
 	network, address string
-	tls              *tls.Config // nil: plain; else with ServerName set
+	ap               netip.AddrPort // address as an IP address and port, if it is one (tcp)
+	tls              *tls.Config    // nil: plain; else with ServerName set
 	health           *health
 }
 
@@ -125,6 +126,11 @@ func newUpstream(addr string, base *tls.Config, book *healthBook) (*upstream, er
 		return nil, err
 	}
 	u := &upstream{addr: addr, network: network, address: address, health: book.get(addr)}
+	if network == "tcp" {
+		if ap, err := netip.ParseAddrPort(address); err == nil && ap.Addr().Zone() == "" {
+			u.ap = ap
+		}
+	}
 	if base != nil {
 		u.tls = base.Clone()
 		if u.tls.ServerName == "" {

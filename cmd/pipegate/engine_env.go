@@ -9,3 +9,11 @@ import "os"
 const tlsOnGoroutinesEnv = "PIPEGATE_TLS_ON_GOROUTINES"
 
 func tlsOnGoroutines() bool { return os.Getenv(tlsOnGoroutinesEnv) == "1" }
+
+// goAcceptEnv makes `pipegate forward` accept with Go and set up each
+// connection on a goroutine even for plain TCP forwards, which the event
+// loops otherwise accept and connect themselves (forward.Deps.GoAccept).
+// Another way back for operators, read once when the daemon starts.
+const goAcceptEnv = "PIPEGATE_GO_ACCEPT"
+
+func goAccept() bool { return os.Getenv(goAcceptEnv) == "1" }

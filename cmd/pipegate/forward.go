@@ -319,7 +319,7 @@ func (d *fwdDaemon) apply(cfgs []forward.Config, drain time.Duration) error {
 			}
 			continue
 		}
-		srv, err := forward.New(c, forward.Deps{Log: d.log, Metrics: d.metrics, TLSOnGoroutines: tlsOnGoroutines()})
+		srv, err := forward.New(c, forward.Deps{Log: d.log, Metrics: d.metrics, TLSOnGoroutines: tlsOnGoroutines(), GoAccept: goAccept()})
 		if err != nil { // checked by fwdBuild already
 			fresh[key].Close()
 			d.log.Error("forward not started", "forward", fwdName(c), "err", err)
