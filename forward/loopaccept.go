@@ -2,8 +2,10 @@ package forward
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"time"
@@ -90,6 +92,8 @@ func (s *Server) acceptOnLoop(a *pipe.Accepted) *pipe.Setup {
 		Next: d.next, Connected: d.connected, AfterClose: d.closed,
 		DialTimeout: g.dialTimeout, KeepAlive: g.keepAlive,
 		Prefix: prefix, Options: &g.engine.Options,
+		// Without a log line to write, closing is counting only.
+		InlineAfterClose: !s.deps.Log.Enabled(context.Background(), slog.LevelInfo),
 	}
 }
 

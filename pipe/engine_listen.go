@@ -71,6 +71,10 @@ type Setup struct {
 	// AfterClose is called exactly once, after both sides are closed, also
 	// when no connect succeeded.
 	AfterClose func(Result)
+	// InlineAfterClose runs AfterClose on the event loop itself rather
+	// than on a goroutine of its own: cheaper, but AfterClose must then be
+	// quick and must never block (no logging to a pipe that may fill up).
+	InlineAfterClose bool
 }
 
 // Acceptor is what a Listener calls on the event loops.
@@ -197,7 +201,7 @@ func (e *Engine) acceptOnLoop(a evloop.Accepted, accept func(*Accepted) *Setup) 
 	return &evloop.Setup{
 		Next: s.Next, DialTimeout: s.DialTimeout, Connected: s.Connected,
 		KeepAlive: s.KeepAlive, Prefix: s.Prefix,
-		Options: evloop.Options(opts), Done: d.run,
+		Options: evloop.Options(opts), Done: d.run, InlineDone: s.InlineAfterClose,
 	}
 }
 

@@ -140,6 +140,9 @@ type Setup struct {
 	Prefix  []byte
 	Options Options
 	Done    func(Stats) // called once, as for Add, also when no connect succeeded
+	// InlineDone calls Done on the loop goroutine, which saves starting a
+	// goroutine per pair: Done must then be quick and never block.
+	InlineDone bool
 }
 
 // Acceptor is what a Listener calls on its loops.

@@ -236,7 +236,7 @@ func (lp *loop) setUp(ln *Listener, a Accepted) {
 	if opts.HalfCloseLinger == 0 {
 		opts.HalfCloseLinger = DefaultHalfCloseLinger
 	}
-	p := &pair{opts: opts, done: s.Done, start: time.Now(), hidx: -1}
+	p := &pair{opts: opts, done: s.Done, start: time.Now(), hidx: -1, inline: s.InlineDone}
 	p.a = end{fd: a.FD, side: SideA, p: p}
 	p.b = end{fd: -1, side: SideB, p: p, connecting: true}
 	p.ab = dir{p: p, src: &p.a, dst: &p.b}

@@ -338,6 +338,9 @@ func (l *loop) dispatch(ev *unix.EpollEvent) {
 	}
 	if ev.Events&readEvents != 0 {
 		e.readable = true
+		if ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			e.hup = true
+		}
 		l.enqueue(e.p.dirFrom(e))
 	}
 	if ev.Events&writEvents != 0 {
@@ -501,5 +504,9 @@ func (l *loop) finish(p *pair, why Reason, side Side, err error) {
 	}
 	done := p.done
 	p.done = nil
+	if p.inline {
+		pairDone(l.g, done, s)
+		return
+	}
 	go pairDone(l.g, done, s)
 }

@@ -18,6 +18,9 @@ type end struct { // fields ordered so that a pair fits a 416-byte size class
 	// connecting: a B side a loop is connecting (Listener); neither
 	// direction moves bytes until the connect succeeds.
 	connecting bool
+	// hup: an event carried RDHUP, HUP or ERR, so a short read no longer
+	// proves the socket drained (relay): read on until EAGAIN or EOF.
+	hup bool
 }
 
 // dir is one direction of a pair: bytes read from src and written to dst.
@@ -71,6 +74,7 @@ type pair struct {
 	reason   Reason
 	err      error
 	closed   bool
+	inline   bool // call done on the loop goroutine (Setup.InlineDone)
 }
 
 func (p *pair) dirFrom(e *end) *dir {

@@ -122,6 +122,12 @@ func (l *loop) relay(d *dir) bool {
 	}
 	d.p.lastActive = l.now
 	d.bulk = n == len(l.scratch)
+	if !d.bulk && !d.src.hup {
+		// A stream socket's read returns less than asked only once its
+		// queue is empty, and bytes (or a FIN) arriving later raise a new
+		// edge: the read that would return EAGAIN can go.
+		d.src.readable = false
+	}
 	return l.writeNow(d, l.scratch[:n])
 }
 
@@ -214,15 +220,17 @@ func (l *loop) halfClose(d *dir) {
 	p := d.p
 	d.done = true
 	l.release(d)
-	if err := rawShutdown(d.dst.fd, unix.SHUT_WR); err != nil && !errors.Is(err, unix.ENOTCONN) {
-		l.fail(p, d.dst, "shut down writing to", err)
-		return
-	}
 	if p.firstEnd == SideNone {
 		p.firstEnd = d.src.side
 	}
 	if p.dirTo(d.src).done {
+		// Both directions are done: closing dst sends its FIN (its own
+		// queue is empty, as its EOF was read), no shutdown needed.
 		l.finish(p, ReasonEOF, SideNone, nil)
+		return
+	}
+	if err := rawShutdown(d.dst.fd, unix.SHUT_WR); err != nil && !errors.Is(err, unix.ENOTCONN) {
+		l.fail(p, d.dst, "shut down writing to", err)
 		return
 	}
 	if p.lingerFrom == 0 {
