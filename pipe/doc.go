@@ -45,6 +45,16 @@
 // grew the old one to. A net.Conn of unknown type is read with a pooled
 // buffer held while the read blocks.
 //
+// Engine.Listen goes one step further for a plain TCP proxy (Linux): the
+// event loops accept the connections themselves, ask an Acceptor how to
+// pipe each one (a Setup: upstream addresses, a dial timeout, a prefix
+// such as a PROXY header), connect the upstream side without blocking
+// (trying the next address when a connect fails or times out) and move the
+// bytes, with no goroutine, Go conn or netpoller registration per
+// connection. Loops with a listener wait in epoll_wait themselves and keep
+// a thread each, as HAProxy's and nginx's workers do. An Acceptor can
+// still hand a connection to Go code (Accepted.Conn) for what only Go does.
+//
 // On Linux, pipe/internal/sock holds the system specifics; elsewhere the
 // core moves bytes with plain reads and writes.
 //
