@@ -7,7 +7,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -203,6 +208,12 @@ func fullListener(t *testing.T) netip.AddrPort {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A second client, so that more than one loop may hit the limit.
+	fd2, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd2)
 	t.Cleanup(func() { unix.Close(fd) })
 	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
 		t.Fatal(err)
@@ -229,10 +240,9 @@ func fullListener(t *testing.T) netip.AddrPort {
 func TestListenRefuseAndTake(t *testing.T) {
 	var mu sync.Mutex
 	var taken []net.Conn
-	n := 0
+	var n atomic.Int32 // the loops may run Accept on two threads
 	f := startListen(t, func(a *Accepted) *Setup {
-		n++
-		if n == 1 {
+		if n.Add(1) == 1 {
 			return nil // refused: the Engine closes it
 		}
 		c, err := a.Conn()
@@ -252,9 +262,11 @@ func TestListenRefuseAndTake(t *testing.T) {
 	if b, err := io.ReadAll(f.dial(t)); string(b) != "from Go" {
 		t.Fatalf("taken conn: read %q, %v", b, err)
 	}
-	if s := f.e.Stats(); s.Total != 0 || s.Open != 0 {
-		t.Fatalf("stats %+v: refused and taken connections are no pipes", s)
-	}
+	// The loop counts a connection out once Accept has returned.
+	spinUntil(t, "refused and taken connections are counted out", func() bool {
+		s := f.e.Stats()
+		return s.Total == 0 && s.Open == 0
+	})
 }
 
 func TestListenShutdownStopsAccepting(t *testing.T) {
@@ -315,5 +327,157 @@ func TestListenUnsupported(t *testing.T) {
 	ul.(*net.UnixListener).SetDeadline(time.Now()) // still open: Accept times out
 	if _, err := ul.Accept(); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("unix listener after a refused Listen: Accept: %v", err)
+	}
+}
+
+// TestListenPausesOnEMFILE: out of descriptors, a loop tells the Acceptor,
+// pauses accepting on the listener, and takes the waiting connection once
+// descriptors are free again.
+//
+// The limit is process-wide and any descriptor another goroutine frees would
+// let an accept through, so the test runs alone in a child process.
+func TestListenPausesOnEMFILE(t *testing.T) {
+	if os.Getenv(emfileChildEnv) != "1" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestListenPausesOnEMFILE$", "-test.count=1", "-test.v")
+		cmd.Env = append(os.Environ(), emfileChildEnv+"=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestListenPausesOnEMFILE") {
+			t.Fatalf("child: %v\n%s", err, out)
+		}
+		return
+	}
+	up := echoUpstream(t)
+	var errs []error
+	paused := make(chan error, 64)
+	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Engine{Loops: 4}
+	results := make(chan Result, 4)
+	ln, err := e.Listen(tl, Acceptor{
+		Accept: func(*Accepted) *Setup {
+			return &Setup{Next: addresses(&errs, up), AfterClose: func(r Result) { results <- r }}
+		},
+		Error: func(err error, retryIn time.Duration) {
+			if retryIn <= 0 {
+				t.Errorf("retryIn %v", retryIn)
+			}
+			paused <- err
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shutdownWithin(t, e, 10*time.Second)
+	// The client's socket exists before the limit drops to what is open.
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second client, so that more than one loop may hit the limit.
+	fd2, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd2)
+	client := os.NewFile(uintptr(fd), "client")
+	var old unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	// The limit is on descriptor numbers, and new descriptors take the
+	// lowest free number: with the limit just above the highest open one and
+	// every lower number taken (by fillers), none can be made.
+	runtime.GC() // finalizers close what earlier tests left to the collector
+	runtime.GC()
+	low := old
+	low.Cur = uint64(maxFD(t) + 1)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	var fillers []int
+	defer func() {
+		for _, f := range fillers {
+			unix.Close(f)
+		}
+	}()
+	for {
+		f, err := unix.Dup(fd)
+		if err != nil {
+			break
+		}
+		fillers = append(fillers, f)
+	}
+	restored := false
+	restore := func() {
+		if !restored {
+			restored = true
+			if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	defer restore()
+	ap := netip.MustParseAddrPort(ln.Addr().String())
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Connect(fd2, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // a pause per client: on two loops, or twice on one
+		select {
+		case err := <-paused:
+			if !errors.Is(err, syscall.EMFILE) {
+				t.Fatalf("accept error %v, want EMFILE", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no accept error with no descriptor left")
+		}
+	}
+	restore()
+	c, err := net.FileConn(client) // a duplicate: close both
+	client.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	roundTrip(t, c, "after the pause")
+	select {
+	case r := <-results:
+		if r.Reason != ReasonEOF || r.BytesAToB != 15 {
+			t.Fatalf("result %+v", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no AfterClose")
+	}
+}
+
+// maxFD returns the highest descriptor number open in this process.
+func maxFD(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := 0
+	for _, e := range ents {
+		if n, err := strconv.Atoi(e.Name()); err == nil && n > m {
+			m = n
+		}
+	}
+	return m
+}
+
+// emfileChildEnv marks the child process of TestListenPausesOnEMFILE.
+const emfileChildEnv = "PIPE_TEST_EMFILE_CHILD"
+
+func shutdownWithin(t *testing.T, e *Engine, d time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if err := e.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown: %v", err)
 	}
 }
