@@ -126,8 +126,11 @@ func TestListenPipes(t *testing.T) {
 	var errs []error
 	var connected int
 	var peer netip.AddrPort
+	nodelay := -1
 	f := startListen(t, func(a *Accepted) *Setup {
 		peer = a.Peer
+		// Set once on the listener, inherited by every accepted socket.
+		nodelay, _ = unix.GetsockoptInt(a.fd, unix.IPPROTO_TCP, unix.TCP_NODELAY)
 		return &Setup{Next: addresses(&errs, up), Connected: func() { connected++ }}
 	})
 	c := f.dial(t)
@@ -136,8 +139,8 @@ func TestListenPipes(t *testing.T) {
 	if r.Reason != ReasonEOF || r.BytesAToB != 23 || r.BytesBToA != 23 || r.Err != nil {
 		t.Fatalf("result %+v", r)
 	}
-	if peer.String() != c.LocalAddr().String() || connected != 1 || len(errs) != 0 {
-		t.Fatalf("peer %v (client %v), connected %d, errs %v", peer, c.LocalAddr(), connected, errs)
+	if peer.String() != c.LocalAddr().String() || connected != 1 || len(errs) != 0 || nodelay != 1 {
+		t.Fatalf("peer %v (client %v), connected %d, errs %v, TCP_NODELAY %d", peer, c.LocalAddr(), connected, errs, nodelay)
 	}
 	if s := f.e.Stats(); s.Total != 1 || s.Open != 0 || s.BytesAToB != 23 {
 		t.Fatalf("stats %+v", s)
@@ -479,5 +482,45 @@ func shutdownWithin(t *testing.T, e *Engine, d time.Duration) {
 	defer cancel()
 	if err := e.Shutdown(ctx); err != nil {
 		t.Errorf("Shutdown: %v", err)
+	}
+}
+
+// IPv6 on both sides: the peer address accept4 gives, and an AF_INET6
+// upstream socket.
+func TestListenIPv6(t *testing.T) {
+	upl, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	testserver.Serve(t, upl, 10*time.Second, testserver.Echo)
+	up := netip.MustParseAddrPort(upl.Addr().String())
+	tl, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e Engine
+	defer shutdownWithin(t, &e, 10*time.Second)
+	var errs []error
+	var peer netip.AddrPort
+	results := make(chan Result, 1)
+	ln, err := e.Listen(tl, Acceptor{Accept: func(a *Accepted) *Setup {
+		peer = a.Peer
+		return &Setup{Next: addresses(&errs, up), AfterClose: func(r Result) { results <- r }}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	roundTrip(t, c, "over v6")
+	if r := <-results; r.Reason != ReasonEOF || r.BytesBToA != 7 || len(errs) != 0 {
+		t.Fatalf("result %+v, errs %v", r, errs)
+	}
+	if peer.String() != c.LocalAddr().String() {
+		t.Fatalf("peer %v, client %v", peer, c.LocalAddr())
 	}
 }
