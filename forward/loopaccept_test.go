@@ -4,11 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
-	"net/netip"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"pipegate/internal/testserver"
 	"pipegate/internal/tlstest"
@@ -122,7 +119,7 @@ func TestForwardDialTimeout(t *testing.T) { bothAcceptPaths(t, testForwardDialTi
 // An upstream whose accept queue is full never answers the SYN: after
 // DialTimeout the next upstream gets the connection.
 func testForwardDialTimeout(t *testing.T, startServer serverStarter) {
-	full := fullListener(t)
+	full := testserver.FullListener(t)
 	up := startUpstream(t, nil, testserver.Echo)
 	_, addr, rec, m := startServer(t, Config{Name: "dt", Upstreams: []string{full.String(), up}, DialTimeout: 200 * time.Millisecond})
 	if got := roundTrip(t, dial(t, addr), "late"); got != "late" {
@@ -139,7 +136,7 @@ func testForwardDialTimeout(t *testing.T, startServer serverStarter) {
 // A Shutdown whose deadline passes while a connection waits for its
 // upstream to answer logs that connection as refused for "shutdown".
 func TestLoopAcceptShutdownWhileConnecting(t *testing.T) {
-	full := fullListener(t)
+	full := testserver.FullListener(t)
 	srv, addr, rec, _ := startServer(t, Config{Upstreams: []string{full.String()}, DialTimeout: time.Hour})
 	if !onLoopsNoTrip(t, srv) {
 		t.Skip("the loops do not accept on this system")
@@ -174,38 +171,4 @@ func onLoopsNoTrip(t *testing.T, srv *Server) bool {
 		<-time.After(time.Millisecond)
 	}
 	return false
-}
-
-// fullListener is a loopback address listened on with a backlog of 0 and
-// a full accept queue, so that the kernel drops further SYNs: connects to
-// it neither succeed nor fail.
-func fullListener(t *testing.T) netip.AddrPort {
-	t.Helper()
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ap := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*unix.SockaddrInet4).Port))
-	for i := 0; ; i++ {
-		d := net.Dialer{Timeout: 100 * time.Millisecond}
-		c, err := d.Dial("tcp", ap.String())
-		if err != nil {
-			return ap // the queue is full
-		}
-		t.Cleanup(func() { c.Close() })
-		if i > 8 {
-			t.Fatal("the accept queue never filled")
-		}
-	}
 }

@@ -189,7 +189,7 @@ func TestListenNoUpstreamLeft(t *testing.T) {
 // TestListenDialTimeout connects to a listener whose accept queue is full:
 // the kernel drops the SYNs, and DialTimeout moves on to the next address.
 func TestListenDialTimeout(t *testing.T) {
-	full := fullListener(t)
+	full := testserver.FullListener(t)
 	up := echoUpstream(t)
 	var errs []error
 	f := startListen(t, func(*Accepted) *Setup {
@@ -204,41 +204,6 @@ func TestListenDialTimeout(t *testing.T) {
 	}
 }
 
-// fullListener returns the address of a socket listening with a backlog of
-// 0 whose queue holds connections nobody accepts.
-func fullListener(t *testing.T) netip.AddrPort {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A second client, so that more than one loop may hit the limit.
-	fd2, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd2)
-	t.Cleanup(func() { unix.Close(fd) })
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, _ := unix.Getsockname(fd)
-	ap := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*unix.SockaddrInet4).Port))
-	for i := 0; ; i++ { // fill the queue until a connect does not complete
-		d := net.Dialer{Timeout: 100 * time.Millisecond}
-		c, err := d.Dial("tcp", ap.String())
-		if err != nil {
-			break
-		}
-		t.Cleanup(func() { c.Close() })
-		if i > 8 {
-			t.Fatal("the accept queue never filled")
-		}
-	}
-	return ap
-}
 
 func TestListenRefuseAndTake(t *testing.T) {
 	var mu sync.Mutex

@@ -11,9 +11,12 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Start serves handle on a new loopback TCP listener (wrapped in TLS when
@@ -71,3 +74,38 @@ func Echo(c net.Conn) {
 
 // Greet returns a handler that writes s and closes.
 func Greet(s string) func(net.Conn) { return func(c net.Conn) { io.WriteString(c, s) } }
+
+// FullListener returns a loopback address that is listened on with a
+// backlog of 0 and a full accept queue: the kernel drops further SYNs, so
+// connects to it neither succeed nor fail (for dial timeouts). It is
+// closed at t's cleanup.
+func FullListener(t testing.TB) netip.AddrPort {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*unix.SockaddrInet4).Port))
+	for i := 0; ; i++ { // fill the queue until a connect does not complete
+		d := net.Dialer{Timeout: 100 * time.Millisecond}
+		c, err := d.Dial("tcp", ap.String())
+		if err != nil {
+			return ap
+		}
+		t.Cleanup(func() { c.Close() })
+		if i > 8 {
+			t.Fatal("the accept queue never filled")
+		}
+	}
+}

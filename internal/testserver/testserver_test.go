@@ -33,3 +33,16 @@ func TestEchoAndGreet(t *testing.T) {
 		t.Fatalf("greet gave %q, %v", b, err)
 	}
 }
+
+func TestFullListener(t *testing.T) {
+	ap := FullListener(t)
+	d := net.Dialer{Timeout: 200 * time.Millisecond}
+	c, err := d.Dial("tcp", ap.String())
+	if err == nil {
+		c.Close()
+		t.Fatal("a connect to the full listener completed")
+	}
+	if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+		t.Fatalf("connect: %v, want a timeout", err)
+	}
+}

@@ -102,15 +102,7 @@ func newLoop(g *Group, id int) (*loop, error) {
 func (l *loop) submit(p *pair) {
 	l.mu.Lock()
 	l.inbox = append(l.inbox, p)
-	if !l.running {
-		// The new goroutine takes the inbox before it waits: no wake-up.
-		l.running = true
-		l.g.loopsWG.Add(1)
-		l.mu.Unlock()
-		go runLoop(l)
-		return
-	}
-	l.wakeLocked()
+	l.runLocked()
 }
 
 // post makes the loop goroutine run f, starting it if needed (any
@@ -118,7 +110,14 @@ func (l *loop) submit(p *pair) {
 func (l *loop) post(f func(*loop)) {
 	l.mu.Lock()
 	l.ctl = append(l.ctl, f)
+	l.runLocked()
+}
+
+// runLocked starts the loop goroutine, or wakes it if it is running, for
+// what was just queued; it unlocks l.mu.
+func (l *loop) runLocked() {
 	if !l.running {
+		// The new goroutine takes the queues before it waits: no wake-up.
 		l.running = true
 		l.g.loopsWG.Add(1)
 		l.mu.Unlock()
