@@ -204,7 +204,6 @@ func TestListenDialTimeout(t *testing.T) {
 	}
 }
 
-
 func TestListenRefuseAndTake(t *testing.T) {
 	var mu sync.Mutex
 	var taken []net.Conn
