@@ -130,7 +130,12 @@ func (lp *loop) addListener(ln *Listener) {
 
 func (lp *loop) watchListener(ln *Listener) error {
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(ln.fd), Pad: lnPad}
-	if err := rawEpollCtl(lp.epfd, unix.EPOLL_CTL_ADD, ln.fd, &ev); err != nil {
+	err := rawEpollCtl(lp.epfd, unix.EPOLL_CTL_ADD, ln.fd, &ev)
+	if err == unix.EINVAL { // before Linux 4.5: every loop wakes, one accepts
+		ev.Events = unix.EPOLLIN
+		err = rawEpollCtl(lp.epfd, unix.EPOLL_CTL_ADD, ln.fd, &ev)
+	}
+	if err != nil {
 		return fmt.Errorf("evloop: register listener with epoll: %w", err)
 	}
 	return nil
