@@ -233,6 +233,7 @@ func ntohs(p uint16) uint16 { return p<<8 | p>>8 }
 // setUp asks the Acceptor about an accepted socket and, given a Setup,
 // makes the pair on this loop and starts connecting its B side.
 func (lp *loop) setUp(ln *Listener, a Accepted) {
+	lp.yield = true // Accept may start goroutines (a hand-off to Go)
 	s := ln.acc.Accept(a)
 	if s == nil {
 		return

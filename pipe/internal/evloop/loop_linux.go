@@ -61,6 +61,9 @@ type loop struct {
 	pipeCap   int      // capacity asked of new kernel pipes
 	scratch   []byte   // shared by all pairs of the loop for small reads (relay)
 	events    []unix.EpollEvent
+	// yield: the loop may have made goroutines runnable (a done callback
+	// started, an Acceptor called) since it last waited (waitOwn).
+	yield bool
 }
 
 func newLoop(g *Group, id int) (*loop, error) {
@@ -282,11 +285,14 @@ func (l *loop) wait(events []unix.EpollEvent) (int, error) {
 
 // waitOwn is wait for a loop that owns a thread (ownThread): it blocks in
 // epoll_wait until an event or the next timer or listener pause is due.
-// Goroutines the loop made runnable (done callbacks above all) get the P
-// first: with GOMAXPROCS 1 they would otherwise wait for the runtime's
-// monitor to take it from the blocked system call.
+// Goroutines the loop may have made runnable (done callbacks above all)
+// get the P first: with GOMAXPROCS 1 they would otherwise wait for the
+// runtime's monitor to take it from the blocked system call.
 func (l *loop) waitOwn(events []unix.EpollEvent) (int, error) {
-	runtime.Gosched()
+	if l.yield {
+		l.yield = false
+		runtime.Gosched()
+	}
 	next := l.resumeListeners()
 	if l.timers.len() > 0 {
 		if due := l.timers.peek().due; next == 0 || due < next {
@@ -507,5 +513,6 @@ func (l *loop) finish(p *pair, why Reason, side Side, err error) {
 		pairDone(l.g, done, s)
 		return
 	}
+	l.yield = true
 	go pairDone(l.g, done, s)
 }
