@@ -4,10 +4,11 @@ import (
 	"context"
 	"io"
 	"net"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"pipegate/internal/testserver"
 )
 
 // cpuTime is the process's user plus system CPU time so far.
@@ -17,24 +18,6 @@ func cpuTime(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// echoServer accepts on ln and echoes every connection until EOF.
-func echoServer(ln net.Listener, wg *sync.WaitGroup) {
-	defer wg.Done()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		wg.Add(1)
-		go echoConn(c, wg)
-	}
-}
-
-func echoConn(c net.Conn, wg *sync.WaitGroup) {
-	defer wg.Done()
-	echo(c)
 }
 
 // BenchmarkEngineShortConns is one short connection after another through
@@ -63,15 +46,7 @@ func BenchmarkEngineShortConns(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer front.Close()
-			back, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			var wg sync.WaitGroup
-			wg.Add(1)
-			go echoServer(back, &wg)
-			defer wg.Wait()
-			defer back.Close()
+			back := testserver.Start(b, nil, time.Minute, testserver.Echo)
 			e := &Engine{Flavour: c.f}
 			defer e.Shutdown(context.Background())
 			done := make(chan struct{}, 1)
@@ -87,7 +62,7 @@ func BenchmarkEngineShortConns(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				up, err := net.Dial("tcp", back.Addr().String())
+				up, err := net.Dial("tcp", back)
 				if err != nil {
 					b.Fatal(err)
 				}
