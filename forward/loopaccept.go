@@ -24,7 +24,8 @@ import (
 // with; after a Reload that the fast path cannot serve, the loops hand each
 // new connection to handleConn as a Go conn.
 
-// loopable reports whether the loops can set up g's connections alone.
+// loopable reports whether the loops can set up g's connections alone
+// (generation.loops, computed once per configuration).
 func (g *generation) loopable() bool {
 	if g.tls != nil || len(g.routes) > 0 || g.proxy != nil || g.fallback == nil {
 		return false
@@ -41,7 +42,7 @@ func (g *generation) loopable() bool {
 // configuration and the system allow it; false (ln untouched) when not.
 func (s *Server) serveOnLoops(ln net.Listener) bool {
 	g := s.gen.Load()
-	if s.deps.GoAccept || !g.loopable() {
+	if s.deps.GoAccept || !g.loops {
 		return false
 	}
 	pl, err := g.engine.Listen(ln, pipe.Acceptor{Accept: s.acceptOnLoop, Error: s.acceptPaused})
@@ -69,7 +70,7 @@ func (s *Server) acceptPaused(err error, retryIn time.Duration) {
 // must not block).
 func (s *Server) acceptOnLoop(a *pipe.Accepted) *pipe.Setup {
 	g := s.gen.Load()
-	if !g.loopable() {
+	if !g.loops {
 		s.handOff(g, a)
 		return nil
 	}

@@ -69,6 +69,7 @@ type generation struct {
 	handshakeTimeout time.Duration
 	backoff          time.Duration
 	keepAlive        time.Duration
+	loops            bool // the event loops set connections up alone (loopable)
 }
 
 type route struct {
@@ -176,6 +177,7 @@ func (s *Server) newGeneration(cfg Config, prev *generation) (*generation, error
 			Required:      true,
 		}
 	}
+	g.loops = g.loopable()
 	opts := pipe.Options{IdleTimeout: cfg.IdleTimeout, MaxLifetime: cfg.MaxLifetime, HalfCloseLinger: cfg.HalfCloseLinger}
 	if prev != nil && prev.engine.Options == opts {
 		g.engine = prev.engine
