@@ -11,22 +11,27 @@ import (
 	"pipegate/internal/tlstest"
 )
 
-// onLoops waits (bounded) until Serve has settled on a path and reports
-// whether the event loops accept for srv.
+// onLoops pipes a connection through srv, which proves Serve is serving,
+// and reports whether the event loops accept for it.
 func onLoops(t *testing.T, srv *Server, addr string) bool {
 	t.Helper()
-	// A piped connection proves Serve is serving; the loop listener is
-	// registered right after Listen returns, so poll for it briefly.
 	roundTrip(t, dial(t, addr), "")
+	return loopListening(srv)
+}
+
+// loopListening reports whether the event loops accept for srv. Serve
+// registers their listener right after Engine.Listen returns: where the
+// configuration lets the loops accept, wait for it (bounded).
+func loopListening(srv *Server) bool {
 	deadline := time.Now().Add(testTimeout)
 	for {
 		srv.mu.Lock()
 		n := len(srv.loopListeners)
 		srv.mu.Unlock()
-		if n > 0 || time.Now().After(deadline) {
-			return n > 0
+		if n > 0 {
+			return true
 		}
-		if !srv.gen.Load().loopable() || srv.deps.GoAccept {
+		if !srv.gen.Load().loops || srv.deps.GoAccept || time.Now().After(deadline) {
 			return false
 		}
 		<-time.After(time.Millisecond)
@@ -138,7 +143,7 @@ func testForwardDialTimeout(t *testing.T, startServer serverStarter) {
 func TestLoopAcceptShutdownWhileConnecting(t *testing.T) {
 	full := testserver.FullListener(t)
 	srv, addr, rec, _ := startServer(t, Config{Upstreams: []string{full.String()}, DialTimeout: time.Hour})
-	if !onLoopsNoTrip(t, srv) {
+	if !loopListening(srv) {
 		t.Skip("the loops do not accept on this system")
 	}
 	c := dial(t, addr)
@@ -156,19 +161,4 @@ func TestLoopAcceptShutdownWhileConnecting(t *testing.T) {
 	if r := rec.wait(t, "connection refused", 1); r["reason"] != "shutdown" {
 		t.Errorf("log: %v", r)
 	}
-}
-
-// onLoopsNoTrip is onLoops for a forward whose upstream does not answer.
-func onLoopsNoTrip(t *testing.T, srv *Server) bool {
-	deadline := time.Now().Add(testTimeout)
-	for time.Now().Before(deadline) {
-		srv.mu.Lock()
-		n := len(srv.loopListeners)
-		srv.mu.Unlock()
-		if n > 0 {
-			return true
-		}
-		<-time.After(time.Millisecond)
-	}
-	return false
 }
