@@ -143,10 +143,7 @@ func (e *Engine) Listen(ln net.Listener, acc Acceptor) (*Listener, error) {
 		cfg.Loops = e.Loops
 		g, err := evloop.New(cfg)
 		if err != nil {
-			if errors.Is(err, evloop.ErrUnsupported) {
-				err = fmt.Errorf("%w (%w)", ErrUnsupported, err)
-			}
-			return nil, fmt.Errorf("pipe: Engine.Listen: %w", err)
+			return nil, listenError(err)
 		}
 		e.group = g
 	}
@@ -157,10 +154,7 @@ func (e *Engine) Listen(ln net.Listener, acc Acceptor) (*Listener, error) {
 	})
 	if err != nil {
 		e.loopsIdleLocked()
-		if errors.Is(err, evloop.ErrUnsupported) {
-			err = fmt.Errorf("%w (%w)", ErrUnsupported, err)
-		}
-		return nil, fmt.Errorf("pipe: Engine.Listen: %w", err)
+		return nil, listenError(err)
 	}
 	pl.l = el
 	if e.listeners == nil {
@@ -168,6 +162,15 @@ func (e *Engine) Listen(ln net.Listener, acc Acceptor) (*Listener, error) {
 	}
 	e.listeners[pl] = struct{}{}
 	return pl, nil
+}
+
+// listenError wraps an error of the loops for Listen's caller; the loops'
+// ErrUnsupported is this package's too.
+func listenError(err error) error {
+	if errors.Is(err, evloop.ErrUnsupported) {
+		err = fmt.Errorf("%w (%w)", ErrUnsupported, err)
+	}
+	return fmt.Errorf("pipe: Engine.Listen: %w", err)
 }
 
 // acceptOnLoop counts in a connection a loop accepted and asks accept
