@@ -250,13 +250,11 @@ func (lp *loop) setUp(ln *Listener, a Accepted) {
 	p.dial = &dialState{next: s.Next, timeout: int64(s.DialTimeout), connected: s.Connected, keepAlive: s.KeepAlive}
 	p.ab.preload(s.Prefix) // plain: cannot fail
 	lp.g.mu.Lock()
-	lp.g.active++ // Shutdown closes the listeners before it sets closing
+	// Shutdown closes the listeners before it sets closing, and so before
+	// any forceClose: no pair is made while the loops close every pair.
+	lp.g.active++
 	lp.g.mu.Unlock()
 	p.startNS, p.lastActive = lp.now, lp.now
-	if lp.isForcing() {
-		lp.finish(p, ReasonShutdown, SideNone, nil)
-		return
-	}
 	if s.KeepAlive > 0 {
 		if err := setKeepAlive(a.FD, s.KeepAlive); err != nil {
 			lp.finish(p, ReasonError, SideA, fmt.Errorf("evloop: side a: %w", err))
@@ -268,14 +266,6 @@ func (lp *loop) setUp(ln *Listener, a Accepted) {
 		return
 	}
 	lp.dialNext(p, nil)
-}
-
-// isForcing reports whether the loop is closing every pair (Shutdown's
-// deadline passed).
-func (lp *loop) isForcing() bool {
-	lp.mu.Lock()
-	defer lp.mu.Unlock()
-	return lp.forcing
 }
 
 // setKeepAlive turns on TCP keep-alive: idle d, interval d, 3 probes.
