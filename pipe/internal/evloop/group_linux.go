@@ -72,14 +72,8 @@ func (g *Group) AddWithPrefix(a, b Endpoint, fromA, fromB []byte, opts Options, 
 	if !a.Valid() || !b.Valid() || a.fd == b.fd {
 		return fmt.Errorf("evloop: add pair: invalid endpoints (%d, %d)", a.fd-1, b.fd-1)
 	}
-	if opts.HalfCloseLinger == 0 {
-		opts.HalfCloseLinger = DefaultHalfCloseLinger
-	}
-	p := &pair{opts: opts, done: done, start: time.Now(), hidx: -1}
-	p.a = end{fd: a.fd - 1, side: SideA, p: p, tls: a.tls}
-	p.b = end{fd: b.fd - 1, side: SideB, p: p, tls: b.tls}
-	p.ab = dir{p: p, src: &p.a, dst: &p.b}
-	p.ba = dir{p: p, src: &p.b, dst: &p.a}
+	p := newPair(a.fd-1, b.fd-1, opts, done)
+	p.a.tls, p.b.tls = a.tls, b.tls
 	if a.tls != nil || b.tls != nil {
 		t := new([2]dirTLS)
 		p.ab.t, p.ba.t = &t[0], &t[1]
@@ -102,6 +96,20 @@ func (g *Group) AddWithPrefix(a, b Endpoint, fromA, fromB []byte, opts Options, 
 	l := g.loops[int(g.next.Add(1))%len(g.loops)]
 	l.submit(p)
 	return nil
+}
+
+// newPair makes a pair of the sockets fa and fb (fb -1: not connected yet),
+// with DefaultHalfCloseLinger for a zero HalfCloseLinger.
+func newPair(fa, fb int, opts Options, done func(Stats)) *pair {
+	if opts.HalfCloseLinger == 0 {
+		opts.HalfCloseLinger = DefaultHalfCloseLinger
+	}
+	p := &pair{opts: opts, done: done, start: time.Now(), hidx: -1}
+	p.a = end{fd: fa, side: SideA, p: p}
+	p.b = end{fd: fb, side: SideB, p: p}
+	p.ab = dir{p: p, src: &p.a, dst: &p.b}
+	p.ba = dir{p: p, src: &p.b, dst: &p.a}
+	return p
 }
 
 // Active returns the number of pairs added whose done callback has not

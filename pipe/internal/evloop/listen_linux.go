@@ -238,15 +238,8 @@ func (lp *loop) setUp(ln *Listener, a Accepted) {
 	if s == nil {
 		return
 	}
-	opts := s.Options
-	if opts.HalfCloseLinger == 0 {
-		opts.HalfCloseLinger = DefaultHalfCloseLinger
-	}
-	p := &pair{opts: opts, done: s.Done, start: time.Now(), hidx: -1, inline: s.InlineDone}
-	p.a = end{fd: a.FD, side: SideA, p: p}
-	p.b = end{fd: -1, side: SideB, p: p, connecting: true}
-	p.ab = dir{p: p, src: &p.a, dst: &p.b}
-	p.ba = dir{p: p, src: &p.b, dst: &p.a}
+	p := newPair(a.FD, -1, s.Options, s.Done)
+	p.inline, p.b.connecting = s.InlineDone, true
 	p.dial = &dialState{next: s.Next, timeout: int64(s.DialTimeout), connected: s.Connected, keepAlive: s.KeepAlive}
 	p.ab.preload(s.Prefix) // plain: cannot fail
 	lp.g.mu.Lock()
