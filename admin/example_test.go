@@ -11,7 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"pipegate/admin"
+	"github.com/pipegate/pipegate/admin"
 )
 
 // Take an instance out of the load balancer before a deploy: /healthz

@@ -17,7 +17,10 @@
 # round's pipegate/haproxy ratio: the load of a shared machine disturbs it
 # less than the medians. ROWS picks rows (bulk ping conn tls idle; default
 # all). BASE adds a column for another pipegate binary (say, built before a
-# change) run the same way, for before/after figures from one run.
+# change) run the same way, for before/after figures from one run;
+# BASE_GO_ACCEPT=1 runs it with go_accept: true (the Go accept path; use
+# BASE=bin/pipegate for the same binary). A BASE that predates the
+# snake_case keys gets the kebab-case ones.
 set -eu
 cd "$(dirname "$0")/.."
 command -v haproxy >/dev/null || { echo "forward.sh: haproxy not installed (apt-get install -y haproxy)" >&2; exit 1; }
@@ -29,6 +32,7 @@ IDLE=${IDLE:-1000}
 REPS=${REPS:-3}
 ROWS=${ROWS:-bulk ping conn tls idle}
 BASE=${BASE:-}
+BASE_GO_ACCEPT=${BASE_GO_ACCEPT:-}
 [ -z "$BASE" ] || [ -x "$BASE" ] || { echo "forward.sh: BASE=$BASE is not an executable" >&2; exit 1; }
 
 tmp=$(mktemp -d)
@@ -53,18 +57,27 @@ bs=$(port 8); bs_tls=$(port 9)
 
 "$tmp/load" serve -plain "$srv" -tls "$srv_tls" -cert "$tmp/cert.pem" -key "$tmp/key.pem" & srvpid=$!; pids="$pids $srvpid"
 
-# pipegate BINARY PLAIN TLS: starts a forward process, its pid in $started.
+# pipegate BINARY PLAIN TLS [EXTRA]: starts a forward process, its pid in
+# $started; EXTRA goes into each forward's mapping (", go_accept: true").
 pipegate() {
   cat >"$tmp/forward-$2.yaml" <<CFG
+log_level: warn
+forwards:
+  - {name: plain, listen: "$2", to: ["$srv"]${4:-}}
+  - {name: tls, listen: "$3", to: ["$srv"], tls: {cert: "$tmp/cert.pem", key: "$tmp/key.pem"}${4:-}}
+CFG
+  if ! "$1" check-config "$tmp/forward-$2.yaml" >/dev/null 2>&1; then # a binary from before snake_case
+    cat >"$tmp/forward-$2.yaml" <<CFG
 log-level: warn
 forwards:
   - {name: plain, listen: "$2", to: ["$srv"]}
   - {name: tls, listen: "$3", to: ["$srv"], tls-cert: "$tmp/cert.pem", tls-key: "$tmp/key.pem"}
 CFG
+  fi
   GOMAXPROCS=1 "$1" forward --config "$tmp/forward-$2.yaml" & started=$!; pids="$pids $started"
 }
 pipegate "$tmp/pipegate" "$pg" "$pg_tls"; pgpid=$started
-[ -z "$BASE" ] || { pipegate "$BASE" "$bs" "$bs_tls"; bspid=$started; }
+[ -z "$BASE" ] || { pipegate "$BASE" "$bs" "$bs_tls" "${BASE_GO_ACCEPT:+, go_accept: true}"; bspid=$started; }
 
 cat >"$tmp/haproxy.cfg" <<CFG
 global

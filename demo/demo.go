@@ -29,9 +29,9 @@ import (
 	"sync"
 	"syscall"
 
-	"pipegate/imap"
-	"pipegate/route/file"
-	"pipegate/tlsconf"
+	"github.com/pipegate/pipegate/imap"
+	"github.com/pipegate/pipegate/route/file"
+	"github.com/pipegate/pipegate/tlsconf"
 )
 
 // Default listening addresses; with Options.Fallback a busy one is

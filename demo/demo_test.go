@@ -12,7 +12,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"go.uber.org/goleak"
 
-	"pipegate/demo"
+	"github.com/pipegate/pipegate/demo"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

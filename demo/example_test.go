@@ -6,7 +6,7 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"pipegate/demo"
+	"github.com/pipegate/pipegate/demo"
 )
 
 // Start a demo on free loopback ports and log in through the proxy.

@@ -97,10 +97,22 @@ type Config struct {
 	// while it might answer); it doubles with each further failure up to
 	// MaxBackoff. 0: DefaultBackoff.
 	Backoff time.Duration
+
+	// GoAccept makes Serve accept with Go and set each connection up on a
+	// goroutine even where the event loops could do it all (loopaccept.go):
+	// a way back for operators. A Reload that sets it hands the connections
+	// the loops accept to goroutines; one that clears it takes effect at the
+	// next Serve.
+	GoAccept bool
+	// TLSOnGoroutines keeps TLS-terminated or -originated pairs on
+	// goroutines running crypto/tls (pipe.Engine.TLSOnGoroutines) instead
+	// of the event loops' own TLS 1.3 record layer: another way back.
+	TLSOnGoroutines bool
 }
 
-// FieldError is a Config field with a bad value. Field is the name used by
-// the command line and the config file ("send-proxy", "to").
+// FieldError is a Config field with a bad value. Field is its key in
+// pipegate's config file ("send_proxy", "to"); the command line's flag is
+// the same name in kebab-case ("--send-proxy").
 type FieldError struct {
 	Field string
 	Err   error
@@ -143,27 +155,28 @@ func (c *Config) Validate() error {
 	switch c.SendProxy {
 	case "", "v1", "v2":
 	default:
-		return fieldErr("send-proxy", "unknown version %q (want v1 or v2)", c.SendProxy)
+		return fieldErr("send_proxy", "unknown version %q (want v1 or v2)", c.SendProxy)
 	}
 	if network, _, _ := SplitAddr(c.Listen); c.AcceptProxy && len(c.TrustedProxies) == 0 && network != "unix" {
-		return fieldErr("trusted-proxy", "accept-proxy needs at least one trusted proxy CIDR (peers on a unix listener are trusted)")
+		return fieldErr("trusted_proxy", "accept_proxy needs at least one trusted proxy CIDR (peers on a unix listener are trusted)")
 	}
 	if c.MaxConns < 0 {
-		return fieldErr("max-conns", "negative value %d", c.MaxConns)
+		return fieldErr("max_conns", "negative value %d", c.MaxConns)
 	}
 	if c.MaxConnsPerIP < 0 {
-		return fieldErr("max-conns-per-ip", "negative value %d", c.MaxConnsPerIP)
+		return fieldErr("max_conns_per_ip", "negative value %d", c.MaxConnsPerIP)
 	}
 	for _, d := range []struct {
 		field string
 		v     time.Duration
 	}{
-		{"dial-timeout", c.DialTimeout},
-		{"handshake-timeout", c.HandshakeTimeout},
-		{"idle-timeout", c.IdleTimeout},
-		{"max-lifetime", c.MaxLifetime},
+		{"dial_timeout", c.DialTimeout},
+		{"handshake_timeout", c.HandshakeTimeout},
+		{"idle_timeout", c.IdleTimeout},
+		{"max_lifetime", c.MaxLifetime},
+		{"half_close_linger", c.HalfCloseLinger},
 		{"backoff", c.Backoff},
-		{"tcp-keepalive", c.TCPKeepAlive},
+		{"tcp_keepalive", c.TCPKeepAlive},
 	} {
 		if d.v < 0 {
 			return fieldErr(d.field, "negative duration %v", d.v)

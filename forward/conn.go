@@ -9,8 +9,8 @@ import (
 	"net/netip"
 	"time"
 
-	"pipegate/limit"
-	"pipegate/pipe"
+	"github.com/pipegate/pipegate/limit"
+	"github.com/pipegate/pipegate/pipe"
 )
 
 // Reasons a connection is closed before it is piped; the "reason" label of

@@ -21,6 +21,9 @@
 //	// on SIGHUP: srv.Reload(newConfig) — new connections use it, old ones are kept
 //	// on SIGTERM: srv.Shutdown(ctx) — stop accepting, drain, force-close at ctx's end
 //
+// A daemon with several forwards runs them in a Set, whose Apply starts,
+// reloads in place and retires forwards to match a new list on SIGHUP.
+//
 // Each accepted connection goes through, in order: the PROXY header (when
 // Config.AcceptProxy, and only from Config.TrustedProxies), the connection
 // limits, the TLS handshake (Config.TLS) or a peek at the ClientHello (when

@@ -8,7 +8,7 @@ import (
 	"net"
 	"time"
 
-	"pipegate/forward"
+	"github.com/pipegate/pipegate/forward"
 )
 
 // A forward from a loopback port to an upstream that says hello.
@@ -77,4 +77,26 @@ func ExamplePeekClientHello() {
 	name, peeked, err := forward.PeekClientHello(bytes.NewReader(hello))
 	fmt.Println(name, len(peeked) == len(hello), err)
 	// Output: mail.example true <nil>
+}
+
+// A Set runs the forwards of a config file and follows its changes.
+func ExampleSet() {
+	set := forward.NewSet(forward.Deps{}) // no logs, no metrics
+	cfgs := []forward.Config{
+		{Name: "web", Listen: "127.0.0.1:0", Upstreams: []string{"127.0.0.1:8080"}},
+		{Name: "db", Listen: "127.0.0.1:0", Upstreams: []string{"127.0.0.1:5432"}, GoAccept: true},
+	}
+	if err := set.Apply(cfgs, 30*time.Second); err != nil {
+		fmt.Println(err)
+		return
+	}
+	// SIGHUP: web keeps its listener and reloads in place; db drains.
+	if err := set.Apply(cfgs[:1], 30*time.Second); err != nil {
+		fmt.Println(err)
+	}
+	for _, l := range set.Listening() {
+		fmt.Println(l.Name)
+	}
+	set.Shutdown(context.Background())
+	// Output: web
 }

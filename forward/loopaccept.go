@@ -10,8 +10,8 @@ import (
 	"net/netip"
 	"time"
 
-	"pipegate/listener"
-	"pipegate/pipe"
+	"github.com/pipegate/pipegate/listener"
+	"github.com/pipegate/pipegate/pipe"
 )
 
 // The fast path: for a plain TCP forward (no TLS on either side, no SNI
@@ -21,11 +21,13 @@ import (
 // and no netpoller registration per connection. Limits, failover, back-off,
 // PROXY headers sent upstream, logs and metrics behave as on the Go path
 // (handleConn). Serve picks the path from the configuration it starts
-// with; after a Reload that the fast path cannot serve, the loops hand each
-// new connection to handleConn as a Go conn.
+// with; after a Reload that the fast path cannot serve (or that sets
+// Config.GoAccept), the loops hand each new connection to handleConn as a
+// Go conn.
 
 // loopable reports whether the loops can set up g's connections alone
-// (generation.loops, computed once per configuration).
+// (generation.loops, computed once per configuration, is false as well
+// with Config.GoAccept).
 func (g *generation) loopable() bool {
 	if g.tls != nil || len(g.routes) > 0 || g.proxy != nil || g.fallback == nil {
 		return false
@@ -42,7 +44,7 @@ func (g *generation) loopable() bool {
 // configuration and the system allow it; false (ln untouched) when not.
 func (s *Server) serveOnLoops(ln net.Listener) bool {
 	g := s.gen.Load()
-	if s.deps.GoAccept || !g.loops {
+	if !g.loops { // Config.GoAccept, or a configuration the loops cannot serve
 		return false
 	}
 	pl, err := g.engine.Listen(ln, pipe.Acceptor{Accept: s.acceptOnLoop, Error: s.acceptPaused})

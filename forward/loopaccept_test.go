@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"pipegate/internal/testserver"
-	"pipegate/internal/tlstest"
+	"github.com/pipegate/pipegate/internal/testserver"
+	"github.com/pipegate/pipegate/internal/tlstest"
 )
 
 // onLoops pipes a connection through srv, which proves Serve is serving,
@@ -31,7 +31,7 @@ func loopListening(srv *Server) bool {
 		if n > 0 {
 			return true
 		}
-		if !srv.gen.Load().loops || srv.deps.GoAccept || time.Now().After(deadline) {
+		if !srv.gen.Load().loops || time.Now().After(deadline) {
 			return false
 		}
 		<-time.After(time.Millisecond)
@@ -51,7 +51,7 @@ func TestLoopAcceptChosen(t *testing.T) {
 	}{
 		{"plain", Config{Upstreams: []string{up}}, Deps{}, true},
 		{"send-proxy", Config{Upstreams: []string{up}, SendProxy: "v1"}, Deps{}, true},
-		{"go-accept", Config{Upstreams: []string{up}}, Deps{GoAccept: true}, false},
+		{"go-accept", Config{Upstreams: []string{up}, GoAccept: true}, Deps{}, false},
 		{"host-name", Config{Upstreams: []string{"localhost:" + port}}, Deps{}, false},
 		{"tls", Config{Upstreams: []string{up}, TLS: &tls.Config{Certificates: []tls.Certificate{ca.IssueCert(t, "127.0.0.1")}}}, Deps{}, false},
 	} {

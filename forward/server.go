@@ -12,9 +12,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"pipegate/limit"
-	"pipegate/listener"
-	"pipegate/pipe"
+	"github.com/pipegate/pipegate/limit"
+	"github.com/pipegate/pipegate/listener"
+	"github.com/pipegate/pipegate/pipe"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -24,13 +24,6 @@ var ErrServerClosed = errors.New("forward: server closed")
 type Deps struct {
 	Log     *slog.Logger // nil: discard
 	Metrics *Metrics     // nil: no metrics
-	// TLSOnGoroutines keeps TLS-terminated or -originated pairs on
-	// goroutines running crypto/tls (pipe.Engine.TLSOnGoroutines) instead
-	// of the event loops' own TLS 1.3 record layer.
-	TLSOnGoroutines bool
-	// GoAccept makes Serve accept with Go and set each connection up on a
-	// goroutine even where the event loops could do it all (loopaccept.go).
-	GoAccept bool
 }
 
 // Server runs one forward: it accepts connections on the listeners given
@@ -177,12 +170,12 @@ func (s *Server) newGeneration(cfg Config, prev *generation) (*generation, error
 			Required:      true,
 		}
 	}
-	g.loops = g.loopable()
+	g.loops = !cfg.GoAccept && g.loopable()
 	opts := pipe.Options{IdleTimeout: cfg.IdleTimeout, MaxLifetime: cfg.MaxLifetime, HalfCloseLinger: cfg.HalfCloseLinger}
-	if prev != nil && prev.engine.Options == opts {
+	if prev != nil && prev.engine.Options == opts && prev.engine.TLSOnGoroutines == cfg.TLSOnGoroutines {
 		g.engine = prev.engine
 	} else {
-		g.engine = &pipe.Engine{Options: opts, TLSOnGoroutines: s.deps.TLSOnGoroutines}
+		g.engine = &pipe.Engine{Options: opts, TLSOnGoroutines: cfg.TLSOnGoroutines}
 	}
 	// One counter for the life of the Server, even while unlimited, so that
 	// new limits count the connections already open.
@@ -319,4 +312,28 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func shutdownEngine(ctx context.Context, e *pipe.Engine, err *error, wg *sync.WaitGroup) {
 	defer wg.Done()
 	*err = e.Shutdown(ctx)
+}
+
+// EngineStats sums the Stats of the engines this server has used (one per
+// distinct pipe.Options seen across reloads).
+func (s *Server) EngineStats() pipe.Stats {
+	s.mu.Lock()
+	engines := s.engines
+	s.mu.Unlock()
+	var sum pipe.Stats
+	for _, e := range engines {
+		st := e.Stats()
+		sum.Open += st.Open
+		sum.OnLoops += st.OnLoops
+		sum.Total += st.Total
+		sum.BytesAToB += st.BytesAToB
+		sum.BytesBToA += st.BytesBToA
+		for f, n := range st.Fallbacks {
+			if sum.Fallbacks == nil {
+				sum.Fallbacks = map[pipe.Fallback]uint64{}
+			}
+			sum.Fallbacks[f] += n
+		}
+	}
+	return sum
 }

@@ -20,8 +20,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
-	"pipegate/internal/testserver"
-	"pipegate/internal/tlstest"
+	"github.com/pipegate/pipegate/internal/testserver"
+	"github.com/pipegate/pipegate/internal/tlstest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -85,7 +85,7 @@ func (l *logRecorder) wait(t *testing.T, msg string, n int) map[string]string {
 type serverStarter func(t *testing.T, cfg Config) (*Server, string, *logRecorder, *Metrics)
 
 // bothAcceptPaths runs test with the event loops accepting where they can
-// (loopaccept.go) and with Deps.GoAccept.
+// (loopaccept.go) and with Config.GoAccept.
 func bothAcceptPaths(t *testing.T, test func(*testing.T, serverStarter)) {
 	for _, goAccept := range []bool{false, true} {
 		name := "loops"
@@ -94,7 +94,8 @@ func bothAcceptPaths(t *testing.T, test func(*testing.T, serverStarter)) {
 		}
 		t.Run(name, func(t *testing.T) {
 			test(t, func(t *testing.T, cfg Config) (*Server, string, *logRecorder, *Metrics) {
-				return startServerDeps(t, cfg, Deps{GoAccept: goAccept})
+				cfg.GoAccept = goAccept
+				return startServerDeps(t, cfg, Deps{})
 			})
 		})
 	}

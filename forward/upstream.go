@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"pipegate/listener"
+	"github.com/pipegate/pipegate/listener"
 )
 
 // upstream is one configured upstream address.

@@ -123,10 +123,11 @@ func TestValidate(t *testing.T) {
 		{"to", func(c *Config) { c.Upstreams = []string{"127.0.0.1:99999"} }},
 		{"sni", func(c *Config) { c.Routes = []Route{{ServerName: "a b", Upstreams: []string{"x:1"}}} }},
 		{"sni", func(c *Config) { c.Routes = []Route{{ServerName: "a.example"}} }},
-		{"send-proxy", func(c *Config) { c.SendProxy = "v3" }},
-		{"trusted-proxy", func(c *Config) { c.AcceptProxy = true }},
-		{"max-conns", func(c *Config) { c.MaxConns = -1 }},
-		{"dial-timeout", func(c *Config) { c.DialTimeout = -time.Second }},
+		{"send_proxy", func(c *Config) { c.SendProxy = "v3" }},
+		{"trusted_proxy", func(c *Config) { c.AcceptProxy = true }},
+		{"max_conns", func(c *Config) { c.MaxConns = -1 }},
+		{"dial_timeout", func(c *Config) { c.DialTimeout = -time.Second }},
+		{"half_close_linger", func(c *Config) { c.HalfCloseLinger = -time.Second }},
 	} {
 		c := ok
 		tc.edit(&c)

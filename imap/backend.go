@@ -10,8 +10,8 @@ import (
 	"strconv"
 	"time"
 
-	"pipegate/imap/wire"
-	"pipegate/route"
+	"github.com/pipegate/pipegate/imap/wire"
+	"github.com/pipegate/pipegate/route"
 )
 
 // maxBackendResponse bounds one response read from a backend before login.
@@ -78,7 +78,7 @@ func (bc *backendConn) prepare(ss *session) error {
 			return err
 		}
 	}
-	if bc.b.SendID {
+	if bc.b.ClientAddr == route.ClientAddrID {
 		if !wire.HasCap(bc.caps, "ID") {
 			ss.log.Debug("imap: backend lacks ID, client address not sent", "backend", bc.b.Addr)
 		} else if err := bc.writeID(ss); err != nil {

@@ -1,39 +1,46 @@
 package imap
 
 import (
+	"cmp"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
 
-	"pipegate/imap/wire"
+	"github.com/pipegate/pipegate/gateway"
+	"github.com/pipegate/pipegate/imap/wire"
+	"github.com/pipegate/pipegate/route"
 )
 
-// login logs in to the backend with the client's credentials and returns
-// the backend's tagged answer (OK, NO or BAD). An error means the backend
-// failed (I/O, protocol), not that the login was refused.
+// login logs in to the backend as lg.Account and returns the backend's
+// tagged answer (OK, NO or BAD). An error means the backend failed (I/O,
+// protocol), not that the login was refused.
 //
 // Password logins use LOGIN, or AUTHENTICATE PLAIN when the backend
-// advertises LOGINDISABLED or when the client gave an authorization
-// identity. loginName, from the route, replaces the account name.
-// XOAUTH2 and OAUTHBEARER are passed on unchanged and the backend's
-// challenges relayed to the client.
-func (bc *backendConn) login(ss *session, cred credentials, loginName string) (*wire.Response, error) {
-	if cred.mech != "" {
-		return bc.authenticate(ss, cred.mech, cred.saslIR, true)
+// advertises LOGINDISABLED or for a master-user login. The route may
+// replace the name (rt.Login) and the password (rt.Password, auth_http's
+// Auth-Pass). XOAUTH2 and OAUTHBEARER messages are rebuilt around the
+// decided name and the backend's challenges relayed to the client.
+func (bc *backendConn) login(ss *session, lg gateway.Login, rt route.Route) (*wire.Response, error) {
+	if msg := lg.Creds.Message(cmp.Or(rt.Login, lg.Account)); msg != nil {
+		return bc.authenticate(ss, lg.Creds.Mechanism, base64.StdEncoding.EncodeToString(msg), true)
 	}
-	user, authz := cred.user, cred.authz
-	if loginName != "" {
+	user, authz := lg.Authcid, ""
+	if lg.Master() {
+		authz = lg.Account
+	}
+	if rt.Login != "" {
 		if authz != "" {
-			authz = loginName
+			authz = rt.Login
 		} else {
-			user = loginName
+			user = rt.Login
 		}
 	}
+	pass := cmp.Or(rt.Password, lg.Password)
 	if authz == "" && !wire.HasCap(bc.caps, "LOGINDISABLED") {
-		return bc.loginCommand(ss, user, cred.pass)
+		return bc.loginCommand(ss, user, pass)
 	}
-	msg := authz + "\x00" + user + "\x00" + cred.pass
+	msg := authz + "\x00" + user + "\x00" + pass
 	return bc.authenticate(ss, "PLAIN", base64.StdEncoding.EncodeToString([]byte(msg)), false)
 }
 

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"pipegate/imap"
+	"github.com/pipegate/pipegate/imap"
 )
 
 // BenchmarkLogin: connect, LOGIN, LOGOUT through the proxy to an

@@ -3,7 +3,7 @@ package imap
 import (
 	"strings"
 
-	"pipegate/imap/wire"
+	"github.com/pipegate/pipegate/imap/wire"
 )
 
 // caps returns the pre-login capabilities for the session's current state.

@@ -8,8 +8,8 @@ import (
 	"net/netip"
 	"time"
 
-	"pipegate/listener"
-	"pipegate/route"
+	"github.com/pipegate/pipegate/listener"
+	"github.com/pipegate/pipegate/route"
 )
 
 // This file holds what a proxy for any protocol needs to reach a backend;
@@ -28,8 +28,8 @@ func dialBackend(ctx context.Context, b route.Backend, timeout time.Duration, de
 		return nil, err // a *net.OpError names the address
 	}
 	_ = c.SetDeadline(deadline)
-	if b.SendProxy != "" {
-		if err := listener.WriteHeader(c, b.SendProxy, client, local); err != nil {
+	if b.ClientAddr == route.ClientAddrProxy {
+		if err := listener.WriteHeader(c, b.ProxyVersion, client, local); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("backend %s: %w", b.Addr, err)
 		}

@@ -14,8 +14,8 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
-	"pipegate/imap"
-	"pipegate/route"
+	"github.com/pipegate/pipegate/imap"
+	"github.com/pipegate/pipegate/route"
 )
 
 // A proxy in front of one backend, reached by a client that logs in.

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"pipegate/imap/wire"
+	"github.com/pipegate/pipegate/imap/wire"
 )
 
 // fakeBackend is a scripted IMAP server for what go-imap's server does not

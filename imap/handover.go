@@ -5,7 +5,7 @@ import (
 	"net"
 	"time"
 
-	"pipegate/pipe"
+	"github.com/pipegate/pipegate/pipe"
 )
 
 // handover gives both connections, with any bytes already read from them,
@@ -15,6 +15,7 @@ func (ss *session) handover(bc *backendConn) {
 	ss.mu.Lock()
 	ss.piped = true // from here on, Shutdown leaves the conns to the pipe
 	ss.mu.Unlock()
+	ss.preLoginRelease() // logged in: no longer counts as pre-login
 	if ss.stopWatch != nil {
 		ss.stopWatch()
 	}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"pipegate/pipe"
+	"github.com/pipegate/pipegate/pipe"
 )
 
 // TestWithBuffered: bytes read past a PROXY header (a *pipe.PrefixConn)

@@ -17,9 +17,9 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 	"go.uber.org/goleak"
 
-	"pipegate/imap"
-	"pipegate/internal/tlstest"
-	"pipegate/route"
+	"github.com/pipegate/pipegate/imap"
+	"github.com/pipegate/pipegate/internal/tlstest"
+	"github.com/pipegate/pipegate/route"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -111,6 +111,12 @@ func startProxy(t testing.TB, srv *imap.Server) *proxy {
 	t.Helper()
 	if srv.Logger == nil {
 		srv.Logger = testLogger(t)
+	}
+	if srv.FailureDelay == 0 {
+		// Failed logins are answered at once unless a test asks for the
+		// delay floor: every failure takes the same path either way
+		// (TestFailuresUniform).
+		srv.FailureDelay = -1
 	}
 	p := &proxy{srv: srv}
 	var done []chan struct{}

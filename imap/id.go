@@ -4,7 +4,7 @@ import (
 	"strconv"
 	"strings"
 
-	"pipegate/imap/wire"
+	"github.com/pipegate/pipegate/imap/wire"
 )
 
 // idField is one field of an ID list; a nil value is NIL.

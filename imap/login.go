@@ -7,34 +7,15 @@ import (
 	"strings"
 	"time"
 
-	"pipegate/imap/wire"
-	"pipegate/route"
+	"github.com/pipegate/pipegate/gateway"
+	"github.com/pipegate/pipegate/gateway/sasl"
+	"github.com/pipegate/pipegate/imap/wire"
+	"github.com/pipegate/pipegate/route"
 )
-
-// credentials are what a client logged in with. The password is never
-// logged.
-type credentials struct {
-	method string // for route.Request.AuthMethod: "login", "plain", "xoauth2", "oauthbearer"
-	authz  string // PLAIN authorization identity when it differs from user, else ""
-	user   string
-	pass   string
-	// For XOAUTH2 and OAUTHBEARER: the mechanism and the client's initial
-	// response (base64), passed to the backend unchanged.
-	mech   string
-	saslIR string
-}
-
-// account is the account to route: the authorization identity when there
-// is one (a master user logging in as someone), else the user.
-func (c credentials) account() string {
-	if c.authz != "" {
-		return c.authz
-	}
-	return c.user
-}
 
 // cmdLogin handles LOGIN user password.
 func (ss *session) cmdLogin(cmd *wire.Command) {
+	started := time.Now()
 	if !ss.authAllowed() {
 		ss.tagged(cmd.Tag, "NO", "PRIVACYREQUIRED", "Plaintext authentication is disabled, use STARTTLS first")
 		return
@@ -44,21 +25,33 @@ func (ss *session) cmdLogin(cmd *wire.Command) {
 		ss.tagged(cmd.Tag, "BAD", "", err.(*wire.Error).Text)
 		return
 	}
-	ss.login(cmd.Tag, credentials{method: "login", user: args[0], pass: args[1]})
+	ss.login(cmd.Tag, sasl.Credentials{Authcid: args[0], Password: args[1]}, "login", started)
 }
 
-// login routes the account, logs in to a backend of the route and, on
-// success, hands both connections to the pipe.
-func (ss *session) login(tag string, cred credentials) {
-	started := time.Now()
+// login decides the account (gateway.AccountRules: the one name that is
+// routed, limited, logged and sent to the backend), routes it, logs in to
+// a backend of the route and, on success, hands both connections to the
+// pipe. method names the login for route sources: "login", or the SASL
+// mechanism in lower case. Every failure, whatever its kind, goes through
+// loginFailed.
+func (ss *session) login(tag string, creds sasl.Credentials, method string, started time.Time) {
 	ss.attempts++
-	ss.account = cred.account()
+	ss.account = ""
 	ss.backend = ""
 	ip := ss.client.Addr()
 	if err := ss.srv.Penalty.Wait(ss.ctx, ip); err != nil {
 		ss.done, ss.reason = true, "shutdown (during login delay)"
 		return
 	}
+	lg, err := ss.srv.Accounts.Decide(creds)
+	if err != nil {
+		var refused *gateway.Refused
+		errors.As(err, &refused)
+		ss.log.Info("imap: login: name refused", "name", quoteName(creds.Authcid), "why", refused.Reason)
+		ss.loginFailed(tag, "", started, gateway.FailName, 0, "AUTHENTICATIONFAILED", refused.Text)
+		return
+	}
+	ss.account = lg.Account
 	if ttl := ss.proxyTTL(); ttl <= 1 {
 		ss.srv.Metrics.login("", "unavailable", time.Since(started))
 		ss.unavailable(tag, fmt.Errorf("x-proxy-ttl is %d: proxies appear to be looping", ttl))
@@ -73,32 +66,33 @@ func (ss *session) login(tag string, cred credentials) {
 	lctx, cancel := context.WithTimeout(ss.ctx, orDuration(ss.srv.BackendTimeout, DefaultBackendTimeout))
 	rt, err := dyn.router.Lookup(lctx, route.Request{
 		Protocol:   "imap",
-		Account:    cred.account(),
-		Password:   cred.pass,
-		AuthMethod: cred.method,
+		Account:    lg.Account,
+		Password:   lg.Password,
+		AuthMethod: method,
 		Attempt:    ss.attempts,
 		ClientAddr: ss.client,
 		LocalAddr:  ss.local,
+		ClientTLS:  ss.isTLS,
 	})
 	cancel()
 	var denied *route.Denied
 	switch {
 	case err == nil:
 	case errors.Is(err, route.ErrNotFound):
-		ss.log.Info("imap: login: no route", "account", cred.account())
-		ss.loginFailed(tag, "", started, "AUTHENTICATIONFAILED", "Authentication failed.")
+		ss.log.Info("imap: login: no route", "account", lg.Account)
+		ss.loginFailed(tag, "", started, gateway.FailNoRoute, 0, "AUTHENTICATIONFAILED", "Authentication failed.")
 		return
 	case errors.As(err, &denied):
-		ss.log.Info("imap: login: denied by router", "account", cred.account(), "text", denied.Text)
-		if denied.Wait > 0 && !sleepCtx(ss.ctx, min(denied.Wait, time.Minute)) {
-			ss.done, ss.reason = true, "shutdown (during login delay)"
-			return
-		}
+		ss.log.Info("imap: login: denied by router", "account", lg.Account, "text", denied.Text)
 		text := wire.SafeText(denied.Text)
 		if text == "" {
 			text = "Authentication failed."
 		}
-		ss.loginFailed(tag, "", started, "AUTHENTICATIONFAILED", text)
+		code := "AUTHENTICATIONFAILED"
+		if c := strings.ToUpper(denied.Code); isResponseCode(c) {
+			code = c
+		}
+		ss.loginFailed(tag, "", started, gateway.FailDenied, denied.Wait, code, text)
 		return
 	default:
 		ss.srv.Metrics.login("", "unavailable", time.Since(started))
@@ -110,21 +104,26 @@ func (ss *session) login(tag string, cred credentials) {
 		ss.unavailable(tag, errors.New("route has no backends"))
 		return
 	}
+	if strings.ContainsAny(rt.Login+rt.Password, "\x00\r\n") {
+		ss.srv.Metrics.login("", "unavailable", time.Since(started))
+		ss.unavailable(tag, errors.New("the route's login name or password holds NUL, CR or LF"))
+		return
+	}
 	var lastErr error
 	for _, b := range rt.Backends {
 		ss.backend = b.Addr
 		bc, err := ss.connectBackend(b)
 		if err != nil {
 			lastErr = err
-			ss.log.Warn("imap: backend unavailable", "backend", b.String(), "account", cred.account(), "err", err)
+			ss.log.Warn("imap: backend unavailable", "backend", b.String(), "account", lg.Account, "err", err)
 			ss.srv.Metrics.login(b.Addr, "unavailable", 0)
 			continue
 		}
-		resp, err := bc.login(ss, cred, rt.Login)
+		resp, err := bc.login(ss, lg, rt)
 		if err != nil {
 			bc.close()
 			lastErr = err
-			ss.log.Warn("imap: backend login failed", "backend", b.String(), "account", cred.account(), "err", err)
+			ss.log.Warn("imap: backend login failed", "backend", b.String(), "account", lg.Account, "err", err)
 			ss.srv.Metrics.login(b.Addr, "unavailable", 0)
 			if ss.done {
 				return // the client went away during an exchange it took part in
@@ -140,7 +139,7 @@ func (ss *session) login(tag string, cred credentials) {
 			// The backend's own trouble (its auth service, say), not the
 			// client's: no penalty, and the next backend may do better.
 			lastErr = fmt.Errorf("backend %s: NO [UNAVAILABLE] %s", b.Addr, wire.SafeText(resp.Text))
-			ss.log.Warn("imap: backend login unavailable", "backend", b.String(), "account", cred.account(), "text", wire.SafeText(resp.Text))
+			ss.log.Warn("imap: backend login unavailable", "backend", b.String(), "account", lg.Account, "text", wire.SafeText(resp.Text))
 			ss.srv.Metrics.login(b.Addr, "unavailable", 0)
 			continue
 		}
@@ -152,16 +151,43 @@ func (ss *session) login(tag string, cred credentials) {
 		if text == "" {
 			text = "Authentication failed."
 		}
-		ss.loginFailed(tag, b.Addr, started, wire.SafeText(code), text)
+		ss.loginFailed(tag, b.Addr, started, gateway.FailPassword, 0, wire.SafeText(code), text)
 		return
 	}
 	ss.unavailable(tag, fmt.Errorf("all %d backends failed, last: %w", len(rt.Backends), lastErr))
 }
 
-// loginFailed answers a failed login, counts it for the penalty and the
-// per-connection limit.
-func (ss *session) loginFailed(tag, backend string, started time.Time, code, text string) {
-	ss.srv.Penalty.Fail(ss.ctx, ss.client.Addr())
+// isResponseCode reports whether c can stand as a response code: 1 to 32
+// letters, digits and '-' (AUTHENTICATIONFAILED, UNAVAILABLE, ...).
+func isResponseCode(c string) bool {
+	if c == "" || len(c) > 32 {
+		return false
+	}
+	for i := 0; i < len(c); i++ {
+		if !('A' <= c[i] && c[i] <= 'Z' || '0' <= c[i] && c[i] <= '9' || c[i] == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// quoteName cuts a refused name for the log (the handler escapes it).
+func quoteName(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "..."
+	}
+	return s
+}
+
+// loginFailed answers a failed login, whatever its kind, on the one
+// schedule of gateway.Failures: counted by the penalty, held until the
+// failure delay after the command; then it counts for the per-connection
+// limit.
+func (ss *session) loginFailed(tag, backend string, started time.Time, kind string, atLeast time.Duration, code, text string) {
+	if !ss.srv.failures().Fail(ss.ctx, ss.client.Addr(), started, kind, atLeast) {
+		ss.done, ss.reason = true, "shutdown (during login delay)"
+		return
+	}
 	ss.srv.Metrics.login(backend, "failed", time.Since(started))
 	ss.failures++
 	ss.tagged(tag, "NO", code, text)
@@ -207,16 +233,4 @@ func (ss *session) loginOK(tag string, bc *backendConn, resp *wire.Response, sta
 		return
 	}
 	ss.handover(bc)
-}
-
-// sleepCtx waits d or until ctx is done; false if ctx ended first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -1,6 +1,6 @@
 package imap
 
-import "pipegate/imap/wire"
+import "github.com/pipegate/pipegate/imap/wire"
 
 func (ss *session) cmdNoop(cmd *wire.Command) {
 	if len(cmd.Args) != 0 {

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"pipegate/imap"
-	"pipegate/imap/wire"
-	"pipegate/route"
+	"github.com/pipegate/pipegate/imap"
+	"github.com/pipegate/pipegate/imap/wire"
+	"github.com/pipegate/pipegate/route"
 )
 
 // idFields returns the fields of an ID command's list by name.

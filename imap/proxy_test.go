@@ -14,8 +14,8 @@ import (
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"pipegate/imap"
-	"pipegate/route"
+	"github.com/pipegate/pipegate/imap"
+	"github.com/pipegate/pipegate/route"
 )
 
 // twoBackends: alice on A (routed by account), bob and carol on B (routed
@@ -440,11 +440,19 @@ func TestLimits(t *testing.T) {
 	_, _, r := twoBackends(t)
 	p := startProxy(t, &imap.Server{Router: r, AllowPlaintextAuth: true, MaxLineLength: 1000, MaxLiteral: 1000})
 
-	c := dialRaw(t, p.addr)
-	c.send("a LOGIN " + strings.Repeat("x", 5000) + " y\r\n")
-	if l := c.line(); !strings.HasPrefix(l, "a BAD [TOOBIG]") {
+	c0 := dialRaw(t, p.addr)
+	c0.send("a LOGIN " + strings.Repeat("x", 5000) + " y\r\n")
+	if l := c0.line(); !strings.HasPrefix(l, "a BAD [TOOBIG]") {
 		t.Errorf("long line: %q", l)
 	}
+	// Answered when the limit is passed, before any newline: the rest of
+	// the line cannot be told from the next command, so the session ends.
+	if l := c0.line(); !strings.HasPrefix(l, "* BYE") {
+		t.Errorf("after a long line: %q", l)
+	}
+	c0.expectClosed()
+
+	c := dialRaw(t, p.addr)
 	c.send("b LOGIN {5000}\r\n")
 	if l := c.line(); !strings.HasPrefix(l, "b BAD [TOOBIG]") {
 		t.Errorf("big literal: %q", l)

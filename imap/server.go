@@ -11,10 +11,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"pipegate/limit"
-	"pipegate/listener"
-	"pipegate/pipe"
-	"pipegate/route"
+	"github.com/pipegate/pipegate/gateway"
+	"github.com/pipegate/pipegate/limit"
+	"github.com/pipegate/pipegate/listener"
+	"github.com/pipegate/pipegate/pipe"
+	"github.com/pipegate/pipegate/route"
 )
 
 // Defaults used when the Server's fields are zero.
@@ -27,6 +28,7 @@ const (
 	DefaultDialTimeout            = 10 * time.Second
 	DefaultBackendTimeout         = 30 * time.Second
 	DefaultGreeting               = "pipegate IMAP proxy ready"
+	DefaultMaxPreLoginPerIP       = 100
 	writeTimeout                  = 30 * time.Second
 )
 
@@ -68,9 +70,22 @@ type Server struct {
 	MaxLineLength          int           // bytes per command line; 0: DefaultMaxLineLength
 	MaxLiteral             int64         // bytes per literal; 0: DefaultMaxLiteral
 
+	// Accounts are the rules on user names (allowed characters, lower
+	// case, master users); the zero value is Dovecot's defaults.
+	Accounts gateway.AccountRules
+	// FailureDelay holds every failed login's answer until at least this
+	// long after its command, whatever the cause (wrong password, unknown
+	// account, no route, refused name): 0 means
+	// gateway.DefaultFailureDelay, negative no floor.
+	FailureDelay time.Duration
+
 	// Conns limits connections in total and per client address (nil: no
 	// limit). A slot is held until the piped session ends.
 	Conns *limit.Conns
+	// MaxPreLoginPerIP limits the connections per client address that have
+	// not logged in yet (logged-in sessions do not count): 0 means
+	// DefaultMaxPreLoginPerIP, negative no limit.
+	MaxPreLoginPerIP int
 	// Penalty delays logins from addresses that failed before (nil: none).
 	Penalty *limit.Penalty
 	// Proxy says which peers may send a PROXY protocol header (nil: none).
@@ -93,6 +108,10 @@ type Server struct {
 	Greeting string       // greeting text; "": DefaultGreeting
 
 	dyn atomic.Pointer[dynamic]
+
+	preLoginConns *limit.Conns // made by init from MaxPreLoginPerIP
+	// failureSleep replaces the failure delay's wait in tests.
+	failureSleep func(ctx context.Context, d time.Duration) bool
 
 	initOnce sync.Once
 	baseCtx  context.Context // cancelled when Shutdown gives up
@@ -153,7 +172,15 @@ func (s *Server) init() {
 		s.baseCtx, s.cancel = context.WithCancel(context.Background())
 		s.listeners = map[net.Listener]struct{}{}
 		s.sessions = map[*session]struct{}{}
+		if s.MaxPreLoginPerIP >= 0 {
+			s.preLoginConns = limit.NewConns(0, orInt(s.MaxPreLoginPerIP, DefaultMaxPreLoginPerIP))
+		}
 	})
+}
+
+// failures is the one path of every failed login.
+func (s *Server) failures() *gateway.Failures {
+	return &gateway.Failures{Floor: s.FailureDelay, Penalty: s.Penalty, Observe: s.Metrics.failure, Sleep: s.failureSleep}
 }
 
 func (s *Server) logger() *slog.Logger {

@@ -18,7 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"pipegate/imap/wire"
+	"github.com/pipegate/pipegate/imap/wire"
 )
 
 // session is one client connection before login.
@@ -40,6 +40,9 @@ type session struct {
 
 	deadline time.Time // login timeout
 	release  func()    // the limit.Conns slot
+	// preLoginRelease frees the slot of Server.MaxPreLoginPerIP, at login
+	// or when the session ends.
+	preLoginRelease func()
 
 	clientID []idField // the client's own ID fields, passed on to backends
 	ttl      int       // x-proxy-ttl the client sent by ID; 0: none
@@ -70,7 +73,7 @@ func (s *Server) serve(ctx context.Context, c net.Conn, implicitTLS bool) {
 	ss := &session{
 		srv: s, ctx: ctx, id: newSessionID(), start: start,
 		client: client, local: local, raw: conn, conn: conn,
-		release: func() {},
+		release: func() {}, preLoginRelease: func() {},
 	}
 	ss.log = s.logger().With("session", ss.id)
 	s.Metrics.sessionStarted()
@@ -86,6 +89,18 @@ func (s *Server) serve(ctx context.Context, c net.Conn, implicitTLS bool) {
 		return
 	}
 	ss.release = release
+	preRelease, err := s.preLoginConns.Acquire(client.Addr())
+	if err != nil {
+		ss.reason = "pre-login limit: " + err.Error()
+		if !implicitTLS {
+			ss.setupIO()
+			ss.writef("* BYE Too many connections from your address, try again later\r\n")
+			ss.flush()
+		}
+		ss.finish()
+		return
+	}
+	ss.preLoginRelease = preRelease
 	if !s.addSession(ss) {
 		ss.reason = "shutdown"
 		ss.finish()
@@ -314,6 +329,7 @@ func (ss *session) finish() {
 		return
 	}
 	_ = ss.conn.Close()
+	ss.preLoginRelease()
 	ss.release()
 	ss.srv.Metrics.sessionEnded()
 	ss.log.Info("imap session",

@@ -13,9 +13,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"pipegate/imap"
-	"pipegate/limit"
-	"pipegate/pipe"
+	"github.com/pipegate/pipegate/imap"
+	"github.com/pipegate/pipegate/limit"
+	"github.com/pipegate/pipegate/pipe"
 )
 
 // serveOne runs srv on one plain listener; the returned channel gets

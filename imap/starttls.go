@@ -1,8 +1,8 @@
 package imap
 
 import (
-	"pipegate/imap/wire"
-	"pipegate/pipe"
+	"github.com/pipegate/pipegate/imap/wire"
+	"github.com/pipegate/pipegate/pipe"
 )
 
 // cmdStartTLS upgrades the client connection to TLS.

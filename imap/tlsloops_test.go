@@ -7,8 +7,8 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"pipegate/imap"
-	"pipegate/pipe"
+	"github.com/pipegate/pipegate/imap"
+	"github.com/pipegate/pipegate/pipe"
 )
 
 // TestTLSSessionsOnTheLoops: with an Engine, a logged-in session over

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 
-	"pipegate/limit"
+	"github.com/pipegate/pipegate/limit"
 )
 
 func ExampleConns() {

@@ -6,7 +6,7 @@ import (
 	"net"
 	"net/netip"
 
-	"pipegate/listener"
+	"github.com/pipegate/pipegate/listener"
 )
 
 // A load balancer (here the goroutine writing on lb) sends a PROXY v2

@@ -14,7 +14,7 @@ import (
 	"github.com/pires/go-proxyproto"
 	"go.uber.org/goleak"
 
-	"pipegate/pipe"
+	"github.com/pipegate/pipegate/pipe"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -11,7 +11,7 @@ import (
 
 	"github.com/pires/go-proxyproto"
 
-	"pipegate/pipe"
+	"github.com/pipegate/pipegate/pipe"
 )
 
 // DefaultHeaderTimeout is how long Handshake waits for a PROXY header when

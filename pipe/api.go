@@ -5,85 +5,72 @@ import (
 	"errors"
 	"net"
 	"time"
+
+	"github.com/pipegate/pipegate/pipe/internal/core"
 )
 
-// Side names one of the two connections of a pipe.
-type Side int
+// The types below are defined once in pipe/internal/core, which the event
+// loops use too; here they are aliases, so a pipe.Result is the loops'
+// Result and needs no conversion. Their docs are repeated here in full
+// because godoc shows an alias with its own comment only.
+
+// Side names one of the two connections of a pipe: SideA is the conn given
+// first (the client, for a proxy), SideB the other. Its String is "a", "b"
+// or "none".
+type Side = core.Side
 
 const (
-	SideNone Side = iota // no side ended first (e.g. lifetime, shutdown)
-	SideA
-	SideB
+	SideNone Side = core.SideNone // no side ended first (idle timeout, lifetime, shutdown)
+	SideA    Side = core.SideA
+	SideB    Side = core.SideB
 )
 
-func (s Side) String() string {
-	switch s {
-	case SideA:
-		return "a"
-	case SideB:
-		return "b"
-	}
-	return "none"
-}
-
-// Reason says why a pipe ended.
-type Reason int
+// Reason says why a pipe ended. Its String is a short label: "eof",
+// "reset", "idle-timeout", "lifetime", "half-close-linger", "shutdown" or
+// "error".
+type Reason = core.Reason
 
 const (
-	ReasonEOF         Reason = iota // both directions ended with EOF
-	ReasonReset                     // a peer reset its connection
-	ReasonIdleTimeout               // no bytes either way for Options.IdleTimeout
-	ReasonLifetime                  // Options.MaxLifetime passed
-	ReasonLinger                    // half-closed and the other side stayed silent for Options.HalfCloseLinger
-	ReasonShutdown                  // the context was cancelled or the Engine shut down
-	ReasonError                     // any other read or write error
+	ReasonEOF         Reason = core.ReasonEOF         // both directions ended with EOF
+	ReasonReset       Reason = core.ReasonReset       // a peer reset its connection
+	ReasonIdleTimeout Reason = core.ReasonIdleTimeout // no bytes either way for Options.IdleTimeout
+	ReasonLifetime    Reason = core.ReasonLifetime    // Options.MaxLifetime passed
+	ReasonLinger      Reason = core.ReasonLinger      // half-closed and the other side stayed silent for Options.HalfCloseLinger
+	ReasonShutdown    Reason = core.ReasonShutdown    // the context was cancelled or the Engine shut down
+	ReasonError       Reason = core.ReasonError       // any other read or write error
 )
-
-func (r Reason) String() string {
-	switch r {
-	case ReasonEOF:
-		return "eof"
-	case ReasonReset:
-		return "reset"
-	case ReasonIdleTimeout:
-		return "idle-timeout"
-	case ReasonLifetime:
-		return "lifetime"
-	case ReasonLinger:
-		return "half-close-linger"
-	case ReasonShutdown:
-		return "shutdown"
-	case ReasonError:
-		return "error"
-	}
-	return "unknown"
-}
 
 // DefaultHalfCloseLinger is how long a half-closed pipe waits for the other
 // side when Options.HalfCloseLinger is zero.
-const DefaultHalfCloseLinger = 60 * time.Second
+const DefaultHalfCloseLinger = core.DefaultHalfCloseLinger
 
 // Options tune a pipe. The zero value is useful: no idle timeout, no
 // lifetime limit, DefaultHalfCloseLinger.
-type Options struct {
-	IdleTimeout     time.Duration // 0: none
-	MaxLifetime     time.Duration // 0: none
-	HalfCloseLinger time.Duration // 0: DefaultHalfCloseLinger; <0: wait forever
-}
+//
+//	type Options struct {
+//		IdleTimeout     time.Duration // 0: none
+//		MaxLifetime     time.Duration // 0: none
+//		HalfCloseLinger time.Duration // 0: DefaultHalfCloseLinger; <0: wait forever
+//	}
+type Options = core.Options
 
 // Result tells the caller how a pipe went.
-type Result struct {
-	BytesAToB int64 // bytes written to B that were read from A (peeked bytes included)
-	BytesBToA int64
-	Start     time.Time
-	End       time.Time // after both conns were closed
-	FirstEnd  Side      // which side ended first
-	Reason    Reason
-	Err       error // the first error other than EOF, if any
-}
-
-// Duration is End - Start.
-func (r Result) Duration() time.Duration { return r.End.Sub(r.Start) }
+//
+//	type Result struct {
+//		BytesAToB int64     // bytes written to B that were read from A (peeked bytes included)
+//		BytesBToA int64     // bytes written to A that were read from B
+//		Start     time.Time
+//		End       time.Time // after both conns were closed
+//		FirstEnd  Side      // which side ended first
+//		Reason    Reason
+//		Err       error     // the first error other than EOF, if any
+//	}
+//
+// FirstEnd is the side whose direction ended first (EOF or error); it stays
+// SideNone when the pipe was ended by a timer or a shutdown before either
+// side ended. Reason is what ended the pipe: ReasonEOF only when both
+// directions ended with EOF. Its method Duration returns End - Start.
+type Result = core.Result
 
 // ErrShuttingDown is returned by Engine.Enter once Shutdown has begun.
 var ErrShuttingDown = errors.New("pipe: engine is shutting down")
@@ -92,4 +79,5 @@ var ErrShuttingDown = errors.New("pipe: engine is shutting down")
 var (
 	_ func(context.Context, net.Conn, net.Conn, *Options) Result = Join
 	_ func(net.Conn, net.Conn, *Options, func(Result))           = Go
+	_ func(Result) time.Duration                                 = Result.Duration
 )

@@ -3,7 +3,7 @@ package pipe
 import (
 	"sync"
 
-	"pipegate/pipe/internal/sock"
+	"github.com/pipegate/pipegate/pipe/internal/sock"
 )
 
 // bufSize holds a whole TLS record (16 KiB of plaintext) with room to

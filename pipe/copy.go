@@ -5,7 +5,7 @@ import (
 	"runtime/debug"
 	"sync/atomic"
 
-	"pipegate/pipe/internal/sock"
+	"github.com/pipegate/pipegate/pipe/internal/sock"
 )
 
 // maxTLSRecord is the largest TLS record on the wire (TLS 1.2 worst case):

@@ -29,7 +29,11 @@
 // loops start with the first such pair and stop when the last one ends.
 // Other pairs (TLS 1.2 among them), Join, Go, FlavourGoroutines and other
 // systems use two goroutines per pipe; both flavours behave the same (one
-// test suite runs on both).
+// test suite runs on both). Engine.Stats counts, by reason, the pipes that
+// missed the loops (Stats.Fallbacks, AllFallbacks). The loops' TLS record
+// layer reads crypto/tls's unexported state and is built only for the Go
+// releases it was tested on (Go 1.26); built with any other release, TLS
+// pairs run on goroutines and count as FallbackTLSGoRelease.
 //
 //	eng := &pipe.Engine{Options: opts, Loops: 0 /* GOMAXPROCS */}
 //	eng.Enter(client, backend, nil) // *net.TCPConn pair: on the event loops

@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"time"
 
-	"pipegate/pipe/internal/sock"
+	"github.com/pipegate/pipegate/pipe/internal/sock"
 )
 
 var errNoCloseWrite = errors.New("connection cannot close its write side")

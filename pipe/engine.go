@@ -8,7 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"pipegate/pipe/internal/evloop"
+	"github.com/pipegate/pipegate/pipe/internal/core"
+	"github.com/pipegate/pipegate/pipe/internal/evloop"
 )
 
 // Flavour chooses how an Engine runs the pipes entered into it.
@@ -74,7 +75,8 @@ type Engine struct {
 	retiring  sync.WaitGroup
 
 	open, total          atomic.Int64
-	bytesAToB, bytesBToA atomic.Int64 // goroutine pipes, and retired loop groups
+	bytesAToB, bytesBToA atomic.Int64              // goroutine pipes, and retired loop groups
+	fallbacks            [core.NumFallbacks]uint64 // by Fallback; e.mu
 }
 
 // Stats is a snapshot of an Engine's counters.
@@ -84,6 +86,12 @@ type Stats struct {
 	Total     int64 // pipes entered since the engine was created
 	BytesAToB int64 // bytes written to B sides, all pipes (running ones included)
 	BytesBToA int64
+	// Fallbacks counts, by reason, the pipes entered with FlavourAuto that
+	// run on goroutines rather than on the event loops, since the engine
+	// was created; each pipe counts once, under the first reason found
+	// (side A's before side B's). Reasons that never happened are absent
+	// (nil when none did): read it with AllFallbacks for every reason.
+	Fallbacks map[Fallback]uint64
 }
 
 // Stats returns the engine's counters.
@@ -99,6 +107,14 @@ func (e *Engine) Stats() Stats {
 		Total:     e.total.Load(),
 		BytesAToB: e.bytesAToB.Load() + ab,
 		BytesBToA: e.bytesBToA.Load() + ba,
+	}
+	for f, n := range e.fallbacks {
+		if n > 0 {
+			if s.Fallbacks == nil {
+				s.Fallbacks = make(map[Fallback]uint64)
+			}
+			s.Fallbacks[Fallback(f)] = n
+		}
 	}
 	e.mu.Unlock()
 	return s

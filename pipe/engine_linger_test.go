@@ -7,7 +7,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"pipegate/pipe/internal/evloop"
+	"github.com/pipegate/pipegate/pipe/internal/evloop"
 )
 
 // TestEngineLoopsLinger: with FlavourAuto, the event loops are kept while

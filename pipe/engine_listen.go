@@ -8,7 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"pipegate/pipe/internal/evloop"
+	"github.com/pipegate/pipegate/pipe/internal/core"
+	"github.com/pipegate/pipegate/pipe/internal/evloop"
 )
 
 // Engine.Listen: the event loops accept connections themselves and connect
@@ -50,32 +51,36 @@ func (a *Accepted) Conn() (net.Conn, error) {
 
 // Setup says how to pipe an accepted connection (side A) to an upstream
 // (side B) that the loop connects to itself, without blocking.
-type Setup struct {
-	// Next returns the upstream address of the next connect attempt; prev
-	// is why the attempt before failed (nil on the first call). Returning
-	// false ends the pipe: AfterClose gets ReasonError and FirstEnd SideB.
-	// It runs on the loop and must not block.
-	Next func(prev error) (netip.AddrPort, bool)
-	// DialTimeout bounds each connect attempt; 0: the kernel's own.
-	DialTimeout time.Duration
-	// Connected, if not nil, runs on the loop once a connect succeeded.
-	Connected func()
-	// KeepAlive > 0 turns on TCP keep-alive on both sockets: this idle time
-	// and interval, 3 probes.
-	KeepAlive time.Duration
-	// Prefix is written to B before anything read from A (a PROXY
-	// protocol header, say), again for each attempt until one connects.
-	Prefix []byte
-	// Options for this pipe; nil: the Engine's.
-	Options *Options
-	// AfterClose is called exactly once, after both sides are closed, also
-	// when no connect succeeded.
-	AfterClose func(Result)
-	// InlineAfterClose runs AfterClose on the event loop itself rather
-	// than on a goroutine of its own: cheaper, but AfterClose must then be
-	// quick and must never block (no logging to a pipe that may fill up).
-	InlineAfterClose bool
-}
+//
+//	type Setup struct {
+//		// Next returns the upstream address of the next connect attempt;
+//		// prev is why the attempt before failed (nil on the first call).
+//		// Returning false ends the pipe: AfterClose gets ReasonError and
+//		// FirstEnd SideB. It runs on the loop and must not block.
+//		Next func(prev error) (netip.AddrPort, bool)
+//		// DialTimeout bounds each connect attempt; 0: the kernel's own.
+//		DialTimeout time.Duration
+//		// Connected, if not nil, runs on the loop once a connect succeeded.
+//		Connected func()
+//		// KeepAlive > 0 turns on TCP keep-alive on both sockets: this idle
+//		// time and interval, 3 probes.
+//		KeepAlive time.Duration
+//		// Prefix is written to B before anything read from A (a PROXY
+//		// protocol header, say), again for each attempt until one
+//		// connects. It is copied.
+//		Prefix []byte
+//		// Options for this pipe; nil: the Engine's.
+//		Options *Options
+//		// AfterClose is called exactly once, after both sides are closed,
+//		// also when no connect succeeded.
+//		AfterClose func(Result)
+//		// InlineAfterClose runs AfterClose on the event loop itself rather
+//		// than on a goroutine of its own: cheaper, but AfterClose must then
+//		// be quick and must never block (no logging to a pipe that may
+//		// fill up).
+//		InlineAfterClose bool
+//	}
+type Setup = core.Setup
 
 // Acceptor is what a Listener calls on the event loops.
 type Acceptor struct {
@@ -149,7 +154,7 @@ func (e *Engine) Listen(ln net.Listener, acc Acceptor) (*Listener, error) {
 	}
 	pl := &Listener{e: e, addr: ln.Addr()}
 	el, err := e.group.Listen(ln, evloop.Acceptor{
-		Accept: func(a evloop.Accepted) *evloop.Setup { return e.acceptOnLoop(a, acc.Accept) },
+		Accept: func(a evloop.Accepted) *core.Setup { return e.acceptOnLoop(a, acc.Accept) },
 		Error:  acc.Error,
 	})
 	if err != nil {
@@ -175,7 +180,7 @@ func listenError(err error) error {
 
 // acceptOnLoop counts in a connection a loop accepted and asks accept
 // about it (on the loop goroutine).
-func (e *Engine) acceptOnLoop(a evloop.Accepted, accept func(*Accepted) *Setup) *evloop.Setup {
+func (e *Engine) acceptOnLoop(a evloop.Accepted, accept func(*Accepted) *Setup) *Setup {
 	e.mu.Lock()
 	if e.closing { // Shutdown is closing the listeners
 		e.mu.Unlock()
@@ -196,16 +201,14 @@ func (e *Engine) acceptOnLoop(a evloop.Accepted, accept func(*Accepted) *Setup) 
 		e.leaveLoop()
 		return nil
 	}
-	opts := e.Options
-	if s.Options != nil {
-		opts = *s.Options
+	ls := *s // the loop's copy: the Engine's Options, and counted out after AfterClose
+	if ls.Options == nil {
+		opts := e.Options
+		ls.Options = &opts
 	}
 	d := &loopDone{e: e, afterClose: s.AfterClose}
-	return &evloop.Setup{
-		Next: s.Next, DialTimeout: s.DialTimeout, Connected: s.Connected,
-		KeepAlive: s.KeepAlive, Prefix: s.Prefix,
-		Options: evloop.Options(opts), Done: d.run, InlineDone: s.InlineAfterClose,
-	}
+	ls.AfterClose = d.run
+	return &ls
 }
 
 // closeListeners closes the Engine's listeners (Shutdown, e.mu not held).

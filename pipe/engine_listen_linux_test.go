@@ -19,7 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"pipegate/internal/testserver"
+	"github.com/pipegate/pipegate/internal/testserver"
 )
 
 // listenFixture is an Engine listening with Engine.Listen, whose Setups

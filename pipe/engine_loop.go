@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"pipegate/pipe/internal/evloop"
+	"github.com/pipegate/pipegate/pipe/internal/evloop"
 )
 
 // The event-loop side of Engine (FlavourAuto): plain socket pairs are
@@ -24,53 +24,77 @@ import (
 const defaultLoopLinger = 5 * time.Second
 
 // enterLoopLocked hands a and b to the event loops when both are plain
-// stream sockets (under any *PrefixConn); it reports false, with a and b
-// untouched, when they do not qualify or the loops cannot take them. e.mu
-// is held and the pipe is already counted in open and total.
+// stream sockets or TLS 1.3 conns over one (under any *PrefixConn); it
+// reports false, with a and b untouched and the reason counted in
+// e.fallbacks, when they do not qualify or the loops cannot take them.
+// e.mu is held and the pipe is already counted in open and total.
 func (e *Engine) enterLoopLocked(a, b net.Conn, afterClose func(Result)) bool {
-	ra, fromA := unwrapPrefix(a)
-	rb, fromB := unwrapPrefix(b)
-	ca, cb := e.loopConn(ra), e.loopConn(rb)
-	if !evloop.Qualifies(ca.Sock) || !evloop.Qualifies(cb.Sock) {
+	if !evloop.Supported {
+		e.fallbacks[FallbackSystem]++
 		return false
 	}
+	ra, fromA := unwrapPrefix(a)
+	rb, fromB := unwrapPrefix(b)
+	ca, why := e.loopConn(ra)
+	if why == noFallback {
+		cb, whyB := e.loopConn(rb)
+		why = whyB
+		if why == noFallback {
+			return e.takeLocked(ca, cb, fromA, fromB, afterClose)
+		}
+	}
+	e.fallbacks[why]++
+	return false
+}
+
+// takeLocked is enterLoopLocked for sides that qualify.
+func (e *Engine) takeLocked(ca, cb evloop.Conn, fromA, fromB []byte, afterClose func(Result)) bool {
 	if e.group == nil {
 		cfg := e.loopCfg
 		cfg.Loops = e.Loops
 		g, err := evloop.New(cfg)
 		if err != nil {
+			e.fallbacks[evloop.FallbackOf(err)]++
 			return false // e.g. out of descriptors: goroutines still work
 		}
 		e.group = g
 	}
 	ea, eb, err := evloop.TakeConns(ca, cb)
 	if err != nil {
+		e.fallbacks[evloop.FallbackOf(err)]++
 		e.loopsIdleLocked()
 		return false // a and b untouched
 	}
 	d := &loopDone{e: e, afterClose: afterClose}
 	e.onLoops++
-	if err := e.group.AddWithPrefix(ea, eb, fromA, fromB, evloop.Options(e.Options), d.run); err != nil {
+	if err := e.group.AddWithPrefix(ea, eb, fromA, fromB, e.Options, d.run); err != nil {
 		// Not reached: a group is retired only with e.mu held and no pair
 		// on it. The Go conns are closed; the sockets go with ea and eb.
 		_ = ea.Close()
 		_ = eb.Close()
 		now := time.Now()
-		go d.run(evloop.Stats{Start: now, End: now, Reason: evloop.ReasonError, Err: err})
+		go d.run(Result{Start: now, End: now, Reason: ReasonError, Err: err})
 	}
 	return true
 }
 
+// noFallback is loopConn's answer for a conn that may go to the loops.
+const noFallback Fallback = -1
+
 // loopConn describes c for the loops: a plain socket, or a *tls.Conn
 // over one (under PrefixConns whose bytes the handshake used up), unless
-// e.TLSOnGoroutines. Sock is nil when c cannot go to the loops.
-func (e *Engine) loopConn(c net.Conn) evloop.Conn {
+// e.TLSOnGoroutines. When c cannot go to the loops it returns why;
+// otherwise noFallback.
+func (e *Engine) loopConn(c net.Conn) (evloop.Conn, Fallback) {
 	t, ok := c.(*tls.Conn)
 	if !ok {
-		return evloop.Conn{Sock: c}
+		if !evloop.Qualifies(c) {
+			return evloop.Conn{}, FallbackConnType
+		}
+		return evloop.Conn{Sock: c}, noFallback
 	}
 	if e.TLSOnGoroutines {
-		return evloop.Conn{}
+		return evloop.Conn{}, FallbackTLSOnGoroutines
 	}
 	sock := t.NetConn()
 	for {
@@ -79,11 +103,14 @@ func (e *Engine) loopConn(c net.Conn) evloop.Conn {
 			break
 		}
 		if len(pc.Prefix) > 0 {
-			return evloop.Conn{} // bytes crypto/tls has not read yet
+			return evloop.Conn{}, FallbackTLSBuffered // bytes crypto/tls has not read yet
 		}
 		sock = pc.Conn
 	}
-	return evloop.Conn{Sock: sock, TLS: t}
+	if !evloop.Qualifies(sock) {
+		return evloop.Conn{}, FallbackConnType
+	}
+	return evloop.Conn{Sock: sock, TLS: t}, noFallback
 }
 
 // unwrapPrefix returns the conn under any *PrefixConn layers of c and the
@@ -106,20 +133,10 @@ type loopDone struct {
 	afterClose func(Result)
 }
 
-func (d *loopDone) run(s evloop.Stats) {
+func (d *loopDone) run(r Result) {
 	defer d.e.leaveLoop()
 	if d.afterClose != nil {
-		d.afterClose(resultOf(s))
-	}
-}
-
-// resultOf converts the loops' Stats; the enums match one to one
-// (TestEnumsMatchEvloop).
-func resultOf(s evloop.Stats) Result {
-	return Result{
-		BytesAToB: s.BytesAToB, BytesBToA: s.BytesBToA,
-		Start: s.Start, End: s.End,
-		FirstEnd: Side(s.FirstEnd), Reason: Reason(s.Reason), Err: s.Err,
+		d.afterClose(r)
 	}
 }
 

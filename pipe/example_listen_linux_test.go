@@ -7,7 +7,7 @@ import (
 	"net"
 	"net/netip"
 
-	"pipegate/pipe"
+	"github.com/pipegate/pipegate/pipe"
 )
 
 // A plain TCP forwarder whose event loops accept, connect the upstream and

@@ -7,7 +7,7 @@ import (
 	"net"
 	"time"
 
-	"pipegate/pipe"
+	"github.com/pipegate/pipegate/pipe"
 )
 
 // loopbackPair returns both ends of a fresh loopback TCP connection.
@@ -99,7 +99,7 @@ func ExampleEngine() {
 	// open: 1
 	// ended: shutdown
 	// context deadline exceeded
-	// {Open:0 OnLoops:0 Total:1 BytesAToB:4 BytesBToA:0}
+	// {Open:0 OnLoops:0 Total:1 BytesAToB:4 BytesBToA:0 Fallbacks:map[]}
 	// pipe: engine is shutting down
 }
 

@@ -20,7 +20,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"pipegate/pipe/internal/sock"
+	"github.com/pipegate/pipegate/pipe/internal/sock"
 )
 
 func TestMain(m *testing.M) {

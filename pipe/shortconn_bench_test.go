@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"pipegate/internal/testserver"
+	"github.com/pipegate/pipegate/internal/testserver"
 )
 
 // cpuTime is the process's user plus system CPU time so far.

@@ -31,38 +31,42 @@ func (m TLSMode) String() string {
 // Backend is one server a route may send a client to.
 //
 // Written as a URL: imap://host:port (plain), imap+starttls://host:port,
-// imaps://host:port, with optional query parameters:
+// imaps://host:port (and the schemes other protocols register, see
+// Schemes), with optional query parameters:
 //
-//	server_name=NAME  name to verify the backend's certificate against (default: host)
-//	id=0              do not send the client's address with IMAP ID
-//	proxy=v1|v2       send a PROXY protocol header first (usually with id=0)
+//	server_name=NAME        name to verify the backend's certificate against (default: host)
+//	client_addr=MODE        how the client's address is passed: id (IMAP ID), xclient, proxy
+//	                        (a PROXY protocol v2 header) or none; default: the scheme's (IMAP: id)
+//	proxy=v1|v2             a PROXY protocol header of that version (client_addr=proxy)
+//	id=0                    the same as client_addr=none (older spelling)
 type Backend struct {
 	Protocol   string // "imap"
 	Addr       string // host:port
 	TLS        TLSMode
 	ServerName string // for certificate verification; default: host of Addr
-	SendID     bool   // send the client's address with ID (default true)
-	SendProxy  string // "", "v1" or "v2"
+	// ClientAddr is how the client's address is passed to the backend.
+	ClientAddr ClientAddrMode
+	// ProxyVersion is the PROXY protocol version with ClientAddrProxy:
+	// "v1" or "v2".
+	ProxyVersion string
 }
 
 // String gives the backend back as a URL.
 func (b Backend) String() string {
-	scheme := b.Protocol
-	switch b.TLS {
-	case TLSStartTLS:
-		scheme += "+starttls"
-	case TLSImplicit:
-		scheme += "s"
+	scheme := DefaultSchemes.name(b.Protocol, b.TLS)
+	if scheme == "" {
+		scheme = b.Protocol
 	}
 	q := url.Values{}
 	if host, _, _ := net.SplitHostPort(b.Addr); b.ServerName != "" && b.ServerName != host {
 		q.Set("server_name", b.ServerName)
 	}
-	if !b.SendID {
-		q.Set("id", "0")
-	}
-	if b.SendProxy != "" {
-		q.Set("proxy", b.SendProxy)
+	sc, _ := DefaultSchemes.Lookup(scheme)
+	switch {
+	case b.ClientAddr == ClientAddrProxy:
+		q.Set("proxy", b.ProxyVersion)
+	case b.ClientAddr != "" && b.ClientAddr != sc.ClientAddr:
+		q.Set("client_addr", string(b.ClientAddr))
 	}
 	s := scheme + "://" + b.Addr
 	if len(q) > 0 {
@@ -71,26 +75,20 @@ func (b Backend) String() string {
 	return s
 }
 
-// DefaultPorts for the schemes ParseBackend knows.
-var defaultPorts = map[string]string{"imap": "143", "imap+starttls": "143", "imaps": "993"}
+// ParseBackend parses a backend URL (see Backend) with DefaultSchemes.
+func ParseBackend(s string) (Backend, error) { return DefaultSchemes.ParseBackend(s) }
 
-// ParseBackend parses a backend URL (see Backend).
-func ParseBackend(s string) (Backend, error) {
+// ParseBackend parses a backend URL (see Backend) with the schemes of t.
+func (t *Schemes) ParseBackend(s string) (Backend, error) {
 	u, err := url.Parse(s)
 	if err != nil {
 		return Backend{}, fmt.Errorf("backend %q: %w", s, err)
 	}
-	b := Backend{SendID: true}
-	switch strings.ToLower(u.Scheme) {
-	case "imap":
-		b.Protocol, b.TLS = "imap", TLSNone
-	case "imap+starttls":
-		b.Protocol, b.TLS = "imap", TLSStartTLS
-	case "imaps":
-		b.Protocol, b.TLS = "imap", TLSImplicit
-	default:
-		return Backend{}, fmt.Errorf("backend %q: unknown scheme %q (want imap, imap+starttls or imaps)", s, u.Scheme)
+	sc, ok := t.Lookup(u.Scheme)
+	if !ok {
+		return Backend{}, fmt.Errorf("backend %q: unknown scheme %q (want one of %s)", s, u.Scheme, t.names())
 	}
+	b := Backend{Protocol: sc.Protocol, TLS: sc.TLS, ClientAddr: sc.ClientAddr}
 	if u.Host == "" || u.Path != "" && u.Path != "/" || u.User != nil {
 		return Backend{}, fmt.Errorf("backend %q: want SCHEME://HOST:PORT", s)
 	}
@@ -99,7 +97,7 @@ func ParseBackend(s string) (Backend, error) {
 		return Backend{}, fmt.Errorf("backend %q: no host", s)
 	}
 	if port == "" {
-		port = defaultPorts[strings.ToLower(u.Scheme)]
+		port = sc.Port
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		return Backend{}, fmt.Errorf("backend %q: port %q: want 1-65535", s, port)
@@ -112,6 +110,7 @@ func ParseBackend(s string) (Backend, error) {
 	b.Addr = net.JoinHostPort(host, port)
 	b.ServerName = host
 	q := u.Query()
+	modes := 0 // client_addr, proxy and id each set the mode: one of them only
 	for k := range q {
 		switch k {
 		case "server_name":
@@ -119,25 +118,47 @@ func ParseBackend(s string) (Backend, error) {
 				return Backend{}, fmt.Errorf("backend %q: server_name is empty", s)
 			}
 			b.ServerName = q.Get(k)
+		case "client_addr":
+			m, err := parseClientAddr(q.Get(k))
+			if err != nil {
+				return Backend{}, fmt.Errorf("backend %q: %w", s, err)
+			}
+			if !sc.allows(m) {
+				return Backend{}, fmt.Errorf("backend %q: client_addr=%s: %s cannot pass the address that way", s, m, sc.Protocol)
+			}
+			b.ClientAddr = m
+			if m == ClientAddrProxy && b.ProxyVersion == "" {
+				b.ProxyVersion = "v2"
+			}
+			modes++
 		case "id":
 			switch q.Get(k) {
 			case "0", "off", "false", "no":
-				b.SendID = false
+				b.ClientAddr = ClientAddrNone
 			case "1", "on", "true", "yes":
-				b.SendID = true
+				b.ClientAddr = ClientAddrID
 			default:
 				return Backend{}, fmt.Errorf("backend %q: id=%q: want 0 or 1", s, q.Get(k))
 			}
 		case "proxy":
 			switch v := q.Get(k); v {
 			case "v1", "v2":
-				b.SendProxy = v
+				b.ClientAddr, b.ProxyVersion = ClientAddrProxy, v
 			default:
 				return Backend{}, fmt.Errorf("backend %q: proxy=%q: want v1 or v2", s, v)
 			}
+			modes++
 		default:
 			return Backend{}, fmt.Errorf("backend %q: unknown parameter %q", s, k)
 		}
+	}
+	if modes > 1 && !(q.Get("client_addr") == "proxy" && q.Has("proxy")) {
+		return Backend{}, fmt.Errorf("backend %q: client_addr and proxy disagree: give one", s)
+	}
+	if q.Has("proxy") {
+		b.ClientAddr = ClientAddrProxy // id=0&proxy=v2, the older spelling
+	} else if q.Has("id") && q.Has("client_addr") {
+		return Backend{}, fmt.Errorf("backend %q: id and client_addr: give client_addr only", s)
 	}
 	return b, nil
 }

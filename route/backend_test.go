@@ -11,14 +11,18 @@ func TestParseBackend(t *testing.T) {
 		want Backend
 		str  string // String(); "" = in
 	}{
-		{"imap://127.0.0.1:14301", Backend{Protocol: "imap", Addr: "127.0.0.1:14301", TLS: TLSNone, ServerName: "127.0.0.1", SendID: true}, ""},
-		{"imap+starttls://mail.a.test", Backend{Protocol: "imap", Addr: "mail.a.test:143", TLS: TLSStartTLS, ServerName: "mail.a.test", SendID: true}, "imap+starttls://mail.a.test:143"},
-		{"imaps://mail.a.test", Backend{Protocol: "imap", Addr: "mail.a.test:993", TLS: TLSImplicit, ServerName: "mail.a.test", SendID: true}, "imaps://mail.a.test:993"},
-		{"IMAPS://[::1]:9993/", Backend{Protocol: "imap", Addr: "[::1]:9993", TLS: TLSImplicit, ServerName: "::1", SendID: true}, "imaps://[::1]:9993"},
-		{"imaps://127.0.0.1:993?server_name=mail.a.test", Backend{Protocol: "imap", Addr: "127.0.0.1:993", TLS: TLSImplicit, ServerName: "mail.a.test", SendID: true}, ""},
-		{"imap://h:1?id=0&proxy=v2", Backend{Protocol: "imap", Addr: "h:1", ServerName: "h", SendID: false, SendProxy: "v2"}, ""},
-		{"imap://h:1?id=off&proxy=v1", Backend{Protocol: "imap", Addr: "h:1", ServerName: "h", SendID: false, SendProxy: "v1"}, "imap://h:1?id=0&proxy=v1"},
-		{"imap://h:1?id=1", Backend{Protocol: "imap", Addr: "h:1", ServerName: "h", SendID: true}, "imap://h:1"},
+		{"imap://127.0.0.1:14301", Backend{Protocol: "imap", Addr: "127.0.0.1:14301", TLS: TLSNone, ServerName: "127.0.0.1", ClientAddr: ClientAddrID}, ""},
+		{"imap+starttls://mail.a.test", Backend{Protocol: "imap", Addr: "mail.a.test:143", TLS: TLSStartTLS, ServerName: "mail.a.test", ClientAddr: ClientAddrID}, "imap+starttls://mail.a.test:143"},
+		{"imaps://mail.a.test", Backend{Protocol: "imap", Addr: "mail.a.test:993", TLS: TLSImplicit, ServerName: "mail.a.test", ClientAddr: ClientAddrID}, "imaps://mail.a.test:993"},
+		{"IMAPS://[::1]:9993/", Backend{Protocol: "imap", Addr: "[::1]:9993", TLS: TLSImplicit, ServerName: "::1", ClientAddr: ClientAddrID}, "imaps://[::1]:9993"},
+		{"imaps://127.0.0.1:993?server_name=mail.a.test", Backend{Protocol: "imap", Addr: "127.0.0.1:993", TLS: TLSImplicit, ServerName: "mail.a.test", ClientAddr: ClientAddrID}, ""},
+		{"imap://h:1?id=0&proxy=v2", Backend{Protocol: "imap", Addr: "h:1", ServerName: "h", ClientAddr: ClientAddrProxy, ProxyVersion: "v2"}, "imap://h:1?proxy=v2"},
+		{"imap://h:1?id=off&proxy=v1", Backend{Protocol: "imap", Addr: "h:1", ServerName: "h", ClientAddr: ClientAddrProxy, ProxyVersion: "v1"}, "imap://h:1?proxy=v1"},
+		{"imap://h:1?id=0", Backend{Protocol: "imap", Addr: "h:1", ServerName: "h", ClientAddr: ClientAddrNone}, "imap://h:1?client_addr=none"},
+		{"imap://h:1?client_addr=none", Backend{Protocol: "imap", Addr: "h:1", ServerName: "h", ClientAddr: ClientAddrNone}, ""},
+		{"imap://h:1?client_addr=proxy", Backend{Protocol: "imap", Addr: "h:1", ServerName: "h", ClientAddr: ClientAddrProxy, ProxyVersion: "v2"}, "imap://h:1?proxy=v2"},
+		{"imap://h:1?client_addr=proxy&proxy=v1", Backend{Protocol: "imap", Addr: "h:1", ServerName: "h", ClientAddr: ClientAddrProxy, ProxyVersion: "v1"}, "imap://h:1?proxy=v1"},
+		{"imap://h:1?id=1", Backend{Protocol: "imap", Addr: "h:1", ServerName: "h", ClientAddr: ClientAddrID}, "imap://h:1"},
 	}
 	for _, tt := range tests {
 		got, err := ParseBackend(tt.in)
@@ -45,7 +49,7 @@ func TestParseBackend(t *testing.T) {
 
 func TestParseBackendErrors(t *testing.T) {
 	tests := []struct{ in, want string }{
-		{"pop3://h:110", `unknown scheme "pop3"`},
+		{"pop3://h:110", `unknown scheme "pop3" (want one of imap, imap+starttls, imaps)`},
 		{"127.0.0.1:143", "backend"},
 		{"mail.a.test:143", "unknown scheme"},
 		{"imap://", "want SCHEME://HOST:PORT"},
@@ -58,6 +62,10 @@ func TestParseBackendErrors(t *testing.T) {
 		{"imap://user@h:1", "want SCHEME://HOST:PORT"},
 		{"imap://h:1?id=maybe", `id="maybe"`},
 		{"imap://h:1?proxy=v3", `proxy="v3"`},
+		{"imap://h:1?client_addr=xclient", `imap cannot pass the address that way`},
+		{"imap://h:1?client_addr=smoke", `client_addr="smoke"`},
+		{"imap://h:1?client_addr=id&proxy=v2", `disagree`},
+		{"imap://h:1?client_addr=id&id=0", `give client_addr only`},
 		{"imap://h:1?tls=on", `unknown parameter "tls"`},
 		{"imap://h:port", "backend"},
 		{"imap://%zz", "backend"},
@@ -71,6 +79,27 @@ func TestParseBackendErrors(t *testing.T) {
 		if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "backend") {
 			t.Errorf("ParseBackend(%q): %v, want it to contain %q", tt.in, err, tt.want)
 		}
+	}
+}
+
+// TestSchemes: a protocol registers its schemes in a table of its own (or
+// DefaultSchemes); route does not know them in advance.
+func TestSchemes(t *testing.T) {
+	s := NewSchemes()
+	if _, err := s.ParseBackend("pop3s://h"); err == nil {
+		t.Fatal("pop3s known before it was registered")
+	}
+	s.Register("pop3s", Scheme{Protocol: "pop3", TLS: TLSImplicit, Port: "995", ClientAddr: ClientAddrXCLIENT, ClientAddrModes: []ClientAddrMode{ClientAddrXCLIENT}})
+	b, err := s.ParseBackend("POP3S://mail.a.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Backend{Protocol: "pop3", Addr: "mail.a.test:995", TLS: TLSImplicit, ServerName: "mail.a.test", ClientAddr: ClientAddrXCLIENT}
+	if b != want {
+		t.Fatalf("got %+v, want %+v", b, want)
+	}
+	if _, err := s.ParseBackend("pop3s://h?client_addr=id"); err == nil || !strings.Contains(err.Error(), "pop3 cannot") {
+		t.Fatalf("client_addr=id for pop3: %v", err)
 	}
 }
 

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"pipegate/route"
+	"github.com/pipegate/pipegate/route"
 )
 
 // A chain of a slow directory behind a cache, a fixed map, and a per-lookup

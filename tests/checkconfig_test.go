@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"pipegate/internal/tlstest"
+	"github.com/pipegate/pipegate/internal/tlstest"
 )
 
 // TestCheckConfig runs `pipegate check-config` on the issue's file and on

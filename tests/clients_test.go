@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"pipegate/internal/testenv"
+	"github.com/pipegate/pipegate/internal/testenv"
 )
 
 // imaplibScript logs in with python3's imaplib (implicit TLS, then

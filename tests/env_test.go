@@ -18,8 +18,8 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
-	"pipegate/internal/testenv"
-	"pipegate/internal/tlstest"
+	"github.com/pipegate/pipegate/internal/testenv"
+	"github.com/pipegate/pipegate/internal/tlstest"
 )
 
 // The accounts of the two Dovecot backends; each has its own number of

@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"pipegate/internal/realserver"
-	"pipegate/internal/testenv"
-	"pipegate/internal/tlstest"
+	"github.com/pipegate/pipegate/internal/realserver"
+	"github.com/pipegate/pipegate/internal/testenv"
+	"github.com/pipegate/pipegate/internal/tlstest"
 )
 
 // instanceOptions describe one pipegate instance of a group sharing a

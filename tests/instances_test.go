@@ -17,9 +17,9 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/redis/go-redis/v9"
 
-	"pipegate/internal/testenv"
-	"pipegate/internal/tlstest"
-	"pipegate/limit"
+	"github.com/pipegate/pipegate/internal/testenv"
+	"github.com/pipegate/pipegate/internal/tlstest"
+	"github.com/pipegate/pipegate/limit"
 )
 
 // Running several instances (docs/instances.md): behind HAProxy with

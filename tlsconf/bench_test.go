@@ -4,7 +4,7 @@ import (
 	"crypto/tls"
 	"testing"
 
-	"pipegate/internal/tlstest"
+	"github.com/pipegate/pipegate/internal/tlstest"
 )
 
 // BenchmarkHandshake compares full and resumed handshakes (TCP connect

@@ -7,7 +7,7 @@ import (
 	"io"
 	"net"
 
-	"pipegate/tlsconf"
+	"github.com/pipegate/pipegate/tlsconf"
 )
 
 // A daemon serves TLS with a Server's Config and calls Reload on SIGHUP;

@@ -16,7 +16,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"pipegate/internal/tlstest"
+	"github.com/pipegate/pipegate/internal/tlstest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -28,8 +28,8 @@ import (
 	"sort"
 	"strings"
 
-	"pipegate/internal/testenv"
-	"pipegate/tlsconf"
+	"github.com/pipegate/pipegate/internal/testenv"
+	"github.com/pipegate/pipegate/tlsconf"
 )
 
 const user, pass = "bench@a.test", "bench-pw"

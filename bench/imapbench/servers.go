@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"pipegate/internal/testenv"
+	"github.com/pipegate/pipegate/internal/testenv"
 )
 
 // dovecotTuning makes every instance serve many sessions from few

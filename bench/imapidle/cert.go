@@ -8,7 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"pipegate/tlsconf"
+	"github.com/pipegate/pipegate/tlsconf"
 )
 
 // runCert writes a self-signed ECDSA P-256 certificate for 127.0.0.1 and

@@ -8,8 +8,8 @@ import (
 	"net"
 	"os"
 
-	"pipegate/pipe"
-	"pipegate/tlsconf"
+	"github.com/pipegate/pipegate/pipe"
+	"github.com/pipegate/pipegate/tlsconf"
 )
 
 // forwardMain accepts connections and joins each with a new connection to

@@ -28,8 +28,8 @@ import (
 	"strings"
 	"time"
 
-	"pipegate/pipe"
-	"pipegate/tlsconf"
+	"github.com/pipegate/pipegate/pipe"
+	"github.com/pipegate/pipegate/tlsconf"
 )
 
 func main() {

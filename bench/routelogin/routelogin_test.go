@@ -28,9 +28,9 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"go.yaml.in/yaml/v3"
 
-	"pipegate/imap"
-	"pipegate/internal/realserver"
-	"pipegate/route/config"
+	"github.com/pipegate/pipegate/imap"
+	"github.com/pipegate/pipegate/internal/realserver"
+	"github.com/pipegate/pipegate/route/config"
 )
 
 // The account every login uses; the backend checks its password.

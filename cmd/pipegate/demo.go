@@ -8,7 +8,7 @@ import (
 	"io"
 	"time"
 
-	"pipegate/demo"
+	"github.com/pipegate/pipegate/demo"
 )
 
 const demoUsage = `usage: pipegate demo [--plain ADDR] [--tls ADDR] [--log-level LEVEL]

@@ -1,68 +1,103 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
-	"pipegate/forward"
-	"pipegate/listener"
-	"pipegate/tlsconf"
+	"github.com/pipegate/pipegate/forward"
+	"github.com/pipegate/pipegate/internal/yamlconf"
+	"github.com/pipegate/pipegate/listener"
+	"github.com/pipegate/pipegate/tlsconf"
 )
 
-// fwdFile is a forward config file. Field names are the flag names.
+// fwdFile is a forward config file (docs/forward.md); fwdFlagKeys maps
+// each flag to its key.
 type fwdFile struct {
-	MetricsAddr  string    `yaml:"metrics-addr"`
-	LogFormat    string    `yaml:"log-format"`
-	LogLevel     string    `yaml:"log-level"`
-	DrainTimeout string    `yaml:"drain-timeout"`
-	Forwards     []fwdSpec `yaml:"forwards"`
+	MetricsAddr  string            `yaml:"metrics_addr"`
+	LogFormat    string            `yaml:"log_format"`
+	LogLevel     string            `yaml:"log_level"`
+	DrainTimeout yamlconf.Duration `yaml:"drain_timeout"`
+	// TLSOnGoroutines sets tls_on_goroutines for every forward.
+	TLSOnGoroutines bool      `yaml:"tls_on_goroutines"`
+	Forwards        []fwdSpec `yaml:"forwards"`
 }
 
 // fwdSpec is one forward as written by the user, on the command line or in
 // a config file; fwdBuild turns it into a forward.Config.
 type fwdSpec struct {
-	Name             string     `yaml:"name"`
-	Listen           string     `yaml:"listen"`
-	To               []string   `yaml:"to"`
-	SNI              []fwdRoute `yaml:"sni"`
-	Balance          string     `yaml:"balance"`
-	TLSCert          string     `yaml:"tls-cert"`
-	TLSKey           string     `yaml:"tls-key"`
-	ClientCA         string     `yaml:"client-ca"`
-	TLSTicketKeys    string     `yaml:"tls-ticket-keys"`
-	ToTLS            bool       `yaml:"to-tls"`
-	ToCA             string     `yaml:"to-ca"`
-	ToServerName     string     `yaml:"to-server-name"`
-	ToCert           string     `yaml:"to-cert"`
-	ToKey            string     `yaml:"to-key"`
-	SendProxy        string     `yaml:"send-proxy"`
-	AcceptProxy      bool       `yaml:"accept-proxy"`
-	TrustedProxy     []string   `yaml:"trusted-proxy"`
-	MaxConns         int        `yaml:"max-conns"`
-	MaxConnsPerIP    int        `yaml:"max-conns-per-ip"`
-	DialTimeout      string     `yaml:"dial-timeout"`
-	HandshakeTimeout string     `yaml:"handshake-timeout"`
-	IdleTimeout      string     `yaml:"idle-timeout"`
-	MaxLifetime      string     `yaml:"max-lifetime"`
-	HalfCloseLinger  string     `yaml:"half-close-linger"`
-	Backoff          string     `yaml:"backoff"`
-	TCPKeepAlive     string     `yaml:"tcp-keepalive"`
+	Name             string              `yaml:"name"`
+	Listen           string              `yaml:"listen"`
+	To               []string            `yaml:"to"`
+	SNI              []fwdRoute          `yaml:"sni"`
+	Balance          string              `yaml:"balance"`
+	TLS              *yamlconf.ServerTLS `yaml:"tls"`    // terminate TLS
+	ToTLS            *yamlconf.ClientTLS `yaml:"to_tls"` // TLS to the upstreams; {} for the defaults
+	SendProxy        string              `yaml:"send_proxy"`
+	AcceptProxy      bool                `yaml:"accept_proxy"`
+	TrustedProxy     []string            `yaml:"trusted_proxy"`
+	MaxConns         int                 `yaml:"max_conns"`
+	MaxConnsPerIP    int                 `yaml:"max_conns_per_ip"`
+	DialTimeout      yamlconf.Duration   `yaml:"dial_timeout"`
+	HandshakeTimeout yamlconf.Duration   `yaml:"handshake_timeout"`
+	IdleTimeout      yamlconf.Duration   `yaml:"idle_timeout"`
+	MaxLifetime      yamlconf.Duration   `yaml:"max_lifetime"`
+	HalfCloseLinger  yamlconf.Duration   `yaml:"half_close_linger"`
+	Backoff          yamlconf.Duration   `yaml:"backoff"`
+	TCPKeepAlive     yamlconf.Duration   `yaml:"tcp_keepalive"`
+	GoAccept         bool                `yaml:"go_accept"`
+	TLSOnGoroutines  bool                `yaml:"tls_on_goroutines"`
+}
+
+// RenamedKeys are the keys that became a block; other kebab-case keys
+// ("max-conns") are told their snake_case spelling by yamlconf.
+func (fwdSpec) RenamedKeys() map[string]string {
+	m := map[string]string{}
+	for _, fk := range fwdFlagKeys {
+		if strings.Contains(fk.key, ".") {
+			m[fk.flag] = fk.key
+			m[strings.ReplaceAll(fk.flag, "-", "_")] = fk.key
+		}
+	}
+	m["to-tls"] = "to_tls (a block: to_tls: {} for the system roots)"
+	return m
 }
 
 // fwdRoute is an SNI route: `--sni NAME=ADDR[,ADDR...]` on the command
-// line, {server-name: NAME, to: [ADDR...]} in a file.
+// line, {server_name: NAME, to: [ADDR...]} in a file.
 type fwdRoute struct {
-	ServerName string   `yaml:"server-name"`
+	ServerName string   `yaml:"server_name"`
 	To         []string `yaml:"to"`
+}
+
+// fwdFlagKeys maps every flag of `pipegate forward` but --config to its
+// key in the config file (docs/forward.md has the same table).
+var fwdFlagKeys = []struct{ flag, key string }{
+	{"name", "name"}, {"listen", "listen"}, {"to", "to"}, {"sni", "sni"}, {"balance", "balance"},
+	{"tls-cert", "tls.cert"}, {"tls-key", "tls.key"}, {"client-ca", "tls.client_ca"}, {"tls-ticket-keys", "tls.ticket_keys"},
+	{"to-tls", "to_tls"}, {"to-ca", "to_tls.ca"}, {"to-server-name", "to_tls.server_name"},
+	{"to-cert", "to_tls.cert"}, {"to-key", "to_tls.key"},
+	{"send-proxy", "send_proxy"}, {"accept-proxy", "accept_proxy"}, {"trusted-proxy", "trusted_proxy"},
+	{"max-conns", "max_conns"}, {"max-conns-per-ip", "max_conns_per_ip"},
+	{"dial-timeout", "dial_timeout"}, {"handshake-timeout", "handshake_timeout"}, {"idle-timeout", "idle_timeout"},
+	{"max-lifetime", "max_lifetime"}, {"half-close-linger", "half_close_linger"}, {"backoff", "backoff"},
+	{"tcp-keepalive", "tcp_keepalive"}, {"go-accept", "go_accept"}, {"tls-on-goroutines", "tls_on_goroutines"},
+	{"metrics-addr", "metrics_addr"}, {"log-format", "log_format"}, {"log-level", "log_level"},
+	{"drain-timeout", "drain_timeout"},
+}
+
+// fwdFlagOf names the flag of a forward's field ("trusted_proxy[1]" ->
+// "trusted-proxy").
+func fwdFlagOf(field string) string {
+	field, _, _ = strings.Cut(field, "[")
+	for _, fk := range fwdFlagKeys {
+		if fk.key == field {
+			return fk.flag
+		}
+	}
+	return strings.ReplaceAll(field, "_", "-")
 }
 
 // fwdLoaded is a checked configuration, ready to run.
@@ -83,18 +118,28 @@ const fwdDefaultDrain = 30 * time.Second
 type fwdTLSCache map[tlsconf.ServerFiles]*tlsconf.Server
 
 // fwdBuild turns a spec into a forward.Config, loading certificate files.
-// Errors are *forward.FieldError naming the flag/field at fault.
-func fwdBuild(sp fwdSpec, cache fwdTLSCache) (forward.Config, error) {
+// Fields are named at prefix ("forwards[2]." in a file; "" on the command
+// line, where doc is nil). Errors are *configerr.Error.
+func fwdBuild(doc *yamlconf.Doc, prefix string, sp fwdSpec, cache fwdTLSCache) (forward.Config, error) {
 	cfg := forward.Config{
-		Name:          sp.Name,
-		Listen:        sp.Listen,
-		Upstreams:     sp.To,
-		SendProxy:     sp.SendProxy,
-		AcceptProxy:   sp.AcceptProxy,
-		MaxConns:      sp.MaxConns,
-		MaxConnsPerIP: sp.MaxConnsPerIP,
+		Name:             sp.Name,
+		Listen:           sp.Listen,
+		Upstreams:        sp.To,
+		SendProxy:        sp.SendProxy,
+		AcceptProxy:      sp.AcceptProxy,
+		MaxConns:         sp.MaxConns,
+		MaxConnsPerIP:    sp.MaxConnsPerIP,
+		DialTimeout:      sp.DialTimeout.Duration,
+		HandshakeTimeout: sp.HandshakeTimeout.Duration,
+		IdleTimeout:      sp.IdleTimeout.Duration,
+		MaxLifetime:      sp.MaxLifetime.Duration,
+		HalfCloseLinger:  sp.HalfCloseLinger.Duration,
+		Backoff:          sp.Backoff.Duration,
+		TCPKeepAlive:     sp.TCPKeepAlive.Duration,
+		GoAccept:         sp.GoAccept,
+		TLSOnGoroutines:  sp.TLSOnGoroutines,
 	}
-	fe := func(field string, err error) error { return &forward.FieldError{Field: field, Err: err} }
+	fe := func(field string, err error) error { return doc.Error(prefix+field, err) }
 	if sp.Listen == "" {
 		return cfg, fe("listen", errors.New("missing (want host:port or unix:/path)"))
 	}
@@ -106,50 +151,17 @@ func fwdBuild(sp fwdSpec, cache fwdTLSCache) (forward.Config, error) {
 		return cfg, fe("balance", err)
 	}
 	for i, text := range sp.TrustedProxy {
-		p, err := listener.ParseCIDRs("trusted-proxy", []string{text})
+		p, err := listener.ParseCIDRs("trusted_proxy", []string{text})
 		if err != nil {
-			return cfg, &forward.FieldError{Field: fmt.Sprintf("trusted-proxy[%d]", i), Err: fwdCIDRError(text, err)}
+			return cfg, fe(fmt.Sprintf("trusted_proxy[%d]", i), fwdCIDRError(text, err))
 		}
 		cfg.TrustedProxies = append(cfg.TrustedProxies, p...)
 	}
-	for _, d := range []struct {
-		field string
-		text  string
-		dst   *time.Duration
-	}{
-		{"dial-timeout", sp.DialTimeout, &cfg.DialTimeout},
-		{"handshake-timeout", sp.HandshakeTimeout, &cfg.HandshakeTimeout},
-		{"idle-timeout", sp.IdleTimeout, &cfg.IdleTimeout},
-		{"max-lifetime", sp.MaxLifetime, &cfg.MaxLifetime},
-		{"half-close-linger", sp.HalfCloseLinger, &cfg.HalfCloseLinger},
-		{"backoff", sp.Backoff, &cfg.Backoff},
-		{"tcp-keepalive", sp.TCPKeepAlive, &cfg.TCPKeepAlive},
-	} {
-		if *d.dst, err = fwdDuration(d.text); err != nil {
-			return cfg, fe(d.field, err)
+	if sp.TLS != nil {
+		files, err := sp.TLS.Files(doc, prefix+"tls")
+		if err != nil {
+			return cfg, err
 		}
-	}
-	// Check every named file before loading, so the error names the field.
-	for _, f := range []struct{ field, path string }{
-		{"tls-cert", sp.TLSCert}, {"tls-key", sp.TLSKey}, {"client-ca", sp.ClientCA},
-		{"tls-ticket-keys", sp.TLSTicketKeys}, {"to-ca", sp.ToCA}, {"to-cert", sp.ToCert}, {"to-key", sp.ToKey},
-	} {
-		if f.path == "" {
-			continue
-		}
-		if err := fwdReadable(f.path); err != nil {
-			return cfg, fe(f.field, err)
-		}
-	}
-	switch {
-	case sp.TLSCert != "" && sp.TLSKey == "":
-		return cfg, fe("tls-key", errors.New("missing (tls-cert is set)"))
-	case sp.TLSKey != "" && sp.TLSCert == "":
-		return cfg, fe("tls-cert", errors.New("missing (tls-key is set)"))
-	case sp.TLSCert == "" && (sp.ClientCA != "" || sp.TLSTicketKeys != ""):
-		return cfg, fe("tls-cert", errors.New("missing (client-ca and tls-ticket-keys need TLS termination)"))
-	case sp.TLSCert != "":
-		files := tlsconf.ServerFiles{Cert: sp.TLSCert, Key: sp.TLSKey, ClientCA: sp.ClientCA, TicketKeys: sp.TLSTicketKeys}
 		srv := cache[files]
 		if srv != nil {
 			err = srv.Reload()
@@ -157,27 +169,30 @@ func fwdBuild(sp fwdSpec, cache fwdTLSCache) (forward.Config, error) {
 			srv, err = tlsconf.LoadServer(files)
 		}
 		if err != nil {
-			return cfg, fe("tls-cert", err)
+			return cfg, fe("tls.cert", err)
 		}
 		cache[files] = srv
 		cfg.TLS = srv.Config()
 	}
-	if !sp.ToTLS && (sp.ToCA != "" || sp.ToServerName != "" || sp.ToCert != "" || sp.ToKey != "") {
-		return cfg, fe("to-tls", errors.New("not set, but to-ca, to-server-name, to-cert or to-key is"))
-	}
-	if sp.ToTLS {
-		if cfg.UpstreamTLS, err = tlsconf.LoadClient(tlsconf.ClientFiles{
-			CA: sp.ToCA, Cert: sp.ToCert, Key: sp.ToKey, ServerName: sp.ToServerName,
-		}); err != nil {
-			field := "to-cert"
-			if strings.HasPrefix(err.Error(), "tls CA") {
-				field = "to-ca"
+	if sp.ToTLS != nil {
+		files, err := sp.ToTLS.Files(doc, prefix+"to_tls")
+		if err != nil {
+			return cfg, err
+		}
+		if files.CA != "" { // its own error first, to name it
+			if _, err := tlsconf.LoadClient(tlsconf.ClientFiles{CA: files.CA}); err != nil {
+				return cfg, fe("to_tls.ca", err)
 			}
-			return cfg, fe(field, err)
+		}
+		if cfg.UpstreamTLS, err = tlsconf.LoadClient(files); err != nil {
+			return cfg, fe("to_tls.cert", err)
 		}
 	}
 	if err := cfg.Validate(); err != nil {
-		return cfg, err
+		if f, ok := errors.AsType[*forward.FieldError](err); ok {
+			return cfg, fe(f.Field, f.Err)
+		}
+		return cfg, fe("listen", err)
 	}
 	return cfg, nil
 }
@@ -195,191 +210,50 @@ func fwdCIDRError(text string, err error) error {
 	return fmt.Errorf("%q is not an IP address or CIDR prefix (%s)", strings.TrimSpace(text), reason)
 }
 
-func fwdDuration(s string) (time.Duration, error) {
-	if s == "" {
-		return 0, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("invalid duration %q (want e.g. 500ms, 30s, 5m)", s)
-	}
-	if d < 0 {
-		return 0, fmt.Errorf("negative duration %q", s)
-	}
-	return d, nil
-}
-
-func fwdReadable(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	var b [1]byte
-	if _, err := f.Read(b[:]); err != nil {
-		if err == io.EOF {
-			return fmt.Errorf("%s: empty file", path)
-		}
-		return fmt.Errorf("read %s: %w", path, err)
-	}
-	return nil
-}
-
-// fwdKey identifies a forward across reloads: its name, else its listen
-// address.
-func fwdKey(c forward.Config) string {
-	if c.Name != "" {
-		return "name " + c.Name
-	}
-	return "listen " + c.Listen
-}
-
-// fwdCheckUnique rejects two forwards with one identity (fwdKey) or on one
-// address (port 0 excepted: each gets its own port).
-func fwdCheckUnique(cfgs []forward.Config) (int, error) {
-	listens := map[string]int{}
-	keys := map[string]int{}
-	for i, c := range cfgs {
-		if j, ok := keys[fwdKey(c)]; ok {
-			if c.Name != "" {
-				return i, &forward.FieldError{Field: "name", Err: fmt.Errorf("%q is also the name of forward %d", c.Name, j)}
-			}
-			return i, &forward.FieldError{Field: "name", Err: fmt.Errorf("missing: forward %d listens on %s too; name both to tell them apart", j, c.Listen)}
-		}
-		keys[fwdKey(c)] = i
-		if strings.HasSuffix(c.Listen, ":0") {
-			continue
-		}
-		if j, ok := listens[c.Listen]; ok {
-			return i, &forward.FieldError{Field: "listen", Err: fmt.Errorf("%s is also the address of forward %d", c.Listen, j)}
-		}
-		listens[c.Listen] = i
-	}
-	return 0, nil
-}
-
 // fwdLoadFile reads and checks a forward config file. Errors name the
-// file, the line and the field.
+// file, the line and the field: "FILE:LINE: forwards[0].max_conns: ...".
 func fwdLoadFile(path string, cache fwdTLSCache) (*fwdLoaded, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, fmt.Errorf("%s: %s", path, fwdYAMLError(err))
-	}
 	var f fwdFile
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil {
-		if err == io.EOF {
-			return nil, fmt.Errorf("%s: empty file (want a forwards: list)", path)
-		}
-		return nil, fmt.Errorf("%s: %s", path, fwdYAMLError(err))
-	}
-	topErr := func(field string, err error) error {
-		return fmt.Errorf("%s:%d: field %s: %v", path, fwdLine(&root, -1, field), field, err)
+	doc, err := yamlconf.Load(path, &f)
+	if err != nil {
+		return nil, err
 	}
 	if len(f.Forwards) == 0 {
-		return nil, topErr("forwards", errors.New("no forward given"))
+		if !doc.Has("forwards") {
+			return nil, doc.Errorf("forwards", "missing (want a forwards: list)")
+		}
+		return nil, doc.Errorf("forwards", "no forward given")
 	}
-	l := &fwdLoaded{metricsAddr: f.MetricsAddr, logFormat: f.LogFormat, logLevel: f.LogLevel}
-	if l.drainTimeout, err = fwdDuration(f.DrainTimeout); err != nil {
-		return nil, topErr("drain-timeout", err)
+	l := &fwdLoaded{
+		metricsAddr:  f.MetricsAddr,
+		logFormat:    f.LogFormat,
+		logLevel:     f.LogLevel,
+		drainTimeout: f.DrainTimeout.Or(fwdDefaultDrain),
 	}
-	if f.DrainTimeout == "" {
-		l.drainTimeout = fwdDefaultDrain
+	var errs yamlconf.Errors
+	if _, err := newLogger(io.Discard, f.LogFormat, ""); err != nil {
+		errs.Add(doc.Errorf("log_format", "unknown format %q (want text or json)", f.LogFormat))
 	}
-	if _, err := newLogger(io.Discard, f.LogFormat, f.LogLevel); err != nil {
-		field, _, _ := strings.Cut(err.Error(), ":")
-		return nil, topErr(field, errors.New(strings.TrimSpace(strings.TrimPrefix(err.Error(), field+":"))))
+	if _, err := newLogger(io.Discard, "", f.LogLevel); err != nil {
+		errs.Add(doc.Errorf("log_level", "unknown level %q (want debug, info, warn or error)", f.LogLevel))
 	}
-	fieldErr := func(i int, err error) error {
-		field := "forwards"
+	for i, sp := range f.Forwards {
+		sp.TLSOnGoroutines = sp.TLSOnGoroutines || f.TLSOnGoroutines
+		cfg, err := fwdBuild(doc, fmt.Sprintf("forwards[%d].", i), sp, cache)
+		errs.Add(err)
+		l.forwards = append(l.forwards, cfg)
+	}
+	if err := errs.Err(); err != nil {
+		return nil, err
+	}
+	if i, err := forward.CheckUnique(l.forwards); err != nil {
+		field := "name"
 		if fe, ok := errors.AsType[*forward.FieldError](err); ok {
 			field, err = fe.Field, fe.Err
 		}
-		name := ""
-		if f.Forwards[i].Name != "" {
-			name = fmt.Sprintf(" (%s)", f.Forwards[i].Name)
-		}
-		return fmt.Errorf("%s:%d: forwards[%d]%s: field %s: %v", path, fwdLine(&root, i, field), i, name, field, err)
-	}
-	for i, sp := range f.Forwards {
-		cfg, err := fwdBuild(sp, cache)
-		if err != nil {
-			return nil, fieldErr(i, err)
-		}
-		l.forwards = append(l.forwards, cfg)
-	}
-	if i, err := fwdCheckUnique(l.forwards); err != nil {
-		return nil, fieldErr(i, err)
+		return nil, doc.Error(fmt.Sprintf("forwards[%d].%s", i, field), err)
 	}
 	return l, nil
-}
-
-// fwdLine returns the line of field in forwards[i] (i >= 0) or at the top
-// level (i < 0); the line of the enclosing node when field is absent.
-func fwdLine(root *yaml.Node, i int, field string) int {
-	n := root
-	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
-		n = n.Content[0]
-	}
-	if i >= 0 {
-		list := fwdChild(n, "forwards")
-		if list == nil || list.Kind != yaml.SequenceNode || i >= len(list.Content) {
-			return n.Line
-		}
-		n = list.Content[i]
-	}
-	key, elem := field, -1 // "trusted-proxy[1]": the line of that element
-	if k, idx, ok := strings.Cut(strings.TrimSuffix(field, "]"), "["); ok {
-		if j, err := strconv.Atoi(idx); err == nil {
-			key, elem = k, j
-		}
-	}
-	v := fwdChild(n, key)
-	if v == nil {
-		return n.Line
-	}
-	if elem >= 0 && v.Kind == yaml.SequenceNode && elem < len(v.Content) {
-		return v.Content[elem].Line
-	}
-	return v.Line
-}
-
-func fwdChild(m *yaml.Node, key string) *yaml.Node {
-	if m == nil || m.Kind != yaml.MappingNode {
-		return nil
-	}
-	for j := 0; j+1 < len(m.Content); j += 2 {
-		if m.Content[j].Value == key {
-			return m.Content[j+1]
-		}
-	}
-	return nil
-}
-
-var (
-	fwdUnknownField = regexp.MustCompile(`field (\S+) not found in type \S+`)
-	fwdGoType       = regexp.MustCompile(`into (\[\])?main\.fwd\w+`)
-)
-
-// fwdYAMLError rewrites yaml's messages for users: no Go type names, one
-// line per problem.
-func fwdYAMLError(err error) string {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
-	msg = fwdUnknownField.ReplaceAllString(msg, `unknown field "$1"`)
-	msg = fwdGoType.ReplaceAllString(msg, "into a ${1}mapping")
-	msg = strings.ReplaceAll(msg, "into a []mapping", "into a list")
-	msg = strings.ReplaceAll(msg, "into []string", "into a list of strings (write [a, b])")
-	lines := strings.Split(msg, "\n")
-	for i := range lines {
-		lines[i] = strings.TrimSpace(lines[i])
-	}
-	return strings.Join(lines, "; ")
 }
 
 // checkForwardConfig validates a forward config file, certificates

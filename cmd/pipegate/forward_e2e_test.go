@@ -27,8 +27,8 @@ import (
 	"github.com/pires/go-proxyproto"
 	"go.uber.org/goleak"
 
-	"pipegate/internal/testserver"
-	"pipegate/internal/tlstest"
+	"github.com/pipegate/pipegate/internal/testserver"
+	"github.com/pipegate/pipegate/internal/tlstest"
 )
 
 // fwdBin is the pipegate binary built once by TestMain.
@@ -375,22 +375,21 @@ forwards:
   - name: verified
     listen: 127.0.0.1:0
     to: [%[1]s]
-    to-tls: true
-    to-ca: %[2]s
-    to-server-name: backend.example
+    to_tls:
+      ca: %[2]s
+      server_name: backend.example
   - name: mtls
     listen: 127.0.0.1:0
     to: [%[1]s]
-    to-tls: true
-    to-ca: %[2]s
-    to-server-name: backend.example
-    to-cert: %[3]s
-    to-key: %[4]s
+    to_tls:
+      ca: %[2]s
+      server_name: backend.example
+      cert: %[3]s
+      key: %[4]s
   - name: system-roots
     listen: 127.0.0.1:0
     to: [%[1]s]
-    to-tls: true
-    to-server-name: backend.example
+    to_tls: {server_name: backend.example}
 `, up, ca.CertFile(t), ccert, ckey)))
 	if got := fwdRoundTrip(t, fwdDial(t, p.addr(t, 1)), ""); got != "no client certificate" {
 		t.Errorf("verified: got %q", got)
@@ -420,13 +419,13 @@ func TestForwardE2EProxyProtocol(t *testing.T) {
 	up := fwdUpstream(t, nil, fwdProxyInfo)
 	p := fwdStart(t, 3, "--config", fwdWriteConfig(t, fmt.Sprintf(`
 forwards:
-  - {name: v1, listen: "127.0.0.1:0", to: ["%[1]s"], send-proxy: v1}
-  - {name: v2, listen: "127.0.0.1:0", to: ["%[1]s"], send-proxy: v2}
+  - {name: v1, listen: "127.0.0.1:0", to: ["%[1]s"], send_proxy: v1}
+  - {name: v2, listen: "127.0.0.1:0", to: ["%[1]s"], send_proxy: v2}
   - listen: 127.0.0.1:0
     to: ["%[1]s"]
-    send-proxy: v2
-    accept-proxy: true
-    trusted-proxy: [127.0.0.1/32]
+    send_proxy: v2
+    accept_proxy: true
+    trusted_proxy: [127.0.0.1/32]
 `, up)))
 	for i, want := range []string{"v1 127.0.0.1:", "v2 127.0.0.1:"} {
 		c := fwdDial(t, p.addr(t, i+1))
@@ -539,8 +538,9 @@ forwards:
   - name: tls
     listen: "[::1]:0"
     to: [%s]
-    tls-cert: %s
-    tls-key: %s
+    tls:
+      cert: %s
+      key: %s
 %s`, mainTo, two, certFile, keyFile, extra)
 	}
 	path := fwdWriteConfig(t, config(one, ""))
@@ -602,7 +602,7 @@ forwards:
 	}
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	r := p.waitLog(t, "reload failed; keeping the running config", 1)
-	if !strings.Contains(r["err"].(string), `line 4: unknown field "bogus"`) {
+	if !strings.Contains(r["err"].(string), `forward.yaml:4: forwards[0].bogus: unknown field`) {
 		t.Errorf("reload error: %v", r["err"])
 	}
 	if got := fwdRoundTrip(t, fwdDial(t, addrs["main"]), ""); got != "three" {
@@ -616,7 +616,7 @@ func TestForwardE2EReloadRemovedDrainTimeout(t *testing.T) {
 	fwdLeakCheck(t)
 	up := fwdUpstream(t, nil, testserver.Echo)
 	config := func(drain, extra string) string {
-		return fmt.Sprintf("drain-timeout: %s\nforwards:\n  - {name: keep, listen: \"127.0.0.1:0\", to: [%s]}\n%s", drain, up, extra)
+		return fmt.Sprintf("drain_timeout: %s\nforwards:\n  - {name: keep, listen: \"127.0.0.1:0\", to: [%s]}\n%s", drain, up, extra)
 	}
 	path := fwdWriteConfig(t, config("1h", fmt.Sprintf("  - {name: gone, listen: \"[::1]:0\", to: [%s]}\n", up)))
 	p := fwdStart(t, 2, "--config", path)
@@ -717,8 +717,9 @@ func TestForwardE2EBadInput(t *testing.T) {
 		return path
 	}
 	unknown := bad("unknown.yaml", "forwards:\n  - listen: 127.0.0.1:0\n    to: [127.0.0.1:1]\n    tls-crt: x\n")
-	cidr := bad("cidr.yaml", "forwards:\n  - listen: 127.0.0.1:0\n    to: [127.0.0.1:1]\n    accept-proxy: true\n    trusted-proxy:\n      - 10.0.0.0/33\n")
-	missingCert := bad("cert.yaml", "forwards:\n  - name: web\n    listen: 127.0.0.1:0\n    to: [127.0.0.1:1]\n    tls-cert: /nonexistent/cert.pem\n    tls-key: "+key+"\n")
+	kebab := bad("kebab.yaml", "forwards:\n  - listen: 127.0.0.1:0\n    to: [127.0.0.1:1]\n    max-conns: 3\n    tls-cert: x\n")
+	cidr := bad("cidr.yaml", "forwards:\n  - listen: 127.0.0.1:0\n    to: [127.0.0.1:1]\n    accept_proxy: true\n    trusted_proxy:\n      - 10.0.0.0/33\n")
+	missingCert := bad("cert.yaml", "forwards:\n  - name: web\n    listen: 127.0.0.1:0\n    to: [127.0.0.1:1]\n    tls:\n      cert: /nonexistent/cert.pem\n      key: "+key+"\n")
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -727,19 +728,22 @@ func TestForwardE2EBadInput(t *testing.T) {
 		{[]string{"forward", "--to", "127.0.0.1:1"}, "--listen"},
 		{[]string{"forward", "--listen", "127.0.0.1", "--to", "127.0.0.1:1"}, "flag --listen: address \"127.0.0.1\""},
 		{[]string{"forward", "--listen", "127.0.0.1:0"}, "flag --to: no upstream given"},
-		{[]string{"forward", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:1", "--dial-timeout", "soon"}, "flag --dial-timeout: invalid duration"},
+		{[]string{"forward", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:1", "--dial-timeout", "soon"}, `invalid value "soon" for flag -dial-timeout: invalid duration`},
 		{[]string{"forward", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:1", "--send-proxy", "v3"}, "flag --send-proxy"},
 		{[]string{"forward", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:1", "--balance", "random"}, "flag --balance"},
 		{[]string{"forward", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:1", "--accept-proxy", "--trusted-proxy", "not-a-cidr"}, "flag --trusted-proxy"},
 		{[]string{"forward", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:1", "--tls-cert", "/nonexistent.pem", "--tls-key", key}, "flag --tls-cert: open /nonexistent.pem"},
 		{[]string{"forward", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:1", "--tls-cert", key, "--tls-key", cert}, "flag --tls-cert"},
 		{[]string{"forward", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:1", "--log-format", "xml"}, "log-format"},
-		{[]string{"forward", "--config", unknown}, unknown + `: line 4: unknown field "tls-crt"`},
-		{[]string{"forward", "--config", cidr}, cidr + ":6: forwards[0]: field trusted-proxy"},
-		{[]string{"forward", "--config", missingCert}, missingCert + ":5: forwards[0] (web): field tls-cert: open /nonexistent/cert.pem"},
+		{[]string{"forward", "--config", unknown}, unknown + `:4: forwards[0].tls-crt: unknown field (want one of: accept_proxy, backoff,`},
+		{[]string{"forward", "--config", kebab}, kebab + ":4: forwards[0].max-conns: renamed to max_conns\n" + kebab + ":5: forwards[0].tls-cert: renamed to tls.cert"},
+		{[]string{"forward", "--config", cidr}, cidr + ":6: forwards[0].trusted_proxy[0]: \"10.0.0.0/33\" is not an IP address or CIDR prefix"},
+		{[]string{"forward", "--config", missingCert}, missingCert + ":6: forwards[0].tls.cert: open /nonexistent/cert.pem"},
+		{[]string{"forward", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:1", "--to-ca", cert}, "flag --to-tls: not set, but --to-ca"},
 		{[]string{"forward", "--config", unknown, "--to", "127.0.0.1:1"}, "flag --to: not allowed with --config"},
 		{[]string{"forward", "--config", filepath.Join(dir, "missing.yaml")}, "missing.yaml: no such file"},
-		{[]string{"check-config", missingCert}, missingCert + ":5: forwards[0] (web): field tls-cert"},
+		{[]string{"check-config", missingCert}, missingCert + ":6: forwards[0].tls.cert: open"},
+		{[]string{"check-config", kebab}, kebab + ":4: forwards[0].max-conns: renamed to max_conns"},
 	} {
 		cmd := exec.Command(fwdBin, tc.args...)
 		out, err := cmd.CombinedOutput()
@@ -747,7 +751,7 @@ func TestForwardE2EBadInput(t *testing.T) {
 			t.Errorf("pipegate %s: exit %d (%v), output %q; want exit 2 and %q", strings.Join(tc.args, " "), code, err, out, tc.want)
 		}
 	}
-	good := bad("good.yaml", "forwards:\n  - listen: 127.0.0.1:0\n    to: [127.0.0.1:1]\n    tls-cert: "+cert+"\n    tls-key: "+key+"\n")
+	good := bad("good.yaml", "tls_on_goroutines: true\nforwards:\n  - listen: 127.0.0.1:0\n    to: [127.0.0.1:1]\n    go_accept: true\n    tls:\n      cert: "+cert+"\n      key: "+key+"\n")
 	if out, err := exec.Command(fwdBin, "check-config", good).CombinedOutput(); err != nil || !strings.Contains(string(out), "ok") {
 		t.Errorf("check-config on a good file: %v, %s", err, out)
 	}

@@ -10,13 +10,16 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
-	"pipegate/internal/configerr"
-	"pipegate/listener"
-	"pipegate/route/config"
+	"github.com/pipegate/pipegate/gateway"
+	"github.com/pipegate/pipegate/imap"
+	"github.com/pipegate/pipegate/internal/configerr"
+	"github.com/pipegate/pipegate/listener"
+	"github.com/pipegate/pipegate/route/config"
 )
 
 // imapFileConfig is the YAML file of `pipegate imap --config FILE`; see
@@ -38,6 +41,12 @@ type imapFileConfig struct {
 	MaxLoginFailures    int                   `yaml:"max_login_failures"`
 	MaxConnections      int                   `yaml:"max_connections"`
 	MaxConnectionsPerIP int                   `yaml:"max_connections_per_ip"`
+	MaxPreLoginPerIP    *int                  `yaml:"max_prelogin_connections_per_ip"` // nil: the default
+	UsernameChars       *string               `yaml:"username_chars"`                  // nil: Dovecot's; "": any printable UTF-8
+	UsernameFormat      string                `yaml:"username_format"`
+	AllowMasterUsers    bool                  `yaml:"allow_master_users"`
+	AuthFailureDelay    string                `yaml:"auth_failure_delay"`
+	TLSOnGoroutines     bool                  `yaml:"tls_on_goroutines"`
 	AuthPenalty         *imapPenaltyConfig    `yaml:"auth_penalty"`
 	DialTimeout         string                `yaml:"dial_timeout"`
 	BackendTimeout      string                `yaml:"backend_timeout"`
@@ -110,7 +119,11 @@ type imapSettings struct {
 	MaxLoginFailures    int
 	MaxConnections      int
 	MaxConnectionsPerIP int
-	Penalty             *imapPenalty // nil: no penalty
+	MaxPreLoginPerIP    int // 0: no limit
+	Accounts            gateway.AccountRules
+	AuthFailureDelay    time.Duration // 0: none
+	TLSOnGoroutines     bool          // pipe.Engine.TLSOnGoroutines
+	Penalty             *imapPenalty  // nil: no penalty
 	DialTimeout         time.Duration
 	BackendTimeout      time.Duration
 	IdleTimeout         time.Duration
@@ -239,6 +252,10 @@ func (c *imapConfigChecker) check(fc *imapFileConfig) *imapSettings {
 		MaxLoginFailures:    c.nonNegative("max_login_failures", fc.MaxLoginFailures),
 		MaxConnections:      c.nonNegative("max_connections", fc.MaxConnections),
 		MaxConnectionsPerIP: c.nonNegative("max_connections_per_ip", fc.MaxConnectionsPerIP),
+		MaxPreLoginPerIP:    imap.DefaultMaxPreLoginPerIP,
+		TLSOnGoroutines:     fc.TLSOnGoroutines,
+		AuthFailureDelay:    c.duration("auth_failure_delay", fc.AuthFailureDelay, gateway.DefaultFailureDelay),
+		Accounts:            gateway.AccountRules{Format: fc.UsernameFormat, AllowMasterUsers: fc.AllowMasterUsers},
 		DialTimeout:         c.duration("dial_timeout", fc.DialTimeout, 0),
 		BackendTimeout:      c.duration("backend_timeout", fc.BackendTimeout, 0),
 		IdleTimeout:         c.duration("idle_timeout", fc.IdleTimeout, 0),
@@ -254,6 +271,19 @@ func (c *imapConfigChecker) check(fc *imapFileConfig) *imapSettings {
 	}
 	if _, err := newLogger(io.Discard, "", fc.Log.Level); err != nil {
 		c.errorf("log.level", "unknown level %q (want debug, info, warn or error)", fc.Log.Level)
+	}
+	if fc.MaxPreLoginPerIP != nil {
+		s.MaxPreLoginPerIP = c.nonNegative("max_prelogin_connections_per_ip", *fc.MaxPreLoginPerIP)
+	}
+	if fc.UsernameChars != nil {
+		s.Accounts.Chars = *fc.UsernameChars
+		s.Accounts.AnyPrintable = *fc.UsernameChars == ""
+		if strings.ContainsAny(*fc.UsernameChars, "\x00\r\n") {
+			c.errorf("username_chars", "must not hold NUL, CR or LF")
+		}
+	}
+	if !gateway.ValidFormat(fc.UsernameFormat) {
+		c.errorf("username_format", "unknown format %q (want %s or %s)", fc.UsernameFormat, gateway.FormatAsIs, gateway.FormatLowercase)
 	}
 	if fc.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(fc.MetricsAddr); err != nil {

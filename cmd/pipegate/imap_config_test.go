@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"pipegate/internal/tlstest"
-	"pipegate/route"
+	"github.com/pipegate/pipegate/internal/tlstest"
+	"github.com/pipegate/pipegate/route"
 )
 
 // writeIMAPFiles writes a config and its cert, key, CA and routes files

@@ -11,7 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
-	"pipegate/limit"
+	"github.com/pipegate/pipegate/limit"
 )
 
 // imapPenaltyRedisConfig is auth_penalty.redis: the failure counts per

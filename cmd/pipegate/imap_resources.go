@@ -8,10 +8,10 @@ import (
 	"log/slog"
 	"net"
 
-	"pipegate/limit"
-	"pipegate/route"
-	"pipegate/route/file"
-	"pipegate/tlsconf"
+	"github.com/pipegate/pipegate/limit"
+	"github.com/pipegate/pipegate/route"
+	"github.com/pipegate/pipegate/route/file"
+	"github.com/pipegate/pipegate/tlsconf"
 )
 
 // imapResources are what a config names outside itself: certificates and

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	"pipegate/route"
-	"pipegate/route/config"
+	"github.com/pipegate/pipegate/route"
+	"github.com/pipegate/pipegate/route/config"
 )
 
 // openIMAPRouteSources builds the router of the route_sources list.

@@ -14,14 +14,15 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"pipegate/admin"
-	"pipegate/imap"
-	"pipegate/limit"
-	"pipegate/listener"
-	"pipegate/pipe"
+	"github.com/pipegate/pipegate/admin"
+	"github.com/pipegate/pipegate/imap"
+	"github.com/pipegate/pipegate/limit"
+	"github.com/pipegate/pipegate/listener"
+	"github.com/pipegate/pipegate/pipe"
 )
 
 const imapUsage = `usage: pipegate imap --config FILE
@@ -107,7 +108,10 @@ func newIMAPDaemon(s *imapSettings, res *imapResources, log *slog.Logger) *imapD
 		penalty.OnError = func(err error) { log.Warn("imap: auth_penalty store", "err", err) }
 	}
 	pipeOpts := pipe.Options{IdleTimeout: s.IdleTimeout, MaxLifetime: s.MaxLifetime, HalfCloseLinger: s.HalfCloseLinger}
-	engine := &pipe.Engine{Options: pipeOpts, TLSOnGoroutines: tlsOnGoroutines()}
+	engine := &pipe.Engine{Options: pipeOpts, TLSOnGoroutines: s.TLSOnGoroutines}
+	d.registry.MustRegister(admin.NewEngineCollector(func() map[string]pipe.Stats {
+		return map[string]pipe.Stats{"imap": engine.Stats()}
+	}))
 	for _, l := range s.Listen {
 		var policy *listener.ProxyPolicy
 		if l.AcceptProxy {
@@ -122,6 +126,9 @@ func newIMAPDaemon(s *imapSettings, res *imapResources, log *slog.Logger) *imapD
 			OAuth:              s.OAuth,
 			LoginTimeout:       s.LoginTimeout,
 			MaxLoginFailures:   s.MaxLoginFailures,
+			Accounts:           s.Accounts,
+			FailureDelay:       orNone(s.AuthFailureDelay),
+			MaxPreLoginPerIP:   orNone(s.MaxPreLoginPerIP),
 			Conns:              conns,
 			Penalty:            penalty,
 			Proxy:              policy,
@@ -182,7 +189,7 @@ func (d *imapDaemon) run(ctx context.Context) int {
 	for i, l := range listeners {
 		wg.Add(1)
 		go serveIMAPListener(&wg, d.servers[i], l, s.Listen[i].TLS, served)
-		d.log.Info("imap: listening", "addr", l.Addr().String(), "tls", s.Listen[i].TLS, "accept_proxy", s.Listen[i].AcceptProxy)
+		d.log.Info("imap: listening", "addr", l.Addr().String(), "tls", s.Listen[i].TLS, "accept_proxy", s.Listen[i].AcceptProxy, "tls_on_goroutines", s.TLSOnGoroutines, "max_prelogin_connections_per_ip", s.MaxPreLoginPerIP, "auth_failure_delay", s.AuthFailureDelay.String())
 	}
 
 	code := 0
@@ -264,4 +271,13 @@ func (d *imapDaemon) healthy() error {
 		return errors.New("draining")
 	}
 	return nil
+}
+
+// orNone turns a config value where 0 means "none" into a Server field
+// where 0 means the default and a negative value none.
+func orNone[T int | time.Duration](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
 }

@@ -14,9 +14,9 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"go.uber.org/goleak"
 
-	"pipegate/demo"
-	"pipegate/internal/testenv"
-	"pipegate/route"
+	"github.com/pipegate/pipegate/demo"
+	"github.com/pipegate/pipegate/internal/testenv"
+	"github.com/pipegate/pipegate/route"
 )
 
 func TestRunIMAPUsage(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"pipegate/internal/configerr"
+	"github.com/pipegate/pipegate/internal/configerr"
 )
 
 // imapYAMLIndex knows the line of every field of a YAML document by its

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"strings"
 
-	"pipegate/imap/wire"
+	"github.com/pipegate/pipegate/imap/wire"
 )
 
 func ExampleReader_ReadCommand() {

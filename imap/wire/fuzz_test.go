@@ -5,12 +5,16 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 )
 
 // FuzzReadCommand: no panics, bounded reads, errors are *Error or I/O
 // errors, and a non-fatal *Error leaves the reader where the next command
-// can be read.
+// can be read. Each input is read twice: once ending in EOF, once from a
+// client that stops sending but keeps the connection open, where the
+// reader may only be waiting if what it holds of the last line can still
+// become a valid command.
 func FuzzReadCommand(f *testing.F) {
 	for _, s := range []string{
 		"a1 LOGIN alice secret\r\n",
@@ -22,39 +26,115 @@ func FuzzReadCommand(f *testing.F) {
 		"a1 LOGIN {99999}\r\n",
 		"a1 LOGIN \"x {3+}\r\nabc\r\nb NOOP\r\n",
 		"\r\n\n\x00",
+		"a1 LOGIN " + strings.Repeat("x", 300),
+		"a1 LOGIN {3+}\r\nabc " + strings.Repeat("x", 200) + "\r",
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		src := &countingReader{r: bytes.NewReader(in)}
-		r := NewReader(bufio.NewReaderSize(src, 16))
-		r.MaxLine, r.MaxLiteral, r.MaxLiterals = 200, 100, 4
-		r.Continue = func(int64) error { return nil }
-		for range len(in) + 2 {
-			cmd, err := r.ReadCommand()
-			if err == nil {
-				if cmd.Tag == "" || cmd.Name == "" {
-					t.Fatalf("command without tag or name: %+v", cmd)
-				}
-				checkValues(t, cmd.Args, 0)
-				continue
+		fuzzReadCommand(t, in, false)
+		fuzzReadCommand(t, in, true)
+	})
+}
+
+func fuzzReadCommand(t *testing.T, in []byte, stall bool) {
+	var src io.Reader = bytes.NewReader(in)
+	if stall {
+		src = io.MultiReader(src, stalled{})
+	}
+	r := NewReader(bufio.NewReaderSize(src, 16))
+	r.MaxLine, r.MaxLiteral, r.MaxLiterals = 200, 100, 4
+	r.Continue = func(int64) error { return nil }
+	for range len(in) + 2 {
+		cmd, err := r.ReadCommand()
+		if err == nil {
+			if cmd.Tag == "" || cmd.Name == "" {
+				t.Fatalf("command without tag or name: %+v", cmd)
 			}
-			var we *Error
-			if errors.As(err, &we) {
-				if we.Text == "" {
-					t.Fatal("error without text")
-				}
-				if we.Fatal {
-					return
-				}
-				continue
+			checkValues(t, cmd.Args, 0)
+			continue
+		}
+		var we *Error
+		if errors.As(err, &we) {
+			if we.Text == "" {
+				t.Fatal("error without text")
 			}
-			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-				t.Fatalf("unexpected error type %T: %v", err, err)
+			if we.Fatal {
+				return
+			}
+			continue
+		}
+		if stall && errors.Is(err, errStalled) {
+			// Waiting is right only for a line that may still end
+			// in time: after the last LF, at most one literal's
+			// bytes and the line's text (CR not counted).
+			tail := in[bytes.LastIndexByte(in, '\n')+1:]
+			if n := len(bytes.TrimSuffix(tail, []byte("\r"))); n > 200+100 {
+				t.Fatalf("waiting for more after %d bytes without a line end", n)
 			}
 			return
 		}
-		t.Fatalf("more commands than input bytes")
+		if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("unexpected error type %T: %v", err, err)
+		}
+		return
+	}
+	t.Fatalf("more commands than input bytes")
+}
+
+// errStalled stands for a client that sends nothing more: a real
+// connection would block.
+var errStalled = errors.New("client stalled")
+
+type stalled struct{}
+
+func (stalled) Read([]byte) (int, error) { return 0, errStalled }
+
+// FuzzReadLine: a line comes back whole and within the limit, an
+// over-long one is a fatal TOOBIG as soon as the limit is passed, and
+// nothing past the line is consumed.
+func FuzzReadLine(f *testing.F) {
+	for _, s := range []string{"abc\r\n", strings.Repeat("x", 20) + "\r\n", strings.Repeat("x", 21) + "\n", strings.Repeat("y", 21), "a\x00\r\n", "\r\r\n"} {
+		f.Add([]byte(s))
+	}
+	const limit = 20
+	f.Fuzz(func(t *testing.T, in []byte) {
+		br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(in), stalled{}), 16)
+		r := NewReader(br)
+		r.MaxLine = limit
+		line, err := r.ReadLine()
+		end := bytes.IndexByte(in, '\n')
+		var want []byte // the line as sent, CRLF trimmed
+		tooBig := len(bytes.TrimSuffix(in, []byte("\r"))) > limit
+		if end >= 0 {
+			want = trimEOL(in[:end+1])
+			tooBig = len(want) > limit
+		}
+		var we *Error
+		switch {
+		case err == nil:
+			if tooBig || end < 0 || !bytes.Equal(line, want) || bytes.IndexByte(line, 0) >= 0 {
+				t.Fatalf("got line %q from %q", line, in)
+			}
+			// The rest is left for the next read.
+			rest, _ := io.ReadAll(io.LimitReader(br, int64(len(in))))
+			if !bytes.Equal(rest, in[end+1:]) {
+				t.Fatalf("left %q after the line, want %q", rest, in[end+1:])
+			}
+		case errors.As(err, &we):
+			if !we.Fatal || (we.Code == "TOOBIG") != tooBig {
+				t.Fatalf("%v for %q", err, in)
+			}
+			if !tooBig && bytes.IndexByte(want, 0) < 0 {
+				t.Fatalf("%v for %q, which has no NUL", err, in)
+			}
+		case errors.Is(err, errStalled):
+			if end >= 0 || tooBig {
+				t.Fatalf("waiting for more after %q", in)
+			}
+		default:
+			t.Fatalf("unexpected error %T: %v", err, err)
+		}
 	})
 }
 
@@ -76,17 +156,6 @@ func checkValues(t *testing.T, vs []Value, depth int) {
 			}
 		}
 	}
-}
-
-type countingReader struct {
-	r io.Reader
-	n int
-}
-
-func (c *countingReader) Read(b []byte) (int, error) {
-	n, err := c.r.Read(b)
-	c.n += n
-	return n, err
 }
 
 // FuzzReadResponse: no panics, Raw is exactly what was consumed.

@@ -65,7 +65,10 @@ func (r *Reader) maxLiterals() int {
 // ReadCommand reads one command. Errors are either *Error (the client sent
 // something wrong; unless Fatal, the whole command has been consumed and the
 // next one can be read) or I/O errors (io.EOF when the client closed the
-// connection between commands).
+// connection between commands). Command text over MaxLine, and a
+// non-synchronizing literal over MaxLiteral, are fatal TOOBIG errors,
+// returned as soon as the limit is passed or the literal announced: the
+// Reader never waits for the rest of an over-long line.
 func (r *Reader) ReadCommand() (*Command, error) {
 	p := &parser{r: r, budget: r.maxLine()}
 	line, err := p.nextLine(true)
@@ -92,7 +95,8 @@ func (r *Reader) ReadCommand() (*Command, error) {
 }
 
 // ReadLine reads one line of at most MaxLine bytes (such as a SASL response
-// during AUTHENTICATE) without its CRLF. A longer line yields a fatal *Error.
+// during AUTHENTICATE) without its CRLF. A longer line yields a fatal TOOBIG
+// *Error as soon as MaxLine bytes have come without a line end.
 func (r *Reader) ReadLine() ([]byte, error) {
 	p := &parser{r: r, budget: r.maxLine()}
 	line, err := p.nextLine(false)
@@ -127,48 +131,61 @@ type parser struct {
 	consumed bool
 }
 
-// nextLine reads the next line within the text budget. If the line is too
-// long, the rest of it (and any non-synchronizing literal announced at its
-// end) is discarded and a non-fatal *Error is returned, or a fatal one when
-// the line does not end within a sane bound.
+// nextLine reads the next line within the text budget. A line over the
+// budget is a fatal TOOBIG *Error, returned as soon as the budget is passed:
+// the client may never send the newline, and waiting for it would leave
+// the client without an answer (and the connection open) until a timeout.
 func (p *parser) nextLine(first bool) ([]byte, error) {
-	var buf []byte
-	for {
-		frag, err := p.r.br.ReadSlice('\n')
-		if len(buf)+len(frag) > p.budget+2 {
-			// Too long: remember the start for the tag, drop the rest.
-			buf = append(buf, frag...)
-			if first {
-				p.tag = leadingTag(buf)
-			}
-			if err == nil {
-				p.consumed = true
-				return nil, p.tooLong(buf)
-			}
-			if err != bufio.ErrBufferFull {
-				return nil, readErr(err, len(buf))
-			}
-			return nil, p.discardLongLine(buf)
-		}
-		buf = append(buf, frag...)
-		if err == bufio.ErrBufferFull {
-			continue
-		}
-		if err != nil {
-			return nil, readErr(err, len(buf))
-		}
-		break
-	}
-	line := trimEOL(buf)
-	if len(line) > p.budget { // a bare LF let one byte too many through
+	buf, err := readLine(p.r.br, p.budget)
+	if err == errLineTooLong || err == nil && len(trimEOL(buf)) > p.budget {
 		if first {
-			p.tag = leadingTag(line)
+			p.tag = leadingTag(buf)
 		}
 		p.consumed = true
-		return nil, p.tooLong(line)
+		return nil, &Error{Tag: p.tag, Code: "TOOBIG", Fatal: true,
+			Text: fmt.Sprintf("Command line too long (limit %d bytes)", p.r.maxLine())}
 	}
+	if err != nil {
+		return nil, err
+	}
+	line := trimEOL(buf)
 	p.budget -= len(line)
 	return line, nil
+}
+
+// errLineTooLong is readLine's answer to a line over its limit.
+var errLineTooLong = errors.New("line too long")
+
+// readLine reads up to and including the next LF. As soon as more than limit
+// bytes (a final CR not counted) have come without one, it returns them
+// with errLineTooLong: it never waits for a byte that cannot make the line
+// valid. It reads at most limit+2 bytes from br; a line it returns without
+// error may still be one byte too long when it ends in a bare LF.
+func readLine(br *bufio.Reader, limit int) ([]byte, error) {
+	limit = max(limit, 0)
+	var line []byte
+	for {
+		n := br.Buffered()
+		if n == 0 {
+			// Peek(1) returns after one read that gave at least one
+			// byte, not when the buffer is full as ReadSlice would.
+			if _, err := br.Peek(1); err != nil {
+				return nil, readErr(err, len(line))
+			}
+			n = br.Buffered()
+		}
+		chunk, _ := br.Peek(min(n, limit+2-len(line))) // buffered: no read, no error
+		if i := bytes.IndexByte(chunk, '\n'); i >= 0 {
+			line = append(line, chunk[:i+1]...)
+			_, _ = br.Discard(i + 1)
+			return line, nil
+		}
+		line = append(line, chunk...)
+		_, _ = br.Discard(len(chunk))
+		if len(bytes.TrimSuffix(line, []byte("\r"))) > limit {
+			return line, errLineTooLong
+		}
+	}
 }
 
 func readErr(err error, n int) error {
@@ -181,47 +198,6 @@ func readErr(err error, n int) error {
 func trimEOL(b []byte) []byte {
 	b = bytes.TrimSuffix(b, []byte("\n"))
 	return bytes.TrimSuffix(b, []byte("\r"))
-}
-
-// tooLong answers a line that was too long and has been read entirely,
-// skipping a non-synchronizing literal announced at its end.
-func (p *parser) tooLong(line []byte) error {
-	e := &Error{Tag: p.tag, Code: "TOOBIG", Text: fmt.Sprintf("Command line too long (limit %d bytes)", p.r.maxLine())}
-	if err := p.skipAfter(trimEOL(line)); err != nil {
-		return err
-	}
-	return e
-}
-
-// discardLongLine reads and drops the rest of an overlong line, up to 16
-// times the line limit; a line that goes on longer is fatal (slowloris or
-// garbage).
-func (p *parser) discardLongLine(head []byte) error {
-	limit := 16*int64(p.r.maxLine()) + 64<<10
-	read := int64(len(head))
-	tail := append([]byte(nil), lastBytes(head, 32)...)
-	for read < limit {
-		frag, err := p.r.br.ReadSlice('\n')
-		read += int64(len(frag))
-		tail = append(tail, frag...)
-		tail = append(tail[:0], lastBytes(tail, 32)...)
-		if err == bufio.ErrBufferFull {
-			continue
-		}
-		if err != nil {
-			return readErr(err, 1)
-		}
-		p.consumed = true
-		return p.tooLong(tail)
-	}
-	return &Error{Tag: p.tag, Code: "TOOBIG", Text: "Command line too long", Fatal: true}
-}
-
-func lastBytes(b []byte, n int) []byte {
-	if len(b) > n {
-		return b[len(b)-n:]
-	}
-	return b
 }
 
 // leadingTag extracts a plausible tag from the start of a line for error

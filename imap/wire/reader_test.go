@@ -130,11 +130,11 @@ func TestReadCommandErrors(t *testing.T) {
 		{"bad literal size", "a1 LOGIN {x}\r\n", "a1", "", "Invalid literal size", false, false},
 		{"sync literal too big", "a1 LOGIN {51}\r\n", "a1", "TOOBIG", "over the limit", false, true},
 		{"non-sync literal too big", "a1 LOGIN {51+}\r\n" + strings.Repeat("x", 51) + "\r\n", "a1", "TOOBIG", "over the limit", true, true},
-		{"line too long", "a1 LOGIN " + long + "\r\n", "a1", "TOOBIG", "too long", false, false},
-		{"line too long over buffers", "a1 LOGIN " + strings.Repeat(long, 5) + "\r\n", "a1", "TOOBIG", "too long", false, false},
-		{"too long after a literal", "a1 LOGIN {2}\r\nab " + long + "\r\n", "a1", "TOOBIG", "too long", false, false},
+		{"line too long", "a1 LOGIN " + long + "\r\n", "a1", "TOOBIG", "too long", true, false},
+		{"line too long over buffers", "a1 LOGIN " + strings.Repeat(long, 5) + "\r\n", "a1", "TOOBIG", "too long", true, false},
+		{"too long after a literal", "a1 LOGIN {2}\r\nab " + long + "\r\n", "a1", "TOOBIG", "too long", true, false},
 		{"error before non-sync literal is skipped", "a1 LOGIN \"x {3+}\r\nabc\r\n", "a1", "", "Unterminated", false, false},
-		{"too long line ending in non-sync literal", "a1 LOGIN " + long + " {3+}\r\nabc\r\n", "a1", "TOOBIG", "too long", false, false},
+		{"too long line ending in non-sync literal", "a1 LOGIN " + long + " {3+}\r\nabc\r\n", "a1", "TOOBIG", "too long", true, false},
 		{"error after literal skips chained non-sync literals", "a1 X {1+}\r\na \"b {2+}\r\nxy {1+}\r\nz\r\n", "a1", "", "Unterminated", false, false},
 		{"endless line", "a1 " + strings.Repeat("y", 70000), "a1", "TOOBIG", "too long", true, false},
 	} {
@@ -261,8 +261,8 @@ func TestLineLimitExact(t *testing.T) {
 	ok := "a1 X " + strings.Repeat("y", 95) // 100 bytes
 	for _, eol := range []string{"\r\n", "\n"} {
 		steps, _, err := readAll(t, ok+eol+ok+"y"+eol, nil)
-		if !errors.Is(err, io.EOF) || len(steps) != 2 || steps[0].cmd == nil || steps[1].err == nil {
-			t.Errorf("eol %q: %+v %v", eol, steps, err)
+		if len(steps) != 2 || steps[0].cmd == nil || steps[1].err == nil || steps[1].err.Code != "TOOBIG" || !steps[1].err.Fatal {
+			t.Errorf("eol %q: %+v %v, want a command then a fatal TOOBIG", eol, steps, err)
 		}
 	}
 }

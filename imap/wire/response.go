@@ -80,22 +80,14 @@ func ReadResponse(br *bufio.Reader, max int) (*Response, error) {
 	return r, nil
 }
 
+// readResponseLine reads a line of at most max bytes, CRLF included, and
+// gives up as soon as more has come without a line end.
 func readResponseLine(br *bufio.Reader, max int) ([]byte, error) {
-	var buf []byte
-	for {
-		frag, err := br.ReadSlice('\n')
-		buf = append(buf, frag...)
-		if len(buf) > max {
-			return nil, fmt.Errorf("imap: response line too long (over %d bytes)", max)
-		}
-		if err == bufio.ErrBufferFull {
-			continue
-		}
-		if err != nil {
-			return nil, readErr(err, len(buf))
-		}
-		return buf, nil
+	line, err := readLine(br, max-2)
+	if err == errLineTooLong || err == nil && len(line) > max {
+		return nil, fmt.Errorf("imap: response line too long (over %d bytes)", max)
 	}
+	return line, err
 }
 
 func truncate(b []byte, n int) string {

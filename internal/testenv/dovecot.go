@@ -20,7 +20,7 @@ import (
 	"text/template"
 	"time"
 
-	"pipegate/tlsconf"
+	"github.com/pipegate/pipegate/tlsconf"
 )
 
 // DovecotOptions configure a Dovecot instance. The zero value starts an

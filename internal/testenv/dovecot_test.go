@@ -11,8 +11,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"pipegate/internal/testenv"
-	"pipegate/internal/tlstest"
+	"github.com/pipegate/pipegate/internal/testenv"
+	"github.com/pipegate/pipegate/internal/tlstest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

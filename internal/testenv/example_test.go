@@ -3,7 +3,7 @@ package testenv_test
 import (
 	"testing"
 
-	"pipegate/internal/testenv"
+	"github.com/pipegate/pipegate/internal/testenv"
 )
 
 // A test starts a Dovecot with one user that trusts 127.0.0.1 to send

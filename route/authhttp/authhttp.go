@@ -14,8 +14,8 @@
 //	if errors.As(err, &denied) { /* tag NO denied.Text, retry after denied.Wait */ }
 //
 // The request is a GET with these headers (values as nginx sends them;
-// Auth-User and Auth-Pass are escaped like nginx does: %XX for bytes below
-// 0x20, space, '%' and, unlike nginx, DEL, which HTTP forbids):
+// Auth-User and Auth-Pass are escaped as nginx does: %XX for space, '%'
+// and every byte outside printable ASCII, below 0x20, DEL and 0x80 and up):
 //
 //	Auth-Method: plain              (LOGIN and AUTHENTICATE PLAIN/LOGIN; else the SASL name in lower case)
 //	Auth-User: alice@a.test
@@ -67,7 +67,7 @@ import (
 	"strings"
 	"time"
 
-	"pipegate/route"
+	"github.com/pipegate/pipegate/route"
 )
 
 // Config says which service to ask and what to send it.
@@ -214,9 +214,11 @@ func authMethod(m string) string {
 	return m
 }
 
-// Escape escapes a value as nginx's mail auth_http does (%XX for bytes
-// below 0x20, space and '%'), and DEL too, which HTTP does not allow in a
-// header. The service undoes it with a URL unescape.
+// Escape escapes a value as nginx's mail auth_http does (its
+// NGX_ESCAPE_MAIL_AUTH table): %XX for space, '%' and every byte outside
+// printable ASCII (below 0x20, DEL, 0x80 and up), so a header holds only
+// printable ASCII whatever the client sent. The service undoes it with a
+// URL unescape.
 func Escape(s string) string {
 	n := 0
 	for i := 0; i < len(s); i++ {
@@ -240,7 +242,7 @@ func Escape(s string) string {
 	return string(b)
 }
 
-func needsEscape(c byte) bool { return c < 0x20 || c == ' ' || c == '%' || c == 0x7f }
+func needsEscape(c byte) bool { return c <= ' ' || c == '%' || c >= 0x7f }
 
 // parseResponse reads the auth_http answer headers.
 func parseResponse(h http.Header) (route.Route, error) {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -14,8 +15,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"pipegate/route"
-	"pipegate/route/internal/routetest"
+	"github.com/pipegate/pipegate/route"
+	"github.com/pipegate/pipegate/route/internal/routetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -94,7 +95,7 @@ func TestRequestHeaders(t *testing.T) {
 			cfg:  Config{URL: srv.URL + "/auth", PassPassword: true, Headers: map[string]string{"X-Auth-Key": "k1"}},
 			req: route.Request{Account: "al ice%@a.test", Password: "p w%\x01\x7fü", AuthMethod: "PLAIN", ClientTLS: true,
 				ClientAddr: netip.MustParseAddrPort("[2001:db8::1]:1")},
-			want: map[string]string{"Auth-Method": "plain", "Auth-User": "al%20ice%25@a.test", "Auth-Pass": "p%20w%25%01%7Fü",
+			want: map[string]string{"Auth-Method": "plain", "Auth-User": "al%20ice%25@a.test", "Auth-Pass": "p%20w%25%01%7F%C3%BC",
 				"Auth-Protocol": "imap", "Auth-Login-Attempt": "1", "Client-Ip": "2001:db8::1", "Auth-Ssl": "on", "X-Auth-Key": "k1"},
 		},
 		{
@@ -154,7 +155,7 @@ func TestResponses(t *testing.T) {
 			backend: "imaps://mail.a.test:993"},
 		{name: "backend URLs", answer: []string{"Auth-Status", "OK", "X-Pipegate-Backend", "imaps://127.0.0.1:1 imap://127.0.0.1:2",
 			"X-Pipegate-Backend", "imap+starttls://127.0.0.1:3?id=0", "Auth-Server", "ignored", "Auth-Port", "1"},
-			backend: "imaps://127.0.0.1:1 imap://127.0.0.1:2 imap+starttls://127.0.0.1:3?id=0"},
+			backend: "imaps://127.0.0.1:1 imap://127.0.0.1:2 imap+starttls://127.0.0.1:3?client_addr=none"},
 		{name: "HTTP status is ignored, as nginx does", status: 503, answer: []string{"Auth-Status", "OK", "Auth-Server", "127.0.0.1", "Auth-Port", "1"},
 			backend: "imap://127.0.0.1:1"},
 		{name: "denied with wait", answer: []string{"Auth-Status", "Invalid login or password", "Auth-Wait", "3"},
@@ -231,16 +232,33 @@ func TestConfigErrors(t *testing.T) {
 
 func TestEscape(t *testing.T) {
 	for in, want := range map[string]string{
-		"alice@a.test": "alice@a.test",
-		"a b":          "a%20b",
-		"100%":         "100%25",
-		"\r\n\t":       "%0D%0A%09",
-		"ünï\x7f":      "ünï%7F",
-		"+&=?/":        "+&=?/",
+		"alice@a.test":           "alice@a.test",
+		"a b":                    "a%20b",
+		"100%":                   "100%25",
+		"\r\n\t":                 "%0D%0A%09",
+		"ünï\x7f":                "%C3%BCn%C3%AF%7F",
+		"+&=?/":                  "+&=?/",
+		"bob@a.test\x00x@a.test": "bob@a.test%00x@a.test",
+		"\xff\x80":               "%FF%80",
 	} {
 		if got := Escape(in); got != want {
 			t.Errorf("Escape(%q) = %q, want %q", in, got, want)
 		}
+	}
+	// Every byte: the result is printable ASCII without space, and a URL
+	// unescape gives the value back (what nginx's services do).
+	var all []byte
+	for c := range 256 {
+		all = append(all, byte(c))
+	}
+	got := Escape(string(all))
+	for i := 0; i < len(got); i++ {
+		if got[i] <= ' ' || got[i] >= 0x7f {
+			t.Fatalf("Escape left byte %#x in %q", got[i], got)
+		}
+	}
+	if back, err := url.PathUnescape(got); err != nil || back != string(all) {
+		t.Errorf("unescape(Escape(all bytes)) = %q, %v", back, err)
 	}
 }
 

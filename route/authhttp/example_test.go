@@ -8,8 +8,8 @@ import (
 	"net/http/httptest"
 	"net/netip"
 
-	"pipegate/route"
-	"pipegate/route/authhttp"
+	"github.com/pipegate/pipegate/route"
+	"github.com/pipegate/pipegate/route/authhttp"
 )
 
 func Example() {

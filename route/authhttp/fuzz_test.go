@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"pipegate/route"
+	"github.com/pipegate/pipegate/route"
 )
 
 // FuzzParseResponse: any answer headers give a route, a denial or an

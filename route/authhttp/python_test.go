@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"pipegate/internal/realserver"
-	"pipegate/route"
+	"github.com/pipegate/pipegate/internal/realserver"
+	"github.com/pipegate/pipegate/route"
 )
 
 // startPythonService runs testdata/authserver.py, an auth_http service

@@ -11,13 +11,13 @@ import (
 	"strings"
 	"time"
 
-	"pipegate/route"
-	"pipegate/route/authhttp"
-	"pipegate/route/file"
-	"pipegate/route/ldap"
-	"pipegate/route/redis"
-	"pipegate/route/sql"
-	"pipegate/tlsconf"
+	"github.com/pipegate/pipegate/route"
+	"github.com/pipegate/pipegate/route/authhttp"
+	"github.com/pipegate/pipegate/route/file"
+	"github.com/pipegate/pipegate/route/ldap"
+	"github.com/pipegate/pipegate/route/redis"
+	"github.com/pipegate/pipegate/route/sql"
+	"github.com/pipegate/pipegate/tlsconf"
 )
 
 // Defaults for remote sources (http, redis, ldap, sql).

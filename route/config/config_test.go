@@ -16,7 +16,7 @@ import (
 	"go.uber.org/goleak"
 	"go.yaml.in/yaml/v3"
 
-	"pipegate/route"
+	"github.com/pipegate/pipegate/route"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

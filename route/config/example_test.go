@@ -9,8 +9,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"pipegate/route"
-	"pipegate/route/config"
+	"github.com/pipegate/pipegate/route"
+	"github.com/pipegate/pipegate/route/config"
 )
 
 func ExampleBuild() {

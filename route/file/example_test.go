@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	"pipegate/route"
-	"pipegate/route/file"
+	"github.com/pipegate/pipegate/route"
+	"github.com/pipegate/pipegate/route/file"
 )
 
 func Example() {
@@ -37,5 +37,5 @@ default: imap+starttls://127.0.0.1:14301
 	// Alice@a.test → [imap://127.0.0.1:14301] login=""
 	// carol@b.test → [imaps://127.0.0.1:19932 imaps://127.0.0.1:19933] login="carol"
 	// dave@c.test → [imap+starttls://127.0.0.1:14301] login=""
-	// routes.yaml:3: routes[0].backend: backend "pop3://127.0.0.1:110": unknown scheme "pop3" (want imap, imap+starttls or imaps)
+	// routes.yaml:3: routes[0].backend: backend "pop3://127.0.0.1:110": unknown scheme "pop3" (want one of imap, imap+starttls, imaps)
 }

@@ -52,7 +52,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"pipegate/route"
+	"github.com/pipegate/pipegate/route"
 )
 
 // Source is a routes file loaded in memory. Its methods are safe for

@@ -12,7 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"pipegate/route"
+	"github.com/pipegate/pipegate/route"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -5,7 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
-	"pipegate/route"
+	"github.com/pipegate/pipegate/route"
 )
 
 // FuzzParse: any bytes give a table or an error, never a panic, and a

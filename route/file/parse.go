@@ -12,8 +12,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"pipegate/internal/configerr"
-	"pipegate/route"
+	"github.com/pipegate/pipegate/internal/configerr"
+	"github.com/pipegate/pipegate/route"
 )
 
 // Error is one problem in a routes file: "FILE:LINE: FIELD: problem".

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"pipegate/route"
+	"github.com/pipegate/pipegate/route"
 )
 
 // rule is one routes[] entry with a single network (a rule listing several

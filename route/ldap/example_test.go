@@ -4,8 +4,8 @@ import (
 	"context"
 	"log"
 
-	"pipegate/route"
-	"pipegate/route/ldap"
+	"github.com/pipegate/pipegate/route"
+	"github.com/pipegate/pipegate/route/ldap"
 )
 
 // A directory whose entries carry the mail host in mailHost (misc.schema);

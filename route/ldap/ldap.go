@@ -43,7 +43,7 @@ import (
 
 	goldap "github.com/go-ldap/ldap/v3"
 
-	"pipegate/route"
+	"github.com/pipegate/pipegate/route"
 )
 
 // Config says which directory to search and how to read an entry.
@@ -297,7 +297,7 @@ func (s *Source) entryRoute(e *goldap.Entry) (route.Route, error) {
 		if h == "" || strings.ContainsAny(h, " /?#@[]") {
 			return route.Route{}, fmt.Errorf("route/ldap: %s: %s: %q is not a host name", e.DN, s.cfg.HostAttr, h)
 		}
-		b := route.Backend{Protocol: "imap", Addr: net.JoinHostPort(h, strconv.Itoa(port)), TLS: mode, ServerName: h, SendID: true}
+		b := route.Backend{Protocol: "imap", Addr: net.JoinHostPort(h, strconv.Itoa(port)), TLS: mode, ServerName: h, ClientAddr: route.ClientAddrID}
 		if serverName != "" {
 			b.ServerName = serverName
 		}

@@ -14,9 +14,9 @@ import (
 
 	goldap "github.com/go-ldap/ldap/v3"
 
-	"pipegate/internal/realserver"
-	"pipegate/route"
-	"pipegate/route/internal/routetest"
+	"github.com/pipegate/pipegate/internal/realserver"
+	"github.com/pipegate/pipegate/route"
+	"github.com/pipegate/pipegate/route/internal/routetest"
 )
 
 const suffix = "dc=pipegate,dc=test"

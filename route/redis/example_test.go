@@ -5,8 +5,8 @@ import (
 	"errors"
 	"log"
 
-	"pipegate/route"
-	"pipegate/route/redis"
+	"github.com/pipegate/pipegate/route"
+	"github.com/pipegate/pipegate/route/redis"
 )
 
 // With `SET route:alice@a.test "imaps://10.0.0.1:993 imaps://10.0.0.2:993"`

@@ -31,7 +31,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
-	"pipegate/route"
+	"github.com/pipegate/pipegate/route"
 )
 
 // Config says where the routes are.

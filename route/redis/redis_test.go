@@ -11,9 +11,9 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"pipegate/internal/realserver"
-	"pipegate/route"
-	"pipegate/route/internal/routetest"
+	"github.com/pipegate/pipegate/internal/realserver"
+	"github.com/pipegate/pipegate/route"
+	"github.com/pipegate/pipegate/route/internal/routetest"
 )
 
 var (

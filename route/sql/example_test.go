@@ -4,8 +4,8 @@ import (
 	"context"
 	"log"
 
-	"pipegate/route"
-	"pipegate/route/sql"
+	"github.com/pipegate/pipegate/route"
+	"github.com/pipegate/pipegate/route/sql"
 )
 
 // A table routes(account, host, port, tls, login) in PostgreSQL.

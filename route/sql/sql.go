@@ -41,7 +41,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"pipegate/route"
+	"github.com/pipegate/pipegate/route"
 )
 
 // Config says which database to ask and what.
@@ -231,7 +231,7 @@ func rowBackends(r map[string]string) ([]route.Backend, error) {
 	if strings.ContainsAny(host, " /?#@[]") {
 		return nil, fmt.Errorf("host: %q is not a host name or address", host)
 	}
-	b := route.Backend{Protocol: "imap", ServerName: host, SendID: true}
+	b := route.Backend{Protocol: "imap", ServerName: host, ClientAddr: route.ClientAddrID}
 	switch strings.ToLower(r["tls"]) {
 	case "", "none", "plain":
 	case "starttls":

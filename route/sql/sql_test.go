@@ -12,9 +12,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"pipegate/internal/realserver"
-	"pipegate/route"
-	"pipegate/route/internal/routetest"
+	"github.com/pipegate/pipegate/internal/realserver"
+	"github.com/pipegate/pipegate/route"
+	"github.com/pipegate/pipegate/route/internal/routetest"
 )
 
 var (

@@ -3,12 +3,14 @@ package evloop
 import (
 	"io"
 	"testing"
+
+	"github.com/pipegate/pipegate/pipe/internal/core"
 )
 
 // BenchmarkRoundTrip: 64-byte request/response through one TCP pair.
 func BenchmarkRoundTrip(b *testing.B) {
 	g := newGroup(b, Config{Loops: 1})
-	tp := addPair(b, g, "tcp", "tcp", Options{})
+	tp := addPair(b, g, "tcp", "tcp", core.Options{})
 	go func() { // c2 echoes
 		buf := make([]byte, 64)
 		for {
@@ -46,7 +48,7 @@ func BenchmarkBulk(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			g := newGroup(b, Config{Loops: 1, NoSplice: noSplice})
-			tp := addPair(b, g, "tcp", "tcp", Options{})
+			tp := addPair(b, g, "tcp", "tcp", core.Options{})
 			done := make(chan int64, 1)
 			go func() {
 				n, _ := io.Copy(io.Discard, tp.c2)

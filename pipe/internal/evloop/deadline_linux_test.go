@@ -3,27 +3,29 @@ package evloop
 import (
 	"testing"
 	"time"
+
+	"github.com/pipegate/pipegate/pipe/internal/core"
 )
 
 func TestNextDeadline(t *testing.T) {
 	ms := func(n int64) int64 { return n * int64(time.Millisecond) }
 	cases := []struct {
 		name   string
-		opts   Options
+		opts   core.Options
 		start  int64
 		active int64
 		linger int64
 		at     int64
-		why    Reason
+		why    core.Reason
 	}{
-		{"none", Options{}, 1, 1, 0, 0, ReasonEOF},
-		{"idle from last activity", Options{IdleTimeout: time.Second}, 1, ms(500), 0, ms(1500), ReasonIdleTimeout},
-		{"lifetime before idle", Options{IdleTimeout: time.Second, MaxLifetime: time.Second}, 1, ms(500), 0, ms(1000) + 1, ReasonLifetime},
-		{"linger counts silence after half-close", Options{HalfCloseLinger: time.Second}, 1, ms(2000), ms(1000), ms(3000), ReasonLinger},
-		{"linger from half-close when silent since", Options{HalfCloseLinger: time.Second}, 1, ms(200), ms(1000), ms(2000), ReasonLinger},
-		{"linger wins a tie with idle", Options{HalfCloseLinger: time.Second, IdleTimeout: time.Second}, 1, ms(1000), ms(1000), ms(2000), ReasonLinger},
-		{"idle before a longer linger", Options{HalfCloseLinger: 2 * time.Second, IdleTimeout: time.Second}, 1, ms(1000), ms(1000), ms(2000), ReasonIdleTimeout},
-		{"linger forever", Options{HalfCloseLinger: -1}, 1, ms(200), ms(1000), 0, ReasonEOF},
+		{"none", core.Options{}, 1, 1, 0, 0, core.ReasonEOF},
+		{"idle from last activity", core.Options{IdleTimeout: time.Second}, 1, ms(500), 0, ms(1500), core.ReasonIdleTimeout},
+		{"lifetime before idle", core.Options{IdleTimeout: time.Second, MaxLifetime: time.Second}, 1, ms(500), 0, ms(1000) + 1, core.ReasonLifetime},
+		{"linger counts silence after half-close", core.Options{HalfCloseLinger: time.Second}, 1, ms(2000), ms(1000), ms(3000), core.ReasonLinger},
+		{"linger from half-close when silent since", core.Options{HalfCloseLinger: time.Second}, 1, ms(200), ms(1000), ms(2000), core.ReasonLinger},
+		{"linger wins a tie with idle", core.Options{HalfCloseLinger: time.Second, IdleTimeout: time.Second}, 1, ms(1000), ms(1000), ms(2000), core.ReasonLinger},
+		{"idle before a longer linger", core.Options{HalfCloseLinger: 2 * time.Second, IdleTimeout: time.Second}, 1, ms(1000), ms(1000), ms(2000), core.ReasonIdleTimeout},
+		{"linger forever", core.Options{HalfCloseLinger: -1}, 1, ms(200), ms(1000), 0, core.ReasonEOF},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pipegate/pipegate/pipe/internal/core"
 )
 
 // dialState is what a pair made by a Listener keeps while (and after) its
@@ -24,7 +26,7 @@ type dialState struct {
 
 // reasonDial is nextDeadline's reason for a connect attempt timing out: the
 // pair is not ended, its next upstream is tried.
-const reasonDial Reason = -1
+const reasonDial core.Reason = -1
 
 // errNoUpstream ends a pair whose Setup.Next had no address at all.
 var errNoUpstream = errors.New("evloop: no upstream address to connect to")
@@ -39,7 +41,7 @@ func (l *loop) dialNext(p *pair, prev error) {
 			if prev != nil {
 				err = fmt.Errorf("evloop: connect side b to %s: %w", p.dial.addr, prev)
 			}
-			l.finish(p, ReasonError, SideB, err)
+			l.finish(p, core.ReasonError, core.SideB, err)
 			return
 		}
 		p.dial.addr = ap
@@ -53,7 +55,7 @@ func (l *loop) dialNext(p *pair, prev error) {
 		if err := l.addEnd(e); err != nil {
 			rawClose(fd)
 			e.fd = -1
-			l.finish(p, ReasonError, SideB, err)
+			l.finish(p, core.ReasonError, core.SideB, err)
 			return
 		}
 		if p.dial.timeout > 0 {

@@ -2,6 +2,10 @@
 // epoll loops that own many connection pairs and move bytes between them
 // without a goroutine, a buffer or a kernel pipe per idle pair.
 //
+// Its options and results are the pipe core's own types (package
+// pipe/internal/core, which package pipe aliases): core.Options,
+// core.Result, core.Side, core.Reason and core.Setup.
+//
 // Usage:
 //
 //	g, err := evloop.New(evloop.Config{}) // GOMAXPROCS loops
@@ -15,8 +19,8 @@
 //	if err != nil {
 //		return err // both conns untouched: use the goroutine flavour
 //	}
-//	err = g.Add(a, b, evloop.Options{IdleTimeout: time.Hour}, func(s evloop.Stats) {
-//		log.Printf("%d bytes up, %d down, %s ended first: %s", s.BytesAToB, s.BytesBToA, s.FirstEnd, s.Reason)
+//	err = g.Add(a, b, core.Options{IdleTimeout: time.Hour}, func(r core.Result) {
+//		log.Printf("%d bytes up, %d down, %s ended first: %s", r.BytesAToB, r.BytesBToA, r.FirstEnd, r.Reason)
 //	})
 //	if err != nil { // ErrShuttingDown
 //		a.Close()

@@ -9,8 +9,11 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"pipegate/pipe/internal/tlsrec"
+	"github.com/pipegate/pipegate/pipe/internal/tlsrec"
 )
+
+// Supported is true where the event loops run (Linux).
+const Supported = true
 
 // Endpoint is a non-blocking stream socket descriptor that a Group can own,
 // with the record layer of the TLS connection over it, if any. Get one from
@@ -116,7 +119,7 @@ func dupConn(c net.Conn) (int, error) {
 	case *net.UnixConn:
 		kind = "unix"
 	default:
-		return -1, fmt.Errorf("evloop: take socket from %T: %w (need *net.TCPConn or *net.UnixConn)", c, ErrUnsupported)
+		return -1, fmt.Errorf("evloop: take socket from %T: %w (need *net.TCPConn or *net.UnixConn)", c, errConnType)
 	}
 	rc, err := c.(syscall.Conn).SyscallConn()
 	if err != nil {
@@ -134,7 +137,7 @@ func dupConn(c net.Conn) (int, error) {
 				return
 			}
 			if typ != unix.SOCK_STREAM {
-				derr = fmt.Errorf("socket type %d is not SOCK_STREAM: %w", typ, ErrUnsupported)
+				derr = fmt.Errorf("socket type %d: %w", typ, errConnType)
 				return
 			}
 		}

@@ -6,7 +6,8 @@ import (
 	"io"
 	"net"
 
-	"pipegate/pipe/internal/evloop"
+	"github.com/pipegate/pipegate/pipe/internal/core"
+	"github.com/pipegate/pipegate/pipe/internal/evloop"
 )
 
 // A forwarder: each accepted client is joined with a backend connection and
@@ -44,8 +45,8 @@ func ExampleGroup_Add() {
 		fmt.Println(err)
 		return
 	}
-	ended := make(chan evloop.Stats, 1)
-	if err := g.Add(ea, eb, evloop.Options{}, func(s evloop.Stats) { ended <- s }); err != nil {
+	ended := make(chan core.Result, 1)
+	if err := g.Add(ea, eb, core.Options{}, func(s core.Result) { ended <- s }); err != nil {
 		ea.Close()
 		eb.Close()
 		fmt.Println(err)

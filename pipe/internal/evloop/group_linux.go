@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pipegate/pipegate/pipe/internal/core"
 )
 
 // Group owns many connection pairs spread over a fixed set of epoll loops.
@@ -60,15 +62,15 @@ func New(cfg Config) (*Group, error) {
 // not nil) exactly once, on a goroutine of its own. When Add returns an error
 // (ErrShuttingDown, invalid Endpoint) the Endpoints are still the caller's
 // and done is never called.
-func (g *Group) Add(a, b Endpoint, opts Options, done func(Stats)) error {
+func (g *Group) Add(a, b Endpoint, opts core.Options, done func(core.Result)) error {
 	return g.AddWithPrefix(a, b, nil, nil, opts, done)
 }
 
 // AddWithPrefix is Add for a pair whose sides have already been read from:
 // fromA (bytes read from a) is written to b, and fromB to a, before
-// anything else read from a or b; they count in Stats like other bytes.
+// anything else read from a or b; they count in the Result like other bytes.
 // The slices are copied.
-func (g *Group) AddWithPrefix(a, b Endpoint, fromA, fromB []byte, opts Options, done func(Stats)) error {
+func (g *Group) AddWithPrefix(a, b Endpoint, fromA, fromB []byte, opts core.Options, done func(core.Result)) error {
 	if !a.Valid() || !b.Valid() || a.fd == b.fd {
 		return fmt.Errorf("evloop: add pair: invalid endpoints (%d, %d)", a.fd-1, b.fd-1)
 	}
@@ -100,13 +102,13 @@ func (g *Group) AddWithPrefix(a, b Endpoint, fromA, fromB []byte, opts Options, 
 
 // newPair makes a pair of the sockets fa and fb (fb -1: not connected yet),
 // with DefaultHalfCloseLinger for a zero HalfCloseLinger.
-func newPair(fa, fb int, opts Options, done func(Stats)) *pair {
+func newPair(fa, fb int, opts core.Options, done func(core.Result)) *pair {
 	if opts.HalfCloseLinger == 0 {
-		opts.HalfCloseLinger = DefaultHalfCloseLinger
+		opts.HalfCloseLinger = core.DefaultHalfCloseLinger
 	}
 	p := &pair{opts: opts, done: done, start: time.Now(), hidx: -1}
-	p.a = end{fd: fa, side: SideA, p: p}
-	p.b = end{fd: fb, side: SideB, p: p}
+	p.a = end{fd: fa, side: core.SideA, p: p}
+	p.b = end{fd: fb, side: core.SideB, p: p}
 	p.ab = dir{p: p, src: &p.a, dst: &p.b}
 	p.ba = dir{p: p, src: &p.b, dst: &p.a}
 	return p
@@ -206,7 +208,7 @@ func (g *Group) Running() int {
 }
 
 // pairDone runs the done callback of a closed pair and then counts it out.
-func pairDone(g *Group, done func(Stats), s Stats) {
+func pairDone(g *Group, done func(core.Result), s core.Result) {
 	defer g.countOut()
 	if done != nil {
 		done(s)

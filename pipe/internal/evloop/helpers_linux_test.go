@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/pipegate/pipegate/pipe/internal/core"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -59,12 +61,12 @@ func socketPair(t testing.TB, kind string) (net.Conn, net.Conn) {
 // side A, c2 to side B.
 type testPair struct {
 	c1, c2 net.Conn
-	stats  chan Stats
+	stats  chan core.Result
 	calls  atomic.Int32
 }
 
 // addPair connects c1 -(kindA)- A | group | B -(kindB)- c2.
-func addPair(t testing.TB, g *Group, kindA, kindB string, opts Options) *testPair {
+func addPair(t testing.TB, g *Group, kindA, kindB string, opts core.Options) *testPair {
 	t.Helper()
 	c1, a := socketPair(t, kindA)
 	b, c2 := socketPair(t, kindB)
@@ -72,9 +74,9 @@ func addPair(t testing.TB, g *Group, kindA, kindB string, opts Options) *testPai
 	if err != nil {
 		t.Fatal(err)
 	}
-	tp := &testPair{c1: c1, c2: c2, stats: make(chan Stats, 1)}
+	tp := &testPair{c1: c1, c2: c2, stats: make(chan core.Result, 1)}
 	t.Cleanup(func() { c1.Close(); c2.Close() })
-	err = g.Add(ea, eb, opts, func(s Stats) {
+	err = g.Add(ea, eb, opts, func(s core.Result) {
 		if tp.calls.Add(1) != 1 {
 			t.Errorf("done called more than once: %+v", s)
 			return
@@ -88,7 +90,7 @@ func addPair(t testing.TB, g *Group, kindA, kindB string, opts Options) *testPai
 }
 
 // wait returns the pair's Stats; the test's own timeout bounds it.
-func (tp *testPair) wait(t testing.TB) Stats {
+func (tp *testPair) wait(t testing.TB) core.Result {
 	t.Helper()
 	return <-tp.stats
 }
@@ -110,7 +112,7 @@ func closeWrite(t testing.TB, c net.Conn) {
 	}
 }
 
-func expect(t testing.TB, s Stats, first Side, why Reason) {
+func expect(t testing.TB, s core.Result, first core.Side, why core.Reason) {
 	t.Helper()
 	if s.FirstEnd != first || s.Reason != why {
 		t.Fatalf("stats: first end %s, reason %s (err %v); want %s, %s", s.FirstEnd, s.Reason, s.Err, first, why)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/pipegate/pipegate/pipe/internal/core"
 )
 
 func readString(t *testing.T, c net.Conn, n int) string {
@@ -34,10 +36,10 @@ func TestHalfClose(t *testing.T) {
 			name := kinds[0] + "-" + kinds[1] + map[bool]string{true: " a first", false: " b first"}[aFirst]
 			t.Run(name, func(t *testing.T) {
 				g := newGroup(t, Config{Loops: 1})
-				tp := addPair(t, g, kinds[0], kinds[1], Options{})
-				first, second, side := tp.c1, tp.c2, SideA
+				tp := addPair(t, g, kinds[0], kinds[1], core.Options{})
+				first, second, side := tp.c1, tp.c2, core.SideA
 				if !aFirst {
-					first, second, side = tp.c2, tp.c1, SideB
+					first, second, side = tp.c2, tp.c1, core.SideB
 				}
 				first.Write([]byte("hello"))
 				closeWrite(t, first)
@@ -53,7 +55,7 @@ func TestHalfClose(t *testing.T) {
 				closeWrite(t, second)
 				expectEOF(t, first)
 				s := tp.wait(t)
-				expect(t, s, side, ReasonEOF)
+				expect(t, s, side, core.ReasonEOF)
 				up, down := int64(5), int64(6)
 				if !aFirst {
 					up, down = down, up
@@ -68,23 +70,23 @@ func TestHalfClose(t *testing.T) {
 
 func TestLinger(t *testing.T) {
 	g := newGroup(t, Config{Loops: 1})
-	tp := addPair(t, g, "tcp", "tcp", Options{HalfCloseLinger: 50 * time.Millisecond})
+	tp := addPair(t, g, "tcp", "tcp", core.Options{HalfCloseLinger: 50 * time.Millisecond})
 	closeWrite(t, tp.c2)
 	expectEOF(t, tp.c1)
 	s := tp.wait(t) // c1 stays silent
-	expect(t, s, SideB, ReasonLinger)
+	expect(t, s, core.SideB, core.ReasonLinger)
 	expectEOF(t, tp.c2) // the group closed B
 }
 
 func TestIdleTimeout(t *testing.T) {
 	g := newGroup(t, Config{Loops: 1})
-	tp := addPair(t, g, "tcp", "unix", Options{IdleTimeout: 50 * time.Millisecond, HalfCloseLinger: -1})
+	tp := addPair(t, g, "tcp", "unix", core.Options{IdleTimeout: 50 * time.Millisecond, HalfCloseLinger: -1})
 	tp.c1.Write([]byte("ping"))
 	if got := readString(t, tp.c2, 4); got != "ping" {
 		t.Fatalf("got %q", got)
 	}
 	s := tp.wait(t)
-	expect(t, s, SideNone, ReasonIdleTimeout)
+	expect(t, s, core.SideNone, core.ReasonIdleTimeout)
 	if s.BytesAToB != 4 {
 		t.Fatalf("stats %+v", s)
 	}
@@ -94,8 +96,8 @@ func TestIdleTimeout(t *testing.T) {
 
 func TestLifetime(t *testing.T) {
 	g := newGroup(t, Config{Loops: 1})
-	tp := addPair(t, g, "tcp", "tcp", Options{MaxLifetime: 50 * time.Millisecond, IdleTimeout: time.Hour})
-	expect(t, tp.wait(t), SideNone, ReasonLifetime)
+	tp := addPair(t, g, "tcp", "tcp", core.Options{MaxLifetime: 50 * time.Millisecond, IdleTimeout: time.Hour})
+	expect(t, tp.wait(t), core.SideNone, core.ReasonLifetime)
 	expectEOF(t, tp.c1)
 }
 
@@ -104,7 +106,7 @@ func TestLifetime(t *testing.T) {
 func TestReset(t *testing.T) {
 	for _, noSplice := range []bool{false, true} {
 		g := newGroup(t, Config{Loops: 1, NoSplice: noSplice})
-		tp := addPair(t, g, "tcp", "tcp", Options{})
+		tp := addPair(t, g, "tcp", "tcp", core.Options{})
 		tp.c2.Write([]byte("bye"))
 		if got := readString(t, tp.c1, 3); got != "bye" {
 			t.Fatalf("got %q", got)
@@ -112,7 +114,7 @@ func TestReset(t *testing.T) {
 		tp.c2.(*net.TCPConn).SetLinger(0)
 		tp.c2.Close()
 		s := tp.wait(t)
-		expect(t, s, SideB, ReasonReset)
+		expect(t, s, core.SideB, core.ReasonReset)
 		if !errors.Is(s.Err, syscall.ECONNRESET) || s.BytesBToA != 3 {
 			t.Fatalf("stats %+v", s)
 		}
@@ -124,13 +126,13 @@ func TestReset(t *testing.T) {
 // pair at once (not after the linger), though nothing reads or writes it.
 func TestResetAfterHalfClose(t *testing.T) {
 	g := newGroup(t, Config{Loops: 1})
-	tp := addPair(t, g, "tcp", "tcp", Options{HalfCloseLinger: time.Hour})
+	tp := addPair(t, g, "tcp", "tcp", core.Options{HalfCloseLinger: time.Hour})
 	closeWrite(t, tp.c1)
 	expectEOF(t, tp.c2)
 	tp.c1.(*net.TCPConn).SetLinger(0)
 	tp.c1.Close()
 	s := tp.wait(t)
-	expect(t, s, SideA, ReasonReset)
+	expect(t, s, core.SideA, core.ReasonReset)
 	// Linux reports a reset in CLOSE_WAIT as EPIPE.
 	if !errors.Is(s.Err, syscall.ECONNRESET) && !errors.Is(s.Err, syscall.EPIPE) {
 		t.Fatalf("stats %+v", s)
@@ -141,12 +143,12 @@ func TestResetAfterHalfClose(t *testing.T) {
 // written to the surviving side.
 func TestResetFlushesSurvivor(t *testing.T) {
 	g := newGroup(t, Config{Loops: 1})
-	tp := addPair(t, g, "tcp", "tcp", Options{})
+	tp := addPair(t, g, "tcp", "tcp", core.Options{})
 	tp.c2.Write([]byte("last words"))
 	tp.c2.(*net.TCPConn).SetLinger(0)
 	tp.c2.Close()
 	s := tp.wait(t)
-	if s.Reason != ReasonReset && s.Reason != ReasonEOF {
+	if s.Reason != core.ReasonReset && s.Reason != core.ReasonEOF {
 		t.Fatalf("stats %+v", s)
 	}
 	got, _ := io.ReadAll(tp.c1)
@@ -160,7 +162,7 @@ func TestShutdownGraceful(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tp := addPair(t, g, "tcp", "tcp", Options{})
+	tp := addPair(t, g, "tcp", "tcp", core.Options{})
 	res := make(chan error, 1)
 	go func() { res <- g.Shutdown(context.Background()) }()
 	tp.c1.Write([]byte("x"))
@@ -170,7 +172,7 @@ func TestShutdownGraceful(t *testing.T) {
 	if err := <-res; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	expect(t, tp.wait(t), SideA, ReasonEOF)
+	expect(t, tp.wait(t), core.SideA, core.ReasonEOF)
 }
 
 func TestShutdownForce(t *testing.T) {
@@ -179,9 +181,9 @@ func TestShutdownForce(t *testing.T) {
 		t.Fatal(err)
 	}
 	tps := []*testPair{
-		addPair(t, g, "tcp", "tcp", Options{}),
-		addPair(t, g, "unix", "tcp", Options{}),
-		addPair(t, g, "tcp", "unix", Options{}),
+		addPair(t, g, "tcp", "tcp", core.Options{}),
+		addPair(t, g, "unix", "tcp", core.Options{}),
+		addPair(t, g, "tcp", "unix", core.Options{}),
 	}
 	closeWrite(t, tps[0].c1) // one half-closed, lingering
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -194,11 +196,11 @@ func TestShutdownForce(t *testing.T) {
 	}
 	for i, tp := range tps {
 		s := <-tp.stats // already delivered: Shutdown waits for done callbacks
-		want := SideNone
+		want := core.SideNone
 		if i == 0 {
-			want = SideA
+			want = core.SideA
 		}
-		expect(t, s, want, ReasonShutdown)
+		expect(t, s, want, core.ReasonShutdown)
 		io.ReadAll(tp.c1)
 	}
 	a, b := socketPair(t, "tcp")
@@ -206,7 +208,7 @@ func TestShutdownForce(t *testing.T) {
 	defer b.Close()
 	ea, _ := FromConn(a)
 	eb, _ := FromConn(b)
-	if err := g.Add(ea, eb, Options{}, nil); !errors.Is(err, ErrShuttingDown) {
+	if err := g.Add(ea, eb, core.Options{}, nil); !errors.Is(err, ErrShuttingDown) {
 		t.Fatalf("Add after Shutdown = %v", err)
 	}
 	ea.Close()
@@ -232,7 +234,7 @@ func TestNoLeaks(t *testing.T) {
 		}
 		var tps []*testPair
 		for i := 0; i < 20; i++ {
-			tp := addPair(t, g, "tcp", "unix", Options{IdleTimeout: time.Duration(i%3) * 20 * time.Millisecond})
+			tp := addPair(t, g, "tcp", "unix", core.Options{IdleTimeout: time.Duration(i%3) * 20 * time.Millisecond})
 			tps = append(tps, tp)
 			tp.c1.Write(pattern[:1000*i])
 			if i%2 == 0 {
@@ -284,7 +286,7 @@ func TestFromConnRejects(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 	g := newGroup(t, Config{Loops: 1})
-	if err := g.Add(Endpoint{}, Endpoint{}, Options{}, nil); err == nil {
+	if err := g.Add(Endpoint{}, Endpoint{}, core.Options{}, nil); err == nil {
 		t.Fatal("Add of invalid endpoints succeeded")
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pipegate/pipegate/pipe/internal/core"
 )
 
 // lnPad marks a listener's epoll events (EpollEvent.Pad); socket sequence
@@ -238,8 +240,12 @@ func (lp *loop) setUp(ln *Listener, a Accepted) {
 	if s == nil {
 		return
 	}
-	p := newPair(a.FD, -1, s.Options, s.Done)
-	p.inline, p.b.connecting = s.InlineDone, true
+	var opts core.Options
+	if s.Options != nil {
+		opts = *s.Options
+	}
+	p := newPair(a.FD, -1, opts, s.AfterClose)
+	p.inline, p.b.connecting = s.InlineAfterClose, true
 	p.dial = &dialState{next: s.Next, timeout: int64(s.DialTimeout), connected: s.Connected, keepAlive: s.KeepAlive}
 	p.ab.preload(s.Prefix) // plain: cannot fail
 	lp.g.mu.Lock()
@@ -250,12 +256,12 @@ func (lp *loop) setUp(ln *Listener, a Accepted) {
 	p.startNS, p.lastActive = lp.now, lp.now
 	if s.KeepAlive > 0 {
 		if err := setKeepAlive(a.FD, s.KeepAlive); err != nil {
-			lp.finish(p, ReasonError, SideA, fmt.Errorf("evloop: side a: %w", err))
+			lp.finish(p, core.ReasonError, core.SideA, fmt.Errorf("evloop: side a: %w", err))
 			return
 		}
 	}
 	if err := lp.addEnd(&p.a); err != nil {
-		lp.finish(p, ReasonError, SideA, err)
+		lp.finish(p, core.ReasonError, core.SideA, err)
 		return
 	}
 	lp.dialNext(p, nil)

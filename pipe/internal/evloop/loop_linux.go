@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pipegate/pipegate/pipe/internal/core"
 )
 
 const (
@@ -386,7 +388,7 @@ func (l *loop) runTimers() {
 			if why == reasonDial {
 				l.redial(p, connectTimedOut)
 			} else {
-				l.finish(p, why, SideNone, nil)
+				l.finish(p, why, core.SideNone, nil)
 			}
 			continue
 		}
@@ -429,7 +431,7 @@ func (l *loop) takeInbox() bool {
 	}
 	if forcing {
 		for _, e := range l.ends {
-			l.finish(e.p, ReasonShutdown, SideNone, nil)
+			l.finish(e.p, core.ReasonShutdown, core.SideNone, nil)
 		}
 	}
 	return stopping
@@ -438,12 +440,12 @@ func (l *loop) takeInbox() bool {
 func (l *loop) register(p *pair, forcing bool) {
 	p.startNS, p.lastActive = l.now, l.now
 	if forcing {
-		l.finish(p, ReasonShutdown, SideNone, nil)
+		l.finish(p, core.ReasonShutdown, core.SideNone, nil)
 		return
 	}
 	for _, e := range [2]*end{&p.a, &p.b} {
 		if err := l.addEnd(e); err != nil {
-			l.finish(p, ReasonError, e.side, err)
+			l.finish(p, core.ReasonError, e.side, err)
 			return
 		}
 	}
@@ -472,12 +474,12 @@ func (l *loop) addEnd(e *end) error {
 
 // finish closes both sockets of p, frees what it holds and calls its done
 // callback on a new goroutine. It is idempotent.
-func (l *loop) finish(p *pair, why Reason, side Side, err error) {
+func (l *loop) finish(p *pair, why core.Reason, side core.Side, err error) {
 	if p.closed {
 		return
 	}
 	p.closed = true
-	if p.firstEnd == SideNone {
+	if p.firstEnd == core.SideNone {
 		p.firstEnd = side
 	}
 	p.reason = why
@@ -502,7 +504,7 @@ func (l *loop) finish(p *pair, why Reason, side Side, err error) {
 	}
 	l.dropCarrier(&p.ab)
 	l.dropCarrier(&p.ba)
-	s := Stats{
+	s := core.Result{
 		BytesAToB: p.ab.bytes, BytesBToA: p.ba.bytes,
 		Start: p.start, End: time.Now(),
 		FirstEnd: p.firstEnd, Reason: p.reason, Err: p.err,

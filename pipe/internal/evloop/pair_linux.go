@@ -3,13 +3,14 @@ package evloop
 import (
 	"time"
 
-	"pipegate/pipe/internal/tlsrec"
+	"github.com/pipegate/pipegate/pipe/internal/core"
+	"github.com/pipegate/pipegate/pipe/internal/tlsrec"
 )
 
 // end is one socket of a pair, as the loop sees it.
 type end struct { // fields ordered so that a pair fits a 416-byte size class
 	fd       int
-	side     Side
+	side     core.Side
 	p        *pair
 	tls      *tlsrec.State // the TLS record layer over the socket, or nil
 	seq      uint32        // registration number, echoed by epoll in EpollEvent.Pad
@@ -59,8 +60,8 @@ type dirTLS struct {
 type pair struct {
 	a, b   end
 	ab, ba dir
-	opts   Options
-	done   func(Stats)
+	opts   core.Options
+	done   func(core.Result)
 	start  time.Time
 	dial   *dialState // pairs made by a Listener, else nil
 
@@ -70,11 +71,11 @@ type pair struct {
 	due        int64 // heap key: earliest possible deadline
 	hidx       int   // index in the loop's timer heap, -1 if not in it
 
-	firstEnd Side
-	reason   Reason
+	firstEnd core.Side
+	reason   core.Reason
 	err      error
 	closed   bool
-	inline   bool // call done on the loop goroutine (Setup.InlineDone)
+	inline   bool // call done on the loop goroutine (Setup.InlineAfterClose)
 }
 
 func (p *pair) dirFrom(e *end) *dir {
@@ -100,23 +101,23 @@ func (p *pair) other(e *end) *end {
 
 // nextDeadline returns the earliest loop-clock time at which a timer could
 // end p, and which reason it would be; 0 if none applies.
-func (p *pair) nextDeadline() (int64, Reason) {
+func (p *pair) nextDeadline() (int64, core.Reason) {
 	var at int64
-	var why Reason
-	consider := func(t int64, r Reason) {
+	var why core.Reason
+	consider := func(t int64, r core.Reason) {
 		if at == 0 || t < at {
 			at, why = t, r
 		}
 	}
 	if p.opts.MaxLifetime > 0 {
-		consider(p.startNS+int64(p.opts.MaxLifetime), ReasonLifetime)
+		consider(p.startNS+int64(p.opts.MaxLifetime), core.ReasonLifetime)
 	}
 	if p.lingerFrom != 0 && p.opts.HalfCloseLinger > 0 { // before idle: wins ties, as in pipe
 		quiet := max(p.lingerFrom, p.lastActive)
-		consider(quiet+int64(p.opts.HalfCloseLinger), ReasonLinger)
+		consider(quiet+int64(p.opts.HalfCloseLinger), core.ReasonLinger)
 	}
 	if p.opts.IdleTimeout > 0 {
-		consider(p.lastActive+int64(p.opts.IdleTimeout), ReasonIdleTimeout)
+		consider(p.lastActive+int64(p.opts.IdleTimeout), core.ReasonIdleTimeout)
 	}
 	if p.dial != nil && p.dial.due != 0 {
 		consider(p.dial.due, reasonDial)

@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"testing"
+
+	"github.com/pipegate/pipegate/pipe/internal/core"
 )
 
 // TestAddWithPrefix: bytes already read from each side reach the other side
@@ -23,8 +25,8 @@ func TestAddWithPrefix(t *testing.T) {
 		t.Cleanup(func() { c1.Close(); c2.Close() })
 		fromA := bytes.Repeat([]byte("a"), size)
 		fromB := []byte("greeting from b ")
-		stats := make(chan Stats, 1)
-		if err := g.AddWithPrefix(ea, eb, fromA, fromB, Options{}, func(s Stats) { stats <- s }); err != nil {
+		stats := make(chan core.Result, 1)
+		if err := g.AddWithPrefix(ea, eb, fromA, fromB, core.Options{}, func(s core.Result) { stats <- s }); err != nil {
 			t.Fatal(err)
 		}
 		go writeThenClose(c1, []byte("after"))
@@ -38,7 +40,7 @@ func TestAddWithPrefix(t *testing.T) {
 			t.Fatalf("a got %q (err %v)", gotA, err)
 		}
 		s := <-stats
-		expect(t, s, s.FirstEnd, ReasonEOF)
+		expect(t, s, s.FirstEnd, core.ReasonEOF)
 		if s.BytesAToB != int64(size+5) || s.BytesBToA != int64(len(fromB)+5) {
 			t.Fatalf("stats %+v", s)
 		}

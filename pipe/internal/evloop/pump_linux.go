@@ -6,6 +6,8 @@ import (
 	"io"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pipegate/pipegate/pipe/internal/core"
 )
 
 // pumpBudget is how many bytes one direction may move before the loop turns
@@ -220,13 +222,13 @@ func (l *loop) halfClose(d *dir) {
 	p := d.p
 	d.done = true
 	l.release(d)
-	if p.firstEnd == SideNone {
+	if p.firstEnd == core.SideNone {
 		p.firstEnd = d.src.side
 	}
 	if p.dirTo(d.src).done {
 		// Both directions are done: closing dst sends its FIN (its own
 		// queue is empty, as its EOF was read), no shutdown needed.
-		l.finish(p, ReasonEOF, SideNone, nil)
+		l.finish(p, core.ReasonEOF, core.SideNone, nil)
 		return
 	}
 	if err := rawShutdown(d.dst.fd, unix.SHUT_WR); err != nil && !errors.Is(err, unix.ENOTCONN) {
@@ -243,9 +245,9 @@ func (l *loop) halfClose(d *dir) {
 // fail ends the pair after an error on end e. What was already read from e
 // is written to the other side while that side takes it without blocking.
 func (l *loop) fail(p *pair, e *end, op string, err error) {
-	why := ReasonError
+	why := core.ReasonError
 	if errors.Is(err, unix.ECONNRESET) || errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNABORTED) {
-		why = ReasonReset
+		why = core.ReasonReset
 	}
 	err = fmt.Errorf("evloop: %s side %s (fd %d): %w", op, e.side, e.fd, err)
 	survivor := p.other(e)

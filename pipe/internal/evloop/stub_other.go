@@ -6,7 +6,12 @@ import (
 	"context"
 	"net"
 	"net/netip"
+
+	"github.com/pipegate/pipegate/pipe/internal/core"
 )
+
+// Supported is false: no event loops on this system.
+const Supported = false
 
 // Endpoint is a socket owned by a Group; unavailable on this system.
 type Endpoint struct{}
@@ -40,10 +45,12 @@ type Group struct{}
 func New(Config) (*Group, error) { return nil, ErrUnsupported }
 
 // Add returns ErrUnsupported on this system.
-func (*Group) Add(a, b Endpoint, opts Options, done func(Stats)) error { return ErrUnsupported }
+func (*Group) Add(a, b Endpoint, opts core.Options, done func(core.Result)) error {
+	return ErrUnsupported
+}
 
 // AddWithPrefix returns ErrUnsupported on this system.
-func (*Group) AddWithPrefix(a, b Endpoint, fromA, fromB []byte, opts Options, done func(Stats)) error {
+func (*Group) AddWithPrefix(a, b Endpoint, fromA, fromB []byte, opts core.Options, done func(core.Result)) error {
 	return ErrUnsupported
 }
 

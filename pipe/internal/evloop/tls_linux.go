@@ -5,7 +5,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"pipegate/pipe/internal/tlsrec"
+	"github.com/pipegate/pipegate/pipe/internal/tlsrec"
 )
 
 // tlsReadChunk bounds one read of a TLS direction, so that what it yields,

@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"pipegate/internal/tlstest"
+	"github.com/pipegate/pipegate/internal/tlstest"
+	"github.com/pipegate/pipegate/pipe/internal/core"
+	"github.com/pipegate/pipegate/pipe/internal/tlsrec"
 )
 
 // tlsTestPair is c1 (a TLS client over raw) -TLS- A | group | B -tcp- c2.
@@ -20,6 +22,9 @@ type tlsTestPair struct {
 
 func addTLSPair(t *testing.T, g *Group) *tlsTestPair {
 	t.Helper()
+	if !tlsrec.Supported {
+		t.Skip("tlsrec does not read this Go release's crypto/tls")
+	}
 	ca := tlstest.NewCA(t)
 	raw, a := socketPair(t, "tcp")
 	b, c2 := socketPair(t, "tcp")
@@ -37,9 +42,9 @@ func addTLSPair(t *testing.T, g *Group) *tlsTestPair {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tp := &tlsTestPair{testPair: &testPair{c1: cli, c2: c2, stats: make(chan Stats, 1)}, client: cli, raw: raw}
+	tp := &tlsTestPair{testPair: &testPair{c1: cli, c2: c2, stats: make(chan core.Result, 1)}, client: cli, raw: raw}
 	t.Cleanup(func() { raw.Close(); c2.Close() })
-	if err := g.Add(ea, eb, Options{}, func(s Stats) { tp.stats <- s }); err != nil {
+	if err := g.Add(ea, eb, core.Options{}, func(s core.Result) { tp.stats <- s }); err != nil {
 		t.Fatal(err)
 	}
 	return tp
@@ -63,7 +68,7 @@ func TestTLSBadRecordEndsThePair(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := tp.wait(t)
-	expect(t, s, SideA, ReasonError)
+	expect(t, s, core.SideA, core.ReasonError)
 	if s.Err == nil || !strings.Contains(s.Err.Error(), "open a TLS record") {
 		t.Fatalf("err %v, want a record that did not open", s.Err)
 	}
@@ -82,7 +87,7 @@ func TestTLSEOFInsideARecord(t *testing.T) {
 	}
 	closeWrite(t, tp.raw)
 	s := tp.wait(t)
-	expect(t, s, SideA, ReasonError)
+	expect(t, s, core.SideA, core.ReasonError)
 	if !errors.Is(s.Err, io.ErrUnexpectedEOF) {
 		t.Fatalf("err %v, want io.ErrUnexpectedEOF", s.Err)
 	}
@@ -111,7 +116,7 @@ func TestTLSHalfCloseBothWays(t *testing.T) {
 		t.Fatalf("client read %q, %v; want the answer then close_notify", b, err)
 	}
 	s := tp.wait(t)
-	expect(t, s, SideA, ReasonEOF)
+	expect(t, s, core.SideA, core.ReasonEOF)
 	if s.BytesAToB != 7 || s.BytesBToA != 11 {
 		t.Fatalf("bytes %d and %d, want 7 and 11 (plaintext)", s.BytesAToB, s.BytesBToA)
 	}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pipegate/pipegate/pipe/internal/core"
 )
 
 // pattern is a prime-length random block: streams made of it repeated do not
@@ -116,13 +118,13 @@ func TestBulkBothWays(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			g := newGroup(t, Config{Loops: 1, NoSplice: tc.noSplice})
-			tp := addPair(t, g, tc.kindA, tc.kindB, Options{})
+			tp := addPair(t, g, tc.kindA, tc.kindB, core.Options{})
 			up, down := bothWays(tp.c1, tp.c2, tc.size)
 			checkFlow(t, "a to b", up, tc.size)
 			checkFlow(t, "b to a", down, tc.size)
 			s := tp.wait(t)
-			expect(t, s, s.FirstEnd, ReasonEOF)
-			if s.FirstEnd == SideNone || s.Err != nil {
+			expect(t, s, s.FirstEnd, core.ReasonEOF)
+			if s.FirstEnd == core.SideNone || s.Err != nil {
 				t.Fatalf("first end %s, err %v", s.FirstEnd, s.Err)
 			}
 			if s.BytesAToB != tc.size || s.BytesBToA != tc.size {
@@ -142,7 +144,7 @@ func TestManyPairs(t *testing.T) {
 		if i%2 == 1 {
 			kind = "unix"
 		}
-		tps[i] = addPair(t, g, "tcp", kind, Options{})
+		tps[i] = addPair(t, g, "tcp", kind, core.Options{})
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, pairs)
@@ -178,7 +180,7 @@ func TestManyPairs(t *testing.T) {
 	}
 	for _, tp := range tps {
 		s := tp.wait(t)
-		if s.Reason != ReasonEOF || s.FirstEnd != SideA || s.BytesAToB != size || s.BytesBToA != size {
+		if s.Reason != core.ReasonEOF || s.FirstEnd != core.SideA || s.BytesAToB != size || s.BytesBToA != size {
 			t.Fatalf("stats %+v", s)
 		}
 	}
@@ -202,7 +204,7 @@ func TestBackpressure(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("noSplice=%v write=%d", tc.noSplice, tc.write), func(t *testing.T) {
 			g := newGroup(t, Config{Loops: 1, NoSplice: tc.noSplice})
-			tp := addPair(t, g, "unix", "unix", Options{})
+			tp := addPair(t, g, "unix", "unix", core.Options{})
 			const limit, bound = 256 << 20, 16 << 20
 			var n int64
 			for n < limit {
@@ -225,7 +227,7 @@ func TestBackpressure(t *testing.T) {
 				t.Fatalf("read %d bytes (err %v), writer wrote %d", got, err, n)
 			}
 			closeWrite(t, tp.c2)
-			expect(t, tp.wait(t), SideA, ReasonEOF)
+			expect(t, tp.wait(t), core.SideA, core.ReasonEOF)
 		})
 	}
 }
@@ -238,7 +240,7 @@ func TestIdleHoldsNoPipe(t *testing.T) {
 	g := newGroup(t, Config{Loops: 1, MaxIdlePipes: 1})
 	base := openFDs(t)
 	for i := 0; i < pairs; i++ {
-		tp := addPair(t, g, "tcp", "tcp", Options{})
+		tp := addPair(t, g, "tcp", "tcp", core.Options{})
 		for _, d := range [][2]net.Conn{{tp.c1, tp.c2}, {tp.c2, tp.c1}} {
 			go d[0].Write(pattern[:256<<10])
 			buf := make([]byte, 256<<10)

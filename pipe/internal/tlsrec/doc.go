@@ -16,10 +16,16 @@
 //
 // crypto/tls exports neither keys nor sequence numbers. Export reads them
 // from the *tls.Conn's unexported fields with package reflect (read only,
-// no unsafe); when a Go release changes those fields, Export returns an
-// error wrapping ErrUnsupported and callers keep the *tls.Conn, so the
-// worst case is the memory this package saves, never a wrong key or a
-// reused nonce. The tests run a real crypto/tls peer on the other end.
+// no unsafe). That reading is tied by build constraints to the Go releases
+// it was tested on (conn_go126.go: Go 1.26); any other release builds
+// conn_other.go instead, where Supported is false and Export refuses every
+// connection with ErrGoRelease without touching crypto/tls's state, so
+// callers keep the *tls.Conn (the pipe Engine counts this as the fallback
+// "tls-go-release"). Within a supported release, fields that are not as
+// expected also give ErrGoRelease. The worst case is the memory this
+// package saves, never a wrong key or a reused nonce. The tests run a real
+// crypto/tls peer on the other end; the build tag pipegate_notlsrec forces
+// the fallback, to test it.
 //
 // Only TLS 1.3 is handled (AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305):
 // its record layer has no renegotiation, and KeyUpdate is handled here.

@@ -31,11 +31,6 @@ const (
 	msgKeyUpdate        = 24
 )
 
-// ErrUnsupported is wrapped by Export's errors for connections this package
-// cannot carry on (not TLS 1.3, a suite it does not know, a Go release whose
-// crypto/tls it cannot read): callers keep using the *tls.Conn.
-var ErrUnsupported = errors.New("unsupported")
-
 // Kind says what a record opened by Open carried.
 type Kind int
 

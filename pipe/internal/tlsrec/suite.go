@@ -39,7 +39,7 @@ func suiteByID(id uint16) (*suite, error) {
 	case tls.TLS_CHACHA20_POLY1305_SHA256:
 		return &suite{id: id, keyLen: chacha20poly1305.KeySize, hash: sha256.New, aead: chacha20poly1305.New}, nil
 	}
-	return nil, fmt.Errorf("tlsrec: cipher suite %s: %w", tls.CipherSuiteName(id), ErrUnsupported)
+	return nil, fmt.Errorf("tlsrec: %s: %w", tls.CipherSuiteName(id), ErrSuite)
 }
 
 // expandLabel is HKDF-Expand-Label from RFC 8446, section 7.1, with an

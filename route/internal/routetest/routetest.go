@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"pipegate/route"
+	"github.com/pipegate/pipegate/route"
 )
 
 // BenchLookup measures r.Lookup(req) cold (every lookup reaches the

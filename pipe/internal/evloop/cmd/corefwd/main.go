@@ -18,7 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"pipegate/pipe"
+	"github.com/pipegate/pipegate/pipe"
 )
 
 func main() {

@@ -23,7 +23,8 @@ import (
 	"syscall"
 	"time"
 
-	"pipegate/pipe/internal/evloop"
+	"github.com/pipegate/pipegate/pipe/internal/core"
+	"github.com/pipegate/pipegate/pipe/internal/evloop"
 )
 
 func main() {
@@ -99,7 +100,7 @@ func joinEvloop(g *evloop.Group, a, b net.Conn) {
 		b.Close()
 		return
 	}
-	if err := g.Add(ea, eb, evloop.Options{}, nil); err != nil {
+	if err := g.Add(ea, eb, core.Options{}, nil); err != nil {
 		ea.Close()
 		eb.Close()
 	}

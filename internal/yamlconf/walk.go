@@ -1,0 +1,281 @@
+package yamlconf
+
+import (
+	"encoding"
+	"fmt"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/pipegate/pipegate/internal/configerr"
+)
+
+// RenamedKeys is implemented by a config struct whose keys had another
+// spelling before: old key -> new spelling, as the message should give it
+// ("tls-cert" -> "tls.cert"). Kebab-case keys whose snake_case form is a
+// key of the struct need no entry.
+type RenamedKeys interface {
+	RenamedKeys() map[string]string
+}
+
+// maxDepth bounds the walk: config files are shallow, aliases could make
+// them deep.
+const maxDepth = 32
+
+var (
+	unmarshalerType     = reflect.TypeFor[yaml.Unmarshaler]()
+	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+	renamedKeysType     = reflect.TypeFor[RenamedKeys]()
+)
+
+func mustStructPtr(v any) reflect.Type {
+	t := reflect.TypeOf(v)
+	if t == nil || t.Kind() != reflect.Pointer {
+		panic(fmt.Sprintf("yamlconf: decode into %T, want a pointer", v))
+	}
+	return t.Elem()
+}
+
+// walker checks a node tree against a Go type before yaml decodes it, so
+// that every problem is found with its line and field path, in words of
+// our own (yaml's messages name Go types).
+type walker struct {
+	doc  *Doc
+	errs Errors
+}
+
+func (w *walker) problem(n *yaml.Node, path, format string, args ...any) {
+	w.errs.Add(&configerr.Error{File: w.doc.File, Line: n.Line, Field: path, Err: fmt.Errorf(format, args...)})
+	if _, ok := w.doc.lines[path]; !ok && path != "" {
+		w.doc.lines[path] = n.Line
+	}
+}
+
+// value checks n, the value at path, against t.
+func (w *walker) value(n *yaml.Node, path string, t reflect.Type, depth int) {
+	if depth > maxDepth {
+		w.problem(n, path, "nested too deep (more than %d levels)", maxDepth)
+		return
+	}
+	for n.Kind == yaml.AliasNode {
+		if n.Alias == nil {
+			return
+		}
+		n = n.Alias
+		depth++
+		if depth > maxDepth {
+			w.problem(n, path, "aliases nested too deep")
+			return
+		}
+	}
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
+		return // the zero value
+	}
+	if custom(t) {
+		if err := n.Decode(reflect.New(t).Interface()); err != nil {
+			w.problem(n, path, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
+		}
+		return
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		w.value(n, path, t.Elem(), depth)
+	case reflect.Interface:
+		// anything goes
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			hint := ""
+			if n.ShortTag() == "!!bool" {
+				hint = "; write {} for a block with every default"
+			}
+			w.problem(n, path, "want a mapping (keys: %s), not %s%s", strings.Join(fieldNames(t), ", "), kindName(n), hint)
+			return
+		}
+		w.mapping(n, path, t, map[string]int{}, depth)
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			w.problem(n, path, "want a mapping, not %s", kindName(n))
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := join(path, k.Value)
+			w.doc.lines[p] = k.Line
+			w.value(k, p, t.Key(), depth+1)
+			w.value(v, p, t.Elem(), depth+1)
+		}
+	case reflect.Slice, reflect.Array:
+		if n.Kind != yaml.SequenceNode {
+			w.problem(n, path, "want a list (write [a, b] or one \"- item\" per line), not %s", kindName(n))
+			return
+		}
+		if t.Kind() == reflect.Array && len(n.Content) > t.Len() {
+			w.problem(n, path, "want at most %d items, not %d", t.Len(), len(n.Content))
+		}
+		for i, item := range n.Content {
+			p := path + "[" + strconv.Itoa(i) + "]"
+			w.doc.lines[p] = item.Line
+			w.value(item, p, t.Elem(), depth+1)
+		}
+	default:
+		w.scalar(n, path, t)
+	}
+}
+
+// mapping checks the keys of n against the fields of struct t. seen holds
+// the keys already given (merge keys and inline structs share it).
+func (w *walker) mapping(n *yaml.Node, path string, t reflect.Type, seen map[string]int, depth int) {
+	fields := structFields(t)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.ShortTag() == "!!merge" { // "<<: *defaults"
+			for v.Kind == yaml.AliasNode && v.Alias != nil && depth < maxDepth {
+				v, depth = v.Alias, depth+1
+			}
+			switch v.Kind {
+			case yaml.MappingNode:
+				w.mapping(v, path, t, seen, depth+1)
+			case yaml.SequenceNode:
+				for _, m := range v.Content {
+					for m.Kind == yaml.AliasNode && m.Alias != nil && depth < maxDepth {
+						m, depth = m.Alias, depth+1
+					}
+					if m.Kind == yaml.MappingNode {
+						w.mapping(m, path, t, seen, depth+1)
+					}
+				}
+			}
+			continue
+		}
+		p := join(path, k.Value)
+		if k.Kind != yaml.ScalarNode {
+			w.problem(k, path, "a key must be a plain word, not %s", kindName(k))
+			continue
+		}
+		f, ok := fields[k.Value]
+		if !ok {
+			w.problem(k, p, "%s", unknownKey(t, k.Value, fields))
+			continue
+		}
+		if line, dup := seen[k.Value]; dup {
+			w.problem(k, p, "given twice (also on line %d)", line)
+			continue
+		}
+		seen[k.Value] = k.Line
+		w.doc.lines[p] = k.Line
+		w.value(v, p, f, depth+1)
+	}
+}
+
+// unknownKey says what is wrong with key, which t does not have.
+func unknownKey(t reflect.Type, key string, fields map[string]reflect.Type) string {
+	if reflect.PointerTo(t).Implements(renamedKeysType) {
+		if to, ok := reflect.New(t).Interface().(RenamedKeys).RenamedKeys()[key]; ok {
+			return "renamed to " + to
+		}
+	}
+	if snake := strings.ReplaceAll(key, "-", "_"); snake != key {
+		if _, ok := fields[snake]; ok {
+			return "renamed to " + snake
+		}
+	}
+	return "unknown field (want one of: " + strings.Join(fieldNames(t), ", ") + ")"
+}
+
+// scalar checks a bool, number or string value.
+func (w *walker) scalar(n *yaml.Node, path string, t reflect.Type) {
+	want := map[reflect.Kind]string{
+		reflect.Bool: "true or false", reflect.String: "a text value",
+		reflect.Float32: "a number", reflect.Float64: "a number",
+	}[t.Kind()]
+	if want == "" {
+		want = "a whole number"
+		if t.Kind() >= reflect.Uint && t.Kind() <= reflect.Uintptr {
+			want = "a whole number, 0 or more"
+		}
+	}
+	if n.Kind != yaml.ScalarNode {
+		w.problem(n, path, "want %s, not %s", want, kindName(n))
+		return
+	}
+	if t.Kind() == reflect.String {
+		return // yaml takes any scalar as a string
+	}
+	if err := n.Decode(reflect.New(t).Interface()); err != nil {
+		w.problem(n, path, "want %s, not %q", want, n.Value)
+	}
+}
+
+// custom reports whether t (or *t) decodes itself.
+func custom(t reflect.Type) bool {
+	pt := reflect.PointerTo(t)
+	return t.Kind() != reflect.Pointer && (pt.Implements(unmarshalerType) || pt.Implements(textUnmarshalerType))
+}
+
+// structFields maps the yaml keys of struct t, inline structs included, to
+// their types.
+func structFields(t reflect.Type) map[string]reflect.Type {
+	m := map[string]reflect.Type{}
+	for f := range t.Fields() {
+		if !f.IsExported() && !f.Anonymous {
+			continue
+		}
+		tag := f.Tag.Get("yaml")
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "-" {
+			continue
+		}
+		if slices.Contains(strings.Split(opts, ","), "inline") {
+			ft := f.Type
+			if ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				for k, v := range structFields(ft) {
+					m[k] = v
+				}
+			}
+			continue
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name) // as yaml does
+		}
+		m[name] = f.Type
+	}
+	return m
+}
+
+// fieldNames lists the keys of struct t, sorted.
+func fieldNames(t reflect.Type) []string {
+	var names []string
+	for k := range structFields(t) {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return strconv.Quote(n.Value)
+	}
+	return "an alias"
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
