@@ -29,6 +29,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/pipegate/pipegate/gateway"
 	"github.com/pipegate/pipegate/imap"
 	"github.com/pipegate/pipegate/route/file"
 	"github.com/pipegate/pipegate/tlsconf"
@@ -133,11 +134,13 @@ default: imap://%[1]s
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	d.Proxy = &imap.Server{
-		Router:             routes,
-		TLSConfig:          &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-		AllowPlaintextAuth: d.PlaintextAuth,
-		Logger:             logger,
-		Hostname:           "pipegate-demo",
+		Server: gateway.Server{
+			Router:             routes,
+			TLSConfig:          &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+			AllowPlaintextAuth: d.PlaintextAuth,
+			Logger:             logger,
+			Hostname:           "pipegate-demo",
+		},
 	}
 	d.wg.Add(2)
 	go serveDemo(d, plainLn, false)

@@ -1,15 +1,11 @@
 package imap
 
 import (
-	"bufio"
-	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
-	"time"
 
+	"github.com/pipegate/pipegate/gateway"
 	"github.com/pipegate/pipegate/imap/wire"
 	"github.com/pipegate/pipegate/route"
 )
@@ -17,46 +13,51 @@ import (
 // maxBackendResponse bounds one response read from a backend before login.
 const maxBackendResponse = 64 << 10
 
-// backendConn is a connection to a backend during login.
+// backendConn is IMAP's side of a backend during login.
 type backendConn struct {
-	b       route.Backend
-	conn    net.Conn // raw, or TLS over it
-	br      *bufio.Reader
-	bw      *bufio.Writer
-	caps    []string
-	isTLS   bool
-	tlsBase *tls.Config // BackendTLS when the dial began
-	seq     int
-	stop    func() bool // ends the context watch
+	*gateway.Backend
+	c    *conn // the client's session
+	caps []string
+	seq  int
 	// pendingID is the tag of an ID written but not yet answered (maybe
 	// not yet flushed), so that login can pipeline behind it.
 	pendingID string
+	ok        *wire.Response // the backend's OK to the login
 }
 
-// connectBackend dials b and brings it to the point where it takes a login:
-// PROXY header, TLS, greeting, STARTTLS, capabilities, and an ID written
-// but not yet answered (see finishID).
-func (ss *session) connectBackend(b route.Backend) (*backendConn, error) {
-	dyn := ss.srv.current()
-	deadline := time.Now().Add(orDuration(ss.srv.BackendTimeout, DefaultBackendTimeout))
-	c, err := dialBackend(ss.ctx, b, orDuration(ss.srv.DialTimeout, DefaultDialTimeout), deadline,
-		dyn.backendTLS, ss.client, ss.local)
+// loginAll brings the backend to the point where it takes a login
+// (greeting, STARTTLS, capabilities, an ID written but not yet answered:
+// see finishID), logs in, and learns the post-login capabilities. It
+// returns nil when logged in, a *gateway.Error when the backend refused
+// the login, another error when the backend failed.
+func (bc *backendConn) loginAll(lg gateway.Login, rt route.Route) error {
+	if err := bc.prepare(); err != nil {
+		return err
+	}
+	resp, err := bc.login(lg, rt)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	bc := &backendConn{b: b, conn: c, isTLS: b.TLS == route.TLSImplicit, tlsBase: dyn.backendTLS}
-	// Shutdown's deadline (or the caller's ctx) interrupts the dialogue.
-	bc.stop = context.AfterFunc(ss.ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
-	if err := bc.prepare(ss); err != nil {
-		bc.close()
-		return nil, fmt.Errorf("backend %s: %w", b.Addr, err)
+	if resp.Type != "OK" {
+		e := &gateway.Error{Code: gateway.CodeAuthFailed, Text: resp.Text, Detail: resp.Code}
+		if resp.CodeArgs != "" {
+			e.Detail += " " + resp.CodeArgs
+		}
+		if resp.Code == "UNAVAILABLE" {
+			e.Code = gateway.CodeUnavailable
+		}
+		return e
 	}
-	return bc, nil
+	bc.ok = resp
+	if bc.caps = resp.Caps(); bc.caps == nil {
+		if bc.caps, err = bc.capability(); err != nil {
+			return fmt.Errorf("CAPABILITY after login: %w", err)
+		}
+	}
+	return nil
 }
 
-func (bc *backendConn) prepare(ss *session) error {
-	bc.br = bufio.NewReader(bc.conn)
-	bc.bw = bufio.NewWriter(bc.conn)
+func (bc *backendConn) prepare() error {
 	greet, err := bc.read()
 	if err != nil {
 		return fmt.Errorf("greeting: %w", err)
@@ -65,8 +66,8 @@ func (bc *backendConn) prepare(ss *session) error {
 		return fmt.Errorf("greeting is not OK: %q", wire.SafeText(string(greet.Raw)))
 	}
 	bc.caps = greet.Caps()
-	if bc.b.TLS == route.TLSStartTLS {
-		if err := bc.startTLS(ss); err != nil {
+	if bc.Route.TLS == route.TLSStartTLS {
+		if err := bc.startTLS(); err != nil {
 			return err
 		}
 	}
@@ -74,14 +75,14 @@ func (bc *backendConn) prepare(ss *session) error {
 		// Nothing can be pipelined behind: ID may be unknown to the
 		// backend (go-imap's server says BYE to unknown commands), and
 		// the login command depends on the capabilities.
-		if bc.caps, err = bc.capability(ss); err != nil {
+		if bc.caps, err = bc.capability(); err != nil {
 			return err
 		}
 	}
-	if bc.b.ClientAddr == route.ClientAddrID {
+	if bc.Route.ClientAddr == route.ClientAddrID {
 		if !wire.HasCap(bc.caps, "ID") {
-			ss.log.Debug("imap: backend lacks ID, client address not sent", "backend", bc.b.Addr)
-		} else if err := bc.writeID(ss); err != nil {
+			bc.c.s.Logger().Debug("imap: backend lacks ID, client address not sent", "backend", bc.Route.Addr)
+		} else if err := bc.writeID(); err != nil {
 			return err
 		}
 	}
@@ -92,7 +93,7 @@ func (bc *backendConn) prepare(ss *session) error {
 
 // startTLS runs STARTTLS. Bytes the backend sent after its OK would be
 // plaintext injected before TLS: refused.
-func (bc *backendConn) startTLS(ss *session) error {
+func (bc *backendConn) startTLS() error {
 	tag := bc.nextTag()
 	if err := bc.send(tag + " STARTTLS\r\n"); err != nil {
 		return err
@@ -104,16 +105,9 @@ func (bc *backendConn) startTLS(ss *session) error {
 	if resp.Type != "OK" {
 		return fmt.Errorf("STARTTLS refused: %s %s", resp.Type, wire.SafeText(resp.Text))
 	}
-	if bc.br.Buffered() > 0 {
-		return fmt.Errorf("STARTTLS: %d bytes of plaintext after the OK", bc.br.Buffered())
+	if err := bc.StartTLS(); err != nil {
+		return err
 	}
-	tc := tls.Client(bc.conn, backendTLSConfig(bc.tlsBase, bc.b))
-	if err := tc.HandshakeContext(ss.ctx); err != nil {
-		return fmt.Errorf("TLS handshake after STARTTLS: %w", err)
-	}
-	bc.conn, bc.isTLS = tc, true
-	bc.br.Reset(bc.conn)
-	bc.bw.Reset(bc.conn)
 	bc.caps = nil // to be asked again over TLS (RFC 9051 section 6.2.1)
 	return nil
 }
@@ -124,20 +118,21 @@ func (bc *backendConn) startTLS(ss *session) error {
 // fields. Its answer is read by finishID. A synchronizing literal (a
 // client's ID value that cannot be quoted) is waited for here, before
 // anything else is pipelined behind it.
-func (bc *backendConn) writeID(ss *session) error {
+func (bc *backendConn) writeID() error {
 	tag := bc.nextTag()
 	w := bc.writer()
-	w.Atom(tag).SP().Atom("ID").SP().Atom("(").String("x-session-id").SP().String(ss.id)
-	if ss.client.IsValid() {
-		w.SP().String("x-originating-ip").SP().String(ss.client.Addr().String())
-		w.SP().String("x-originating-port").SP().String(strconv.Itoa(int(ss.client.Port())))
+	s := bc.c.s
+	w.Atom(tag).SP().Atom("ID").SP().Atom("(").String("x-session-id").SP().String(s.ID())
+	if client := s.Client(); client.IsValid() {
+		w.SP().String("x-originating-ip").SP().String(client.Addr().String())
+		w.SP().String("x-originating-port").SP().String(strconv.Itoa(int(client.Port())))
 	}
-	if ss.local.IsValid() {
-		w.SP().String("x-connected-ip").SP().String(ss.local.Addr().String())
-		w.SP().String("x-connected-port").SP().String(strconv.Itoa(int(ss.local.Port())))
+	if local := s.Local(); local.IsValid() {
+		w.SP().String("x-connected-ip").SP().String(local.Addr().String())
+		w.SP().String("x-connected-port").SP().String(strconv.Itoa(int(local.Port())))
 	}
-	w.SP().String("x-proxy-ttl").SP().String(strconv.Itoa(ss.proxyTTL() - 1))
-	for _, f := range ss.clientID {
+	w.SP().String("x-proxy-ttl").SP().String(strconv.Itoa(s.ProxyTTL() - 1))
+	for _, f := range bc.c.clientID {
 		w.SP().String(f.key).SP().NString(f.value)
 	}
 	w.Atom(")").CRLF()
@@ -151,13 +146,13 @@ func (bc *backendConn) writeID(ss *session) error {
 // finishID flushes whatever is buffered (the ID, and a login command
 // pipelined behind it) and reads the ID's answer, if an ID is pending. A
 // backend that refuses ID is still logged in to.
-func (bc *backendConn) finishID(ss *session) error {
+func (bc *backendConn) finishID() error {
 	tag := bc.pendingID
 	if tag == "" {
 		return nil
 	}
 	bc.pendingID = ""
-	if err := bc.bw.Flush(); err != nil {
+	if err := bc.Writer().Flush(); err != nil {
 		return fmt.Errorf("ID: %w", err)
 	}
 	resp, err := bc.readTagged(tag)
@@ -168,15 +163,15 @@ func (bc *backendConn) finishID(ss *session) error {
 		return errors.New("ID: unexpected continuation request")
 	}
 	if resp.Type != "OK" {
-		ss.log.Debug("imap: backend refused ID", "backend", bc.b.Addr, "answer", resp.Type+" "+wire.SafeText(resp.Text))
+		bc.c.s.Logger().Debug("imap: backend refused ID", "backend", bc.Route.Addr, "answer", resp.Type+" "+wire.SafeText(resp.Text))
 	}
 	return nil
 }
 
 // capability asks the backend for its capabilities. Any pending ID is
 // answered first.
-func (bc *backendConn) capability(ss *session) ([]string, error) {
-	if err := bc.finishID(ss); err != nil {
+func (bc *backendConn) capability() ([]string, error) {
+	if err := bc.finishID(); err != nil {
 		return nil, err
 	}
 	return bc.readCapability(bc.writeCommand("CAPABILITY"))
@@ -185,14 +180,14 @@ func (bc *backendConn) capability(ss *session) ([]string, error) {
 // writeCommand buffers "TAG NAME" with a new tag and returns the tag.
 func (bc *backendConn) writeCommand(name string) string {
 	tag := bc.nextTag()
-	_, _ = bc.bw.WriteString(tag + " " + name + "\r\n") // an error sticks in bw, seen at Flush
+	_, _ = bc.Writer().WriteString(tag + " " + name + "\r\n") // an error sticks in bw, seen at Flush
 	return tag
 }
 
 // readCapability flushes the buffer and reads the answer to the CAPABILITY
 // command tag.
 func (bc *backendConn) readCapability(tag string) ([]string, error) {
-	if err := bc.bw.Flush(); err != nil {
+	if err := bc.Writer().Flush(); err != nil {
 		return nil, fmt.Errorf("CAPABILITY: %w", err)
 	}
 	var caps []string
@@ -226,7 +221,7 @@ func (bc *backendConn) nextTag() string {
 
 func (bc *backendConn) writer() *wire.Writer {
 	return &wire.Writer{
-		W:            bc.bw,
+		W:            bc.Writer(),
 		LiteralPlus:  wire.HasCap(bc.caps, "LITERAL+"),
 		LiteralMinus: wire.HasCap(bc.caps, "LITERAL-"),
 		Continue:     bc.waitContinue,
@@ -234,14 +229,14 @@ func (bc *backendConn) writer() *wire.Writer {
 }
 
 func (bc *backendConn) send(s string) error {
-	if _, err := bc.bw.WriteString(s); err != nil {
+	if _, err := bc.Writer().WriteString(s); err != nil {
 		return err
 	}
-	return bc.bw.Flush()
+	return bc.Writer().Flush()
 }
 
 func (bc *backendConn) read() (*wire.Response, error) {
-	return wire.ReadResponse(bc.br, maxBackendResponse)
+	return wire.ReadResponse(bc.Reader(), maxBackendResponse)
 }
 
 // readTagged reads until the tagged response for tag, keeping
@@ -288,9 +283,4 @@ func (bc *backendConn) waitContinue() error {
 			return &continueRefused{resp}
 		}
 	}
-}
-
-func (bc *backendConn) close() {
-	bc.stop()
-	_ = bc.conn.Close()
 }

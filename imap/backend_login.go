@@ -21,9 +21,9 @@ import (
 // replace the name (rt.Login) and the password (rt.Password, auth_http's
 // Auth-Pass). XOAUTH2 and OAUTHBEARER messages are rebuilt around the
 // decided name and the backend's challenges relayed to the client.
-func (bc *backendConn) login(ss *session, lg gateway.Login, rt route.Route) (*wire.Response, error) {
+func (bc *backendConn) login(lg gateway.Login, rt route.Route) (*wire.Response, error) {
 	if msg := lg.Creds.Message(cmp.Or(rt.Login, lg.Account)); msg != nil {
-		return bc.authenticate(ss, lg.Creds.Mechanism, base64.StdEncoding.EncodeToString(msg), true)
+		return bc.authenticate(lg.Creds.Mechanism, base64.StdEncoding.EncodeToString(msg), true)
 	}
 	user, authz := lg.Authcid, ""
 	if lg.Master() {
@@ -38,19 +38,19 @@ func (bc *backendConn) login(ss *session, lg gateway.Login, rt route.Route) (*wi
 	}
 	pass := cmp.Or(rt.Password, lg.Password)
 	if authz == "" && !wire.HasCap(bc.caps, "LOGINDISABLED") {
-		return bc.loginCommand(ss, user, pass)
+		return bc.loginCommand(user, pass)
 	}
 	msg := authz + "\x00" + user + "\x00" + pass
-	return bc.authenticate(ss, "PLAIN", base64.StdEncoding.EncodeToString([]byte(msg)), false)
+	return bc.authenticate("PLAIN", base64.StdEncoding.EncodeToString([]byte(msg)), false)
 }
 
 // loginCommand sends LOGIN, with strings quoted or as literals as the
 // backend takes them. It goes in the same write as a pending ID unless it
 // needs a synchronizing literal, whose "+" must come before anything
 // else is sent.
-func (bc *backendConn) loginCommand(ss *session, user, pass string) (*wire.Response, error) {
+func (bc *backendConn) loginCommand(user, pass string) (*wire.Response, error) {
 	if !bc.noSyncLiteral(user, pass) {
-		if err := bc.finishID(ss); err != nil {
+		if err := bc.finishID(); err != nil {
 			return nil, err
 		}
 	}
@@ -64,7 +64,7 @@ func (bc *backendConn) loginCommand(ss *session, user, pass string) (*wire.Respo
 		}
 		return nil, fmt.Errorf("LOGIN: %w", err)
 	}
-	if err := bc.finishID(ss); err != nil {
+	if err := bc.finishID(); err != nil {
 		return nil, err
 	}
 	resp, err := bc.readTagged(tag)
@@ -81,7 +81,7 @@ func (bc *backendConn) loginCommand(ss *session, user, pass string) (*wire.Respo
 // (base64). With relay, further challenges go to the client and its
 // answers back (XOAUTH2 sends its error that way); else a challenge is
 // answered with "*" (cancel).
-func (bc *backendConn) authenticate(ss *session, mech, ir string, relay bool) (*wire.Response, error) {
+func (bc *backendConn) authenticate(mech, ir string, relay bool) (*wire.Response, error) {
 	tag := bc.nextTag()
 	if ir == "" {
 		ir = "="
@@ -91,11 +91,11 @@ func (bc *backendConn) authenticate(ss *session, mech, ir string, relay bool) (*
 		if err := bc.send(tag + " AUTHENTICATE " + mech + " " + ir + "\r\n"); err != nil {
 			return nil, err
 		}
-		if err := bc.finishID(ss); err != nil {
+		if err := bc.finishID(); err != nil {
 			return nil, err
 		}
 	} else {
-		if err := bc.finishID(ss); err != nil {
+		if err := bc.finishID(); err != nil {
 			return nil, err
 		}
 		if err := bc.send(tag + " AUTHENTICATE " + mech + "\r\n"); err != nil {
@@ -122,7 +122,7 @@ func (bc *backendConn) authenticate(ss *session, mech, ir string, relay bool) (*
 		}
 		answer := "*"
 		if relay {
-			if answer, err = ss.relayChallenge(resp.Text); err != nil {
+			if answer, err = bc.c.relayChallenge(resp.Text); err != nil {
 				return nil, err
 			}
 		}
@@ -148,17 +148,17 @@ func (bc *backendConn) noSyncLiteral(strs ...string) bool {
 
 // relayChallenge passes a backend's SASL challenge to the client and
 // returns the client's answer line. A client that cannot answer ends the
-// session (ss.done is set).
-func (ss *session) relayChallenge(challenge string) (string, error) {
+// session.
+func (c *conn) relayChallenge(challenge string) (string, error) {
 	// Not SafeText: a challenge must not be cut; it is one line already.
-	ss.writef("+ %s\r\n", strings.Map(dropCRLF, challenge))
-	if err := ss.flush(); err != nil {
-		ss.done, ss.reason = true, "client write: "+err.Error()
+	c.writef("+ %s\r\n", strings.Map(dropCRLF, challenge))
+	if err := c.flush(); err != nil {
+		c.s.End("client write: " + err.Error())
 		return "", err
 	}
-	line, err := ss.rd.ReadLine()
+	line, err := c.rd.ReadLine()
 	if err != nil {
-		ss.readFailed(err) // ends the session: BYE on timeout or a line too long
+		c.readFailed(err) // ends the session: BYE on timeout or a line too long
 		return "", err
 	}
 	return string(line), nil

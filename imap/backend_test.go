@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
-	"github.com/pipegate/pipegate/gateway"
 	"net"
 	"net/netip"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 
 	goimap "github.com/emersion/go-imap/v2"
 
+	"github.com/pipegate/pipegate/gateway"
 	"github.com/pipegate/pipegate/imap"
 	"github.com/pipegate/pipegate/imap/wire"
 	"github.com/pipegate/pipegate/listener"
@@ -44,7 +44,7 @@ func TestBackendIDAndLiterals(t *testing.T) {
 	r := route.RouterFunc(func(context.Context, route.Request) (route.Route, error) {
 		return route.Route{Backends: []route.Backend{b}, Login: "renamed@x.test"}, nil
 	})
-	p := startProxy(t, &imap.Server{Router: r, AllowPlaintextAuth: true})
+	p := startProxy(t, &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true}})
 	c := dialRaw(t, p.addr)
 	c.send("a ID (\"name\" \"raw\" \"X-Originating-IP\" \"6.6.6.6\" \"os\" NIL)\r\n")
 	c.expectPrefix("a OK")
@@ -113,7 +113,7 @@ func TestBackendAuthPlainAndCapability(t *testing.T) {
 		fc.serveAfterLogin()
 	})
 	r := routes(t, map[string][]string{"@x.test": {"imap://" + fb.addr}})
-	p := startProxy(t, &imap.Server{Router: r, AllowPlaintextAuth: true})
+	p := startProxy(t, &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true}})
 	c := dialRaw(t, p.addr)
 	c.send("a LOGIN u@x.test pw\r\n")
 	if l := c.line(); l != "a OK [CAPABILITY IMAP4rev1 XAFTER] Logged in" {
@@ -143,7 +143,7 @@ func TestBackendSyncLiteralAndNO(t *testing.T) {
 		fc.send(c.Tag + " NO [AUTHENTICATIONFAILED] Bad password\r\n")
 	})
 	r := routes(t, map[string][]string{"@x.test": {"imap://" + fb.addr}})
-	p := startProxy(t, &imap.Server{Router: r, AllowPlaintextAuth: true})
+	p := startProxy(t, &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true}})
 	c := dialRaw(t, p.addr)
 	c.send("a LOGIN u@x.test \"p\\\"w\"\r\n")
 	c.send("") // nothing
@@ -204,8 +204,14 @@ func TestXOAUTH2(t *testing.T) {
 		return route.Route{Backends: []route.Backend{b}}, nil
 	})
 	// "," (from OAUTHBEARER's "=2C") is not among Dovecot's default characters.
-	p := startProxy(t, &imap.Server{Router: r, AllowPlaintextAuth: true, OAuth: true,
-		Accounts: gateway.AccountRules{Chars: gateway.DefaultUsernameChars + ","}})
+	p := startProxy(t, &imap.Server{
+		Server: gateway.Server{
+			Router:             r,
+			AllowPlaintextAuth: true,
+			OAuth:              true,
+			Accounts:           gateway.AccountRules{Chars: gateway.DefaultUsernameChars + ","},
+		},
+	})
 	c := dialRaw(t, p.addr)
 	c.send("a AUTHENTICATE XOAUTH2 " + token("bad@x.test") + "\r\n")
 	if l := c.line(); l != "+ eyJzdGF0dXMiOiI0MDEifQ==" {
@@ -251,8 +257,13 @@ func TestBackendTLS(t *testing.T) {
 		b, err := route.ParseBackend(which)
 		return route.Route{Backends: []route.Backend{b}}, err
 	})
-	p := startProxy(t, &imap.Server{Router: r, AllowPlaintextAuth: true,
-		BackendTLS: &tls.Config{RootCAs: pki.ca.Pool()}})
+	p := startProxy(t, &imap.Server{
+		Server: gateway.Server{
+			Router:             r,
+			AllowPlaintextAuth: true,
+			BackendTLS:         &tls.Config{RootCAs: pki.ca.Pool()},
+		},
+	})
 	for _, u := range []string{"imap+starttls://" + st.addr + "?id=0", "imaps://" + im.addr + "?id=0"} {
 		which = u
 		c := dialClient(t, p.addr)
@@ -312,8 +323,13 @@ func TestProxyProtocol(t *testing.T) {
 		}
 	})
 	r := routes(t, map[string][]string{"@x.test": {"imap://" + fb.addr + "?proxy=v2"}})
-	p := startProxy(t, &imap.Server{Router: r, AllowPlaintextAuth: true,
-		Proxy: &listener.ProxyPolicy{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, Required: true}})
+	p := startProxy(t, &imap.Server{
+		Server: gateway.Server{
+			Router:             r,
+			AllowPlaintextAuth: true,
+			Proxy:              &listener.ProxyPolicy{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, Required: true},
+		},
+	})
 	conn, err := net.Dial("tcp", p.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -360,8 +376,15 @@ func TestPlainAuthzid(t *testing.T) {
 		b, _ := route.ParseBackend("imap://" + fb.addr)
 		return route.Route{Backends: []route.Backend{b}}, nil
 	})
-	p := startProxy(t, &imap.Server{Router: r, AllowPlaintextAuth: true, IMAP4rev2: true, Hostname: "gw.test",
-		Accounts: gateway.AccountRules{AllowMasterUsers: true}})
+	p := startProxy(t, &imap.Server{
+		Server: gateway.Server{
+			Router:             r,
+			AllowPlaintextAuth: true,
+			Hostname:           "gw.test",
+			Accounts:           gateway.AccountRules{AllowMasterUsers: true},
+		},
+		IMAP4rev2: true,
+	})
 	c := dialRaw(t, p.addr) // reads the greeting
 	ir := base64.StdEncoding.EncodeToString([]byte("alice@x.test\x00admin\x00pw"))
 	c.send("a CAPABILITY\r\n")
@@ -382,7 +405,7 @@ func TestPlainAuthzid(t *testing.T) {
 
 func TestGreetingHostname(t *testing.T) {
 	_, _, r := twoBackends(t)
-	p := startProxy(t, &imap.Server{Router: r, Hostname: "gw.test"})
+	p := startProxy(t, &imap.Server{Server: gateway.Server{Router: r, Hostname: "gw.test"}})
 	conn, err := net.Dial("tcp", p.addr)
 	if err != nil {
 		t.Fatal(err)

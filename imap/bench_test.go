@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pipegate/pipegate/gateway"
 	"github.com/pipegate/pipegate/imap"
 )
 
@@ -22,9 +23,11 @@ func benchLogin(b *testing.B, viaProxy bool) {
 	addr := be.addr
 	if viaProxy {
 		p := startProxy(b, &imap.Server{
-			Router:             routes(b, map[string][]string{"alice@a.test": {plainURL(be.addr)}}),
-			AllowPlaintextAuth: true,
-			Logger:             slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Server: gateway.Server{
+				Router:             routes(b, map[string][]string{"alice@a.test": {plainURL(be.addr)}}),
+				AllowPlaintextAuth: true,
+				Logger:             slog.New(slog.NewTextHandler(io.Discard, nil)),
+			},
 		})
 		addr = p.addr
 	}
@@ -71,9 +74,11 @@ func BenchmarkLoginID(b *testing.B) {
 		fc.answerIDThenLogin(nil, " OK [CAPABILITY IMAP4rev1 IDLE] Logged in\r\n")
 	})
 	p := startProxy(b, &imap.Server{
-		Router:             routes(b, map[string][]string{"alice@a.test": {plainURL(fb.addr)}}),
-		AllowPlaintextAuth: true,
-		Logger:             slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Server: gateway.Server{
+			Router:             routes(b, map[string][]string{"alice@a.test": {plainURL(fb.addr)}}),
+			AllowPlaintextAuth: true,
+			Logger:             slog.New(slog.NewTextHandler(io.Discard, nil)),
+		},
 	})
 	loginLoop(b, p.addr)
 }

@@ -7,19 +7,18 @@ import (
 )
 
 // caps returns the pre-login capabilities for the session's current state.
-func (ss *session) caps() []string {
+func (c *conn) caps() []string {
 	caps := []string{"IMAP4rev1"}
-	if ss.srv.IMAP4rev2 {
+	if c.srv.IMAP4rev2 {
 		caps = append(caps, "IMAP4rev2")
 	}
 	caps = append(caps, "SASL-IR", "LITERAL+", "ID")
-	if !ss.isTLS && ss.srv.current().tls != nil {
+	if c.s.CanStartTLS() {
 		caps = append(caps, "STARTTLS")
 	}
-	if ss.authAllowed() {
-		caps = append(caps, "AUTH=PLAIN", "AUTH=LOGIN")
-		if ss.srv.OAuth {
-			caps = append(caps, "AUTH=XOAUTH2", "AUTH=OAUTHBEARER")
+	if mechs := c.s.Mechanisms(); mechs != nil {
+		for _, m := range mechs {
+			caps = append(caps, "AUTH="+m)
 		}
 	} else {
 		caps = append(caps, "LOGINDISABLED")
@@ -27,11 +26,11 @@ func (ss *session) caps() []string {
 	return caps
 }
 
-func (ss *session) cmdCapability(cmd *wire.Command) {
+func (c *conn) cmdCapability(cmd *wire.Command) {
 	if len(cmd.Args) != 0 {
-		ss.tagged(cmd.Tag, "BAD", "", "CAPABILITY takes no arguments")
+		c.tagged(cmd.Tag, "BAD", "", "CAPABILITY takes no arguments")
 		return
 	}
-	ss.writef("* CAPABILITY %s\r\n", strings.Join(ss.caps(), " "))
-	ss.tagged(cmd.Tag, "OK", "", "CAPABILITY completed")
+	c.writef("* CAPABILITY %s\r\n", strings.Join(c.caps(), " "))
+	c.tagged(cmd.Tag, "OK", "", "CAPABILITY completed")
 }

@@ -6,13 +6,14 @@
 //
 // Usage:
 //
-//	srv := &imap.Server{
+//	srv := &imap.Server{Server: gateway.Server{
 //		Router:     router,             // a route.Router: file, LDAP, SQL, ...
 //		TLSConfig:  tlsServer.Config(), // for STARTTLS and port 993
 //		BackendTLS: &tls.Config{RootCAs: backendCA},
 //		Penalty:    &limit.Penalty{},
+//		Engine:     engine,             // shut down by its maker, after srv.Shutdown
 //		Metrics:    imap.NewMetrics(prometheus.DefaultRegisterer),
-//	}
+//	}}
 //	l143, _ := net.Listen("tcp", ":143")
 //	l993, _ := net.Listen("tcp", ":993")
 //	go srv.Serve(l143, false) // plain, STARTTLS offered
@@ -20,6 +21,11 @@
 //	...
 //	srv.SetRouter(newRouter) // on SIGHUP
 //	srv.Shutdown(ctx)        // on SIGTERM
+//
+// Everything that is not IMAP's own (listeners, TLS, limits, penalty, the
+// account rules, routing, backend dial and failover, the hand-over to the
+// pipe, Shutdown, the session log line, metrics) is package gateway's:
+// Server embeds a gateway.Server and is its Protocol.
 //
 // Before login the proxy answers CAPABILITY, NOOP, LOGOUT, STARTTLS, ID,
 // LOGIN and AUTHENTICATE (PLAIN, LOGIN, and with Server.OAuth XOAUTH2 and
@@ -36,9 +42,10 @@
 // backend's tagged answer with its own tag and, on OK, the backend's
 // post-login capabilities.
 //
-// The client dialogue is in one file per command (capability.go,
-// starttls.go, id.go, login.go, authenticate.go, ...); the backend side is
-// in backend.go (connect, TLS, greeting, ID with the client's address) and
-// backend_login.go; handover.go passes the connections to the pipe with
-// the bytes already read from them. The byte-level codec is imap/wire.
+// The client dialogue is in conn.go (greeting, the command loop) and one
+// file per command (capability.go, starttls.go, id.go, login.go,
+// authenticate.go, ...); respond.go renders a gateway.Error as the tagged
+// NO in one place. The backend side is in backend.go (greeting, STARTTLS,
+// ID with the client's address) and backend_login.go. The byte-level codec
+// is imap/wire.
 package imap

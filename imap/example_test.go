@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
+	"github.com/pipegate/pipegate/gateway"
 	"github.com/pipegate/pipegate/imap"
 	"github.com/pipegate/pipegate/route"
 )
@@ -45,11 +46,13 @@ func ExampleServer() {
 		log.Fatal(err)
 	}
 	srv := &imap.Server{
-		Router: route.RouterFunc(func(ctx context.Context, req route.Request) (route.Route, error) {
-			return route.Route{Backends: []route.Backend{be}}, nil
-		}),
-		AllowPlaintextAuth: true, // loopback only; use TLSConfig in production
-		Logger:             slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Server: gateway.Server{
+			Router: route.RouterFunc(func(ctx context.Context, req route.Request) (route.Route, error) {
+				return route.Route{Backends: []route.Backend{be}}, nil
+			}),
+			AllowPlaintextAuth: true, // loopback only; use TLSConfig in production
+			Logger:             slog.New(slog.NewTextHandler(io.Discard, nil)),
+		},
 	}
 	pl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -88,16 +88,20 @@ func TestFailuresUniform(t *testing.T) {
 	var waits []wait
 	const floor = 2 * time.Second
 	srv := &Server{
-		Router: r, AllowPlaintextAuth: true, MaxLoginFailures: 100,
-		FailureDelay: floor,
-		Penalty:      &limit.Penalty{Store: store, Base: time.Nanosecond, Max: time.Nanosecond},
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-		failureSleep: func(_ context.Context, d time.Duration) bool {
-			// Record instead of waiting: the test checks the schedule.
-			mu.Lock()
-			defer mu.Unlock()
-			waits = append(waits, wait{"", d})
-			return true
+		Server: gateway.Server{
+			Router:             r,
+			AllowPlaintextAuth: true,
+			MaxLoginFailures:   100,
+			FailureDelay:       floor,
+			Penalty:            &limit.Penalty{Store: store, Base: time.Nanosecond, Max: time.Nanosecond},
+			Logger:             slog.New(slog.NewTextHandler(io.Discard, nil)),
+			FailureSleep: func(_ context.Context, d time.Duration) bool {
+				// Record instead of waiting: the test checks the schedule.
+				mu.Lock()
+				defer mu.Unlock()
+				waits = append(waits, wait{"", d})
+				return true
+			},
 		},
 	}
 	var kinds []string

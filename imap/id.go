@@ -21,34 +21,14 @@ const (
 	idProductName = "pipegate"
 )
 
-// DefaultProxyTTL is the number of proxy hops a login may still take when
-// the client did not say otherwise, as Dovecot's login proxy: pipegate
-// sends the backend "x-proxy-ttl" one less than its own in the ID. A
-// client (another pipegate or a Dovecot proxy in front) may lower it with
-// its own "x-proxy-ttl" in ID, never raise it, so it need not be trusted.
-// A login that arrives with a TTL of 1 or less is not proxied further: the
-// client gets NO [UNAVAILABLE], which ends a routing loop (a route that
-// points back at a proxy of the chain) after a few hops instead of
-// looping until connections run out. Only backends sent ID take part.
-const DefaultProxyTTL = 5
-
-// proxyTTL is the session's hop budget: DefaultProxyTTL, or less when the
-// client's ID said so.
-func (ss *session) proxyTTL() int {
-	if ss.ttl > 0 && ss.ttl < DefaultProxyTTL {
-		return ss.ttl
-	}
-	return DefaultProxyTTL
-}
-
 // cmdID answers with our identity and remembers the client's fields, to
 // pass them on to backends after ours. Fields whose names start with "x-"
 // are dropped: a client must not set x-originating-ip and the like, which
 // backends trust from the proxy. Its x-proxy-ttl is kept aside: it can
-// only lower ours (see DefaultProxyTTL).
-func (ss *session) cmdID(cmd *wire.Command) {
+// only lower ours (see gateway.DefaultProxyTTL).
+func (c *conn) cmdID(cmd *wire.Command) {
 	if len(cmd.Args) != 1 {
-		ss.tagged(cmd.Tag, "BAD", "", "ID takes one argument: NIL or a list of fields")
+		c.tagged(cmd.Tag, "BAD", "", "ID takes one argument: NIL or a list of fields")
 		return
 	}
 	arg := cmd.Args[0]
@@ -58,17 +38,17 @@ func (ss *session) cmdID(cmd *wire.Command) {
 	case arg.IsNIL():
 	case arg.Kind == wire.KindList:
 		if len(arg.List)%2 != 0 {
-			ss.tagged(cmd.Tag, "BAD", "", "ID list must hold field-value pairs")
+			c.tagged(cmd.Tag, "BAD", "", "ID list must hold field-value pairs")
 			return
 		}
 		if len(arg.List) > 2*maxIDFields {
-			ss.tagged(cmd.Tag, "BAD", "", "ID list has more than 30 fields")
+			c.tagged(cmd.Tag, "BAD", "", "ID list has more than 30 fields")
 			return
 		}
 		for i := 0; i < len(arg.List); i += 2 {
 			k, v := arg.List[i], arg.List[i+1]
 			if !k.IsString() || len(k.Str) > maxIDKey {
-				ss.tagged(cmd.Tag, "BAD", "", "ID field names must be strings of at most 30 bytes")
+				c.tagged(cmd.Tag, "BAD", "", "ID field names must be strings of at most 30 bytes")
 				return
 			}
 			var val *string
@@ -78,7 +58,7 @@ func (ss *session) cmdID(cmd *wire.Command) {
 				s := v.Str
 				val = &s
 			default:
-				ss.tagged(cmd.Tag, "BAD", "", "ID values must be NIL or strings of at most 1024 bytes")
+				c.tagged(cmd.Tag, "BAD", "", "ID values must be NIL or strings of at most 1024 bytes")
 				return
 			}
 			key := strings.ToLower(k.Str)
@@ -94,10 +74,11 @@ func (ss *session) cmdID(cmd *wire.Command) {
 			fields = append(fields, idField{key: k.Str, value: val})
 		}
 	default:
-		ss.tagged(cmd.Tag, "BAD", "", "ID takes NIL or a parenthesized list")
+		c.tagged(cmd.Tag, "BAD", "", "ID takes NIL or a parenthesized list")
 		return
 	}
-	ss.clientID, ss.ttl = fields, ttl
-	ss.writef("* ID (\"name\" \"%s\")\r\n", idProductName)
-	ss.tagged(cmd.Tag, "OK", "", "ID completed")
+	c.clientID = fields
+	c.s.SetProxyTTL(ttl)
+	c.writef("* ID (\"name\" \"%s\")\r\n", idProductName)
+	c.tagged(cmd.Tag, "OK", "", "ID completed")
 }

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/pipegate/pipegate/gateway"
 	"github.com/pipegate/pipegate/imap"
 	"github.com/pipegate/pipegate/route"
 )
@@ -20,7 +21,7 @@ func TestIdentityNULSplit(t *testing.T) {
 		lookups.Add(1)
 		return route.Route{}, route.ErrNotFound
 	})
-	p := startProxy(t, &imap.Server{Router: r, AllowPlaintextAuth: true, OAuth: true, MaxLoginFailures: 100})
+	p := startProxy(t, &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true, OAuth: true, MaxLoginFailures: 100}})
 	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 	split := "bob@a.test\x00alice@a.test"
 	type step struct{ send, expect string }

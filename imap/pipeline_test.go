@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pipegate/pipegate/gateway"
 	"github.com/pipegate/pipegate/imap"
 	"github.com/pipegate/pipegate/imap/wire"
 	"github.com/pipegate/pipegate/route"
@@ -93,7 +94,7 @@ func TestPipelinedBackendLogin(t *testing.T) {
 			got := make(seen, 10)
 			fb := pipelineBackend(t, tc.greeting, got)
 			r := routes(t, map[string][]string{"@x.test": {"imap://" + fb.addr}})
-			p := startProxy(t, &imap.Server{Router: r, AllowPlaintextAuth: true, BackendTimeout: 5 * time.Second})
+			p := startProxy(t, &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true, BackendTimeout: 5 * time.Second}})
 			c := dialRaw(t, p.addr)
 			c.send(tc.login)
 			if l := c.expectPrefix("a "); l != "a OK [CAPABILITY IMAP4rev1 IDLE] Logged in" {
@@ -120,7 +121,7 @@ func TestBackendIDThenSyncLiteral(t *testing.T) {
 		fc.answerIDThenLogin(got, " OK [CAPABILITY IMAP4rev1] Logged in\r\n")
 	})
 	r := routes(t, map[string][]string{"@x.test": {"imap://" + fb.addr}})
-	p := startProxy(t, &imap.Server{Router: r, AllowPlaintextAuth: true})
+	p := startProxy(t, &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true}})
 	c := dialRaw(t, p.addr)
 	c.send("a LOGIN u@x.test {3+}\r\np\xffw\r\n")
 	if l := c.expectPrefix("a "); l != "a OK [CAPABILITY IMAP4rev1] Logged in" {
@@ -143,7 +144,7 @@ func TestProxyTTL(t *testing.T) {
 	got := make(seen, 10)
 	fb := pipelineBackend(t, "* OK [CAPABILITY IMAP4rev1 ID LITERAL+ SASL-IR AUTH=PLAIN] ready\r\n", got)
 	r := routes(t, map[string][]string{"@x.test": {"imap://" + fb.addr}})
-	p := startProxy(t, &imap.Server{Router: r, AllowPlaintextAuth: true})
+	p := startProxy(t, &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true}})
 	for _, tc := range []struct{ id, want string }{
 		{"", "4"},
 		{`a ID ("x-proxy-ttl" "3")` + "\r\n", "2"},
@@ -189,7 +190,7 @@ func TestRouteLoop(t *testing.T) {
 		lookups.Add(1)
 		return route.Route{Backends: []route.Backend{*self.Load()}}, nil
 	})
-	p := startProxy(t, &imap.Server{Router: r, AllowPlaintextAuth: true})
+	p := startProxy(t, &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true}})
 	b, err := route.ParseBackend("imap://" + p.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -216,8 +217,13 @@ func TestStartTLSBackendWithoutID(t *testing.T) {
 	pki := newPKI(t)
 	be := startBackend(t, map[string]string{"alice@a.test": "apass"}, backendOpts{tls: pki.server})
 	r := routes(t, map[string][]string{"alice@a.test": {"imap+starttls://" + be.addr}}) // id on
-	p := startProxy(t, &imap.Server{Router: r, AllowPlaintextAuth: true,
-		BackendTLS: &tls.Config{RootCAs: pki.ca.Pool()}})
+	p := startProxy(t, &imap.Server{
+		Server: gateway.Server{
+			Router:             r,
+			AllowPlaintextAuth: true,
+			BackendTLS:         &tls.Config{RootCAs: pki.ca.Pool()},
+		},
+	})
 	c := dialClient(t, p.addr)
 	if err := c.Login("alice@a.test", "apass").Wait(); err != nil {
 		t.Fatal(err)

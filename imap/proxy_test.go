@@ -14,6 +14,7 @@ import (
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/pipegate/pipegate/gateway"
 	"github.com/pipegate/pipegate/imap"
 	"github.com/pipegate/pipegate/route"
 )
@@ -32,7 +33,7 @@ func twoBackends(t *testing.T) (a, b *memBackend, r route.Router) {
 
 func TestLoginRoutesByAccountAndDomain(t *testing.T) {
 	_, _, r := twoBackends(t)
-	p := startProxy(t, &imap.Server{Router: r, AllowPlaintextAuth: true})
+	p := startProxy(t, &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true}})
 	for _, tc := range []struct{ user, pass string }{
 		{"alice@a.test", "apass"}, {"bob@b.test", "bpass"}, {"carol@b.test", "cpass"},
 	} {
@@ -63,7 +64,7 @@ func (s saslPlain) Next([]byte) ([]byte, error) { return nil, errors.New("unexpe
 
 func TestAuthenticatePlain(t *testing.T) {
 	_, _, r := twoBackends(t)
-	p := startProxy(t, &imap.Server{Router: r, AllowPlaintextAuth: true})
+	p := startProxy(t, &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true}})
 
 	t.Run("SASL-IR", func(t *testing.T) {
 		c := dialClient(t, p.addr)
@@ -134,7 +135,7 @@ func TestAuthenticatePlain(t *testing.T) {
 func TestLoginLiterals(t *testing.T) {
 	a := startBackend(t, map[string]string{"alice@a.test": "apass", "dora@a.test": "p\u00e4ss \"x\""}, backendOpts{})
 	r := routes(t, map[string][]string{"@a.test": {plainURL(a.addr)}})
-	p := startProxy(t, &imap.Server{Router: r, AllowPlaintextAuth: true})
+	p := startProxy(t, &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true}})
 
 	c := dialRaw(t, p.addr)
 	c.send("a LOGIN {12}\r\n")
@@ -155,7 +156,7 @@ func TestLoginLiterals(t *testing.T) {
 
 func TestWrongThenRightPassword(t *testing.T) {
 	_, _, r := twoBackends(t)
-	p := startProxy(t, &imap.Server{Router: r, AllowPlaintextAuth: true})
+	p := startProxy(t, &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true}})
 	c := dialClient(t, p.addr)
 	err := c.Login("alice@a.test", "wrong").Wait()
 	var ie *goimap.Error
@@ -173,7 +174,7 @@ func TestWrongThenRightPassword(t *testing.T) {
 func TestStartTLSAndImplicitTLS(t *testing.T) {
 	pki := newPKI(t)
 	_, _, r := twoBackends(t)
-	p := startProxy(t, &imap.Server{Router: r, TLSConfig: pki.server})
+	p := startProxy(t, &imap.Server{Server: gateway.Server{Router: r, TLSConfig: pki.server}})
 
 	c, err := imapclient.DialStartTLS(p.addr, &imapclient.Options{TLSConfig: pki.client})
 	if err != nil {
@@ -215,7 +216,7 @@ func TestPlaintextAuthRefusedOnPlainLink(t *testing.T) {
 	pki := newPKI(t)
 	_, _, r := twoBackends(t)
 	var lookups atomic.Int32
-	p := startProxy(t, &imap.Server{Router: countingRouter(r, &lookups), TLSConfig: pki.server})
+	p := startProxy(t, &imap.Server{Server: gateway.Server{Router: countingRouter(r, &lookups), TLSConfig: pki.server}})
 	c := dialRaw(t, p.addr)
 	c.send("a CAPABILITY\r\n")
 	caps := c.expectPrefix("* CAPABILITY")
@@ -254,7 +255,7 @@ func TestFailoverAndUnavailable(t *testing.T) {
 		"alice@a.test": {plainURL(dead), plainURL(a.addr)},
 		"@down.test":   {plainURL(dead)},
 	})
-	p := startProxy(t, &imap.Server{Router: r, AllowPlaintextAuth: true})
+	p := startProxy(t, &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true}})
 
 	c := dialClient(t, p.addr)
 	if err := c.Login("alice@a.test", "apass").Wait(); err != nil {
@@ -287,7 +288,7 @@ func TestRouterAnswers(t *testing.T) {
 		}
 		return route.Route{}, route.ErrNotFound
 	})
-	p := startProxy(t, &imap.Server{Router: r, AllowPlaintextAuth: true, MaxLoginFailures: 10})
+	p := startProxy(t, &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true, MaxLoginFailures: 10}})
 	c := dialRaw(t, p.addr)
 	c.send("a LOGIN nobody@a.test x\r\n")
 	if l := c.line(); l != "a NO [AUTHENTICATIONFAILED] Authentication failed." {
@@ -311,7 +312,7 @@ func TestRouterAnswers(t *testing.T) {
 // the backend after the login.
 func TestPipelinedAfterLogin(t *testing.T) {
 	_, _, r := twoBackends(t)
-	p := startProxy(t, &imap.Server{Router: r, AllowPlaintextAuth: true})
+	p := startProxy(t, &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true}})
 	c := dialRaw(t, p.addr)
 	c.send("a LOGIN alice@a.test apass\r\nb SELECT INBOX\r\nc LOGOUT\r\n")
 	c.expectPrefix("a OK [CAPABILITY")
@@ -323,7 +324,7 @@ func TestPipelinedAfterLogin(t *testing.T) {
 
 func TestIdleAndBigAppend(t *testing.T) {
 	_, _, r := twoBackends(t)
-	p := startProxy(t, &imap.Server{Router: r, AllowPlaintextAuth: true})
+	p := startProxy(t, &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true}})
 
 	exists := make(chan uint32, 4)
 	idler, err := imapclient.DialInsecure(p.addr, &imapclient.Options{
@@ -403,7 +404,7 @@ func TestStartTLSPipelinedPlaintext(t *testing.T) {
 	pki := newPKI(t)
 	_, _, r := twoBackends(t)
 	var lookups atomic.Int32
-	p := startProxy(t, &imap.Server{Router: countingRouter(r, &lookups), TLSConfig: pki.server, AllowPlaintextAuth: true})
+	p := startProxy(t, &imap.Server{Server: gateway.Server{Router: countingRouter(r, &lookups), TLSConfig: pki.server, AllowPlaintextAuth: true}})
 	c := dialRaw(t, p.addr)
 	c.send("a STARTTLS\r\nb LOGIN alice@a.test apass\r\nc CAPABILITY\r\n")
 	if l := c.line(); !strings.HasPrefix(l, "a OK") {
@@ -438,7 +439,7 @@ func TestStartTLSPipelinedPlaintext(t *testing.T) {
 
 func TestLimits(t *testing.T) {
 	_, _, r := twoBackends(t)
-	p := startProxy(t, &imap.Server{Router: r, AllowPlaintextAuth: true, MaxLineLength: 1000, MaxLiteral: 1000})
+	p := startProxy(t, &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true}, MaxLineLength: 1000, MaxLiteral: 1000})
 
 	c0 := dialRaw(t, p.addr)
 	c0.send("a LOGIN " + strings.Repeat("x", 5000) + " y\r\n")
@@ -473,7 +474,7 @@ func TestLimits(t *testing.T) {
 
 func TestTooManyCommands(t *testing.T) {
 	_, _, r := twoBackends(t)
-	p := startProxy(t, &imap.Server{Router: r, MaxCommandsBeforeLogin: 3})
+	p := startProxy(t, &imap.Server{Server: gateway.Server{Router: r}, MaxCommandsBeforeLogin: 3})
 	c := dialRaw(t, p.addr)
 	c.send("a NOOP\r\nb NOOP\r\nc NOOP\r\nd NOOP\r\n")
 	for _, tag := range []string{"a", "b", "c"} {
@@ -487,7 +488,7 @@ func TestTooManyCommands(t *testing.T) {
 
 func TestLoginTimeout(t *testing.T) {
 	_, _, r := twoBackends(t)
-	p := startProxy(t, &imap.Server{Router: r, LoginTimeout: 100 * time.Millisecond})
+	p := startProxy(t, &imap.Server{Server: gateway.Server{Router: r, LoginTimeout: 100 * time.Millisecond}})
 	c := dialRaw(t, p.addr)
 	// No sleep: the read waits for the proxy to give up.
 	if l := c.line(); l != "* BYE Login timeout" {
@@ -507,7 +508,7 @@ func TestLoginTimeout(t *testing.T) {
 
 func TestMaxLoginFailures(t *testing.T) {
 	_, _, r := twoBackends(t)
-	p := startProxy(t, &imap.Server{Router: r, AllowPlaintextAuth: true, MaxLoginFailures: 2})
+	p := startProxy(t, &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true, MaxLoginFailures: 2}})
 	c := dialRaw(t, p.addr)
 	c.send("a LOGIN alice@a.test x\r\n")
 	c.expectPrefix("a NO [AUTHENTICATIONFAILED]")
@@ -526,7 +527,7 @@ func TestMaxLoginFailures(t *testing.T) {
 
 func TestPreLoginCommands(t *testing.T) {
 	_, _, r := twoBackends(t)
-	p := startProxy(t, &imap.Server{Router: r, AllowPlaintextAuth: true, OAuth: true, Greeting: "hello"})
+	p := startProxy(t, &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true, OAuth: true}, Greeting: "hello"})
 	c := dialRaw(t, p.addr)
 	c.send("a ID (\"name\" \"test\" \"x-originating-ip\" \"6.6.6.6\")\r\n")
 	if l := c.line(); l != `* ID ("name" "pipegate")` {
@@ -564,7 +565,7 @@ func TestPreLoginCommands(t *testing.T) {
 
 func TestTooManyBadCommands(t *testing.T) {
 	_, _, r := twoBackends(t)
-	p := startProxy(t, &imap.Server{Router: r, MaxCommandsBeforeLogin: 3})
+	p := startProxy(t, &imap.Server{Server: gateway.Server{Router: r}, MaxCommandsBeforeLogin: 3})
 	c := dialRaw(t, p.addr)
 	c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n\r\n")
 	lines := c.expectClosed()

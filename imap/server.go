@@ -2,206 +2,60 @@ package imap
 
 import (
 	"context"
-	"crypto/tls"
-	"errors"
-	"fmt"
-	"log/slog"
 	"net"
 	"sync"
-	"sync/atomic"
-	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pipegate/pipegate/gateway"
-	"github.com/pipegate/pipegate/limit"
-	"github.com/pipegate/pipegate/listener"
-	"github.com/pipegate/pipegate/pipe"
-	"github.com/pipegate/pipegate/route"
 )
 
-// Defaults used when the Server's fields are zero.
+// Defaults used when the Server's IMAP fields are zero.
 const (
-	DefaultLoginTimeout           = 60 * time.Second
-	DefaultMaxLoginFailures       = 3
 	DefaultMaxCommandsBeforeLogin = 30
 	DefaultMaxLineLength          = 64 << 10 // as Dovecot's imap_max_line_length: room for OAuth tokens in SASL-IR
 	DefaultMaxLiteral             = 64 << 10
-	DefaultDialTimeout            = 10 * time.Second
-	DefaultBackendTimeout         = 30 * time.Second
 	DefaultGreeting               = "pipegate IMAP proxy ready"
-	DefaultMaxPreLoginPerIP       = 100
-	writeTimeout                  = 30 * time.Second
+	// DefaultMaxPreLoginPerIP is gateway.DefaultMaxPreLoginPerIP.
+	DefaultMaxPreLoginPerIP = gateway.DefaultMaxPreLoginPerIP
+	// DefaultProxyTTL is gateway.DefaultProxyTTL: pipegate sends the
+	// backend "x-proxy-ttl" one less than the session's in the ID, and a
+	// client's own "x-proxy-ttl" in ID may lower it.
+	DefaultProxyTTL = gateway.DefaultProxyTTL
 )
 
-// ErrServerClosed is returned by Serve after Shutdown.
-var ErrServerClosed = errors.New("imap: server closed")
+// ErrServerClosed is returned by Serve after Shutdown
+// (gateway.ErrServerClosed).
+var ErrServerClosed = gateway.ErrServerClosed
 
-// Server is an IMAP reverse proxy. Set the fields, then call Serve for each
-// listener (or ServeConn for each accepted connection). Only Router is
-// required; the zero values of the others are useful. Fields must not be
-// changed once serving has begun: use SetRouter and SetTLSConfig to swap
-// the routes and certificates while running (on SIGHUP, say).
+// Server is an IMAP reverse proxy: a gateway.Server (listeners, limits,
+// routing, backends, the pipe, Shutdown, SetRouter, SetTLSConfig) speaking
+// IMAP. Set the fields, then call Serve for each listener (or ServeConn for
+// each accepted connection). Only Router is required.
 type Server struct {
-	// Router finds the backends of an account.
-	Router route.Router
+	gateway.Server // its Protocol is set by Serve and ServeConn
 
-	// TLSConfig is the client-side TLS configuration, for STARTTLS on plain
-	// listeners and for implicit-TLS listeners. nil: no STARTTLS, and
-	// implicit-TLS connections are refused.
-	TLSConfig *tls.Config
-	// BackendTLS is the base configuration for TLS to backends (RootCAs,
-	// client certificates). It is cloned per backend with ServerName set
-	// from the route. nil: system roots. Verification is on unless this
-	// config turns it off.
-	BackendTLS *tls.Config
-
-	// AllowPlaintextAuth allows LOGIN and AUTHENTICATE on connections
-	// without TLS. Off by default: plain links advertise LOGINDISABLED.
-	AllowPlaintextAuth bool
 	// IMAP4rev2 advertises IMAP4rev2 besides IMAP4rev1; set it only when
 	// every backend speaks IMAP4rev2.
 	IMAP4rev2 bool
-	// OAuth advertises and accepts AUTHENTICATE XOAUTH2 and OAUTHBEARER,
-	// which are passed to the backend unchanged.
-	OAuth bool
+	// Greeting is the greeting's text; "": Hostname and DefaultGreeting.
+	Greeting string
 
-	LoginTimeout           time.Duration // from connect to login; 0: DefaultLoginTimeout
-	MaxLoginFailures       int           // per connection, then BYE; 0: DefaultMaxLoginFailures
-	MaxCommandsBeforeLogin int           // 0: DefaultMaxCommandsBeforeLogin
-	MaxLineLength          int           // bytes per command line; 0: DefaultMaxLineLength
-	MaxLiteral             int64         // bytes per literal; 0: DefaultMaxLiteral
+	MaxCommandsBeforeLogin int   // 0: DefaultMaxCommandsBeforeLogin
+	MaxLineLength          int   // bytes per command line; 0: DefaultMaxLineLength
+	MaxLiteral             int64 // bytes per literal; 0: DefaultMaxLiteral
 
-	// Accounts are the rules on user names (allowed characters, lower
-	// case, master users); the zero value is Dovecot's defaults.
-	Accounts gateway.AccountRules
-	// FailureDelay holds every failed login's answer until at least this
-	// long after its command, whatever the cause (wrong password, unknown
-	// account, no route, refused name): 0 means
-	// gateway.DefaultFailureDelay, negative no floor.
-	FailureDelay time.Duration
-
-	// Conns limits connections in total and per client address (nil: no
-	// limit). A slot is held until the piped session ends.
-	Conns *limit.Conns
-	// MaxPreLoginPerIP limits the connections per client address that have
-	// not logged in yet (logged-in sessions do not count): 0 means
-	// DefaultMaxPreLoginPerIP, negative no limit.
-	MaxPreLoginPerIP int
-	// Penalty delays logins from addresses that failed before (nil: none).
-	Penalty *limit.Penalty
-	// Proxy says which peers may send a PROXY protocol header (nil: none).
-	Proxy *listener.ProxyPolicy
-
-	// Engine runs the piped sessions after login; several Servers may
-	// share one. nil: each session is joined by pipe.Join in a goroutine
-	// of its own, with PipeOptions. Shutdown waits for this Server's
-	// sessions and, only when its deadline passes, shuts the Engine down
-	// to stop them.
-	Engine      *pipe.Engine
-	PipeOptions pipe.Options
-
-	DialTimeout    time.Duration // per backend connect; 0: DefaultDialTimeout
-	BackendTimeout time.Duration // backend greeting to login answer; 0: DefaultBackendTimeout
-
-	Logger   *slog.Logger // nil: slog.Default()
-	Metrics  *Metrics     // nil: none
-	Hostname string       // in the greeting and our ID answer
-	Greeting string       // greeting text; "": DefaultGreeting
-
-	dyn atomic.Pointer[dynamic]
-
-	preLoginConns *limit.Conns // made by init from MaxPreLoginPerIP
-	// failureSleep replaces the failure delay's wait in tests.
-	failureSleep func(ctx context.Context, d time.Duration) bool
-
-	initOnce sync.Once
-	baseCtx  context.Context // cancelled when Shutdown gives up
-	cancel   context.CancelFunc
-
-	mu        sync.Mutex
-	closing   bool
-	listeners map[net.Listener]struct{}
-	sessions  map[*session]struct{} // before login
-	preLogin  sync.WaitGroup        // sessions before login (and their handover)
-	piped     sync.WaitGroup        // sessions after login, until their afterClose
+	once sync.Once
 }
 
-// dynamic is what SetRouter and SetTLSConfig swap.
-type dynamic struct {
-	router     route.Router
-	tls        *tls.Config
-	backendTLS *tls.Config
+// NewMetrics makes the IMAP metrics (pipegate_imap_*, see
+// gateway.NewMetrics) and registers them with reg (when not nil).
+func NewMetrics(reg prometheus.Registerer) *gateway.Metrics {
+	return gateway.NewMetrics(reg, "imap")
 }
 
-func (s *Server) current() *dynamic {
-	if d := s.dyn.Load(); d != nil {
-		return d
-	}
-	return &dynamic{router: s.Router, tls: s.TLSConfig, backendTLS: s.BackendTLS}
-}
-
-// SetRouter replaces the router for logins that start from now on. It is
-// safe to call while serving.
-func (s *Server) SetRouter(r route.Router) {
-	for {
-		old := s.dyn.Load()
-		d := *s.current()
-		d.router = r
-		if s.dyn.CompareAndSwap(old, &d) {
-			return
-		}
-	}
-}
-
-// SetTLSConfig replaces the client-side and backend TLS configurations for
-// connections and backends that start from now on. It is safe to call
-// while serving. (A tlsconf.Server reloads its certificate by itself and
-// needs no swap.)
-func (s *Server) SetTLSConfig(client, backend *tls.Config) {
-	for {
-		old := s.dyn.Load()
-		d := *s.current()
-		d.tls, d.backendTLS = client, backend
-		if s.dyn.CompareAndSwap(old, &d) {
-			return
-		}
-	}
-}
-
-func (s *Server) init() {
-	s.initOnce.Do(func() {
-		s.baseCtx, s.cancel = context.WithCancel(context.Background())
-		s.listeners = map[net.Listener]struct{}{}
-		s.sessions = map[*session]struct{}{}
-		if s.MaxPreLoginPerIP >= 0 {
-			s.preLoginConns = limit.NewConns(0, orInt(s.MaxPreLoginPerIP, DefaultMaxPreLoginPerIP))
-		}
-	})
-}
-
-// failures is the one path of every failed login.
-func (s *Server) failures() *gateway.Failures {
-	return &gateway.Failures{Floor: s.FailureDelay, Penalty: s.Penalty, Observe: s.Metrics.failure, Sleep: s.failureSleep}
-}
-
-func (s *Server) logger() *slog.Logger {
-	if s.Logger != nil {
-		return s.Logger
-	}
-	return slog.Default()
-}
-
-func orDuration(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
-}
-
-func orInt(n, def int) int {
-	if n > 0 {
-		return n
-	}
-	return def
+func (s *Server) setProtocol() {
+	s.once.Do(func() { s.Protocol = protocol{s} })
 }
 
 // Serve accepts connections on l and serves each in its own goroutine
@@ -209,62 +63,8 @@ func orInt(n, def int) int {
 // is not temporary. With implicitTLS, connections start with a TLS
 // handshake (port 993) and TLSConfig must be set.
 func (s *Server) Serve(l net.Listener, implicitTLS bool) error {
-	s.init()
-	if implicitTLS && s.current().tls == nil {
-		return fmt.Errorf("imap: serve %s: implicit TLS needs Server.TLSConfig", l.Addr())
-	}
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		return ErrServerClosed
-	}
-	s.listeners[l] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, l)
-		s.mu.Unlock()
-	}()
-
-	var backoff time.Duration
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			if s.isClosing() {
-				return ErrServerClosed
-			}
-			if isTemporary(err) {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.logger().Warn("imap: accept", "listener", l.Addr().String(), "err", err, "retry_in", backoff)
-				select {
-				case <-time.After(backoff):
-				case <-s.baseCtx.Done():
-					return ErrServerClosed
-				}
-				continue
-			}
-			return fmt.Errorf("imap: accept on %s: %w", l.Addr(), err)
-		}
-		backoff = 0
-		if !s.track(true) {
-			c.Close()
-			return ErrServerClosed
-		}
-		go s.serveAccepted(c, implicitTLS)
-	}
-}
-
-// isTemporary reports accept errors worth retrying (EMFILE and the like).
-func isTemporary(err error) bool {
-	var t interface{ Temporary() bool }
-	var ne net.Error
-	return errors.As(err, &t) && t.Temporary() || errors.As(err, &ne) && ne.Timeout()
-}
-
-// serveAccepted is the goroutine of one accepted connection.
-func (s *Server) serveAccepted(c net.Conn, implicitTLS bool) {
-	defer s.preLogin.Done()
-	s.serve(s.baseCtx, c, implicitTLS)
+	s.setProtocol()
+	return s.Server.Serve(l, implicitTLS)
 }
 
 // ServeConn serves one connection and returns when the proxy is done with
@@ -273,120 +73,24 @@ func (s *Server) serveAccepted(c net.Conn, implicitTLS bool) {
 // connection starts with a TLS handshake. ctx cancels the pre-login
 // dialogue.
 func (s *Server) ServeConn(ctx context.Context, c net.Conn, implicitTLS bool) {
-	s.init()
-	if !s.track(true) {
-		c.Close()
-		return
-	}
-	defer s.preLogin.Done()
-	ctx, cancel := mergeCancel(ctx, s.baseCtx)
-	defer cancel()
-	s.serve(ctx, c, implicitTLS)
+	s.setProtocol()
+	s.Server.ServeConn(ctx, c, implicitTLS)
 }
 
-// mergeCancel returns a context done when either a or b is done, carrying
-// a's values.
-func mergeCancel(a, b context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(a)
-	stop := context.AfterFunc(b, cancel)
-	return ctx, func() { stop(); cancel() }
+// protocol is IMAP for the gateway.
+type protocol struct{ srv *Server }
+
+func (protocol) Name() string { return "imap" }
+
+func (p protocol) Serve(s *gateway.Session) { newConn(p.srv, s).run() }
+
+func (protocol) Refuse(s *gateway.Session, e *gateway.Error) {
+	_, _ = s.Writer().WriteString("* BYE " + e.Text + "\r\n")
 }
 
-// track counts a pre-login session in, unless shutting down.
-func (s *Server) track(add bool) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
+func orInt(n, def int) int {
+	if n > 0 {
+		return n
 	}
-	if add {
-		s.preLogin.Add(1)
-	}
-	return true
-}
-
-func (s *Server) isClosing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
-}
-
-func (s *Server) addSession(sess *session) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.sessions[sess] = struct{}{}
-	return true
-}
-
-func (s *Server) removeSession(sess *session) {
-	s.mu.Lock()
-	delete(s.sessions, sess)
-	s.mu.Unlock()
-}
-
-// Shutdown stops accepting, tells idle pre-login clients BYE, lets logins
-// in progress finish, then waits for the logged-in sessions to end. When
-// ctx ends first, everything left is stopped (through the Engine, if any)
-// and ctx's error returned.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.init()
-	s.mu.Lock()
-	s.closing = true
-	var errs []error
-	for l := range s.listeners {
-		if err := l.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-			errs = append(errs, fmt.Errorf("imap: close listener %s: %w", l.Addr(), err))
-		}
-	}
-	for sess := range s.sessions {
-		sess.interrupt()
-	}
-	s.mu.Unlock()
-
-	forced := false
-	if !waitCtx(ctx, &s.preLogin) {
-		forced = true
-		s.cancel() // ends Penalty waits, backend dials and logins
-		s.mu.Lock()
-		for sess := range s.sessions {
-			sess.forceClose()
-		}
-		s.mu.Unlock()
-		s.preLogin.Wait()
-	}
-	if !waitCtx(ctx, &s.piped) {
-		forced = true
-		if s.Engine != nil {
-			// ctx is done: the Engine stops its pipes at once (all of
-			// them, when several Servers share it).
-			_ = s.Engine.Shutdown(ctx)
-		}
-		s.cancel() // ends pipe.Join of sessions run without an Engine
-		s.piped.Wait()
-	}
-	s.cancel()
-	if forced && ctx.Err() != nil {
-		errs = append(errs, ctx.Err())
-	}
-	return errors.Join(errs...)
-}
-
-// waitCtx waits for wg or ctx, whichever is first; true if wg finished.
-func waitCtx(ctx context.Context, wg *sync.WaitGroup) bool {
-	done := make(chan struct{})
-	go waitGroupCloser(wg, done)
-	select {
-	case <-done:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-func waitGroupCloser(wg *sync.WaitGroup, done chan<- struct{}) {
-	wg.Wait()
-	close(done)
+	return def
 }

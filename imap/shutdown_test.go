@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/pipegate/pipegate/gateway"
 	"github.com/pipegate/pipegate/imap"
 	"github.com/pipegate/pipegate/limit"
 	"github.com/pipegate/pipegate/pipe"
@@ -35,7 +36,7 @@ func TestShutdownDrains(t *testing.T) {
 	for _, engine := range []bool{false, true} {
 		t.Run(map[bool]string{false: "goroutines", true: "engine"}[engine], func(t *testing.T) {
 			_, _, r := twoBackends(t)
-			srv := &imap.Server{Router: r, AllowPlaintextAuth: true, Logger: testLogger(t)}
+			srv := &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true, Logger: testLogger(t)}}
 			if engine {
 				srv.Engine = &pipe.Engine{}
 			}
@@ -76,7 +77,7 @@ func TestShutdownForced(t *testing.T) {
 	for _, engine := range []bool{false, true} {
 		t.Run(map[bool]string{false: "goroutines", true: "engine"}[engine], func(t *testing.T) {
 			_, _, r := twoBackends(t)
-			srv := &imap.Server{Router: r, AllowPlaintextAuth: true, Logger: testLogger(t)}
+			srv := &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true, Logger: testLogger(t)}}
 			if engine {
 				srv.Engine = &pipe.Engine{}
 			}
@@ -91,6 +92,13 @@ func TestShutdownForced(t *testing.T) {
 				t.Errorf("Shutdown: %v, want context.Canceled", err)
 			}
 			<-served
+			if engine {
+				// A Server never shuts down the Engine it was handed: its
+				// maker stops the sessions left, as cmd/pipegate does.
+				if err := srv.Engine.Shutdown(ctx); !errors.Is(err, context.Canceled) {
+					t.Errorf("Engine.Shutdown: %v, want context.Canceled", err)
+				}
+			}
 			select {
 			case <-in.Closed():
 			case <-time.After(20 * time.Second):
@@ -105,8 +113,8 @@ func TestShutdownForced(t *testing.T) {
 func TestSharedEngine(t *testing.T) {
 	_, _, r := twoBackends(t)
 	eng := &pipe.Engine{}
-	srvA := &imap.Server{Router: r, AllowPlaintextAuth: true, Engine: eng, Logger: testLogger(t)}
-	srvB := &imap.Server{Router: r, AllowPlaintextAuth: true, Engine: eng, Logger: testLogger(t)}
+	srvA := &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true, Engine: eng, Logger: testLogger(t)}}
+	srvB := &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true, Engine: eng, Logger: testLogger(t)}}
 	addrA, servedA := serveOne(t, srvA)
 	addrB, servedB := serveOne(t, srvB)
 	a := dialClient(t, addrA)
@@ -143,7 +151,7 @@ func TestSharedEngine(t *testing.T) {
 
 func TestConnLimit(t *testing.T) {
 	_, _, r := twoBackends(t)
-	p := startProxy(t, &imap.Server{Router: r, Conns: limit.NewConns(0, 1)})
+	p := startProxy(t, &imap.Server{Server: gateway.Server{Router: r, Conns: limit.NewConns(0, 1)}})
 	first := dialRaw(t, p.addr)
 	c, err := net.Dial("tcp", p.addr)
 	if err != nil {
@@ -163,7 +171,7 @@ func TestPenaltyAndMetrics(t *testing.T) {
 	_, _, r := twoBackends(t)
 	reg := prometheus.NewRegistry()
 	pen := &limit.Penalty{Base: time.Millisecond, Max: time.Millisecond}
-	srv := &imap.Server{Router: r, AllowPlaintextAuth: true, Penalty: pen, Metrics: imap.NewMetrics(reg)}
+	srv := &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true, Penalty: pen, Metrics: imap.NewMetrics(reg)}}
 	p := startProxy(t, srv)
 	ip := netip.MustParseAddr("127.0.0.1")
 
@@ -233,7 +241,7 @@ func TestSetRouter(t *testing.T) {
 	a, b, _ := twoBackends(t)
 	toA := routes(t, map[string][]string{"alice@a.test": {plainURL(a.addr)}})
 	toB := routes(t, map[string][]string{"bob@b.test": {plainURL(b.addr)}})
-	srv := &imap.Server{Router: toA, AllowPlaintextAuth: true}
+	srv := &imap.Server{Server: gateway.Server{Router: toA, AllowPlaintextAuth: true}}
 	p := startProxy(t, srv)
 	c := dialClient(t, p.addr)
 	if err := c.Login("alice@a.test", "apass").Wait(); err != nil {
@@ -259,7 +267,7 @@ func TestSetRouter(t *testing.T) {
 // dialogue with a BYE.
 func TestServeConnCancel(t *testing.T) {
 	_, _, r := twoBackends(t)
-	srv := &imap.Server{Router: r, Logger: testLogger(t)}
+	srv := &imap.Server{Server: gateway.Server{Router: r, Logger: testLogger(t)}}
 	cli, pconn := net.Pipe()
 	defer cli.Close()
 	ctx, cancel := context.WithCancel(context.Background())

@@ -7,6 +7,7 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/pipegate/pipegate/gateway"
 	"github.com/pipegate/pipegate/imap"
 	"github.com/pipegate/pipegate/pipe"
 )
@@ -19,7 +20,7 @@ func TestTLSSessionsOnTheLoops(t *testing.T) {
 	pki := newPKI(t)
 	_, _, r := twoBackends(t)
 	eng := &pipe.Engine{}
-	p := startProxy(t, &imap.Server{Router: r, TLSConfig: pki.server, Engine: eng})
+	p := startProxy(t, &imap.Server{Server: gateway.Server{Router: r, TLSConfig: pki.server, Engine: eng}})
 
 	// Implicit TLS, LOGIN and SELECT in one write: SELECT reaches the
 	// backend through the hand-over.

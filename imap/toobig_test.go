@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pipegate/pipegate/gateway"
 	"github.com/pipegate/pipegate/imap"
 )
 
@@ -32,9 +33,11 @@ func TestTooBig(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := startProxy(t, &imap.Server{
-				Router:             routes(t, map[string][]string{}),
-				AllowPlaintextAuth: true,
-				MaxLineLength:      tc.limit,
+				Server: gateway.Server{
+					Router:             routes(t, map[string][]string{}),
+					AllowPlaintextAuth: true,
+				},
+				MaxLineLength: tc.limit,
 			})
 			c := dialRaw(t, p.addr)
 			if tc.sasl {

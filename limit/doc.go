@@ -17,7 +17,9 @@
 //
 // Auth-failure penalty, shared by several instances through Redis:
 //
-//	p := &limit.Penalty{Store: limit.NewRedisStore(rdb, "pipegate:")}
+//	store, closeStore := limit.NewRedisPenaltyStore(&redis.Options{Addr: "10.0.0.20:6379"}, "")
+//	defer closeStore()
+//	p := &limit.Penalty{Store: store} // or limit.NewRedisStore(rdb, prefix) on a client of your own
 //	if err := p.Wait(ctx, client.Addr()); err != nil { // sleeps Delay(ctx, ip)
 //		return err
 //	}

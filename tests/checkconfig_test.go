@@ -27,7 +27,7 @@ func TestCheckConfig(t *testing.T) {
 		{"issue file", good, nil},
 		{"unknown field", good + "max_conections: 10\n", []string{":11: max_conections: unknown field"}},
 		{"bad listener", strings.Replace(good, "127.0.0.1:1993", "127.0.0.1:99999", 1), []string{":3: listen[1].addr:", "65535"}},
-		{"missing key file", strings.Replace(good, key, key+".gone", 1), []string{"tls:", ".gone"}},
+		{"missing key file", strings.Replace(good, key, key+".gone", 1), []string{":7: tls.key: open ", ".gone"}},
 		{"bad routes", strings.Replace(good, routes, filepath.Join(dir, "none.yaml"), 1), []string{"routes_file:", "none.yaml"}},
 	}
 	for _, tc := range cases {

@@ -28,6 +28,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/pipegate/pipegate/gateway"
 	"github.com/pipegate/pipegate/imap"
 	"github.com/pipegate/pipegate/internal/realserver"
 	"github.com/pipegate/pipegate/route/config"
@@ -302,11 +303,11 @@ func (r *rig) startProxy(tb testing.TB, source string, cached bool) string {
 	if err != nil {
 		tb.Fatalf("build %q: %v", text, err)
 	}
-	srv := &imap.Server{
+	srv := &imap.Server{Server: gateway.Server{
 		Router:             router,
 		AllowPlaintextAuth: true, // loopback only
 		Logger:             slog.New(slog.DiscardHandler),
-	}
+	}}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)

@@ -1,33 +1,30 @@
 package main
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/pipegate/pipegate/gateway"
 	"github.com/pipegate/pipegate/imap"
-	"github.com/pipegate/pipegate/internal/configerr"
+	"github.com/pipegate/pipegate/internal/yamlconf"
 	"github.com/pipegate/pipegate/listener"
 	"github.com/pipegate/pipegate/route/config"
+	"github.com/pipegate/pipegate/tlsconf"
 )
 
 // imapFileConfig is the YAML file of `pipegate imap --config FILE`; see
-// docs/imap.md for every field. Durations are strings ("60s", "5m") so
-// that errors can name their line.
+// docs/imap.md for every field.
 type imapFileConfig struct {
 	Listen              []imapListenConfig    `yaml:"listen"`
-	TLS                 *imapTLSConfig        `yaml:"tls"`
+	TLS                 *yamlconf.ServerTLS   `yaml:"tls"`
 	BackendTLS          *imapBackendTLSConfig `yaml:"backend_tls"`
 	RoutesFile          string                `yaml:"routes_file"`
 	RouteSources        []config.SourceConfig `yaml:"route_sources"`
@@ -37,7 +34,7 @@ type imapFileConfig struct {
 	IMAP4rev2           bool                  `yaml:"imap4rev2"`
 	Hostname            string                `yaml:"hostname"`
 	Greeting            string                `yaml:"greeting"`
-	LoginTimeout        string                `yaml:"login_timeout"`
+	LoginTimeout        yamlconf.Duration     `yaml:"login_timeout"`
 	MaxLoginFailures    int                   `yaml:"max_login_failures"`
 	MaxConnections      int                   `yaml:"max_connections"`
 	MaxConnectionsPerIP int                   `yaml:"max_connections_per_ip"`
@@ -45,17 +42,20 @@ type imapFileConfig struct {
 	UsernameChars       *string               `yaml:"username_chars"`                  // nil: Dovecot's; "": any printable UTF-8
 	UsernameFormat      string                `yaml:"username_format"`
 	AllowMasterUsers    bool                  `yaml:"allow_master_users"`
-	AuthFailureDelay    string                `yaml:"auth_failure_delay"`
+	AuthFailureDelay    yamlconf.Duration     `yaml:"auth_failure_delay"`
 	TLSOnGoroutines     bool                  `yaml:"tls_on_goroutines"`
 	AuthPenalty         *imapPenaltyConfig    `yaml:"auth_penalty"`
-	DialTimeout         string                `yaml:"dial_timeout"`
-	BackendTimeout      string                `yaml:"backend_timeout"`
-	IdleTimeout         string                `yaml:"idle_timeout"`
-	MaxLifetime         string                `yaml:"max_lifetime"`
-	HalfCloseLinger     string                `yaml:"half_close_linger"`
-	DrainTimeout        string                `yaml:"drain_timeout"`
+	DialTimeout         yamlconf.Duration     `yaml:"dial_timeout"`
+	BackendTimeout      yamlconf.Duration     `yaml:"backend_timeout"`
+	IdleTimeout         yamlconf.Duration     `yaml:"idle_timeout"`
+	MaxLifetime         yamlconf.Duration     `yaml:"max_lifetime"`
+	HalfCloseLinger     yamlconf.Duration     `yaml:"half_close_linger"`
+	DrainTimeout        yamlconf.Duration     `yaml:"drain_timeout"`
 	MetricsAddr         string                `yaml:"metrics_addr"`
-	Log                 imapLogConfig         `yaml:"log"`
+	Log                 struct {
+		Format string `yaml:"format"`
+		Level  string `yaml:"level"`
+	} `yaml:"log"`
 }
 
 type imapListenConfig struct {
@@ -65,50 +65,38 @@ type imapListenConfig struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
-type imapTLSConfig struct {
-	Cert       string `yaml:"cert"`
-	Key        string `yaml:"key"`
-	TicketKeys string `yaml:"ticket_keys"`
-}
-
+// imapBackendTLSConfig is backend_tls: the shared client block, and
+// insecure_skip_verify for tests.
 type imapBackendTLSConfig struct {
-	CA                 string `yaml:"ca"`
-	ServerName         string `yaml:"server_name"`
-	Cert               string `yaml:"cert"`
-	Key                string `yaml:"key"`
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+	yamlconf.ClientTLS `yaml:",inline"`
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 }
 
 type imapPenaltyConfig struct {
-	Base   string                  `yaml:"base"`
-	Max    string                  `yaml:"max"`
-	Forget string                  `yaml:"forget"`
-	Redis  *imapPenaltyRedisConfig `yaml:"redis"` // shared by several instances
+	Base   yamlconf.Duration `yaml:"base"`
+	Max    yamlconf.Duration `yaml:"max"`
+	Forget yamlconf.Duration `yaml:"forget"`
+	// Redis keeps the counts in Redis, shared by several instances
+	// behind one load balancer (docs/instances.md).
+	Redis *struct {
+		yamlconf.Redis `yaml:",inline"`
+		Prefix         string `yaml:"prefix"` // default limit.DefaultRedisPrefix
+	} `yaml:"redis"`
 }
 
-type imapLogConfig struct {
-	Format string `yaml:"format"`
-	Level  string `yaml:"level"`
-}
-
-// Defaults of the imap config beyond those of imap.Server.
-const (
-	imapDefaultDrainTimeout = 30 * time.Second
-)
+// imapDefaultDrainTimeout is drain_timeout's default; the other defaults
+// are imap.Server's.
+const imapDefaultDrainTimeout = 30 * time.Second
 
 // imapSettings is a checked config: paths absolute, durations parsed.
 type imapSettings struct {
-	File string // the config file, for messages
+	File string        // the config file, for messages
+	doc  *yamlconf.Doc // for the messages of what is loaded later
 
-	Listen       []imapListener
-	TLSCert      string
-	TLSKey       string
-	TicketKeys   string
-	BackendTLS   imapBackendTLSConfig // paths resolved
-	RoutesFile   string
-	RouteSources []config.SourceConfig // after routes_file, if both are given
-	RouteCache   config.CacheConfig
-	BaseDir      string // the config file's folder
+	Listen     []imapListener
+	TLS        *tlsconf.ServerFiles // nil without tls:
+	BackendTLS tlsconf.ClientFiles
+	Routes     config.Spec
 
 	AllowPlaintextAuth  bool
 	OAuth               bool
@@ -123,7 +111,7 @@ type imapSettings struct {
 	Accounts            gateway.AccountRules
 	AuthFailureDelay    time.Duration // 0: none
 	TLSOnGoroutines     bool          // pipe.Engine.TLSOnGoroutines
-	Penalty             *imapPenalty  // nil: no penalty
+	Penalty             *imapPenalty  // nil: the defaults, in-process
 	DialTimeout         time.Duration
 	BackendTimeout      time.Duration
 	IdleTimeout         time.Duration
@@ -143,95 +131,41 @@ type imapListener struct {
 
 type imapPenalty struct {
 	Base, Max, Forget time.Duration
-	Redis             *imapPenaltyRedisConfig // nil: in-process counts
+	Redis             *redis.Options // nil: in-process counts
+	RedisPrefix       string
 }
 
-// loadIMAPConfig reads and checks the config file at path (syntax, fields
-// and values; not the files it names: see openIMAPResources).
+// loadIMAPConfig reads and checks the config file at path: syntax, fields,
+// values, and that the files it names can be read (loading them is
+// openIMAPResources').
 func loadIMAPConfig(path string) (*imapSettings, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("imap config: %w", err)
-	}
-	return parseIMAPConfig(path, data)
-}
-
-// parseIMAPConfig checks data, the content of file.
-func parseIMAPConfig(file string, data []byte) (*imapSettings, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, imapYAMLErrors(file, newIMAPYAMLIndex(nil), err)
-	}
-	x := newIMAPYAMLIndex(&root)
-	if len(root.Content) == 0 {
-		return nil, &configerr.Error{File: file, Err: errors.New("empty file (want at least listen: and routes_file: or route_sources:)")}
-	}
 	var fc imapFileConfig
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
-		return nil, imapYAMLErrors(file, x, err)
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, &configerr.Error{File: file, Line: extra.Line, Err: errors.New("more than one YAML document (a second --- ?)")}
-	}
-	base, err := filepath.Abs(filepath.Dir(file))
+	doc, err := yamlconf.Load(path, &fc)
 	if err != nil {
-		return nil, fmt.Errorf("imap config %s: %w", file, err)
+		return nil, err
 	}
-	c := &imapConfigChecker{file: file, x: x, base: base}
+	if reflect.ValueOf(fc).IsZero() {
+		return nil, doc.Errorf("", "empty file (want at least listen: and routes_file: or route_sources:)")
+	}
+	c := &imapChecker{doc: doc}
 	s := c.check(&fc)
-	if err := errors.Join(c.errs...); err != nil {
+	if err := c.errs.Err(); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// imapConfigChecker collects the problems of one file.
-type imapConfigChecker struct {
-	file string
-	x    *imapYAMLIndex
-	base string
-	errs []error
+// imapChecker collects the problems of one file.
+type imapChecker struct {
+	doc  *yamlconf.Doc
+	errs yamlconf.Errors
 }
 
-// maxIMAPConfigErrors bounds the problems reported for one file.
-const maxIMAPConfigErrors = 20
-
-func (c *imapConfigChecker) errorf(field, format string, args ...any) {
-	if len(c.errs) < maxIMAPConfigErrors {
-		c.errs = append(c.errs, &configerr.Error{File: c.file, Line: c.x.line(field), Field: field, Err: fmt.Errorf(format, args...)})
-	}
+func (c *imapChecker) errorf(field, format string, args ...any) {
+	c.errs.Add(c.doc.Errorf(field, format, args...))
 }
 
-// path resolves a file name against the config file's folder.
-func (c *imapConfigChecker) path(p string) string {
-	if p == "" || filepath.IsAbs(p) {
-		return p
-	}
-	return filepath.Join(c.base, p)
-}
-
-// duration parses a duration field; def when empty. Negative durations are
-// refused.
-func (c *imapConfigChecker) duration(field, v string, def time.Duration) time.Duration {
-	if v == "" {
-		return def
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		c.errorf(field, "%q is not a duration (want e.g. 30s, 5m, 1h)", v)
-		return def
-	}
-	if d < 0 {
-		c.errorf(field, "%q: must not be negative", v)
-		return def
-	}
-	return d
-}
-
-func (c *imapConfigChecker) nonNegative(field string, n int) int {
+func (c *imapChecker) nonNegative(field string, n int) int {
 	if n < 0 {
 		c.errorf(field, "%d: must not be negative (0 means unlimited or the default)", n)
 		return 0
@@ -239,32 +173,36 @@ func (c *imapConfigChecker) nonNegative(field string, n int) int {
 	return n
 }
 
-func (c *imapConfigChecker) check(fc *imapFileConfig) *imapSettings {
+func (c *imapChecker) check(fc *imapFileConfig) *imapSettings {
 	s := &imapSettings{
-		File:                c.file,
-		BaseDir:             c.base,
+		File:                c.doc.File,
+		doc:                 c.doc,
 		AllowPlaintextAuth:  fc.AllowPlaintextAuth,
 		OAuth:               fc.OAuth,
 		IMAP4rev2:           fc.IMAP4rev2,
 		Hostname:            fc.Hostname,
 		Greeting:            fc.Greeting,
-		LoginTimeout:        c.duration("login_timeout", fc.LoginTimeout, 0),
+		LoginTimeout:        fc.LoginTimeout.Duration,
 		MaxLoginFailures:    c.nonNegative("max_login_failures", fc.MaxLoginFailures),
 		MaxConnections:      c.nonNegative("max_connections", fc.MaxConnections),
 		MaxConnectionsPerIP: c.nonNegative("max_connections_per_ip", fc.MaxConnectionsPerIP),
 		MaxPreLoginPerIP:    imap.DefaultMaxPreLoginPerIP,
 		TLSOnGoroutines:     fc.TLSOnGoroutines,
-		AuthFailureDelay:    c.duration("auth_failure_delay", fc.AuthFailureDelay, gateway.DefaultFailureDelay),
+		AuthFailureDelay:    fc.AuthFailureDelay.Or(gateway.DefaultFailureDelay),
 		Accounts:            gateway.AccountRules{Format: fc.UsernameFormat, AllowMasterUsers: fc.AllowMasterUsers},
-		DialTimeout:         c.duration("dial_timeout", fc.DialTimeout, 0),
-		BackendTimeout:      c.duration("backend_timeout", fc.BackendTimeout, 0),
-		IdleTimeout:         c.duration("idle_timeout", fc.IdleTimeout, 0),
-		MaxLifetime:         c.duration("max_lifetime", fc.MaxLifetime, 0),
-		HalfCloseLinger:     c.duration("half_close_linger", fc.HalfCloseLinger, 0),
-		DrainTimeout:        c.duration("drain_timeout", fc.DrainTimeout, imapDefaultDrainTimeout),
+		DialTimeout:         fc.DialTimeout.Duration,
+		BackendTimeout:      fc.BackendTimeout.Duration,
+		IdleTimeout:         fc.IdleTimeout.Duration,
+		MaxLifetime:         fc.MaxLifetime.Duration,
+		HalfCloseLinger:     fc.HalfCloseLinger.Duration,
+		DrainTimeout:        fc.DrainTimeout.Or(imapDefaultDrainTimeout),
 		MetricsAddr:         fc.MetricsAddr,
 		LogFormat:           fc.Log.Format,
 		LogLevel:            fc.Log.Level,
+		Routes: config.Spec{
+			Dir: c.doc.Dir, RoutesFile: c.doc.Path(fc.RoutesFile),
+			Sources: fc.RouteSources, Cache: fc.RouteCache,
+		},
 	}
 	if _, err := newLogger(io.Discard, fc.Log.Format, ""); err != nil {
 		c.errorf("log.format", "unknown format %q (want text or json)", fc.Log.Format)
@@ -291,49 +229,39 @@ func (c *imapConfigChecker) check(fc *imapFileConfig) *imapSettings {
 		}
 	}
 	if p := fc.AuthPenalty; p != nil {
-		s.Penalty = &imapPenalty{
-			Base:   c.duration("auth_penalty.base", p.Base, 0),
-			Max:    c.duration("auth_penalty.max", p.Max, 0),
-			Forget: c.duration("auth_penalty.forget", p.Forget, 0),
+		s.Penalty = &imapPenalty{Base: p.Base.Duration, Max: p.Max.Duration, Forget: p.Forget.Duration}
+		if p.Base.Duration > 0 && p.Max.Duration > 0 && p.Max.Duration < p.Base.Duration {
+			c.errorf("auth_penalty.max", "%v is less than base %v", p.Max.Duration, p.Base.Duration)
 		}
 		if p.Redis != nil {
-			r := *p.Redis
-			r.PasswordFile = c.path(r.PasswordFile)
-			s.Penalty.Redis = &r
-		}
-		if s.Penalty.Base > 0 && s.Penalty.Max > 0 && s.Penalty.Max < s.Penalty.Base {
-			c.errorf("auth_penalty.max", "%v is less than base %v", s.Penalty.Max, s.Penalty.Base)
+			opts, err := p.Redis.Options(c.doc, "auth_penalty.redis")
+			c.errs.Add(err)
+			s.Penalty.Redis, s.Penalty.RedisPrefix = opts, p.Redis.Prefix
 		}
 	}
 	c.listeners(fc, s)
 	if t := fc.TLS; t != nil {
-		s.TLSCert, s.TLSKey, s.TicketKeys = c.path(t.Cert), c.path(t.Key), c.path(t.TicketKeys)
-		switch {
-		case t.Cert == "":
-			c.errorf("tls.cert", "missing (tls: needs cert and key)")
-		case t.Key == "":
-			c.errorf("tls.key", "missing (tls: needs cert and key)")
+		if t.ClientCA != "" {
+			c.errorf("tls.client_ca", "not supported by pipegate imap (it asks clients for no certificate); remove it")
 		}
+		files, err := t.Files(c.doc, "tls")
+		c.errs.Add(err)
+		s.TLS = &files
 	}
 	if b := fc.BackendTLS; b != nil {
-		s.BackendTLS = imapBackendTLSConfig{
-			CA: c.path(b.CA), ServerName: b.ServerName,
-			Cert: c.path(b.Cert), Key: c.path(b.Key),
-			InsecureSkipVerify: b.InsecureSkipVerify,
-		}
-		if (b.Cert == "") != (b.Key == "") {
-			c.errorf("backend_tls.cert", "cert and key go together (client certificate towards the backends)")
-		}
+		files, err := b.Files(c.doc, "backend_tls")
+		c.errs.Add(err)
+		files.InsecureSkipVerify = b.InsecureSkipVerify
+		s.BackendTLS = files
 	}
-	s.RoutesFile = c.path(fc.RoutesFile)
-	s.RouteSources, s.RouteCache = fc.RouteSources, fc.RouteCache
-	if s.RoutesFile == "" && len(s.RouteSources) == 0 {
+	s.Routes.ServerName = s.BackendTLS.ServerName
+	if fc.RoutesFile == "" && len(fc.RouteSources) == 0 {
 		c.errorf("routes_file", "missing: give routes_file or route_sources")
 	}
 	return s
 }
 
-func (c *imapConfigChecker) listeners(fc *imapFileConfig, s *imapSettings) {
+func (c *imapChecker) listeners(fc *imapFileConfig, s *imapSettings) {
 	if len(fc.Listen) == 0 {
 		c.errorf("listen", "missing: at least one listener (- addr: 127.0.0.1:143)")
 	}
@@ -367,11 +295,12 @@ func (c *imapConfigChecker) listeners(fc *imapFileConfig, s *imapSettings) {
 			c.errorf(field+".tls", "implicit TLS needs the tls: section (cert and key)")
 		}
 		ln := imapListener{Addr: l.Addr, TLS: l.TLS, AcceptProxy: l.AcceptProxy}
-		if len(l.TrustedProxies) > 0 {
-			ln.Trusted, err = listener.ParseCIDRs(field+".trusted_proxies", l.TrustedProxies)
+		for j, text := range l.TrustedProxies {
+			p, err := listener.ParseCIDRs("trusted_proxies", []string{text})
 			if err != nil {
-				c.errs = append(c.errs, &configerr.Error{File: c.file, Line: c.x.line(field + ".trusted_proxies"), Err: err})
+				c.errs.Add(c.doc.Error(fmt.Sprintf("%s.trusted_proxies[%d]", field, j), fwdCIDRError(text, err)))
 			}
+			ln.Trusted = append(ln.Trusted, p...)
 		}
 		if l.AcceptProxy && len(l.TrustedProxies) == 0 {
 			c.errorf(field+".trusted_proxies", "accept_proxy needs the load balancers' addresses (trusted_proxies: [10.0.0.5/32])")

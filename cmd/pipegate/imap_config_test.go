@@ -69,7 +69,7 @@ func TestIMAPConfigIssueFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Dir(path)
-	if s.TLSCert != filepath.Join(dir, "server.crt") || s.RoutesFile != filepath.Join(dir, "routes.yaml") || s.BackendTLS.CA != filepath.Join(dir, "backend-ca.crt") {
+	if s.TLS.Cert != filepath.Join(dir, "server.crt") || s.Routes.RoutesFile != filepath.Join(dir, "routes.yaml") || s.BackendTLS.CA != filepath.Join(dir, "backend-ca.crt") {
 		t.Fatalf("relative paths not resolved against %s: %+v", dir, s)
 	}
 	if len(s.Listen) != 2 || s.Listen[0].TLS || !s.Listen[1].TLS {
@@ -135,9 +135,9 @@ func TestIMAPConfigErrors(t *testing.T) {
 	}{
 		{"unknown top field", issueConfig + "routes_fiel: x\n", []string{":11: routes_fiel: unknown field (want one of:", "routes_file"}},
 		{"unknown listener field", strings.Replace(issueConfig, "    tls: true", "    tls: true\n    proxy: true", 1), []string{":5: listen[1].proxy: unknown field", "accept_proxy"}},
-		{"bad duration", issueConfig + "login_timeout: soon\n", []string{":11: login_timeout: \"soon\" is not a duration"}},
+		{"bad duration", issueConfig + "login_timeout: soon\n", []string{":11: login_timeout: invalid duration \"soon\""}},
 		{"negative", issueConfig + "max_connections: -1\n", []string{":11: max_connections: -1: must not be negative"}},
-		{"wrong type", issueConfig + "max_login_failures: many\n", []string{":11: max_login_failures: cannot unmarshal"}},
+		{"wrong type", issueConfig + "max_login_failures: many\n", []string{":11: max_login_failures: want a whole number, not \"many\""}},
 		{"bad addr", strings.Replace(issueConfig, "127.0.0.1:1143", "127.0.0.1", 1), []string{":2: listen[0].addr: \"127.0.0.1\": want HOST:PORT"}},
 		{"no listen", "routes_file: routes.yaml\n", []string{"listen: missing"}},
 		{"no routes", "listen:\n  - addr: 127.0.0.1:1143\n", []string{"routes_file: missing"}},
@@ -147,14 +147,24 @@ func TestIMAPConfigErrors(t *testing.T) {
 		{"log level", issueConfig + "log:\n  level: loud\n", []string{":12: log.level: unknown level \"loud\""}},
 		{"penalty order", issueConfig + "auth_penalty:\n  base: 10s\n  max: 1s\n", []string{":13: auth_penalty.max: 1s is less than base 10s"}},
 		{"yaml syntax", issueConfig + "listen: [\n", []string{"imap.yaml:"}},
-		{"missing cert file", strings.Replace(issueConfig, "cert: server.crt", "cert: nope.crt", 1), []string{"tls: tls cert:", "nope.crt"}},
-		{"missing routes file", strings.Replace(issueConfig, "routes_file: routes.yaml", "routes_file: nope.yaml", 1), []string{"routes_file:", "nope.yaml"}},
-		{"redis without addr", issueConfig + "auth_penalty:\n  redis:\n    db: 1\n", []string{"auth_penalty.redis.addr: missing"}},
-		{"redis unknown field", issueConfig + "auth_penalty:\n  redis:\n    host: x\n", []string{":13: auth_penalty.redis.host: unknown field (want one of: addr, db, password_file, prefix)"}},
-		{"route source type", issueConfig + "route_sources:\n  - type: gopher\n", []string{"route_sources[0]", "gopher"}},
-		{"route source field", issueConfig + "route_sources:\n  - type: file\n    path: routes.yaml\n    url: http://x\n", []string{"route_sources[0]", "url"}},
-		{"route source file missing", "listen:\n  - addr: 127.0.0.1:1143\nroute_sources:\n  - type: file\n    path: gone.yaml\n", []string{"route_sources[0]", "gone.yaml"}},
-		{"two documents", issueConfig + "---\nlisten: []\n", []string{"more than one YAML document"}},
+		{"missing cert file", strings.Replace(issueConfig, "cert: server.crt", "cert: nope.crt", 1), []string{":6: tls.cert: open ", "nope.crt: no such file"}},
+		{"missing routes file", strings.Replace(issueConfig, "routes_file: routes.yaml", "routes_file: nope.yaml", 1), []string{":10: routes_file: route/file: open ", "nope.yaml"}},
+		{"redis without addr", issueConfig + "auth_penalty:\n  redis:\n    db: 1\n", []string{":12: auth_penalty.redis.addr: missing"}},
+		{"redis unknown field", issueConfig + "auth_penalty:\n  redis:\n    host: x\n", []string{":13: auth_penalty.redis.host: unknown field (want one of: addr, db, password_file, prefix, tls, url)"}},
+		{"route source type", issueConfig + "route_sources:\n  - type: gopher\n", []string{":12: route_sources[0].type: \"gopher\""}},
+		{"route source field", issueConfig + "route_sources:\n  - type: file\n    path: routes.yaml\n    url: http://x\n", []string{":14: route_sources[0].url: not a field of type file"}},
+		{"route source file missing", "listen:\n  - addr: 127.0.0.1:1143\nroute_sources:\n  - type: file\n    path: gone.yaml\n", []string{":5: route_sources[0].path: open ", "gone.yaml"}},
+		{"redis addr without port", issueConfig + "auth_penalty:\n  redis:\n    addr: 127.0.0.1\n", []string{":13: auth_penalty.redis.addr: \"127.0.0.1\": want HOST:PORT"}},
+		{"redis negative db", issueConfig + "auth_penalty:\n  redis:\n    addr: 127.0.0.1:6379\n    db: -1\n", []string{":14: auth_penalty.redis.db: -1: must not be negative"}},
+		{"redis password file missing", issueConfig + "auth_penalty:\n  redis:\n    addr: 127.0.0.1:6379\n    password_file: gone.pass\n", []string{":14: auth_penalty.redis.password_file: open ", "gone.pass"}},
+		{"redis url and addr", issueConfig + "auth_penalty:\n  redis:\n    addr: 127.0.0.1:6379\n    password_file: routes.yaml\n    url: redis://x\n", []string{":13: auth_penalty.redis.addr: give url or addr, not both"}},
+		{"client_ca", strings.Replace(issueConfig, "  key: server.key", "  key: server.key\n  client_ca: backend-ca.crt", 1), []string{":8: tls.client_ca: not supported"}},
+		{"tls without key", strings.Replace(issueConfig, "  key: server.key\n", "", 1), []string{":5: tls.key: missing"}},
+		{"bad duration in penalty", issueConfig + "auth_penalty:\n  base: -1s\n", []string{":12: auth_penalty.base: negative duration \"-1s\""}},
+		{"username_chars with LF", issueConfig + "username_chars: \"a\\nb\"\n", []string{":11: username_chars: must not hold"}},
+		{"username_format", issueConfig + "username_format: upper\n", []string{":11: username_format: unknown format \"upper\""}},
+		{"empty file", "# nothing\n", []string{": empty file"}},
+		{"two documents", issueConfig + "---\nlisten: []\n", []string{":12: more than one YAML document"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,59 +4,53 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net"
 
+	"github.com/pipegate/pipegate/internal/configerr"
 	"github.com/pipegate/pipegate/limit"
 	"github.com/pipegate/pipegate/route"
-	"github.com/pipegate/pipegate/route/file"
+	"github.com/pipegate/pipegate/route/config"
 	"github.com/pipegate/pipegate/tlsconf"
 )
 
-// imapResources are what a config names outside itself: certificates and
-// routes. They can be reloaded (SIGHUP).
+// imapResources are what a config names outside itself: certificates,
+// routes and the penalty store. Certificates and routes can be reloaded
+// (SIGHUP).
 type imapResources struct {
-	settings   *imapSettings
-	serverTLS  *tlsconf.Server // nil without tls:
-	backendTLS *tls.Config
-	routes     *file.Source // the routes_file source alone, reloadable
-	// with route_sources: re-read file sources and empty caches; close
-	reloadSources, closeSources func() error
-	router                      route.Router
-	penalty                     limit.PenaltyStore // nil: in-process
-	closePenalty                func() error       // releases the penalty store's Redis client
+	settings     *imapSettings
+	serverTLS    *tlsconf.Server // nil without tls:
+	backendTLS   *tls.Config
+	routes       *config.Routes
+	router       route.Router
+	penalty      limit.PenaltyStore // nil: in-process
+	closePenalty func() error       // releases the penalty store's Redis client
 }
 
 // openIMAPResources loads the certificates and the routes a checked config
-// names. Errors name the config file, the field and the file at fault.
+// names. Errors name the config file, the line, the field and the file at
+// fault. It connects to nothing.
 func openIMAPResources(s *imapSettings) (*imapResources, error) {
 	r := &imapResources{settings: s}
 	var errs []error
-	if s.TLSCert != "" {
-		srv, err := tlsconf.LoadServer(tlsconf.ServerFiles{Cert: s.TLSCert, Key: s.TLSKey, TicketKeys: s.TicketKeys})
+	if s.TLS != nil {
+		srv, err := tlsconf.LoadServer(*s.TLS)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: tls: %w", s.File, err))
+			errs = append(errs, s.doc.Error("tls.cert", err))
 		}
 		r.serverTLS = srv
 	}
 	bt, err := loadIMAPBackendTLS(s)
-	if err != nil {
-		errs = append(errs, err)
-	}
+	errs = append(errs, err)
 	r.backendTLS = bt
-	if p := s.Penalty; p != nil && p.Redis != nil {
-		store, closeStore, err := imapPenaltyStore(*p.Redis)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", s.File, err))
-		}
-		r.penalty, r.closePenalty = store, closeStore
-	}
-	router, err := r.openRoutes()
+	routes, err := config.Open(context.Background(), s.Routes)
 	if err != nil {
-		errs = append(errs, err)
+		errs = append(errs, imapRouteError(s, err))
+	} else {
+		r.routes, r.router = routes, routes
 	}
-	r.router = imapServerNameRouter(router, s.BackendTLS.ServerName)
+	if p := s.Penalty; p != nil && p.Redis != nil {
+		r.penalty, r.closePenalty = limit.NewRedisPenaltyStore(p.Redis, p.RedisPrefix)
+	}
 	if err := errors.Join(errs...); err != nil {
 		r.close()
 		return nil, err
@@ -65,68 +59,48 @@ func openIMAPResources(s *imapSettings) (*imapResources, error) {
 }
 
 func loadIMAPBackendTLS(s *imapSettings) (*tls.Config, error) {
-	b := s.BackendTLS
-	cfg, err := tlsconf.LoadClient(tlsconf.ClientFiles{
-		CA: b.CA, Cert: b.Cert, Key: b.Key,
-		ServerName:         b.ServerName,
-		InsecureSkipVerify: b.InsecureSkipVerify,
-	})
+	cfg, err := tlsconf.LoadClient(s.BackendTLS)
 	if err != nil {
-		return nil, fmt.Errorf("%s: backend_tls: %w", s.File, err)
+		return nil, s.doc.Error("backend_tls", err)
 	}
 	return cfg, nil
 }
 
-// openRoutes opens routes_file and route_sources; with both, routes_file
-// is asked first.
-func (r *imapResources) openRoutes() (route.Router, error) {
-	s := r.settings
-	var routers []route.Router
-	if s.RoutesFile != "" {
-		src, err := file.Open(s.RoutesFile)
-		if err != nil {
-			return nil, fmt.Errorf("%s: routes_file: %w", s.File, err)
+// imapRouteError names the line of a route problem in the config file:
+// "FILE:LINE: route_sources[1].url: problem".
+func imapRouteError(s *imapSettings, err error) error {
+	if many, ok := err.(interface{ Unwrap() []error }); ok {
+		var errs []error
+		for _, e := range many.Unwrap() {
+			errs = append(errs, imapRouteError(s, e))
 		}
-		r.routes = src
-		routers = append(routers, src)
+		return errors.Join(errs...)
 	}
-	if len(s.RouteSources) > 0 {
-		router, reload, closeAll, err := openIMAPRouteSources(s)
-		if err != nil {
-			return nil, err
-		}
-		r.reloadSources, r.closeSources = reload, closeAll
-		routers = append(routers, router)
+	fe, ok := errors.AsType[*config.FieldError](err)
+	if !ok {
+		return s.doc.Error("route_sources", err)
 	}
-	if len(routers) == 1 {
-		return routers[0], nil
+	line := fe.Line
+	if line == 0 {
+		line = s.doc.Line(fe.Key())
 	}
-	return route.Chain(routers...), nil
+	return &configerr.Error{File: s.File, Line: line, Field: fe.Key(), Err: fe.Err}
 }
 
 // reload re-reads the routes and certificates. What fails to load keeps
 // its previous state; the errors are returned together.
 func (r *imapResources) reload(log *slog.Logger) (backendTLS *tls.Config, err error) {
 	var errs []error
-	if r.routes != nil {
-		if err := r.routes.Reload(); err != nil {
-			errs = append(errs, fmt.Errorf("routes_file: %w", err))
-		} else {
-			log.Info("imap: routes reloaded", "file", r.routes.Path(), "rules", r.routes.Rules())
-		}
-	}
-	if r.reloadSources != nil {
-		if err := r.reloadSources(); err != nil {
-			errs = append(errs, fmt.Errorf("route_sources: %w", err))
-		} else {
-			log.Info("imap: routes reloaded", "sources", len(r.settings.RouteSources))
-		}
+	if err := r.routes.Reload(); err != nil {
+		errs = append(errs, imapRouteError(r.settings, err))
+	} else {
+		log.Info("imap: routes reloaded", "routes_file", r.settings.Routes.RoutesFile, "rules", r.routes.Rules(), "route_sources", len(r.settings.Routes.Sources))
 	}
 	if r.serverTLS != nil {
 		if err := r.serverTLS.Reload(); err != nil {
-			errs = append(errs, fmt.Errorf("tls: %w", err))
+			errs = append(errs, r.settings.doc.Error("tls.cert", err))
 		} else {
-			log.Info("imap: certificate reloaded", "cert", r.settings.TLSCert)
+			log.Info("imap: certificate reloaded", "cert", r.settings.TLS.Cert)
 		}
 	}
 	bt, err := loadIMAPBackendTLS(r.settings)
@@ -147,34 +121,11 @@ func (r *imapResources) clientTLS() *tls.Config {
 	return r.serverTLS.Config()
 }
 
-// imapServerNameRouter applies backend_tls.server_name to backends whose
-// route does not name a server itself (server name = the URL's host).
-func imapServerNameRouter(next route.Router, serverName string) route.Router {
-	if serverName == "" || next == nil {
-		return next
-	}
-	return route.RouterFunc(func(ctx context.Context, req route.Request) (route.Route, error) {
-		rt, err := next.Lookup(ctx, req)
-		if err != nil {
-			return rt, err
-		}
-		backends := make([]route.Backend, len(rt.Backends))
-		for i, b := range rt.Backends {
-			if host, _, err := net.SplitHostPort(b.Addr); err == nil && b.ServerName == host {
-				b.ServerName = serverName
-			}
-			backends[i] = b
-		}
-		rt.Backends = backends
-		return rt, nil
-	})
-}
-
 // close releases the route sources' and the penalty store's connections.
 func (r *imapResources) close() error {
 	var errs []error
-	if r.closeSources != nil {
-		errs = append(errs, r.closeSources())
+	if r.routes != nil {
+		errs = append(errs, r.routes.Close())
 	}
 	if r.closePenalty != nil {
 		errs = append(errs, r.closePenalty())

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pipegate/pipegate/admin"
+	"github.com/pipegate/pipegate/gateway"
 	"github.com/pipegate/pipegate/imap"
 	"github.com/pipegate/pipegate/limit"
 	"github.com/pipegate/pipegate/listener"
@@ -89,6 +90,7 @@ type imapDaemon struct {
 	log      *slog.Logger
 	registry *prometheus.Registry
 	servers  []*imap.Server // one per listener: each may have its own PROXY policy
+	engine   *pipe.Engine   // made here, shared by the servers, shut down here
 	draining atomic.Bool
 }
 
@@ -109,6 +111,7 @@ func newIMAPDaemon(s *imapSettings, res *imapResources, log *slog.Logger) *imapD
 	}
 	pipeOpts := pipe.Options{IdleTimeout: s.IdleTimeout, MaxLifetime: s.MaxLifetime, HalfCloseLinger: s.HalfCloseLinger}
 	engine := &pipe.Engine{Options: pipeOpts, TLSOnGoroutines: s.TLSOnGoroutines}
+	d.engine = engine
 	d.registry.MustRegister(admin.NewEngineCollector(func() map[string]pipe.Stats {
 		return map[string]pipe.Stats{"imap": engine.Stats()}
 	}))
@@ -118,28 +121,30 @@ func newIMAPDaemon(s *imapSettings, res *imapResources, log *slog.Logger) *imapD
 			policy = &listener.ProxyPolicy{Trusted: l.Trusted, Required: true}
 		}
 		d.servers = append(d.servers, &imap.Server{
-			Router:             res.router,
-			TLSConfig:          res.clientTLS(),
-			BackendTLS:         res.backendTLS,
-			AllowPlaintextAuth: s.AllowPlaintextAuth,
-			IMAP4rev2:          s.IMAP4rev2,
-			OAuth:              s.OAuth,
-			LoginTimeout:       s.LoginTimeout,
-			MaxLoginFailures:   s.MaxLoginFailures,
-			Accounts:           s.Accounts,
-			FailureDelay:       orNone(s.AuthFailureDelay),
-			MaxPreLoginPerIP:   orNone(s.MaxPreLoginPerIP),
-			Conns:              conns,
-			Penalty:            penalty,
-			Proxy:              policy,
-			Engine:             engine,
-			PipeOptions:        pipeOpts,
-			DialTimeout:        s.DialTimeout,
-			BackendTimeout:     s.BackendTimeout,
-			Logger:             log,
-			Metrics:            metrics,
-			Hostname:           s.Hostname,
-			Greeting:           s.Greeting,
+			Server: gateway.Server{
+				Router:             res.router,
+				TLSConfig:          res.clientTLS(),
+				BackendTLS:         res.backendTLS,
+				AllowPlaintextAuth: s.AllowPlaintextAuth,
+				OAuth:              s.OAuth,
+				LoginTimeout:       s.LoginTimeout,
+				MaxLoginFailures:   s.MaxLoginFailures,
+				Accounts:           s.Accounts,
+				FailureDelay:       orNone(s.AuthFailureDelay),
+				MaxPreLoginPerIP:   orNone(s.MaxPreLoginPerIP),
+				Conns:              conns,
+				Penalty:            penalty,
+				Proxy:              policy,
+				Engine:             engine,
+				PipeOptions:        pipeOpts,
+				DialTimeout:        s.DialTimeout,
+				BackendTimeout:     s.BackendTimeout,
+				Logger:             log,
+				Metrics:            metrics,
+				Hostname:           s.Hostname,
+			},
+			IMAP4rev2: s.IMAP4rev2,
+			Greeting:  s.Greeting,
 		})
 	}
 	return d
@@ -241,6 +246,9 @@ func (d *imapDaemon) shutdown() error {
 		go shutdownIMAPServer(&wg, ctx, srv, &errs[i])
 	}
 	wg.Wait()
+	// The servers never shut down the Engine they were handed: its maker
+	// does, after them (at once when everything has drained).
+	errs = append(errs, d.engine.Shutdown(ctx))
 	return errors.Join(errs...)
 }
 

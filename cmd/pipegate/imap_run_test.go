@@ -16,7 +16,6 @@ import (
 
 	"github.com/pipegate/pipegate/demo"
 	"github.com/pipegate/pipegate/internal/testenv"
-	"github.com/pipegate/pipegate/route"
 )
 
 func TestRunIMAPUsage(t *testing.T) {
@@ -131,20 +130,5 @@ func waitDial(t *testing.T, addr string, done <-chan int, log *syncBuffer) {
 		if time.Now().After(deadline) {
 			t.Fatalf("nothing listens on %s:\n%s", addr, log.String())
 		}
-	}
-}
-
-func TestServerNameRouter(t *testing.T) {
-	next := route.RouterFunc(func(context.Context, route.Request) (route.Route, error) {
-		a, _ := route.ParseBackend("imaps://10.0.0.1:993")
-		b, _ := route.ParseBackend("imaps://10.0.0.2:993?server_name=named.test")
-		return route.Route{Backends: []route.Backend{a, b}}, nil
-	})
-	rt, err := imapServerNameRouter(next, "imap.internal").Lookup(context.Background(), route.Request{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rt.Backends[0].ServerName != "imap.internal" || rt.Backends[1].ServerName != "named.test" {
-		t.Fatalf("server names %q %q", rt.Backends[0].ServerName, rt.Backends[1].ServerName)
 	}
 }

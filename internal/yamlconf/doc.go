@@ -42,5 +42,6 @@
 // RenamedKeys method.
 //
 // A type with its own UnmarshalYAML (or UnmarshalText) is decoded by
-// itself: Load reports its error at its line, without looking inside.
+// itself: Load reports its error at its line, without looking inside,
+// unless the error is Positioned.
 package yamlconf

@@ -2,6 +2,7 @@ package yamlconf
 
 import (
 	"encoding"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -19,6 +20,16 @@ import (
 // key of the struct need no entry.
 type RenamedKeys interface {
 	RenamedKeys() map[string]string
+}
+
+// Positioned is an error of a type's own UnmarshalYAML that knows where
+// inside its value the problem lies: Load reports the error's cause
+// (Unwrap) at that line, under field below the value's path ("cache.ttl";
+// "" for the value itself), instead of the whole error at the value's
+// first line.
+type Positioned interface {
+	error
+	Position() (line int, field string)
 }
 
 // maxDepth bounds the walk: config files are shallow, aliases could make
@@ -75,7 +86,15 @@ func (w *walker) value(n *yaml.Node, path string, t reflect.Type, depth int) {
 		return // the zero value
 	}
 	if custom(t) {
-		if err := n.Decode(reflect.New(t).Interface()); err != nil {
+		err := n.Decode(reflect.New(t).Interface())
+		if pe, ok := errors.AsType[Positioned](err); ok {
+			line, field := pe.Position()
+			cause := errors.Unwrap(pe)
+			if cause == nil {
+				cause = pe
+			}
+			w.errs.Add(&configerr.Error{File: w.doc.File, Line: line, Field: join(path, field), Err: cause})
+		} else if err != nil {
 			w.problem(n, path, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
 		}
 		return

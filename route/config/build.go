@@ -48,7 +48,7 @@ var fieldsOf = map[string][]string{
 //
 // reload re-reads the file sources (each keeps its old table on error) and
 // empties the caches; closeAll closes the sources' connections. Errors
-// name the entry and field: "route_sources[1] (line 14).url: ...".
+// are *FieldError: "route_sources[1] (line 14).url: ...".
 func Build(ctx context.Context, baseDir string, list []SourceConfig, cache CacheConfig) (r route.Router, reload func() error, closeAll func() error, err error) {
 	if len(list) == 0 {
 		return nil, nil, nil, errors.New("route_sources: empty (want at least one source, or routes_file)")
@@ -110,26 +110,45 @@ func (b *builder) path(p string) string {
 	return filepath.Join(b.baseDir, p)
 }
 
-// fieldError names the entry and field of a problem.
-type fieldError struct {
-	index int
-	line  int
-	field string
-	err   error
+// FieldError is a problem with one field of a route_sources entry (Index
+// >= 0), or with routes_file (Index -1, Field ""). Error reads
+// "route_sources[1] (line 14).url: problem"; a loader that prints
+// "FILE:LINE: FIELD: problem" uses Line, Key and Err.
+type FieldError struct {
+	Index int    // entry of route_sources; -1 for routes_file
+	Line  int    // line of the field, else of the entry, in the YAML file; 0 if unknown
+	Field string // "url", "path"; "" for the entry as a whole
+	Err   error
 }
 
-func (e *fieldError) Error() string {
-	where := fmt.Sprintf("route_sources[%d]", e.index)
-	if e.line > 0 {
-		where += fmt.Sprintf(" (line %d)", e.line)
+// Key is the field's path from the top of the file: "route_sources[1].url",
+// "routes_file".
+func (e *FieldError) Key() string {
+	if e.Index < 0 {
+		return "routes_file"
 	}
-	if e.field != "" {
-		where += "." + e.field
+	k := fmt.Sprintf("route_sources[%d]", e.Index)
+	if e.Field != "" {
+		k += "." + e.Field
 	}
-	return where + ": " + e.err.Error()
+	return k
 }
 
-func (e *fieldError) Unwrap() error { return e.err }
+func (e *FieldError) Error() string {
+	if e.Index < 0 {
+		return "routes_file: " + e.Err.Error()
+	}
+	where := fmt.Sprintf("route_sources[%d]", e.Index)
+	if e.Line > 0 {
+		where += fmt.Sprintf(" (line %d)", e.Line)
+	}
+	if e.Field != "" {
+		where += "." + e.Field
+	}
+	return where + ": " + e.Err.Error()
+}
+
+func (e *FieldError) Unwrap() error { return e.Err }
 
 func (b *builder) source(i int, c *SourceConfig) (route.Router, error) {
 	fail := func(field string, err error) error {
@@ -137,7 +156,7 @@ func (b *builder) source(i int, c *SourceConfig) (route.Router, error) {
 		if l, ok := c.keys[field]; ok {
 			line = l
 		}
-		return &fieldError{index: i, line: line, field: field, err: trim(field, err)}
+		return &FieldError{Index: i, Line: line, Field: field, Err: trim(field, err)}
 	}
 	allowed, ok := fieldsOf[c.Type]
 	if !ok {
@@ -303,7 +322,7 @@ func fieldOf(err error, candidates ...string) string {
 }
 
 // trim drops the "route/xxx: " and "field: " prefixes a source puts on
-// its errors, since the fieldError says them.
+// its errors, since the FieldError says them.
 func trim(field string, err error) error {
 	msg := err.Error()
 	if !strings.HasPrefix(msg, "route/") {

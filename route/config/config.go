@@ -19,12 +19,17 @@
 //	defer closeSources()
 //	// on SIGHUP: if err := reload(); err != nil { log.Print(err) }
 //
+// Open does the above for a daemon: routes_file first, then route_sources,
+// with backend_tls.server_name for the backends whose route names no
+// server; its *Routes is the Router, with Reload and Close.
+//
 // Build connects to nothing: a source that is down at start is reported
 // by the first lookups (NO [UNAVAILABLE]), not by Build, so Build is also
 // what `pipegate check-config` runs.
 package config
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -110,11 +115,11 @@ type Duration time.Duration
 // UnmarshalYAML reads a Go duration string.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: want a duration such as 5s", n.Line)
+		return &nodeError{node: n, err: errors.New("want a duration such as 5s")}
 	}
 	v, err := time.ParseDuration(n.Value)
 	if err != nil || v < 0 {
-		return fmt.Errorf("line %d: %q: want a duration such as 5s or 1m30s", n.Line, n.Value)
+		return &nodeError{node: n, err: fmt.Errorf("%q: want a duration such as 5s or 1m30s", n.Value)}
 	}
 	*d = Duration(v)
 	return nil
@@ -125,16 +130,16 @@ func (c *CacheConfig) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind == yaml.ScalarNode {
 		var on bool
 		if err := n.Decode(&on); err != nil {
-			return fmt.Errorf("line %d: cache: want true, false or a mapping (positive_ttl, negative_ttl, max_entries)", n.Line)
+			return &nodeError{node: n, what: "cache", err: errors.New("want true, false or a mapping (positive_ttl, negative_ttl, max_entries)")}
 		}
 		*c = CacheConfig{Off: !on}
 		return nil
 	}
 	if err := checkKeys(n, "cache", reflect.TypeOf(CacheConfig{})); err != nil {
-		return err
+		return locate(n, err)
 	}
 	type plain CacheConfig
-	return n.Decode((*plain)(c))
+	return locate(n, n.Decode((*plain)(c)))
 }
 
 // UnmarshalYAML decodes a source entry, rejecting unknown fields (a
@@ -142,14 +147,14 @@ func (c *CacheConfig) UnmarshalYAML(n *yaml.Node) error {
 // remembering lines for Build's messages.
 func (c *SourceConfig) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.MappingNode {
-		return fmt.Errorf("line %d: a route source is a mapping (type: file|http|redis|ldap|sql, ...)", n.Line)
+		return &nodeError{node: n, err: errors.New("a route source is a mapping (type: file|http|redis|ldap|sql, ...)")}
 	}
 	if err := checkKeys(n, "route source", reflect.TypeOf(SourceConfig{})); err != nil {
-		return err
+		return locate(n, err)
 	}
 	type plain SourceConfig
 	if err := n.Decode((*plain)(c)); err != nil {
-		return err
+		return locate(n, err)
 	}
 	c.Line = n.Line
 	c.keys = map[string]int{}
@@ -176,8 +181,70 @@ func checkKeys(n *yaml.Node, what string, t reflect.Type) error {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k := n.Content[i]
 		if !slices.Contains(known, k.Value) {
-			return fmt.Errorf("line %d: %s: unknown field %q", k.Line, what, k.Value)
+			slices.Sort(known)
+			return &nodeError{node: k, key: k.Value, what: what,
+				err: fmt.Errorf("unknown field (want one of: %s)", strings.Join(known, ", "))}
 		}
 	}
 	return nil
+}
+
+// nodeError is a problem found while decoding, at node (a key, or a
+// value) of the YAML tree. Error reads "line 3: route source: unknown
+// field "pth" (want one of: ...)"; a loader that names fields
+// (internal/yamlconf) takes Position and the cause instead.
+type nodeError struct {
+	node *yaml.Node
+	key  string // the key at fault, when node is a key
+	what string // "route source", "cache"; "" for a value
+	path string // node's path from the value the loader decoded, set by locate
+	err  error
+}
+
+func (e *nodeError) Error() string {
+	msg := e.err.Error()
+	if e.key != "" {
+		msg = fmt.Sprintf("unknown field %q (%s", e.key, strings.TrimPrefix(msg, "unknown field ("))
+	}
+	if e.what != "" {
+		msg = e.what + ": " + msg
+	}
+	return fmt.Sprintf("line %d: %s", e.node.Line, msg)
+}
+
+func (e *nodeError) Unwrap() error { return e.err }
+
+// Position is the line of the problem and its field below the value the
+// loader decoded ("cache.ttl"; "" for that value itself).
+func (e *nodeError) Position() (line int, field string) { return e.node.Line, e.path }
+
+// locate sets the path of a *nodeError found below n, the value being
+// decoded; an outer UnmarshalYAML calls it last, so the path starts at the
+// value the loader asked for.
+func locate(n *yaml.Node, err error) error {
+	ne, ok := err.(*nodeError)
+	if !ok {
+		return err
+	}
+	if p, found := pathTo(n, ne.node, 0); found {
+		ne.path = p
+	}
+	return ne
+}
+
+// pathTo finds target among the keys and values below mapping n.
+func pathTo(n, target *yaml.Node, depth int) (string, bool) {
+	if n.Kind != yaml.MappingNode || depth > 8 {
+		return "", false
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k == target || v == target {
+			return k.Value, true
+		}
+		if p, ok := pathTo(v, target, depth+1); ok {
+			return k.Value + "." + p, true
+		}
+	}
+	return "", false
 }

@@ -1,4 +1,4 @@
-package imap
+package gateway
 
 import (
 	"bufio"
@@ -8,10 +8,12 @@ import (
 	"github.com/pipegate/pipegate/pipe"
 )
 
-// handover gives both connections, with any bytes already read from them,
-// to the pipe. From here on the proxy never parses again.
-func (ss *session) handover(bc *backendConn) {
-	bc.stop()
+// Handover gives the client and the logged-in backend b, with any bytes
+// already read from them, to the pipe; the session has then ended and the
+// protocol returns from Serve. From here on the gateway never parses
+// again. The session's log line is written when the pipe ends.
+func (ss *Session) Handover(b *Backend) {
+	b.stop()
 	ss.mu.Lock()
 	ss.piped = true // from here on, Shutdown leaves the conns to the pipe
 	ss.mu.Unlock()
@@ -20,15 +22,13 @@ func (ss *session) handover(bc *backendConn) {
 		ss.stopWatch()
 	}
 	clientSide := withBuffered(ss.conn, ss.br)
-	backendSide := withBuffered(bc.conn, bc.br)
+	backendSide := withBuffered(b.conn, b.br)
 	_ = ss.conn.SetDeadline(time.Time{})
-	_ = bc.conn.SetDeadline(time.Time{})
-	ss.done, ss.reason = true, "piped"
-	ss.br, ss.rd = nil, nil
+	_ = b.conn.SetDeadline(time.Time{})
+	ss.End("piped")
+	ss.br, ss.bw, b.br, b.bw = nil, nil, nil, nil
 
-	log := ss.log
-	client, account, backend := ss.client.String(), ss.account, bc.b.Addr
-	clientTLS, backendTLS := ss.isTLS, bc.isTLS
+	entry := ss.logEntry(b.Route.Addr, b.isTLS)
 	release, metrics := ss.release, ss.srv.Metrics
 	after := func(r pipe.Result) {
 		release()
@@ -41,21 +41,7 @@ func (ss *session) handover(bc *backendConn) {
 			}
 			reason += " (" + side + " first)"
 		}
-		attrs := []any{
-			"client", client,
-			"account", account,
-			"backend", backend,
-			"client_tls", clientTLS,
-			"backend_tls", backendTLS,
-			"bytes_to_backend", r.BytesAToB,
-			"bytes_to_client", r.BytesBToA,
-			"duration", r.Duration().Round(time.Millisecond),
-			"reason", reason,
-		}
-		if r.Err != nil {
-			attrs = append(attrs, "err", r.Err.Error())
-		}
-		log.Info("imap session", attrs...)
+		entry.write(r, r.Duration(), reason)
 	}
 	ss.srv.enter(clientSide, backendSide, after)
 }

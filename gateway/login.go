@@ -1,0 +1,194 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pipegate/pipegate/gateway/sasl"
+	"github.com/pipegate/pipegate/route"
+)
+
+// DefaultProxyTTL is the number of proxy hops a login may still take when
+// the client did not say otherwise, as Dovecot's login proxy: the protocol
+// passes the backend one less than the session's ProxyTTL (IMAP: the
+// x-proxy-ttl of ID; XCLIENT: TTL). A client (another pipegate or a
+// Dovecot proxy in front) may lower it (SetProxyTTL), never raise it, so
+// it need not be trusted. A login that arrives with a TTL of 1 or less is
+// not proxied further: the client is told the server is unavailable, which
+// ends a routing loop (a route that points back at a proxy of the chain)
+// after a few hops instead of looping until connections run out.
+const DefaultProxyTTL = 5
+
+// ProxyTTL is the session's hop budget: DefaultProxyTTL, or less when the
+// client said so.
+func (ss *Session) ProxyTTL() int {
+	if ss.ttl > 0 && ss.ttl < DefaultProxyTTL {
+		return ss.ttl
+	}
+	return DefaultProxyTTL
+}
+
+// SetProxyTTL records the hop budget the client sent; 0 (or a value at or
+// above the default) leaves the default.
+func (ss *Session) SetProxyTTL(n int) { ss.ttl = n }
+
+// TooManyFailures reports whether the session had its
+// Server.MaxLoginFailures failed logins: the protocol says goodbye after
+// answering the last one.
+func (ss *Session) TooManyFailures() bool {
+	return ss.failures >= orInt(ss.srv.MaxLoginFailures, DefaultMaxLoginFailures)
+}
+
+// Login decides the account (AccountRules: the one name that is routed,
+// limited, logged and sent to the backend), routes it, and logs in to the
+// first backend of the route that takes it, by login (the protocol's
+// side). method names the login for route sources: "login", or the SASL
+// mechanism in lower case; started is when the login command arrived.
+//
+// On success it returns the logged-in backend: the protocol answers the
+// client and calls Handover (or Backend.Close). Otherwise the error is an
+// *Error to render (after the failure delay, for refused credentials), or
+// ErrSessionEnded.
+func (ss *Session) Login(creds sasl.Credentials, method string, started time.Time, login BackendLogin) (*Backend, error) {
+	ss.attempts++
+	ss.account = ""
+	ss.backend = ""
+	name := ss.srv.name()
+	ip := ss.client.Addr()
+	if err := ss.srv.Penalty.Wait(ss.ctx, ip); err != nil {
+		ss.End("shutdown (during login delay)")
+		return nil, ErrSessionEnded
+	}
+	lg, err := ss.srv.Accounts.Decide(creds)
+	if err != nil {
+		var refused *Refused
+		errors.As(err, &refused)
+		ss.log.Info(name+": login: name refused", "name", quoteName(creds.Authcid), "why", refused.Reason)
+		return nil, ss.fail("", started, FailName, 0, &Error{Code: CodeAuthFailed, Text: refused.Text})
+	}
+	ss.account = lg.Account
+	if ttl := ss.ProxyTTL(); ttl <= 1 {
+		return nil, ss.unavailable(started, fmt.Errorf("proxy TTL is %d: proxies appear to be looping", ttl))
+	}
+	dyn := ss.srv.current()
+	if dyn.router == nil {
+		return nil, ss.unavailable(started, errors.New("no router configured"))
+	}
+	lctx, cancel := context.WithTimeout(ss.ctx, orDuration(ss.srv.BackendTimeout, DefaultBackendTimeout))
+	rt, err := dyn.router.Lookup(lctx, route.Request{
+		Protocol:   name,
+		Account:    lg.Account,
+		Password:   lg.Password,
+		AuthMethod: method,
+		Attempt:    ss.attempts,
+		ClientAddr: ss.client,
+		LocalAddr:  ss.local,
+		ClientTLS:  ss.isTLS,
+	})
+	cancel()
+	var denied *route.Denied
+	switch {
+	case err == nil:
+	case errors.Is(err, route.ErrNotFound):
+		ss.log.Info(name+": login: no route", "account", lg.Account)
+		return nil, ss.fail("", started, FailNoRoute, 0, &Error{Code: CodeAuthFailed, Text: TextAuthFailed})
+	case errors.As(err, &denied):
+		ss.log.Info(name+": login: denied by router", "account", lg.Account, "text", denied.Text)
+		return nil, ss.fail("", started, FailDenied, denied.Wait, &Error{Code: CodeAuthFailed, Text: denied.Text, Detail: denied.Code})
+	default:
+		return nil, ss.unavailable(started, fmt.Errorf("route lookup: %w", err))
+	}
+	if len(rt.Backends) == 0 {
+		return nil, ss.unavailable(started, errors.New("route has no backends"))
+	}
+	if strings.ContainsAny(rt.Login+rt.Password, "\x00\r\n") {
+		return nil, ss.unavailable(started, errors.New("the route's login name or password holds NUL, CR or LF"))
+	}
+	return ss.loginBackends(lg, rt, started, login)
+}
+
+// loginBackends tries the route's backends in order.
+func (ss *Session) loginBackends(lg Login, rt route.Route, started time.Time, login BackendLogin) (*Backend, error) {
+	name := ss.srv.name()
+	var lastErr error
+	for _, rb := range rt.Backends {
+		ss.backend = rb.Addr
+		b, err := ss.dial(rb)
+		if err != nil {
+			lastErr = err
+			ss.log.Warn(name+": backend unavailable", "backend", rb.String(), "account", lg.Account, "err", err)
+			ss.srv.Metrics.login(rb.Addr, "unavailable", 0)
+			continue
+		}
+		err = login(b, lg, rt)
+		if err == nil {
+			// The backend accepted the credentials: forget the address's
+			// failures before the client hears of it.
+			ss.srv.Penalty.Success(ss.ctx, ss.client.Addr())
+			ss.srv.Metrics.login(rb.Addr, "ok", time.Since(started))
+			return b, nil
+		}
+		b.Close()
+		var refused *Error
+		switch {
+		case !errors.As(err, &refused):
+			lastErr = fmt.Errorf("backend %s: %w", rb.Addr, err)
+			ss.log.Warn(name+": backend login failed", "backend", rb.String(), "account", lg.Account, "err", err)
+			ss.srv.Metrics.login(rb.Addr, "unavailable", 0)
+			if ss.ended {
+				return nil, ErrSessionEnded // the client went away during an exchange it took part in
+			}
+		case refused.Code == CodeUnavailable:
+			// The backend's own trouble (its auth service, say), not the
+			// client's: no penalty, and the next backend may do better.
+			lastErr = fmt.Errorf("backend %s: %w", rb.Addr, err)
+			ss.log.Warn(name+": backend login unavailable", "backend", rb.String(), "account", lg.Account, "text", refused.Text)
+			ss.srv.Metrics.login(rb.Addr, "unavailable", 0)
+		default:
+			if refused.Text == "" {
+				refused.Text = TextAuthFailed
+			}
+			return nil, ss.fail(rb.Addr, started, FailPassword, 0, refused)
+		}
+	}
+	ss.log.Warn(name+": login unavailable", "account", ss.account, "err", fmt.Errorf("all %d backends failed, last: %w", len(rt.Backends), lastErr))
+	return nil, &Error{Code: CodeUnavailable, Text: TextUnavailable}
+}
+
+// quoteName cuts a refused name for the log (the handler escapes it).
+func quoteName(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "..."
+	}
+	return s
+}
+
+// Fail answers a failed login that ended before Login (a SASL message the
+// gateway cannot use, say) on the schedule of every failure: it returns
+// the *Error to render, text for the client, or ErrSessionEnded.
+func (ss *Session) Fail(started time.Time, kind, text string) error {
+	return ss.fail("", started, kind, 0, &Error{Code: CodeAuthFailed, Text: text})
+}
+
+// fail answers a failed login, whatever its kind, on the one schedule of
+// Failures: counted by the penalty, held until the failure delay after the
+// command; then it counts for the per-connection limit.
+func (ss *Session) fail(backend string, started time.Time, kind string, atLeast time.Duration, e *Error) error {
+	if !ss.srv.failures().Fail(ss.ctx, ss.client.Addr(), started, kind, atLeast) {
+		ss.End("shutdown (during login delay)")
+		return ErrSessionEnded
+	}
+	ss.srv.Metrics.login(backend, "failed", time.Since(started))
+	ss.failures++
+	return e
+}
+
+// unavailable answers a login that no backend could take.
+func (ss *Session) unavailable(started time.Time, err error) error {
+	ss.srv.Metrics.login("", "unavailable", time.Since(started))
+	ss.log.Warn(ss.srv.name()+": login unavailable", "account", ss.account, "err", err)
+	return &Error{Code: CodeUnavailable, Text: TextUnavailable}
+}

@@ -1,0 +1,110 @@
+package gateway
+
+import (
+	"errors"
+
+	"github.com/pipegate/pipegate/route"
+)
+
+// Protocol is the seam between the gateway and one mail protocol, as
+// nginx's ngx_mail_protocol_t: the gateway accepts, limits, routes, dials,
+// fails over and pipes; the protocol speaks its own dialogue before login,
+// with the client (Serve) and with the backend (the BackendLogin it hands
+// to Session.Login).
+type Protocol interface {
+	// Name is the protocol's name ("imap", "pop3", "sieve",
+	// "submission"): route.Request.Protocol, and the log's prefix.
+	Name() string
+	// Serve speaks the pre-login dialogue with the client of s: greeting,
+	// commands, STARTTLS (Session.StartTLS), login (Session.Login) and, on
+	// success, Session.Handover. It returns when the session is to end
+	// (Session.End says why) or has been handed over; the gateway then
+	// closes or leaves the connection and logs the session.
+	Serve(s *Session)
+	// Refuse tells a client on a plain connection, before any greeting,
+	// that it is not served (e.Code is CodeLimit) in the protocol's form
+	// of a goodbye (IMAP: "* BYE text"); the gateway flushes and closes.
+	Refuse(s *Session, e *Error)
+}
+
+// BackendLogin is a protocol's side of a backend during login. b is
+// connected (and past its PROXY header and implicit TLS); BackendLogin
+// reads the greeting, runs STARTTLS if b.Route asks for it
+// (Backend.StartTLS), passes the client's address when b.Route.ClientAddr
+// asks the protocol to, and logs in as lg.Account (rt.Login and
+// rt.Password may replace the name and the password towards the backend).
+//
+// It returns nil once the backend accepted the login (the protocol keeps
+// whatever it needs to answer the client, such as the backend's
+// capabilities); an *Error when the backend refused it (CodeUnavailable:
+// the backend's own trouble, the next backend is tried; any other code:
+// the client's credentials, answered through the failure path); any other
+// error when the backend failed (the next backend is tried). When the
+// client went away during the exchange (a relayed SASL challenge), it ends
+// the session (Session.End) and returns an error.
+type BackendLogin func(b *Backend, lg Login, rt route.Route) error
+
+// Code is a protocol-neutral kind of answer; each protocol renders it in
+// its own form.
+type Code int
+
+const (
+	// CodeAuthFailed: the credentials were refused (IMAP NO
+	// [AUTHENTICATIONFAILED], POP3 -ERR [AUTH], SMTP 535 5.7.8).
+	CodeAuthFailed Code = iota + 1
+	// CodeUnavailable: no backend could take the login (IMAP NO
+	// [UNAVAILABLE], POP3 -ERR [SYS/TEMP], SMTP 454 4.7.0).
+	CodeUnavailable
+	// CodePrivacyRequired: a login on a plain link where plaintext
+	// authentication is off (IMAP NO [PRIVACYREQUIRED], SMTP 538 5.7.11).
+	CodePrivacyRequired
+	// CodeLimit: too many connections (a goodbye before the greeting).
+	CodeLimit
+)
+
+// Error is an answer to the client as a value, rendered in one place by
+// each protocol (as go-imap's imap.Error): a failed login, an unavailable
+// backend, a connection over the limits.
+type Error struct {
+	Code Code
+	// Text is for the client; it may come from a route source or a
+	// backend, so the protocol makes it safe for its wire (no CR, LF) and
+	// puts its own default in place of an empty one.
+	Text string
+	// Detail is the response code a route source or the backend named
+	// (auth_http's Auth-Error-Code, the [CODE] of an IMAP backend's NO):
+	// the protocol shows it instead of Code's own when it is valid there.
+	Detail string
+}
+
+func (e *Error) Error() string {
+	if e.Detail != "" {
+		return e.Code.String() + " [" + e.Detail + "]: " + e.Text
+	}
+	return e.Code.String() + ": " + e.Text
+}
+
+func (c Code) String() string {
+	switch c {
+	case CodeAuthFailed:
+		return "authentication failed"
+	case CodeUnavailable:
+		return "unavailable"
+	case CodePrivacyRequired:
+		return "privacy required"
+	case CodeLimit:
+		return "limit"
+	}
+	return "unknown"
+}
+
+// ErrSessionEnded is returned by Session.Login and Session.Fail when the
+// session ended meanwhile (Shutdown during the login delay, the client
+// went away): the protocol answers nothing more and returns from Serve.
+var ErrSessionEnded = errors.New("gateway: session ended")
+
+// Texts the gateway gives when no route source or backend said better.
+const (
+	TextAuthFailed  = "Authentication failed."
+	TextUnavailable = "Server unavailable, try again later"
+)

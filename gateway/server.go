@@ -1,0 +1,333 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pipegate/pipegate/limit"
+	"github.com/pipegate/pipegate/listener"
+	"github.com/pipegate/pipegate/pipe"
+	"github.com/pipegate/pipegate/route"
+)
+
+// Defaults used when the Server's fields are zero.
+const (
+	DefaultLoginTimeout     = 60 * time.Second
+	DefaultMaxLoginFailures = 3
+	DefaultDialTimeout      = 10 * time.Second
+	DefaultBackendTimeout   = 30 * time.Second
+	DefaultMaxPreLoginPerIP = 100
+	writeTimeout            = 30 * time.Second
+)
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("gateway: server closed")
+
+// Server is a mail gateway for one protocol. Set the fields, then call
+// Serve for each listener (or ServeConn for each accepted connection).
+// Router and Protocol are required; the zero values of the others are
+// useful. Fields must not be changed once serving has begun: use SetRouter
+// and SetTLSConfig to swap the routes and certificates while running (on
+// SIGHUP, say).
+type Server struct {
+	// Protocol speaks the protocol's own dialogue (imap.Server sets it).
+	Protocol Protocol
+
+	// Router finds the backends of an account.
+	Router route.Router
+
+	// TLSConfig is the client-side TLS configuration, for STARTTLS on plain
+	// listeners and for implicit-TLS listeners. nil: no STARTTLS, and
+	// implicit-TLS connections are refused.
+	TLSConfig *tls.Config
+	// BackendTLS is the base configuration for TLS to backends (RootCAs,
+	// client certificates). It is cloned per backend with ServerName set
+	// from the route. nil: system roots. Verification is on unless this
+	// config turns it off.
+	BackendTLS *tls.Config
+
+	// AllowPlaintextAuth allows logins on connections without TLS. Off by
+	// default: plain links refuse them (IMAP advertises LOGINDISABLED).
+	AllowPlaintextAuth bool
+	// OAuth offers and accepts the SASL mechanisms XOAUTH2 and
+	// OAUTHBEARER, which are passed to the backend unchanged.
+	OAuth bool
+
+	LoginTimeout     time.Duration // from connect to login; 0: DefaultLoginTimeout
+	MaxLoginFailures int           // per connection, then the protocol's goodbye; 0: DefaultMaxLoginFailures
+
+	// Accounts are the rules on user names (allowed characters, lower
+	// case, master users); the zero value is Dovecot's defaults.
+	Accounts AccountRules
+	// FailureDelay holds every failed login's answer until at least this
+	// long after its command, whatever the cause (wrong password, unknown
+	// account, no route, refused name): 0 means DefaultFailureDelay,
+	// negative no floor.
+	FailureDelay time.Duration
+	// FailureSleep, when set, replaces the wait of FailureDelay (tests
+	// check the schedule without waiting): it waits d or until ctx ends
+	// (false then).
+	FailureSleep func(ctx context.Context, d time.Duration) bool
+
+	// Conns limits connections in total and per client address (nil: no
+	// limit). A slot is held until the piped session ends.
+	Conns *limit.Conns
+	// MaxPreLoginPerIP limits the connections per client address that have
+	// not logged in yet (logged-in sessions do not count): 0 means
+	// DefaultMaxPreLoginPerIP, negative no limit.
+	MaxPreLoginPerIP int
+	// Penalty delays logins from addresses that failed before (nil: none).
+	Penalty *limit.Penalty
+	// Proxy says which peers may send a PROXY protocol header (nil: none).
+	Proxy *listener.ProxyPolicy
+
+	// Engine runs the piped sessions after login; several Servers may
+	// share one. nil: each session is joined by pipe.Join in a goroutine
+	// of its own, with PipeOptions. A Server never shuts an Engine down:
+	// whoever made it does, after the Servers' Shutdown (see Shutdown).
+	Engine      *pipe.Engine
+	PipeOptions pipe.Options
+
+	DialTimeout    time.Duration // per backend connect; 0: DefaultDialTimeout
+	BackendTimeout time.Duration // backend greeting to login answer; 0: DefaultBackendTimeout
+
+	Logger   *slog.Logger // nil: slog.Default()
+	Metrics  *Metrics     // nil: none
+	Hostname string       // for the protocol's greeting and identity
+
+	dyn atomic.Pointer[dynamic]
+
+	preLoginConns *limit.Conns // made by init from MaxPreLoginPerIP
+
+	initOnce sync.Once
+	baseCtx  context.Context // cancelled when Shutdown gives up
+	cancel   context.CancelFunc
+
+	mu        sync.Mutex
+	closing   bool
+	listeners map[net.Listener]struct{}
+	sessions  map[*Session]struct{} // before login
+	preLogin  sync.WaitGroup        // sessions before login (and their handover)
+	piped     sync.WaitGroup        // sessions after login, until their afterClose
+}
+
+// dynamic is what SetRouter and SetTLSConfig swap.
+type dynamic struct {
+	router     route.Router
+	tls        *tls.Config
+	backendTLS *tls.Config
+}
+
+func (s *Server) current() *dynamic {
+	if d := s.dyn.Load(); d != nil {
+		return d
+	}
+	return &dynamic{router: s.Router, tls: s.TLSConfig, backendTLS: s.BackendTLS}
+}
+
+// SetRouter replaces the router for logins that start from now on. It is
+// safe to call while serving.
+func (s *Server) SetRouter(r route.Router) {
+	for {
+		old := s.dyn.Load()
+		d := *s.current()
+		d.router = r
+		if s.dyn.CompareAndSwap(old, &d) {
+			return
+		}
+	}
+}
+
+// SetTLSConfig replaces the client-side and backend TLS configurations for
+// connections and backends that start from now on. It is safe to call
+// while serving. (A tlsconf.Server reloads its certificate by itself and
+// needs no swap.)
+func (s *Server) SetTLSConfig(client, backend *tls.Config) {
+	for {
+		old := s.dyn.Load()
+		d := *s.current()
+		d.tls, d.backendTLS = client, backend
+		if s.dyn.CompareAndSwap(old, &d) {
+			return
+		}
+	}
+}
+
+func (s *Server) init() {
+	s.initOnce.Do(func() {
+		s.baseCtx, s.cancel = context.WithCancel(context.Background())
+		s.listeners = map[net.Listener]struct{}{}
+		s.sessions = map[*Session]struct{}{}
+		if s.MaxPreLoginPerIP >= 0 {
+			s.preLoginConns = limit.NewConns(0, orInt(s.MaxPreLoginPerIP, DefaultMaxPreLoginPerIP))
+		}
+	})
+}
+
+// name is the protocol's name, for the log.
+func (s *Server) name() string {
+	if s.Protocol == nil {
+		return "gateway"
+	}
+	return s.Protocol.Name()
+}
+
+// failures is the one path of every failed login.
+func (s *Server) failures() *Failures {
+	return &Failures{Floor: s.FailureDelay, Penalty: s.Penalty, Observe: s.Metrics.failure, Sleep: s.FailureSleep}
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+func orDuration(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+func orInt(n, def int) int {
+	if n > 0 {
+		return n
+	}
+	return def
+}
+
+// Serve accepts connections on l and serves each in its own goroutine
+// until Shutdown (then it returns ErrServerClosed) or an accept error that
+// is not temporary. With implicitTLS, connections start with a TLS
+// handshake (port 993, 995, 465) and TLSConfig must be set.
+func (s *Server) Serve(l net.Listener, implicitTLS bool) error {
+	s.init()
+	if s.Protocol == nil {
+		return fmt.Errorf("gateway: serve %s: no Protocol", l.Addr())
+	}
+	if s.Metrics != nil && s.Metrics.protocol != s.Protocol.Name() {
+		return fmt.Errorf("%s: serve %s: Metrics are for %q", s.name(), l.Addr(), s.Metrics.protocol)
+	}
+	if implicitTLS && s.current().tls == nil {
+		return fmt.Errorf("%s: serve %s: implicit TLS needs Server.TLSConfig", s.name(), l.Addr())
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+
+	var backoff time.Duration
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if s.isClosing() {
+				return ErrServerClosed
+			}
+			if isTemporary(err) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.logger().Warn(s.name()+": accept", "listener", l.Addr().String(), "err", err, "retry_in", backoff)
+				select {
+				case <-time.After(backoff):
+				case <-s.baseCtx.Done():
+					return ErrServerClosed
+				}
+				continue
+			}
+			return fmt.Errorf("%s: accept on %s: %w", s.name(), l.Addr(), err)
+		}
+		backoff = 0
+		if !s.track() {
+			c.Close()
+			return ErrServerClosed
+		}
+		go s.serveAccepted(c, implicitTLS)
+	}
+}
+
+// isTemporary reports accept errors worth retrying (EMFILE and the like).
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	var ne net.Error
+	return errors.As(err, &t) && t.Temporary() || errors.As(err, &ne) && ne.Timeout()
+}
+
+// serveAccepted is the goroutine of one accepted connection.
+func (s *Server) serveAccepted(c net.Conn, implicitTLS bool) {
+	defer s.preLogin.Done()
+	s.serve(s.baseCtx, c, implicitTLS)
+}
+
+// ServeConn serves one connection and returns when the gateway is done
+// with it: after logout or an error, or once the logged-in session was
+// handed to the pipe (which then owns the connection). With implicitTLS
+// the connection starts with a TLS handshake. ctx cancels the pre-login
+// dialogue.
+func (s *Server) ServeConn(ctx context.Context, c net.Conn, implicitTLS bool) {
+	s.init()
+	if s.Protocol == nil || !s.track() {
+		c.Close()
+		return
+	}
+	defer s.preLogin.Done()
+	ctx, cancel := mergeCancel(ctx, s.baseCtx)
+	defer cancel()
+	s.serve(ctx, c, implicitTLS)
+}
+
+// mergeCancel returns a context done when either a or b is done, carrying
+// a's values.
+func mergeCancel(a, b context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(a)
+	stop := context.AfterFunc(b, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// track counts a pre-login session in, unless shutting down.
+func (s *Server) track() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.preLogin.Add(1)
+	return true
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+func (s *Server) addSession(ss *Session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.sessions[ss] = struct{}{}
+	return true
+}
+
+func (s *Server) removeSession(ss *Session) {
+	s.mu.Lock()
+	delete(s.sessions, ss)
+	s.mu.Unlock()
+}
