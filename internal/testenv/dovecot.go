@@ -1,9 +1,6 @@
 package testenv
 
 import (
-	"bytes"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -12,15 +9,12 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
-	"text/template"
 	"time"
-
-	"github.com/pipegate/pipegate/tlsconf"
 )
 
 // DovecotOptions configure a Dovecot instance. The zero value starts an
@@ -50,32 +44,63 @@ type DovecotOptions struct {
 	// MailUser owns the maildirs and runs the mail processes ("nobody"
 	// when empty). Dovecot refuses root.
 	MailUser string
-	// Plain and TLS are the listening ports; 0 picks free ones.
+	// Plain and TLS are the IMAP listening ports; 0 picks free ones. The
+	// other protocols always listen on free ports.
 	Plain, TLS int
+	// Protocols to serve: IMAP, POP3, Sieve (ManageSieve) and Submission;
+	// empty means IMAP alone. Each needs its Debian package (dovecot-imapd,
+	// dovecot-pop3d, dovecot-managesieved, dovecot-submissiond).
+	// TrustedNetworks apply to all: XCLIENT for POP3, ManageSieve and
+	// submission, ID for IMAP.
+	Protocols []string
+	// SubmissionRelay is the SMTP server ("host:port") the submission
+	// service relays to. When empty and Submission is served, an SMTPSink
+	// is started (Dovecot.Sink) and closed with the instance.
+	SubmissionRelay string
 }
 
 // Dovecot is a running instance.
 type Dovecot struct {
-	Addr     string // plain IMAP with STARTTLS, 127.0.0.1:port
-	TLSAddr  string // implicit TLS (imaps), 127.0.0.1:port
+	// Listening addresses (127.0.0.1:port) of the protocols served; empty
+	// for the others.
+	Addr              string // plain IMAP with STARTTLS
+	TLSAddr           string // implicit TLS (imaps)
+	POP3Addr          string // plain POP3 with STLS
+	POP3TLSAddr       string // implicit TLS (pop3s)
+	SieveAddr         string // ManageSieve with STARTTLS (Dovecot has no implicit TLS sieve)
+	SubmissionAddr    string // submission with STARTTLS
+	SubmissionTLSAddr string // implicit TLS (submissions)
+	// Sink receives what the submission service relays, when Submission is
+	// served and DovecotOptions.SubmissionRelay is empty; else nil.
+	Sink *SMTPSink
+
 	Dir      string // holds the configuration, users, maildirs and log
 	LogPath  string // Dovecot's log file
 	CertFile string // the server certificate (PEM), usable as a CA file when self-signed
 	Config   string // path of dovecot.conf
 
+	homes  map[string]string // account -> home directory
 	cmd    *exec.Cmd
 	exited chan struct{}
 	err    error // cmd.Wait's result once exited is closed
 }
 
 // StartDovecot starts an instance for the test and stops it in t.Cleanup.
-// It skips the test when dovecot is not installed (see LookPath) or the
-// test does not run as root (Dovecot needs root to switch users).
+// It skips the test when dovecot or a package for one of opts.Protocols is
+// not installed (see LookPath) or the test does not run as root (Dovecot
+// needs root to switch users).
 func StartDovecot(t testing.TB, opts DovecotOptions) *Dovecot {
 	t.Helper()
 	bin := LookPath(t, "dovecot", "dovecot-imapd")
 	if os.Geteuid() != 0 {
 		Missing(t, "dovecot tests need root (to switch to the mail user)")
+	}
+	protocols, err := opts.protocols()
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	if missing := missingPackages(protocols); len(missing) > 0 {
+		Missing(t, "dovecot services for %v not found in %s (apt-get install -y %s)", protocols, libexecDir, strings.Join(missing, " "))
 	}
 	d, err := NewDovecot(bin, opts)
 	if err != nil {
@@ -94,9 +119,17 @@ func StartDovecot(t testing.TB, opts DovecotOptions) *Dovecot {
 }
 
 // NewDovecot starts an instance of the dovecot binary bin and waits until
-// both ports accept connections. The caller must Close it and may remove
-// d.Dir afterwards. For programs other than tests (bench/).
+// all its ports accept connections. The caller must Close it and may
+// remove d.Dir afterwards. For programs other than tests (bench/).
 func NewDovecot(bin string, opts DovecotOptions) (*Dovecot, error) {
+	protocols, err := opts.protocols()
+	if err != nil {
+		return nil, err
+	}
+	if missing := missingPackages(protocols); len(missing) > 0 {
+		return nil, fmt.Errorf("dovecot: services for %v not found in %s (apt-get install -y %s)", protocols, libexecDir, strings.Join(missing, " "))
+	}
+	opts.Protocols = protocols
 	dir, err := os.MkdirTemp("", "pipegate-dovecot-")
 	if err != nil {
 		return nil, fmt.Errorf("dovecot: %w", err)
@@ -130,8 +163,21 @@ func startDovecot(bin, dir string, opts DovecotOptions) (*Dovecot, error) {
 			return nil, err
 		}
 	}
-	if err := writeUsers(dir, opts, uid, gid); err != nil {
+	homes, err := writeUsers(dir, opts, uid, gid)
+	if err != nil {
 		return nil, err
+	}
+	var sink *SMTPSink
+	relay := opts.SubmissionRelay
+	if relay == "" && slices.Contains(opts.Protocols, Submission) {
+		if sink, err = NewSMTPSink(); err != nil {
+			return nil, fmt.Errorf("dovecot: %w", err)
+		}
+		relay = sink.Addr
+	}
+	relayHost, relayPort, err := net.SplitHostPort(relay)
+	if err != nil && relay != "" {
+		return nil, fmt.Errorf("dovecot: DovecotOptions.SubmissionRelay %q: %w", relay, err)
 	}
 	// A free port found here may be taken by someone else before Dovecot
 	// binds it; then try again with new ports, a bounded number of times.
@@ -142,21 +188,31 @@ func startDovecot(bin, dir string, opts DovecotOptions) (*Dovecot, error) {
 			LogPath:  filepath.Join(dir, "dovecot.log"),
 			CertFile: opts.CertFile,
 			Config:   filepath.Join(dir, "dovecot.conf"),
+			Sink:     sink,
+			homes:    homes,
 		}
-		plain, tlsPort := opts.Plain, opts.TLS
-		if plain == 0 {
-			if plain, err = FreePort(); err != nil {
-				return nil, err
-			}
+		ports, err := pickPorts(opts)
+		if err != nil {
+			sink.close()
+			return nil, err
 		}
-		if tlsPort == 0 {
-			if tlsPort, err = FreePort(); err != nil {
-				return nil, err
-			}
-		}
-		d.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(plain))
-		d.TLSAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(tlsPort))
-		if err := writeConfig(d, opts, plain, tlsPort, uid, attempt); err != nil {
+		d.setAddrs(ports)
+		err = writeConfig(d.Config, configData{
+			Dir:       dir,
+			Name:      fmt.Sprintf("%s-%d", filepath.Base(dir), attempt),
+			Cert:      opts.CertFile,
+			Key:       opts.KeyFile,
+			UID:       min(uid, 500),
+			Trusted:   strings.Join(opts.TrustedNetworks, " "),
+			Passdb:    opts.Passdb,
+			Protocols: opts.Protocols,
+			Ports:     ports,
+			RelayHost: relayHost,
+			RelayPort: relayPort,
+			Extra:     opts.Extra,
+		})
+		if err != nil {
+			sink.close()
 			return nil, err
 		}
 		os.Remove(d.LogPath)
@@ -167,10 +223,61 @@ func startDovecot(bin, dir string, opts DovecotOptions) (*Dovecot, error) {
 			break
 		}
 	}
+	sink.close()
 	return nil, lastErr
 }
 
-// run starts the master process and waits for both listeners.
+// pickPorts returns a port for every listener of opts.Protocols, by
+// listener name: opts.Plain and opts.TLS for IMAP when set, else free ones.
+func pickPorts(opts DovecotOptions) (map[string]int, error) {
+	ports := make(map[string]int)
+	for _, p := range opts.Protocols {
+		for _, l := range protocolInfo[p].listeners {
+			port := 0
+			switch l.name {
+			case "imap":
+				port = opts.Plain
+			case "imaps":
+				port = opts.TLS
+			}
+			if port == 0 {
+				var err error
+				if port, err = FreePort(); err != nil {
+					return nil, err
+				}
+			}
+			ports[l.name] = port
+		}
+	}
+	return ports, nil
+}
+
+// setAddrs fills the address fields from the ports by listener name.
+func (d *Dovecot) setAddrs(ports map[string]int) {
+	for name, field := range map[string]*string{
+		"imap": &d.Addr, "imaps": &d.TLSAddr,
+		"pop3": &d.POP3Addr, "pop3s": &d.POP3TLSAddr,
+		"sieve":      &d.SieveAddr,
+		"submission": &d.SubmissionAddr, "submissions": &d.SubmissionTLSAddr,
+	} {
+		if port, ok := ports[name]; ok {
+			*field = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		}
+	}
+}
+
+// addrs lists the addresses served.
+func (d *Dovecot) addrs() []string {
+	var out []string
+	for _, a := range []string{d.Addr, d.TLSAddr, d.POP3Addr, d.POP3TLSAddr, d.SieveAddr, d.SubmissionAddr, d.SubmissionTLSAddr} {
+		if a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// run starts the master process and waits for all its listeners.
 func (d *Dovecot) run(bin string) error {
 	stderr, err := os.Create(filepath.Join(d.Dir, "stderr.log"))
 	if err != nil {
@@ -185,9 +292,9 @@ func (d *Dovecot) run(bin string) error {
 	}
 	d.exited = make(chan struct{})
 	go waitDovecot(d)
-	for _, addr := range []string{d.Addr, d.TLSAddr} {
+	for _, addr := range d.addrs() {
 		if err := d.waitListening(addr, 15*time.Second); err != nil {
-			d.Close()
+			d.kill()
 			return err
 		}
 	}
@@ -223,8 +330,18 @@ func (d *Dovecot) waitListening(addr string, limit time.Duration) error {
 
 // Close stops the instance: SIGKILL to its process group (a test
 // instance keeps nothing worth a clean shutdown, and Dovecot's master can
-// take seconds to stop its children on SIGTERM).
+// take seconds to stop its children on SIGTERM). Then it closes the SMTP
+// sink, if any.
 func (d *Dovecot) Close() error {
+	err := d.kill()
+	if serr := d.Sink.close(); serr != nil && err == nil {
+		err = serr
+	}
+	return err
+}
+
+// kill ends the process group and waits for the master.
+func (d *Dovecot) kill() error {
 	if d.cmd == nil || d.cmd.Process == nil {
 		return nil
 	}
@@ -239,6 +356,11 @@ func (d *Dovecot) Close() error {
 	<-d.exited
 	return nil
 }
+
+// Home returns the home directory of account (its Maildir, and for
+// ManageSieve its sieve/ scripts and .dovecot.sieve link), or "" for an
+// account not in DovecotOptions.Users.
+func (d *Dovecot) Home(account string) string { return d.homes[account] }
 
 // Pid is the master process id.
 func (d *Dovecot) Pid() int { return d.cmd.Process.Pid }
@@ -306,138 +428,4 @@ func FreeAddr(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
-}
-
-func writeSelfSigned(dir string) (certFile, keyFile string, err error) {
-	cert, err := tlsconf.SelfSigned("127.0.0.1", "localhost")
-	if err != nil {
-		return "", "", fmt.Errorf("dovecot: %w", err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
-	if err != nil {
-		return "", "", fmt.Errorf("dovecot: certificate key: %w", err)
-	}
-	certFile, keyFile = filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	if err := os.WriteFile(certFile, certPEM, 0o644); err != nil {
-		return "", "", fmt.Errorf("dovecot: %w", err)
-	}
-	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
-		return "", "", fmt.Errorf("dovecot: %w", err)
-	}
-	return certFile, keyFile, nil
-}
-
-// writeUsers writes the passwd-file and each user's maildir (with
-// opts.Messages in INBOX), owned by the mail user.
-func writeUsers(dir string, opts DovecotOptions, uid, gid int) error {
-	var users bytes.Buffer
-	accounts := make([]string, 0, len(opts.Users))
-	for a := range opts.Users {
-		accounts = append(accounts, a)
-	}
-	sort.Strings(accounts)
-	for i, account := range accounts {
-		pass := opts.Users[account]
-		if strings.ContainsAny(account+pass, ":\n") {
-			return fmt.Errorf("dovecot: user %q: account and password must not hold ':' or newlines", account)
-		}
-		home := filepath.Join(dir, "home", strconv.Itoa(i))
-		fmt.Fprintf(&users, "%s:{PLAIN}%s:%d:%d::%s\n", account, pass, uid, gid, home)
-		for _, sub := range []string{"cur", "new", "tmp"} {
-			if err := os.MkdirAll(filepath.Join(home, "Maildir", sub), 0o700); err != nil {
-				return fmt.Errorf("dovecot: %w", err)
-			}
-		}
-		for j, msg := range opts.Messages[account] {
-			name := filepath.Join(home, "Maildir", "cur", fmt.Sprintf("%d.M%dP1.pipegate:2,", 1700000000+j, j))
-			if err := os.WriteFile(name, []byte(strings.ReplaceAll(msg, "\r\n", "\n")), 0o600); err != nil {
-				return fmt.Errorf("dovecot: %w", err)
-			}
-		}
-	}
-	if len(accounts) > 0 {
-		err := filepath.Walk(filepath.Join(dir, "home"), func(p string, _ os.FileInfo, err error) error {
-			if err != nil {
-				return err
-			}
-			return os.Lchown(p, uid, gid)
-		})
-		if err != nil {
-			return fmt.Errorf("dovecot: chown maildir: %w", err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(dir, "users"), users.Bytes(), 0o644); err != nil {
-		return fmt.Errorf("dovecot: %w", err)
-	}
-	return nil
-}
-
-var configTemplate = template.Must(template.New("dovecot.conf").Parse(`# written by pipegate/internal/testenv
-protocols = imap
-listen = 127.0.0.1
-base_dir = {{.Dir}}/run
-state_dir = {{.Dir}}/state
-instance_name = pipegate-{{.Name}}
-log_path = {{.Dir}}/dovecot.log
-ssl = yes
-ssl_cert = <{{.Cert}}
-ssl_key = <{{.Key}}
-ssl_dh = </usr/share/dovecot/dh.pem
-default_internal_user = dovecot
-default_login_user = dovenull
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-first_valid_uid = {{.UID}}
-mail_location = maildir:~/Maildir
-{{- if .Trusted}}
-login_trusted_networks = {{.Trusted}}
-{{- end}}
-{{if .Passdb}}{{.Passdb}}{{else}}passdb {
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {{.Dir}}/users
-}{{end}}
-userdb {
-  driver = passwd-file
-  args = username_format=%u {{.Dir}}/users
-}
-service imap-login {
-  inet_listener imap {
-    port = {{.Plain}}
-  }
-  inet_listener imaps {
-    port = {{.TLS}}
-    ssl = yes
-  }
-}
-service stats {
-  inet_listener http {
-    port = 0
-  }
-}
-{{.Extra}}
-`))
-
-func writeConfig(d *Dovecot, opts DovecotOptions, plain, tlsPort, uid, attempt int) error {
-	var b bytes.Buffer
-	err := configTemplate.Execute(&b, map[string]any{
-		"Dir":     d.Dir,
-		"Name":    fmt.Sprintf("%s-%d", filepath.Base(d.Dir), attempt),
-		"Cert":    opts.CertFile,
-		"Key":     opts.KeyFile,
-		"UID":     min(uid, 500),
-		"Trusted": strings.Join(opts.TrustedNetworks, " "),
-		"Passdb":  opts.Passdb,
-		"Plain":   plain,
-		"TLS":     tlsPort,
-		"Extra":   opts.Extra,
-	})
-	if err != nil {
-		return fmt.Errorf("dovecot: config: %w", err)
-	}
-	if err := os.WriteFile(d.Config, b.Bytes(), 0o644); err != nil {
-		return fmt.Errorf("dovecot: %w", err)
-	}
-	return nil
 }

@@ -1,5 +1,6 @@
-// Package testenv starts real servers (Dovecot) for pipegate's end-to-end
-// tests, each with its own configuration, directories and loopback ports.
+// Package testenv starts real servers (Dovecot, an SMTP sink) for
+// pipegate's end-to-end tests, each with its own configuration,
+// directories and loopback ports.
 //
 // Usage:
 //
@@ -12,6 +13,19 @@
 //		...
 //		line := d.WaitLog(t, `Login: user=<alice@a.test>.*rip=127\.0\.0\.2`)
 //	}
+//
+// DovecotOptions.Protocols adds POP3, ManageSieve and submission to the
+// same instance (d.POP3Addr, d.POP3TLSAddr, d.SieveAddr, d.SubmissionAddr,
+// d.SubmissionTLSAddr); submission relays to an in-process SMTPSink
+// (d.Sink) that keeps what it receives:
+//
+//	d := testenv.StartDovecot(t, testenv.DovecotOptions{
+//		Users:           map[string]string{"alice@a.test": "secret"},
+//		TrustedNetworks: []string{"127.0.0.1/32"}, // XCLIENT and ID accepted from here
+//		Protocols:       []string{testenv.POP3, testenv.Submission},
+//	})
+//	... send through d.SubmissionAddr ...
+//	m := d.Sink.WaitMessage(t, func(m testenv.SinkMessage) bool { return m.From == "alice@a.test" })
 //
 // A test whose server binary is missing is skipped, unless the environment
 // variable PIPEGATE_REQUIRE_REAL=1 is set (CI sets it): then it fails.
