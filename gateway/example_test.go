@@ -83,7 +83,7 @@ func toyBackendLogin(b *gateway.Backend, lg gateway.Login, _ route.Route) error 
 func Example() {
 	backend := toyBackend()
 	defer backend.Close()
-	be, _ := route.ParseBackend("imap://" + backend.Addr().String()) // the scheme does not matter to toy
+	be := route.Backend{Protocol: "toy", Addr: backend.Addr().String(), ClientAddr: route.ClientAddrNone} // a route names backends of the session's protocol
 	srv := &gateway.Server{
 		Protocol: toy{},
 		Router: route.RouterFunc(func(context.Context, route.Request) (route.Route, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -106,6 +107,15 @@ func (ss *Session) Login(creds sasl.Credentials, method string, started time.Tim
 	}
 	if strings.ContainsAny(rt.Login+rt.Password, "\x00\r\n") {
 		return nil, ss.unavailable(started, errors.New("the route's login name or password holds NUL, CR or LF"))
+	}
+	// A route may name backends of several protocols (an account's IMAP and
+	// POP3 on one host, its submission on another): this session uses its
+	// own protocol's, in the route's order.
+	all := len(rt.Backends)
+	rt.Backends = slices.DeleteFunc(slices.Clone(rt.Backends), func(b route.Backend) bool { return b.Protocol != name })
+	if len(rt.Backends) == 0 {
+		ss.log.Info(name+": login: no "+name+" backend in the route", "account", lg.Account, "backends", all)
+		return nil, ss.fail("", started, FailNoRoute, 0, &Error{Code: CodeAuthFailed, Text: TextAuthFailed})
 	}
 	return ss.loginBackends(lg, rt, started, login)
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/pipegate/pipegate/gateway"
 	"github.com/pipegate/pipegate/imap"
@@ -56,5 +57,24 @@ func TestIdentityNULSplit(t *testing.T) {
 				t.Fatalf("%d route lookups for a refused name", n)
 			}
 		})
+	}
+}
+
+// TestRouteOtherProtocolOnly: a route whose backends all serve another
+// protocol is no route for this one: the uniform failure, no dial.
+func TestRouteOtherProtocolOnly(t *testing.T) {
+	r := route.RouterFunc(func(context.Context, route.Request) (route.Route, error) {
+		return route.Route{Backends: []route.Backend{{Protocol: "pop3", Addr: "127.0.0.1:1", ClientAddr: route.ClientAddrNone}}}, nil
+	})
+	var fails atomic.Int32
+	p := startProxy(t, &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true,
+		FailureSleep: func(context.Context, time.Duration) bool { fails.Add(1); return true }, FailureDelay: time.Second}})
+	c := dialRaw(t, p.addr)
+	c.send("a LOGIN alice@a.test pw\r\n")
+	if l := c.line(); l != "a NO [AUTHENTICATIONFAILED] Authentication failed." {
+		t.Fatalf("got %q", l)
+	}
+	if fails.Load() != 1 {
+		t.Fatalf("%d failures on the failure path, want 1", fails.Load())
 	}
 }
