@@ -1,0 +1,42 @@
+package wire
+
+import "encoding/base64"
+
+// DecodeInitialResponse decodes the initial-response argument of AUTH
+// (RFC 4954 section 4): base64, or "=" for an empty response.
+func DecodeInitialResponse(s string) ([]byte, error) {
+	if s == "=" {
+		return []byte{}, nil
+	}
+	return decodeBase64([]byte(s))
+}
+
+// DecodeResponse decodes a client's line in an AUTH exchange. "*" cancels
+// it: the server then answers "501 5.7.0" (RFC 4954 section 4). Anything
+// else must be base64, an empty line being an empty response; invalid
+// data is a non-fatal "501 5.5.2 Cannot Base64-decode Client responses"
+// (RFC 4954 sections 4 and 6).
+func DecodeResponse(line []byte) (data []byte, cancel bool, err error) {
+	if string(line) == "*" {
+		return nil, true, nil
+	}
+	data, err = decodeBase64(line)
+	return data, false, err
+}
+
+// decodeBase64 decodes standard padded base64 (RFC 4648 section 4) and
+// nothing else: encoding/base64 alone would skip CR and LF.
+func decodeBase64(b []byte) ([]byte, error) {
+	bad := &Error{Code: 501, Enhanced: "5.5.2", Text: "Cannot Base64-decode Client responses"}
+	for _, c := range b {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '=') {
+			return nil, bad
+		}
+	}
+	out := make([]byte, base64.StdEncoding.DecodedLen(len(b)))
+	n, err := base64.StdEncoding.Strict().Decode(out, b)
+	if err != nil {
+		return nil, bad
+	}
+	return out[:n], nil
+}
