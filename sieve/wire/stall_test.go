@@ -4,49 +4,15 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/pipegate/pipegate/internal/lineio/linetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// stallTimeout bounds the wait for an answer that must come without any
-// more input; it only decides when a broken reader fails the test.
-const stallTimeout = 10 * time.Second
-
-// readStalled feeds sent to read through a net.Pipe whose writer then
-// keeps the connection open without sending anything more, and returns
-// what read gave. It fails the test if read never returns.
-func readStalled(t *testing.T, sent string, bufSize int, read func(*bufio.Reader) error) error {
-	t.Helper()
-	client, server := net.Pipe()
-	defer server.Close()
-	defer client.Close() // ends stallingClient's write if the reader stopped early
-	go stallingClient(client, sent)
-	done := make(chan error, 1)
-	go readOnce(bufio.NewReaderSize(server, bufSize), read, done)
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(stallTimeout):
-		client.Close()
-		server.Close()
-		<-done
-		t.Fatalf("no answer to %d bytes while the peer waits", len(sent))
-		return nil
-	}
-}
-
-// stallingClient sends s and then neither sends nor closes.
-func stallingClient(c net.Conn, s string) { _, _ = c.Write([]byte(s)) }
-
-func readOnce(br *bufio.Reader, read func(*bufio.Reader) error, done chan<- error) {
-	done <- read(br)
-}
 
 func testReader(br *bufio.Reader) *Reader {
 	r := NewReader(br)
@@ -78,7 +44,7 @@ func TestTooLongWithoutNewline(t *testing.T) {
 	} {
 		for _, bufSize := range []int{16, 4096} {
 			t.Run(fmt.Sprintf("%s/buffer %d", tc.name, bufSize), func(t *testing.T) {
-				err := readStalled(t, tc.sent, bufSize, tc.read)
+				err := linetest.ReadStalled(t, tc.sent, bufSize, tc.read)
 				var we *Error
 				if !errors.As(err, &we) || !we.Fatal || string(we.Reply()) != tc.reply {
 					t.Fatalf("got %v, want a fatal %q", err, tc.reply)
@@ -92,7 +58,7 @@ func TestTooLongWithoutNewline(t *testing.T) {
 func TestResponseTooLongWithoutNewline(t *testing.T) {
 	read := func(br *bufio.Reader) error { _, _, err := ReadCapabilities(br, 100, 0); return err }
 	for _, sent := range []string{"OK \"" + strings.Repeat("x", 600), "\"SASL\" \"PLAIN\"\r\n\"" + strings.Repeat("y", 600), "OK {101}\r\n"} {
-		if err := readStalled(t, sent, 16, read); !errors.Is(err, ErrResponse) {
+		if err := linetest.ReadStalled(t, sent, 16, read); !errors.Is(err, ErrResponse) {
 			t.Errorf("got %v, want ErrResponse", err)
 		}
 	}
