@@ -1,0 +1,230 @@
+package submission
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/pipegate/pipegate/gateway"
+	"github.com/pipegate/pipegate/route"
+	"github.com/pipegate/pipegate/submission/wire"
+)
+
+// Bounds on a backend's replies before login: a 334 challenge may be as
+// long as an AUTH exchange line.
+const (
+	maxBackendLine  = wire.DefaultMaxAuthLine
+	maxBackendLines = 100
+	maxChallenges   = 16
+)
+
+// backendConn is SMTP's side of a backend during login.
+type backendConn struct {
+	*gateway.Backend
+	c       *conn // the client's session
+	exts    wire.Extensions
+	ok      *wire.Reply // the backend's 235
+	relayed bool        // the client answered a challenge of the backend
+}
+
+// loginAll brings the backend to the point where it takes AUTH (greeting,
+// EHLO, STARTTLS, XCLIENT and EHLO again) and authenticates. It returns
+// nil when logged in, a *gateway.Error when the backend refused the
+// login, another error when the backend failed.
+func (bc *backendConn) loginAll(lg gateway.Login, rt route.Route) error {
+	if err := bc.prepare(); err != nil {
+		return err
+	}
+	return bc.auth(lg, rt)
+}
+
+// prepare reads the greeting and says EHLO: as the proxy when XCLIENT is
+// to follow (Postfix and Dovecot take it from a trusted client only, and
+// the client's name goes in HELO=), else in the client's name. After
+// STARTTLS (RFC 3207 section 4.2) and after XCLIENT (which restarts the
+// session with a new 220 greeting) EHLO is said again, the last time in
+// the client's name, which the backend's Received line then shows.
+func (bc *backendConn) prepare() error {
+	greet, err := bc.read()
+	if err != nil {
+		return fmt.Errorf("greeting: %w", err)
+	}
+	if greet.Code != 220 {
+		return fmt.Errorf("greeting: %d %s", greet.Code, wire.SafeText(greet.Text()))
+	}
+	xclient := bc.Route.ClientAddr == route.ClientAddrXCLIENT
+	name := bc.c.helo
+	if xclient {
+		name = bc.c.host
+	}
+	if err := bc.ehlo(name); err != nil {
+		return err
+	}
+	if bc.Route.TLS == route.TLSStartTLS {
+		if err := bc.startTLS(); err != nil {
+			return err
+		}
+		if err := bc.ehlo(name); err != nil {
+			return err
+		}
+	}
+	if !xclient {
+		return nil
+	}
+	params, ok := bc.exts.Params("XCLIENT")
+	if !ok {
+		bc.c.s.Logger().Warn("submission: backend lacks XCLIENT (is the proxy in its trusted networks?), client address not sent", "backend", bc.Route.Addr)
+		return nil
+	}
+	sent, err := bc.xclient(params)
+	if err != nil || !sent {
+		return err
+	}
+	return bc.ehlo(bc.c.helo)
+}
+
+// ehlo says EHLO name and keeps the extensions of the 250 reply.
+func (bc *backendConn) ehlo(name string) error {
+	rep, err := bc.command("EHLO " + name)
+	if err != nil {
+		return fmt.Errorf("EHLO: %w", err)
+	}
+	if rep.Code != 250 {
+		return fmt.Errorf("EHLO: %d %s", rep.Code, wire.SafeText(rep.Text()))
+	}
+	bc.exts = rep.Extensions()
+	return nil
+}
+
+// startTLS runs STARTTLS. Bytes the backend sent after its 220 would be
+// plaintext injected before TLS: refused (gateway.Backend.StartTLS).
+func (bc *backendConn) startTLS() error {
+	if !bc.exts.Has("STARTTLS") {
+		return fmt.Errorf("STARTTLS: not offered by the backend")
+	}
+	rep, err := bc.command("STARTTLS")
+	if err != nil {
+		return fmt.Errorf("STARTTLS: %w", err)
+	}
+	if rep.Code != 220 {
+		return fmt.Errorf("STARTTLS refused: %d %s", rep.Code, wire.SafeText(rep.Text()))
+	}
+	return bc.StartTLS()
+}
+
+// xclient sends the client's address, port, HELO name, protocol, session
+// ID and the proxy TTL, as far as the backend's XCLIENT lists them
+// (Dovecot: ADDR PORT PROTO HELO LOGIN SESSION TTL TIMEOUT FORWARD;
+// Postfix: NAME ADDR PORT PROTO HELO REVERSE_NAME LOGIN DESTADDR
+// DESTPORT). sent is false when the backend refused it: the login goes
+// on, the backend then sees the proxy's address.
+func (bc *backendConn) xclient(params []string) (sent bool, err error) {
+	line := xclientLine(params, xclientAttrs{
+		client: bc.c.s.Client(), local: bc.c.s.Local(),
+		helo: bc.c.helo, esmtp: bc.c.esmtp,
+		session: bc.c.s.ID(), ttl: bc.c.s.ProxyTTL() - 1,
+	})
+	if line == "" {
+		return false, nil
+	}
+	rep, err := bc.command(line)
+	if err != nil {
+		return false, fmt.Errorf("XCLIENT: %w", err)
+	}
+	if rep.Code != 220 {
+		bc.c.s.Logger().Warn("submission: backend refused XCLIENT, client address not sent", "backend", bc.Route.Addr,
+			"reply", strconv.Itoa(rep.Code)+" "+wire.SafeText(rep.Text()))
+		return false, nil
+	}
+	return true, nil
+}
+
+// xclientAttrs are what XCLIENT may tell.
+type xclientAttrs struct {
+	client, local netip.AddrPort
+	helo          string
+	esmtp         bool
+	session       string
+	ttl           int
+}
+
+// xclientLine builds "XCLIENT NAME=value ..." with the attributes the
+// backend lists, values xtext-encoded, IPv6 addresses with "IPV6:"
+// (Postfix's XCLIENT_README); "" when there is nothing to send.
+func xclientLine(params []string, a xclientAttrs) string {
+	has := map[string]bool{}
+	for _, p := range params {
+		has[strings.ToUpper(p)] = true
+	}
+	var b strings.Builder
+	add := func(name, value string) {
+		if has[name] && value != "" {
+			b.WriteString(" " + name + "=" + xtext(value))
+		}
+	}
+	if a.client.IsValid() {
+		add("ADDR", addrValue(a.client.Addr()))
+		add("PORT", strconv.Itoa(int(a.client.Port())))
+	}
+	add("HELO", a.helo)
+	if a.esmtp {
+		add("PROTO", "ESMTP")
+	} else {
+		add("PROTO", "SMTP")
+	}
+	if a.local.IsValid() {
+		add("DESTADDR", addrValue(a.local.Addr()))
+		add("DESTPORT", strconv.Itoa(int(a.local.Port())))
+	}
+	add("SESSION", a.session)
+	if a.ttl > 0 {
+		add("TTL", strconv.Itoa(a.ttl))
+	}
+	if b.Len() == 0 {
+		return ""
+	}
+	return "XCLIENT" + b.String()
+}
+
+func addrValue(ip netip.Addr) string {
+	ip = ip.Unmap()
+	if ip.Is6() {
+		return "IPV6:" + ip.String()
+	}
+	return ip.String()
+}
+
+// xtext encodes s as RFC 3461 section 4 has it: "+" hex for "+", "=" and
+// every byte outside "!" to "~".
+func xtext(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '!' || c > '~' || c == '+' || c == '=' {
+			fmt.Fprintf(&b, "+%02X", c)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// command sends one line and reads the reply.
+func (bc *backendConn) command(line string) (*wire.Reply, error) {
+	if err := bc.send(line); err != nil {
+		return nil, err
+	}
+	return bc.read()
+}
+
+func (bc *backendConn) send(line string) error {
+	if _, err := bc.Writer().WriteString(line + "\r\n"); err != nil {
+		return err
+	}
+	return bc.Writer().Flush()
+}
+
+func (bc *backendConn) read() (*wire.Reply, error) {
+	return wire.ReadReply(bc.Reader(), maxBackendLine, maxBackendLines)
+}
