@@ -1,0 +1,90 @@
+package affinity
+
+import "sync"
+
+// Lease is one login's hold on a user's assignment, from Assign to
+// SessionEnd. Its Kicked channel closes when a move of the user needs the
+// connection gone: the gateway then closes it with the protocol's goodbye
+// (IMAP BYE) and calls SessionEnd.
+type Lease struct {
+	user, member string
+
+	kickOnce sync.Once
+	kicked   chan struct{}
+
+	// guarded by Store.mu
+	started bool
+	ended   bool
+}
+
+// User returns the user the lease is for.
+func (l *Lease) User() string { return l.user }
+
+// Member returns the member the user is assigned to.
+func (l *Lease) Member() string { return l.member }
+
+// Kicked is closed when the user's sessions must end (a move).
+func (l *Lease) Kicked() <-chan struct{} { return l.kicked }
+
+func (l *Lease) kick() { l.kickOnce.Do(func() { close(l.kicked) }) }
+
+// local is what this instance holds of one user: its leases (logins in
+// progress and sessions), so that a kick reaches them and can wait for
+// them to end.
+type local struct {
+	leases map[*Lease]struct{}
+	empty  chan struct{} // closed when the last lease ends
+}
+
+// addLease registers a new lease before Redis is asked, so that a kick
+// arriving meanwhile finds it.
+func (s *Store) addLease(user string) *Lease {
+	l := &Lease{user: user, kicked: make(chan struct{})}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.users[user]
+	if e == nil {
+		e = &local{leases: make(map[*Lease]struct{}), empty: make(chan struct{})}
+		s.users[user] = e
+	}
+	e.leases[l] = struct{}{}
+	return l
+}
+
+// dropLease forgets l; s.mu is held. It reports whether l had started.
+func (s *Store) dropLease(l *Lease) (started bool) {
+	if l.ended {
+		return false
+	}
+	l.ended = true
+	if l.started {
+		s.loads[l.member]--
+		if s.loads[l.member] <= 0 {
+			delete(s.loads, l.member)
+		}
+	}
+	if e := s.users[l.user]; e != nil {
+		delete(e.leases, l)
+		if len(e.leases) == 0 {
+			close(e.empty)
+			delete(s.users, l.user)
+		}
+	}
+	return l.started
+}
+
+// localCount returns this instance's started sessions of user and their
+// member; s.mu is held.
+func (s *Store) localCount(user string) (n int, member string) {
+	e := s.users[user]
+	if e == nil {
+		return 0, ""
+	}
+	for l := range e.leases {
+		if l.started {
+			n++
+			member = l.member
+		}
+	}
+	return n, member
+}
