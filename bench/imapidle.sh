@@ -104,6 +104,8 @@ tls:
   cert: $tmp/server.crt
   key: $tmp/server.key
 routes_file: $tmp/routes.yaml
+# Every client comes from 127.0.0.1, CONCURRENCY at once: the NAT case.
+max_prelogin_connections_per_ip: 0
 drain_timeout: 2s
 log:
   level: warn

@@ -123,6 +123,7 @@ tls:
   key: %s
 routes_file: %s
 allow_plaintext_auth: true
+max_prelogin_connections_per_ip: 0 # every client comes from 127.0.0.1
 drain_timeout: 2s
 log:
   level: warn

@@ -61,10 +61,10 @@ routes_file: routes.yaml
 
 func TestIMAPConfigIssueFile(t *testing.T) {
 	path := writeIMAPFiles(t, issueConfig)
-	if err := checkIMAPConfig(path); err != nil {
+	if err := checkMailConfig(path); err != nil {
 		t.Fatal(err)
 	}
-	s, err := loadIMAPConfig(path)
+	s, err := loadMailConfig(path, cmdIMAP)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestIMAPConfigIssueFile(t *testing.T) {
 	if len(s.Listen) != 2 || s.Listen[0].TLS || !s.Listen[1].TLS {
 		t.Fatalf("listeners: %+v", s.Listen)
 	}
-	if s.DrainTimeout != imapDefaultDrainTimeout || s.Penalty != nil {
+	if s.DrainTimeout != mailDefaultDrainTimeout || s.Penalty != nil {
 		t.Fatalf("defaults: drain %v penalty %+v", s.DrainTimeout, s.Penalty)
 	}
 }
@@ -117,10 +117,10 @@ log:
   format: json
   level: debug
 `)
-	if err := checkIMAPConfig(path); err != nil {
+	if err := checkMailConfig(path); err != nil {
 		t.Fatal(err)
 	}
-	s, _ := loadIMAPConfig(path)
+	s, _ := loadMailConfig(path, cmdIMAP)
 	if s.LoginTimeout != 30*time.Second || s.Penalty.Max != 8*time.Second || !s.Listen[1].AcceptProxy || len(s.Listen[1].Trusted) != 2 || s.MaxConnectionsPerIP != 20 {
 		t.Fatalf("settings: %+v", s)
 	}
@@ -169,7 +169,7 @@ func TestIMAPConfigErrors(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeIMAPFiles(t, tc.config)
-			err := checkIMAPConfig(path)
+			err := checkMailConfig(path)
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -189,7 +189,7 @@ func TestIMAPConfigErrors(t *testing.T) {
 func TestIMAPConfigBadRoutesNamesBothFiles(t *testing.T) {
 	path := writeIMAPFiles(t, issueConfig)
 	writeTestFile(t, filepath.Join(filepath.Dir(path), "routes.yaml"), "routes:\n  - account: x@y\n    backend: ftp://h:1\n")
-	err := checkIMAPConfig(path)
+	err := checkMailConfig(path)
 	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "routes.yaml:3") {
 		t.Fatalf("want both files and the routes line named, got %v", err)
 	}
@@ -203,14 +203,14 @@ func TestIMAPConfigRouteSources(t *testing.T) {
 route_cache:
   positive_ttl: 10s
 `)
-	if err := checkIMAPConfig(path); err != nil {
+	if err := checkMailConfig(path); err != nil {
 		t.Fatal(err)
 	}
-	s, err := loadIMAPConfig(path)
+	s, err := loadMailConfig(path, cmdIMAP)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := openIMAPResources(s)
+	res, err := openMailResources(s)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,13 +1,16 @@
 // Command pipegate joins connections: a TCP/TLS port forwarder
-// (`pipegate forward`) and an IMAP reverse proxy that routes each login to
-// the server holding the account (`pipegate imap`), both on the pipe core in
-// package pipegate/pipe. `pipegate demo` runs the IMAP proxy in front of two
-// in-memory IMAP servers, with nothing to install.
+// (`pipegate forward`) and a mail gateway that routes each login to the
+// server holding the account (`pipegate mail`: IMAP, POP3, ManageSieve and
+// submission listeners in one daemon; `pipegate imap`: the same with IMAP
+// listeners only), both on the pipe core in package pipegate/pipe.
+// `pipegate demo` runs the IMAP proxy in front of two in-memory IMAP
+// servers, with nothing to install.
 //
 //	pipegate demo
 //	pipegate forward --listen 127.0.0.1:8080 --to 127.0.0.1:9090
+//	pipegate mail --config /etc/pipegate/mail.yaml
 //	pipegate imap --config /etc/pipegate/imap.yaml
-//	pipegate check-config /etc/pipegate/imap.yaml
+//	pipegate check-config /etc/pipegate/mail.yaml
 package main
 
 import (
@@ -27,8 +30,9 @@ const usage = `usage: pipegate COMMAND [flags]
 commands:
   demo                  IMAP proxy in front of two in-memory IMAP servers (no setup)
   forward               TCP/TLS port forwarder (pipegate forward --help)
-  imap                  IMAP reverse proxy (pipegate imap --config FILE)
-  check-config FILE     validate a forward or imap config file and exit
+  mail                  mail gateway: IMAP, POP3, ManageSieve, submission (pipegate mail --config FILE)
+  imap                  the mail gateway with IMAP listeners only (pipegate imap --config FILE)
+  check-config FILE     validate a forward, mail or imap config file and exit
 `
 
 func main() {
@@ -49,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runDemo(ctx, args[1:], stdout, stderr)
 	case "forward":
 		return runForward(ctx, args[1:], stdout, stderr)
+	case "mail":
+		return runMail(ctx, args[1:], stdout, stderr)
 	case "imap":
 		return runIMAP(ctx, args[1:], stdout, stderr)
 	case "check-config":
@@ -62,7 +68,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // runCheckConfig validates a config file: a file with a top-level
-// `forwards:` key is a forward config, anything else an imap config.
+// `forwards:` key is a forward config, anything else a mail config
+// ("imap config" when every listener is IMAP's, so `pipegate imap` runs it).
 func runCheckConfig(args []string, stdout, stderr io.Writer) int {
 	if len(args) != 1 {
 		fmt.Fprint(stderr, "usage: pipegate check-config FILE\n")
@@ -74,7 +81,7 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) int {
 		if kind == "forward" {
 			err = checkForwardConfig(path)
 		} else {
-			err = checkIMAPConfig(path)
+			kind, err = checkMailConfigKind(path)
 		}
 	}
 	if err != nil {

@@ -20,7 +20,7 @@
 //	Auth-Method: plain              (LOGIN and AUTHENTICATE PLAIN/LOGIN; else the SASL name in lower case)
 //	Auth-User: alice@a.test
 //	Auth-Pass: secret               (only with PassPassword)
-//	Auth-Protocol: imap
+//	Auth-Protocol: imap             (imap, pop3, sieve; smtp for submission, as nginx names it)
 //	Auth-Login-Attempt: 1
 //	Client-IP: 192.0.2.7
 //	Auth-SSL: on                    (only when the client's connection is TLS)
@@ -36,16 +36,24 @@
 //	Auth-Wait: 3                    seconds before the client may retry (→ Denied.Wait)
 //	Auth-Error-Code: ...            (→ Denied.Code)
 //	Auth-Server: 10.0.0.1           host name or address of the backend
-//	Auth-Port: 143
+//	Auth-Port: 143                  a backend of the request's protocol (imap://, pop3://,
+//	                                sieve://, submission://)
 //	Auth-User: alice                login name for the backend (→ Route.Login)
 //	Auth-Pass: secret2              password for the backend (→ Route.Password)
 //
 // and pipegate's own:
 //
-//	X-Pipegate-Backend-TLS: none | starttls | tls   how to speak TLS to Auth-Server (default: none)
+//	X-Pipegate-Backend-TLS: none | starttls | tls   how to speak TLS to Auth-Server (default: none):
+//	                                                the protocol's scheme for it (pop3, pop3+starttls,
+//	                                                pop3s; submission, submission+starttls, submissions)
 //	X-Pipegate-Server-Name: mail.a.test             name to verify its certificate against
 //	X-Pipegate-Backend: imaps://10.0.0.1:993 ...    instead of Auth-Server/Auth-Port: one or more
-//	                                                backend URLs (space separated, or repeated), tried in order
+//	                                                backend URLs (space separated, or repeated), tried in order;
+//	                                                the session uses those of its own protocol
+//
+// The schemes of a protocol other than IMAP are known once its package is
+// linked in (it registers them with route.RegisterScheme); an answer for a
+// protocol whose schemes are unknown is an error.
 //
 // A service that is down, answers without Auth-Status, or answers OK
 // without a backend is an error (the proxy answers NO [UNAVAILABLE]); the
@@ -166,7 +174,7 @@ func (s *Source) Lookup(ctx context.Context, req route.Request) (route.Route, er
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
-	rt, err := parseResponse(resp.Header)
+	rt, err := parseResponse(resp.Header, req.Protocol)
 	if err != nil {
 		var denied *route.Denied
 		if errors.As(err, &denied) {
@@ -181,10 +189,6 @@ func (s *Source) setHeaders(h http.Header, req route.Request) {
 	for k, v := range s.headers {
 		h[k] = v
 	}
-	protocol := req.Protocol
-	if protocol == "" {
-		protocol = "imap"
-	}
 	attempt := req.Attempt
 	if attempt < 1 {
 		attempt = 1
@@ -194,7 +198,7 @@ func (s *Source) setHeaders(h http.Header, req route.Request) {
 	if s.pass {
 		h.Set("Auth-Pass", Escape(req.Password))
 	}
-	h.Set("Auth-Protocol", protocol)
+	h.Set("Auth-Protocol", authProtocol(req.Protocol))
 	h.Set("Auth-Login-Attempt", strconv.Itoa(attempt))
 	if req.ClientAddr.IsValid() {
 		h.Set("Client-IP", req.ClientAddr.Addr().Unmap().String())
@@ -202,6 +206,19 @@ func (s *Source) setHeaders(h http.Header, req route.Request) {
 	if req.ClientTLS {
 		h.Set("Auth-SSL", "on")
 	}
+}
+
+// authProtocol names the protocol as nginx does: "smtp" for submission
+// (nginx's mail module proxies SMTP with the same header), "imap" when
+// unset.
+func authProtocol(p string) string {
+	switch p {
+	case "":
+		return "imap"
+	case "submission":
+		return "smtp"
+	}
+	return p
 }
 
 // authMethod names the method as nginx does: LOGIN and the SASL mechanisms
@@ -244,8 +261,9 @@ func Escape(s string) string {
 
 func needsEscape(c byte) bool { return c <= ' ' || c == '%' || c >= 0x7f }
 
-// parseResponse reads the auth_http answer headers.
-func parseResponse(h http.Header) (route.Route, error) {
+// parseResponse reads the auth_http answer headers to a request for
+// protocol ("" is IMAP).
+func parseResponse(h http.Header, protocol string) (route.Route, error) {
 	status, ok := single(h, "Auth-Status")
 	if !ok {
 		return route.Route{}, errors.New(`no "Auth-Status" header`)
@@ -286,7 +304,7 @@ func parseResponse(h http.Header) (route.Route, error) {
 		}
 		return rt, nil
 	}
-	b, err := serverPort(h)
+	b, err := serverPort(h, protocol)
 	if err != nil {
 		return route.Route{}, err
 	}
@@ -294,38 +312,41 @@ func parseResponse(h http.Header) (route.Route, error) {
 	return rt, nil
 }
 
-// serverPort builds the backend from Auth-Server, Auth-Port and pipegate's
-// TLS headers.
-func serverPort(h http.Header) (route.Backend, error) {
+// serverPort builds the backend of protocol from Auth-Server, Auth-Port
+// and pipegate's TLS headers.
+func serverPort(h http.Header, protocol string) (route.Backend, error) {
 	server := strings.TrimSpace(h.Get("Auth-Server"))
 	port := strings.TrimSpace(h.Get("Auth-Port"))
 	if server == "" || port == "" {
 		return route.Backend{}, errors.New(`"Auth-Status: OK" without "Auth-Server" and "Auth-Port"`)
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
 		return route.Backend{}, fmt.Errorf(`invalid "Auth-Port: %s"`, port)
 	}
 	if strings.ContainsAny(server, " /?#@[]") && !strings.HasPrefix(server, "[") {
 		return route.Backend{}, fmt.Errorf(`invalid "Auth-Server: %s"`, server)
 	}
 	host := strings.Trim(server, "[]")
-	scheme := "imap"
+	if strings.ContainsAny(host, " /?#@[]") {
+		return route.Backend{}, fmt.Errorf(`invalid "Auth-Server: %s"`, server)
+	}
+	var tls route.TLSMode
 	switch mode := strings.ToLower(strings.TrimSpace(h.Get("X-Pipegate-Backend-TLS"))); mode {
 	case "", "none", "plain":
 	case "starttls":
-		scheme = "imap+starttls"
+		tls = route.TLSStartTLS
 	case "tls", "ssl", "implicit":
-		scheme = "imaps"
+		tls = route.TLSImplicit
 	default:
 		return route.Backend{}, fmt.Errorf(`invalid "X-Pipegate-Backend-TLS: %s" (want none, starttls or tls)`, mode)
 	}
-	u := url.URL{Scheme: scheme, Host: net.JoinHostPort(host, port)}
-	if name := strings.TrimSpace(h.Get("X-Pipegate-Server-Name")); name != "" {
-		u.RawQuery = url.Values{"server_name": {name}}.Encode()
-	}
-	b, err := route.ParseBackend(u.String())
+	b, err := route.NewBackend(protocol, tls, host, n)
 	if err != nil {
 		return route.Backend{}, fmt.Errorf(`"Auth-Server: %s", "Auth-Port: %s": %w`, server, port, err)
+	}
+	if name := strings.TrimSpace(h.Get("X-Pipegate-Server-Name")); name != "" {
+		b.ServerName = name
 	}
 	return b, nil
 }

@@ -170,7 +170,7 @@ func TestResponses(t *testing.T) {
 		{name: "bad server", answer: []string{"Auth-Status", "OK", "Auth-Server", "h/x", "Auth-Port", "1"}, err: `invalid "Auth-Server: h/x"`},
 		{name: "bad TLS mode", answer: []string{"Auth-Status", "OK", "Auth-Server", "h", "Auth-Port", "1", "X-Pipegate-Backend-TLS", "maybe"},
 			err: `invalid "X-Pipegate-Backend-TLS: maybe"`},
-		{name: "bad backend URL", answer: []string{"Auth-Status", "OK", "X-Pipegate-Backend", "pop3://h:1"}, err: `"X-Pipegate-Backend": backend "pop3://h:1"`},
+		{name: "bad backend URL", answer: []string{"Auth-Status", "OK", "X-Pipegate-Backend", "gopher://h:1"}, err: `"X-Pipegate-Backend": backend "gopher://h:1"`},
 		{name: "bad wait", answer: []string{"Auth-Status", "No", "Auth-Wait", "soon"}, err: `invalid "Auth-Wait: soon"`},
 	}
 	for _, tt := range tests {

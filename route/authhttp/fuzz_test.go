@@ -23,7 +23,7 @@ func FuzzParseResponse(f *testing.F) {
 			return
 		}
 		resp.Body.Close()
-		rt, err := parseResponse(resp.Header)
+		rt, err := parseResponse(resp.Header, "imap")
 		var d *route.Denied
 		switch {
 		case errors.As(err, &d):

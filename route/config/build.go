@@ -37,7 +37,8 @@ var fieldsOf = map[string][]string{
 	"http":  append([]string{"url", "pass_password", "headers"}, tlsFields...),
 	"redis": append([]string{"url", "password_file", "key", "lowercase"}, tlsFields...),
 	"ldap": append([]string{"url", "urls", "start_tls", "bind_dn", "bind_password_file", "base_dn", "scope", "filter",
-		"backend_attr", "host_attr", "port_attr", "tls_attr", "server_name_attr", "login_attr", "port", "tls_mode"}, tlsFields...),
+		"backend_attr", "host_attr", "port_attr", "tls_attr", "server_name_attr", "login_attr", "port", "tls_mode",
+		"host_attrs", "port_attrs", "ports"}, tlsFields...),
 	"sql": {"url", "password_file", "query", "max_conns"},
 }
 
@@ -243,11 +244,12 @@ func (b *builder) source(i int, c *SourceConfig) (route.Router, error) {
 			BaseDN: c.BaseDN, Scope: c.Scope, Filter: c.Filter,
 			BackendAttr: c.BackendAttr, HostAttr: c.HostAttr, PortAttr: c.PortAttr, TLSAttr: c.TLSAttr,
 			ServerNameAttr: c.ServerNameAttr, LoginAttr: c.LoginAttr, Port: c.Port, TLSMode: c.TLSMode,
+			HostAttrs: c.HostAttrs, PortAttrs: c.PortAttrs, Ports: c.Ports,
 			Timeout: time.Duration(c.Timeout),
 		})
 		if err != nil {
-			return nil, fail(fieldOf(err, "urls", "start_tls", "base_dn", "scope", "filter", "backend_attr", "host_attr",
-				"tls_mode", "port", "bind_dn", "bind_password_file"), err)
+			return nil, fail(fieldOf(err, "urls", "start_tls", "base_dn", "scope", "filter", "host_attrs", "port_attrs", "ports",
+				"backend_attr", "host_attr", "tls_mode", "port", "bind_dn", "bind_password_file"), err)
 		}
 		b.closers = append(b.closers, s.Close)
 		src = s

@@ -90,6 +90,10 @@ type SourceConfig struct {
 	LoginAttr        string `yaml:"login_attr"`
 	Port             int    `yaml:"port"`
 	TLSMode          string `yaml:"tls_mode"`
+	// per protocol (imap, pop3, sieve, submission) with host_attr
+	HostAttrs map[string]string `yaml:"host_attrs"`
+	PortAttrs map[string]string `yaml:"port_attrs"`
+	Ports     map[string]int    `yaml:"ports"`
 
 	// sql
 	Query    string `yaml:"query"`

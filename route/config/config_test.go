@@ -144,6 +144,9 @@ route_sources:
     base_dn: ou=people,dc=example,dc=org
     filter: "(mail=%u)"
     host_attr: mailHost
+    host_attrs: {submission: submissionHost}
+    port_attrs: {pop3: pop3Port}
+    ports: {sieve: 4190}
     tls_mode: tls
     on_error: next
     cache: false
@@ -253,6 +256,8 @@ func TestErrors(t *testing.T) {
 		{"redis bad key", "route_sources:\n  - type: redis\n    url: redis://127.0.0.1:6379\n    key: \"r:%q\"\n", "route_sources[0] (line 4).key: template"},
 		{"ldap no base", "route_sources:\n  - type: ldap\n    url: ldap://127.0.0.1\n    host_attr: mailHost\n", "route_sources[0] (line 2).base_dn: empty"},
 		{"ldap bad filter", "route_sources:\n  - type: ldap\n    url: ldap://127.0.0.1\n    base_dn: dc=x\n    host_attr: mailHost\n    filter: \"(mail=%u\"\n", "route_sources[0] (line 6).filter:"},
+		{"ldap bad per-protocol port", "route_sources:\n  - type: ldap\n    url: ldap://127.0.0.1\n    base_dn: dc=x\n    host_attr: mailHost\n    ports: {pop3: 0}\n", "route_sources[0] (line 6).ports: pop3: 0: want a protocol name and a port"},
+		{"ldap ports with backend_attr", "route_sources:\n  - type: ldap\n    url: ldap://127.0.0.1\n    base_dn: dc=x\n    backend_attr: b\n    host_attrs: {submission: smtpHost}\n", "route_sources[0] (line 6).host_attrs: goes with host_attr"},
 		{"sql no query", "route_sources:\n  - type: sql\n    url: postgres://h/db\n", "route_sources[0] (line 2).query: empty"},
 		{"bad on_error", "route_sources:\n  - type: file\n    path: routes.yaml\n    on_error: ignore\n", "route_sources[0] (line 4).on_error"},
 		{"bad duration", "route_sources:\n  - type: http\n    url: http://x/\n    timeout: 5\n", "line 4: \"5\": want a duration"},

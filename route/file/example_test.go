@@ -31,11 +31,11 @@ default: imap+starttls://127.0.0.1:14301
 		fmt.Printf("%s → %v login=%q\n", account, rt.Backends, rt.Login)
 	}
 
-	_, err = file.Parse("routes.yaml", []byte("routes:\n  - account: bob@a.test\n    backend: pop3://127.0.0.1:110\n"))
-	fmt.Println(err)
+	_, err = file.Parse("routes.yaml", []byte("routes:\n  - account: bob@a.test\n    backend: gopher://127.0.0.1:110\n"))
+	fmt.Println(err) // the schemes listed are those registered: IMAP's and the linked protocols'
 	// Output:
 	// Alice@a.test → [imap://127.0.0.1:14301] login=""
 	// carol@b.test → [imaps://127.0.0.1:19932 imaps://127.0.0.1:19933] login="carol"
 	// dave@c.test → [imap+starttls://127.0.0.1:14301] login=""
-	// routes.yaml:3: routes[0].backend: backend "pop3://127.0.0.1:110": unknown scheme "pop3" (want one of imap, imap+starttls, imaps)
+	// routes.yaml:3: routes[0].backend: backend "gopher://127.0.0.1:110": unknown scheme "gopher" (want one of imap, imap+starttls, imaps, pop3, pop3+starttls, pop3s, sieve, sieve+starttls, submission, submission+starttls, submissions)
 }

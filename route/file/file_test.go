@@ -182,7 +182,7 @@ func TestErrors(t *testing.T) {
 		{"unknown rule field", issueFile + "  - account: x@a.test\n    bakend: imap://h:1\n", nil},
 		{"unknown rule field 2", "routes:\n  - account: x@a.test\n    backend: imap://h:1\n  - account: y@a.test\n    bakend: imap://h:1\n",
 			[]string{"routes.yaml:5: routes[1].bakend: unknown field"}},
-		{"bad scheme", "routes:\n  - account: x@a.test\n    backend: pop3://h:1\n", []string{"routes.yaml:3: routes[0].backend:", `unknown scheme "pop3"`}},
+		{"bad scheme", "routes:\n  - account: x@a.test\n    backend: gopher://h:1\n", []string{"routes.yaml:3: routes[0].backend:", `unknown scheme "gopher"`}},
 		{"bad list item", "routes:\n  - account: x@a.test\n    backends:\n      - imap://h:1\n      - http://h:2\n", []string{"routes.yaml:5: routes[0].backends[1]:", "unknown scheme"}},
 		{"no backend", "routes:\n  - account: x@a.test\n", []string{"routes.yaml:2: routes[0]: no backend: or backends:"}},
 		{"both backend and backends", "routes:\n  - account: x@a.test\n    backend: imap://h:1\n    backends: [imap://h:2]\n", []string{"routes[0]: both backend: and backends:"}},

@@ -17,10 +17,25 @@
 //	rt, err := src.Lookup(ctx, route.Request{Protocol: "imap", Account: "alice@example.org"})
 //
 // The route comes from either BackendAttr, an attribute holding backend
-// URLs (imaps://host:port, one per value, tried in order), or HostAttr
-// (one host per value) with the port, TLS mode and certificate name from
-// PortAttr, TLSAttr and ServerNameAttr, or else from Port, TLSMode and the
-// host. LoginAttr, if set and present, names the login for the backend.
+// URLs (imaps://host:port, one per value, tried in order; URLs of several
+// protocols may stand together, the gateway uses those of its session's),
+// or HostAttr (one host per value) with the port, TLS mode and certificate
+// name from PortAttr, TLSAttr and ServerNameAttr, or else from Port,
+// TLSMode and the host. LoginAttr, if set and present, names the login for
+// the backend.
+//
+// A host makes a backend of the request's protocol (Request.Protocol:
+// imap, pop3, sieve, submission), its scheme chosen by the TLS mode
+// (pop3, pop3+starttls, pop3s). Port and PortAttr are IMAP's; a protocol's
+// port comes from PortAttrs[protocol] when the entry has it, else
+// Ports[protocol], else the scheme's port (110, 995, 4190, 587, 465).
+// HostAttrs[protocol], when the entry has it, names the protocol's hosts
+// instead of HostAttr (submission on other hosts than the mailboxes):
+//
+//	HostAttr:  "mailHost",
+//	HostAttrs: map[string]string{"submission": "submissionHost"},
+//	PortAttrs: map[string]string{"pop3": "pop3Port"},
+//	Ports:     map[string]int{"sieve": 4190},
 //
 // No entry, or an entry without the host or backend attribute, is
 // route.ErrNotFound; more than one entry is an error (the filter is
@@ -34,9 +49,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
+	"maps"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -64,8 +80,17 @@ type Config struct {
 	ServerNameAttr string // optional attribute with the certificate name
 	LoginAttr      string // optional attribute with the login name for the backend
 
-	Port    int    // port when PortAttr is unset or absent (default 143, or 993 with TLS "tls")
+	Port    int    // IMAP's port when PortAttr is unset or absent (default 143, or 993 with TLS "tls")
 	TLSMode string // TLS mode when TLSAttr is unset or absent: none (default), starttls, tls
+
+	// Per protocol ("imap", "pop3", "sieve", "submission"), for HostAttr
+	// routes: the attribute with the protocol's hosts (HostAttr when unset
+	// or absent), the attribute with its port, and its port when that
+	// attribute is unset or absent (default: the scheme's). An "imap" entry
+	// of PortAttrs or Ports takes the place of PortAttr or Port.
+	HostAttrs map[string]string
+	PortAttrs map[string]string
+	Ports     map[string]int
 
 	Timeout time.Duration // bound for dialling, binding and searching when ctx has none sooner (default 5s)
 }
@@ -137,9 +162,19 @@ func New(cfg Config) (*Source, error) {
 	if cfg.Port < 0 || cfg.Port > 65535 {
 		return nil, fmt.Errorf("route/ldap: port: %d: want 1-65535", cfg.Port)
 	}
+	if err := s.perProtocol(); err != nil {
+		return nil, err
+	}
 	for _, a := range []string{cfg.BackendAttr, cfg.HostAttr, cfg.PortAttr, cfg.TLSAttr, cfg.ServerNameAttr, cfg.LoginAttr} {
 		if a != "" {
 			s.attrs = append(s.attrs, a)
+		}
+	}
+	for _, m := range []map[string]string{cfg.HostAttrs, cfg.PortAttrs} {
+		for _, p := range slices.Sorted(maps.Keys(m)) {
+			if !slices.Contains(s.attrs, m[p]) {
+				s.attrs = append(s.attrs, m[p])
+			}
 		}
 	}
 	if cfg.BindPasswordFile != "" {
@@ -157,6 +192,65 @@ func New(cfg Config) (*Source, error) {
 		s.cfg.Timeout = 5 * time.Second
 	}
 	return s, nil
+}
+
+// perProtocol checks HostAttrs, PortAttrs and Ports, and folds Port and
+// PortAttr into them as IMAP's.
+func (s *Source) perProtocol() error {
+	cfg := &s.cfg
+	if cfg.BackendAttr != "" {
+		for what, n := range map[string]int{"host_attrs": len(cfg.HostAttrs), "port_attrs": len(cfg.PortAttrs), "ports": len(cfg.Ports)} {
+			if n > 0 {
+				return fmt.Errorf("route/ldap: %s: goes with host_attr, not backend_attr", what)
+			}
+		}
+	}
+	for what, m := range map[string]map[string]string{"host_attrs": cfg.HostAttrs, "port_attrs": cfg.PortAttrs} {
+		for p, a := range m {
+			if !validProtocol(p) || a == "" {
+				return fmt.Errorf("route/ldap: %s: %q: %q: want a protocol name and an attribute", what, p, a)
+			}
+		}
+	}
+	for p, n := range cfg.Ports {
+		if !validProtocol(p) || n < 1 || n > 65535 {
+			return fmt.Errorf("route/ldap: ports: %s: %d: want a protocol name and a port 1-65535", p, n)
+		}
+	}
+	if cfg.PortAttr != "" {
+		if a, ok := cfg.PortAttrs["imap"]; ok && a != cfg.PortAttr {
+			return errors.New("route/ldap: port_attrs: imap and port_attr both set (want one)")
+		}
+		cfg.PortAttrs = maps.Clone(cfg.PortAttrs)
+		if cfg.PortAttrs == nil {
+			cfg.PortAttrs = map[string]string{}
+		}
+		cfg.PortAttrs["imap"] = cfg.PortAttr
+	}
+	if cfg.Port != 0 {
+		if n, ok := cfg.Ports["imap"]; ok && n != cfg.Port {
+			return errors.New("route/ldap: ports: imap and port both set (want one)")
+		}
+		cfg.Ports = maps.Clone(cfg.Ports)
+		if cfg.Ports == nil {
+			cfg.Ports = map[string]int{}
+		}
+		cfg.Ports["imap"] = cfg.Port
+	}
+	return nil
+}
+
+// validProtocol accepts a protocol name: lower-case letters and digits.
+func validProtocol(p string) bool {
+	if p == "" {
+		return false
+	}
+	for _, c := range p {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 func parseTLSMode(s string) (route.TLSMode, error) {
@@ -223,7 +317,7 @@ func (s *Source) Lookup(ctx context.Context, req route.Request) (route.Route, er
 	default:
 		return route.Route{}, fmt.Errorf("route/ldap: search %s for %s: more than one entry (make the filter unique)", s.cfg.BaseDN, filter)
 	}
-	return s.entryRoute(entries[0])
+	return s.entryRoute(entries[0], req.Protocol)
 }
 
 // isServerAnswer tells an LDAP result code sent by the server (the
@@ -236,8 +330,11 @@ func isServerAnswer(err error) bool {
 	return le.ResultCode != goldap.ErrorNetwork && le.ResultCode < goldap.ErrorNetwork
 }
 
-// entryRoute reads the route from the attributes.
-func (s *Source) entryRoute(e *goldap.Entry) (route.Route, error) {
+// entryRoute reads the route of protocol ("" is IMAP) from the attributes.
+func (s *Source) entryRoute(e *goldap.Entry, protocol string) (route.Route, error) {
+	if protocol == "" {
+		protocol = "imap"
+	}
 	var rt route.Route
 	if s.cfg.LoginAttr != "" {
 		rt.Login = e.GetEqualFoldAttributeValue(s.cfg.LoginAttr)
@@ -258,9 +355,15 @@ func (s *Source) entryRoute(e *goldap.Entry) (route.Route, error) {
 		}
 		return rt, nil
 	}
-	hosts := e.GetEqualFoldAttributeValues(s.cfg.HostAttr)
+	hostAttr := s.cfg.HostAttr
+	hosts := e.GetEqualFoldAttributeValues(hostAttr)
+	if a := s.cfg.HostAttrs[protocol]; a != "" {
+		if v := e.GetEqualFoldAttributeValues(a); len(v) > 0 {
+			hostAttr, hosts = a, v
+		}
+	}
 	if len(hosts) == 0 {
-		return route.Route{}, fmt.Errorf("%w: %s has no %s", route.ErrNotFound, e.DN, s.cfg.HostAttr)
+		return route.Route{}, fmt.Errorf("%w: %s has no %s", route.ErrNotFound, e.DN, hostAttr)
 	}
 	mode := s.tlsMode
 	if s.cfg.TLSAttr != "" {
@@ -272,18 +375,12 @@ func (s *Source) entryRoute(e *goldap.Entry) (route.Route, error) {
 			mode = m
 		}
 	}
-	port := s.cfg.Port
-	if port == 0 {
-		port = 143
-		if mode == route.TLSImplicit {
-			port = 993
-		}
-	}
-	if s.cfg.PortAttr != "" {
-		if v := e.GetEqualFoldAttributeValue(s.cfg.PortAttr); v != "" {
+	port := s.cfg.Ports[protocol] // 0: the scheme's
+	if a := s.cfg.PortAttrs[protocol]; a != "" {
+		if v := e.GetEqualFoldAttributeValue(a); v != "" {
 			p, err := strconv.Atoi(strings.TrimSpace(v))
 			if err != nil || p < 1 || p > 65535 {
-				return route.Route{}, fmt.Errorf("route/ldap: %s: %s: %q: want 1-65535", e.DN, s.cfg.PortAttr, v)
+				return route.Route{}, fmt.Errorf("route/ldap: %s: %s: %q: want 1-65535", e.DN, a, v)
 			}
 			port = p
 		}
@@ -295,9 +392,12 @@ func (s *Source) entryRoute(e *goldap.Entry) (route.Route, error) {
 	for _, h := range hosts {
 		h = strings.TrimSpace(h)
 		if h == "" || strings.ContainsAny(h, " /?#@[]") {
-			return route.Route{}, fmt.Errorf("route/ldap: %s: %s: %q is not a host name", e.DN, s.cfg.HostAttr, h)
+			return route.Route{}, fmt.Errorf("route/ldap: %s: %s: %q is not a host name", e.DN, hostAttr, h)
 		}
-		b := route.Backend{Protocol: "imap", Addr: net.JoinHostPort(h, strconv.Itoa(port)), TLS: mode, ServerName: h, ClientAddr: route.ClientAddrID}
+		b, err := route.NewBackend(protocol, mode, h, port)
+		if err != nil {
+			return route.Route{}, fmt.Errorf("route/ldap: %s: %s: %w", e.DN, hostAttr, err)
+		}
 		if serverName != "" {
 			b.ServerName = serverName
 		}

@@ -103,7 +103,7 @@ func seed() error {
 		person("twin1", "twin@b.test", "mailHost", "x"),
 		person("twin2", "twin@b.test", "mailHost", "y"),
 		person("star", "*@b.test", "mailHost", "star.b.test"),
-		person("badurl", "badurl@a.test", "pipegateBackend", "pop3://x:1"),
+		person("badurl", "badurl@a.test", "pipegateBackend", "gopher://x:1"),
 	} {
 		if err := c.Add(a); err != nil {
 			return fmt.Errorf("add %s: %w", a.DN, err)
@@ -162,7 +162,7 @@ func TestBackendAttr(t *testing.T) {
 		{"bob@a.test", "imaps://127.0.0.1:9931 imaps://127.0.0.1:9932?server_name=m.a.test", "bob.b", ""},
 		{"nobody@a.test", "", "", "not found"},
 		{"carol@b.test", "", "", "not found"}, // entry without pipegateBackend
-		{"badurl@a.test", "", "", `pipegateBackend: backend "pop3://x:1"`},
+		{"badurl@a.test", "", "", `pipegateBackend: backend "gopher://x:1"`},
 		{"twin@b.test", "", "", "more than one entry"},
 		// Filter injection: the value is escaped, so these match nothing.
 		{"*", "", "", "not found"},

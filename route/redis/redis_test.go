@@ -65,7 +65,7 @@ func TestLookup(t *testing.T) {
 	seed(t,
 		"route:alice@a.test", "imap://127.0.0.1:14301",
 		"route:bob@a.test", "  imaps://127.0.0.1:9931   imaps://127.0.0.1:9932?server_name=m.a.test\n",
-		"route:bad@a.test", "imap://127.0.0.1:1 pop3://x",
+		"route:bad@a.test", "imap://127.0.0.1:1 gopher://x",
 		"route:empty@a.test", "  ",
 	)
 	ctx := context.Background()
@@ -74,7 +74,7 @@ func TestLookup(t *testing.T) {
 		{"bob@a.test", "imaps://127.0.0.1:9931 imaps://127.0.0.1:9932?server_name=m.a.test", ""},
 		{"Alice@a.test", "", "not found"},
 		{"nobody@a.test", "", "not found"},
-		{"bad@a.test", "", `key route:bad@a.test on tcp:` + srv.Addr + `: backend "pop3://x": unknown scheme`},
+		{"bad@a.test", "", `key route:bad@a.test on tcp:` + srv.Addr + `: backend "gopher://x": unknown scheme`},
 		{"empty@a.test", "", "empty value"},
 	}
 	for _, tt := range tests {

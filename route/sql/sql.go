@@ -11,14 +11,22 @@
 //	defer src.Close()
 //	rt, err := src.Lookup(ctx, route.Request{Protocol: "imap", Account: "alice@a.test"})
 //
-// The query takes the account as $1, or, if it uses named parameters
-// instead, any of @account, @local (part before the last '@'), @domain and
-// @client_ip (text, "" when unknown). It returns, by column name:
+// One table for every protocol, with a port per protocol:
 //
-//	backend      a backend URL (imaps://host:port...), or several separated by spaces; or:
-//	host         the backend's host name or address
-//	port         its port (default 143, or 993 with tls)
-//	tls          none (default), starttls or tls
+//	SELECT host, CASE @protocol WHEN 'pop3' THEN pop3_port WHEN 'imap' THEN imap_port END AS port
+//	FROM mailboxes WHERE account = lower(@account)
+//
+// The query takes the account as $1, or, if it uses named parameters
+// instead, any of @account, @local (part before the last '@'), @domain,
+// @client_ip (text, "" when unknown) and @protocol (imap, pop3, sieve,
+// submission: the session's). It returns, by column name:
+//
+//	backend      a backend URL (imaps://host:port...), or several separated by spaces
+//	             (URLs of several protocols may stand together: the gateway uses its
+//	             session's); or:
+//	host         the backend's host name or address: a backend of the session's protocol
+//	port         its port (default: the scheme's, e.g. 143, or 993 with tls; pop3 110 or 995)
+//	tls          none (default), starttls or tls: the protocol's scheme (pop3, pop3+starttls, pop3s)
 //	server_name  the name to verify its certificate against (default: host)
 //	login        optional: the login name for the backend (first non-empty row wins)
 //
@@ -60,7 +68,7 @@ type Source struct {
 	where string // host:port/db for errors, without password
 }
 
-var namedParams = []string{"@account", "@local", "@domain", "@client_ip"}
+var namedParams = []string{"@account", "@local", "@domain", "@client_ip", "@protocol"}
 
 // New checks cfg and makes the connection pool; it does not wait for the
 // database, so pipegate starts even while the database is down.
@@ -119,19 +127,27 @@ func (s *Source) Lookup(ctx context.Context, req route.Request) (route.Route, er
 		if req.ClientAddr.IsValid() {
 			ip = req.ClientAddr.Addr().Unmap().String()
 		}
-		args = []any{pgx.NamedArgs{"account": req.Account, "local": local, "domain": domain, "client_ip": ip}}
+		args = []any{pgx.NamedArgs{"account": req.Account, "local": local, "domain": domain, "client_ip": ip, "protocol": protocol(req)}}
 	} else {
 		args = []any{req.Account}
 	}
-	rt, err := s.query1(ctx, args)
+	rt, err := s.query1(ctx, args, protocol(req))
 	if err != nil && ctx.Err() == nil && pgconn.SafeToRetry(err) {
 		// A pooled connection the server closed (restart): once more on a fresh one.
-		rt, err = s.query1(ctx, args)
+		rt, err = s.query1(ctx, args, protocol(req))
 	}
 	return rt, err
 }
 
-func (s *Source) query1(ctx context.Context, args []any) (route.Route, error) {
+// protocol is the request's protocol; "" is IMAP.
+func protocol(req route.Request) string {
+	if req.Protocol == "" {
+		return "imap"
+	}
+	return req.Protocol
+}
+
+func (s *Source) query1(ctx context.Context, args []any, protocol string) (route.Route, error) {
 	rows, err := s.pool.Query(ctx, s.query, args...)
 	if err != nil {
 		return route.Route{}, fmt.Errorf("route/sql: query on %s: %w", s.where, err)
@@ -153,7 +169,7 @@ func (s *Source) query1(ctx context.Context, args []any) (route.Route, error) {
 		if rt.Login == "" {
 			rt.Login = r["login"]
 		}
-		bs, err := rowBackends(r)
+		bs, err := rowBackends(r, protocol)
 		if err != nil {
 			return route.Route{}, fmt.Errorf("route/sql: row %d from %s: %w", n, s.where, err)
 		}
@@ -212,7 +228,8 @@ func rowValues(cols []string, vals []any) map[string]string {
 	return m
 }
 
-func rowBackends(r map[string]string) ([]route.Backend, error) {
+// rowBackends reads a row's backends; a host makes one of protocol.
+func rowBackends(r map[string]string, protocol string) ([]route.Backend, error) {
 	if v, ok := r["backend"]; ok {
 		var out []route.Backend
 		for _, f := range strings.Fields(v) {
@@ -231,20 +248,17 @@ func rowBackends(r map[string]string) ([]route.Backend, error) {
 	if strings.ContainsAny(host, " /?#@[]") {
 		return nil, fmt.Errorf("host: %q is not a host name or address", host)
 	}
-	b := route.Backend{Protocol: "imap", ServerName: host, ClientAddr: route.ClientAddrID}
+	var mode route.TLSMode
 	switch strings.ToLower(r["tls"]) {
 	case "", "none", "plain":
 	case "starttls":
-		b.TLS = route.TLSStartTLS
+		mode = route.TLSStartTLS
 	case "tls", "ssl", "implicit":
-		b.TLS = route.TLSImplicit
+		mode = route.TLSImplicit
 	default:
 		return nil, fmt.Errorf("tls: %q: want none, starttls or tls", r["tls"])
 	}
-	port := 143
-	if b.TLS == route.TLSImplicit {
-		port = 993
-	}
+	port := 0 // the scheme's
 	if v := r["port"]; v != "" {
 		p, err := strconv.Atoi(v)
 		if err != nil || p < 1 || p > 65535 {
@@ -252,9 +266,12 @@ func rowBackends(r map[string]string) ([]route.Backend, error) {
 		}
 		port = p
 	}
+	b, err := route.NewBackend(protocol, mode, host, port)
+	if err != nil {
+		return nil, fmt.Errorf("host: %w", err)
+	}
 	if v := r["server_name"]; v != "" {
 		b.ServerName = v
 	}
-	b.Addr = net.JoinHostPort(host, strconv.Itoa(port))
 	return []route.Backend{b}, nil
 }

@@ -61,7 +61,7 @@ INSERT INTO backends VALUES
   ('dave@b.test', 2, 'imaps://127.0.0.1:9932?server_name=m.b.test'),
   ('dave@b.test', 1, 'imaps://127.0.0.1:9931'),
   ('erin@b.test', 1, 'imap://127.0.0.1:1 imap://127.0.0.1:2'),
-  ('bad@b.test', 1, 'pop3://x:1');
+  ('bad@b.test', 1, 'gopher://x:1');
 CREATE TABLE domains (domain text, url text, network cidr);
 INSERT INTO domains VALUES
   ('b.test', 'imap://127.0.0.1:19932', NULL),
@@ -125,7 +125,7 @@ func TestBackendColumn(t *testing.T) {
 	runCases(t, s, []lookupCase{
 		{account: "dave@b.test", want: "imaps://127.0.0.1:9931 imaps://127.0.0.1:9932?server_name=m.b.test"},
 		{account: "erin@b.test", want: "imap://127.0.0.1:1 imap://127.0.0.1:2"},
-		{account: "bad@b.test", err: `row 1 from ` + srv.Addr + `/postgres: backend: backend "pop3://x:1"`},
+		{account: "bad@b.test", err: `row 1 from ` + srv.Addr + `/postgres: backend: backend "gopher://x:1"`},
 		{account: "nobody@b.test", err: "not found"},
 	})
 }

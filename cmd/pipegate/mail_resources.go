@@ -13,11 +13,11 @@ import (
 	"github.com/pipegate/pipegate/tlsconf"
 )
 
-// imapResources are what a config names outside itself: certificates,
+// mailResources are what a config names outside itself: certificates,
 // routes and the penalty store. Certificates and routes can be reloaded
 // (SIGHUP).
-type imapResources struct {
-	settings     *imapSettings
+type mailResources struct {
+	settings     *mailSettings
 	serverTLS    *tlsconf.Server // nil without tls:
 	backendTLS   *tls.Config
 	routes       *config.Routes
@@ -26,11 +26,11 @@ type imapResources struct {
 	closePenalty func() error       // releases the penalty store's Redis client
 }
 
-// openIMAPResources loads the certificates and the routes a checked config
+// openMailResources loads the certificates and the routes a checked config
 // names. Errors name the config file, the line, the field and the file at
 // fault. It connects to nothing.
-func openIMAPResources(s *imapSettings) (*imapResources, error) {
-	r := &imapResources{settings: s}
+func openMailResources(s *mailSettings) (*mailResources, error) {
+	r := &mailResources{settings: s}
 	var errs []error
 	if s.TLS != nil {
 		srv, err := tlsconf.LoadServer(*s.TLS)
@@ -39,12 +39,12 @@ func openIMAPResources(s *imapSettings) (*imapResources, error) {
 		}
 		r.serverTLS = srv
 	}
-	bt, err := loadIMAPBackendTLS(s)
+	bt, err := loadMailBackendTLS(s)
 	errs = append(errs, err)
 	r.backendTLS = bt
 	routes, err := config.Open(context.Background(), s.Routes)
 	if err != nil {
-		errs = append(errs, imapRouteError(s, err))
+		errs = append(errs, mailRouteError(s, err))
 	} else {
 		r.routes, r.router = routes, routes
 	}
@@ -58,7 +58,7 @@ func openIMAPResources(s *imapSettings) (*imapResources, error) {
 	return r, nil
 }
 
-func loadIMAPBackendTLS(s *imapSettings) (*tls.Config, error) {
+func loadMailBackendTLS(s *mailSettings) (*tls.Config, error) {
 	cfg, err := tlsconf.LoadClient(s.BackendTLS)
 	if err != nil {
 		return nil, s.doc.Error("backend_tls", err)
@@ -66,13 +66,13 @@ func loadIMAPBackendTLS(s *imapSettings) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// imapRouteError names the line of a route problem in the config file:
+// mailRouteError names the line of a route problem in the config file:
 // "FILE:LINE: route_sources[1].url: problem".
-func imapRouteError(s *imapSettings, err error) error {
+func mailRouteError(s *mailSettings, err error) error {
 	if many, ok := err.(interface{ Unwrap() []error }); ok {
 		var errs []error
 		for _, e := range many.Unwrap() {
-			errs = append(errs, imapRouteError(s, e))
+			errs = append(errs, mailRouteError(s, e))
 		}
 		return errors.Join(errs...)
 	}
@@ -89,21 +89,21 @@ func imapRouteError(s *imapSettings, err error) error {
 
 // reload re-reads the routes and certificates. What fails to load keeps
 // its previous state; the errors are returned together.
-func (r *imapResources) reload(log *slog.Logger) (backendTLS *tls.Config, err error) {
+func (r *mailResources) reload(log *slog.Logger) (backendTLS *tls.Config, err error) {
 	var errs []error
 	if err := r.routes.Reload(); err != nil {
-		errs = append(errs, imapRouteError(r.settings, err))
+		errs = append(errs, mailRouteError(r.settings, err))
 	} else {
-		log.Info("imap: routes reloaded", "routes_file", r.settings.Routes.RoutesFile, "rules", r.routes.Rules(), "route_sources", len(r.settings.Routes.Sources))
+		log.Info(r.settings.Command+": routes reloaded", "routes_file", r.settings.Routes.RoutesFile, "rules", r.routes.Rules(), "route_sources", len(r.settings.Routes.Sources))
 	}
 	if r.serverTLS != nil {
 		if err := r.serverTLS.Reload(); err != nil {
 			errs = append(errs, r.settings.doc.Error("tls.cert", err))
 		} else {
-			log.Info("imap: certificate reloaded", "cert", r.settings.TLS.Cert)
+			log.Info(r.settings.Command+": certificate reloaded", "cert", r.settings.TLS.Cert)
 		}
 	}
-	bt, err := loadIMAPBackendTLS(r.settings)
+	bt, err := loadMailBackendTLS(r.settings)
 	if err != nil {
 		errs = append(errs, err)
 	} else {
@@ -114,7 +114,7 @@ func (r *imapResources) reload(log *slog.Logger) (backendTLS *tls.Config, err er
 
 // clientTLS is the configuration for STARTTLS and implicit-TLS listeners
 // (nil without tls:).
-func (r *imapResources) clientTLS() *tls.Config {
+func (r *mailResources) clientTLS() *tls.Config {
 	if r.serverTLS == nil {
 		return nil
 	}
@@ -122,7 +122,7 @@ func (r *imapResources) clientTLS() *tls.Config {
 }
 
 // close releases the route sources' and the penalty store's connections.
-func (r *imapResources) close() error {
+func (r *mailResources) close() error {
 	var errs []error
 	if r.routes != nil {
 		errs = append(errs, r.routes.Close())

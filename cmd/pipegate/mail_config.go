@@ -20,20 +20,24 @@ import (
 	"github.com/pipegate/pipegate/tlsconf"
 )
 
-// imapFileConfig is the YAML file of `pipegate imap --config FILE`; see
-// docs/imap.md for every field.
-type imapFileConfig struct {
-	Listen              []imapListenConfig    `yaml:"listen"`
+// mailFileConfig is the YAML file of `pipegate mail --config FILE` and
+// `pipegate imap --config FILE`; see docs/mail.md and docs/imap.md for
+// every field.
+type mailFileConfig struct {
+	Listen              []mailListenConfig    `yaml:"listen"`
 	TLS                 *yamlconf.ServerTLS   `yaml:"tls"`
-	BackendTLS          *imapBackendTLSConfig `yaml:"backend_tls"`
+	BackendTLS          *mailBackendTLSConfig `yaml:"backend_tls"`
 	RoutesFile          string                `yaml:"routes_file"`
 	RouteSources        []config.SourceConfig `yaml:"route_sources"`
 	RouteCache          config.CacheConfig    `yaml:"route_cache"`
 	AllowPlaintextAuth  bool                  `yaml:"allow_plaintext_auth"`
 	OAuth               bool                  `yaml:"oauth"`
-	IMAP4rev2           bool                  `yaml:"imap4rev2"`
+	IMAP4rev2           bool                  `yaml:"imap4rev2"` // IMAP's
 	Hostname            string                `yaml:"hostname"`
-	Greeting            string                `yaml:"greeting"`
+	Greeting            string                `yaml:"greeting"` // IMAP's
+	POP3                mailPOP3Config        `yaml:"pop3"`
+	Sieve               mailSieveConfig       `yaml:"sieve"`
+	Submission          mailSubmissionConfig  `yaml:"submission"`
 	LoginTimeout        yamlconf.Duration     `yaml:"login_timeout"`
 	MaxLoginFailures    int                   `yaml:"max_login_failures"`
 	MaxConnections      int                   `yaml:"max_connections"`
@@ -44,7 +48,7 @@ type imapFileConfig struct {
 	AllowMasterUsers    bool                  `yaml:"allow_master_users"`
 	AuthFailureDelay    yamlconf.Duration     `yaml:"auth_failure_delay"`
 	TLSOnGoroutines     bool                  `yaml:"tls_on_goroutines"`
-	AuthPenalty         *imapPenaltyConfig    `yaml:"auth_penalty"`
+	AuthPenalty         *mailPenaltyConfig    `yaml:"auth_penalty"`
 	DialTimeout         yamlconf.Duration     `yaml:"dial_timeout"`
 	BackendTimeout      yamlconf.Duration     `yaml:"backend_timeout"`
 	IdleTimeout         yamlconf.Duration     `yaml:"idle_timeout"`
@@ -58,21 +62,41 @@ type imapFileConfig struct {
 	} `yaml:"log"`
 }
 
-type imapListenConfig struct {
+type mailListenConfig struct {
 	Addr           string   `yaml:"addr"`
+	Protocol       string   `yaml:"protocol"` // a key of mailProtocols; "": imap
 	TLS            bool     `yaml:"tls"`
 	AcceptProxy    bool     `yaml:"accept_proxy"`
 	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
-// imapBackendTLSConfig is backend_tls: the shared client block, and
+// mailPOP3Config is pop3: the POP3 listeners' own options.
+type mailPOP3Config struct {
+	Greeting     string   `yaml:"greeting"`
+	Capabilities []string `yaml:"capabilities"` // added to the pre-login CAPA ("TOP", "UIDL")
+}
+
+// mailSieveConfig is sieve: the ManageSieve listeners' own options.
+type mailSieveConfig struct {
+	Greeting       string `yaml:"greeting"`
+	Implementation string `yaml:"implementation"`
+}
+
+// mailSubmissionConfig is submission: the submission listeners' own
+// options.
+type mailSubmissionConfig struct {
+	Greeting   string   `yaml:"greeting"`
+	Extensions []string `yaml:"extensions"` // EHLO keywords before AUTH ("SIZE 52428800", "8BITMIME")
+}
+
+// mailBackendTLSConfig is backend_tls: the shared client block, and
 // insecure_skip_verify for tests.
-type imapBackendTLSConfig struct {
+type mailBackendTLSConfig struct {
 	yamlconf.ClientTLS `yaml:",inline"`
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 }
 
-type imapPenaltyConfig struct {
+type mailPenaltyConfig struct {
 	Base   yamlconf.Duration `yaml:"base"`
 	Max    yamlconf.Duration `yaml:"max"`
 	Forget yamlconf.Duration `yaml:"forget"`
@@ -84,16 +108,24 @@ type imapPenaltyConfig struct {
 	} `yaml:"redis"`
 }
 
-// imapDefaultDrainTimeout is drain_timeout's default; the other defaults
-// are imap.Server's.
-const imapDefaultDrainTimeout = 30 * time.Second
+// mailDefaultDrainTimeout is drain_timeout's default; the other defaults
+// are the servers'.
+const mailDefaultDrainTimeout = 30 * time.Second
 
-// imapSettings is a checked config: paths absolute, durations parsed.
-type imapSettings struct {
-	File string        // the config file, for messages
-	doc  *yamlconf.Doc // for the messages of what is loaded later
+// The commands that run the mail daemon: `pipegate mail` serves every
+// protocol of mailProtocols, `pipegate imap` IMAP only.
+const (
+	cmdMail = "mail"
+	cmdIMAP = "imap"
+)
 
-	Listen     []imapListener
+// mailSettings is a checked config: paths absolute, durations parsed.
+type mailSettings struct {
+	File    string        // the config file, for messages
+	Command string        // cmdMail or cmdIMAP: the log's prefix
+	doc     *yamlconf.Doc // for the messages of what is loaded later
+
+	Listen     []mailListener
 	TLS        *tlsconf.ServerFiles // nil without tls:
 	BackendTLS tlsconf.ClientFiles
 	Routes     config.Spec
@@ -102,7 +134,10 @@ type imapSettings struct {
 	OAuth               bool
 	IMAP4rev2           bool
 	Hostname            string
-	Greeting            string
+	Greeting            string // IMAP's
+	POP3                mailPOP3Config
+	Sieve               mailSieveConfig
+	Submission          mailSubmissionConfig
 	LoginTimeout        time.Duration
 	MaxLoginFailures    int
 	MaxConnections      int
@@ -111,7 +146,7 @@ type imapSettings struct {
 	Accounts            gateway.AccountRules
 	AuthFailureDelay    time.Duration // 0: none
 	TLSOnGoroutines     bool          // pipe.Engine.TLSOnGoroutines
-	Penalty             *imapPenalty  // nil: the defaults, in-process
+	Penalty             *mailPenalty  // nil: the defaults, in-process
 	DialTimeout         time.Duration
 	BackendTimeout      time.Duration
 	IdleTimeout         time.Duration
@@ -122,24 +157,26 @@ type imapSettings struct {
 	LogFormat, LogLevel string
 }
 
-type imapListener struct {
+type mailListener struct {
 	Addr        string
+	Protocol    string // a key of mailProtocols
 	TLS         bool
 	AcceptProxy bool
 	Trusted     []netip.Prefix
 }
 
-type imapPenalty struct {
+type mailPenalty struct {
 	Base, Max, Forget time.Duration
 	Redis             *redis.Options // nil: in-process counts
 	RedisPrefix       string
 }
 
-// loadIMAPConfig reads and checks the config file at path: syntax, fields,
-// values, and that the files it names can be read (loading them is
-// openIMAPResources').
-func loadIMAPConfig(path string) (*imapSettings, error) {
-	var fc imapFileConfig
+// loadMailConfig reads and checks the config file at path for command
+// (cmdMail, or cmdIMAP: IMAP listeners only): syntax, fields, values, and
+// that the files it names can be read (loading them is
+// openMailResources').
+func loadMailConfig(path, command string) (*mailSettings, error) {
+	var fc mailFileConfig
 	doc, err := yamlconf.Load(path, &fc)
 	if err != nil {
 		return nil, err
@@ -147,7 +184,7 @@ func loadIMAPConfig(path string) (*imapSettings, error) {
 	if reflect.ValueOf(fc).IsZero() {
 		return nil, doc.Errorf("", "empty file (want at least listen: and routes_file: or route_sources:)")
 	}
-	c := &imapChecker{doc: doc}
+	c := &mailChecker{doc: doc, command: command}
 	s := c.check(&fc)
 	if err := c.errs.Err(); err != nil {
 		return nil, err
@@ -155,17 +192,18 @@ func loadIMAPConfig(path string) (*imapSettings, error) {
 	return s, nil
 }
 
-// imapChecker collects the problems of one file.
-type imapChecker struct {
-	doc  *yamlconf.Doc
-	errs yamlconf.Errors
+// mailChecker collects the problems of one file.
+type mailChecker struct {
+	doc     *yamlconf.Doc
+	command string
+	errs    yamlconf.Errors
 }
 
-func (c *imapChecker) errorf(field, format string, args ...any) {
+func (c *mailChecker) errorf(field, format string, args ...any) {
 	c.errs.Add(c.doc.Errorf(field, format, args...))
 }
 
-func (c *imapChecker) nonNegative(field string, n int) int {
+func (c *mailChecker) nonNegative(field string, n int) int {
 	if n < 0 {
 		c.errorf(field, "%d: must not be negative (0 means unlimited or the default)", n)
 		return 0
@@ -173,15 +211,19 @@ func (c *imapChecker) nonNegative(field string, n int) int {
 	return n
 }
 
-func (c *imapChecker) check(fc *imapFileConfig) *imapSettings {
-	s := &imapSettings{
+func (c *mailChecker) check(fc *mailFileConfig) *mailSettings {
+	s := &mailSettings{
 		File:                c.doc.File,
+		Command:             c.command,
 		doc:                 c.doc,
 		AllowPlaintextAuth:  fc.AllowPlaintextAuth,
 		OAuth:               fc.OAuth,
 		IMAP4rev2:           fc.IMAP4rev2,
 		Hostname:            fc.Hostname,
 		Greeting:            fc.Greeting,
+		POP3:                fc.POP3,
+		Sieve:               fc.Sieve,
+		Submission:          fc.Submission,
 		LoginTimeout:        fc.LoginTimeout.Duration,
 		MaxLoginFailures:    c.nonNegative("max_login_failures", fc.MaxLoginFailures),
 		MaxConnections:      c.nonNegative("max_connections", fc.MaxConnections),
@@ -195,7 +237,7 @@ func (c *imapChecker) check(fc *imapFileConfig) *imapSettings {
 		IdleTimeout:         fc.IdleTimeout.Duration,
 		MaxLifetime:         fc.MaxLifetime.Duration,
 		HalfCloseLinger:     fc.HalfCloseLinger.Duration,
-		DrainTimeout:        fc.DrainTimeout.Or(imapDefaultDrainTimeout),
+		DrainTimeout:        fc.DrainTimeout.Or(mailDefaultDrainTimeout),
 		MetricsAddr:         fc.MetricsAddr,
 		LogFormat:           fc.Log.Format,
 		LogLevel:            fc.Log.Level,
@@ -220,6 +262,17 @@ func (c *imapChecker) check(fc *imapFileConfig) *imapSettings {
 			c.errorf("username_chars", "must not hold NUL, CR or LF")
 		}
 	}
+	c.lines("greeting", fc.Greeting)
+	c.lines("pop3.greeting", fc.POP3.Greeting)
+	c.lines("sieve.greeting", fc.Sieve.Greeting)
+	c.lines("sieve.implementation", fc.Sieve.Implementation)
+	c.lines("submission.greeting", fc.Submission.Greeting)
+	for i, v := range fc.POP3.Capabilities {
+		c.lines(fmt.Sprintf("pop3.capabilities[%d]", i), v)
+	}
+	for i, v := range fc.Submission.Extensions {
+		c.lines(fmt.Sprintf("submission.extensions[%d]", i), v)
+	}
 	if !gateway.ValidFormat(fc.UsernameFormat) {
 		c.errorf("username_format", "unknown format %q (want %s or %s)", fc.UsernameFormat, gateway.FormatAsIs, gateway.FormatLowercase)
 	}
@@ -229,7 +282,7 @@ func (c *imapChecker) check(fc *imapFileConfig) *imapSettings {
 		}
 	}
 	if p := fc.AuthPenalty; p != nil {
-		s.Penalty = &imapPenalty{Base: p.Base.Duration, Max: p.Max.Duration, Forget: p.Forget.Duration}
+		s.Penalty = &mailPenalty{Base: p.Base.Duration, Max: p.Max.Duration, Forget: p.Forget.Duration}
 		if p.Base.Duration > 0 && p.Max.Duration > 0 && p.Max.Duration < p.Base.Duration {
 			c.errorf("auth_penalty.max", "%v is less than base %v", p.Max.Duration, p.Base.Duration)
 		}
@@ -242,7 +295,7 @@ func (c *imapChecker) check(fc *imapFileConfig) *imapSettings {
 	c.listeners(fc, s)
 	if t := fc.TLS; t != nil {
 		if t.ClientCA != "" {
-			c.errorf("tls.client_ca", "not supported by pipegate imap (it asks clients for no certificate); remove it")
+			c.errorf("tls.client_ca", "not supported by pipegate %s (it asks clients for no certificate); remove it", c.command)
 		}
 		files, err := t.Files(c.doc, "tls")
 		c.errs.Add(err)
@@ -261,7 +314,37 @@ func (c *imapChecker) check(fc *imapFileConfig) *imapSettings {
 	return s
 }
 
-func (c *imapChecker) listeners(fc *imapFileConfig, s *imapSettings) {
+// lines checks a text sent to clients as is: printable, one line.
+func (c *mailChecker) lines(field, v string) {
+	for _, r := range v {
+		if r < ' ' || r == 0x7f {
+			c.errorf(field, "%q: must be one line of printable text", v)
+			return
+		}
+	}
+}
+
+// protocol checks a listener's protocol: one of mailProtocols, and IMAP
+// under `pipegate imap`.
+func (c *mailChecker) protocol(field, p string) string {
+	if p == "" {
+		return cmdIMAP
+	}
+	if _, ok := mailProtocols[p]; !ok {
+		hint := ""
+		if strings.EqualFold(p, "smtp") {
+			hint = "; SMTP submission is protocol: submission"
+		}
+		c.errorf(field, "%q: unknown protocol (want one of %s%s)", p, protocolNames(), hint)
+		return p
+	}
+	if c.command == cmdIMAP && p != cmdIMAP {
+		c.errorf(field, "%q: pipegate imap serves IMAP only; run pipegate mail for %s", p, p)
+	}
+	return p
+}
+
+func (c *mailChecker) listeners(fc *mailFileConfig, s *mailSettings) {
 	if len(fc.Listen) == 0 {
 		c.errorf("listen", "missing: at least one listener (- addr: 127.0.0.1:143)")
 	}
@@ -294,7 +377,7 @@ func (c *imapChecker) listeners(fc *imapFileConfig, s *imapSettings) {
 		if l.TLS && fc.TLS == nil {
 			c.errorf(field+".tls", "implicit TLS needs the tls: section (cert and key)")
 		}
-		ln := imapListener{Addr: l.Addr, TLS: l.TLS, AcceptProxy: l.AcceptProxy}
+		ln := mailListener{Addr: l.Addr, Protocol: c.protocol(field+".protocol", l.Protocol), TLS: l.TLS, AcceptProxy: l.AcceptProxy}
 		for j, text := range l.TrustedProxies {
 			p, err := listener.ParseCIDRs("trusted_proxies", []string{text})
 			if err != nil {

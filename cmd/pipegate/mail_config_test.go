@@ -1,0 +1,225 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/pipegate/pipegate/internal/testenv"
+)
+
+// mailIssueConfig is issue 12's file: a listener per protocol, IMAP the
+// default, implicit TLS for POP3 and submission.
+const mailIssueConfig = `listen:
+  - addr: 127.0.0.1:1143
+  - addr: 127.0.0.1:1110
+    protocol: pop3
+  - addr: 127.0.0.1:1995
+    protocol: pop3
+    tls: true
+  - addr: 127.0.0.1:4190
+    protocol: sieve
+  - addr: 127.0.0.1:1587
+    protocol: submission
+  - addr: 127.0.0.1:1465
+    protocol: submission
+    tls: true
+tls:
+  cert: server.crt
+  key: server.key
+backend_tls:
+  ca: backend-ca.crt
+routes_file: routes.yaml
+`
+
+// mailRoutes give alice a backend per protocol, as docs/mail.md shows.
+const mailRoutes = `routes:
+  - account: alice@a.test
+    backends: [imap://127.0.0.1:14301, pop3://127.0.0.1:11001, sieve+starttls://127.0.0.1:4190, submissions://127.0.0.1:4650]
+  - domain: b.test
+    backends: [imaps://127.0.0.1:19932, pop3s://127.0.0.1:19952]
+default: [imap+starttls://127.0.0.1:14301, pop3+starttls://127.0.0.1:11001, submission+starttls://127.0.0.1:5870]
+`
+
+func TestMailConfigIssueFile(t *testing.T) {
+	path := writeIMAPFiles(t, mailIssueConfig)
+	writeTestFile(t, filepath.Join(filepath.Dir(path), "routes.yaml"), mailRoutes)
+	s, err := loadMailConfig(path, cmdMail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range s.Listen {
+		got = append(got, fmt.Sprintf("%s/%v", l.Protocol, l.TLS))
+	}
+	if want := "imap/false pop3/false pop3/true sieve/false submission/false submission/true"; strings.Join(got, " ") != want {
+		t.Fatalf("listeners %s, want %s", strings.Join(got, " "), want)
+	}
+	// Routes naming every protocol's schemes load: the protocol packages
+	// register them, and cmd links them in.
+	if kind, err := checkMailConfigKind(path); err != nil || kind != cmdMail {
+		t.Fatalf("check: %q %v", kind, err)
+	}
+	var out, errOut strings.Builder
+	if code := runCheckConfig([]string{path}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "ok (mail config)") {
+		t.Fatalf("check-config: exit %d, %q %q", code, out.String(), errOut.String())
+	}
+	// A file with IMAP listeners only is an imap config: both commands run it.
+	imapOnly := writeIMAPFiles(t, issueConfig)
+	out.Reset()
+	if code := runCheckConfig([]string{imapOnly}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "ok (imap config)") {
+		t.Fatalf("check-config: exit %d, %q %q", code, out.String(), errOut.String())
+	}
+	if _, err := loadMailConfig(imapOnly, cmdMail); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMailConfigProtocolErrors: each message names the file, the line and
+// the field.
+func TestMailConfigProtocolErrors(t *testing.T) {
+	cases := []struct {
+		name, config string
+		want         []string
+	}{
+		{"unknown protocol", strings.Replace(mailIssueConfig, "protocol: sieve", "protocol: gopher", 1),
+			[]string{":9: listen[3].protocol: \"gopher\": unknown protocol (want one of imap, pop3, sieve, submission)"}},
+		{"smtp", strings.Replace(mailIssueConfig, "protocol: sieve", "protocol: smtp", 1),
+			[]string{":9: listen[3].protocol: \"smtp\": unknown protocol", "SMTP submission is protocol: submission"}},
+		{"upper case", strings.Replace(mailIssueConfig, "protocol: sieve", "protocol: SIEVE", 1),
+			[]string{":9: listen[3].protocol: \"SIEVE\": unknown protocol"}},
+		{"implicit TLS without tls", "listen:\n  - addr: 127.0.0.1:1995\n    protocol: pop3\n    tls: true\nroutes_file: routes.yaml\n",
+			[]string{":4: listen[0].tls: implicit TLS needs the tls: section"}},
+		{"unknown pop3 option", mailIssueConfig + "pop3:\n  greting: hi\n", []string{":22: pop3.greting: unknown field"}},
+		{"greeting on two lines", mailIssueConfig + "submission:\n  greeting: \"a\\r\\nb\"\n", []string{":22: submission.greeting: \"a\\r\\nb\": must be one line"}},
+		{"capability on two lines", mailIssueConfig + "pop3:\n  capabilities: [TOP, \"UIDL\\nX\"]\n", []string{":22: pop3.capabilities[1]: "}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeIMAPFiles(t, tc.config)
+			err := checkMailConfig(path)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, path) {
+				t.Errorf("error does not start with the file name %s:\n%s", path, msg)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error lacks %q:\n%s", w, msg)
+				}
+			}
+		})
+	}
+}
+
+// TestIMAPCommandRefusesOtherProtocols: `pipegate imap` runs the same
+// daemon, and a listener of another protocol is a config error naming its
+// line; `pipegate mail` takes the file.
+func TestIMAPCommandRefusesOtherProtocols(t *testing.T) {
+	path := writeIMAPFiles(t, mailIssueConfig)
+	var out, errOut strings.Builder
+	code := runIMAP(context.Background(), []string{"--config", path}, &out, &errOut)
+	if code != 2 {
+		t.Fatalf("exit %d, want 2: %s", code, errOut.String())
+	}
+	for _, w := range []string{
+		path + ":4: listen[1].protocol: \"pop3\": pipegate imap serves IMAP only; run pipegate mail for pop3",
+		path + ":6: listen[2].protocol:", path + ":9: listen[3].protocol: \"sieve\"", path + ":13: listen[5].protocol:",
+	} {
+		if !strings.Contains(errOut.String(), w) {
+			t.Errorf("stderr lacks %q:\n%s", w, errOut.String())
+		}
+	}
+	if _, err := loadMailConfig(path, cmdMail); err != nil {
+		t.Fatalf("pipegate mail: %v", err)
+	}
+	errOut.Reset()
+	if code := runMail(context.Background(), nil, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "usage: pipegate mail --config FILE") {
+		t.Fatalf("no --config: exit %d, %q", code, errOut.String())
+	}
+}
+
+// TestRunMailGreetings runs `pipegate mail` in-process with a listener of
+// each protocol (STARTTLS and implicit TLS) and reads each one's greeting:
+// every protocol of the table is wired to its listener.
+func TestRunMailGreetings(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	type lis struct {
+		protocol string
+		tls      bool
+		greeting string // in the greeting's first line
+	}
+	want := []lis{
+		{"imap", false, "* OK [CAPABILITY IMAP4rev1"},
+		{"imap", true, "* OK [CAPABILITY IMAP4rev1"},
+		{"pop3", false, "+OK pop3 here"},
+		{"pop3", true, "+OK pop3 here"},
+		{"sieve", false, `"IMPLEMENTATION" "sieve-test"`},
+		{"submission", false, "submission here"},
+		{"submission", true, "submission here"},
+	}
+	listen := ""
+	addrs := make([]string, len(want))
+	for i, l := range want {
+		addrs[i] = testenv.FreeAddr(t)
+		listen += fmt.Sprintf("  - addr: %s\n    protocol: %s\n    tls: %v\n", addrs[i], l.protocol, l.tls)
+	}
+	path := writeIMAPFiles(t, "listen:\n"+listen+`tls:
+  cert: server.crt
+  key: server.key
+routes_file: routes.yaml
+drain_timeout: 5s
+pop3:
+  greeting: pop3 here
+sieve:
+  implementation: sieve-test
+submission:
+  greeting: submission here
+`)
+	writeTestFile(t, filepath.Join(filepath.Dir(path), "routes.yaml"), mailRoutes)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- runMail(ctx, []string{"--config", path}, &stderr, &stderr) }()
+	for i, l := range want {
+		waitDial(t, addrs[i], done, &stderr)
+		var c net.Conn
+		var err error
+		if l.tls {
+			c, err = tls.Dial("tcp", addrs[i], &tls.Config{InsecureSkipVerify: true})
+		} else {
+			c, err = net.Dial("tcp", addrs[i])
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		c.Close()
+		if err != nil || !strings.Contains(line, l.greeting) {
+			t.Errorf("%s on %s (tls %v): greeting %q, %v; want it to hold %q", l.protocol, addrs[i], l.tls, line, err, l.greeting)
+		}
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d:\n%s", code, stderr.String())
+	}
+	log := stderr.String()
+	for _, w := range []string{"mail: listening", "protocol=pop3", "protocol=sieve", "protocol=submission", "mail: stopped"} {
+		if !strings.Contains(log, w) {
+			t.Errorf("log lacks %q:\n%s", w, log)
+		}
+	}
+}
