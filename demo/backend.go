@@ -32,7 +32,8 @@ func DefaultAccounts() []Account {
 	}
 }
 
-// memBackend is an in-memory IMAP server on a loopback port.
+// memBackend is an in-memory IMAP server (go-imap's imapmemserver) on a
+// loopback port.
 type memBackend struct {
 	srv  *imapserver.Server
 	ln   net.Listener
@@ -40,23 +41,14 @@ type memBackend struct {
 	err  error
 }
 
-// startMemBackend serves the accounts on a free loopback port.
-func startMemBackend(name string, accounts []Account, logger *log.Logger) (*memBackend, error) {
+// startMemBackend serves the host's mailboxes over IMAP on a free
+// loopback port.
+func startMemBackend(h *host, logger *log.Logger) (*memBackend, error) {
 	mem := imapmemserver.New()
-	for _, a := range accounts {
-		u := imapmemserver.NewUser(a.User, a.Password)
-		if err := u.Create("INBOX", nil); err != nil {
-			return nil, fmt.Errorf("demo %s: create INBOX of %s: %w", name, a.User, err)
-		}
-		for i, subject := range a.Subjects {
-			msg := demoMessage(a.User, subject, i)
-			_, err := u.Append("INBOX", bytes.NewReader(msg), &imapv2.AppendOptions{Time: demoEpoch.Add(time.Duration(i) * time.Hour)})
-			if err != nil {
-				return nil, fmt.Errorf("demo %s: append to %s: %w", name, a.User, err)
-			}
-		}
-		mem.AddUser(u)
+	for _, mb := range h.boxes {
+		mem.AddUser(mb.imap)
 	}
+	name := h.name
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("demo %s: %w", name, err)

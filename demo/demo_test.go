@@ -3,6 +3,7 @@ package demo_test
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -118,18 +119,57 @@ func TestCurlCommand(t *testing.T) {
 		t.Skip("curl not installed")
 	}
 	d := startDemo(t)
-	for _, a := range d.Accounts {
-		for _, cmd := range []string{d.CurlCommand(a), d.CurlTLSCommand(a)} {
-			out, err := exec.Command("sh", "-c", cmd).CombinedOutput()
-			if err != nil {
-				t.Fatalf("%s: %v\n%s", cmd, err, out)
-			}
-			for i, s := range a.Subjects {
-				if !strings.Contains(string(out), s) {
-					t.Fatalf("%s: message %d (%q) not listed:\n%s", cmd, i+1, s, out)
-				}
+	run := func(cmd string, want ...string) {
+		t.Helper()
+		out, err := exec.Command("sh", "-c", cmd).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", cmd, err, out)
+		}
+		for _, w := range want {
+			if !strings.Contains(string(out), w) {
+				t.Fatalf("%s: no %q in:\n%s", cmd, w, out)
 			}
 		}
+	}
+	for _, a := range d.Accounts {
+		for _, cmd := range []string{d.CurlCommand(a), d.CurlTLSCommand(a)} {
+			run(cmd, a.Subjects...)
+		}
+		run(d.POP3Command(a), fmt.Sprintf("%d ", len(a.Subjects)))
+		run(d.POP3TLSCommand(a, 1), "Subject: "+a.Subjects[0])
+	}
+	alice, bob := d.Accounts[0], d.Accounts[2]
+	run(d.SubmissionCommand(alice, bob, "Hello through pipegate"))
+	run(d.SubmissionTLSCommand(alice, bob, "Hello again"))
+	run(d.POP3TLSCommand(bob, len(bob.Subjects)+1), "Subject: Hello through pipegate", "Received: from ")
+	run(d.POP3TLSCommand(bob, len(bob.Subjects)+2), "Subject: Hello again")
+	if n := d.Delivered(); n != 2 {
+		t.Fatalf("delivered %d, want 2", n)
+	}
+}
+
+// TestSieveCommands runs the printed ManageSieve commands: the python3
+// one and, when installed, sieve-connect's.
+func TestSieveCommands(t *testing.T) {
+	d := startDemo(t)
+	var ran int
+	if _, err := exec.LookPath("python3"); err == nil {
+		out, err := exec.Command("sh", "-c", d.SievePythonCommand(d.Accounts[2])).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), `"pipegate-demo" ACTIVE`) || !strings.Contains(string(out), `OK "Logout completed"`) {
+			t.Fatalf("python3 command: %v\n%s", err, out)
+		}
+		ran++
+	}
+	if _, err := exec.LookPath("sieve-connect"); err == nil {
+		cmd := strings.ReplaceAll(d.SieveConnectCommand(d.Accounts[0]), "/tmp/pipegate-demo.sieve", t.TempDir()+"/demo.sieve")
+		out, err := exec.Command("sh", "-c", cmd).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), `"pipegate-demo" ACTIVE`) {
+			t.Fatalf("sieve-connect command: %v\n%s", err, out)
+		}
+		ran++
+	}
+	if ran == 0 {
+		t.Skip("neither python3 nor sieve-connect installed")
 	}
 }
 

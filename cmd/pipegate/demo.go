@@ -11,11 +11,15 @@ import (
 	"github.com/pipegate/pipegate/demo"
 )
 
-const demoUsage = `usage: pipegate demo [--plain ADDR] [--tls ADDR] [--log-level LEVEL]
+const demoUsage = `usage: pipegate demo [--plain ADDR] [--tls ADDR] [--pop3 ADDR] [--pop3s ADDR]
+                     [--sieve ADDR] [--submission ADDR] [--submissions ADDR]
+                     [--log-level LEVEL]
 
-Runs the IMAP proxy in front of two in-memory IMAP servers holding a few
-demo accounts, prints the ports, accounts and a curl command to try, and
-serves until Ctrl-C. The default addresses fall back to free ports when busy.
+Runs the IMAP, POP3, ManageSieve and submission proxies in front of two
+in-memory mail hosts holding a few demo accounts, prints the ports, accounts
+and one command per protocol to try, and serves until Ctrl-C. Messages
+submitted are delivered to the demo accounts and logged. When every address
+is the default, a busy one falls back to a free port.
 
 flags:
 `
@@ -26,9 +30,25 @@ const demoDrainTimeout = 5 * time.Second
 // runDemo is `pipegate demo`.
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("pipegate demo", flag.ContinueOnError)
+	var opts demo.Options
 	fs.SetOutput(stderr)
-	plain := fs.String("plain", demo.DefaultPlainAddr, "listen address for plain IMAP with STARTTLS")
-	tlsAddr := fs.String("tls", demo.DefaultTLSAddr, "listen address for implicit TLS (imaps)")
+	addrs := []struct {
+		to   *string
+		name string
+		def  string
+		what string
+	}{
+		{&opts.PlainAddr, "plain", demo.DefaultPlainAddr, "IMAP with STARTTLS"},
+		{&opts.TLSAddr, "tls", demo.DefaultTLSAddr, "IMAP over implicit TLS (imaps)"},
+		{&opts.POP3Addr, "pop3", demo.DefaultPOP3Addr, "POP3 with STLS"},
+		{&opts.POP3TLSAddr, "pop3s", demo.DefaultPOP3TLSAddr, "POP3 over implicit TLS"},
+		{&opts.SieveAddr, "sieve", demo.DefaultSieveAddr, "ManageSieve with STARTTLS"},
+		{&opts.SubmissionAddr, "submission", demo.DefaultSubmissionAddr, "submission with STARTTLS"},
+		{&opts.SubmissionTLSAddr, "submissions", demo.DefaultSubmissionTLSAddr, "submission over implicit TLS"},
+	}
+	for _, a := range addrs {
+		fs.StringVar(a.to, a.name, a.def, "listen address for "+a.what)
+	}
 	level := fs.String("log-level", "info", "proxy log level: debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, demoUsage)
@@ -51,8 +71,14 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	// Only the default addresses fall back to free ports: an address the
 	// user asked for must be the one used.
-	fallback := *plain == demo.DefaultPlainAddr && *tlsAddr == demo.DefaultTLSAddr
-	d, err := demo.Start(demo.Options{PlainAddr: *plain, TLSAddr: *tlsAddr, Fallback: fallback, Logger: log})
+	opts.Fallback = true
+	for _, a := range addrs {
+		if *a.to != a.def {
+			opts.Fallback = false
+		}
+	}
+	opts.Logger = log
+	d, err := demo.Start(opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "pipegate demo: %v\n", err)
 		return 1
