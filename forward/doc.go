@@ -23,6 +23,10 @@
 //
 // A daemon with several forwards runs them in a Set, whose Apply starts,
 // reloads in place and retires forwards to match a new list on SIGHUP.
+// `pipegate forward` is a Daemon: LoadFile reads and checks a config file
+// (docs/forward.md) into a DaemonConfig, NewDaemon(cfg, log).Run(ctx) runs
+// its Set with metrics, /healthz and the drain, and Reload applies a new
+// DaemonConfig.
 //
 // Each accepted connection goes through, in order: the PROXY header (when
 // Config.AcceptProxy, and only from Config.TrustedProxies), the connection

@@ -16,8 +16,8 @@ import (
 const maxChallenges = 16
 
 // login logs in to the backend as lg.Account and returns the backend's
-// answer (+OK or -ERR). A pending XCLIENT (see prepare) is flushed with
-// the login command and answered first. An error means the backend failed (I/O, protocol),
+// answer (+OK or -ERR). A pending XCLIENT (see prepare) is answered
+// first. An error means the backend failed (I/O, protocol),
 // not that the login was refused.
 //
 // Password logins use AUTH PLAIN with an initial response when the

@@ -10,14 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"sync/atomic"
 	"syscall"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
-	"github.com/pipegate/pipegate/admin"
 	"github.com/pipegate/pipegate/forward"
 	"github.com/pipegate/pipegate/internal/yamlconf"
 )
@@ -37,8 +31,8 @@ flags:
 // fwdOptions is the parsed command line.
 type fwdOptions struct {
 	configPath string
-	spec       fwdSpec // the one forward of the command line
-	global     fwdFile // metrics, logs, drain; Forwards unused
+	spec       forward.Spec // the one forward of the command line
+	global     forward.File // metrics, logs, drain; Forwards unused
 	tls        yamlconf.ServerTLS
 	toTLS      bool
 	toTLSFiles yamlconf.ClientTLS
@@ -52,7 +46,7 @@ func (s *fwdStrings) String() string     { return strings.Join(*s, ",") }
 func (s *fwdStrings) Set(v string) error { *s = append(*s, v); return nil }
 
 // fwdRoutes is the repeatable --sni NAME=ADDR[,ADDR...] flag.
-type fwdRoutes []fwdRoute
+type fwdRoutes []forward.SpecRoute
 
 func (r *fwdRoutes) String() string { return fmt.Sprint(len(*r), " routes") }
 func (r *fwdRoutes) Set(v string) error {
@@ -60,7 +54,7 @@ func (r *fwdRoutes) Set(v string) error {
 	if !ok || name == "" || addrs == "" {
 		return fmt.Errorf("want SERVERNAME=ADDR[,ADDR...], got %q", v)
 	}
-	*r = append(*r, fwdRoute{ServerName: name, To: strings.Split(addrs, ",")})
+	*r = append(*r, forward.SpecRoute{ServerName: name, To: strings.Split(addrs, ",")})
 	return nil
 }
 
@@ -107,7 +101,7 @@ func fwdParseArgs(args []string, stderr io.Writer) (*fwdOptions, error) {
 	fs.StringVar(&o.global.MetricsAddr, "metrics-addr", "", "serve /metrics and /healthz on this host:port")
 	fs.StringVar(&o.global.LogFormat, "log-format", "text", "text or json")
 	fs.StringVar(&o.global.LogLevel, "log-level", "info", "debug, info, warn or error")
-	o.global.DrainTimeout = yamlconf.Duration{Duration: fwdDefaultDrain, Given: true}
+	o.global.DrainTimeout = yamlconf.Duration{Duration: forward.DefaultDrainTimeout, Given: true}
 	fs.Var(&o.global.DrainTimeout, "drain-timeout", "on SIGTERM/SIGINT, wait this long for open connections")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -124,7 +118,7 @@ func fwdParseArgs(args []string, stderr io.Writer) (*fwdOptions, error) {
 
 // fwdLoad builds the configuration from the config file or the flags.
 // Errors name the flag, or the file, line and field.
-func fwdLoad(o *fwdOptions, cache fwdTLSCache) (*fwdLoaded, error) {
+func fwdLoad(o *fwdOptions, cache forward.TLSCache) (*forward.DaemonConfig, error) {
 	if o.configPath != "" {
 		for name := range o.set {
 			switch name {
@@ -133,26 +127,26 @@ func fwdLoad(o *fwdOptions, cache fwdTLSCache) (*fwdLoaded, error) {
 				return nil, fmt.Errorf("flag --%s: not allowed with --config (put it in the file)", name)
 			}
 		}
-		l, err := fwdLoadFile(o.configPath, cache)
+		l, err := forward.LoadFile(o.configPath, cache)
 		if err != nil {
 			return nil, err
 		}
 		// Flags given next to --config win over the file.
 		if o.set["log-format"] {
-			l.logFormat = o.global.LogFormat
+			l.LogFormat = o.global.LogFormat
 		}
 		if o.set["log-level"] {
-			l.logLevel = o.global.LogLevel
+			l.LogLevel = o.global.LogLevel
 		}
 		if o.set["metrics-addr"] {
-			l.metricsAddr = o.global.MetricsAddr
+			l.MetricsAddr = o.global.MetricsAddr
 		}
 		if o.set["drain-timeout"] {
-			l.drainTimeout = o.global.DrainTimeout.Duration
+			l.DrainTimeout = o.global.DrainTimeout.Duration
 		}
 		if o.global.TLSOnGoroutines {
-			for i := range l.forwards {
-				l.forwards[i].TLSOnGoroutines = true
+			for i := range l.Forwards {
+				l.Forwards[i].TLSOnGoroutines = true
 			}
 		}
 		return l, nil
@@ -171,16 +165,16 @@ func fwdLoad(o *fwdOptions, cache fwdTLSCache) (*fwdLoaded, error) {
 		return nil, errors.New("flag --to-tls: not set, but --to-ca, --to-server-name, --to-cert or --to-key is")
 	}
 	sp.TLSOnGoroutines = o.global.TLSOnGoroutines
-	cfg, err := fwdBuild(nil, "", sp, cache)
+	cfg, err := forward.BuildSpec(sp, cache)
 	if err != nil {
-		return nil, yamlconf.FlagError(err, fwdFlagOf)
+		return nil, yamlconf.FlagError(err, forward.FlagOf)
 	}
-	return &fwdLoaded{
-		metricsAddr:  o.global.MetricsAddr,
-		logFormat:    o.global.LogFormat,
-		logLevel:     o.global.LogLevel,
-		drainTimeout: o.global.DrainTimeout.Duration,
-		forwards:     []forward.Config{cfg},
+	return &forward.DaemonConfig{
+		MetricsAddr:  o.global.MetricsAddr,
+		LogFormat:    o.global.LogFormat,
+		LogLevel:     o.global.LogLevel,
+		DrainTimeout: o.global.DrainTimeout.Duration,
+		Forwards:     []forward.Config{cfg},
 	}, nil
 }
 
@@ -194,13 +188,13 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err != nil {
 		return 2
 	}
-	cache := fwdTLSCache{}
+	cache := forward.TLSCache{}
 	loaded, err := fwdLoad(o, cache)
 	if err != nil {
 		fmt.Fprintf(stderr, "pipegate forward: %v\n", err)
 		return 2
 	}
-	log, err := newLogger(stderr, loaded.logFormat, loaded.logLevel)
+	log, err := newLogger(stderr, loaded.LogFormat, loaded.LogLevel)
 	if err != nil {
 		fmt.Fprintf(stderr, "pipegate forward: flag --%v\n", err)
 		return 2
@@ -214,88 +208,51 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	signal.Notify(term, syscall.SIGTERM, os.Interrupt)
 	defer signal.Stop(term)
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics, err := forward.NewMetrics(reg)
+	d, err := forward.NewDaemon(loaded, log)
 	if err != nil {
 		log.Error("metrics", "err", err)
 		return 1
 	}
-	set := forward.NewSet(forward.Deps{Log: log, Metrics: metrics})
-	reg.MustRegister(admin.NewEngineCollector(set.EngineStats))
-	stopNow := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 0)
-		defer cancel()
-		set.Shutdown(ctx)
-	}
-	if err := set.Apply(loaded.forwards, loaded.drainTimeout); err != nil {
-		log.Error("start failed", "err", err)
-		stopNow()
-		return 1
-	}
-	var draining atomic.Bool
-	healthy := func() error {
-		if draining.Load() {
-			return errors.New("draining")
-		}
-		return nil
-	}
-	var adm *admin.Server
-	if loaded.metricsAddr != "" {
-		adm, err = admin.Start(loaded.metricsAddr, admin.Handler(reg, healthy), log)
-		if err != nil {
-			log.Error("start failed", "err", err)
-			stopNow()
-			return 1
-		}
-		log.Info("metrics listening", "addr", adm.Addr())
-	}
-
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	done := make(chan error, 1)
+	go runForwardDaemon(ctx, d, done)
 	for {
 		select {
 		case <-hup:
-			loaded = fwdReload(o, cache, set, loaded, log)
-			continue
+			fwdReload(o, cache, d, log)
 		case sig := <-term:
-			log.Info("draining", "cause", sig.String(), "drain_timeout", loaded.drainTimeout)
-		case <-ctx.Done():
-			log.Info("draining", "cause", context.Cause(ctx).Error(), "drain_timeout", loaded.drainTimeout)
+			stop(errors.New(sig.String())) // the drain's log names the signal
+		case err := <-done:
+			if err != nil {
+				return 1
+			}
+			return 0
 		}
-		break
 	}
-	draining.Store(true)
-	dctx, cancel := context.WithTimeout(context.Background(), loaded.drainTimeout)
-	err = set.Shutdown(dctx)
-	cancel()
-	if adm != nil {
-		actx, cancel := context.WithTimeout(context.Background(), time.Second)
-		adm.Shutdown(actx)
-		cancel()
-	}
-	if err != nil {
-		log.Warn("drain deadline reached; open connections were closed")
-	}
-	log.Info("stopped")
-	return 0
+}
+
+// runForwardDaemon is the goroutine running the forwards until ctx ends.
+func runForwardDaemon(ctx context.Context, d *forward.Daemon, done chan<- error) {
+	done <- d.Run(ctx)
 }
 
 // fwdReload re-reads the config file (or the flags' certificate files) and
-// applies it; on error the running configuration stays. It returns the
-// configuration now running.
-func fwdReload(o *fwdOptions, cache fwdTLSCache, set *forward.Set, old *fwdLoaded, log *slog.Logger) *fwdLoaded {
+// applies it; on error the running configuration stays.
+func fwdReload(o *fwdOptions, cache forward.TLSCache, d *forward.Daemon, log *slog.Logger) {
 	log.Info("SIGHUP: reloading")
 	loaded, err := fwdLoad(o, cache)
 	if err == nil {
-		err = set.Apply(loaded.forwards, loaded.drainTimeout)
+		err = d.Reload(loaded)
 	}
 	if err != nil {
 		log.Error("reload failed; keeping the running config", "err", err)
-		return old
 	}
-	if old.metricsAddr != loaded.metricsAddr || old.logFormat != loaded.logFormat || old.logLevel != loaded.logLevel {
-		log.Warn("metrics_addr, log_format and log_level change at restart only; kept", "metrics_addr", old.metricsAddr, "log_format", old.logFormat, "log_level", old.logLevel)
-		loaded.metricsAddr, loaded.logFormat, loaded.logLevel = old.metricsAddr, old.logFormat, old.logLevel
-	}
-	log.Info("reloaded", "forwards", len(loaded.forwards))
-	return loaded // drain_timeout applies from now on
+}
+
+// checkForwardConfig validates a forward config file, certificates
+// included, without listening. `pipegate check-config FILE` calls it.
+func checkForwardConfig(path string) error {
+	_, err := forward.LoadFile(path, forward.TLSCache{})
+	return err
 }

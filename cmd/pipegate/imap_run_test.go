@@ -72,7 +72,7 @@ metrics_addr: %s
 drain_timeout: 5s
 `, plain, tlsAddr, metrics))
 	writeTestFile(t, filepath.Join(filepath.Dir(path), "routes.yaml"),
-		fmt.Sprintf("routes:\n  - domain: b.test\n    backend: imap://%s\ndefault: imap://%s\n", d.Backends[1], d.Backends[0]))
+		fmt.Sprintf("routes:\n  - domain: b.test\n    backend: imap://%s\ndefault: imap://%s\n", d.Backends[1].IMAP, d.Backends[0].IMAP))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

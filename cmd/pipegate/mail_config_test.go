@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/pipegate/pipegate/internal/testenv"
+	"github.com/pipegate/pipegate/maild"
 )
 
 // mailIssueConfig is issue 12's file: a listener per protocol, IMAP the
@@ -49,25 +50,12 @@ const mailRoutes = `routes:
 default: [imap+starttls://127.0.0.1:14301, pop3+starttls://127.0.0.1:11001, submission+starttls://127.0.0.1:5870]
 `
 
+// check-config says which command runs a file: "mail" with listeners of
+// other protocols, "imap" with IMAP listeners only (both commands run it);
+// maild's TestMailConfigIssueFile checks the loader.
 func TestMailConfigIssueFile(t *testing.T) {
 	path := writeIMAPFiles(t, mailIssueConfig)
 	writeTestFile(t, filepath.Join(filepath.Dir(path), "routes.yaml"), mailRoutes)
-	s, err := loadMailConfig(path, cmdMail)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, l := range s.Listen {
-		got = append(got, fmt.Sprintf("%s/%v", l.Protocol, l.TLS))
-	}
-	if want := "imap/false pop3/false pop3/true sieve/false submission/false submission/true"; strings.Join(got, " ") != want {
-		t.Fatalf("listeners %s, want %s", strings.Join(got, " "), want)
-	}
-	// Routes naming every protocol's schemes load: the protocol packages
-	// register them, and cmd links them in.
-	if kind, err := checkMailConfigKind(path); err != nil || kind != cmdMail {
-		t.Fatalf("check: %q %v", kind, err)
-	}
 	var out, errOut strings.Builder
 	if code := runCheckConfig([]string{path}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "ok (mail config)") {
 		t.Fatalf("check-config: exit %d, %q %q", code, out.String(), errOut.String())
@@ -77,48 +65,6 @@ func TestMailConfigIssueFile(t *testing.T) {
 	out.Reset()
 	if code := runCheckConfig([]string{imapOnly}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "ok (imap config)") {
 		t.Fatalf("check-config: exit %d, %q %q", code, out.String(), errOut.String())
-	}
-	if _, err := loadMailConfig(imapOnly, cmdMail); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// TestMailConfigProtocolErrors: each message names the file, the line and
-// the field.
-func TestMailConfigProtocolErrors(t *testing.T) {
-	cases := []struct {
-		name, config string
-		want         []string
-	}{
-		{"unknown protocol", strings.Replace(mailIssueConfig, "protocol: sieve", "protocol: gopher", 1),
-			[]string{":9: listen[3].protocol: \"gopher\": unknown protocol (want one of imap, pop3, sieve, submission)"}},
-		{"smtp", strings.Replace(mailIssueConfig, "protocol: sieve", "protocol: smtp", 1),
-			[]string{":9: listen[3].protocol: \"smtp\": unknown protocol", "SMTP submission is protocol: submission"}},
-		{"upper case", strings.Replace(mailIssueConfig, "protocol: sieve", "protocol: SIEVE", 1),
-			[]string{":9: listen[3].protocol: \"SIEVE\": unknown protocol"}},
-		{"implicit TLS without tls", "listen:\n  - addr: 127.0.0.1:1995\n    protocol: pop3\n    tls: true\nroutes_file: routes.yaml\n",
-			[]string{":4: listen[0].tls: implicit TLS needs the tls: section"}},
-		{"unknown pop3 option", mailIssueConfig + "pop3:\n  greting: hi\n", []string{":22: pop3.greting: unknown field"}},
-		{"greeting on two lines", mailIssueConfig + "submission:\n  greeting: \"a\\r\\nb\"\n", []string{":22: submission.greeting: \"a\\r\\nb\": must be one line"}},
-		{"capability on two lines", mailIssueConfig + "pop3:\n  capabilities: [TOP, \"UIDL\\nX\"]\n", []string{":22: pop3.capabilities[1]: "}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			path := writeIMAPFiles(t, tc.config)
-			err := checkMailConfig(path)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			msg := err.Error()
-			if !strings.HasPrefix(msg, path) {
-				t.Errorf("error does not start with the file name %s:\n%s", path, msg)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(msg, w) {
-					t.Errorf("error lacks %q:\n%s", w, msg)
-				}
-			}
-		})
 	}
 }
 
@@ -140,7 +86,7 @@ func TestIMAPCommandRefusesOtherProtocols(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", w, errOut.String())
 		}
 	}
-	if _, err := loadMailConfig(path, cmdMail); err != nil {
+	if _, err := maild.Load(path, maild.CommandMail, mailProtocols); err != nil {
 		t.Fatalf("pipegate mail: %v", err)
 	}
 	errOut.Reset()

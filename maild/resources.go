@@ -1,4 +1,4 @@
-package main
+package maild
 
 import (
 	"context"
@@ -13,11 +13,10 @@ import (
 	"github.com/pipegate/pipegate/tlsconf"
 )
 
-// mailResources are what a config names outside itself: certificates,
-// routes and the penalty store. Certificates and routes can be reloaded
-// (SIGHUP).
-type mailResources struct {
-	settings     *mailSettings
+// resources are what a config names outside itself: certificates,
+// routes and the penalty store. Certificates and routes can be reloaded.
+type resources struct {
+	settings     *Settings
 	serverTLS    *tlsconf.Server // nil without tls:
 	backendTLS   *tls.Config
 	routes       *config.Routes
@@ -26,11 +25,11 @@ type mailResources struct {
 	closePenalty func() error       // releases the penalty store's Redis client
 }
 
-// openMailResources loads the certificates and the routes a checked config
+// openResources loads the certificates and the routes a checked config
 // names. Errors name the config file, the line, the field and the file at
 // fault. It connects to nothing.
-func openMailResources(s *mailSettings) (*mailResources, error) {
-	r := &mailResources{settings: s}
+func openResources(s *Settings) (*resources, error) {
+	r := &resources{settings: s}
 	var errs []error
 	if s.TLS != nil {
 		srv, err := tlsconf.LoadServer(*s.TLS)
@@ -39,12 +38,12 @@ func openMailResources(s *mailSettings) (*mailResources, error) {
 		}
 		r.serverTLS = srv
 	}
-	bt, err := loadMailBackendTLS(s)
+	bt, err := loadBackendTLS(s)
 	errs = append(errs, err)
 	r.backendTLS = bt
 	routes, err := config.Open(context.Background(), s.Routes)
 	if err != nil {
-		errs = append(errs, mailRouteError(s, err))
+		errs = append(errs, routeError(s, err))
 	} else {
 		r.routes, r.router = routes, routes
 	}
@@ -58,7 +57,7 @@ func openMailResources(s *mailSettings) (*mailResources, error) {
 	return r, nil
 }
 
-func loadMailBackendTLS(s *mailSettings) (*tls.Config, error) {
+func loadBackendTLS(s *Settings) (*tls.Config, error) {
 	cfg, err := tlsconf.LoadClient(s.BackendTLS)
 	if err != nil {
 		return nil, s.doc.Error("backend_tls", err)
@@ -66,13 +65,13 @@ func loadMailBackendTLS(s *mailSettings) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// mailRouteError names the line of a route problem in the config file:
+// routeError names the line of a route problem in the config file:
 // "FILE:LINE: route_sources[1].url: problem".
-func mailRouteError(s *mailSettings, err error) error {
+func routeError(s *Settings, err error) error {
 	if many, ok := err.(interface{ Unwrap() []error }); ok {
 		var errs []error
 		for _, e := range many.Unwrap() {
-			errs = append(errs, mailRouteError(s, e))
+			errs = append(errs, routeError(s, e))
 		}
 		return errors.Join(errs...)
 	}
@@ -89,10 +88,10 @@ func mailRouteError(s *mailSettings, err error) error {
 
 // reload re-reads the routes and certificates. What fails to load keeps
 // its previous state; the errors are returned together.
-func (r *mailResources) reload(log *slog.Logger) (backendTLS *tls.Config, err error) {
+func (r *resources) reload(log *slog.Logger) (backendTLS *tls.Config, err error) {
 	var errs []error
 	if err := r.routes.Reload(); err != nil {
-		errs = append(errs, mailRouteError(r.settings, err))
+		errs = append(errs, routeError(r.settings, err))
 	} else {
 		log.Info(r.settings.Command+": routes reloaded", "routes_file", r.settings.Routes.RoutesFile, "rules", r.routes.Rules(), "route_sources", len(r.settings.Routes.Sources))
 	}
@@ -103,7 +102,7 @@ func (r *mailResources) reload(log *slog.Logger) (backendTLS *tls.Config, err er
 			log.Info(r.settings.Command+": certificate reloaded", "cert", r.settings.TLS.Cert)
 		}
 	}
-	bt, err := loadMailBackendTLS(r.settings)
+	bt, err := loadBackendTLS(r.settings)
 	if err != nil {
 		errs = append(errs, err)
 	} else {
@@ -114,7 +113,7 @@ func (r *mailResources) reload(log *slog.Logger) (backendTLS *tls.Config, err er
 
 // clientTLS is the configuration for STARTTLS and implicit-TLS listeners
 // (nil without tls:).
-func (r *mailResources) clientTLS() *tls.Config {
+func (r *resources) clientTLS() *tls.Config {
 	if r.serverTLS == nil {
 		return nil
 	}
@@ -122,7 +121,7 @@ func (r *mailResources) clientTLS() *tls.Config {
 }
 
 // close releases the route sources' and the penalty store's connections.
-func (r *mailResources) close() error {
+func (r *resources) close() error {
 	var errs []error
 	if r.routes != nil {
 		errs = append(errs, r.routes.Close())

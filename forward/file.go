@@ -1,37 +1,37 @@
-package main
+package forward
 
 import (
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
-	"github.com/pipegate/pipegate/forward"
+	"github.com/pipegate/pipegate/internal/logconf"
 	"github.com/pipegate/pipegate/internal/yamlconf"
 	"github.com/pipegate/pipegate/listener"
 	"github.com/pipegate/pipegate/tlsconf"
 )
 
-// fwdFile is a forward config file (docs/forward.md); fwdFlagKeys maps
-// each flag to its key.
-type fwdFile struct {
+// File is a forward config file (docs/forward.md): the daemon's settings
+// and its list of forwards. FlagKeys maps each flag of `pipegate forward`
+// to its key.
+type File struct {
 	MetricsAddr  string            `yaml:"metrics_addr"`
 	LogFormat    string            `yaml:"log_format"`
 	LogLevel     string            `yaml:"log_level"`
 	DrainTimeout yamlconf.Duration `yaml:"drain_timeout"`
 	// TLSOnGoroutines sets tls_on_goroutines for every forward.
-	TLSOnGoroutines bool      `yaml:"tls_on_goroutines"`
-	Forwards        []fwdSpec `yaml:"forwards"`
+	TLSOnGoroutines bool   `yaml:"tls_on_goroutines"`
+	Forwards        []Spec `yaml:"forwards"`
 }
 
-// fwdSpec is one forward as written by the user, on the command line or in
-// a config file; fwdBuild turns it into a forward.Config.
-type fwdSpec struct {
+// Spec is one forward as the operator writes it, on the command line or
+// in a config file; LoadFile and BuildSpec turn it into a Config.
+type Spec struct {
 	Name             string              `yaml:"name"`
 	Listen           string              `yaml:"listen"`
 	To               []string            `yaml:"to"`
-	SNI              []fwdRoute          `yaml:"sni"`
+	SNI              []SpecRoute         `yaml:"sni"`
 	Balance          string              `yaml:"balance"`
 	TLS              *yamlconf.ServerTLS `yaml:"tls"`    // terminate TLS
 	ToTLS            *yamlconf.ClientTLS `yaml:"to_tls"` // TLS to the upstreams; {} for the defaults
@@ -53,28 +53,31 @@ type fwdSpec struct {
 
 // RenamedKeys are the keys that became a block; other kebab-case keys
 // ("max-conns") are told their snake_case spelling by yamlconf.
-func (fwdSpec) RenamedKeys() map[string]string {
+func (Spec) RenamedKeys() map[string]string {
 	m := map[string]string{}
-	for _, fk := range fwdFlagKeys {
-		if strings.Contains(fk.key, ".") {
-			m[fk.flag] = fk.key
-			m[strings.ReplaceAll(fk.flag, "-", "_")] = fk.key
+	for _, fk := range flagKeys {
+		if strings.Contains(fk.Key, ".") {
+			m[fk.Flag] = fk.Key
+			m[strings.ReplaceAll(fk.Flag, "-", "_")] = fk.Key
 		}
 	}
 	m["to-tls"] = "to_tls (a block: to_tls: {} for the system roots)"
 	return m
 }
 
-// fwdRoute is an SNI route: `--sni NAME=ADDR[,ADDR...]` on the command
+// SpecRoute is an SNI route: `--sni NAME=ADDR[,ADDR...]` on the command
 // line, {server_name: NAME, to: [ADDR...]} in a file.
-type fwdRoute struct {
+type SpecRoute struct {
 	ServerName string   `yaml:"server_name"`
 	To         []string `yaml:"to"`
 }
 
-// fwdFlagKeys maps every flag of `pipegate forward` but --config to its
-// key in the config file (docs/forward.md has the same table).
-var fwdFlagKeys = []struct{ flag, key string }{
+// FlagKey is a flag of `pipegate forward` and its key in the config file.
+type FlagKey struct{ Flag, Key string }
+
+// flagKeys maps every flag of `pipegate forward` but --config to its key
+// in the config file (docs/forward.md has the same table).
+var flagKeys = []FlagKey{
 	{"name", "name"}, {"listen", "listen"}, {"to", "to"}, {"sni", "sni"}, {"balance", "balance"},
 	{"tls-cert", "tls.cert"}, {"tls-key", "tls.key"}, {"client-ca", "tls.client_ca"}, {"tls-ticket-keys", "tls.ticket_keys"},
 	{"to-tls", "to_tls"}, {"to-ca", "to_tls.ca"}, {"to-server-name", "to_tls.server_name"},
@@ -88,40 +91,101 @@ var fwdFlagKeys = []struct{ flag, key string }{
 	{"drain-timeout", "drain_timeout"},
 }
 
-// fwdFlagOf names the flag of a forward's field ("trusted_proxy[1]" ->
-// "trusted-proxy").
-func fwdFlagOf(field string) string {
+// FlagKeys lists every flag of `pipegate forward` but --config with its
+// key in the config file ("tls-cert" is "tls.cert").
+func FlagKeys() []FlagKey { return append([]FlagKey(nil), flagKeys...) }
+
+// FlagOf names the flag of a forward's field ("trusted_proxy[1]" ->
+// "trusted-proxy"), for errors about the command line.
+func FlagOf(field string) string {
 	field, _, _ = strings.Cut(field, "[")
-	for _, fk := range fwdFlagKeys {
-		if fk.key == field {
-			return fk.flag
+	for _, fk := range flagKeys {
+		if fk.Key == field {
+			return fk.Flag
 		}
 	}
 	return strings.ReplaceAll(field, "_", "-")
 }
 
-// fwdLoaded is a checked configuration, ready to run.
-type fwdLoaded struct {
-	metricsAddr  string
-	logFormat    string
-	logLevel     string
-	drainTimeout time.Duration
-	forwards     []forward.Config
+// DaemonConfig is a checked configuration of `pipegate forward`, ready
+// to run.
+type DaemonConfig struct {
+	MetricsAddr  string // "": no metrics endpoint
+	LogFormat    string
+	LogLevel     string
+	DrainTimeout time.Duration
+	Forwards     []Config
 }
 
-// fwdDefaultDrain is --drain-timeout's default.
-const fwdDefaultDrain = 30 * time.Second
+// DefaultDrainTimeout is drain_timeout's (and --drain-timeout's) default.
+const DefaultDrainTimeout = 30 * time.Second
 
-// fwdTLSCache keeps the server TLS configurations across reloads, so that
-// a reload re-reads the certificate files of the same tlsconf.Server
-// (keeping its session ticket keys) instead of starting afresh.
-type fwdTLSCache map[tlsconf.ServerFiles]*tlsconf.Server
+// TLSCache keeps the server TLS configurations across reloads, so that a
+// reload re-reads the certificate files of the same tlsconf.Server
+// (keeping its session ticket keys) instead of starting afresh. Give
+// LoadFile and BuildSpec the same cache at each reload.
+type TLSCache map[tlsconf.ServerFiles]*tlsconf.Server
 
-// fwdBuild turns a spec into a forward.Config, loading certificate files.
-// Fields are named at prefix ("forwards[2]." in a file; "" on the command
-// line, where doc is nil). Errors are *configerr.Error.
-func fwdBuild(doc *yamlconf.Doc, prefix string, sp fwdSpec, cache fwdTLSCache) (forward.Config, error) {
-	cfg := forward.Config{
+// LoadFile reads and checks a forward config file, certificates included.
+// Errors name the file, the line and the field:
+// "FILE:LINE: forwards[0].max_conns: ...".
+func LoadFile(path string, cache TLSCache) (*DaemonConfig, error) {
+	var f File
+	doc, err := yamlconf.Load(path, &f)
+	if err != nil {
+		return nil, err
+	}
+	if len(f.Forwards) == 0 {
+		if !doc.Has("forwards") {
+			return nil, doc.Errorf("forwards", "missing (want a forwards: list)")
+		}
+		return nil, doc.Errorf("forwards", "no forward given")
+	}
+	l := &DaemonConfig{
+		MetricsAddr:  f.MetricsAddr,
+		LogFormat:    f.LogFormat,
+		LogLevel:     f.LogLevel,
+		DrainTimeout: f.DrainTimeout.Or(DefaultDrainTimeout),
+	}
+	var errs yamlconf.Errors
+	if !logconf.ValidFormat(f.LogFormat) {
+		errs.Add(doc.Errorf("log_format", "unknown format %q (want text or json)", f.LogFormat))
+	}
+	if !logconf.ValidLevel(f.LogLevel) {
+		errs.Add(doc.Errorf("log_level", "unknown level %q (want debug, info, warn or error)", f.LogLevel))
+	}
+	for i, sp := range f.Forwards {
+		sp.TLSOnGoroutines = sp.TLSOnGoroutines || f.TLSOnGoroutines
+		cfg, err := build(doc, fmt.Sprintf("forwards[%d].", i), sp, cache)
+		errs.Add(err)
+		l.Forwards = append(l.Forwards, cfg)
+	}
+	if err := errs.Err(); err != nil {
+		return nil, err
+	}
+	if i, err := CheckUnique(l.Forwards); err != nil {
+		field := "name"
+		if fe, ok := errors.AsType[*FieldError](err); ok {
+			field, err = fe.Field, fe.Err
+		}
+		return nil, doc.Error(fmt.Sprintf("forwards[%d].%s", i, field), err)
+	}
+	return l, nil
+}
+
+// BuildSpec turns the forward of a command line into a Config, loading
+// its certificate files. Errors name the config key of the field at fault
+// as a *configerr.Error without a file; yamlconf.FlagError with FlagOf
+// names the flag.
+func BuildSpec(sp Spec, cache TLSCache) (Config, error) {
+	return build(nil, "", sp, cache)
+}
+
+// build turns a spec into a Config, loading certificate files. Fields are
+// named at prefix ("forwards[2]." in a file; "" on the command line, where
+// doc is nil). Errors are *configerr.Error.
+func build(doc *yamlconf.Doc, prefix string, sp Spec, cache TLSCache) (Config, error) {
+	cfg := Config{
 		Name:             sp.Name,
 		Listen:           sp.Listen,
 		Upstreams:        sp.To,
@@ -144,16 +208,16 @@ func fwdBuild(doc *yamlconf.Doc, prefix string, sp fwdSpec, cache fwdTLSCache) (
 		return cfg, fe("listen", errors.New("missing (want host:port or unix:/path)"))
 	}
 	for _, r := range sp.SNI {
-		cfg.Routes = append(cfg.Routes, forward.Route{ServerName: r.ServerName, Upstreams: r.To})
+		cfg.Routes = append(cfg.Routes, Route{ServerName: r.ServerName, Upstreams: r.To})
 	}
 	var err error
-	if cfg.Balance, err = forward.ParseBalance(sp.Balance); err != nil {
+	if cfg.Balance, err = ParseBalance(sp.Balance); err != nil {
 		return cfg, fe("balance", err)
 	}
 	for i, text := range sp.TrustedProxy {
 		p, err := listener.ParseCIDRs("trusted_proxy", []string{text})
 		if err != nil {
-			return cfg, fe(fmt.Sprintf("trusted_proxy[%d]", i), fwdCIDRError(text, err))
+			return cfg, fe(fmt.Sprintf("trusted_proxy[%d]", i), cidrError(text, err))
 		}
 		cfg.TrustedProxies = append(cfg.TrustedProxies, p...)
 	}
@@ -189,7 +253,7 @@ func fwdBuild(doc *yamlconf.Doc, prefix string, sp fwdSpec, cache fwdTLSCache) (
 		}
 	}
 	if err := cfg.Validate(); err != nil {
-		if f, ok := errors.AsType[*forward.FieldError](err); ok {
+		if f, ok := errors.AsType[*FieldError](err); ok {
 			return cfg, fe(f.Field, f.Err)
 		}
 		return cfg, fe("listen", err)
@@ -197,9 +261,10 @@ func fwdBuild(doc *yamlconf.Doc, prefix string, sp fwdSpec, cache fwdTLSCache) (
 	return cfg, nil
 }
 
-// fwdCIDRError is a clean message for a bad trusted-proxy entry: the text,
-// then the parser's reason without the Go function names around it.
-func fwdCIDRError(text string, err error) error {
+// cidrError is a clean message for a bad trusted-proxy entry (text, and
+// err from listener.ParseCIDRs): the text, then the parser's reason
+// without the Go function names around it.
+func cidrError(text string, err error) error {
 	reason := err.Error()
 	if inner := errors.Unwrap(err); inner != nil {
 		reason = inner.Error()
@@ -208,57 +273,4 @@ func fwdCIDRError(text string, err error) error {
 		reason = reason[i+3:] // netip: `ParseAddr("x"): unexpected character (at "x")`
 	}
 	return fmt.Errorf("%q is not an IP address or CIDR prefix (%s)", strings.TrimSpace(text), reason)
-}
-
-// fwdLoadFile reads and checks a forward config file. Errors name the
-// file, the line and the field: "FILE:LINE: forwards[0].max_conns: ...".
-func fwdLoadFile(path string, cache fwdTLSCache) (*fwdLoaded, error) {
-	var f fwdFile
-	doc, err := yamlconf.Load(path, &f)
-	if err != nil {
-		return nil, err
-	}
-	if len(f.Forwards) == 0 {
-		if !doc.Has("forwards") {
-			return nil, doc.Errorf("forwards", "missing (want a forwards: list)")
-		}
-		return nil, doc.Errorf("forwards", "no forward given")
-	}
-	l := &fwdLoaded{
-		metricsAddr:  f.MetricsAddr,
-		logFormat:    f.LogFormat,
-		logLevel:     f.LogLevel,
-		drainTimeout: f.DrainTimeout.Or(fwdDefaultDrain),
-	}
-	var errs yamlconf.Errors
-	if _, err := newLogger(io.Discard, f.LogFormat, ""); err != nil {
-		errs.Add(doc.Errorf("log_format", "unknown format %q (want text or json)", f.LogFormat))
-	}
-	if _, err := newLogger(io.Discard, "", f.LogLevel); err != nil {
-		errs.Add(doc.Errorf("log_level", "unknown level %q (want debug, info, warn or error)", f.LogLevel))
-	}
-	for i, sp := range f.Forwards {
-		sp.TLSOnGoroutines = sp.TLSOnGoroutines || f.TLSOnGoroutines
-		cfg, err := fwdBuild(doc, fmt.Sprintf("forwards[%d].", i), sp, cache)
-		errs.Add(err)
-		l.forwards = append(l.forwards, cfg)
-	}
-	if err := errs.Err(); err != nil {
-		return nil, err
-	}
-	if i, err := forward.CheckUnique(l.forwards); err != nil {
-		field := "name"
-		if fe, ok := errors.AsType[*forward.FieldError](err); ok {
-			field, err = fe.Field, fe.Err
-		}
-		return nil, doc.Error(fmt.Sprintf("forwards[%d].%s", i, field), err)
-	}
-	return l, nil
-}
-
-// checkForwardConfig validates a forward config file, certificates
-// included, without listening. `pipegate check-config FILE` calls it.
-func checkForwardConfig(path string) error {
-	_, err := fwdLoadFile(path, fwdTLSCache{})
-	return err
 }

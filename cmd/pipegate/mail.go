@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/pipegate/pipegate/maild"
+)
+
+const mailUsage = `usage: pipegate mail --config FILE
+
+Runs the mail gateway described by FILE (see docs/mail.md): each listener
+serves one protocol (imap, pop3, sieve, submission).
+SIGHUP reloads routes and certificates; SIGTERM or SIGINT drains and exits.
+`
+
+const imapUsage = `usage: pipegate imap --config FILE
+
+Runs the IMAP reverse proxy described by FILE (see docs/imap.md): the mail
+gateway with IMAP listeners only (pipegate mail serves the other protocols).
+SIGHUP reloads routes and certificates; SIGTERM or SIGINT drains and exits.
+`
+
+// runMail is `pipegate mail`: exit code 0 after a clean drain, 1 on a
+// runtime failure, 2 on bad usage or config.
+func runMail(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runMailCommand(ctx, maild.CommandMail, mailUsage, args, stderr)
+}
+
+// runIMAP is `pipegate imap`: `pipegate mail` with IMAP listeners only.
+func runIMAP(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runMailCommand(ctx, maild.CommandIMAP, imapUsage, args, stderr)
+}
+
+func runMailCommand(ctx context.Context, command, usage string, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("pipegate "+command, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	configPath := fs.String("config", "", "config file (YAML)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *configPath == "" || fs.NArg() > 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	s, err := maild.Load(*configPath, command, mailProtocols)
+	if err != nil {
+		fmt.Fprintf(stderr, "pipegate %s: %v\n", command, err)
+		return 2
+	}
+	log, err := newLogger(stderr, s.LogFormat, s.LogLevel)
+	if err != nil { // checked by maild.Load already
+		fmt.Fprintf(stderr, "pipegate %s: %s: log: %v\n", command, s.File, err)
+		return 2
+	}
+	d, err := maild.New(s, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "pipegate %s: %v\n", command, err)
+		return 2
+	}
+	defer d.Close()
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	done := make(chan error, 1)
+	go runMailDaemon(ctx, d, done)
+	for {
+		select {
+		case <-hup:
+			log.Info(command + ": reloading (SIGHUP)")
+			if err := d.Reload(); err != nil {
+				log.Error(command+": reload failed, keeping the previous state of what failed", "config", s.File, "err", err)
+			}
+		case err := <-done: // Run logged it
+			if err != nil {
+				return 1
+			}
+			return 0
+		}
+	}
+}
+
+// runMailDaemon is the goroutine running the mail daemon until ctx ends.
+func runMailDaemon(ctx context.Context, d *maild.Daemon, done chan<- error) {
+	done <- d.Run(ctx)
+}
+
+// checkMailConfigKind validates a mail (or imap) config file and the
+// files it names for `pipegate check-config`, and says which command runs
+// it: "imap" when every listener is IMAP's (both do), else "mail".
+func checkMailConfigKind(path string) (string, error) {
+	return maild.Check(path, mailProtocols)
+}

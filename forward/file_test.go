@@ -1,0 +1,129 @@
+package forward
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/pipegate/pipegate/internal/tlstest"
+)
+
+// writeConfig writes a forward config file and returns its path.
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "forward.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// A bad trusted-proxy entry is named like every other field: file, line of
+// the entry, forward, field with its index, and the problem.
+func TestLoadFileBadTrustedProxy(t *testing.T) {
+	path := writeConfig(t, `forwards:
+  - name: edge
+    listen: 127.0.0.1:0
+    to: [127.0.0.1:1]
+    accept_proxy: true
+    trusted_proxy:
+      - 10.0.0.0/8
+      - 192.0.2.x
+`)
+	_, err := LoadFile(path, TLSCache{})
+	want := path + `:8: forwards[0].trusted_proxy[1]: "192.0.2.x" is not an IP address or CIDR prefix (unexpected character (at "x"))`
+	if err == nil || err.Error() != want {
+		t.Errorf("error:\n got %v\nwant %s", err, want)
+	}
+}
+
+func TestLoadFileAllFields(t *testing.T) {
+	ca := tlstest.NewCA(t)
+	cert, key := ca.Issue(t, "127.0.0.1")
+	ccert, ckey := ca.ClientCertFiles(t, "pg")
+	path := writeConfig(t, fmt.Sprintf(`
+metrics_addr: 127.0.0.1:0
+log_format: json
+log_level: debug
+drain_timeout: 7s
+forwards:
+  - name: all
+    listen: 127.0.0.1:0
+    to: [127.0.0.1:1, "unix:/run/up.sock"]
+    sni:
+      - server_name: "*.example"
+        to: [127.0.0.1:2]
+    balance: roundrobin
+    tls:
+      cert: %[1]s
+      key: %[2]s
+      client_ca: %[3]s
+    to_tls:
+      ca: %[3]s
+      server_name: up.example
+      cert: %[4]s
+      key: %[5]s
+    send_proxy: v2
+    accept_proxy: true
+    trusted_proxy: [10.0.0.0/8, "::1"]
+    max_conns: 100
+    max_conns_per_ip: 10
+    dial_timeout: 1s
+    handshake_timeout: 2s
+    idle_timeout: 3s
+    max_lifetime: 4s
+    half_close_linger: 5s
+    backoff: 6s
+    tcp_keepalive: 8s
+    go_accept: true
+    tls_on_goroutines: true
+`, cert, key, ca.CertFile(t), ccert, ckey))
+	l, err := LoadFile(path, TLSCache{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.MetricsAddr != "127.0.0.1:0" || l.LogFormat != "json" || l.LogLevel != "debug" || l.DrainTimeout != 7*time.Second {
+		t.Errorf("globals: %+v", l)
+	}
+	c := l.Forwards[0]
+	want := Config{
+		Name: "all", Listen: "127.0.0.1:0", Upstreams: []string{"127.0.0.1:1", "unix:/run/up.sock"},
+		Routes:    []Route{{ServerName: "*.example", Upstreams: []string{"127.0.0.1:2"}}},
+		Balance:   RoundRobin,
+		SendProxy: "v2", AcceptProxy: true, MaxConns: 100, MaxConnsPerIP: 10,
+		DialTimeout: time.Second, HandshakeTimeout: 2 * time.Second, IdleTimeout: 3 * time.Second,
+		MaxLifetime: 4 * time.Second, HalfCloseLinger: 5 * time.Second, Backoff: 6 * time.Second,
+		TCPKeepAlive: 8 * time.Second, GoAccept: true, TLSOnGoroutines: true,
+	}
+	if c.TLS == nil || c.UpstreamTLS == nil || c.UpstreamTLS.ServerName != "up.example" || len(c.UpstreamTLS.Certificates) != 1 {
+		t.Errorf("TLS settings: %+v / %+v", c.TLS, c.UpstreamTLS)
+	}
+	if len(c.TrustedProxies) != 2 || c.TrustedProxies[1].String() != "::1/128" {
+		t.Errorf("trusted proxies: %v", c.TrustedProxies)
+	}
+	c.TLS, c.UpstreamTLS, c.TrustedProxies = nil, nil, nil
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("config:\n got %+v\nwant %+v", c, want)
+	}
+}
+
+// The ways back (go_accept, tls_on_goroutines) come from the file, per
+// forward or for all (cmd/pipegate tests the flags).
+func TestLoadFileWaysBack(t *testing.T) {
+	path := writeConfig(t, `
+tls_on_goroutines: true
+forwards:
+  - {name: a, listen: 127.0.0.1:0, to: [127.0.0.1:1], go_accept: true}
+  - {name: b, listen: 127.0.0.1:0, to: [127.0.0.1:1]}
+`)
+	l, err := LoadFile(path, TLSCache{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := l.Forwards[0], l.Forwards[1]; !a.GoAccept || b.GoAccept || !a.TLSOnGoroutines || !b.TLSOnGoroutines {
+		t.Errorf("from the file: a %v/%v, b %v/%v", a.GoAccept, a.TLSOnGoroutines, b.GoAccept, b.TLSOnGoroutines)
+	}
+}

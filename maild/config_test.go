@@ -1,0 +1,331 @@
+package maild
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pipegate/pipegate/internal/tlstest"
+	"github.com/pipegate/pipegate/route"
+)
+
+// check is the former checkMailConfig: Check, for the errors only.
+func check(path string) error {
+	_, err := Check(path, testProtocols)
+	return err
+}
+
+// writeIMAPFiles writes a config and its cert, key, CA and routes files
+// (relative names, resolved against the config's folder) and returns the
+// config's path.
+func writeIMAPFiles(t *testing.T, config string) string {
+	t.Helper()
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t)
+	cert, key := ca.Issue(t, "127.0.0.1", "localhost")
+	copyFile(t, cert, filepath.Join(dir, "server.crt"))
+	copyFile(t, key, filepath.Join(dir, "server.key"))
+	copyFile(t, ca.CertFile(t), filepath.Join(dir, "backend-ca.crt"))
+	routes := "routes:\n  - account: alice@a.test\n    backend: imap://127.0.0.1:14301\n  - domain: b.test\n    backend: imaps://127.0.0.1:19932\ndefault: imap+starttls://127.0.0.1:14301\n"
+	writeTestFile(t, filepath.Join(dir, "routes.yaml"), routes)
+	path := filepath.Join(dir, "imap.yaml")
+	writeTestFile(t, path, config)
+	return path
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, to, string(b))
+}
+
+func writeTestFile(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// issueConfig is the file from the issue, with relative paths.
+const issueConfig = `listen:
+  - addr: 127.0.0.1:1143
+  - addr: 127.0.0.1:1993
+    tls: true
+tls:
+  cert: server.crt
+  key: server.key
+backend_tls:
+  ca: backend-ca.crt
+routes_file: routes.yaml
+`
+
+func TestIMAPConfigIssueFile(t *testing.T) {
+	path := writeIMAPFiles(t, issueConfig)
+	if err := check(path); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Load(path, CommandIMAP, testProtocols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(path)
+	if s.TLS.Cert != filepath.Join(dir, "server.crt") || s.Routes.RoutesFile != filepath.Join(dir, "routes.yaml") || s.BackendTLS.CA != filepath.Join(dir, "backend-ca.crt") {
+		t.Fatalf("relative paths not resolved against %s: %+v", dir, s)
+	}
+	if len(s.Listen) != 2 || s.Listen[0].TLS || !s.Listen[1].TLS {
+		t.Fatalf("listeners: %+v", s.Listen)
+	}
+	if s.DrainTimeout != DefaultDrainTimeout || s.Penalty != nil {
+		t.Fatalf("defaults: drain %v penalty %+v", s.DrainTimeout, s.Penalty)
+	}
+}
+
+func TestIMAPConfigAllFields(t *testing.T) {
+	path := writeIMAPFiles(t, `listen:
+  - addr: 127.0.0.1:1143
+  - addr: 127.0.0.1:1144
+    accept_proxy: true
+    trusted_proxies: [10.0.0.0/8, 127.0.0.1]
+tls:
+  cert: server.crt
+  key: server.key
+backend_tls:
+  ca: backend-ca.crt
+  server_name: imap.internal
+routes_file: routes.yaml
+allow_plaintext_auth: true
+oauth: true
+imap4rev2: false
+hostname: mail.example.com
+greeting: hello
+login_timeout: 30s
+max_login_failures: 5
+max_connections: 1000
+max_connections_per_ip: 20
+auth_penalty:
+  base: 1s
+  max: 8s
+  forget: 30m
+dial_timeout: 3s
+backend_timeout: 20s
+idle_timeout: 30m
+max_lifetime: 24h
+half_close_linger: 10s
+drain_timeout: 1m
+metrics_addr: 127.0.0.1:9143
+log:
+  format: json
+  level: debug
+`)
+	if err := check(path); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := Load(path, CommandIMAP, testProtocols)
+	if s.LoginTimeout != 30*time.Second || s.Penalty.Max != 8*time.Second || !s.Listen[1].AcceptProxy || len(s.Listen[1].Trusted) != 2 || s.MaxConnectionsPerIP != 20 {
+		t.Fatalf("settings: %+v", s)
+	}
+}
+
+// TestIMAPConfigErrors: every message names the file, the line and the
+// field, and says what is wrong.
+func TestIMAPConfigErrors(t *testing.T) {
+	cases := []struct {
+		name, config string
+		want         []string // substrings of the error, after "FILE:"
+	}{
+		{"unknown top field", issueConfig + "routes_fiel: x\n", []string{":11: routes_fiel: unknown field (want one of:", "routes_file"}},
+		{"unknown listener field", strings.Replace(issueConfig, "    tls: true", "    tls: true\n    proxy: true", 1), []string{":5: listen[1].proxy: unknown field", "accept_proxy"}},
+		{"bad duration", issueConfig + "login_timeout: soon\n", []string{":11: login_timeout: invalid duration \"soon\""}},
+		{"negative", issueConfig + "max_connections: -1\n", []string{":11: max_connections: -1: must not be negative"}},
+		{"wrong type", issueConfig + "max_login_failures: many\n", []string{":11: max_login_failures: want a whole number, not \"many\""}},
+		{"bad addr", strings.Replace(issueConfig, "127.0.0.1:1143", "127.0.0.1", 1), []string{":2: listen[0].addr: \"127.0.0.1\": want HOST:PORT"}},
+		{"no listen", "routes_file: routes.yaml\n", []string{"listen: missing"}},
+		{"no routes", "listen:\n  - addr: 127.0.0.1:1143\n", []string{"routes_file: missing"}},
+		{"tls listener without tls", "listen:\n  - addr: 127.0.0.1:1993\n    tls: true\nroutes_file: routes.yaml\n", []string{":3: listen[0].tls: implicit TLS needs the tls: section"}},
+		{"proxy without trusted", "listen:\n  - addr: 127.0.0.1:1143\n    accept_proxy: true\nroutes_file: routes.yaml\n", []string{"listen[0].trusted_proxies: accept_proxy needs"}},
+		{"bad cidr", "listen:\n  - addr: 127.0.0.1:1143\n    accept_proxy: true\n    trusted_proxies: [10.0.0.0/33]\nroutes_file: routes.yaml\n", []string{":4: listen[0].trusted_proxies[0]:"}},
+		{"log level", issueConfig + "log:\n  level: loud\n", []string{":12: log.level: unknown level \"loud\""}},
+		{"penalty order", issueConfig + "auth_penalty:\n  base: 10s\n  max: 1s\n", []string{":13: auth_penalty.max: 1s is less than base 10s"}},
+		{"yaml syntax", issueConfig + "listen: [\n", []string{"imap.yaml:"}},
+		{"missing cert file", strings.Replace(issueConfig, "cert: server.crt", "cert: nope.crt", 1), []string{":6: tls.cert: open ", "nope.crt: no such file"}},
+		{"missing routes file", strings.Replace(issueConfig, "routes_file: routes.yaml", "routes_file: nope.yaml", 1), []string{":10: routes_file: route/file: open ", "nope.yaml"}},
+		{"redis without addr", issueConfig + "auth_penalty:\n  redis:\n    db: 1\n", []string{":12: auth_penalty.redis.addr: missing"}},
+		{"redis unknown field", issueConfig + "auth_penalty:\n  redis:\n    host: x\n", []string{":13: auth_penalty.redis.host: unknown field (want one of: addr, db, password_file, prefix, tls, url)"}},
+		{"route source type", issueConfig + "route_sources:\n  - type: gopher\n", []string{":12: route_sources[0].type: \"gopher\""}},
+		{"route source field", issueConfig + "route_sources:\n  - type: file\n    path: routes.yaml\n    url: http://x\n", []string{":14: route_sources[0].url: not a field of type file"}},
+		{"route source file missing", "listen:\n  - addr: 127.0.0.1:1143\nroute_sources:\n  - type: file\n    path: gone.yaml\n", []string{":5: route_sources[0].path: open ", "gone.yaml"}},
+		{"redis addr without port", issueConfig + "auth_penalty:\n  redis:\n    addr: 127.0.0.1\n", []string{":13: auth_penalty.redis.addr: \"127.0.0.1\": want HOST:PORT"}},
+		{"redis negative db", issueConfig + "auth_penalty:\n  redis:\n    addr: 127.0.0.1:6379\n    db: -1\n", []string{":14: auth_penalty.redis.db: -1: must not be negative"}},
+		{"redis password file missing", issueConfig + "auth_penalty:\n  redis:\n    addr: 127.0.0.1:6379\n    password_file: gone.pass\n", []string{":14: auth_penalty.redis.password_file: open ", "gone.pass"}},
+		{"redis url and addr", issueConfig + "auth_penalty:\n  redis:\n    addr: 127.0.0.1:6379\n    password_file: routes.yaml\n    url: redis://x\n", []string{":13: auth_penalty.redis.addr: give url or addr, not both"}},
+		{"client_ca", strings.Replace(issueConfig, "  key: server.key", "  key: server.key\n  client_ca: backend-ca.crt", 1), []string{":8: tls.client_ca: not supported"}},
+		{"tls without key", strings.Replace(issueConfig, "  key: server.key\n", "", 1), []string{":5: tls.key: missing"}},
+		{"bad duration in penalty", issueConfig + "auth_penalty:\n  base: -1s\n", []string{":12: auth_penalty.base: negative duration \"-1s\""}},
+		{"username_chars with LF", issueConfig + "username_chars: \"a\\nb\"\n", []string{":11: username_chars: must not hold"}},
+		{"username_format", issueConfig + "username_format: upper\n", []string{":11: username_format: unknown format \"upper\""}},
+		{"empty file", "# nothing\n", []string{": empty file"}},
+		{"two documents", issueConfig + "---\nlisten: []\n", []string{":12: more than one YAML document"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeIMAPFiles(t, tc.config)
+			err := check(path)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, path) {
+				t.Errorf("error does not start with the file name %s:\n%s", path, msg)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error lacks %q:\n%s", w, msg)
+				}
+			}
+		})
+	}
+}
+
+func TestIMAPConfigBadRoutesNamesBothFiles(t *testing.T) {
+	path := writeIMAPFiles(t, issueConfig)
+	writeTestFile(t, filepath.Join(filepath.Dir(path), "routes.yaml"), "routes:\n  - account: x@y\n    backend: ftp://h:1\n")
+	err := check(path)
+	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "routes.yaml:3") {
+		t.Fatalf("want both files and the routes line named, got %v", err)
+	}
+}
+
+func TestIMAPConfigRouteSources(t *testing.T) {
+	path := writeIMAPFiles(t, issueConfig+`route_sources:
+  - type: http
+    url: http://127.0.0.1:1/auth
+    on_error: next
+route_cache:
+  positive_ttl: 10s
+`)
+	if err := check(path); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Load(path, CommandIMAP, testProtocols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := openResources(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.close()
+	// routes_file comes first: alice is routed by it without asking http.
+	rt, err := res.router.Lookup(context.Background(), route.Request{Protocol: "imap", Account: "alice@a.test"})
+	if err != nil || len(rt.Backends) == 0 || rt.Backends[0].Addr != "127.0.0.1:14301" {
+		t.Fatalf("lookup: %+v %v", rt, err)
+	}
+}
+
+// mailIssueConfig is issue 12's file: a listener per protocol, IMAP the
+// default, implicit TLS for POP3 and submission.
+const mailIssueConfig = `listen:
+  - addr: 127.0.0.1:1143
+  - addr: 127.0.0.1:1110
+    protocol: pop3
+  - addr: 127.0.0.1:1995
+    protocol: pop3
+    tls: true
+  - addr: 127.0.0.1:4190
+    protocol: sieve
+  - addr: 127.0.0.1:1587
+    protocol: submission
+  - addr: 127.0.0.1:1465
+    protocol: submission
+    tls: true
+tls:
+  cert: server.crt
+  key: server.key
+backend_tls:
+  ca: backend-ca.crt
+routes_file: routes.yaml
+`
+
+// mailRoutes give alice a backend per protocol, as docs/mail.md shows.
+const mailRoutes = `routes:
+  - account: alice@a.test
+    backends: [imap://127.0.0.1:14301, pop3://127.0.0.1:11001, sieve+starttls://127.0.0.1:4190, submissions://127.0.0.1:4650]
+  - domain: b.test
+    backends: [imaps://127.0.0.1:19932, pop3s://127.0.0.1:19952]
+default: [imap+starttls://127.0.0.1:14301, pop3+starttls://127.0.0.1:11001, submission+starttls://127.0.0.1:5870]
+`
+
+func TestMailConfigIssueFile(t *testing.T) {
+	path := writeIMAPFiles(t, mailIssueConfig)
+	writeTestFile(t, filepath.Join(filepath.Dir(path), "routes.yaml"), mailRoutes)
+	s, err := Load(path, CommandMail, testProtocols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range s.Listen {
+		got = append(got, fmt.Sprintf("%s/%v", l.Protocol, l.TLS))
+	}
+	if want := "imap/false pop3/false pop3/true sieve/false submission/false submission/true"; strings.Join(got, " ") != want {
+		t.Fatalf("listeners %s, want %s", strings.Join(got, " "), want)
+	}
+	// Routes naming every protocol's schemes load: the protocol packages
+	// register them, and the protocols' table links them in.
+	if kind, err := Check(path, testProtocols); err != nil || kind != CommandMail {
+		t.Fatalf("check: %q %v", kind, err)
+	}
+	// A file with IMAP listeners only is an imap config: both commands run it.
+	imapOnly := writeIMAPFiles(t, issueConfig)
+	if kind, err := Check(imapOnly, testProtocols); err != nil || kind != CommandIMAP {
+		t.Fatalf("check: %q %v", kind, err)
+	}
+	if _, err := Load(imapOnly, CommandMail, testProtocols); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMailConfigProtocolErrors: each message names the file, the line and
+// the field.
+func TestMailConfigProtocolErrors(t *testing.T) {
+	cases := []struct {
+		name, config string
+		want         []string
+	}{
+		{"unknown protocol", strings.Replace(mailIssueConfig, "protocol: sieve", "protocol: gopher", 1),
+			[]string{":9: listen[3].protocol: \"gopher\": unknown protocol (want one of imap, pop3, sieve, submission)"}},
+		{"smtp", strings.Replace(mailIssueConfig, "protocol: sieve", "protocol: smtp", 1),
+			[]string{":9: listen[3].protocol: \"smtp\": unknown protocol", "SMTP submission is protocol: submission"}},
+		{"upper case", strings.Replace(mailIssueConfig, "protocol: sieve", "protocol: SIEVE", 1),
+			[]string{":9: listen[3].protocol: \"SIEVE\": unknown protocol"}},
+		{"implicit TLS without tls", "listen:\n  - addr: 127.0.0.1:1995\n    protocol: pop3\n    tls: true\nroutes_file: routes.yaml\n",
+			[]string{":4: listen[0].tls: implicit TLS needs the tls: section"}},
+		{"unknown pop3 option", mailIssueConfig + "pop3:\n  greting: hi\n", []string{":22: pop3.greting: unknown field"}},
+		{"greeting on two lines", mailIssueConfig + "submission:\n  greeting: \"a\\r\\nb\"\n", []string{":22: submission.greeting: \"a\\r\\nb\": must be one line"}},
+		{"capability on two lines", mailIssueConfig + "pop3:\n  capabilities: [TOP, \"UIDL\\nX\"]\n", []string{":22: pop3.capabilities[1]: "}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeIMAPFiles(t, tc.config)
+			err := check(path)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, path) {
+				t.Errorf("error does not start with the file name %s:\n%s", path, msg)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error lacks %q:\n%s", w, msg)
+				}
+			}
+		})
+	}
+}

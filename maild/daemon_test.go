@@ -1,0 +1,189 @@
+package maild
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pipegate/pipegate/internal/testenv"
+)
+
+// logBuffer collects a daemon's log and lets a test wait for a line.
+type logBuffer struct {
+	mu     sync.Mutex
+	b      strings.Builder
+	change chan struct{} // closed and renewed at each write
+}
+
+func newLogBuffer() *logBuffer { return &logBuffer{change: make(chan struct{})} }
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.Write(p)
+	close(l.change)
+	l.change = make(chan struct{})
+	return len(p), nil
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// wait returns once the log holds n lines with msg, failing the test
+// after 10s or when Run returned first.
+func (l *logBuffer) wait(t *testing.T, msg string, n int, done <-chan error) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		l.mu.Lock()
+		got, change := strings.Count(l.b.String(), msg), l.change
+		l.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-change:
+		case err := <-done:
+			t.Fatalf("Run returned %v before %d× %q:\n%s", err, n, msg, l.String())
+		case <-timeout:
+			t.Fatalf("no %d× %q in the log:\n%s", n, msg, l.String())
+		}
+	}
+}
+
+// TestDaemonRunReloadDrain runs a daemon with an IMAP and a POP3 listener:
+// both greet, /healthz is ok, Reload re-reads routes and certificate and
+// reports a broken routes file without dropping the routes, and cancelling
+// the context drains and stops it.
+func TestDaemonRunReloadDrain(t *testing.T) {
+	imapAddr, pop3Addr, metrics := testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t)
+	path := writeIMAPFiles(t, fmt.Sprintf(`listen:
+  - addr: %s
+  - addr: %s
+    protocol: pop3
+    tls: true
+tls:
+  cert: server.crt
+  key: server.key
+routes_file: routes.yaml
+metrics_addr: %s
+drain_timeout: 5s
+pop3:
+  greeting: pop3 here
+`, imapAddr, pop3Addr, metrics))
+	s, err := Load(path, CommandMail, testProtocols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := newLogBuffer()
+	d, err := New(s, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go runDaemon(ctx, d, done)
+	logs.wait(t, "mail: listening", 2, done)
+	logs.wait(t, "mail: metrics listening", 1, done)
+
+	c, err := net.Dial("tcp", imapAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	c.Close()
+	if err != nil || !strings.HasPrefix(line, "* OK") {
+		t.Errorf("IMAP greeting %q, %v", line, err)
+	}
+	if code, body := get(t, "http://"+metrics+"/healthz"); code != http.StatusOK || body != "ok\n" {
+		t.Errorf("/healthz: %d %q", code, body)
+	}
+
+	if err := d.Reload(); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	logs.wait(t, "mail: routes reloaded", 1, done)
+	logs.wait(t, "mail: certificate reloaded", 1, done)
+	routes := filepath.Join(filepath.Dir(path), "routes.yaml")
+	writeTestFile(t, routes, "routes:\n  - account: x@y\n    backend: ftp://h:1\n")
+	if err := d.Reload(); err == nil || !strings.Contains(err.Error(), "routes.yaml:3") {
+		t.Errorf("reload of a broken routes file: %v", err)
+	}
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	for _, w := range []string{"mail: draining", "protocol=pop3", "mail: stopped"} {
+		if !strings.Contains(logs.String(), w) {
+			t.Errorf("log lacks %q:\n%s", w, logs.String())
+		}
+	}
+}
+
+// TestDaemonListenError: an address that cannot be listened on is an
+// error naming the field, and nothing is left listening.
+func TestDaemonListenError(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	free := testenv.FreeAddr(t)
+	path := writeIMAPFiles(t, fmt.Sprintf("listen:\n  - addr: %s\n  - addr: %s\nroutes_file: routes.yaml\n", free, busy.Addr()))
+	s, err := Load(path, CommandIMAP, testProtocols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := newLogBuffer()
+	d, err := New(s, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	err = d.Run(context.Background())
+	if err == nil || !strings.HasPrefix(err.Error(), "listen[1].addr: ") {
+		t.Fatalf("Run: %v", err)
+	}
+	if !strings.Contains(logs.String(), "imap: listen") {
+		t.Errorf("log:\n%s", logs.String())
+	}
+	l, err := net.Listen("tcp", free) // the first listener was closed
+	if err != nil {
+		t.Fatalf("listen[0] left open: %v", err)
+	}
+	l.Close()
+}
+
+// runDaemon is the goroutine running a test's daemon.
+func runDaemon(ctx context.Context, d *Daemon, done chan<- error) { done <- d.Run(ctx) }
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
