@@ -83,6 +83,11 @@ type Server struct {
 	// not logged in yet (logged-in sessions do not count): 0 means
 	// DefaultMaxPreLoginPerIP, negative no limit.
 	MaxPreLoginPerIP int
+	// PreLoginConns, when set, counts the pre-login connections instead of
+	// a limiter made from MaxPreLoginPerIP, so that several Servers (one
+	// daemon's listeners, a protocol each) share one limit per client
+	// address. limit.NewConns(0, n) makes one.
+	PreLoginConns *limit.Conns
 	// Penalty delays logins from addresses that failed before (nil: none).
 	Penalty *limit.Penalty
 	// Proxy says which peers may send a PROXY protocol header (nil: none).
@@ -165,7 +170,10 @@ func (s *Server) init() {
 		s.baseCtx, s.cancel = context.WithCancel(context.Background())
 		s.listeners = map[net.Listener]struct{}{}
 		s.sessions = map[*Session]struct{}{}
-		if s.MaxPreLoginPerIP >= 0 {
+		switch {
+		case s.PreLoginConns != nil:
+			s.preLoginConns = s.PreLoginConns
+		case s.MaxPreLoginPerIP >= 0:
 			s.preLoginConns = limit.NewConns(0, orInt(s.MaxPreLoginPerIP, DefaultMaxPreLoginPerIP))
 		}
 	})

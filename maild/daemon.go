@@ -44,6 +44,10 @@ func New(s *Settings, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{settings: s, res: res, log: log, prefix: s.Command + ": ", registry: prometheus.NewRegistry()}
+	var preLogin *limit.Conns // shared by every protocol, as conns
+	if s.MaxPreLoginPerIP > 0 {
+		preLogin = limit.NewConns(0, s.MaxPreLoginPerIP)
+	}
 	var conns *limit.Conns // shared by every protocol: the limits are per client address
 	if s.MaxConnections > 0 || s.MaxConnectionsPerIP > 0 {
 		conns = limit.NewConns(s.MaxConnections, s.MaxConnectionsPerIP)
@@ -83,6 +87,7 @@ func New(s *Settings, log *slog.Logger) (*Daemon, error) {
 		g.Accounts = s.Accounts
 		g.FailureDelay = orNone(s.AuthFailureDelay)
 		g.MaxPreLoginPerIP = orNone(s.MaxPreLoginPerIP)
+		g.PreLoginConns = preLogin
 		g.Conns = conns
 		g.Penalty = penalty
 		g.Proxy = policy

@@ -130,6 +130,19 @@ drain_timeout: 5s
 			goodbye: "421 ",
 		},
 	}
+	// The pre-login limit is one per client address for the whole daemon:
+	// an IMAP and a POP3 connection use it up for ManageSieve too.
+	t.Run("shared limit", func(t *testing.T) {
+		const src = "127.0.21.9"
+		imap := newRaw(t, dialFrom(t, src, addrs["imap"]))
+		protocols["imap"].greet(imap)
+		pop := newRaw(t, dialFrom(t, src, addrs["pop3"]))
+		protocols["pop3"].greet(pop)
+		sieve := newRaw(t, dialFrom(t, src, addrs["sieve"]))
+		if l := sieve.expect(""); !strings.HasPrefix(l, protocols["sieve"].goodbye) {
+			t.Errorf("third pre-login connection from one address, on another protocol: %q, want %q...", l, protocols["sieve"].goodbye)
+		}
+	})
 	for i, p := range []string{"imap", "pop3", "sieve", "submission"} {
 		d := protocols[p]
 		src := fmt.Sprintf("127.0.21.%d", i+1)
