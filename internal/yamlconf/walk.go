@@ -87,15 +87,24 @@ func (w *walker) value(n *yaml.Node, path string, t reflect.Type, depth int) {
 	}
 	if custom(t) {
 		err := n.Decode(reflect.New(t).Interface())
-		if pe, ok := errors.AsType[Positioned](err); ok {
-			line, field := pe.Position()
-			cause := errors.Unwrap(pe)
-			if cause == nil {
-				cause = pe
+		if err == nil {
+			return
+		}
+		many := []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok && allPositioned(j.Unwrap()) {
+			many = j.Unwrap() // several problems, each at its line (DecodeNode)
+		}
+		for _, err := range many {
+			if pe, ok := errors.AsType[Positioned](err); ok {
+				line, field := pe.Position()
+				cause := errors.Unwrap(pe)
+				if cause == nil {
+					cause = pe
+				}
+				w.errs.Add(&configerr.Error{File: w.doc.File, Line: line, Field: join(path, field), Err: cause})
+			} else {
+				w.problem(n, path, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
 			}
-			w.errs.Add(&configerr.Error{File: w.doc.File, Line: line, Field: join(path, field), Err: cause})
-		} else if err != nil {
-			w.problem(n, path, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
 		}
 		return
 	}
@@ -228,6 +237,16 @@ func (w *walker) scalar(n *yaml.Node, path string, t reflect.Type) {
 	}
 }
 
+// allPositioned reports whether every error of errs is Positioned.
+func allPositioned(errs []error) bool {
+	for _, err := range errs {
+		if _, ok := errors.AsType[Positioned](err); !ok {
+			return false
+		}
+	}
+	return len(errs) > 0
+}
+
 // custom reports whether t (or *t) decodes itself.
 func custom(t reflect.Type) bool {
 	pt := reflect.PointerTo(t)
@@ -295,6 +314,9 @@ func kindName(n *yaml.Node) string {
 func join(path, key string) string {
 	if path == "" {
 		return key
+	}
+	if key == "" {
+		return path
 	}
 	return path + "." + key
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pipegate/pipegate/internal/configerr"
+	"github.com/pipegate/pipegate/internal/yamlconf"
 	"github.com/pipegate/pipegate/route"
 	"github.com/pipegate/pipegate/route/authhttp"
 	"github.com/pipegate/pipegate/route/file"
@@ -201,7 +203,7 @@ func (b *builder) source(i int, c *SourceConfig) (route.Router, error) {
 		}
 		tc, err := b.tls(c, strings.HasPrefix(c.URL, "https:"))
 		if err != nil {
-			return nil, fail("tls_ca", err)
+			return nil, fail(blockError(err, "tls", "tls_"))
 		}
 		s, err := authhttp.New(authhttp.Config{URL: c.URL, PassPassword: c.PassPassword, Headers: c.Headers, TLS: tc})
 		if err != nil {
@@ -215,7 +217,12 @@ func (b *builder) source(i int, c *SourceConfig) (route.Router, error) {
 		}
 		tc, err := b.tls(c, strings.HasPrefix(c.URL, "rediss:"))
 		if err != nil {
-			return nil, fail("tls_ca", err)
+			return nil, fail(blockError(err, "tls", "tls_"))
+		}
+		// The shared redis block checks url and reads password_file;
+		// the source (route/redis) takes them as written.
+		if _, err := (&yamlconf.Redis{URL: c.URL, PasswordFile: b.path(c.PasswordFile)}).Options(nil, "redis"); err != nil {
+			return nil, fail(blockError(err, "redis", ""))
 		}
 		s, err := redis.New(redis.Config{URL: c.URL, PasswordFile: b.path(c.PasswordFile), Key: c.Key, Lowercase: c.Lowercase, TLS: tc})
 		if err != nil {
@@ -237,7 +244,10 @@ func (b *builder) source(i int, c *SourceConfig) (route.Router, error) {
 		}
 		tc, err := b.tls(c, needTLS)
 		if err != nil {
-			return nil, fail("tls_ca", err)
+			return nil, fail(blockError(err, "tls", "tls_"))
+		}
+		if err := b.secret(c.BindPasswordFile); err != nil {
+			return nil, fail("bind_password_file", err)
 		}
 		s, err := ldap.New(ldap.Config{
 			URLs: urls, StartTLS: c.StartTLS, TLS: tc, BindDN: c.BindDN, BindPasswordFile: b.path(c.BindPasswordFile),
@@ -245,7 +255,7 @@ func (b *builder) source(i int, c *SourceConfig) (route.Router, error) {
 			BackendAttr: c.BackendAttr, HostAttr: c.HostAttr, PortAttr: c.PortAttr, TLSAttr: c.TLSAttr,
 			ServerNameAttr: c.ServerNameAttr, LoginAttr: c.LoginAttr, Port: c.Port, TLSMode: c.TLSMode,
 			HostAttrs: c.HostAttrs, PortAttrs: c.PortAttrs, Ports: c.Ports,
-			Timeout: time.Duration(c.Timeout),
+			Timeout: c.Timeout.Duration,
 		})
 		if err != nil {
 			return nil, fail(fieldOf(err, "urls", "start_tls", "base_dn", "scope", "filter", "host_attrs", "port_attrs", "ports",
@@ -257,6 +267,9 @@ func (b *builder) source(i int, c *SourceConfig) (route.Router, error) {
 		if c.URL == "" {
 			return nil, fail("url", errors.New("empty"))
 		}
+		if err := b.secret(c.PasswordFile); err != nil {
+			return nil, fail("password_file", err)
+		}
 		s, err := sql.New(b.ctx, sql.Config{URL: c.URL, PasswordFile: b.path(c.PasswordFile), Query: c.Query, MaxConns: c.MaxConns})
 		if err != nil {
 			return nil, fail(fieldOf(err, "query", "url", "password_file"), err)
@@ -266,11 +279,7 @@ func (b *builder) source(i int, c *SourceConfig) (route.Router, error) {
 	}
 
 	if remote {
-		timeout := time.Duration(c.Timeout)
-		if timeout == 0 {
-			timeout = DefaultTimeout
-		}
-		src = route.WithTimeout(src, timeout)
+		src = route.WithTimeout(src, orDefault(c.Timeout, DefaultTimeout))
 		cc := b.cache
 		if c.Cache != nil {
 			cc = *c.Cache
@@ -279,18 +288,12 @@ func (b *builder) source(i int, c *SourceConfig) (route.Router, error) {
 			cc.Off = true // auth_http checks passwords: never cached unless asked for
 		}
 		if !cc.Off {
-			pos, neg := time.Duration(cc.PositiveTTL), time.Duration(cc.NegativeTTL)
-			if pos == 0 {
-				pos = DefaultPositiveTTL
-			}
-			if neg == 0 {
-				neg = DefaultNegativeTTL
-			}
+			pos, neg := orDefault(cc.PositiveTTL, DefaultPositiveTTL), orDefault(cc.NegativeTTL, DefaultNegativeTTL)
 			cached := route.Cache(src, pos, neg, cc.MaxEntries)
 			b.caches = append(b.caches, cached)
 			src = cached
 		}
-	} else if c.Timeout != 0 || c.Cache != nil {
+	} else if c.Timeout.Duration != 0 || c.Cache != nil {
 		return nil, fail("timeout", errors.New("a file source takes no timeout or cache (it is in memory)"))
 	}
 	if c.OnError == "next" {
@@ -299,16 +302,58 @@ func (b *builder) source(i int, c *SourceConfig) (route.Router, error) {
 	return src, nil
 }
 
-// tls loads the source's TLS settings; nil when none are set and TLS is
-// not used (the source's defaults then apply).
+// tls loads the source's TLS settings, checked as yamlconf's client TLS
+// block; nil when none are set and TLS is not used (the source's defaults
+// then apply). Errors are *configerr.Error naming the block's key
+// ("tls.cert"; see blockError).
 func (b *builder) tls(c *SourceConfig, used bool) (*tls.Config, error) {
 	if c.TLSCA == "" && c.TLSCert == "" && c.TLSKey == "" && c.TLSServerName == "" {
 		return nil, nil
 	}
 	if !used {
-		return nil, errors.New("TLS settings, but the source does not use TLS")
+		return nil, &configerr.Error{Field: "tls.ca", Err: errors.New("TLS settings, but the source does not use TLS")}
 	}
-	return tlsconf.LoadClient(tlsconf.ClientFiles{CA: b.path(c.TLSCA), Cert: b.path(c.TLSCert), Key: b.path(c.TLSKey), ServerName: c.TLSServerName})
+	block := yamlconf.ClientTLS{CA: b.path(c.TLSCA), ServerName: c.TLSServerName, Cert: b.path(c.TLSCert), Key: b.path(c.TLSKey)}
+	files, err := block.Files(nil, "tls") // a nil Doc: paths as given, fields "tls.ca"
+	if err != nil {
+		return nil, err
+	}
+	tc, err := tlsconf.LoadClient(files)
+	if err != nil {
+		return nil, &configerr.Error{Field: "tls.ca", Err: err}
+	}
+	return tc, nil
+}
+
+// blockError is the first problem of err, yamlconf's errors about a
+// block at field block ("tls", "redis"), as the entry's key (keyPrefix and
+// the block's key: "tls.ca" -> "tls_ca") and the problem alone.
+func blockError(err error, block, keyPrefix string) (field string, cause error) {
+	if many, ok := err.(interface{ Unwrap() []error }); ok && len(many.Unwrap()) > 0 {
+		err = many.Unwrap()[0]
+	}
+	if ce, ok := errors.AsType[*configerr.Error](err); ok {
+		return keyPrefix + strings.TrimPrefix(ce.Field, block+"."), ce.Err
+	}
+	return keyPrefix + "url", err
+}
+
+// secret checks a password file (password_file, bind_password_file) as
+// yamlconf reads secrets; "" is none. The source reads it again itself.
+func (b *builder) secret(path string) error {
+	if path == "" {
+		return nil
+	}
+	_, err := yamlconf.ReadSecret(b.path(path))
+	return err
+}
+
+// orDefault is d, or def when d is absent or 0.
+func orDefault(d yamlconf.Duration, def time.Duration) time.Duration {
+	if d.Duration == 0 {
+		return def
+	}
+	return d.Duration
 }
 
 // fieldOf picks the field a source's error is about from the yaml name it

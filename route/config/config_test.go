@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/pipegate/pipegate/internal/yamlconf"
 	"github.com/pipegate/pipegate/route"
 )
 
@@ -239,11 +240,13 @@ func TestErrors(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "routes.yaml", "default: imap://127.0.0.1:14301\n")
 	writeFile(t, dir, "bad.yaml", "routes:\n  - account: a@a.test\n    backend: nope://x\n")
+	writeFile(t, dir, "pw", "secret\n")
+	writeFile(t, dir, "empty", "")
 	tests := []struct{ name, yaml, want string }{
 		{"empty list", "route_sources: []\n", "route_sources: empty"},
 		{"unknown type", "route_sources:\n  - type: mysql\n", "route_sources[0] (line 2).type: \"mysql\": want one of file, http, ldap, redis, sql"},
 		{"missing type", "route_sources:\n  - path: x\n", `route_sources[0] (line 2).type: ""`},
-		{"unknown field", "route_sources:\n  - type: file\n    pth: routes.yaml\n", `line 3: route source: unknown field "pth"`},
+		{"unknown field", "route_sources:\n  - type: file\n    pth: routes.yaml\n", "line 3: pth: unknown field (want one of: backend_attr, "},
 		{"field of another type", "route_sources:\n  - type: file\n    path: routes.yaml\n  - type: http\n    url: http://h/\n    query: x\n",
 			"route_sources[1] (line 6).query: not a field of type http"},
 		{"file not found", "route_sources:\n  - type: file\n    path: nope.yaml\n", "route_sources[0] (line 3).path: open " + filepath.Join(dir, "nope.yaml") + ": no such file"},
@@ -260,10 +263,16 @@ func TestErrors(t *testing.T) {
 		{"ldap ports with backend_attr", "route_sources:\n  - type: ldap\n    url: ldap://127.0.0.1\n    base_dn: dc=x\n    backend_attr: b\n    host_attrs: {submission: smtpHost}\n", "route_sources[0] (line 6).host_attrs: goes with host_attr"},
 		{"sql no query", "route_sources:\n  - type: sql\n    url: postgres://h/db\n", "route_sources[0] (line 2).query: empty"},
 		{"bad on_error", "route_sources:\n  - type: file\n    path: routes.yaml\n    on_error: ignore\n", "route_sources[0] (line 4).on_error"},
-		{"bad duration", "route_sources:\n  - type: http\n    url: http://x/\n    timeout: 5\n", "line 4: \"5\": want a duration"},
-		{"bad cache", "route_sources:\n  - type: http\n    url: http://x/\n    cache: {ttl: 1s}\n", `line 4: cache: unknown field "ttl"`},
+		{"bad duration", "route_sources:\n  - type: http\n    url: http://x/\n    timeout: 5\n", "line 4: timeout: invalid duration \"5\""},
+		{"bad cache", "route_sources:\n  - type: http\n    url: http://x/\n    cache: {ttl: 1s}\n", "line 4: cache.ttl: unknown field (want one of: max_entries, negative_ttl, positive_ttl)"},
 		{"bad cache scalar", "route_sources:\n  - type: http\n    url: http://x/\n    cache: maybe\n", "line 4: cache: want true, false"},
 		{"not a mapping", "route_sources:\n  - file\n", "line 2: a route source is a mapping"},
+		{"tls cert without key", "route_sources:\n  - type: http\n    url: https://x/\n    tls_cert: pw\n", "route_sources[0] (line 2).tls_key: missing (a client certificate without its key)"},
+		{"tls key unreadable", "route_sources:\n  - type: http\n    url: https://x/\n    tls_cert: pw\n    tls_key: nokey.pem\n", "route_sources[0] (line 5).tls_key: open " + filepath.Join(dir, "nokey.pem")},
+		{"redis bad url", "route_sources:\n  - type: redis\n    url: http://x\n", "route_sources[0] (line 3).url: "},
+		{"redis password file missing", "route_sources:\n  - type: redis\n    url: redis://127.0.0.1:6379\n    password_file: nopw\n", "route_sources[0] (line 4).password_file: open " + filepath.Join(dir, "nopw")},
+		{"sql password file empty", "route_sources:\n  - type: sql\n    url: postgres://h/db\n    query: SELECT 1\n    password_file: empty\n", "route_sources[0] (line 5).password_file: " + filepath.Join(dir, "empty") + ": empty file"},
+		{"ldap password file missing", "route_sources:\n  - type: ldap\n    url: ldap://127.0.0.1\n    base_dn: dc=x\n    host_attr: mailHost\n    bind_dn: cn=x\n    bind_password_file: nopw\n", "route_sources[0] (line 7).bind_password_file: open " + filepath.Join(dir, "nopw")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -279,5 +288,35 @@ func TestErrors(t *testing.T) {
 				t.Fatalf("err = %v\nwant it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestYamlconfLoad: loaded by yamlconf, as the daemons do, each problem
+// inside an entry names the file, its line and its path from the top.
+func TestYamlconfLoad(t *testing.T) {
+	var c daemonConfig
+	_, err := yamlconf.Decode("pipegate.yaml", []byte(`route_sources:
+  - type: file
+    pth: routes.yaml
+  - type: http
+    url: http://x/
+    timeout: 5
+    cache:
+      ttl: 1s
+route_cache: maybe
+`), &c)
+	for _, want := range []string{
+		"pipegate.yaml:3: route_sources[0].pth: unknown field (want one of: ",
+		"pipegate.yaml:6: route_sources[1].timeout: invalid duration \"5\"",
+		"pipegate.yaml:8: route_sources[1].cache.ttl: unknown field (want one of: max_entries, negative_ttl, positive_ttl)",
+		"pipegate.yaml:9: route_cache: want true, false or a mapping",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v\nwant it to contain %q", err, want)
+		}
+	}
+	_, err = yamlconf.Decode("pipegate.yaml", []byte("route_sources:\n  - type: http\n    url: http://x/\n    timeout: 2s\n    cache: {positive_ttl: 1m}\n"), &c)
+	if err != nil || c.RouteSources[0].Timeout.Duration != 2*time.Second || c.RouteSources[0].Cache.PositiveTTL.Duration != time.Minute {
+		t.Fatalf("good entry: %+v %v", c.RouteSources, err)
 	}
 }

@@ -176,9 +176,9 @@ func TestErrors(t *testing.T) {
 	}{
 		{"empty", "", []string{"routes.yaml: empty file"}},
 		{"comments only", "# nothing\n", []string{"empty file"}},
-		{"syntax", "routes:\n  - account: a\n   backend: x\n", []string{"routes.yaml:1: did not find expected '-' indicator"}},
-		{"tab", "routes:\n  - account: a\n    backend: x\n\tfoo: 1\n", []string{"routes.yaml:3: found a tab character"}},
-		{"unknown top field", "routes: []\ndefualt: imap://h:1\n", []string{"routes.yaml:2: defualt: unknown field (want one of: routes, default)"}},
+		{"syntax", "routes:\n  - account: a\n   backend: x\n", []string{"routes.yaml: ", "line 1: did not find expected '-' indicator"}},
+		{"tab", "routes:\n  - account: a\n    backend: x\n\tfoo: 1\n", []string{"routes.yaml: ", "line 3: found a tab character"}},
+		{"unknown top field", "routes: []\ndefualt: imap://h:1\n", []string{"routes.yaml:2: defualt: unknown field (want one of: default, routes)"}},
 		{"unknown rule field", issueFile + "  - account: x@a.test\n    bakend: imap://h:1\n", nil},
 		{"unknown rule field 2", "routes:\n  - account: x@a.test\n    backend: imap://h:1\n  - account: y@a.test\n    bakend: imap://h:1\n",
 			[]string{"routes.yaml:5: routes[1].bakend: unknown field"}},
@@ -201,7 +201,7 @@ func TestErrors(t *testing.T) {
 		{"routes not a list", "routes: alice\n", []string{"routes.yaml:1:", "want a list"}},
 		{"rule not a mapping", "routes:\n  - alice\n", []string{"routes.yaml:2:", "want a mapping"}},
 		{"two documents", "default: imap://h:1\n---\ndefault: imap://h:2\n", []string{"more than one YAML document"}},
-		{"duplicate key", "default: imap://h:1\ndefault: imap://h:2\n", []string{"routes.yaml:2:", "already defined"}},
+		{"duplicate key", "default: imap://h:1\ndefault: imap://h:2\n", []string{"routes.yaml:2: default: given twice (also on line 1)"}},
 		{"several problems", "routes:\n  - account: x@a.test\n  - domain: \"\"\n    backend: imap://h:1\n", []string{"routes.yaml:2: routes[0]: no backend", "routes.yaml:3: routes[1].domain: empty"}},
 	}
 	for _, tt := range tests {

@@ -1,171 +1,83 @@
 package file
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"net/netip"
-	"regexp"
-	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/pipegate/pipegate/internal/configerr"
+	"github.com/pipegate/pipegate/internal/yamlconf"
 	"github.com/pipegate/pipegate/route"
 )
 
 // Error is one problem in a routes file: "FILE:LINE: FIELD: problem".
 type Error = configerr.Error
 
-// document is the file's shape. Values are yaml.Nodes so that each keeps
-// its line for error messages; KnownFields rejects unknown keys.
+// document is the file's shape, checked by yamlconf (unknown keys, kinds,
+// lines). Values are nodes so that each keeps its line for the messages.
 type document struct {
 	Routes  []ruleDoc `yaml:"routes"`
-	Default yaml.Node `yaml:"default"`
+	Default node      `yaml:"default"`
 }
 
 type ruleDoc struct {
-	Account  yaml.Node `yaml:"account"`
-	Domain   yaml.Node `yaml:"domain"`
-	Network  yaml.Node `yaml:"network"`
-	Backend  yaml.Node `yaml:"backend"`
-	Backends yaml.Node `yaml:"backends"`
-	Login    yaml.Node `yaml:"login"`
+	Account  node `yaml:"account"`
+	Domain   node `yaml:"domain"`
+	Network  node `yaml:"network"`
+	Backend  node `yaml:"backend"`
+	Backends node `yaml:"backends"`
+	Login    node `yaml:"login"`
 }
 
-var knownKeys = map[string]string{
-	"document": "routes, default",
-	"ruleDoc":  "account, domain, network, backend, backends, login",
-}
+// node is a value kept as written (a string or a list of strings), checked
+// by the parser with its line.
+type node struct{ yaml.Node }
 
-// maxErrors bounds the list of problems reported for one file.
-const maxErrors = 20
+// UnmarshalYAML keeps n as it is.
+func (v *node) UnmarshalYAML(n *yaml.Node) error {
+	v.Node = *n
+	return nil
+}
 
 // parser collects the problems found in one file.
 type parser struct {
-	file  string
-	errs  []error
-	lines []int // line of each routes[] item, for messages about a whole rule
+	file string
+	doc  *yamlconf.Doc
+	errs yamlconf.Errors
 }
 
 func (p *parser) errorf(line int, field, format string, args ...any) {
-	if len(p.errs) < maxErrors {
-		p.errs = append(p.errs, &Error{File: p.file, Line: line, Field: field, Err: fmt.Errorf(format, args...)})
-	}
+	p.errs.Add(&Error{File: p.file, Line: line, Field: field, Err: fmt.Errorf(format, args...)})
 }
 
-func (p *parser) err() error { return errors.Join(p.errs...) }
-
 func parse(name string, data []byte) (*table, error) {
-	p := &parser{file: name}
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		p.yamlError(err)
-		return nil, p.err()
+	var d document
+	doc, err := yamlconf.Decode(name, data, &d)
+	if err != nil {
+		return nil, err
 	}
-	if len(root.Content) == 0 {
-		p.errorf(0, "", "empty file (want routes: and/or default:)")
-		return nil, p.err()
+	if !doc.Has("routes") && !doc.Has("default") {
+		return nil, doc.Errorf("", "empty file (want routes: and/or default:)")
 	}
-	p.ruleLines(&root)
-
-	var doc document
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		p.yamlError(err)
-		return nil, p.err()
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		p.errorf(extra.Line, "", "more than one YAML document (a second --- ?)")
-		return nil, p.err()
-	}
+	p := &parser{file: name, doc: doc}
 
 	t := newTable()
-	for i := range doc.Routes {
-		p.rule(t, i, &doc.Routes[i])
+	for i := range d.Routes {
+		p.rule(t, i, &d.Routes[i])
 	}
-	if !isAbsent(&doc.Default) {
-		backends := p.backendList(&doc.Default, "default")
+	if !isAbsent(&d.Default.Node) {
+		backends := p.backendList(&d.Default.Node, "default")
 		if len(backends) > 0 {
-			t.def = &rule{backends: backends, line: doc.Default.Line}
+			t.def = &rule{backends: backends, line: d.Default.Line}
 			t.rules++
 		}
 	}
-	if len(p.errs) > 0 {
-		return nil, p.err()
+	if err := p.errs.Err(); err != nil {
+		return nil, err
 	}
 	return t, nil
-}
-
-// ruleLines remembers where each routes[] item starts.
-func (p *parser) ruleLines(root *yaml.Node) {
-	doc := root.Content[0]
-	if doc.Kind != yaml.MappingNode {
-		return
-	}
-	for i := 0; i+1 < len(doc.Content); i += 2 {
-		if doc.Content[i].Value == "routes" && doc.Content[i+1].Kind == yaml.SequenceNode {
-			for _, item := range doc.Content[i+1].Content {
-				p.lines = append(p.lines, item.Line)
-			}
-		}
-	}
-}
-
-// ruleAt names the routes[] item a line belongs to.
-func (p *parser) ruleAt(line int) string {
-	idx := -1
-	for i, l := range p.lines {
-		if l <= line {
-			idx = i
-		}
-	}
-	if idx < 0 {
-		return ""
-	}
-	return fmt.Sprintf("routes[%d]", idx)
-}
-
-var (
-	reLine    = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
-	reUnknown = regexp.MustCompile(`^field (\S+) not found in type \S*\.(\w+)$`)
-)
-
-// yamlError turns the yaml package's messages into "FILE:LINE: FIELD: problem".
-func (p *parser) yamlError(err error) {
-	var msgs []string
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		msgs = te.Errors
-	} else {
-		msgs = []string{err.Error()}
-	}
-	for _, m := range msgs {
-		line := 0
-		if sm := reLine.FindStringSubmatch(m); sm != nil {
-			line, _ = strconv.Atoi(sm[1])
-			m = sm[2]
-		}
-		m = strings.TrimPrefix(m, "yaml: ")
-		if sm := reUnknown.FindStringSubmatch(m); sm != nil {
-			field := sm[1]
-			if sm[2] == "ruleDoc" {
-				if r := p.ruleAt(line); r != "" {
-					field = r + "." + field
-				}
-			}
-			p.errorf(line, field, "unknown field (want one of: %s)", knownKeys[sm[2]])
-			continue
-		}
-		m = strings.ReplaceAll(m, "into file.document", "into the routes file (want a mapping with routes: and default:)")
-		m = strings.ReplaceAll(m, "into []file.ruleDoc", "into routes (want a list)")
-		m = strings.ReplaceAll(m, "into file.ruleDoc", "into a route (want a mapping)")
-		p.errorf(line, "", "%s", m)
-	}
 }
 
 func isAbsent(n *yaml.Node) bool {
@@ -238,20 +150,17 @@ func (p *parser) backendList(n *yaml.Node, field string) []route.Backend {
 
 func (p *parser) rule(t *table, i int, d *ruleDoc) {
 	name := fmt.Sprintf("routes[%d]", i)
-	line := 0
-	if i < len(p.lines) {
-		line = p.lines[i]
-	}
+	line := p.doc.Line(name)
 	before := len(p.errs)
 
-	account, hasAccount := p.str(&d.Account, name+".account")
+	account, hasAccount := p.str(&d.Account.Node, name+".account")
 	if hasAccount {
 		account = strings.ToLower(account)
 		if strings.ContainsAny(account, " \t*") {
 			p.errorf(d.Account.Line, name+".account", "%q: an account has no spaces or wildcards (use domain: for *@domain)", account)
 		}
 	}
-	domain, hasDomain := p.str(&d.Domain, name+".domain")
+	domain, hasDomain := p.str(&d.Domain.Node, name+".domain")
 	if hasDomain {
 		domain = strings.ToLower(strings.TrimPrefix(domain, "*@"))
 		if domain == "" || strings.ContainsAny(domain, "@* \t") {
@@ -259,8 +168,8 @@ func (p *parser) rule(t *table, i int, d *ruleDoc) {
 		}
 	}
 	var networks []netip.Prefix
-	if !isAbsent(&d.Network) {
-		for j, s := range p.strList(&d.Network, name+".network") {
+	if !isAbsent(&d.Network.Node) {
+		for j, s := range p.strList(&d.Network.Node, name+".network") {
 			pfx, err := parsePrefix(s)
 			if err != nil {
 				l, f := d.Network.Line, name+".network"
@@ -275,20 +184,20 @@ func (p *parser) rule(t *table, i int, d *ruleDoc) {
 	}
 	var backends []route.Backend
 	switch {
-	case !isAbsent(&d.Backend) && !isAbsent(&d.Backends):
+	case !isAbsent(&d.Backend.Node) && !isAbsent(&d.Backends.Node):
 		p.errorf(d.Backends.Line, name, "both backend: and backends: (write one)")
-	case !isAbsent(&d.Backend):
+	case !isAbsent(&d.Backend.Node):
 		if d.Backend.Kind != yaml.ScalarNode {
 			p.errorf(d.Backend.Line, name+".backend", "want one URL (use backends: for a list)")
 		} else {
-			backends = p.backendList(&d.Backend, name+".backend")
+			backends = p.backendList(&d.Backend.Node, name+".backend")
 		}
-	case !isAbsent(&d.Backends):
-		backends = p.backendList(&d.Backends, name+".backends")
+	case !isAbsent(&d.Backends.Node):
+		backends = p.backendList(&d.Backends.Node, name+".backends")
 	default:
 		p.errorf(line, name, "no backend: or backends:")
 	}
-	login, hasLogin := p.str(&d.Login, name+".login")
+	login, hasLogin := p.str(&d.Login.Node, name+".login")
 	if hasLogin {
 		if _, err := route.Expand(login, "user@example.org", nil); err != nil {
 			p.errorf(d.Login.Line, name+".login", "%v", err)
@@ -297,7 +206,7 @@ func (p *parser) rule(t *table, i int, d *ruleDoc) {
 	switch {
 	case hasAccount && hasDomain:
 		p.errorf(line, name, "both account: and domain: (write one)")
-	case !hasAccount && !hasDomain && len(networks) == 0 && isAbsent(&d.Network):
+	case !hasAccount && !hasDomain && len(networks) == 0 && isAbsent(&d.Network.Node):
 		p.errorf(line, name, "matches nothing: want account:, domain: or network:")
 	}
 	if len(p.errs) > before {
