@@ -151,6 +151,11 @@ func (ss *Session) loginBackends(lg Login, rt route.Route, started time.Time, lo
 			if ss.ended {
 				return nil, ErrSessionEnded // the client went away during an exchange it took part in
 			}
+		case refused.Code == CodeInUse:
+			// The credentials were right: no penalty and no failure.
+			ss.log.Info(name+": backend login refused, account in use", "backend", rb.String(), "account", lg.Account, "code", refused.Detail)
+			ss.srv.Metrics.login(rb.Addr, "in_use", time.Since(started))
+			return nil, refused
 		case refused.Code == CodeUnavailable:
 			// The backend's own trouble (its auth service, say), not the
 			// client's: no penalty, and the next backend may do better.

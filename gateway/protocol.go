@@ -60,6 +60,11 @@ const (
 	CodePrivacyRequired
 	// CodeLimit: too many connections (a goodbye before the greeting).
 	CodeLimit
+	// CodeInUse: the backend took the credentials but will not open the
+	// account now (POP3 [IN-USE], [LOGIN-DELAY]; IMAP [INUSE]): relayed
+	// to the client, and not a failed login: no penalty, no delay, not
+	// counted towards MaxLoginFailures.
+	CodeInUse
 )
 
 // Error is an answer to the client as a value, rendered in one place by
@@ -94,6 +99,8 @@ func (c Code) String() string {
 		return "privacy required"
 	case CodeLimit:
 		return "limit"
+	case CodeInUse:
+		return "in use"
 	}
 	return "unknown"
 }

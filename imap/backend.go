@@ -43,8 +43,11 @@ func (bc *backendConn) loginAll(lg gateway.Login, rt route.Route) error {
 		if resp.CodeArgs != "" {
 			e.Detail += " " + resp.CodeArgs
 		}
-		if resp.Code == "UNAVAILABLE" {
+		switch resp.Code {
+		case "UNAVAILABLE":
 			e.Code = gateway.CodeUnavailable
+		case "INUSE": // RFC 5530: right credentials, the account is busy
+			e.Code = gateway.CodeInUse
 		}
 		return e
 	}

@@ -47,6 +47,8 @@ func responseCode(e *gateway.Error) string {
 		return "PRIVACYREQUIRED"
 	case gateway.CodeLimit:
 		return "LIMIT"
+	case gateway.CodeInUse:
+		return "INUSE"
 	}
 	return "AUTHENTICATIONFAILED"
 }

@@ -43,10 +43,15 @@ func (bc *backendConn) loginAll(lg gateway.Login, rt route.Route) error {
 	}
 	if resp.Status != wire.StatusOK {
 		e := &gateway.Error{Code: gateway.CodeAuthFailed, Text: resp.Text, Detail: resp.Code}
-		if resp.Code == wire.CodeSysTemp {
+		switch resp.Code {
+		case wire.CodeSysTemp:
 			// The backend's own trouble (Dovecot: "Temporary
 			// authentication failure"): the next backend is tried.
 			e.Code = gateway.CodeUnavailable
+		case wire.CodeInUse, wire.CodeLoginDelay:
+			// Right credentials, account not available now (RFC 2449
+			// section 8): relayed, not a failed login.
+			e.Code = gateway.CodeInUse
 		}
 		return e
 	}

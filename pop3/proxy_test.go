@@ -1,10 +1,13 @@
 package pop3_test
 
 import (
+	"context"
 	"encoding/base64"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/pipegate/pipegate/gateway"
 	"github.com/pipegate/pipegate/pop3"
@@ -117,28 +120,40 @@ func TestBackendDialogue(t *testing.T) {
 
 // TestResponseCodes: a backend's refusal reaches the client in one form:
 // [AUTH] by default, the backend's own POP3 code relayed, [SYS/TEMP] (the
-// gateway's text) when the backend is in trouble.
+// gateway's text) when the backend is in trouble. [IN-USE] and
+// [LOGIN-DELAY] say the credentials were right (RFC 2449 section 8): they
+// are relayed without going through the failure path (no penalty, no
+// delay, no failure counted).
 func TestResponseCodes(t *testing.T) {
-	for _, tc := range []struct{ answer, want string }{
-		{"-ERR [AUTH] Authentication failed.", "-ERR [AUTH] Authentication failed."},
-		{"-ERR wrong", "-ERR [AUTH] wrong"},
-		{"-ERR", "-ERR [AUTH] Authentication failed."},
-		{"-ERR [IN-USE] Mailbox is locked", "-ERR [IN-USE] Mailbox is locked"},
-		{"-ERR [LOGIN-DELAY] Logged in too recently", "-ERR [LOGIN-DELAY] Logged in too recently"},
-		{"-ERR [SYS/PERM] Account disabled", "-ERR [SYS/PERM] Account disabled"},
-		{"-ERR [AUTHENTICATIONFAILED] an IMAP code", "-ERR [AUTH] an IMAP code"},
-		{"-ERR [SYS/TEMP] Temporary authentication failure.", "-ERR [SYS/TEMP] " + gateway.TextUnavailable},
+	for _, tc := range []struct {
+		answer, want string
+		failure      bool // went through the failure path
+	}{
+		{"-ERR [AUTH] Authentication failed.", "-ERR [AUTH] Authentication failed.", true},
+		{"-ERR wrong", "-ERR [AUTH] wrong", true},
+		{"-ERR", "-ERR [AUTH] Authentication failed.", true},
+		{"-ERR [IN-USE] Mailbox is locked", "-ERR [IN-USE] Mailbox is locked", false},
+		{"-ERR [LOGIN-DELAY] Logged in too recently", "-ERR [LOGIN-DELAY] Logged in too recently", false},
+		{"-ERR [SYS/PERM] Account disabled", "-ERR [SYS/PERM] Account disabled", true},
+		{"-ERR [AUTHENTICATIONFAILED] an IMAP code", "-ERR [AUTH] an IMAP code", true},
+		{"-ERR [SYS/TEMP] Temporary authentication failure.", "-ERR [SYS/TEMP] " + gateway.TextUnavailable, false},
 	} {
 		t.Run(tc.answer, func(t *testing.T) {
 			f := startFake(t, fakeOpts{caps: []string{"SASL PLAIN"}, loginAnswer: tc.answer})
+			var failures atomic.Int32
 			p := startProxy(t, &pop3.Server{Server: gateway.Server{
 				Router:             routes(t, map[string][]string{"@a.test": {"pop3://" + f.addr}}),
 				AllowPlaintextAuth: true,
+				FailureDelay:       time.Second,
+				FailureSleep:       func(context.Context, time.Duration) bool { failures.Add(1); return true },
 			}})
 			c := dial(t, "", p.addr)
 			c.cmd("USER alice@a.test")
 			if l := c.cmd("PASS pw"); l != tc.want {
 				t.Fatalf("got %q, want %q", l, tc.want)
+			}
+			if got := failures.Load() == 1; got != tc.failure {
+				t.Fatalf("through the failure path: %v, want %v", got, tc.failure)
 			}
 		})
 	}
