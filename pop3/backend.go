@@ -23,10 +23,7 @@ type backendConn struct {
 	// xclientGreeting: the greeting said "[XCLIENT]" (Dovecot does to
 	// its login_trusted_networks).
 	xclientGreeting bool
-	// xclientPending: an XCLIENT was written but its answer not yet read
-	// (finishXCLIENT reads it, before any login is sent).
-	xclientPending bool
-	ok             *wire.Response // the backend's +OK to the login
+	ok              *wire.Response // the backend's +OK to the login
 }
 
 // loginAll brings the backend to the point where it takes a login
@@ -84,12 +81,7 @@ func (bc *backendConn) prepare() error {
 			bc.c.s.Logger().Debug("pop3: backend offers no XCLIENT, client address not passed", "backend", bc.Route.Addr)
 			return nil
 		}
-		bc.writeXCLIENT()
-		// Its answer is read before the login is sent, even to a backend
-		// with PIPELINING, as Dovecot's own proxy does: with XCLIENT and
-		// AUTH in one write, the backend's "+OK Updated" waited for our
-		// delayed ACK and every login took ~40 ms more (bench/mail.sh).
-		return bc.finishXCLIENT()
+		return bc.xclient()
 	}
 	return nil
 }
@@ -127,11 +119,15 @@ func (bc *backendConn) capa() (wire.Capabilities, error) {
 	return wire.ParseCapa(resp.Lines), nil
 }
 
-// writeXCLIENT writes, without flushing, the XCLIENT that tells the
-// backend who the client is and how many more proxy hops are allowed, in
-// the form Dovecot's own POP3 proxy sends (Dovecot trusts it from
-// login_trusted_networks). Its answer is read by finishXCLIENT.
-func (bc *backendConn) writeXCLIENT() {
+// xclient tells the backend who the client is and how many more proxy
+// hops are allowed, in the form Dovecot's own POP3 proxy sends (Dovecot
+// trusts it from login_trusted_networks), and reads the answer before the
+// login is sent, even to a backend with PIPELINING, as Dovecot's proxy
+// does: with XCLIENT and AUTH in one write, the backend's "+OK Updated"
+// waited for our delayed ACK and every login took ~40 ms more
+// (bench/mail.sh). A backend that refuses or ignores XCLIENT is still
+// logged in to: it sees the gateway's address.
+func (bc *backendConn) xclient() error {
 	s := bc.c.s
 	var b strings.Builder
 	b.WriteString("XCLIENT")
@@ -139,20 +135,7 @@ func (bc *backendConn) writeXCLIENT() {
 		b.WriteString(" ADDR=" + client.Addr().Unmap().String() + " PORT=" + strconv.Itoa(int(client.Port())))
 	}
 	b.WriteString(" SESSION=" + s.ID() + " TTL=" + strconv.Itoa(s.ProxyTTL()-1) + "\r\n")
-	_, _ = bc.Writer().WriteString(b.String()) // an error sticks in the writer, seen at Flush
-	bc.xclientPending = true
-}
-
-// finishXCLIENT flushes whatever is buffered (XCLIENT, and a login
-// pipelined behind it) and reads XCLIENT's answer, if one is pending. A
-// backend that refuses or ignores XCLIENT is still logged in to: it sees
-// the gateway's address.
-func (bc *backendConn) finishXCLIENT() error {
-	if !bc.xclientPending {
-		return nil
-	}
-	bc.xclientPending = false
-	if err := bc.Writer().Flush(); err != nil {
+	if err := bc.send(b.String()); err != nil {
 		return fmt.Errorf("XCLIENT: %w", err)
 	}
 	resp, err := bc.read()
@@ -161,10 +144,10 @@ func (bc *backendConn) finishXCLIENT() error {
 	}
 	switch {
 	case resp.Status != wire.StatusOK:
-		bc.c.s.Logger().Debug("pop3: backend refused XCLIENT", "backend", bc.Route.Addr, "answer", wire.SafeText(resp.Text))
+		s.Logger().Debug("pop3: backend refused XCLIENT", "backend", bc.Route.Addr, "answer", wire.SafeText(resp.Text))
 	case strings.Contains(strings.ToLower(resp.Text), "not from trusted"):
 		// Dovecot's answer to an address outside login_trusted_networks.
-		bc.c.s.Logger().Debug("pop3: backend ignored XCLIENT", "backend", bc.Route.Addr, "answer", wire.SafeText(resp.Text))
+		s.Logger().Debug("pop3: backend ignored XCLIENT", "backend", bc.Route.Addr, "answer", wire.SafeText(resp.Text))
 	}
 	return nil
 }

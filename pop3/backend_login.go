@@ -16,8 +16,7 @@ import (
 const maxChallenges = 16
 
 // login logs in to the backend as lg.Account and returns the backend's
-// answer (+OK or -ERR). A pending XCLIENT (see prepare) is answered
-// first. An error means the backend failed (I/O, protocol),
+// answer (+OK or -ERR). An error means the backend failed (I/O, protocol),
 // not that the login was refused.
 //
 // Password logins use AUTH PLAIN with an initial response when the
@@ -91,9 +90,6 @@ func (bc *backendConn) userPass(user, pass string) (*wire.Response, error) {
 	if err := w.Flush(); err != nil {
 		return nil, fmt.Errorf("USER: %w", err)
 	}
-	if err := bc.finishXCLIENT(); err != nil {
-		return nil, err
-	}
 	resp, err := bc.read()
 	if err != nil {
 		return nil, fmt.Errorf("USER: %w", err)
@@ -135,9 +131,6 @@ func (bc *backendConn) authenticate(mech string, msg []byte, relay bool) (*wire.
 	_, _ = w.WriteString(line)
 	if err := w.Flush(); err != nil {
 		return nil, fmt.Errorf("AUTH %s: %w", mech, err)
-	}
-	if err := bc.finishXCLIENT(); err != nil {
-		return nil, err
 	}
 	if separate {
 		resp, err := bc.read()
