@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/pipegate/pipegate/internal/lineio"
 )
 
 // FuzzReadCommand: no panics, bounded reads, errors are *Error or I/O
@@ -107,7 +109,7 @@ func FuzzReadLine(f *testing.F) {
 		var want []byte // the line as sent, CRLF trimmed
 		tooBig := len(bytes.TrimSuffix(in, []byte("\r"))) > limit
 		if end >= 0 {
-			want = trimEOL(in[:end+1])
+			want = lineio.TrimEOL(in[:end+1])
 			tooBig = len(want) > limit
 		}
 		var we *Error

@@ -8,6 +8,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/pipegate/pipegate/internal/lineio"
 )
 
 // Defaults used when the Reader's limits are zero.
@@ -136,8 +138,8 @@ type parser struct {
 // the client may never send the newline, and waiting for it would leave
 // the client without an answer (and the connection open) until a timeout.
 func (p *parser) nextLine(first bool) ([]byte, error) {
-	buf, err := readLine(p.r.br, p.budget)
-	if err == errLineTooLong || err == nil && len(trimEOL(buf)) > p.budget {
+	buf, err := lineio.ReadLine(p.r.br, lineio.Fixed(p.budget))
+	if errors.Is(err, lineio.ErrTooLong) {
 		if first {
 			p.tag = leadingTag(buf)
 		}
@@ -148,56 +150,9 @@ func (p *parser) nextLine(first bool) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	line := trimEOL(buf)
+	line := lineio.TrimEOL(buf)
 	p.budget -= len(line)
 	return line, nil
-}
-
-// errLineTooLong is readLine's answer to a line over its limit.
-var errLineTooLong = errors.New("line too long")
-
-// readLine reads up to and including the next LF. As soon as more than limit
-// bytes (a final CR not counted) have come without one, it returns them
-// with errLineTooLong: it never waits for a byte that cannot make the line
-// valid. It reads at most limit+2 bytes from br; a line it returns without
-// error may still be one byte too long when it ends in a bare LF.
-func readLine(br *bufio.Reader, limit int) ([]byte, error) {
-	limit = max(limit, 0)
-	var line []byte
-	for {
-		n := br.Buffered()
-		if n == 0 {
-			// Peek(1) returns after one read that gave at least one
-			// byte, not when the buffer is full as ReadSlice would.
-			if _, err := br.Peek(1); err != nil {
-				return nil, readErr(err, len(line))
-			}
-			n = br.Buffered()
-		}
-		chunk, _ := br.Peek(min(n, limit+2-len(line))) // buffered: no read, no error
-		if i := bytes.IndexByte(chunk, '\n'); i >= 0 {
-			line = append(line, chunk[:i+1]...)
-			_, _ = br.Discard(i + 1)
-			return line, nil
-		}
-		line = append(line, chunk...)
-		_, _ = br.Discard(len(chunk))
-		if len(bytes.TrimSuffix(line, []byte("\r"))) > limit {
-			return line, errLineTooLong
-		}
-	}
-}
-
-func readErr(err error, n int) error {
-	if err == io.EOF && n > 0 {
-		return io.ErrUnexpectedEOF
-	}
-	return err
-}
-
-func trimEOL(b []byte) []byte {
-	b = bytes.TrimSuffix(b, []byte("\n"))
-	return bytes.TrimSuffix(b, []byte("\r"))
 }
 
 // leadingTag extracts a plausible tag from the start of a line for error
@@ -233,7 +188,7 @@ func (p *parser) skipAfter(line []byte) error {
 			return &Error{Tag: p.tag, Code: "TOOBIG", Text: "Literal too big to skip", Fatal: true}
 		}
 		if _, err := io.CopyN(io.Discard, p.r.br, n); err != nil {
-			return readErr(err, 1)
+			return lineio.ReadErr(err, 1)
 		}
 		// The command goes on after the literal: read that line too.
 		sub := &parser{r: p.r, budget: p.r.maxLine()}
@@ -495,7 +450,7 @@ func (p *parser) literal() (Value, error) {
 	}
 	data := make([]byte, n)
 	if _, err := io.ReadFull(p.r.br, data); err != nil {
-		return Value{}, readErr(err, 1)
+		return Value{}, lineio.ReadErr(err, 1)
 	}
 	line, err := p.nextLine(false)
 	if err != nil {

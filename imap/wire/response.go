@@ -2,9 +2,12 @@ package wire
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/pipegate/pipegate/internal/lineio"
 )
 
 // Response is one server response: a tagged status, untagged data or status
@@ -57,9 +60,9 @@ func ReadResponse(br *bufio.Reader, max int) (*Response, error) {
 		}
 		raw = append(raw, line...)
 		if first == nil {
-			first = trimEOL(line)
+			first = lineio.TrimEOL(line)
 		}
-		n, _, ok := literalAtEnd(trimEOL(line))
+		n, _, ok := literalAtEnd(lineio.TrimEOL(line))
 		if !ok {
 			break
 		}
@@ -69,7 +72,7 @@ func ReadResponse(br *bufio.Reader, max int) (*Response, error) {
 		start := len(raw)
 		raw = append(raw, make([]byte, n)...)
 		if _, err := io.ReadFull(br, raw[start:]); err != nil {
-			return nil, readErr(err, 1)
+			return nil, lineio.ReadErr(err, 1)
 		}
 	}
 	r := &Response{Raw: raw}
@@ -83,8 +86,8 @@ func ReadResponse(br *bufio.Reader, max int) (*Response, error) {
 // readResponseLine reads a line of at most max bytes, CRLF included, and
 // gives up as soon as more has come without a line end.
 func readResponseLine(br *bufio.Reader, max int) ([]byte, error) {
-	line, err := readLine(br, max-2)
-	if err == errLineTooLong || err == nil && len(line) > max {
+	line, err := lineio.ReadLine(br, lineio.Fixed(max-2))
+	if errors.Is(err, lineio.ErrTooLong) {
 		return nil, fmt.Errorf("imap: response line too long (over %d bytes)", max)
 	}
 	return line, err

@@ -1,5 +1,5 @@
 // Package lineio reads the line-based pre-login dialogues of the mail
-// protocols (POP3, ManageSieve, SMTP) with a limit that is enforced as soon
+// protocols (IMAP, POP3, ManageSieve, SMTP) with a limit that is enforced as soon
 // as it is passed, never by waiting for a line end that may not come.
 //
 //	line, err := lineio.ReadLine(br, lineio.Fixed(255))
