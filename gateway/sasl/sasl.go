@@ -141,11 +141,24 @@ func DecodeResponse(line string) ([]byte, error) {
 	case "=":
 		return []byte{}, nil
 	}
-	b, err := base64.StdEncoding.DecodeString(line)
+	return DecodeBase64([]byte(line))
+}
+
+// DecodeBase64 decodes standard padded base64 (RFC 4648 section 4) and
+// nothing else, as every protocol's SASL exchange wants: encoding/base64
+// alone would skip CR and LF inside the data. Anything else is ErrBase64.
+func DecodeBase64(b []byte) ([]byte, error) {
+	for _, c := range b {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '=') {
+			return nil, ErrBase64
+		}
+	}
+	out := make([]byte, base64.StdEncoding.DecodedLen(len(b)))
+	n, err := base64.StdEncoding.Strict().Decode(out, b)
 	if err != nil {
 		return nil, ErrBase64
 	}
-	return b, nil
+	return out[:n], nil
 }
 
 // decodePlain: [authzid] NUL authcid NUL passwd (RFC 4616). No field may

@@ -70,8 +70,13 @@ func TestDecodeResponse(t *testing.T) {
 	if b, err := sasl.DecodeResponse("="); err != nil || b == nil || len(b) != 0 {
 		t.Errorf("=: %q %v", b, err)
 	}
-	if _, err := sasl.DecodeResponse("!!"); !errors.Is(err, sasl.ErrBase64) {
-		t.Errorf("!!: %v", err)
+	for _, bad := range []string{"!!", "YW\r\nJj", "YR==", "YWJj\x00"} {
+		if _, err := sasl.DecodeResponse(bad); !errors.Is(err, sasl.ErrBase64) {
+			t.Errorf("%q: %v, want ErrBase64 (strict base64 only)", bad, err)
+		}
+	}
+	if b, err := sasl.DecodeResponse("YWJj"); err != nil || string(b) != "abc" {
+		t.Errorf("YWJj: %q %v", b, err)
 	}
 	if _, err := sasl.Decode("CRAM-MD5", nil, nil); !errors.Is(err, sasl.ErrUnsupported) {
 		t.Errorf("CRAM-MD5: %v", err)

@@ -1,6 +1,6 @@
 package wire
 
-import "encoding/base64"
+import "github.com/pipegate/pipegate/gateway/sasl"
 
 // DecodeInitialResponse decodes the initial-response argument of AUTH
 // (RFC 4954 section 4): base64, or "=" for an empty response.
@@ -24,19 +24,12 @@ func DecodeResponse(line []byte) (data []byte, cancel bool, err error) {
 	return data, false, err
 }
 
-// decodeBase64 decodes standard padded base64 (RFC 4648 section 4) and
-// nothing else: encoding/base64 alone would skip CR and LF.
+// decodeBase64 decodes strict base64 (sasl.DecodeBase64), refused in
+// this protocol's form.
 func decodeBase64(b []byte) ([]byte, error) {
-	bad := &Error{Code: 501, Enhanced: "5.5.2", Text: "Cannot Base64-decode Client responses"}
-	for _, c := range b {
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '=') {
-			return nil, bad
-		}
-	}
-	out := make([]byte, base64.StdEncoding.DecodedLen(len(b)))
-	n, err := base64.StdEncoding.Strict().Decode(out, b)
+	out, err := sasl.DecodeBase64(b)
 	if err != nil {
-		return nil, bad
+		return nil, &Error{Code: 501, Enhanced: "5.5.2", Text: "Cannot Base64-decode Client responses"}
 	}
-	return out[:n], nil
+	return out, nil
 }
