@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/pipegate/pipegate/imap"
+	"github.com/pipegate/pipegate/internal/gatewaytest"
 	"github.com/pipegate/pipegate/internal/tlstest"
 	"github.com/pipegate/pipegate/route"
 )
@@ -89,13 +89,8 @@ type testPKI struct {
 
 func newPKI(t testing.TB) *testPKI {
 	t.Helper()
-	ca := tlstest.NewCA(t)
-	cert := ca.IssueCert(t, "127.0.0.1", "localhost")
-	return &testPKI{
-		ca:     ca,
-		server: &tls.Config{Certificates: []tls.Certificate{cert}},
-		client: &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"},
-	}
+	p := gatewaytest.NewPKI(t)
+	return &testPKI{ca: p.CA, server: p.Server, client: p.Client}
 }
 
 // proxy is an imap.Server on loopback listeners.
@@ -109,60 +104,18 @@ type proxy struct {
 // implicit-TLS one; Shutdown runs at cleanup.
 func startProxy(t testing.TB, srv *imap.Server) *proxy {
 	t.Helper()
-	if srv.Logger == nil {
-		srv.Logger = testLogger(t)
-	}
-	if srv.FailureDelay == 0 {
-		// Failed logins are answered at once unless a test asks for the
-		// delay floor: every failure takes the same path either way
-		// (TestFailuresUniform).
-		srv.FailureDelay = -1
-	}
+	gatewaytest.Defaults(t, &srv.Server)
 	p := &proxy{srv: srv}
-	var done []chan struct{}
-	serve := func(implicit bool) string {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ch := make(chan struct{})
-		done = append(done, ch)
-		go func() {
-			defer close(ch)
-			if err := srv.Serve(l, implicit); !errors.Is(err, imap.ErrServerClosed) {
-				t.Errorf("Serve: %v", err)
-			}
-		}()
-		return l.Addr().String()
-	}
-	p.addr = serve(false)
+	plain := gatewaytest.Listen(t)
+	ls := []gatewaytest.Listener{{Listener: plain}}
+	p.addr = plain.Addr().String()
 	if srv.TLSConfig != nil {
-		p.tlsAddr = serve(true)
+		implicit := gatewaytest.Listen(t)
+		ls = append(ls, gatewaytest.Listener{Listener: implicit, ImplicitTLS: true})
+		p.tlsAddr = implicit.Addr().String()
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		for _, ch := range done {
-			<-ch
-		}
-	})
+	gatewaytest.Serve(t, srv, ls...)
 	return p
-}
-
-// testLogger logs to t.Log, so that session lines show with -v or on failure.
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimSuffix(string(b), "\n"))
-	return len(b), nil
 }
 
 // routes maps accounts (or "@domain") to backends.

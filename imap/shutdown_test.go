@@ -15,6 +15,7 @@ import (
 
 	"github.com/pipegate/pipegate/gateway"
 	"github.com/pipegate/pipegate/imap"
+	"github.com/pipegate/pipegate/internal/gatewaytest"
 	"github.com/pipegate/pipegate/limit"
 	"github.com/pipegate/pipegate/pipe"
 )
@@ -36,7 +37,7 @@ func TestShutdownDrains(t *testing.T) {
 	for _, engine := range []bool{false, true} {
 		t.Run(map[bool]string{false: "goroutines", true: "engine"}[engine], func(t *testing.T) {
 			_, _, r := twoBackends(t)
-			srv := &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true, Logger: testLogger(t)}}
+			srv := &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true, Logger: gatewaytest.Logger(t)}}
 			if engine {
 				srv.Engine = &pipe.Engine{}
 			}
@@ -77,7 +78,7 @@ func TestShutdownForced(t *testing.T) {
 	for _, engine := range []bool{false, true} {
 		t.Run(map[bool]string{false: "goroutines", true: "engine"}[engine], func(t *testing.T) {
 			_, _, r := twoBackends(t)
-			srv := &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true, Logger: testLogger(t)}}
+			srv := &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true, Logger: gatewaytest.Logger(t)}}
 			if engine {
 				srv.Engine = &pipe.Engine{}
 			}
@@ -113,8 +114,8 @@ func TestShutdownForced(t *testing.T) {
 func TestSharedEngine(t *testing.T) {
 	_, _, r := twoBackends(t)
 	eng := &pipe.Engine{}
-	srvA := &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true, Engine: eng, Logger: testLogger(t)}}
-	srvB := &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true, Engine: eng, Logger: testLogger(t)}}
+	srvA := &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true, Engine: eng, Logger: gatewaytest.Logger(t)}}
+	srvB := &imap.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true, Engine: eng, Logger: gatewaytest.Logger(t)}}
 	addrA, servedA := serveOne(t, srvA)
 	addrB, servedB := serveOne(t, srvB)
 	a := dialClient(t, addrA)
@@ -267,7 +268,7 @@ func TestSetRouter(t *testing.T) {
 // dialogue with a BYE.
 func TestServeConnCancel(t *testing.T) {
 	_, _, r := twoBackends(t)
-	srv := &imap.Server{Server: gateway.Server{Router: r, Logger: testLogger(t)}}
+	srv := &imap.Server{Server: gateway.Server{Router: r, Logger: gatewaytest.Logger(t)}}
 	cli, pconn := net.Pipe()
 	defer cli.Close()
 	ctx, cancel := context.WithCancel(context.Background())

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -15,6 +14,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/pipegate/pipegate/internal/gatewaytest"
 	"github.com/pipegate/pipegate/internal/tlstest"
 	"github.com/pipegate/pipegate/pop3"
 	"github.com/pipegate/pipegate/route"
@@ -31,13 +31,8 @@ type testPKI struct {
 
 func newPKI(t testing.TB) *testPKI {
 	t.Helper()
-	ca := tlstest.NewCA(t)
-	cert := ca.IssueCert(t, "127.0.0.1", "localhost")
-	return &testPKI{
-		ca:     ca,
-		server: &tls.Config{Certificates: []tls.Certificate{cert}},
-		client: &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"},
-	}
+	p := gatewaytest.NewPKI(t)
+	return &testPKI{ca: p.CA, server: p.Server, client: p.Client}
 }
 
 // proxy is a pop3.Server on loopback listeners.
@@ -53,57 +48,18 @@ type proxy struct {
 // path either way.
 func startProxy(t testing.TB, srv *pop3.Server) *proxy {
 	t.Helper()
-	if srv.Logger == nil {
-		srv.Logger = testLogger(t)
-	}
-	if srv.FailureDelay == 0 {
-		srv.FailureDelay = -1
-	}
+	gatewaytest.Defaults(t, &srv.Server)
 	p := &proxy{srv: srv}
-	var done []chan struct{}
-	serve := func(implicit bool) string {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ch := make(chan struct{})
-		done = append(done, ch)
-		go func() {
-			defer close(ch)
-			if err := srv.Serve(l, implicit); !errors.Is(err, pop3.ErrServerClosed) {
-				t.Errorf("Serve: %v", err)
-			}
-		}()
-		return l.Addr().String()
-	}
-	p.addr = serve(false)
+	plain := gatewaytest.Listen(t)
+	ls := []gatewaytest.Listener{{Listener: plain}}
+	p.addr = plain.Addr().String()
 	if srv.TLSConfig != nil {
-		p.tlsAddr = serve(true)
+		implicit := gatewaytest.Listen(t)
+		ls = append(ls, gatewaytest.Listener{Listener: implicit, ImplicitTLS: true})
+		p.tlsAddr = implicit.Addr().String()
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		for _, ch := range done {
-			<-ch
-		}
-	})
+	gatewaytest.Serve(t, srv, ls...)
 	return p
-}
-
-// testLogger logs to t.Log, so that session lines show with -v or on failure.
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimSuffix(string(b), "\n"))
-	return len(b), nil
 }
 
 // counting is a router of accounts (or "@domain") to backend URLs that

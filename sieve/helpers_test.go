@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"regexp"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pipegate/pipegate/internal/gatewaytest"
 	"github.com/pipegate/pipegate/internal/tlstest"
 	"github.com/pipegate/pipegate/route"
 	"github.com/pipegate/pipegate/sieve"
@@ -29,63 +29,24 @@ type testPKI struct {
 
 func newPKI(t testing.TB) *testPKI {
 	t.Helper()
-	ca := tlstest.NewCA(t)
-	cert := ca.IssueCert(t, "127.0.0.1", "localhost")
-	return &testPKI{
-		ca:     ca,
-		server: &tls.Config{Certificates: []tls.Certificate{cert}},
-		client: &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"},
-	}
+	p := gatewaytest.NewPKI(t)
+	p.Client.ServerName = "localhost"
+	return &testPKI{ca: p.CA, server: p.Server, client: p.Client}
 }
 
 // startProxy serves srv on a plain loopback listener until the test's
 // cleanup, which shuts it down; it returns the listener's address.
 func startProxy(t testing.TB, srv *sieve.Server) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return serveProxy(t, srv, l)
+	return serveProxy(t, srv, gatewaytest.Listen(t))
 }
 
 // serveProxy serves srv on l (plain) until the test's cleanup.
 func serveProxy(t testing.TB, srv *sieve.Server, l net.Listener) string {
 	t.Helper()
-	if srv.Logger == nil {
-		srv.Logger = testLogger(t)
-	}
-	if srv.FailureDelay == 0 {
-		srv.FailureDelay = -1 // failures answered at once; the schedule is gateway's, tested there
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(l, false); !errors.Is(err, sieve.ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
-	}()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		<-done
-	})
+	gatewaytest.Defaults(t, &srv.Server)
+	gatewaytest.Serve(t, srv, gatewaytest.Listener{Listener: l})
 	return l.Addr().String()
-}
-
-// testLogger logs to t.Log, so that session lines show with -v or on failure.
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(b), "\n"))
-	return len(b), nil
 }
 
 // countingRouter routes every account to backends and counts lookups.

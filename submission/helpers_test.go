@@ -5,10 +5,8 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
-	"errors"
 	"io"
 	"log"
-	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -19,6 +17,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"go.uber.org/goleak"
 
+	"github.com/pipegate/pipegate/internal/gatewaytest"
 	"github.com/pipegate/pipegate/internal/tlstest"
 	"github.com/pipegate/pipegate/route"
 	"github.com/pipegate/pipegate/submission"
@@ -35,13 +34,8 @@ type testPKI struct {
 
 func newPKI(t testing.TB) *testPKI {
 	t.Helper()
-	ca := tlstest.NewCA(t)
-	cert := ca.IssueCert(t, "127.0.0.1", "localhost")
-	return &testPKI{
-		ca:     ca,
-		server: &tls.Config{Certificates: []tls.Certificate{cert}},
-		client: &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"},
-	}
+	p := gatewaytest.NewPKI(t)
+	return &testPKI{ca: p.CA, server: p.Server, client: p.Client}
 }
 
 // proxy is a submission.Server on loopback listeners.
@@ -53,54 +47,21 @@ type proxy struct {
 
 func startProxy(t testing.TB, srv *submission.Server) *proxy {
 	t.Helper()
-	if srv.Logger == nil {
-		srv.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	if srv.FailureDelay == 0 {
-		srv.FailureDelay = -1 // failures answered at once; the schedule is the gateway's, tested there
-	}
+	gatewaytest.Defaults(t, &srv.Server)
 	if srv.Hostname == "" {
 		srv.Hostname = "gw.test"
 	}
 	p := &proxy{srv: srv}
-	var done []chan struct{}
-	serve := func(implicit bool) string {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ch := make(chan struct{})
-		done = append(done, ch)
-		go func() {
-			defer close(ch)
-			if err := srv.Serve(l, implicit); !errors.Is(err, submission.ErrServerClosed) {
-				t.Errorf("Serve: %v", err)
-			}
-		}()
-		return l.Addr().String()
-	}
-	p.addr = serve(false)
+	plain := gatewaytest.Listen(t)
+	ls := []gatewaytest.Listener{{Listener: plain}}
+	p.addr = plain.Addr().String()
 	if srv.TLSConfig != nil {
-		p.tlsAddr = serve(true)
+		implicit := gatewaytest.Listen(t)
+		ls = append(ls, gatewaytest.Listener{Listener: implicit, ImplicitTLS: true})
+		p.tlsAddr = implicit.Addr().String()
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		for _, ch := range done {
-			<-ch
-		}
-	})
+	gatewaytest.Serve(t, srv, ls...)
 	return p
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(b), "\n"))
-	return len(b), nil
 }
 
 // routes maps accounts (or "@domain") to backend URLs; calls counts the
