@@ -67,7 +67,7 @@ func (ss *Session) Login(creds sasl.Credentials, method string, started time.Tim
 	if err != nil {
 		var refused *Refused
 		errors.As(err, &refused)
-		ss.log.Info(name+": login: name refused", "name", quoteName(creds.Authcid), "why", refused.Reason)
+		ss.log.Info(name+": login: name refused", "name", cutName(creds.Authcid), "why", refused.Reason)
 		return nil, ss.fail("", started, FailName, 0, &Error{Code: CodeAuthFailed, Text: refused.Text})
 	}
 	ss.account = lg.Account
@@ -173,8 +173,8 @@ func (ss *Session) loginBackends(lg Login, rt route.Route, started time.Time, lo
 	return nil, &Error{Code: CodeUnavailable, Text: TextUnavailable}
 }
 
-// quoteName cuts a refused name for the log (the handler escapes it).
-func quoteName(s string) string {
+// cutName cuts a refused name for the log (the handler escapes it).
+func cutName(s string) string {
 	if len(s) > 64 {
 		s = s[:64] + "..."
 	}

@@ -96,7 +96,7 @@ func (s *Schemes) names() string {
 	for n := range s.m {
 		out = append(out, n)
 	}
-	sortStrings(out)
+	slices.Sort(out)
 	return strings.Join(out, ", ")
 }
 
@@ -120,5 +120,3 @@ func parseClientAddr(v string) (ClientAddrMode, error) {
 	}
 	return "", fmt.Errorf("client_addr=%q: want id, xclient, proxy or none", v)
 }
-
-func sortStrings(s []string) { slices.Sort(s) }
