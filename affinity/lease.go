@@ -12,6 +12,10 @@ type Lease struct {
 	kickOnce sync.Once
 	kicked   chan struct{}
 
+	kickMu sync.Mutex
+	onKick []func() // OnKick's, until the kick
+	fired  bool
+
 	// guarded by Store.mu
 	started bool
 	ended   bool
@@ -26,7 +30,33 @@ func (l *Lease) Member() string { return l.member }
 // Kicked is closed when the user's sessions must end (a move).
 func (l *Lease) Kicked() <-chan struct{} { return l.kicked }
 
-func (l *Lease) kick() { l.kickOnce.Do(func() { close(l.kicked) }) }
+// OnKick calls f once when the lease is kicked (at once if it was), on
+// the goroutine that kicks: f must not block. It suits a gateway that
+// ends a piped session without a goroutine per session waiting on
+// Kicked.
+func (l *Lease) OnKick(f func()) {
+	l.kickMu.Lock()
+	if !l.fired {
+		l.onKick = append(l.onKick, f)
+		l.kickMu.Unlock()
+		return
+	}
+	l.kickMu.Unlock()
+	f()
+}
+
+func (l *Lease) kick() {
+	l.kickOnce.Do(func() {
+		close(l.kicked)
+		l.kickMu.Lock()
+		fs := l.onKick
+		l.onKick, l.fired = nil, true
+		l.kickMu.Unlock()
+		for _, f := range fs {
+			f()
+		}
+	})
+}
 
 // local is what this instance holds of one user: its leases (logins in
 // progress and sessions), so that a kick reaches them and can wait for

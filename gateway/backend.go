@@ -27,6 +27,7 @@ type Backend struct {
 	isTLS   bool
 	tlsBase *tls.Config // BackendTLS when the dial began
 	stop    func() bool // ends the context watch
+	lease   Lease       // a pool member's: ended with the connection
 }
 
 // dial connects to b and readies it for the protocol.
@@ -77,6 +78,15 @@ func (b *Backend) StartTLS() error {
 func (b *Backend) Close() {
 	b.stop()
 	_ = b.conn.Close()
+	b.endLease()
+}
+
+// endLease ends the pool lease, if any, once.
+func (b *Backend) endLease() {
+	if b.lease != nil {
+		b.lease.End()
+		b.lease = nil
+	}
 }
 
 // dialBackend connects to b within timeout and, until deadline, sends a

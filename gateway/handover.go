@@ -30,7 +30,12 @@ func (ss *Session) Handover(b *Backend) {
 
 	entry := ss.logEntry(b.Route.Addr, b.isTLS)
 	release, metrics := ss.release, ss.srv.Metrics
+	lease := b.lease
+	b.lease = nil
 	after := func(r pipe.Result) {
+		if lease != nil {
+			lease.End()
+		}
 		release()
 		metrics.sessionEnded()
 		reason := r.Reason.String()

@@ -112,7 +112,7 @@ func (ss *Session) Login(creds sasl.Credentials, method string, started time.Tim
 	// POP3 on one host, its submission on another): this session uses its
 	// own protocol's, in the route's order.
 	all := len(rt.Backends)
-	rt.Backends = slices.DeleteFunc(slices.Clone(rt.Backends), func(b route.Backend) bool { return b.Protocol != name })
+	rt.Backends = slices.DeleteFunc(slices.Clone(rt.Backends), func(b route.Backend) bool { return b.Pool == "" && b.Protocol != name })
 	if len(rt.Backends) == 0 {
 		ss.log.Info(name+": login: no "+name+" backend in the route", "account", lg.Account, "backends", all)
 		return nil, ss.fail("", started, FailNoRoute, 0, &Error{Code: CodeAuthFailed, Text: TextAuthFailed})
@@ -125,15 +125,48 @@ func (ss *Session) loginBackends(lg Login, rt route.Route, started time.Time, lo
 	name := ss.srv.name()
 	var lastErr error
 	for _, rb := range rt.Backends {
+		var lease Lease
+		if rb.Pool != "" {
+			// Affinity is by the name the backend logs in: the one its
+			// shared storage knows.
+			user := lg.Account
+			if rt.Login != "" {
+				user = rt.Login
+			}
+			ss.backend = rb.String()
+			pb, l, err := ss.poolBackend(rb, user)
+			if err != nil {
+				lastErr = err
+				ss.log.Warn(name+": pool unavailable", "backend", rb.String(), "account", lg.Account, "err", err)
+				ss.srv.Metrics.login(rb.String(), "unavailable", 0)
+				continue
+			}
+			rb, lease = pb, l
+		}
 		ss.backend = rb.Addr
 		b, err := ss.dial(rb)
 		if err != nil {
+			if lease != nil {
+				lease.End()
+			}
 			lastErr = err
 			ss.log.Warn(name+": backend unavailable", "backend", rb.String(), "account", lg.Account, "err", err)
 			ss.srv.Metrics.login(rb.Addr, "unavailable", 0)
 			continue
 		}
+		b.lease = lease
 		err = login(b, lg, rt)
+		if err == nil && lease != nil {
+			if err := lease.Start(ss.ctx); err != nil {
+				// The assignment changed while the login ran (a move):
+				// this member must not keep the user.
+				b.Close()
+				lastErr = fmt.Errorf("backend %s: %w", rb.Addr, err)
+				ss.log.Warn(name+": login dropped, assignment changed", "backend", rb.String(), "account", lg.Account, "err", err)
+				ss.srv.Metrics.login(rb.Addr, "unavailable", 0)
+				continue
+			}
+		}
 		if err == nil {
 			// The backend accepted the credentials: forget the address's
 			// failures before the client hears of it.

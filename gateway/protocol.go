@@ -27,6 +27,19 @@ type Protocol interface {
 	Refuse(s *Session, e *Error)
 }
 
+// Farewell is implemented by a protocol that can tell a logged-in client
+// why the gateway ends its piped session (its user moved to another
+// backend of a pool): IMAP's "* BYE text", ManageSieve's BYE, SMTP's 421.
+// The bytes are written after what the backend had sent, then the
+// connection is closed. Without it the connection is just closed (POP3
+// has no unsolicited answer).
+type Farewell interface {
+	Farewell(text string) []byte
+}
+
+// TextMoved is the farewell of a session whose user was moved.
+const TextMoved = "Account moved to another server, please reconnect"
+
 // BackendLogin is a protocol's side of a backend during login. b is
 // connected (and past its PROXY header and implicit TLS); BackendLogin
 // reads the greeting, runs STARTTLS if b.Route asks for it

@@ -42,6 +42,9 @@ type Server struct {
 
 	// Router finds the backends of an account.
 	Router route.Router
+	// Pools resolves the routes' pool:NAME backends (user affinity on
+	// shared storage); nil: such backends are unavailable.
+	Pools Pools
 
 	// TLSConfig is the client-side TLS configuration, for STARTTLS on plain
 	// listeners and for implicit-TLS listeners. nil: no STARTTLS, and

@@ -88,6 +88,10 @@ func (protocol) Refuse(s *gateway.Session, e *gateway.Error) {
 	_, _ = s.Writer().WriteString("* BYE " + e.Text + "\r\n")
 }
 
+// Farewell is gateway.Farewell: an untagged BYE, which a client may get
+// at any time (RFC 9051 7.1.5).
+func (protocol) Farewell(text string) []byte { return []byte("* BYE " + text + "\r\n") }
+
 func orInt(n, def int) int {
 	if n > 0 {
 		return n

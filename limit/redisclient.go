@@ -26,15 +26,23 @@ const RedisTimeout = time.Second
 // It connects to nothing: a Redis that is down at start, or later, costs
 // the delay, never a login. closeStore releases the client's connections.
 func NewRedisPenaltyStore(opts *redis.Options, prefix string) (store PenaltyStore, closeStore func() error) {
+	if prefix == "" {
+		prefix = DefaultRedisPrefix
+	}
+	client := NewRedisClient(opts)
+	return NewRedisStore(client, prefix), client.Close
+}
+
+// NewRedisClient returns a client made from opts for the login path, as
+// NewRedisPenaltyStore's and the affinity pools' are: RedisTimeout for
+// connects, reads and writes, no retries, no CLIENT SETINFO round trip and
+// no maintenance notifications. opts is not modified.
+func NewRedisClient(opts *redis.Options) *redis.Client {
 	o := *opts
 	o.DialTimeout, o.ReadTimeout, o.WriteTimeout = RedisTimeout, RedisTimeout, RedisTimeout
 	o.ContextTimeoutEnabled = true
 	o.MaxRetries = -1
 	o.DisableIdentity = true
 	o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	if prefix == "" {
-		prefix = DefaultRedisPrefix
-	}
-	client := redis.NewClient(&o)
-	return NewRedisStore(client, prefix), client.Close
+	return redis.NewClient(&o)
 }

@@ -117,6 +117,7 @@ func (c *checker) check(fc *fileConfig) *Settings {
 		}
 	}
 	c.listeners(fc, s)
+	c.pools(fc, s)
 	if t := fc.TLS; t != nil {
 		if t.ClientCA != "" {
 			c.errorf("tls.client_ca", "not supported by pipegate %s (it asks clients for no certificate); remove it", c.command)

@@ -23,6 +23,7 @@ type fileConfig struct {
 	RoutesFile          string                `yaml:"routes_file"`
 	RouteSources        []config.SourceConfig `yaml:"route_sources"`
 	RouteCache          config.CacheConfig    `yaml:"route_cache"`
+	Pools               map[string]poolConfig `yaml:"pools"`
 	AllowPlaintextAuth  bool                  `yaml:"allow_plaintext_auth"`
 	OAuth               bool                  `yaml:"oauth"`
 	IMAP4rev2           bool                  `yaml:"imap4rev2"` // IMAP's
@@ -127,6 +128,7 @@ type Settings struct {
 	TLS        *tlsconf.ServerFiles // nil without tls:
 	BackendTLS tlsconf.ClientFiles
 	Routes     config.Spec
+	Pools      []Pool // by name
 
 	AllowPlaintextAuth  bool
 	OAuth               bool

@@ -30,6 +30,7 @@ type Daemon struct {
 	registry *prometheus.Registry
 	servers  []Server     // one per listener: each has its protocol, and may have its own PROXY policy
 	engine   *pipe.Engine // made here, shared by the servers, shut down here
+	pools    *pools       // nil without pools:
 	draining atomic.Bool
 	reloadMu sync.Mutex // one Reload at a time
 }
@@ -44,6 +45,13 @@ func New(s *Settings, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{settings: s, res: res, log: log, prefix: s.Command + ": ", registry: prometheus.NewRegistry()}
+	if len(s.Pools) > 0 {
+		d.pools, err = newPools(s.Pools, log, d.prefix)
+		if err != nil {
+			res.close()
+			return nil, err
+		}
+	}
 	var preLogin *limit.Conns // shared by every protocol, as conns
 	if s.MaxPreLoginPerIP > 0 {
 		preLogin = limit.NewConns(0, s.MaxPreLoginPerIP)
@@ -78,6 +86,9 @@ func New(s *Settings, log *slog.Logger) (*Daemon, error) {
 		}
 		srv, g := p.NewServer(s)
 		g.Router = res.router
+		if d.pools != nil {
+			g.Pools = d.pools
+		}
 		g.TLSConfig = res.clientTLS()
 		g.BackendTLS = res.backendTLS
 		g.AllowPlaintextAuth = s.AllowPlaintextAuth
@@ -142,6 +153,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		d.log.Info(d.prefix+"metrics listening", "addr", admSrv.Addr())
 	}
+
+	// The pools' instance stays joined until every session has ended:
+	// their ends and kicks go through it.
+	poolCtx, stopPools := context.WithCancel(context.Background())
+	var poolWG sync.WaitGroup
+	if d.pools != nil {
+		d.pools.run(poolCtx, &poolWG)
+	}
+	defer poolWG.Wait()
+	defer stopPools()
 
 	served := make(chan serveResult, len(listeners))
 	var wg sync.WaitGroup
@@ -222,7 +243,13 @@ func (d *Daemon) Reload() error {
 
 // Close releases the route sources' and the penalty store's connections;
 // call it after Run.
-func (d *Daemon) Close() error { return d.res.close() }
+func (d *Daemon) Close() error {
+	err := d.res.close()
+	if d.pools != nil {
+		err = errors.Join(err, d.pools.close())
+	}
+	return err
+}
 
 // healthy is /healthz: 503 "draining" once the drain started.
 func (d *Daemon) healthy() error {

@@ -39,7 +39,14 @@ func (m TLSMode) String() string {
 //	                        (a PROXY protocol v2 header) or none; default: the scheme's (IMAP: id)
 //	proxy=v1|v2             a PROXY protocol header of that version (client_addr=proxy)
 //	id=0                    the same as client_addr=none (older spelling)
+//
+// Or written pool:NAME: a pool of shared-storage backends (the daemon's
+// pools: block), whose member the gateway picks per user so that all of
+// a user's sessions, of every protocol, reach one member (package
+// affinity). Such a Backend has only Pool set.
 type Backend struct {
+	// Pool names the pool for pool:NAME; the other fields are then empty.
+	Pool       string
 	Protocol   string // "imap"
 	Addr       string // host:port
 	TLS        TLSMode
@@ -53,6 +60,9 @@ type Backend struct {
 
 // String gives the backend back as a URL.
 func (b Backend) String() string {
+	if b.Pool != "" {
+		return PoolScheme + b.Pool
+	}
 	scheme := DefaultSchemes.name(b.Protocol, b.TLS)
 	if scheme == "" {
 		scheme = b.Protocol
@@ -80,6 +90,12 @@ func ParseBackend(s string) (Backend, error) { return DefaultSchemes.ParseBacken
 
 // ParseBackend parses a backend URL (see Backend) with the schemes of t.
 func (t *Schemes) ParseBackend(s string) (Backend, error) {
+	if name, ok := strings.CutPrefix(s, PoolScheme); ok {
+		if !ValidPoolName(name) {
+			return Backend{}, fmt.Errorf("backend %q: pool name %q: want letters, digits, '-' and '_'", s, name)
+		}
+		return Backend{Pool: name}, nil
+	}
 	u, err := url.Parse(s)
 	if err != nil {
 		return Backend{}, fmt.Errorf("backend %q: %w", s, err)
@@ -161,4 +177,21 @@ func (t *Schemes) ParseBackend(s string) (Backend, error) {
 		return Backend{}, fmt.Errorf("backend %q: id and client_addr: give client_addr only", s)
 	}
 	return b, nil
+}
+
+// PoolScheme prefixes a backend that names a pool: pool:NAME.
+const PoolScheme = "pool:"
+
+// ValidPoolName reports whether name can name a pool: 1 to 64 ASCII
+// letters, digits, '-' or '_'.
+func ValidPoolName(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	for _, c := range []byte(name) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }

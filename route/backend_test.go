@@ -23,6 +23,8 @@ func TestParseBackend(t *testing.T) {
 		{"imap://h:1?client_addr=proxy", Backend{Protocol: "imap", Addr: "h:1", ServerName: "h", ClientAddr: ClientAddrProxy, ProxyVersion: "v2"}, "imap://h:1?proxy=v2"},
 		{"imap://h:1?client_addr=proxy&proxy=v1", Backend{Protocol: "imap", Addr: "h:1", ServerName: "h", ClientAddr: ClientAddrProxy, ProxyVersion: "v1"}, "imap://h:1?proxy=v1"},
 		{"imap://h:1?id=1", Backend{Protocol: "imap", Addr: "h:1", ServerName: "h", ClientAddr: ClientAddrID}, "imap://h:1"},
+		{"pool:shared", Backend{Pool: "shared"}, ""},
+		{"pool:A-b_9", Backend{Pool: "A-b_9"}, ""},
 	}
 	for _, tt := range tests {
 		got, err := ParseBackend(tt.in)
@@ -69,6 +71,9 @@ func TestParseBackendErrors(t *testing.T) {
 		{"imap://h:1?tls=on", `unknown parameter "tls"`},
 		{"imap://h:port", "backend"},
 		{"imap://%zz", "backend"},
+		{"pool:", `pool name ""`},
+		{"pool:a/b", `pool name "a/b"`},
+		{"pool:" + strings.Repeat("p", 65), "pool name"},
 	}
 	for _, tt := range tests {
 		_, err := ParseBackend(tt.in)

@@ -1,0 +1,135 @@
+package maild
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/pipegate/pipegate/affinity"
+	"github.com/pipegate/pipegate/gateway"
+	"github.com/pipegate/pipegate/limit"
+	"github.com/pipegate/pipegate/route"
+)
+
+// sessionEndTimeout bounds telling Redis that a session ended; if it
+// cannot be told, the instance corrects its counts at the next heartbeat.
+const sessionEndTimeout = 5 * time.Second
+
+// pools is the daemon's gateway.Pools: an affinity.Store per pools:
+// entry, and each member's backend of every protocol.
+type pools struct {
+	log    *slog.Logger
+	prefix string
+	byName map[string]*pool
+	ends   sync.WaitGroup // SessionEnd calls in flight
+}
+
+type pool struct {
+	cfg     Pool
+	client  *redis.Client
+	store   *affinity.Store
+	members map[string]PoolMember
+}
+
+// newPools makes the stores of the checked pools; it connects to nothing.
+func newPools(ps []Pool, log *slog.Logger, prefix string) (*pools, error) {
+	p := &pools{log: log, prefix: prefix, byName: map[string]*pool{}}
+	for _, pc := range ps {
+		client := limit.NewRedisClient(pc.Redis) // the login path waits: fail fast, never guess
+		members := make([]affinity.Member, 0, len(pc.Members))
+		byName := make(map[string]PoolMember, len(pc.Members))
+		for _, m := range pc.Members {
+			members = append(members, affinity.Member{Name: m.Name, Weight: m.Weight})
+			byName[m.Name] = m
+		}
+		name := pc.Name
+		store, err := affinity.New(affinity.Config{
+			Client: client, Pool: name, Prefix: pc.Prefix, Members: members,
+			Epsilon: pc.Epsilon, Expire: pc.Expire, KickDelay: pc.KickDelay, Instance: pc.Instance,
+			OnError: func(err error) { log.Warn(prefix+"pool "+name+": affinity store", "err", err) },
+		})
+		if err != nil {
+			client.Close()
+			p.close()
+			return nil, fmt.Errorf("pools.%s: %w", name, err)
+		}
+		p.byName[name] = &pool{cfg: pc, client: client, store: store, members: byName}
+	}
+	return p, nil
+}
+
+// Assign is gateway.Pools.Assign.
+func (p *pools) Assign(ctx context.Context, name, user, protocol string) (route.Backend, gateway.Lease, error) {
+	pl := p.byName[name]
+	if pl == nil {
+		return route.Backend{}, nil, fmt.Errorf("no pool %q in the config's pools:", name)
+	}
+	member, l, err := pl.store.Assign(ctx, user)
+	if err != nil {
+		return route.Backend{}, nil, err
+	}
+	lease := &poolLease{p: p, store: pl.store, l: l}
+	b, ok := pl.members[member].Backends[protocol]
+	if !ok {
+		lease.End()
+		return route.Backend{}, nil, fmt.Errorf("member %q has no %s backend", member, protocol)
+	}
+	return b, lease, nil
+}
+
+// run keeps every pool's instance joined (heartbeats, kicks) until ctx
+// ends.
+func (p *pools) run(ctx context.Context, wg *sync.WaitGroup) {
+	for _, pl := range p.byName {
+		wg.Add(1)
+		go p.subscribe(ctx, wg, pl)
+	}
+}
+
+func (p *pools) subscribe(ctx context.Context, wg *sync.WaitGroup, pl *pool) {
+	defer wg.Done()
+	if err := pl.store.Subscribe(ctx, nil); err != nil && !errors.Is(err, context.Canceled) {
+		p.log.Warn(p.prefix+"pool "+pl.cfg.Name+": affinity stopped", "err", err)
+	}
+}
+
+// close waits for the session ends in flight and closes the Redis
+// clients.
+func (p *pools) close() error {
+	p.ends.Wait()
+	var errs []error
+	for _, pl := range p.byName {
+		errs = append(errs, pl.client.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// poolLease is gateway.Lease over an affinity lease.
+type poolLease struct {
+	p     *pools
+	store *affinity.Store
+	l     *affinity.Lease
+}
+
+func (l *poolLease) Start(ctx context.Context) error { return l.store.SessionStart(ctx, l.l) }
+
+func (l *poolLease) OnKick(f func()) { l.l.OnKick(f) }
+
+// End tells Redis on a goroutine of its own: the gateway calls it from a
+// pipe's after-close callback, which must not wait for the network.
+func (l *poolLease) End() {
+	l.p.ends.Add(1)
+	go l.end()
+}
+
+func (l *poolLease) end() {
+	defer l.p.ends.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), sessionEndTimeout)
+	defer cancel()
+	_ = l.store.SessionEnd(ctx, l.l) // on failure the heartbeat corrects the counts
+}

@@ -1,0 +1,128 @@
+package maild
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pipegate/pipegate/route"
+)
+
+// poolsConfig is issueConfig with the pool of the affinity issue, one
+// member in the short form and one in the long form.
+const poolsConfig = issueConfig + `pools:
+  shared:
+    members:
+      - imap://127.0.0.1:14301
+      - name: b
+        weight: 3
+        backends: [imap+starttls://127.0.0.1:14302]
+    affinity:
+      store: redis
+      redis: {url: "redis://127.0.0.1:6379/0"}
+      expire: 15m
+      kick_delay: 2s
+      balance_factor: 0.5
+`
+
+func TestPoolsConfig(t *testing.T) {
+	path := writeIMAPFiles(t, poolsConfig)
+	s, err := Load(path, CommandIMAP, testProtocols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Pools) != 1 {
+		t.Fatalf("pools: %+v", s.Pools)
+	}
+	p := s.Pools[0]
+	if p.Name != "shared" || p.Redis == nil || p.Redis.Addr != "127.0.0.1:6379" || p.Expire.Minutes() != 15 || p.KickDelay.Seconds() != 2 || p.Epsilon != 0.5 {
+		t.Errorf("pool: %+v", p)
+	}
+	if len(p.Members) != 2 {
+		t.Fatalf("members: %+v", p.Members)
+	}
+	a, b := p.Members[0], p.Members[1]
+	if a.Name != "127.0.0.1:14301" || a.Weight != 1 || a.Backends["imap"].Addr != "127.0.0.1:14301" {
+		t.Errorf("short form: %+v", a)
+	}
+	if b.Name != "b" || b.Weight != 3 || b.Backends["imap"].TLS != route.TLSStartTLS {
+		t.Errorf("long form: %+v", b)
+	}
+}
+
+func TestPoolsConfigErrors(t *testing.T) {
+	base := issueConfig + "pools:\n  shared:\n"
+	redis := "    affinity:\n      redis: {addr: 127.0.0.1:6379}\n"
+	cases := []struct {
+		name, config string
+		want         []string
+	}{
+		{"no members", base + redis, []string{":12: pools.shared.members: missing"}},
+		{"no redis", base + "    members: [imap://127.0.0.1:1]\n", []string{":12: pools.shared.affinity.redis: missing"}},
+		{"bad url", base + "    members:\n      - ftp://h:1\n" + redis, []string{":14: pools.shared.members[0]: backend \"ftp://h:1\": unknown scheme"}},
+		{"pool in pool", base + "    members:\n      - pool:other\n" + redis, []string{":14: pools.shared.members[0]: \"pool:other\": a member is a backend, not a pool"}},
+		{"member kind", base + "    members:\n      - [a, b]\n" + redis, []string{":14: pools.shared.members[0]: a member is a backend URL or a mapping"}},
+		{"member field", base + "    members:\n      - name: a\n        backend: imap://h:1\n" + redis, []string{":15: pools.shared.members[0].backend: unknown field"}},
+		{"negative weight", base + "    members:\n      - name: a\n        weight: -1\n        backends: [imap://h:1]\n" + redis, []string{":15: pools.shared.members[0].weight: -1: must not be negative"}},
+		{"duplicate", base + "    members:\n      - imap://h:1\n      - name: h:1\n        backends: [imap://h:2]\n" + redis, []string{":15: pools.shared.members[1].name: \"h:1\" is also pools.shared.members[0]"}},
+		{"two imap", base + "    members:\n      - name: a\n        backends: [imap://h:1, imaps://h:2]\n" + redis, []string{":15: pools.shared.members[0].backends[1]: a second imap backend"}},
+		{"store", base + "    members: [imap://h:1]\n    affinity:\n      store: etcd\n      redis: {addr: 127.0.0.1:6379}\n", []string{":15: pools.shared.affinity.store: \"etcd\": unknown store"}},
+		{"balance", base + "    members: [imap://h:1]\n" + redis + "      balance_factor: 0\n", []string{":16: pools.shared.affinity.balance_factor: 0: want more than 0"}},
+		{"bad name", issueConfig + "pools:\n  a.b:\n    members: [imap://h:1]\n" + redis, []string{":12: pools.a.b: pool name \"a.b\""}},
+		{"health user without password", base + "    members: [imap://h:1]\n" + redis + "    health:\n      user: probe@a.test\n", []string{"pools.shared.health.password_file: missing"}},
+		{"health protocol", base + "    members: [imap://h:1]\n" + redis + "    health:\n      protocol: pop3\n", []string{":17: pools.shared.health.protocol: \"pop3\": the members have no pop3 backend"}},
+		{"health password missing", base + "    members: [imap://h:1]\n" + redis + "    health:\n      user: probe@a.test\n      password_file: gone.pass\n", []string{"pools.shared.health.password_file: open ", "gone.pass"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeIMAPFiles(t, tc.config)
+			err := check(path)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, path) {
+				t.Errorf("error does not start with the file name %s:\n%s", path, msg)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error lacks %q:\n%s", w, msg)
+				}
+			}
+		})
+	}
+}
+
+// TestPoolsConfigProtocols: every member serves the same protocols, and
+// those of the listeners.
+func TestPoolsConfigProtocols(t *testing.T) {
+	config := `listen:
+  - addr: 127.0.0.1:1143
+  - addr: 127.0.0.1:1110
+    protocol: pop3
+routes_file: routes.yaml
+allow_plaintext_auth: true
+pools:
+  shared:
+    members:
+      - name: a
+        backends: [imap://h:1, pop3://h:2]
+      - name: b
+        backends: [imap://h:3]
+    affinity:
+      redis: {addr: 127.0.0.1:6379}
+`
+	path := writeIMAPFiles(t, config)
+	_, err := Check(path, testProtocols)
+	if err == nil || !strings.Contains(err.Error(), filepath.Base(path)+":13: pools.shared.members[1].backends: serves imap, the first member imap, pop3") {
+		t.Errorf("got %v", err)
+	}
+	config = strings.Replace(config, "        backends: [imap://h:3]", "        backends: [imap://h:3, pop3://h:4]", 1)
+	config = strings.Replace(config, "imap://h:1, pop3://h:2", "imap://h:1", 1)
+	config = strings.Replace(config, "imap://h:3, pop3://h:4", "imap://h:3", 1)
+	writeTestFile(t, path, config)
+	_, err = Check(path, testProtocols)
+	if err == nil || !strings.Contains(err.Error(), "pools.shared.members: no member has a pop3 backend") {
+		t.Errorf("got %v", err)
+	}
+}
