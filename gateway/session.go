@@ -320,8 +320,8 @@ type logEntry struct {
 	clientTLS, backendTLS bool
 }
 
-func (ss *Session) logEntry(backend string, backendTLS bool) *logEntry {
-	return &logEntry{
+func (ss *Session) logEntry(backend string, backendTLS bool) logEntry {
+	return logEntry{
 		log: ss.log, protocol: ss.srv.name(),
 		client: ss.client.String(), account: ss.account, backend: backend,
 		clientTLS: ss.isTLS, backendTLS: backendTLS,
@@ -329,7 +329,7 @@ func (ss *Session) logEntry(backend string, backendTLS bool) *logEntry {
 }
 
 // write logs the session's line.
-func (e *logEntry) write(r pipe.Result, d time.Duration, reason string) {
+func (e logEntry) write(r pipe.Result, d time.Duration, reason string) {
 	attrs := []any{
 		"client", e.client,
 		"account", e.account,

@@ -6,16 +6,18 @@ import (
 	"strings"
 )
 
-// ReadSecret reads a one-secret file (password_file and the like): its
-// content without the line ending. An empty secret is an error.
+// ReadSecret reads a secret file (password_file and the like): its first
+// line, without the line ending. An empty secret is an error; errors name
+// the file, never the secret.
 func ReadSecret(path string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", err
 	}
-	s := strings.TrimRight(string(b), "\r\n")
+	line, _, _ := strings.Cut(string(b), "\n")
+	s := strings.TrimSuffix(line, "\r")
 	if s == "" {
-		return "", fmt.Errorf("%s: empty file (want the secret on its first line)", path)
+		return "", fmt.Errorf("%s: empty (want the secret on its first line)", path)
 	}
 	return s, nil
 }

@@ -141,6 +141,8 @@ func TestDurationFlag(t *testing.T) {
 func TestSecret(t *testing.T) {
 	dir := t.TempDir()
 	writeTestFile(t, filepath.Join(dir, "pw"), "s3cret\r\n")
+	writeTestFile(t, filepath.Join(dir, "two"), "s3cret\nnot the secret\n")
+	writeTestFile(t, filepath.Join(dir, "bare"), "s3cret")
 	writeTestFile(t, filepath.Join(dir, "empty"), "\n")
 	doc, err := Decode(filepath.Join(dir, "f.yaml"), []byte("a:\n  password_file: pw\n"), &struct {
 		A struct {
@@ -150,10 +152,13 @@ func TestSecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s, err := doc.Secret("a.password_file", "pw"); err != nil || s != "s3cret" {
-		t.Errorf("Secret = %q, %v", s, err)
+	for _, name := range []string{"pw", "two", "bare"} {
+		if s, err := doc.Secret("a.password_file", name); err != nil || s != "s3cret" {
+			t.Errorf("%s: Secret = %q, %v, want the first line", name, s, err)
+		}
 	}
-	for _, name := range []string{"empty", "missing"} {
+	writeTestFile(t, filepath.Join(dir, "blank-first"), "\ns3cret\n")
+	for _, name := range []string{"empty", "missing", "blank-first"} {
 		_, err := doc.Secret("a.password_file", name)
 		if err == nil || !strings.Contains(err.Error(), "f.yaml:2: a.password_file: ") {
 			t.Errorf("%s: %v", name, err)

@@ -49,9 +49,11 @@ var fieldsOf = map[string][]string{
 // configuration file's directory). cache is the route_cache default for
 // the remote sources; the file source is never cached (it is in memory).
 //
-// reload re-reads the file sources (each keeps its old table on error) and
-// empties the caches; closeAll closes the sources' connections. Errors
-// are *FieldError: "route_sources[1] (line 14).url: ...".
+// reload re-reads the file sources (each keeps its old table on error)
+// and the password files (a source keeps its password on error; the new
+// one is used by its next connections), and empties the caches; closeAll
+// closes the sources' connections. Errors are *FieldError:
+// "route_sources[1] (line 14).url: ...".
 func Build(ctx context.Context, baseDir string, list []SourceConfig, cache CacheConfig) (r route.Router, reload func() error, closeAll func() error, err error) {
 	if len(list) == 0 {
 		return nil, nil, nil, errors.New("route_sources: empty (want at least one source, or routes_file)")
@@ -78,8 +80,18 @@ type builder struct {
 	baseDir string
 	cache   CacheConfig
 	files   []*file.Source
+	secrets []secretFile
 	caches  []*route.Cached
 	closers []func() error
+}
+
+// secretFile is a password file a source was given, read again on reload.
+type secretFile struct {
+	index int    // of the source in route_sources
+	line  int    // of the field
+	field string // "password_file", "bind_password_file"
+	path  string
+	set   func(password string) // the source's SetPassword
 }
 
 func (b *builder) reload() error {
@@ -88,6 +100,14 @@ func (b *builder) reload() error {
 		if err := f.Reload(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	for _, sf := range b.secrets {
+		pw, err := yamlconf.ReadSecret(sf.path)
+		if err != nil {
+			errs = append(errs, &FieldError{Index: sf.index, Line: sf.line, Field: sf.field, Err: err})
+			continue
+		}
+		sf.set(pw)
 	}
 	for _, c := range b.caches {
 		c.Purge()
@@ -219,16 +239,21 @@ func (b *builder) source(i int, c *SourceConfig) (route.Router, error) {
 		if err != nil {
 			return nil, fail(blockError(err, "tls", "tls_"))
 		}
-		// The shared redis block checks url and reads password_file;
-		// the source (route/redis) takes them as written.
-		if _, err := (&yamlconf.Redis{URL: c.URL, PasswordFile: b.path(c.PasswordFile)}).Options(nil, "redis"); err != nil {
+		// The shared redis block checks url and reads password_file.
+		opts, err := (&yamlconf.Redis{URL: c.URL, PasswordFile: b.path(c.PasswordFile)}).Options(nil, "redis")
+		if err != nil {
 			return nil, fail(blockError(err, "redis", ""))
 		}
-		s, err := redis.New(redis.Config{URL: c.URL, PasswordFile: b.path(c.PasswordFile), Key: c.Key, Lowercase: c.Lowercase, TLS: tc})
+		pw := ""
+		if c.PasswordFile != "" {
+			pw = opts.Password
+		}
+		s, err := redis.New(redis.Config{URL: c.URL, Password: pw, Key: c.Key, Lowercase: c.Lowercase, TLS: tc})
 		if err != nil {
-			return nil, fail(fieldOf(err, "url", "password_file", "key"), err)
+			return nil, fail(fieldOf(err, "url", "key"), err)
 		}
 		b.closers = append(b.closers, s.Close)
+		b.rereadSecret(i, c, "password_file", c.PasswordFile, s.SetPassword)
 		src = s
 	case "ldap":
 		urls := c.URLs
@@ -246,11 +271,12 @@ func (b *builder) source(i int, c *SourceConfig) (route.Router, error) {
 		if err != nil {
 			return nil, fail(blockError(err, "tls", "tls_"))
 		}
-		if err := b.secret(c.BindPasswordFile); err != nil {
+		pw, err := b.secret(c.BindPasswordFile)
+		if err != nil {
 			return nil, fail("bind_password_file", err)
 		}
 		s, err := ldap.New(ldap.Config{
-			URLs: urls, StartTLS: c.StartTLS, TLS: tc, BindDN: c.BindDN, BindPasswordFile: b.path(c.BindPasswordFile),
+			URLs: urls, StartTLS: c.StartTLS, TLS: tc, BindDN: c.BindDN, BindPassword: pw,
 			BaseDN: c.BaseDN, Scope: c.Scope, Filter: c.Filter,
 			BackendAttr: c.BackendAttr, HostAttr: c.HostAttr, PortAttr: c.PortAttr, TLSAttr: c.TLSAttr,
 			ServerNameAttr: c.ServerNameAttr, LoginAttr: c.LoginAttr, Port: c.Port, TLSMode: c.TLSMode,
@@ -259,22 +285,25 @@ func (b *builder) source(i int, c *SourceConfig) (route.Router, error) {
 		})
 		if err != nil {
 			return nil, fail(fieldOf(err, "urls", "start_tls", "base_dn", "scope", "filter", "host_attrs", "port_attrs", "ports",
-				"backend_attr", "host_attr", "tls_mode", "port", "bind_dn", "bind_password_file"), err)
+				"backend_attr", "host_attr", "tls_mode", "port", "bind_dn"), err)
 		}
 		b.closers = append(b.closers, s.Close)
+		b.rereadSecret(i, c, "bind_password_file", c.BindPasswordFile, s.SetPassword)
 		src = s
 	case "sql":
 		if c.URL == "" {
 			return nil, fail("url", errors.New("empty"))
 		}
-		if err := b.secret(c.PasswordFile); err != nil {
+		pw, err := b.secret(c.PasswordFile)
+		if err != nil {
 			return nil, fail("password_file", err)
 		}
-		s, err := sql.New(b.ctx, sql.Config{URL: c.URL, PasswordFile: b.path(c.PasswordFile), Query: c.Query, MaxConns: c.MaxConns})
+		s, err := sql.New(b.ctx, sql.Config{URL: c.URL, Password: pw, Query: c.Query, MaxConns: c.MaxConns})
 		if err != nil {
-			return nil, fail(fieldOf(err, "query", "url", "password_file"), err)
+			return nil, fail(fieldOf(err, "query", "url"), err)
 		}
 		b.closers = append(b.closers, s.Close)
+		b.rereadSecret(i, c, "password_file", c.PasswordFile, s.SetPassword)
 		src = s
 	}
 
@@ -338,14 +367,27 @@ func blockError(err error, block, keyPrefix string) (field string, cause error) 
 	return keyPrefix + "url", err
 }
 
-// secret checks a password file (password_file, bind_password_file) as
-// yamlconf reads secrets; "" is none. The source reads it again itself.
-func (b *builder) secret(path string) error {
+// secret reads a password file (password_file, bind_password_file) as
+// yamlconf reads secrets; "" is none. The source gets the password, not
+// the file.
+func (b *builder) secret(path string) (string, error) {
 	if path == "" {
-		return nil
+		return "", nil
 	}
-	_, err := yamlconf.ReadSecret(b.path(path))
-	return err
+	return yamlconf.ReadSecret(b.path(path))
+}
+
+// rereadSecret has reload read the password file at path again, if any,
+// and give the password to set.
+func (b *builder) rereadSecret(i int, c *SourceConfig, field, path string, set func(string)) {
+	if path == "" {
+		return
+	}
+	line := c.Line
+	if l, ok := c.keys[field]; ok {
+		line = l
+	}
+	b.secrets = append(b.secrets, secretFile{index: i, line: line, field: field, path: b.path(path), set: set})
 }
 
 // orDefault is d, or def when d is absent or 0.

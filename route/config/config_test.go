@@ -271,7 +271,7 @@ func TestErrors(t *testing.T) {
 		{"tls key unreadable", "route_sources:\n  - type: http\n    url: https://x/\n    tls_cert: pw\n    tls_key: nokey.pem\n", "route_sources[0] (line 5).tls_key: open " + filepath.Join(dir, "nokey.pem")},
 		{"redis bad url", "route_sources:\n  - type: redis\n    url: http://x\n", "route_sources[0] (line 3).url: "},
 		{"redis password file missing", "route_sources:\n  - type: redis\n    url: redis://127.0.0.1:6379\n    password_file: nopw\n", "route_sources[0] (line 4).password_file: open " + filepath.Join(dir, "nopw")},
-		{"sql password file empty", "route_sources:\n  - type: sql\n    url: postgres://h/db\n    query: SELECT 1\n    password_file: empty\n", "route_sources[0] (line 5).password_file: " + filepath.Join(dir, "empty") + ": empty file"},
+		{"sql password file empty", "route_sources:\n  - type: sql\n    url: postgres://h/db\n    query: SELECT 1\n    password_file: empty\n", "route_sources[0] (line 5).password_file: " + filepath.Join(dir, "empty") + ": empty (want the secret on its first line)"},
 		{"ldap password file missing", "route_sources:\n  - type: ldap\n    url: ldap://127.0.0.1\n    base_dn: dc=x\n    host_attr: mailHost\n    bind_dn: cn=x\n    bind_password_file: nopw\n", "route_sources[0] (line 7).bind_password_file: open " + filepath.Join(dir, "nopw")},
 	}
 	for _, tt := range tests {

@@ -21,9 +21,9 @@ type Spec struct {
 	ServerName string
 }
 
-// Routes is the Router a Spec describes. Reload re-reads the routes files
-// and empties the caches (SIGHUP); Close releases the sources'
-// connections.
+// Routes is the Router a Spec describes. Reload re-reads the routes and
+// password files and empties the caches (SIGHUP); Close releases the
+// sources' connections.
 type Routes struct {
 	router        route.Router
 	file          *file.Source // routes_file; nil without
@@ -69,8 +69,9 @@ func (r *Routes) Lookup(ctx context.Context, req route.Request) (route.Route, er
 	return r.router.Lookup(ctx, req)
 }
 
-// Reload re-reads routes_file and the file sources (each keeps its
-// previous table on error) and empties the caches. Errors are
+// Reload re-reads routes_file, the file sources (each keeps its
+// previous table on error) and the sources' password files (each keeps
+// its password on error), and empties the caches. Errors are
 // *FieldError.
 func (r *Routes) Reload() error {
 	var errs []error

@@ -92,7 +92,7 @@ func (s *Source) dial(ctx context.Context, rawURL string) (*goldap.Conn, error) 
 		}
 	}
 	if s.cfg.BindDN != "" {
-		if err := c.Bind(s.cfg.BindDN, s.password); err != nil {
+		if err := c.Bind(s.cfg.BindDN, *s.password.Load()); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("bind to %s as %s: %w", rawURL, s.cfg.BindDN, err)
 		}

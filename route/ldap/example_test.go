@@ -3,6 +3,7 @@ package ldap_test
 import (
 	"context"
 	"log"
+	"os"
 
 	"github.com/pipegate/pipegate/route"
 	"github.com/pipegate/pipegate/route/ldap"
@@ -11,15 +12,16 @@ import (
 // A directory whose entries carry the mail host in mailHost (misc.schema);
 // every backend speaks IMAP over TLS on port 993.
 func ExampleNew() {
+	bindPassword := os.Getenv("LDAP_BIND_PASSWORD") // or read from a file
 	src, err := ldap.New(ldap.Config{
-		URLs:             []string{"ldaps://ldap1.example.org", "ldaps://ldap2.example.org"},
-		BindDN:           "cn=pipegate,ou=services,dc=example,dc=org",
-		BindPasswordFile: "/etc/pipegate/ldap.pw",
-		BaseDN:           "ou=people,dc=example,dc=org",
-		Filter:           "(&(objectClass=inetLocalMailRecipient)(mail=%u))",
-		HostAttr:         "mailHost",
-		TLSMode:          "tls",
-		Port:             993,
+		URLs:         []string{"ldaps://ldap1.example.org", "ldaps://ldap2.example.org"},
+		BindDN:       "cn=pipegate,ou=services,dc=example,dc=org",
+		BindPassword: bindPassword,
+		BaseDN:       "ou=people,dc=example,dc=org",
+		Filter:       "(&(objectClass=inetLocalMailRecipient)(mail=%u))",
+		HostAttr:     "mailHost",
+		TLSMode:      "tls",
+		Port:         993,
 	})
 	if err != nil {
 		log.Fatal(err)

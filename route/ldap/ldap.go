@@ -5,7 +5,7 @@
 //	src, err := ldap.New(ldap.Config{
 //		URLs:             []string{"ldaps://ldap1.example.org", "ldaps://ldap2.example.org"},
 //		BindDN:           "cn=pipegate,ou=services,dc=example,dc=org",
-//		BindPasswordFile: "/etc/pipegate/ldap.pw",
+//		BindPassword:     bindPassword, // the secret itself; the config reads bind_password_file
 //		BaseDN:           "ou=people,dc=example,dc=org",
 //		Filter:           "(mail=%u)",  // %u, %n, %d; values are escaped with ldap.EscapeFilter
 //		HostAttr:         "mailHost",   // the backend's host name ...
@@ -51,10 +51,10 @@ import (
 	"fmt"
 	"maps"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	goldap "github.com/go-ldap/ldap/v3"
@@ -64,14 +64,14 @@ import (
 
 // Config says which directory to search and how to read an entry.
 type Config struct {
-	URLs             []string    // ldap://host[:port] or ldaps://host[:port], tried in order
-	StartTLS         bool        // upgrade ldap:// with StartTLS before binding
-	TLS              *tls.Config // for ldaps:// and StartTLS (default: system roots, ServerName from the URL)
-	BindDN           string      // empty: anonymous
-	BindPasswordFile string      // file whose first line is BindDN's password
-	BaseDN           string
-	Scope            string // "sub" (default), "one" or "base"
-	Filter           string // default "(mail=%u)"
+	URLs         []string    // ldap://host[:port] or ldaps://host[:port], tried in order
+	StartTLS     bool        // upgrade ldap:// with StartTLS before binding
+	TLS          *tls.Config // for ldaps:// and StartTLS (default: system roots, ServerName from the URL)
+	BindDN       string      // empty: anonymous
+	BindPassword string      // BindDN's password; never in logs or errors
+	BaseDN       string
+	Scope        string // "sub" (default), "one" or "base"
+	Filter       string // default "(mail=%u)"
 
 	BackendAttr    string // attribute with backend URLs; or:
 	HostAttr       string // attribute with backend host names (e.g. mailHost)
@@ -99,7 +99,7 @@ type Config struct {
 // keeps one connection, on which lookups run concurrently.
 type Source struct {
 	cfg      Config
-	password string
+	password atomic.Pointer[string] // BindDN's; SetPassword replaces it
 	scope    int
 	tlsMode  route.TLSMode
 	attrs    []string
@@ -109,9 +109,11 @@ type Source struct {
 	connURL string        // the URL conn is connected to
 }
 
-// New checks cfg and reads the bind password; it does not connect yet.
+// New checks cfg; it does not connect yet.
 func New(cfg Config) (*Source, error) {
 	s := &Source{cfg: cfg, lock: make(chan struct{}, 1)}
+	s.cfg.BindPassword = "" // kept in s.password only
+	s.password.Store(&cfg.BindPassword)
 	if len(cfg.URLs) == 0 {
 		return nil, errors.New("route/ldap: urls: empty")
 	}
@@ -177,15 +179,7 @@ func New(cfg Config) (*Source, error) {
 			}
 		}
 	}
-	if cfg.BindPasswordFile != "" {
-		b, err := os.ReadFile(cfg.BindPasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("route/ldap: bind_password_file: %w", err)
-		}
-		s.password, _, _ = strings.Cut(string(b), "\n")
-		s.password = strings.TrimSuffix(s.password, "\r")
-	}
-	if cfg.BindDN != "" && s.password == "" {
+	if cfg.BindDN != "" && cfg.BindPassword == "" {
 		return nil, errors.New("route/ldap: bind_dn without a password (bind_password_file)")
 	}
 	if s.cfg.Timeout <= 0 {
@@ -193,6 +187,11 @@ func New(cfg Config) (*Source, error) {
 	}
 	return s, nil
 }
+
+// SetPassword replaces BindDN's password for the connections made from
+// now on (a rotated secret, re-read on reload); the open connection,
+// already bound, stays.
+func (s *Source) SetPassword(pw string) { s.password.Store(&pw) }
 
 // perProtocol checks HostAttrs, PortAttrs and Ports, and folds Port and
 // PortAttr into them as IMAP's.

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -210,24 +209,16 @@ func TestMailHostDefaults(t *testing.T) {
 
 func TestTLSAndBind(t *testing.T) {
 	need(t)
-	pwFile := filepath.Join(t.TempDir(), "pw")
-	if err := os.WriteFile(pwFile, []byte(bindPW+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	badFile := filepath.Join(t.TempDir(), "bad")
-	if err := os.WriteFile(badFile, []byte("wrong\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	tests := []struct {
 		name string
 		cfg  Config
 		err  string
 	}{
 		{"ldaps", Config{URLs: []string{srv.TLSURL}, TLS: caConfig(t)}, ""},
-		{"StartTLS with bind", Config{URLs: []string{srv.URL}, StartTLS: true, TLS: caConfig(t), BindDN: bindDN, BindPasswordFile: pwFile}, ""},
+		{"StartTLS with bind", Config{URLs: []string{srv.URL}, StartTLS: true, TLS: caConfig(t), BindDN: bindDN, BindPassword: bindPW}, ""},
 		{"ldaps, unknown CA", Config{URLs: []string{srv.TLSURL}}, "certificate"},
 		{"StartTLS, unknown CA", Config{URLs: []string{srv.URL}, StartTLS: true}, "StartTLS"},
-		{"wrong bind password", Config{URLs: []string{srv.URL}, BindDN: bindDN, BindPasswordFile: badFile}, "bind to " + srv.URL + " as " + bindDN},
+		{"wrong bind password", Config{URLs: []string{srv.URL}, BindDN: bindDN, BindPassword: "wrong-pw"}, "bind to " + srv.URL + " as " + bindDN},
 		{"first URL down, second up", Config{URLs: []string{"ldap://127.0.0.1:1", srv.URL}}, ""},
 	}
 	for _, tt := range tests {
@@ -238,6 +229,9 @@ func TestTLSAndBind(t *testing.T) {
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("err = %v, want %q", err, tt.err)
+				}
+				if strings.Contains(err.Error(), "wrong-pw") {
+					t.Fatalf("err = %v: has the password", err)
 				}
 				return
 			}
@@ -267,7 +261,6 @@ func TestConfigErrors(t *testing.T) {
 		{func(c *Config) { c.TLSMode = "maybe" }, "tls_mode"},
 		{func(c *Config) { c.Port = 70000 }, "port"},
 		{func(c *Config) { c.BindDN = "cn=x" }, "without a password"},
-		{func(c *Config) { c.BindPasswordFile = "/nonexistent/pw" }, "bind_password_file"},
 	}
 	for _, tt := range tests {
 		cfg := ok
@@ -275,6 +268,23 @@ func TestConfigErrors(t *testing.T) {
 		if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%+v: err = %v, want %q", cfg, err, tt.want)
 		}
+	}
+}
+
+// TestSetPassword: a rotated bind password is used by the next bind; the
+// connection bound before stays.
+func TestSetPassword(t *testing.T) {
+	s := newSource(t, Config{BackendAttr: "pipegateBackend", BindDN: bindDN, BindPassword: "old-wrong-pw"})
+	if _, err := lookup(t, s, "alice@a.test"); err == nil || !strings.Contains(err.Error(), "bind to") {
+		t.Fatalf("old password: err = %v, want a bind error", err)
+	}
+	s.SetPassword(bindPW)
+	if rt, err := lookup(t, s, "alice@a.test"); err != nil || len(rt.Backends) != 1 {
+		t.Fatalf("new password: %v %v", rt, err)
+	}
+	s.SetPassword("newer-wrong-pw")
+	if _, err := lookup(t, s, "alice@a.test"); err != nil {
+		t.Fatalf("bound connection after SetPassword: %v", err)
 	}
 }
 

@@ -24,8 +24,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -39,9 +39,9 @@ type Config struct {
 	// URL of the server: redis://[[user]:password@]host:port[/db],
 	// rediss:// for TLS, or unix:///path/redis.sock.
 	URL string
-	// PasswordFile, if set, holds the password (one line); it overrides a
-	// password in URL.
-	PasswordFile string
+	// Password, if set, overrides a password in URL (the config reads it
+	// from password_file). It is never in logs or errors.
+	Password string
 	// Key is the key template; default "route:%u".
 	Key string
 	// Lowercase puts the account in lower case before filling Key, so
@@ -58,9 +58,10 @@ type Config struct {
 
 // Source looks routes up in Redis. It is safe for concurrent use.
 type Source struct {
-	cfg    Config
-	client *goredis.Client
-	where  string // for errors: the server, without password
+	cfg      Config
+	client   *goredis.Client
+	where    string                 // for errors: the server, without password
+	password atomic.Pointer[string] // for new connections; SetPassword replaces it
 }
 
 // New checks cfg and makes the client; it does not connect yet.
@@ -78,13 +79,15 @@ func New(cfg Config) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("route/redis: url: %w", err)
 	}
-	if cfg.PasswordFile != "" {
-		pw, err := readSecret(cfg.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("route/redis: password_file: %w", err)
-		}
-		opt.Password = pw
+	s := &Source{where: opt.Network + ":" + opt.Addr}
+	user, pw := opt.Username, opt.Password
+	if cfg.Password != "" {
+		pw = cfg.Password
 	}
+	cfg.Password = "" // kept in s.password only
+	s.password.Store(&pw)
+	opt.Username, opt.Password = "", ""
+	opt.CredentialsProvider = func() (string, string) { return user, *s.password.Load() }
 	if cfg.TLS != nil && opt.TLSConfig != nil {
 		opt.TLSConfig = cfg.TLS.Clone()
 	}
@@ -102,17 +105,13 @@ func New(cfg Config) (*Source, error) {
 	if cfg.PoolSize > 0 {
 		opt.PoolSize = cfg.PoolSize
 	}
-	return &Source{cfg: cfg, client: goredis.NewClient(opt), where: opt.Network + ":" + opt.Addr}, nil
+	s.cfg, s.client = cfg, goredis.NewClient(opt)
+	return s, nil
 }
 
-// readSecret reads a one-line secret file.
-func readSecret(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimRight(string(b), "\r\n"), nil
-}
+// SetPassword replaces the password for the connections made from now
+// on (a rotated secret, re-read on reload); pooled connections stay.
+func (s *Source) SetPassword(pw string) { s.password.Store(&pw) }
 
 // Lookup reads the account's key.
 func (s *Source) Lookup(ctx context.Context, req route.Request) (route.Route, error) {

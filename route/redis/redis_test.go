@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -92,18 +91,28 @@ func TestKeyTemplateAndLowercase(t *testing.T) {
 	}
 }
 
-func TestPasswordFile(t *testing.T) {
+// TestPassword: Config.Password wins over the URL's, the server checks
+// it, SetPassword changes it for new connections, and no error says it.
+func TestPassword(t *testing.T) {
 	realserver.Need(t, srvErr)
-	pw := filepath.Join(t.TempDir(), "pw")
-	if err := os.WriteFile(pw, []byte("wrong-password\n"), 0o600); err != nil {
+	admin := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	defer admin.Close()
+	ctx := context.Background()
+	if err := admin.Do(ctx, "ACL", "SETUSER", "router", "on", ">s3cret-two", "~route:*", "+get").Err(); err != nil {
 		t.Fatal(err)
 	}
-	s := newSource(t, Config{URL: "redis://:from-url@" + srv.Addr, PasswordFile: pw})
-	if got := s.client.Options().Password; got != "wrong-password" {
-		t.Fatalf("password %q, want the file's first line", got)
+	defer admin.Do(ctx, "ACL", "DELUSER", "router")
+	seed(t, "route:pw@a.test", "imap://127.0.0.1:14399")
+
+	s := newSource(t, Config{URL: "redis://router:s3cret-two@" + srv.Addr, Password: "s3cret-one"})
+	req := route.Request{Protocol: "imap", Account: "pw@a.test"}
+	_, err := s.Lookup(ctx, req)
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("Password wrong, URL's right: err = %v, want an error (Password wins) without the password", err)
 	}
-	if _, err := New(Config{URL: "redis://" + srv.Addr, PasswordFile: filepath.Join(t.TempDir(), "missing")}); err == nil || !strings.Contains(err.Error(), "password_file") {
-		t.Fatalf("missing password file: err = %v", err)
+	s.SetPassword("s3cret-two")
+	if rt, err := s.Lookup(ctx, req); err != nil || routetest.Backends(rt) != "imap://127.0.0.1:14399" {
+		t.Fatalf("password set: %v %v", routetest.Backends(rt), err)
 	}
 }
 

@@ -4,7 +4,7 @@
 //
 //	src, err := sql.New(ctx, sql.Config{
 //		URL:   "postgres://pipegate@db.example.org/mail?sslmode=verify-full",
-//		PasswordFile: "/etc/pipegate/db.pw",
+//		Password: dbPassword, // overrides one in URL; the config reads password_file
 //		Query: "SELECT host, port, tls, login FROM routes WHERE account = lower($1)",
 //	})
 //	if err != nil { ... }
@@ -41,9 +41,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -54,18 +54,19 @@ import (
 
 // Config says which database to ask and what.
 type Config struct {
-	URL          string // postgres://user@host:port/db?sslmode=... (libpq keyword=value strings work too)
-	PasswordFile string // file whose first line is the password; overrides one in URL
-	Query        string // see the package comment
-	MaxConns     int32  // pool size (default: pgxpool's, max(4, CPUs))
+	URL      string // postgres://user@host:port/db?sslmode=... (libpq keyword=value strings work too)
+	Password string // overrides one in URL (""; keep URL's); never in logs or errors
+	Query    string // see the package comment
+	MaxConns int32  // pool size (default: pgxpool's, max(4, CPUs))
 }
 
 // Source asks PostgreSQL. It is safe for concurrent use.
 type Source struct {
-	pool  *pgxpool.Pool
-	query string
-	named bool
-	where string // host:port/db for errors, without password
+	pool     *pgxpool.Pool
+	query    string
+	named    bool
+	where    string                 // host:port/db for errors, without password
+	password atomic.Pointer[string] // nil: URL's; SetPassword replaces it
 }
 
 var namedParams = []string{"@account", "@local", "@domain", "@client_ip", "@protocol"}
@@ -92,14 +93,10 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("route/sql: url: %w", err)
 	}
-	if cfg.PasswordFile != "" {
-		b, err := os.ReadFile(cfg.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("route/sql: password_file: %w", err)
-		}
-		pw, _, _ := strings.Cut(string(b), "\n")
-		pc.ConnConfig.Password = strings.TrimSuffix(pw, "\r")
+	if cfg.Password != "" {
+		s.password.Store(&cfg.Password)
 	}
+	pc.BeforeConnect = s.beforeConnect
 	if cfg.MaxConns > 0 {
 		pc.MaxConns = cfg.MaxConns
 	}
@@ -110,6 +107,18 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 		return nil, fmt.Errorf("route/sql: %s: %w", s.where, err)
 	}
 	return s, nil
+}
+
+// SetPassword replaces the password for the connections made from now
+// on (a rotated secret, re-read on reload); open connections stay.
+func (s *Source) SetPassword(pw string) { s.password.Store(&pw) }
+
+// beforeConnect gives a new connection the current password.
+func (s *Source) beforeConnect(_ context.Context, cc *pgx.ConnConfig) error {
+	if pw := s.password.Load(); pw != nil {
+		cc.Password = *pw
+	}
+	return nil
 }
 
 // Close closes the pool.

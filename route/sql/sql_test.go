@@ -3,14 +3,15 @@ package sql
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pipegate/pipegate/internal/realserver"
 	"github.com/pipegate/pipegate/route"
@@ -169,7 +170,6 @@ func TestConfigErrors(t *testing.T) {
 		{Config{URL: "postgres://h/db", Query: "SELECT host FROM routes"}, "neither $1"},
 		{Config{URL: "postgres://h/db", Query: "SELECT host FROM routes WHERE account = $1 AND domain = @domain"}, "mixes"},
 		{Config{URL: "nonsense://", Query: "SELECT 1 WHERE $1 = ''"}, "url"},
-		{Config{URL: "postgres://h/db", Query: "SELECT host WHERE $1 = ''", PasswordFile: "/nonexistent"}, "password_file"},
 	} {
 		if _, err := New(ctx, tt.cfg); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%+v: err = %v, want %q", tt.cfg, err, tt.want)
@@ -177,19 +177,63 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
-func TestPasswordFile(t *testing.T) {
-	realserver.Need(t, srvErr)
-	pw := filepath.Join(t.TempDir(), "pw")
-	if err := os.WriteFile(pw, []byte("s3cret\n"), 0o600); err != nil {
+// TestPassword: the server gets Config.Password, not the URL's, and
+// after SetPassword the new one; no error says it.
+func TestPassword(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(context.Background(), Config{URL: srv.ConnURL, PasswordFile: pw, Query: "SELECT host FROM routes WHERE account = $1"})
+	got := make(chan string, 4)
+	done := make(chan struct{})
+	go serveRefusingPasswords(ln, got, done)
+	defer func() { ln.Close(); <-done }()
+
+	url := "postgres://pipegate:from-url@" + ln.Addr().String() + "/mail?sslmode=disable&connect_timeout=5"
+	s, err := New(context.Background(), Config{URL: url, Password: "s3cret-one", Query: "SELECT host FROM routes WHERE account = $1"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if got := s.pool.Config().ConnConfig.Password; got != "s3cret" {
-		t.Fatalf("password %q, want the file's first line", got)
+	for _, want := range []string{"s3cret-one", "s3cret-two"} {
+		if want == "s3cret-two" {
+			s.SetPassword(want)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := s.Lookup(ctx, route.Request{Account: "alice@a.test"})
+		cancel()
+		if err == nil || strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "from-url") {
+			t.Fatalf("err = %v, want an authentication error without the password", err)
+		}
+		if pw := <-got; pw != want {
+			t.Fatalf("server got password %q, want %q", pw, want)
+		}
+	}
+}
+
+// serveRefusingPasswords is a PostgreSQL server that asks each connection
+// for a cleartext password, sends it to got and refuses it.
+func serveRefusingPasswords(ln net.Listener, got chan<- string, done chan<- struct{}) {
+	defer close(done)
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		be := pgproto3.NewBackend(c, c)
+		if _, err := be.ReceiveStartupMessage(); err == nil {
+			be.Send(&pgproto3.AuthenticationCleartextPassword{})
+			if be.Flush() == nil && be.SetAuthType(pgproto3.AuthTypeCleartextPassword) == nil {
+				if msg, err := be.Receive(); err == nil {
+					if pm, ok := msg.(*pgproto3.PasswordMessage); ok {
+						got <- pm.Password
+					}
+				}
+			}
+			be.Send(&pgproto3.ErrorResponse{Severity: "FATAL", Code: "28P01", Message: "password authentication failed"})
+			be.Flush()
+		}
+		c.Close()
 	}
 }
 
