@@ -29,10 +29,12 @@ func (s *Store) Assign(ctx context.Context, user string) (member string, lease *
 	}()
 	member, err = s.assign(ctx, user)
 	if err != nil {
+		s.stats.unavailable.Add(1)
 		return "", nil, err
 	}
 	select {
 	case <-l.kicked: // a move began while we asked
+		s.stats.unavailable.Add(1)
 		return "", nil, fmt.Errorf("%w: %q", ErrMoving, user)
 	default:
 	}
@@ -59,9 +61,11 @@ func (s *Store) assign(ctx context.Context, user string) (string, error) {
 			if !known {
 				return "", fmt.Errorf("%w: %q is assigned to %q, not a member of pool %q here", ErrUnavailable, user, m, s.cfg.Pool)
 			}
+			s.stats.hit.Add(1)
 			return m, nil // never split a user with live sessions, even from a sick member
 		}
 		if known && down == 0 {
+			s.stats.hit.Add(1)
 			return m, nil
 		}
 		old = m // idle on a member that is down or gone: reassign
@@ -76,7 +80,11 @@ func (s *Store) assign(ctx context.Context, user string) (string, error) {
 		return "", unavailable("claim", user, err)
 	}
 	switch res[0] {
-	case "claimed", "hit":
+	case "claimed":
+		s.stats.assigned.Add(1)
+		return res[1].(string), nil
+	case "hit":
+		s.stats.hit.Add(1)
 		return res[1].(string), nil
 	case "moving":
 		return "", fmt.Errorf("%w: %q", ErrMoving, user)

@@ -37,5 +37,15 @@
 // instance holds sessions of), load:INSTANCE (its sessions by member),
 // weight and down (shared drains and health), epoch (when the data was
 // created, for the warm-up after a loss) and kicks (a stream). Every write
-// is a Lua script (scripts.go) using Redis's clock.
+// is a Lua script (scripts.go) using Redis's clock. The health checks keep
+// hl:MEMBER (whose turn it is to probe) and hc:MEMBER (consecutive counts);
+// nusers caches the count of active users for the metrics.
+//
+// # Operations
+//
+// RunHealth checks the members with a probe the gateway supplies, shared
+// by the instances and with hysteresis (health.go); Collector exports the
+// pool's metrics (metrics.go); Handler serves the admin API for moves,
+// drains and evacuations that `pipegate ctl` calls (http.go). The operator
+// page is docs/affinity.md.
 package affinity

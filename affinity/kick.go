@@ -117,5 +117,6 @@ func (s *Store) kickLocal(user string) <-chan struct{} {
 	for l := range e.leases {
 		l.kick()
 	}
+	s.stats.kicks.Add(uint64(len(e.leases)))
 	return e.empty
 }

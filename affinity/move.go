@@ -74,6 +74,7 @@ func (s *Store) Move(ctx context.Context, user, to string) (MoveResult, error) {
 	if res2 != "ok" {
 		return r, fmt.Errorf("affinity: move %q to %q: took longer than %v and was dropped", user, to, deadline)
 	}
+	s.stats.moves.Add(1)
 	return r, nil
 }
 

@@ -104,6 +104,8 @@ type Store struct {
 	users  map[string]*local
 	loads  map[string]int // this instance's started sessions by member
 	dirty  map[string]struct{}
+
+	stats stats // this instance's counters, for the metrics
 }
 
 // New checks cfg and returns a Store; it does not talk to Redis.
@@ -182,6 +184,13 @@ func (s *Store) Instance() string {
 	defer s.mu.Unlock()
 	return s.id
 }
+
+// Pool returns the pool's name.
+func (s *Store) Pool() string { return s.cfg.Pool }
+
+// Members returns the configured members and weights (SetWeight's
+// overrides are in Loads).
+func (s *Store) Members() []Member { return append([]Member(nil), s.cfg.Members...) }
 
 // Joined is closed once the instance is registered (the first heartbeat
 // of Subscribe succeeded); SessionStart fails until then.

@@ -117,6 +117,13 @@ func (c *checker) check(fc *fileConfig) *Settings {
 		}
 	}
 	c.listeners(fc, s)
+	for i, text := range fc.LoginTrusted {
+		p, err := listener.ParseCIDRs("login_trusted_networks", []string{text})
+		if err != nil {
+			c.errs.Add(c.doc.Error(fmt.Sprintf("login_trusted_networks[%d]", i), cidrError(text, err)))
+		}
+		s.LoginTrustedNetworks = append(s.LoginTrustedNetworks, p...)
+	}
 	c.pools(fc, s)
 	if t := fc.TLS; t != nil {
 		if t.ClientCA != "" {

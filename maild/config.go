@@ -25,6 +25,7 @@ type fileConfig struct {
 	RouteCache          config.CacheConfig    `yaml:"route_cache"`
 	Pools               map[string]poolConfig `yaml:"pools"`
 	AllowPlaintextAuth  bool                  `yaml:"allow_plaintext_auth"`
+	LoginTrusted        []string              `yaml:"login_trusted_networks"`
 	OAuth               bool                  `yaml:"oauth"`
 	IMAP4rev2           bool                  `yaml:"imap4rev2"` // IMAP's
 	Hostname            string                `yaml:"hostname"`
@@ -130,31 +131,35 @@ type Settings struct {
 	Routes     config.Spec
 	Pools      []Pool // by name
 
-	AllowPlaintextAuth  bool
-	OAuth               bool
-	IMAP4rev2           bool
-	Hostname            string
-	Greeting            string // IMAP's
-	POP3                POP3Config
-	Sieve               SieveConfig
-	Submission          SubmissionConfig
-	LoginTimeout        time.Duration
-	MaxLoginFailures    int
-	MaxConnections      int
-	MaxConnectionsPerIP int
-	MaxPreLoginPerIP    int // 0: no limit
-	Accounts            gateway.AccountRules
-	AuthFailureDelay    time.Duration // 0: none
-	TLSOnGoroutines     bool          // pipe.Engine.TLSOnGoroutines
-	Penalty             *Penalty      // nil: the defaults, in-process
-	DialTimeout         time.Duration
-	BackendTimeout      time.Duration
-	IdleTimeout         time.Duration
-	MaxLifetime         time.Duration
-	HalfCloseLinger     time.Duration
-	DrainTimeout        time.Duration
-	MetricsAddr         string
-	LogFormat, LogLevel string
+	AllowPlaintextAuth bool
+	// LoginTrustedNetworks may send XCLIENT (POP3, ManageSieve,
+	// submission): the client's address and the proxy TTL of a proxy in
+	// front, as Dovecot's login_trusted_networks.
+	LoginTrustedNetworks []netip.Prefix
+	OAuth                bool
+	IMAP4rev2            bool
+	Hostname             string
+	Greeting             string // IMAP's
+	POP3                 POP3Config
+	Sieve                SieveConfig
+	Submission           SubmissionConfig
+	LoginTimeout         time.Duration
+	MaxLoginFailures     int
+	MaxConnections       int
+	MaxConnectionsPerIP  int
+	MaxPreLoginPerIP     int // 0: no limit
+	Accounts             gateway.AccountRules
+	AuthFailureDelay     time.Duration // 0: none
+	TLSOnGoroutines      bool          // pipe.Engine.TLSOnGoroutines
+	Penalty              *Penalty      // nil: the defaults, in-process
+	DialTimeout          time.Duration
+	BackendTimeout       time.Duration
+	IdleTimeout          time.Duration
+	MaxLifetime          time.Duration
+	HalfCloseLinger      time.Duration
+	DrainTimeout         time.Duration
+	MetricsAddr          string
+	LogFormat, LogLevel  string
 }
 
 // Listener is a checked listen: entry.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pipegate/pipegate/admin"
+	"github.com/pipegate/pipegate/affinity"
 	"github.com/pipegate/pipegate/gateway"
 	"github.com/pipegate/pipegate/limit"
 	"github.com/pipegate/pipegate/listener"
@@ -50,6 +52,9 @@ func New(s *Settings, log *slog.Logger) (*Daemon, error) {
 		if err != nil {
 			res.close()
 			return nil, err
+		}
+		for _, st := range d.pools.stores() {
+			d.registry.MustRegister(st.Collector())
 		}
 	}
 	var preLogin *limit.Conns // shared by every protocol, as conns
@@ -145,7 +150,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	var admSrv *admin.Server
 	if s.MetricsAddr != "" {
 		var err error
-		admSrv, err = admin.Start(s.MetricsAddr, admin.Handler(d.registry, d.healthy), d.log)
+		admSrv, err = admin.Start(s.MetricsAddr, d.adminHandler(), d.log)
 		if err != nil {
 			closeAll()
 			d.log.Error(d.prefix+"metrics_addr", "addr", s.MetricsAddr, "err", err)
@@ -159,7 +164,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	poolCtx, stopPools := context.WithCancel(context.Background())
 	var poolWG sync.WaitGroup
 	if d.pools != nil {
-		d.pools.run(poolCtx, &poolWG)
+		d.pools.run(poolCtx, &poolWG, d.newProber)
 	}
 	defer poolWG.Wait()
 	defer stopPools()
@@ -249,6 +254,30 @@ func (d *Daemon) Close() error {
 		err = errors.Join(err, d.pools.close())
 	}
 	return err
+}
+
+// adminHandler serves metrics_addr: /metrics and /healthz, and the
+// affinity API (/affinity...) when there are pools.
+func (d *Daemon) adminHandler() http.Handler {
+	h := admin.Handler(d.registry, d.healthy)
+	if d.pools == nil {
+		return h
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	aff := affinity.Handler(d.pools.stores())
+	mux.Handle("/affinity", aff)
+	mux.Handle("/affinity/", aff)
+	return mux
+}
+
+// newProber makes a server of protocol that only probes backends (it
+// never serves), with the daemon's backend TLS.
+func (d *Daemon) newProber(protocol string) Server {
+	srv, g := d.settings.protocols[protocol].NewServer(d.settings)
+	g.BackendTLS = d.res.backendTLS
+	g.Logger = d.log
+	return srv
 }
 
 // healthy is /healthz: 503 "draining" once the drain started.

@@ -82,13 +82,54 @@ func (p *pools) Assign(ctx context.Context, name, user, protocol string) (route.
 	return b, lease, nil
 }
 
-// run keeps every pool's instance joined (heartbeats, kicks) until ctx
-// ends.
-func (p *pools) run(ctx context.Context, wg *sync.WaitGroup) {
+// run keeps every pool's instance joined (heartbeats, kicks) and runs
+// the pools' health checks, each through a server of the probed protocol
+// (newProber) made for it alone, until ctx ends.
+func (p *pools) run(ctx context.Context, wg *sync.WaitGroup, newProber func(protocol string) Server) {
 	for _, pl := range p.byName {
 		wg.Add(1)
 		go p.subscribe(ctx, wg, pl)
+		if h := pl.cfg.Health; h != nil {
+			wg.Add(1)
+			go p.checkHealth(ctx, wg, pl, newProber(h.Protocol))
+		}
 	}
+}
+
+// checkHealth is the goroutine of a pool's health checks.
+func (p *pools) checkHealth(ctx context.Context, wg *sync.WaitGroup, pl *pool, prober Server) {
+	defer wg.Done()
+	h := pl.cfg.Health
+	name := pl.cfg.Name
+	cfg := affinity.HealthConfig{
+		Interval: h.Interval, Timeout: h.Timeout, Fall: h.Fall, Rise: h.Rise,
+		OnChange: func(member string, healthy bool, err error) {
+			if healthy {
+				p.log.Info(p.prefix+"pool "+name+": member up", "member", member)
+				return
+			}
+			p.log.Warn(p.prefix+"pool "+name+": member down, its users move at their next login", "member", member, "err", err)
+		},
+	}
+	probe := func(ctx context.Context, member string) error {
+		b, ok := pl.members[member].Backends[h.Protocol]
+		if !ok {
+			return fmt.Errorf("member %q has no %s backend", member, h.Protocol)
+		}
+		return prober.Probe(ctx, b, h.User, h.Password)
+	}
+	if err := pl.store.RunHealth(ctx, cfg, probe); err != nil && !errors.Is(err, context.Canceled) {
+		p.log.Warn(p.prefix+"pool "+name+": health checks stopped", "err", err)
+	}
+}
+
+// stores are the pools' stores by name, for the admin API and metrics.
+func (p *pools) stores() map[string]*affinity.Store {
+	m := make(map[string]*affinity.Store, len(p.byName))
+	for name, pl := range p.byName {
+		m[name] = pl.store
+	}
+	return m
 }
 
 func (p *pools) subscribe(ctx context.Context, wg *sync.WaitGroup, pl *pool) {

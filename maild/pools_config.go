@@ -264,6 +264,9 @@ func (c *checker) poolHealth(field string, h *healthConfig, protocols []string) 
 	if h.Interval.Duration < 0 || h.Timeout.Duration < 0 {
 		c.errorf(field+".interval", "durations must not be negative")
 	}
+	if h.User != "" && ph.Protocol != "imap" {
+		c.errorf(field+".user", "login probes speak IMAP: set protocol: imap (a %s member is probed by its greeting)", ph.Protocol)
+	}
 	switch {
 	case h.User != "" && h.PasswordFile == "":
 		c.errorf(field+".password_file", "missing: the probe account's password file (user: is set)")

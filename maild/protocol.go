@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pipegate/pipegate/gateway"
+	"github.com/pipegate/pipegate/route"
 )
 
 // Server is what the daemon does with a protocol's server (each protocol
@@ -18,6 +19,9 @@ type Server interface {
 	Serve(l net.Listener, implicitTLS bool) error
 	Shutdown(ctx context.Context) error
 	SetTLSConfig(client, backend *tls.Config)
+	// Probe checks a backend for a pool's health checks
+	// (gateway.Server.Probe).
+	Probe(ctx context.Context, b route.Backend, user, password string) error
 }
 
 // Protocol is one protocol of the daemon: a listener's `protocol:` names

@@ -131,8 +131,11 @@ func (bc *backendConn) xclient() error {
 	s := bc.c.s
 	var b strings.Builder
 	b.WriteString("XCLIENT")
-	if client := s.Client(); client.IsValid() {
-		b.WriteString(" ADDR=" + client.Addr().Unmap().String() + " PORT=" + strconv.Itoa(int(client.Port())))
+	if client := bc.c.client(); client.IsValid() {
+		b.WriteString(" ADDR=" + client.Addr().Unmap().String())
+		if client.Port() != 0 { // none when a proxy in front said no PORT
+			b.WriteString(" PORT=" + strconv.Itoa(int(client.Port())))
+		}
 	}
 	b.WriteString(" SESSION=" + s.ID() + " TTL=" + strconv.Itoa(s.ProxyTTL()-1) + "\r\n")
 	if err := bc.send(b.String()); err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 
 	"github.com/pipegate/pipegate/gateway"
@@ -19,6 +20,11 @@ type conn struct {
 
 	user     string // the name of the last USER, for PASS
 	haveUser bool
+	// trusted: the client is in Server.TrustedNetworks and may send
+	// XCLIENT; origin is the address it gave (ADDR, PORT), passed on to
+	// the backend in place of the client's own.
+	trusted  bool
+	origin   netip.AddrPort
 	commands int
 	werr     error // first write error
 }
@@ -27,6 +33,8 @@ func newConn(srv *Server, s *gateway.Session) *conn {
 	c := &conn{srv: srv, s: s, rd: wire.NewReader(s.Reader())}
 	c.rd.MaxLine = orInt(srv.MaxLineLength, DefaultMaxLineLength)
 	c.rd.MaxAuthLine = max(orInt(srv.MaxAuthLineLength, DefaultMaxAuthLineLength), c.rd.MaxLine)
+	c.trusted = trusted(srv.TrustedNetworks, s.Client().Addr())
+	c.rd.XClient = c.trusted
 	return c
 }
 
@@ -39,7 +47,11 @@ func (c *conn) run() {
 			greeting = c.srv.Hostname + " " + greeting
 		}
 	}
-	c.ok(wire.SafeText(greeting))
+	hello := &wire.Response{Status: wire.StatusOK, Text: wire.SafeText(greeting)}
+	if c.trusted {
+		hello.Code = "XCLIENT" // as Dovecot tells its trusted proxies
+	}
+	c.respond(hello)
 	if c.flush() != nil {
 		c.s.End("client write: " + c.werr.Error())
 		return
@@ -78,6 +90,8 @@ func (c *conn) dispatch(cmd *wire.Command) {
 		c.cmdAuth(cmd)
 	case "QUIT":
 		c.cmdQuit(cmd)
+	case "XCLIENT": // read only from a trusted client (wire.Reader.XClient)
+		c.cmdXClient(cmd)
 	case "APOP":
 		// APOP needs the clear password on the proxy; no route source
 		// gives one.

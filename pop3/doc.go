@@ -79,9 +79,18 @@
 // own proxy does; pipelined, each login waited ~40 ms for a delayed ACK);
 // with PIPELINING, USER and PASS go in one write. The client gets the backend's +OK; a CAPA after login is the backend's.
 //
+// A proxy in front whose address is in Server.TrustedNetworks (another
+// pipegate, a Dovecot proxy) is greeted with "+OK [XCLIENT] ..." and may
+// send Dovecot's "XCLIENT ADDR=... PORT=... SESSION=... TTL=...", answered
+// "+OK Updated": ADDR and PORT go on to the backend in place of the
+// proxy's address, and TTL can only lower the session's proxy TTL (a login
+// that arrives with TTL 1 is refused as unavailable: a loop of proxies
+// ends; see gateway.DefaultProxyTTL). From any other address XCLIENT is an
+// invalid keyword, as before.
+//
 // The client dialogue is in conn.go (greeting, the command loop) and one
 // file per command (capa.go, stls.go, login.go for USER and PASS, auth.go,
-// quit.go); respond.go renders a gateway.Error as -ERR in one place. The
+// quit.go, xclient.go); respond.go renders a gateway.Error as -ERR in one place. The
 // backend side is in backend.go (greeting, STLS, CAPA, XCLIENT) and
 // backend_login.go. The byte-level codec is pop3/wire.
 package pop3

@@ -101,9 +101,10 @@ func (r *counting) Lookup(_ context.Context, req route.Request) (route.Route, er
 
 // client is a line-level POP3 client.
 type client struct {
-	t    testing.TB
-	conn net.Conn
-	br   *bufio.Reader
+	t        testing.TB
+	conn     net.Conn
+	br       *bufio.Reader
+	greeting string
 }
 
 // dial connects from the loopback address src ("" for any) and reads the
@@ -121,7 +122,7 @@ func dial(t testing.TB, src, addr string) *client {
 	t.Cleanup(func() { c.Close() })
 	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
 	cl := &client{t: t, conn: c, br: bufio.NewReader(c)}
-	cl.expect("+OK ")
+	cl.greeting = cl.expect("+OK ")
 	return cl
 }
 

@@ -3,6 +3,7 @@ package pop3
 import (
 	"context"
 	"net"
+	"net/netip"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,6 +47,15 @@ type Server struct {
 	// RESP-CODES, AUTH-RESP-CODE, PIPELINING) cannot be given here.
 	// After login the backend answers CAPA itself.
 	Capabilities []string
+
+	// TrustedNetworks are the proxies in front (another pipegate, a
+	// Dovecot or nginx proxy) whose XCLIENT is taken, as Dovecot's
+	// login_trusted_networks: a client from these addresses is greeted
+	// with "[XCLIENT]" and may tell the address of its own client (ADDR,
+	// PORT) and the proxy hops left (TTL, which ends a routing loop
+	// between proxies; see gateway.DefaultProxyTTL). From any other
+	// address XCLIENT is an unknown command. nil: nobody.
+	TrustedNetworks []netip.Prefix
 
 	MaxCommandsBeforeLogin int // 0: DefaultMaxCommandsBeforeLogin
 	MaxLineLength          int // octets per command line with CRLF; 0: DefaultMaxLineLength

@@ -96,9 +96,11 @@ func (bc *backendConn) xclient() error {
 	s := bc.c.s
 	var b strings.Builder
 	b.WriteString("XCLIENT")
-	if client := s.Client(); client.IsValid() {
+	if client := bc.c.client(); client.IsValid() {
 		b.WriteString(" ADDR=" + client.Addr().WithZone("").Unmap().String())
-		b.WriteString(" PORT=" + strconv.Itoa(int(client.Port())))
+		if client.Port() != 0 { // none when a proxy in front said no PORT
+			b.WriteString(" PORT=" + strconv.Itoa(int(client.Port())))
+		}
 	}
 	b.WriteString(" SESSION=" + s.ID())
 	b.WriteString(" TTL=" + strconv.Itoa(s.ProxyTTL()-1))

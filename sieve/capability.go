@@ -10,7 +10,7 @@ import (
 // state (RFC 5804 section 1.7): IMPLEMENTATION, SASL (empty when a login
 // is not allowed on this link, as Dovecot does: RFC 5804 allows it only
 // with STARTTLS offered), the configured ones (SIEVE, NOTIFY, ...),
-// STARTTLS when it can be done, VERSION.
+// STARTTLS when it can be done, VERSION, and XCLIENT to a trusted proxy.
 func (c *conn) caps() wire.Capabilities {
 	impl := c.srv.Implementation
 	if impl == "" {
@@ -34,7 +34,11 @@ func (c *conn) caps() wire.Capabilities {
 	if c.s.CanStartTLS() {
 		caps = append(caps, wire.Capability{Name: "STARTTLS"})
 	}
-	return append(caps, wire.Capability{Name: "VERSION", Value: "1.0"})
+	caps = append(caps, wire.Capability{Name: "VERSION", Value: "1.0"})
+	if c.trusted {
+		caps = append(caps, wire.Capability{Name: "XCLIENT"}) // as Dovecot tells its trusted proxies
+	}
+	return caps
 }
 
 // writeCaps writes the capability lines; the caller ends them with OK. An

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 
 	"github.com/pipegate/pipegate/gateway"
@@ -20,6 +21,11 @@ type conn struct {
 
 	commands int
 	werr     error // first write error
+	// trusted: the client is in Server.TrustedNetworks and may send
+	// XCLIENT; origin is the address it gave (ADDR, PORT), passed on to
+	// the backend in place of the client's own.
+	trusted bool
+	origin  netip.AddrPort
 }
 
 func newConn(srv *Server, s *gateway.Session) *conn {
@@ -30,6 +36,7 @@ func newConn(srv *Server, s *gateway.Session) *conn {
 	if srv.MaxLiteral > 0 {
 		c.rd.MaxLiteral = srv.MaxLiteral
 	}
+	c.trusted = trusted(srv.TrustedNetworks, s.Client().Addr())
 	return c
 }
 
@@ -84,16 +91,27 @@ func (c *conn) dispatch(cmd *wire.Command) {
 	case "HAVESPACE", "PUTSCRIPT", "LISTSCRIPTS", "SETACTIVE", "GETSCRIPT", "DELETESCRIPT",
 		"RENAMESCRIPT", "CHECKSCRIPT", "UNAUTHENTICATE":
 		c.reply("NO", "", cmd.Name+" is not allowed before login, AUTHENTICATE first")
-	default:
-		// XCLIENT too: only the proxy may tell a backend the client's
-		// address.
-		name := cmd.Name
-		if len(name) > 32 {
-			name = name[:32] + "..."
+	case "XCLIENT":
+		if c.trusted {
+			c.cmdXClient(cmd)
+			break
 		}
-		c.reply("NO", "", "Unknown command "+name)
+		c.unknown(cmd)
+	default:
+		c.unknown(cmd)
 	}
 	c.flush()
+}
+
+// unknown answers a command the proxy does not know; XCLIENT from a
+// client outside Server.TrustedNetworks too: only a trusted proxy may
+// tell the client's address.
+func (c *conn) unknown(cmd *wire.Command) {
+	name := cmd.Name
+	if len(name) > 32 {
+		name = name[:32] + "..."
+	}
+	c.reply("NO", "", "Unknown command "+name)
 }
 
 // readFailed handles an error from reading the client.

@@ -60,9 +60,18 @@
 // After STARTTLS the capabilities are sent again, unasked (RFC 5804
 // section 2.2), and bytes pipelined behind STARTTLS are never executed.
 //
+// A proxy in front whose address is in Server.TrustedNetworks (another
+// pipegate, a Dovecot proxy) finds "XCLIENT" in the capabilities and may
+// send Pigeonhole's "XCLIENT ADDR=... PORT=... SESSION=... TTL=...",
+// answered OK "Updated": ADDR and PORT go on to the backend in place of
+// the proxy's address, and TTL can only lower the session's proxy TTL (a
+// login that arrives with TTL 1 is refused as unavailable: a loop of
+// proxies ends; see gateway.DefaultProxyTTL). From any other address
+// XCLIENT is an unknown command, as before.
+//
 // The client dialogue is in conn.go (greeting, the command loop) and one
 // file per command (capability.go, noop.go, logout.go, starttls.go,
-// authenticate.go); respond.go renders a gateway.Error as NO in one place.
+// authenticate.go, xclient.go); respond.go renders a gateway.Error as NO in one place.
 // The backend side is in backend.go (greeting, STARTTLS, XCLIENT) and
 // backend_login.go. The byte-level codec is sieve/wire.
 package sieve

@@ -3,6 +3,7 @@ package sieve
 import (
 	"context"
 	"net"
+	"net/netip"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,6 +58,15 @@ type Server struct {
 	// Entries named IMPLEMENTATION, SASL, STARTTLS or VERSION are ignored:
 	// the proxy says those itself.
 	Capabilities wire.Capabilities
+
+	// TrustedNetworks are the proxies in front (another pipegate, a
+	// Dovecot proxy) whose XCLIENT is taken, as Dovecot's
+	// login_trusted_networks: a client from these addresses sees
+	// "XCLIENT" in the capabilities and may tell the address of its own
+	// client (ADDR, PORT) and the proxy hops left (TTL, which ends a
+	// routing loop between proxies; see gateway.DefaultProxyTTL). From
+	// any other address XCLIENT is an unknown command. nil: nobody.
+	TrustedNetworks []netip.Prefix
 
 	MaxCommandsBeforeLogin int   // 0: DefaultMaxCommandsBeforeLogin
 	MaxLineLength          int   // octets of command text; 0: DefaultMaxLineLength

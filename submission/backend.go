@@ -121,7 +121,7 @@ func (bc *backendConn) startTLS() error {
 // on, the backend then sees the proxy's address.
 func (bc *backendConn) xclient(params []string) (sent bool, err error) {
 	line := xclientLine(params, xclientAttrs{
-		client: bc.c.s.Client(), local: bc.c.s.Local(),
+		client: bc.c.client(), local: bc.c.s.Local(),
 		helo: bc.c.helo, esmtp: bc.c.esmtp,
 		session: bc.c.s.ID(), ttl: bc.c.s.ProxyTTL() - 1,
 	})
@@ -160,12 +160,14 @@ func xclientLine(params []string, a xclientAttrs) string {
 	var b strings.Builder
 	add := func(name, value string) {
 		if has[name] && value != "" {
-			b.WriteString(" " + name + "=" + xtext(value))
+			b.WriteString(" " + name + "=" + wire.XText(value))
 		}
 	}
 	if a.client.IsValid() {
 		add("ADDR", addrValue(a.client.Addr()))
-		add("PORT", strconv.Itoa(int(a.client.Port())))
+		if a.client.Port() != 0 { // none when a proxy in front said no PORT
+			add("PORT", strconv.Itoa(int(a.client.Port())))
+		}
 	}
 	add("HELO", a.helo)
 	if a.esmtp {
@@ -193,21 +195,6 @@ func addrValue(ip netip.Addr) string {
 		return "IPV6:" + ip.String()
 	}
 	return ip.String()
-}
-
-// xtext encodes s as RFC 3461 section 4 has it: "+" hex for "+", "=" and
-// every byte outside "!" to "~".
-func xtext(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < '!' || c > '~' || c == '+' || c == '=' {
-			fmt.Fprintf(&b, "+%02X", c)
-			continue
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
 }
 
 // command sends one line and reads the reply.

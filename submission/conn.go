@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 
 	"github.com/pipegate/pipegate/gateway"
@@ -23,22 +24,24 @@ type conn struct {
 	commands int
 	werr     error // first write error
 	buf      []byte
+	// trusted: the client is in Server.TrustedNetworks and may send
+	// XCLIENT; origin is the address it gave (ADDR, PORT), passed on to
+	// the backend in place of the client's own.
+	trusted bool
+	origin  netip.AddrPort
 }
 
 func newConn(srv *Server, host string, s *gateway.Session) *conn {
 	c := &conn{srv: srv, host: host, s: s, rd: wire.NewReader(s.Reader())}
 	c.rd.MaxAuthCommand = orInt(srv.MaxAuthCommand, DefaultMaxAuthCommand)
+	c.trusted = trusted(srv.TrustedNetworks, s.Client().Addr())
 	return c
 }
 
 // run greets the client and reads commands until the session ends (QUIT,
 // an error, or the hand-over after AUTH).
 func (c *conn) run() {
-	greeting := c.srv.Greeting
-	if greeting == "" {
-		greeting = DefaultGreeting
-	}
-	c.reply(220, "", c.host+" ESMTP "+wire.SafeText(greeting))
+	c.greet()
 	if c.flush() != nil {
 		c.s.End("client write: " + c.werr.Error())
 		return
@@ -71,6 +74,15 @@ func (c *conn) run() {
 	}
 }
 
+// greet writes the 220 greeting.
+func (c *conn) greet() {
+	greeting := c.srv.Greeting
+	if greeting == "" {
+		greeting = DefaultGreeting
+	}
+	c.reply(220, "", c.host+" ESMTP "+wire.SafeText(greeting))
+}
+
 func (c *conn) dispatch(cmd *wire.Command) {
 	switch cmd.Verb {
 	case "EHLO":
@@ -101,9 +113,17 @@ func (c *conn) dispatch(cmd *wire.Command) {
 		c.reply(530, "5.7.0", "Authentication required")
 		c.flush()
 		c.s.End("BDAT before authentication")
-	case "VRFY", "EXPN", "HELP", "ETRN", "TURN", "ATRN", "XCLIENT", "XFORWARD":
-		// XCLIENT and XFORWARD above all: the client must not set the
-		// address the backend trusts from the proxy.
+	case "XCLIENT":
+		if c.trusted {
+			c.cmdXClient(cmd)
+			break
+		}
+		// Only a trusted proxy may set the address the backend trusts
+		// from this one.
+		c.reply(502, "5.5.1", "Command not implemented")
+	case "VRFY", "EXPN", "HELP", "ETRN", "TURN", "ATRN", "XFORWARD":
+		// XFORWARD above all: the client must not set the address the
+		// backend trusts from the proxy.
 		c.reply(502, "5.5.1", "Command not implemented")
 	default:
 		c.reply(500, "5.5.2", "Command unrecognized")

@@ -70,12 +70,22 @@
 // backend supports). SMTP clients rarely say EHLO again after AUTH, so
 // whatever is advertised here they use with the backend.
 //
+// A proxy in front whose address is in Server.TrustedNetworks (another
+// pipegate, a Dovecot proxy) finds XCLIENT in the EHLO reply and may send
+// XCLIENT as Postfix's XCLIENT_README has it (with Dovecot's SESSION and
+// TTL): the session then starts again with a 220 greeting, ADDR and PORT
+// go on to the backend in place of the proxy's address, and TTL can only
+// lower the session's proxy TTL (a login that arrives with TTL 1 is
+// refused as unavailable: a loop of proxies ends; see
+// gateway.DefaultProxyTTL). From any other address XCLIENT is "502 5.5.1
+// Command not implemented", as before.
+//
 // Everything that is not SMTP's own (listeners, TLS, limits, penalty, the
 // account rules, routing, backend dial and failover, the hand-over to the
 // pipe, Shutdown, the session log line, metrics) is package gateway's:
 // Server embeds a gateway.Server and is its Protocol. The client dialogue
 // is in conn.go and one file per command (hello.go, starttls.go,
-// auth.go); the backend side in backend.go (greeting, EHLO, STARTTLS,
+// auth.go, xclient.go); the backend side in backend.go (greeting, EHLO, STARTTLS,
 // XCLIENT) and backend_login.go (AUTH). The SMTP codec is
 // submission/wire.
 package submission

@@ -28,7 +28,8 @@ func (c *conn) cmdHello(cmd *wire.Command, esmtp bool) {
 // to the backend after its 235), the operator's Extensions,
 // ENHANCEDSTATUSCODES, STARTTLS while it can be used, and AUTH with the
 // mechanisms only when a login is allowed on this link (RFC 4954 section
-// 4: a server that refuses plaintext mechanisms does not list them).
+// 4: a server that refuses plaintext mechanisms does not list them), and
+// XCLIENT to a trusted proxy.
 func (c *conn) extensions() wire.Extensions {
 	exts := wire.Extensions{{Keyword: "PIPELINING"}}
 	for _, e := range c.srv.Extensions {
@@ -48,6 +49,9 @@ func (c *conn) extensions() wire.Extensions {
 	}
 	if mechs := c.s.Mechanisms(); mechs != nil {
 		exts = append(exts, wire.Extension{Keyword: "AUTH", Params: mechs})
+	}
+	if c.trusted {
+		exts = append(exts, wire.Extension{Keyword: "XCLIENT", Params: xclientOffered})
 	}
 	return exts
 }

@@ -3,6 +3,7 @@ package submission
 import (
 	"context"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 
@@ -52,6 +53,16 @@ type Server struct {
 	// what every backend of the routes supports. STARTTLS, AUTH, XCLIENT
 	// and the keywords the proxy lists itself are ignored here.
 	Extensions []string
+
+	// TrustedNetworks are the proxies in front (another pipegate, a
+	// Dovecot proxy, Postfix's smtpd_authorized_xclient_hosts' peers)
+	// whose XCLIENT is taken, as Dovecot's login_trusted_networks: a
+	// client from these addresses sees XCLIENT in the EHLO reply and may
+	// tell the address of its own client (ADDR, PORT) and the proxy hops
+	// left (TTL, which ends a routing loop between proxies; see
+	// gateway.DefaultProxyTTL). From any other address XCLIENT is "502
+	// 5.5.1 Command not implemented". nil: nobody.
+	TrustedNetworks []netip.Prefix
 
 	MaxCommandsBeforeAuth int // commands (bad ones too) before AUTH succeeds; 0: DefaultMaxCommandsBeforeAuth
 	MaxAuthCommand        int // octets of an AUTH command line; 0: DefaultMaxAuthCommand

@@ -21,21 +21,21 @@ var mailProtocols = maild.Protocols{
 	},
 	"pop3": {
 		NewServer: func(s *maild.Settings) (maild.Server, *gateway.Server) {
-			srv := &pop3.Server{Greeting: s.POP3.Greeting, Capabilities: s.POP3.Capabilities}
+			srv := &pop3.Server{Greeting: s.POP3.Greeting, Capabilities: s.POP3.Capabilities, TrustedNetworks: s.LoginTrustedNetworks}
 			return srv, &srv.Server
 		},
 		NewMetrics: pop3.NewMetrics,
 	},
 	"sieve": {
 		NewServer: func(s *maild.Settings) (maild.Server, *gateway.Server) {
-			srv := &sieve.Server{Greeting: s.Sieve.Greeting, Implementation: s.Sieve.Implementation}
+			srv := &sieve.Server{Greeting: s.Sieve.Greeting, Implementation: s.Sieve.Implementation, TrustedNetworks: s.LoginTrustedNetworks}
 			return srv, &srv.Server
 		},
 		NewMetrics: sieve.NewMetrics,
 	},
 	"submission": {
 		NewServer: func(s *maild.Settings) (maild.Server, *gateway.Server) {
-			srv := &submission.Server{Greeting: s.Submission.Greeting, Extensions: s.Submission.Extensions}
+			srv := &submission.Server{Greeting: s.Submission.Greeting, Extensions: s.Submission.Extensions, TrustedNetworks: s.LoginTrustedNetworks}
 			return srv, &srv.Server
 		},
 		NewMetrics: submission.NewMetrics,

@@ -33,6 +33,7 @@ commands:
   mail                  mail gateway: IMAP, POP3, ManageSieve, submission (pipegate mail --config FILE)
   imap                  the mail gateway with IMAP listeners only (pipegate imap --config FILE)
   check-config FILE     validate a forward, mail or imap config file and exit
+  ctl COMMAND           admin of user affinity on a running instance (pipegate ctl --help)
 `
 
 func main() {
@@ -59,6 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runIMAP(ctx, args[1:], stdout, stderr)
 	case "check-config":
 		return runCheckConfig(args[1:], stdout, stderr)
+	case "ctl":
+		return runCtl(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -28,9 +29,12 @@ func FuzzReadCommand(f *testing.F) {
 		"\r\n\x00\r\nQU\r\n",
 		"AUTH " + strings.Repeat("A", 300),
 		"USER " + strings.Repeat("x", 250) + "\r",
+		"XCLIENT ADDR=10.1.2.3 PORT=5555 SESSION=abc TTL=3\r\nxclient\r\n",
 	} {
 		f.Add([]byte(s), false)
 	}
+	f.Add([]byte("XCLIENT ADDR=::1 TTL=1\r\nXClient\r\n"), true)
+	// authLong also lets XCLIENT through, as for a trusted client.
 	f.Fuzz(func(t *testing.T, in []byte, authLong bool) {
 		for _, stall := range []bool{false, true} {
 			var src io.Reader = bytes.NewReader(in)
@@ -40,15 +44,20 @@ func FuzzReadCommand(f *testing.F) {
 			r := NewReader(bufio.NewReaderSize(src, 16))
 			if authLong {
 				r.MaxAuthLine = 400
+				r.XClient = true
 			}
 			for range len(in) + 2 {
 				cmd, err := r.ReadCommand()
 				if err == nil {
-					if len(cmd.Name) < 3 || len(cmd.Name) > 4 || len(cmd.Rest) > r.maxAuthLine() {
+					long := authLong && cmd.Name == "XCLIENT"
+					if (len(cmd.Name) < 3 || len(cmd.Name) > 4) && !long || len(cmd.Rest) > r.maxAuthLine() {
 						t.Fatalf("bad command %+v", cmd)
 					}
 					if strings.ContainsAny(cmd.Rest, "\r\n\x00") {
 						t.Fatalf("control bytes in %q", cmd.Rest)
+					}
+					if long {
+						checkXClient(t, cmd.Args)
 					}
 					continue
 				}
@@ -165,4 +174,53 @@ func FuzzReadMultiLine(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzParseXClient: XCLIENT's attributes parse without panics into
+// values that are what they claim (an unzoned, unmapped address, a port,
+// a bounded session, a TTL), and written again they read back the same.
+func FuzzParseXClient(f *testing.F) {
+	for _, s := range []string{
+		"ADDR=10.1.2.3 PORT=5555 SESSION=abc TTL=3",
+		"addr=::ffff:10.0.0.1 port=1 ttl=0 CLIENT-TRANSPORT=TLS FORWARD=eA==",
+		"ADDR=fe80::1%eth0", "PORT=65536", "TTL=4294967296", "DESTADDR=x", "junk =x ADDR=",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		checkXClient(t, strings.Fields(line))
+	})
+}
+
+func checkXClient(t *testing.T, args []string) {
+	t.Helper()
+	x, err := ParseXClient(args)
+	if err != nil {
+		if x != (XClient{}) {
+			t.Fatalf("%q: error %v with %+v", args, err, x)
+		}
+		return
+	}
+	if a := x.Addr.Addr(); a.IsValid() && (a.Zone() != "" || a.Is4In6()) || !x.Addr.Addr().IsValid() && x.Addr.Port() != 0 {
+		t.Fatalf("%q: address %v", args, x.Addr)
+	}
+	if len(x.Session) > MaxSessionID || x.TTL < -1 {
+		t.Fatalf("%q: %+v", args, x)
+	}
+	var again []string
+	if x.Addr.Addr().IsValid() {
+		again = append(again, "ADDR="+x.Addr.Addr().String())
+		if x.Addr.Port() != 0 {
+			again = append(again, "PORT="+strconv.Itoa(int(x.Addr.Port())))
+		}
+	}
+	if x.Session != "" {
+		again = append(again, "SESSION="+x.Session)
+	}
+	if x.TTL >= 0 {
+		again = append(again, "TTL="+strconv.Itoa(x.TTL))
+	}
+	if y, err := ParseXClient(again); err != nil || y != x {
+		t.Fatalf("%q parsed as %+v, written as %q read back as %+v, %v", args, x, again, y, err)
+	}
 }

@@ -31,6 +31,11 @@ type Reader struct {
 	// long initial responses anyway.
 	MaxAuthLine int
 	MaxSASLLine int // octets of a SASL response line, CRLF included
+	// XClient lets the keyword XCLIENT through (Dovecot's, longer than
+	// RFC 2449's four octets; see ParseXClient), its line within
+	// MaxAuthLine: set it for a client the server trusts. Else XCLIENT is
+	// an invalid keyword like any other.
+	XClient bool
 }
 
 // NewReader returns a Reader on br with the default limits.
@@ -48,17 +53,25 @@ func (r *Reader) maxLine() int { return orDefault(r.MaxLine, DefaultMaxLine) }
 func (r *Reader) maxAuthLine() int { return orDefault(r.MaxAuthLine, r.maxLine()) }
 
 // commandLimit is the readLine limit (CRLF not counted) for a command
-// line, once its keyword tells whether it is AUTH.
+// line, once its keyword tells whether it is AUTH (or, from a trusted
+// proxy, XCLIENT, which may carry Dovecot's FORWARD fields: it has the
+// AUTH line's limit).
 func (r *Reader) commandLimit(sofar []byte) int {
 	line, auth := r.maxLine(), r.maxAuthLine()
 	if line == auth {
 		return line - 2
 	}
-	if len(sofar) < 5 {
-		return max(line, auth) - 2
-	}
-	if bytes.EqualFold(sofar[:5], []byte("AUTH ")) {
-		return auth - 2
+	for _, long := range []string{"AUTH ", "XCLIENT "} {
+		if long == "XCLIENT " && !r.XClient {
+			continue
+		}
+		n := min(len(sofar), len(long))
+		if bytes.EqualFold(sofar[:n], []byte(long[:n])) {
+			if n < len(long) {
+				return max(line, auth) - 2 // cannot tell yet
+			}
+			return auth - 2
+		}
 	}
 	return line - 2
 }
@@ -91,13 +104,14 @@ func (r *Reader) ReadCommand() (*Command, error) {
 	if err != nil {
 		return nil, err
 	}
-	return parseCommand(trimEOL(raw))
+	return parseCommand(trimEOL(raw), r.XClient)
 }
 
 // parseCommand: RFC 2449 section 3, command = keyword *(SP param) CRLF,
 // keyword = 3*4VCHAR, param = 1*VCHAR; 8-bit octets are let through for
-// UTF-8 names (RFC 6856), runs of spaces tolerated.
-func parseCommand(line []byte) (*Command, error) {
+// UTF-8 names (RFC 6856), runs of spaces tolerated. With xclient, the
+// keyword may also be XCLIENT.
+func parseCommand(line []byte, xclient bool) (*Command, error) {
 	if len(line) == 0 {
 		return nil, refuse("Empty command")
 	}
@@ -107,7 +121,7 @@ func parseCommand(line []byte) (*Command, error) {
 		}
 	}
 	name, rest, _ := bytes.Cut(line, []byte(" "))
-	if len(name) < 3 || len(name) > 4 {
+	if (len(name) < 3 || len(name) > 4) && !(xclient && bytes.EqualFold(name, []byte("XCLIENT"))) {
 		return nil, refuse("Invalid command keyword")
 	}
 	for _, c := range name {

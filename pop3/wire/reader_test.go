@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
@@ -135,5 +136,33 @@ func TestSASL(t *testing.T) {
 	}
 	if _, err := DecodeInitialResponse("YQ=\r="); err == nil {
 		t.Error("CR inside base64 accepted")
+	}
+}
+
+// TestXClientKeyword: XCLIENT is read only when the Reader lets it
+// through, then within MaxAuthLine; its attributes parse as Dovecot's.
+func TestXClientKeyword(t *testing.T) {
+	long := "XCLIENT ADDR=10.1.2.3 PORT=5555 FORWARD=" + strings.Repeat("A", 300) + "\r\n"
+	r := newTestReader(long + "XCLIENT TTL=x\r\n")
+	r.MaxAuthLine = 400
+	var we *Error
+	if _, err := r.ReadCommand(); !errors.As(err, &we) || !we.Fatal {
+		t.Fatalf("XCLIENT from an untrusted client: %v, want a fatal error (line too long)", err)
+	}
+	r = newTestReader(long + "xclient TTL=x\r\n")
+	r.MaxAuthLine, r.XClient = 400, true
+	cmd, err := r.ReadCommand()
+	if err != nil || cmd.Name != "XCLIENT" {
+		t.Fatalf("XCLIENT from a trusted client: %+v, %v", cmd, err)
+	}
+	x, err := ParseXClient(cmd.Args)
+	if want := (XClient{Addr: netip.MustParseAddrPort("10.1.2.3:5555"), TTL: -1}); err != nil || x != want {
+		t.Fatalf("got %+v, %v; want %+v", x, err, want)
+	}
+	if cmd, err = r.ReadCommand(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseXClient(cmd.Args); err == nil || !strings.Contains(err.Error(), "TTL") {
+		t.Fatalf("TTL=x: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -32,6 +33,7 @@ func FuzzReadCommand(f *testing.F) {
 		"NOOP " + strings.Repeat("x", 300),
 		"NOOP {3+}\r\nabc " + strings.Repeat("x", 200) + "\r",
 		"NOOP {99999+}\r\n",
+		"XCLIENT ADDR=10.1.2.3 PORT=5555 SESSION=abc TTL=3\r\nXCLIENT \"ADDR=::1\" TTL=x\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -53,6 +55,9 @@ func FuzzReadCommand(f *testing.F) {
 						if a.Kind == KindLiteral && len(a.Str) > 100 || a.Kind == KindQuoted && len(a.Str) > MaxQuoted || a.Kind == KindList {
 							t.Fatalf("bad argument %+v", a)
 						}
+					}
+					if cmd.Name == "XCLIENT" {
+						checkXClient(t, cmd.Args)
 					}
 					continue
 				}
@@ -134,4 +139,64 @@ func FuzzStringRoundTrip(f *testing.F) {
 			t.Fatalf("%q: response text %+v %v", s, resp, err)
 		}
 	})
+}
+
+// FuzzParseXClient: XCLIENT's arguments parse without panics into
+// values that are what they claim (an unzoned, unmapped address, a port,
+// a bounded session, a TTL), and written again they read back the same.
+func FuzzParseXClient(f *testing.F) {
+	for _, s := range []string{
+		"ADDR=10.1.2.3 PORT=5555 SESSION=abc TTL=3",
+		"addr=::ffff:10.0.0.1 port=1 ttl=0 CLIENT-TRANSPORT=TLS FORWARD=eA==",
+		"ADDR=fe80::1%eth0", "PORT=65536", "TTL=4294967296", "DESTADDR=x", "junk =x ADDR=",
+	} {
+		f.Add(s, false)
+	}
+	f.Add("ADDR=10.0.0.1", true)
+	f.Fuzz(func(t *testing.T, line string, quoted bool) {
+		var args []Value
+		for _, w := range strings.Fields(line) {
+			kind := KindAtom
+			if quoted {
+				kind = KindQuoted
+			}
+			args = append(args, Value{Kind: kind, Str: w})
+		}
+		checkXClient(t, args)
+	})
+}
+
+func checkXClient(t *testing.T, args []Value) {
+	t.Helper()
+	x, err := ParseXClient(args)
+	if err != nil {
+		var we *Error
+		if !errors.As(err, &we) || we.Fatal || x != (XClient{}) {
+			t.Fatalf("%+v: error %v with %+v", args, err, x)
+		}
+		return
+	}
+	if a := x.Addr.Addr(); a.IsValid() && (a.Zone() != "" || a.Is4In6()) || !x.Addr.Addr().IsValid() && x.Addr.Port() != 0 {
+		t.Fatalf("%+v: address %v", args, x.Addr)
+	}
+	if len(x.Session) > MaxSessionID || x.TTL < -1 {
+		t.Fatalf("%+v: %+v", args, x)
+	}
+	var again []Value
+	add := func(s string) { again = append(again, Value{Kind: KindAtom, Str: s}) }
+	if x.Addr.Addr().IsValid() {
+		add("ADDR=" + x.Addr.Addr().String())
+		if x.Addr.Port() != 0 {
+			add("PORT=" + strconv.Itoa(int(x.Addr.Port())))
+		}
+	}
+	if x.Session != "" {
+		add("SESSION=" + x.Session)
+	}
+	if x.TTL >= 0 {
+		add("TTL=" + strconv.Itoa(x.TTL))
+	}
+	if y, err := ParseXClient(again); err != nil || y != x {
+		t.Fatalf("%+v parsed as %+v, written as %+v read back as %+v, %v", args, x, again, y, err)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -29,6 +30,7 @@ func FuzzReadCommand(f *testing.F) {
 		"\r\n\x00\r\n1X\r\n",
 		"AUTH " + strings.Repeat("A", 600),
 		"EHLO " + strings.Repeat("x", 505) + "\r",
+		"XCLIENT ADDR=IPV6:2001:db8::1 PORT=5555 HELO=a+2Bb PROTO=ESMTP SESSION=abc TTL=3\r\nxclient name=[TEMPUNAVAIL]\r\n",
 	} {
 		f.Add([]byte(s), false, false)
 	}
@@ -51,6 +53,9 @@ func FuzzReadCommand(f *testing.F) {
 					}
 					if strings.ContainsAny(cmd.Params, "\r\n\x00") {
 						t.Fatalf("control bytes in %q", cmd.Params)
+					}
+					if cmd.Verb == "XCLIENT" {
+						checkXClient(t, cmd.Params)
 					}
 					continue
 				}
@@ -168,4 +173,71 @@ func FuzzReadReply(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzParseXClient: XCLIENT's parameters parse without panics into
+// values that are what they claim (an unzoned, unmapped address, a port,
+// a bounded session, a TTL), errors are 501 replies, and written again
+// (in xtext) they read back the same; xtext decodes what XText encodes.
+func FuzzParseXClient(f *testing.F) {
+	for _, s := range []string{
+		"ADDR=10.1.2.3 PORT=5555 SESSION=abc TTL=3",
+		"addr=IPV6:::ffff:10.0.0.1 port=1 ttl=0 HELO=a+20b PROTO=esmtp NAME=[TEMPUNAVAIL]",
+		"ADDR=2001:db8::1", "ADDR=[UNAVAILABLE] PORT=[unavailable]", "PORT=65536", "TTL=4294967296",
+		"FOO=x", "ADDR", "HELO=+2b", "SESSION=a+3Db",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, params string) {
+		checkXClient(t, params)
+		if dec, err := DecodeXText(XText(params)); err != nil || dec != params {
+			t.Fatalf("xtext of %q decodes to %q, %v", params, dec, err)
+		}
+		if dec, err := DecodeXText(params); err == nil {
+			if again, err := DecodeXText(XText(dec)); err != nil || again != dec {
+				t.Fatalf("xtext %q decodes to %q, which encodes to %q, decoded %q", params, dec, XText(dec), again)
+			}
+		}
+	})
+}
+
+func checkXClient(t *testing.T, params string) {
+	t.Helper()
+	x, err := ParseXClient(params)
+	if err != nil {
+		var we *Error
+		if !errors.As(err, &we) || we.Code != 501 || we.Fatal || x != (XClient{}) {
+			t.Fatalf("%q: error %v with %+v", params, err, x)
+		}
+		if _, err := (&Reply{Code: we.Code, Enhanced: we.Enhanced, Lines: []string{we.Text}}).Append(nil); err != nil {
+			t.Fatalf("%q: reply %v", params, err)
+		}
+		return
+	}
+	if a := x.Addr.Addr(); a.IsValid() && (a.Zone() != "" || a.Is4In6()) || !x.Addr.Addr().IsValid() && x.Addr.Port() != 0 {
+		t.Fatalf("%q: address %v", params, x.Addr)
+	}
+	if len(x.Session) > MaxSessionID || x.TTL < -1 {
+		t.Fatalf("%q: %+v", params, x)
+	}
+	again := []string{"PROTO=ESMTP"}
+	if a := x.Addr.Addr(); a.IsValid() {
+		v := a.String()
+		if a.Is6() {
+			v = "IPV6:" + v
+		}
+		again = append(again, "ADDR="+v)
+		if x.Addr.Port() != 0 {
+			again = append(again, "PORT="+strconv.Itoa(int(x.Addr.Port())))
+		}
+	}
+	if x.Session != "" {
+		again = append(again, "SESSION="+XText(x.Session))
+	}
+	if x.TTL >= 0 {
+		again = append(again, "TTL="+strconv.Itoa(x.TTL))
+	}
+	if y, err := ParseXClient(strings.Join(again, " ")); err != nil || y != x {
+		t.Fatalf("%q parsed as %+v, written as %q read back as %+v, %v", params, x, again, y, err)
+	}
 }

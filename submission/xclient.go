@@ -1,0 +1,66 @@
+package submission
+
+import (
+	"errors"
+	"net/netip"
+
+	"github.com/pipegate/pipegate/submission/wire"
+)
+
+// xclientOffered are the XCLIENT attributes the EHLO reply lists to a
+// trusted proxy: what the gateway uses (ADDR, PORT, SESSION for the log,
+// TTL) and what proxies send with them (PROTO, HELO). ParseXClient takes
+// Postfix's others too.
+var xclientOffered = []string{"ADDR", "PORT", "PROTO", "HELO", "SESSION", "TTL"}
+
+// cmdXClient handles XCLIENT from a trusted proxy in front (Postfix's
+// XCLIENT_README, Dovecot's submission-login): ADDR and PORT are the
+// address of the proxy's client, passed on to the backend in place of the
+// proxy's; TTL is how many proxy hops the login may still take, and can
+// only lower the session's (a loop of proxies ends when it reaches 1).
+// On success the session starts again from the greeting, as Postfix has
+// it: a new 220, and the client says EHLO again before AUTH. Bad
+// attributes get 501 with nothing applied.
+func (c *conn) cmdXClient(cmd *wire.Command) {
+	x, err := wire.ParseXClient(cmd.Params)
+	if err != nil {
+		c.s.Logger().Info("submission: XCLIENT refused", "peer", c.s.Client().String(), "err", err)
+		var we *wire.Error
+		if errors.As(err, &we) {
+			c.write(we.Reply())
+		}
+		return
+	}
+	if x.Addr.Addr().IsValid() {
+		c.origin = x.Addr
+	}
+	if x.TTL >= 0 {
+		// TTL=0 is a loop too (Dovecot refuses every TTL of 1 or less);
+		// gateway.Session.SetProxyTTL takes 0 as "the default".
+		c.s.SetProxyTTL(min(c.s.ProxyTTL(), max(x.TTL, 1)))
+	}
+	c.s.Logger().Info("submission: XCLIENT from a trusted proxy", "peer", c.s.Client().String(),
+		"client", c.client().String(), "ttl", c.s.ProxyTTL(), "peer_session", x.Session)
+	c.helo, c.esmtp = "", false
+	c.greet()
+}
+
+// client is the address of the client as far as it is known: the one a
+// trusted proxy gave with XCLIENT, else the connection's.
+func (c *conn) client() netip.AddrPort {
+	if c.origin.Addr().IsValid() {
+		return c.origin
+	}
+	return c.s.Client()
+}
+
+// trusted reports whether addr is in one of nets.
+func trusted(nets []netip.Prefix, addr netip.Addr) bool {
+	addr = addr.Unmap()
+	for _, n := range nets {
+		if n.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
