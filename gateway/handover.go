@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"bufio"
+	"context"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/pipegate/pipegate/pipe"
@@ -39,6 +41,9 @@ func (ss *Session) Handover(b *Backend) {
 		release()
 		metrics.sessionEnded()
 		reason := r.Reason.String()
+		if r.Reason == pipe.ReasonStopped && lease != nil {
+			reason = "kicked: account moved"
+		}
 		if r.FirstEnd != pipe.SideNone {
 			side := "client"
 			if r.FirstEnd == pipe.SideB {
@@ -48,7 +53,16 @@ func (ss *Session) Handover(b *Backend) {
 		}
 		entry.write(r, r.Duration(), reason)
 	}
-	ss.srv.enter(clientSide, backendSide, after)
+	h := ss.srv.enter(clientSide, backendSide, after)
+	if lease != nil && h != nil {
+		// A move of the user ends the session with the protocol's
+		// goodbye, after what the backend had sent.
+		var farewell []byte
+		if f, ok := ss.srv.Protocol.(Farewell); ok {
+			farewell = f.Farewell(TextMoved)
+		}
+		lease.OnKick(func() { h.Stop(farewell) })
+	}
 }
 
 // withBuffered returns c with the bytes br read from it but did not
@@ -66,28 +80,49 @@ func withBuffered(c net.Conn, br *bufio.Reader) net.Conn {
 	return pipe.WithPrefix(c, buf)
 }
 
-// enter runs a piped session on the Engine, or on its own goroutine.
-// Shutdown waits for s.piped: it is counted in here (before the session's
-// pre-login count ends) and out after afterClose.
-func (s *Server) enter(a, b net.Conn, afterClose func(pipe.Result)) {
+// enter runs a piped session on the Engine, or on its own goroutine, and
+// returns its handle (nil if it could not start). Shutdown waits for
+// s.piped: it is counted in here (before the session's pre-login count
+// ends) and out after afterClose.
+func (s *Server) enter(a, b net.Conn, afterClose func(pipe.Result)) *pipe.Handle {
 	s.piped.Add(1)
-	after := func(r pipe.Result) {
-		defer s.piped.Done()
-		afterClose(r)
-	}
 	if s.Engine != nil {
-		if err := s.Engine.Enter(a, b, after); err != nil {
+		after := func(r pipe.Result) {
+			defer s.piped.Done()
+			afterClose(r)
+		}
+		h, err := s.Engine.Start(a, b, after)
+		if err != nil {
 			_ = a.Close()
 			_ = b.Close()
 			now := time.Now()
 			after(pipe.Result{Start: now, End: now, Reason: pipe.ReasonShutdown, Err: err})
+			return nil
 		}
-		return
+		return h
 	}
-	go s.join(a, b, after)
-}
-
-// join is the goroutine of one piped session run without an Engine.
-func (s *Server) join(a, b net.Conn, after func(pipe.Result)) {
-	after(pipe.Join(s.baseCtx, a, b, &s.PipeOptions))
+	// Without an Engine, Shutdown's give-up (baseCtx) stops the pipe.
+	var (
+		mu        sync.Mutex
+		finished  bool
+		stopWatch func() bool
+	)
+	after := func(r pipe.Result) {
+		defer s.piped.Done()
+		mu.Lock()
+		finished = true
+		sw := stopWatch
+		mu.Unlock()
+		if sw != nil {
+			sw()
+		}
+		afterClose(r)
+	}
+	h := pipe.Start(a, b, &s.PipeOptions, after)
+	mu.Lock()
+	if !finished {
+		stopWatch = context.AfterFunc(s.baseCtx, func() { h.Stop(nil) })
+	}
+	mu.Unlock()
+	return h
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pipegate/pipegate/gateway"
+	"github.com/pipegate/pipegate/pipe"
 	"github.com/pipegate/pipegate/route"
 )
 
@@ -82,6 +83,16 @@ func (l *testLease) OnKick(f func()) {
 	l.onKicks = append(l.onKicks, f)
 }
 
+// kick runs the callbacks of OnKick, as a move does.
+func (l *testLease) kick() {
+	l.mu.Lock()
+	fs := l.onKicks
+	l.mu.Unlock()
+	for _, f := range fs {
+		f()
+	}
+}
+
 func (l *testLease) counts() (starts, ends int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -101,7 +112,7 @@ func (l *testLease) waitEnded(t *testing.T) {
 
 // poolGateway serves toy with one route, pool:p, resolved by pools; it
 // returns a connected client, past the greeting.
-func poolGateway(t *testing.T, pools *testPools) (net.Conn, *bufio.Reader) {
+func poolGateway(t *testing.T, pools *testPools, engine ...*pipe.Engine) (net.Conn, *bufio.Reader) {
 	t.Helper()
 	backend := toyBackend()
 	t.Cleanup(func() { backend.Close() })
@@ -113,6 +124,9 @@ func poolGateway(t *testing.T, pools *testPools) (net.Conn, *bufio.Reader) {
 		AllowPlaintextAuth: true,
 		FailureDelay:       -1,
 		Logger:             slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if len(engine) > 0 {
+		srv.Engine = engine[0]
 	}
 	if pools != nil { // else: a Server without pools
 		pools.backend = route.Backend{Protocol: "toy", Addr: backend.Addr().String(), ClientAddr: route.ClientAddrNone}
@@ -226,4 +240,48 @@ func TestPoolUnavailable(t *testing.T) {
 			t.Fatalf("login: %q", got)
 		}
 	})
+}
+
+// Farewell makes toy a gateway.Farewell.
+func (toy) Farewell(text string) []byte { return []byte("-BYE " + text + "\r\n") }
+
+// TestPoolKick: a move of the user ends its piped session with the
+// protocol's farewell after what the backend had sent, on the Engine's
+// loops and on goroutines alike, and the lease ends once.
+func TestPoolKick(t *testing.T) {
+	for _, withEngine := range []bool{false, true} {
+		t.Run(map[bool]string{false: "goroutines", true: "engine"}[withEngine], func(t *testing.T) {
+			pools := &testPools{}
+			var engines []*pipe.Engine
+			if withEngine {
+				eng := &pipe.Engine{}
+				t.Cleanup(func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					defer cancel()
+					eng.Shutdown(ctx)
+				})
+				engines = append(engines, eng)
+			}
+			c, br := poolGateway(t, pools, engines...)
+			if got := exchange(t, c, br, "LOGIN alice@a.test secret"); got != "+OK logged in" {
+				t.Fatalf("login: %q", got)
+			}
+			if got := exchange(t, c, br, "PING"); got != "+PONG from the backend" {
+				t.Fatalf("piped: %q", got)
+			}
+			l := pools.lease(t)
+			l.kick()
+			rest, err := io.ReadAll(br)
+			if err != nil {
+				t.Fatalf("after the kick: %v", err)
+			}
+			if want := "-BYE " + gateway.TextMoved + "\r\n"; string(rest) != want {
+				t.Errorf("after the kick the client read %q, want %q then EOF", rest, want)
+			}
+			l.waitEnded(t)
+			if starts, ends := l.counts(); starts != 1 || ends != 1 {
+				t.Errorf("%d starts, %d ends; want 1, 1", starts, ends)
+			}
+		})
+	}
 }

@@ -67,7 +67,7 @@ func newPools(ps []Pool, log *slog.Logger, prefix string) (*pools, error) {
 func (p *pools) Assign(ctx context.Context, name, user, protocol string) (route.Backend, gateway.Lease, error) {
 	pl := p.byName[name]
 	if pl == nil {
-		return route.Backend{}, nil, fmt.Errorf("no pool %q in the config's pools:", name)
+		return route.Backend{}, nil, fmt.Errorf("no pool %q in the config (pools: block)", name)
 	}
 	member, l, err := pl.store.Assign(ctx, user)
 	if err != nil {

@@ -26,8 +26,8 @@ const (
 )
 
 // Reason says why a pipe ended. Its String is a short label: "eof",
-// "reset", "idle-timeout", "lifetime", "half-close-linger", "shutdown" or
-// "error".
+// "reset", "idle-timeout", "lifetime", "half-close-linger", "shutdown",
+// "error" or "stopped".
 type Reason = core.Reason
 
 const (
@@ -38,6 +38,7 @@ const (
 	ReasonLinger      Reason = core.ReasonLinger      // half-closed and the other side stayed silent for Options.HalfCloseLinger
 	ReasonShutdown    Reason = core.ReasonShutdown    // the context was cancelled or the Engine shut down
 	ReasonError       Reason = core.ReasonError       // any other read or write error
+	ReasonStopped     Reason = core.ReasonStopped     // the owner called Handle.Stop
 )
 
 // DefaultHalfCloseLinger is how long a half-closed pipe waits for the other
@@ -58,7 +59,7 @@ type Options = core.Options
 //
 //	type Result struct {
 //		BytesAToB int64     // bytes written to B that were read from A (peeked bytes included)
-//		BytesBToA int64     // bytes written to A that were read from B
+//		BytesBToA int64     // bytes written to A that were read from B, and a Stop's farewell
 //		Start     time.Time
 //		End       time.Time // after both conns were closed
 //		FirstEnd  Side      // which side ended first
@@ -67,9 +68,11 @@ type Options = core.Options
 //	}
 //
 // FirstEnd is the side whose direction ended first (EOF or error); it stays
-// SideNone when the pipe was ended by a timer or a shutdown before either
-// side ended. Reason is what ended the pipe: ReasonEOF only when both
-// directions ended with EOF. Its method Duration returns End - Start.
+// SideNone when the pipe was ended by a timer, a shutdown or a Stop before
+// either side ended. Reason is what ended the pipe: ReasonEOF only when
+// both directions ended with EOF. Errors after a Handle.Stop are not
+// reported (Reason stays ReasonStopped). Its method Duration returns
+// End - Start.
 type Result = core.Result
 
 // ErrShuttingDown is returned by Engine.Enter once Shutdown has begun.
@@ -79,5 +82,8 @@ var ErrShuttingDown = errors.New("pipe: engine is shutting down")
 var (
 	_ func(context.Context, net.Conn, net.Conn, *Options) Result = Join
 	_ func(net.Conn, net.Conn, *Options, func(Result))           = Go
+	_ func(net.Conn, net.Conn, *Options, func(Result)) *Handle   = Start
+	_ func(*Handle, []byte)                                      = (*Handle).Stop
+	_ func(*Handle) <-chan struct{}                              = (*Handle).Done
 	_ func(Result) time.Duration                                 = Result.Duration
 )

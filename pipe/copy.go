@@ -40,6 +40,7 @@ type direction struct {
 	resumed  bool         // runs on a goroutine started by a move (burst.go): wait first
 	grown    bool         // this goroutine did TLS work: move on when idle (burst.go)
 	moves    atomic.Int32 // hand-overs to fresh goroutines so far
+	ended    bool         // directionEnded has run; p.h.mu
 }
 
 // runDirection is the goroutine (or Join's own call) of one direction.

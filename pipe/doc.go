@@ -8,6 +8,12 @@
 //	// In the background, with a callback run once after both are closed:
 //	pipe.Go(client, upstream, nil, func(res pipe.Result) { log.Print(res.Reason) })
 //
+//	// The same with a Handle, to end it later with a goodbye to the client
+//	// (after the bytes already read from upstream; Result.Reason "stopped"):
+//	h := pipe.Start(client, upstream, nil, nil) // or eng.Start(client, upstream, nil)
+//	h.Stop([]byte("* BYE Moved to another server\r\n"))
+//	<-h.Done()
+//
 //	// Many pipes, counted, drained on shutdown like http.Server:
 //	var eng pipe.Engine
 //	err := eng.Enter(client, pipe.WithPrefix(upstream, peeked), nil)

@@ -128,20 +128,32 @@ func (e *Engine) Stats() Stats {
 // When the pair goes to an event loop (FlavourAuto), a and b are closed
 // before Enter returns and their sockets live on in the loop: the caller
 // must not use them any more, as with any conn handed to Enter.
+//
+// Start does the same and returns the pipe's Handle.
 func (e *Engine) Enter(a, b net.Conn, afterClose func(Result)) error {
+	_, err := e.Start(a, b, afterClose)
+	return err
+}
+
+// Start is Enter returning the pipe's Handle, with which the owner can
+// stop the pipe (Handle.Stop) on every path a pipe takes: goroutines or
+// event loops, TLS or not. On error the Handle is nil.
+func (e *Engine) Start(a, b net.Conn, afterClose func(Result)) (*Handle, error) {
 	if a == nil || b == nil {
-		return errors.New("pipe: Engine.Enter with a nil conn")
+		return nil, errors.New("pipe: Engine.Start with a nil conn")
 	}
 	e.mu.Lock()
 	if e.closing {
 		e.mu.Unlock()
-		return ErrShuttingDown
+		return nil, ErrShuttingDown
 	}
 	e.total.Add(1)
 	e.open.Add(1)
-	if e.Flavour == FlavourAuto && e.enterLoopLocked(a, b, afterClose) {
-		e.mu.Unlock()
-		return nil
+	if e.Flavour == FlavourAuto {
+		if h := e.enterLoopLocked(a, b, afterClose); h != nil {
+			e.mu.Unlock()
+			return h, nil
+		}
 	}
 	p := newPipe(a, b, &e.Options, e)
 	p.afterClose = afterClose
@@ -151,7 +163,7 @@ func (e *Engine) Enter(a, b net.Conn, afterClose func(Result)) error {
 	e.pipes[p] = struct{}{}
 	e.mu.Unlock()
 	p.launch()
-	return nil
+	return &p.h, nil
 }
 
 // leave is called by a pipe once its afterClose has returned.

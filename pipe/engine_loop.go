@@ -24,14 +24,15 @@ import (
 const defaultLoopLinger = 5 * time.Second
 
 // enterLoopLocked hands a and b to the event loops when both are plain
-// stream sockets or TLS 1.3 conns over one (under any *PrefixConn); it
-// reports false, with a and b untouched and the reason counted in
-// e.fallbacks, when they do not qualify or the loops cannot take them.
-// e.mu is held and the pipe is already counted in open and total.
-func (e *Engine) enterLoopLocked(a, b net.Conn, afterClose func(Result)) bool {
+// stream sockets or TLS 1.3 conns over one (under any *PrefixConn) and
+// returns the pipe's Handle; it returns nil, with a and b untouched and the
+// reason counted in e.fallbacks, when they do not qualify or the loops
+// cannot take them. e.mu is held and the pipe is already counted in open
+// and total.
+func (e *Engine) enterLoopLocked(a, b net.Conn, afterClose func(Result)) *Handle {
 	if !evloop.Supported {
 		e.fallbacks[FallbackSystem]++
-		return false
+		return nil
 	}
 	ra, fromA := unwrapPrefix(a)
 	rb, fromB := unwrapPrefix(b)
@@ -44,18 +45,18 @@ func (e *Engine) enterLoopLocked(a, b net.Conn, afterClose func(Result)) bool {
 		}
 	}
 	e.fallbacks[why]++
-	return false
+	return nil
 }
 
 // takeLocked is enterLoopLocked for sides that qualify.
-func (e *Engine) takeLocked(ca, cb evloop.Conn, fromA, fromB []byte, afterClose func(Result)) bool {
+func (e *Engine) takeLocked(ca, cb evloop.Conn, fromA, fromB []byte, afterClose func(Result)) *Handle {
 	if e.group == nil {
 		cfg := e.loopCfg
 		cfg.Loops = e.Loops
 		g, err := evloop.New(cfg)
 		if err != nil {
 			e.fallbacks[evloop.FallbackOf(err)]++
-			return false // e.g. out of descriptors: goroutines still work
+			return nil // e.g. out of descriptors: goroutines still work
 		}
 		e.group = g
 	}
@@ -63,19 +64,22 @@ func (e *Engine) takeLocked(ca, cb evloop.Conn, fromA, fromB []byte, afterClose 
 	if err != nil {
 		e.fallbacks[evloop.FallbackOf(err)]++
 		e.loopsIdleLocked()
-		return false // a and b untouched
+		return nil // a and b untouched
 	}
 	d := &loopDone{e: e, afterClose: afterClose}
 	e.onLoops++
-	if err := e.group.AddWithPrefix(ea, eb, fromA, fromB, e.Options, d.run); err != nil {
+	pair, err := e.group.AddWithPrefix(ea, eb, fromA, fromB, e.Options, d.run)
+	if err != nil {
 		// Not reached: a group is retired only with e.mu held and no pair
 		// on it. The Go conns are closed; the sockets go with ea and eb.
 		_ = ea.Close()
 		_ = eb.Close()
 		now := time.Now()
 		go d.run(Result{Start: now, End: now, Reason: ReasonError, Err: err})
+		return &d.h
 	}
-	return true
+	d.h.setPair(pair)
+	return &d.h
 }
 
 // noFallback is loopConn's answer for a conn that may go to the loops.
@@ -127,13 +131,19 @@ func unwrapPrefix(c net.Conn) (net.Conn, []byte) {
 	}
 }
 
-// loopDone is the done callback of one pair on the event loops.
+// loopDone is the done callback of one pair on the event loops, and the
+// pair's Handle.
 type loopDone struct {
 	e          *Engine
 	afterClose func(Result)
+	h          Handle
 }
 
 func (d *loopDone) run(r Result) {
+	// The Handle stops reaching the loops before the pair is counted out
+	// (the loops may be retired after that).
+	d.h.closingPair()
+	defer d.h.finished() // after leaveLoop: Done's channel closes last
 	defer d.e.leaveLoop()
 	if d.afterClose != nil {
 		d.afterClose(r)

@@ -1,21 +1,24 @@
 package pipe
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/pipegate/pipegate/pipe/internal/core"
 )
 
 // flushTimeout bounds how long bytes already read from a failing side may
-// take to reach the surviving side before both are closed.
-const flushTimeout = 5 * time.Second
+// take to reach the surviving side before both are closed, and how long a
+// Handle.Stop's flush and farewell may take.
+const flushTimeout = core.FlushTimeout
 
 // pipe is the state shared by the two directions of one joined pair.
 type pipe struct {
@@ -28,17 +31,22 @@ type pipe struct {
 	stopping atomic.Bool  // conns are being interrupted: later errors are ours
 	running  atomic.Int32 // directions still running; the last one finishes
 
-	mu        sync.Mutex
-	res       Result
-	reasonSet bool // res.Reason is final (a limit or an error ended the pipe)
-	halfOpen  bool // one direction ended with EOF, the other still runs
-	lingering bool // the idle limit is the half-close linger (ReasonLinger)
+	res       Result // p.h.mu guards what follows, up to h
+	reasonSet bool   // res.Reason is final (a limit or an error ended the pipe)
+	halfOpen  bool   // one direction ended with EOF, the other still runs
+	lingering bool   // the idle limit is the half-close linger (ReasonLinger)
 	idle      *time.Timer
 	idleAfter time.Duration // current idle limit (IdleTimeout, or linger once half-closed)
 	lifetime  *time.Timer
 	stopCtx   func() bool
+	farewell  []byte // Handle.Stop's, written to A once B→A has ended
 
-	done       chan struct{} // closed by finish (Join only)
+	// h is the pipe's Handle (h.p is p). Its mutex is the pipe's lock;
+	// h.stopped says that Handle.Stop came first (every later end is the
+	// stop's), h.done is closed once afterClose has returned (Join waits
+	// on it).
+	h Handle
+
 	afterClose func(Result)
 }
 
@@ -47,21 +55,20 @@ type pipe struct {
 // both conns and returns the result. opts may be nil.
 func Join(ctx context.Context, a, b net.Conn, opts *Options) Result {
 	p := newPipe(a, b, opts, nil)
-	p.done = make(chan struct{})
+	p.h.done = make(chan struct{})
 	p.stopCtx = context.AfterFunc(ctx, p.onShutdown)
 	p.begin()
 	go runDirection(&p.ba)
 	runDirection(&p.ab)
-	<-p.done
+	<-p.h.done
 	return p.res
 }
 
 // Go joins a and b like Join, in the background, and calls afterClose (if
 // not nil) exactly once, after both conns are closed. opts may be nil.
+// Start does the same and returns a Handle.
 func Go(a, b net.Conn, opts *Options, afterClose func(Result)) {
-	p := newPipe(a, b, opts, nil)
-	p.afterClose = afterClose
-	p.launch()
+	Start(a, b, opts, afterClose)
 }
 
 func newPipe(a, b net.Conn, opts *Options, eng *Engine) *pipe {
@@ -72,6 +79,7 @@ func newPipe(a, b net.Conn, opts *Options, eng *Engine) *pipe {
 	if p.opts.HalfCloseLinger == 0 {
 		p.opts.HalfCloseLinger = DefaultHalfCloseLinger
 	}
+	p.h.p = p
 	p.res.Start = time.Now()
 	p.a.init(a)
 	p.b.init(b)
@@ -93,8 +101,8 @@ func (p *pipe) launch() {
 func (p *pipe) begin() {
 	_ = p.a.conn.SetDeadline(time.Time{})
 	_ = p.b.conn.SetDeadline(time.Time{})
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.h.mu.Lock()
+	defer p.h.mu.Unlock()
 	if p.opts.MaxLifetime > 0 {
 		p.lifetime = time.AfterFunc(p.opts.MaxLifetime, p.onLifetime)
 	}
@@ -105,6 +113,19 @@ func (p *pipe) begin() {
 
 // directionEnded is called once by each direction when it stops.
 func (p *pipe) directionEnded(d *direction, out outcome) {
+	p.h.mu.Lock()
+	d.ended = true
+	owner := p.h.stopped
+	p.h.mu.Unlock()
+	if owner {
+		// Handle.Stop: how a direction ends no longer matters (an EOF
+		// must not shut A before the farewell); B→A's end is the moment
+		// everything read from B has been written to A.
+		if d == &p.ba {
+			p.sayFarewell()
+		}
+		out.kind = outStopped
+	}
 	switch out.kind {
 	case outEOF:
 		p.record(p.side(d.src), ReasonEOF, nil)
@@ -142,8 +163,8 @@ func (p *pipe) side(e *endpoint) Side {
 // record notes the end of one side: the first side to end is FirstEnd, the
 // first error or limit fixes Reason.
 func (p *pipe) record(side Side, why Reason, err error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.h.mu.Lock()
+	defer p.h.mu.Unlock()
 	if p.stopping.Load() && why != ReasonEOF {
 		return // a consequence of our own interruption
 	}
@@ -157,8 +178,8 @@ func (p *pipe) record(side Side, why Reason, err error) {
 
 // halfClose starts the linger once the first direction has ended with EOF.
 func (p *pipe) halfClose() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.h.mu.Lock()
+	defer p.h.mu.Unlock()
 	if p.halfOpen || p.running.Load() < 2 {
 		return // the other direction has ended too
 	}
@@ -173,17 +194,22 @@ func (p *pipe) halfClose() {
 	}
 }
 
-// stopWith ends the pipe at once for a limit or shutdown.
+// stopWith ends the pipe at once for a limit or shutdown. A shutdown cuts
+// short the flush of a Handle.Stop (whose reason stays).
 func (p *pipe) stopWith(why Reason) {
-	p.mu.Lock()
+	p.h.mu.Lock()
 	if p.stopping.Load() {
-		p.mu.Unlock()
+		force := p.h.stopped && why == ReasonShutdown
+		p.h.mu.Unlock()
+		if force {
+			p.stop()
+		}
 		return
 	}
 	if !p.reasonSet {
 		p.res.Reason, p.reasonSet = why, true
 	}
-	p.mu.Unlock()
+	p.h.mu.Unlock()
 	p.stop()
 }
 
@@ -204,13 +230,49 @@ func (p *pipe) stopGracefully(survivor *endpoint) {
 	p.b.interruptReads()
 }
 
+// stopByOwner is Handle.Stop for a goroutine pipe: unless the pipe is
+// ending already, reads from B stop; B→A's direction writes what it read
+// and then ends (directionEnded), and sayFarewell writes the farewell and
+// stops reads from A. Writes to both sides get flushTimeout.
+func (p *pipe) stopByOwner(farewell []byte) {
+	p.h.mu.Lock()
+	if p.stopping.Load() || p.reasonSet {
+		p.h.mu.Unlock()
+		return // ending already: the first end decides
+	}
+	p.res.Reason, p.reasonSet = ReasonStopped, true
+	p.h.stopped = true
+	p.farewell = bytes.Clone(farewell)
+	p.stopping.Store(true)
+	baEnded := p.ba.ended
+	p.h.mu.Unlock()
+	deadline := time.Now().Add(flushTimeout)
+	_ = p.a.conn.SetWriteDeadline(deadline)
+	_ = p.b.conn.SetWriteDeadline(deadline)
+	p.b.interruptReads()
+	if baEnded {
+		// B ended its stream before the stop and A was told (EOF): no
+		// farewell may follow.
+		p.a.interruptReads()
+	}
+}
+
+// sayFarewell runs once B→A has ended after a Handle.Stop: it writes the
+// farewell to A (counted as B→A bytes), then ends A's reads.
+func (p *pipe) sayFarewell() {
+	if len(p.farewell) > 0 {
+		p.ba.write(p.farewell)
+	}
+	p.a.interruptReads()
+}
+
 func (p *pipe) onLifetime() { p.stopWith(ReasonLifetime) }
 func (p *pipe) onShutdown() { p.stopWith(ReasonShutdown) }
 
 // finish runs once, after both directions have stopped: it closes both conns
 // and hands over the result.
 func (p *pipe) finish() {
-	p.mu.Lock()
+	p.h.mu.Lock()
 	if p.idle != nil {
 		p.idle.Stop()
 	}
@@ -218,7 +280,7 @@ func (p *pipe) finish() {
 		p.lifetime.Stop()
 	}
 	p.stopping.Store(true) // timers that already fired find nothing to do
-	p.mu.Unlock()
+	p.h.mu.Unlock()
 	if p.stopCtx != nil {
 		p.stopCtx()
 	}
@@ -227,9 +289,7 @@ func (p *pipe) finish() {
 	p.res.BytesAToB = p.ab.n.Load()
 	p.res.BytesBToA = p.ba.n.Load()
 	p.res.End = time.Now()
-	if p.done != nil {
-		close(p.done)
-	}
+	defer p.h.finished() // after leave: Done's channel (and Join) last
 	if p.eng != nil {
 		defer p.eng.leave(p)
 	}

@@ -9,7 +9,7 @@ import "time"
 // touch records activity now.
 func (p *pipe) touch() { p.last.Store(int64(time.Since(p.res.Start))) }
 
-// setIdleLocked arms the idle timer for limit; p.mu is held.
+// setIdleLocked arms the idle timer for limit; p.h.mu is held.
 func (p *pipe) setIdleLocked(limit time.Duration, why Reason) {
 	p.idleAfter, p.lingering = limit, why == ReasonLinger
 	if p.idle == nil {
@@ -21,21 +21,21 @@ func (p *pipe) setIdleLocked(limit time.Duration, why Reason) {
 
 // onIdle ends the pipe when nothing moved for the idle limit, else re-arms.
 func (p *pipe) onIdle() {
-	p.mu.Lock()
+	p.h.mu.Lock()
 	if p.stopping.Load() {
-		p.mu.Unlock()
+		p.h.mu.Unlock()
 		return
 	}
 	quiet := time.Since(p.res.Start) - time.Duration(p.last.Load())
 	if left := p.idleAfter - quiet; left > 0 {
 		p.idle.Reset(left)
-		p.mu.Unlock()
+		p.h.mu.Unlock()
 		return
 	}
 	why := ReasonIdleTimeout
 	if p.lingering {
 		why = ReasonLinger
 	}
-	p.mu.Unlock()
+	p.h.mu.Unlock()
 	p.stopWith(why)
 }

@@ -116,6 +116,12 @@ func (protocol) Refuse(s *gateway.Session, e *gateway.Error) {
 	_, _ = s.Writer().Write((&wire.Response{Type: "BYE", Code: "TRYLATER", Text: wire.SafeText(e.Text)}).Append(nil))
 }
 
+// Farewell is gateway.Farewell: BYE (TRYLATER) "text", which a server may
+// send at any time before it closes (RFC 5804 section 1.3).
+func (protocol) Farewell(text string) []byte {
+	return (&wire.Response{Type: "BYE", Code: "TRYLATER", Text: wire.SafeText(text)}).Append(nil)
+}
+
 func orInt(n, def int) int {
 	if n > 0 {
 		return n

@@ -127,6 +127,13 @@ func (p protocol) Refuse(s *gateway.Session, e *gateway.Error) {
 	_, _ = s.Writer().Write(b)
 }
 
+// Farewell is gateway.Farewell: 421, the reply with which an SMTP server
+// closes the channel (RFC 5321 section 3.8).
+func (p protocol) Farewell(text string) []byte {
+	b, _ := (&wire.Reply{Code: 421, Enhanced: "4.3.2", Lines: []string{p.host + " " + text}}).Append(nil)
+	return b
+}
+
 func init() {
 	// The client's address goes by XCLIENT (Dovecot and Postfix), or a
 	// PROXY header, or not at all.

@@ -14,7 +14,7 @@ func TestLabels(t *testing.T) {
 			t.Errorf("Fallback(%d) = %q, want %q", i, got, want)
 		}
 	}
-	reasons := []string{"eof", "reset", "idle-timeout", "lifetime", "half-close-linger", "shutdown", "error"}
+	reasons := []string{"eof", "reset", "idle-timeout", "lifetime", "half-close-linger", "shutdown", "error", "stopped"}
 	for i, want := range reasons {
 		if got := Reason(i).String(); got != want {
 			t.Errorf("Reason(%d) = %q, want %q", i, got, want)

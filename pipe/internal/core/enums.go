@@ -31,6 +31,7 @@ const (
 	ReasonLinger                    // half-closed, and the other side stayed silent for Options.HalfCloseLinger
 	ReasonShutdown                  // the context was cancelled, or the Engine (or loop group) shut down
 	ReasonError                     // any other read or write error
+	ReasonStopped                   // the pipe's owner stopped it (pipe.Handle.Stop)
 )
 
 func (r Reason) String() string {
@@ -49,6 +50,8 @@ func (r Reason) String() string {
 		return "shutdown"
 	case ReasonError:
 		return "error"
+	case ReasonStopped:
+		return "stopped"
 	}
 	return "unknown"
 }

@@ -9,6 +9,11 @@ import (
 // side when Options.HalfCloseLinger is zero.
 const DefaultHalfCloseLinger = 60 * time.Second
 
+// FlushTimeout bounds how long bytes already read from one side may take to
+// reach the other once a pipe is ending (after an error, or when its owner
+// stops it: the owner's farewell included) before both are closed.
+const FlushTimeout = 5 * time.Second
+
 // Options tune a pipe. The zero value is useful: no idle timeout, no
 // lifetime limit, DefaultHalfCloseLinger.
 type Options struct {
@@ -20,12 +25,13 @@ type Options struct {
 // Result tells how a pipe went.
 //
 // FirstEnd is the side whose direction ended first (EOF or error); it stays
-// SideNone when the pipe was ended by a timer or a shutdown before either
-// side ended. Reason is what ended the pipe: ReasonEOF only when both
-// directions ended with EOF. Err is the first error other than EOF.
+// SideNone when the pipe was ended by a timer, a shutdown or a Stop before
+// either side ended. Reason is what ended the pipe: ReasonEOF only when both
+// directions ended with EOF. Err is the first error other than EOF; errors
+// after the owner stopped the pipe (ReasonStopped) are not reported.
 type Result struct {
 	BytesAToB int64 // bytes written to B that were read from A (peeked bytes included)
-	BytesBToA int64 // bytes written to A that were read from B
+	BytesBToA int64 // bytes written to A that were read from B, and a Stop's farewell
 	Start     time.Time
 	End       time.Time // after both conns were closed
 	FirstEnd  Side      // which side ended first

@@ -56,6 +56,11 @@
 // per pair, re-filed lazily when activity moved the deadline. Every call the
 // loop makes is non-blocking, so it uses raw system calls.
 //
+// AddWithPrefix returns a Pair with which the owner can stop the pair at a
+// clean point (Pair.Stop): the loop reads nothing more, writes to A what it
+// had read from B and a farewell (sealed for TLS), then closes both sides
+// (ReasonStopped).
+//
 // See docs/engine.md for the memory and descriptor arithmetic.
 //
 // # Ownership of file descriptors

@@ -63,16 +63,17 @@ func New(cfg Config) (*Group, error) {
 // (ErrShuttingDown, invalid Endpoint) the Endpoints are still the caller's
 // and done is never called.
 func (g *Group) Add(a, b Endpoint, opts core.Options, done func(core.Result)) error {
-	return g.AddWithPrefix(a, b, nil, nil, opts, done)
+	_, err := g.AddWithPrefix(a, b, nil, nil, opts, done)
+	return err
 }
 
 // AddWithPrefix is Add for a pair whose sides have already been read from:
 // fromA (bytes read from a) is written to b, and fromB to a, before
 // anything else read from a or b; they count in the Result like other bytes.
-// The slices are copied.
-func (g *Group) AddWithPrefix(a, b Endpoint, fromA, fromB []byte, opts core.Options, done func(core.Result)) error {
+// The slices are copied. The Pair it returns can stop the pair (Pair.Stop).
+func (g *Group) AddWithPrefix(a, b Endpoint, fromA, fromB []byte, opts core.Options, done func(core.Result)) (Pair, error) {
 	if !a.Valid() || !b.Valid() || a.fd == b.fd {
-		return fmt.Errorf("evloop: add pair: invalid endpoints (%d, %d)", a.fd-1, b.fd-1)
+		return Pair{}, fmt.Errorf("evloop: add pair: invalid endpoints (%d, %d)", a.fd-1, b.fd-1)
 	}
 	p := newPair(a.fd-1, b.fd-1, opts, done)
 	p.a.tls, p.b.tls = a.tls, b.tls
@@ -81,23 +82,23 @@ func (g *Group) AddWithPrefix(a, b Endpoint, fromA, fromB []byte, opts core.Opti
 		p.ab.t, p.ba.t = &t[0], &t[1]
 	}
 	if err := p.ab.preload(fromA); err != nil {
-		return fmt.Errorf("evloop: add pair: %w", err)
+		return Pair{}, fmt.Errorf("evloop: add pair: %w", err)
 	}
 	if err := p.ba.preload(fromB); err != nil {
-		return fmt.Errorf("evloop: add pair: %w", err)
+		return Pair{}, fmt.Errorf("evloop: add pair: %w", err)
 	}
 	p.ab.preloadRecords()
 	p.ba.preloadRecords()
 	g.mu.Lock()
 	if g.closing {
 		g.mu.Unlock()
-		return ErrShuttingDown
+		return Pair{}, ErrShuttingDown
 	}
 	g.active++
 	g.mu.Unlock()
 	l := g.loops[int(g.next.Add(1))%len(g.loops)]
 	l.submit(p)
-	return nil
+	return Pair{p: p, l: l}, nil
 }
 
 // newPair makes a pair of the sockets fa and fb (fb -1: not connected yet),

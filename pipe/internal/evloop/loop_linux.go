@@ -423,11 +423,13 @@ func (l *loop) takeInbox() bool {
 	forcing, stopping := l.forcing, l.stopping
 	l.woken = false
 	l.mu.Unlock()
-	for _, f := range ctl {
-		f(l)
-	}
 	for _, p := range in {
 		l.register(p, forcing)
+	}
+	// After the new pairs: a Pair.Stop posted right after its Add finds
+	// the pair registered.
+	for _, f := range ctl {
+		f(l)
 	}
 	if forcing {
 		for _, e := range l.ends {
@@ -479,12 +481,13 @@ func (l *loop) finish(p *pair, why core.Reason, side core.Side, err error) {
 		return
 	}
 	p.closed = true
+	if p.stop != nil {
+		// The owner's stop came first: whatever ends the flush (its
+		// bound, a peer's error, a shutdown) does not change the reason.
+		why, side, err = core.ReasonStopped, core.SideNone, nil
+	}
 	if p.firstEnd == core.SideNone {
 		p.firstEnd = side
-	}
-	p.reason = why
-	if err != nil && p.err == nil {
-		p.err = err
 	}
 	if p.hidx >= 0 {
 		l.timers.remove(p.hidx)
@@ -507,7 +510,7 @@ func (l *loop) finish(p *pair, why core.Reason, side core.Side, err error) {
 	s := core.Result{
 		BytesAToB: p.ab.bytes, BytesBToA: p.ba.bytes,
 		Start: p.start, End: time.Now(),
-		FirstEnd: p.firstEnd, Reason: p.reason, Err: p.err,
+		FirstEnd: p.firstEnd, Reason: why, Err: err,
 	}
 	done := p.done
 	p.done = nil

@@ -72,10 +72,18 @@ type pair struct {
 	hidx       int   // index in the loop's timer heap, -1 if not in it
 
 	firstEnd core.Side
-	reason   core.Reason
-	err      error
+	stop     *stopState // set once the owner stopped the pair (Pair.Stop), else nil
 	closed   bool
 	inline   bool // call done on the loop goroutine (Setup.InlineAfterClose)
+}
+
+// stopState is what a pair that its owner stopped keeps until it closes.
+// It is made when the stop arrives, so that a running pair pays only for
+// the pointer.
+type stopState struct {
+	farewell []byte // written to A after what was read from B
+	due      int64  // loop clock at which the pair closes, farewell written or not
+	queued   bool   // the farewell (and a close_notify for TLS) is B→A's pending output
 }
 
 func (p *pair) dirFrom(e *end) *dir {
@@ -102,6 +110,9 @@ func (p *pair) other(e *end) *end {
 // nextDeadline returns the earliest loop-clock time at which a timer could
 // end p, and which reason it would be; 0 if none applies.
 func (p *pair) nextDeadline() (int64, core.Reason) {
+	if p.stop != nil {
+		return p.stop.due, core.ReasonStopped // the flush's bound replaces every limit
+	}
 	var at int64
 	var why core.Reason
 	consider := func(t int64, r core.Reason) {

@@ -26,7 +26,7 @@ func TestAddWithPrefix(t *testing.T) {
 		fromA := bytes.Repeat([]byte("a"), size)
 		fromB := []byte("greeting from b ")
 		stats := make(chan core.Result, 1)
-		if err := g.AddWithPrefix(ea, eb, fromA, fromB, core.Options{}, func(s core.Result) { stats <- s }); err != nil {
+		if _, err := g.AddWithPrefix(ea, eb, fromA, fromB, core.Options{}, func(s core.Result) { stats <- s }); err != nil {
 			t.Fatal(err)
 		}
 		go writeThenClose(c1, []byte("after"))

@@ -41,6 +41,12 @@ func (l *loop) pump(d *dir) {
 			}
 			continue
 		}
+		if p.stop != nil {
+			if !l.stopStep(d) {
+				return
+			}
+			continue
+		}
 		if d.eof {
 			l.halfClose(d)
 			return

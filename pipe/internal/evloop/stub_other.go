@@ -50,9 +50,15 @@ func (*Group) Add(a, b Endpoint, opts core.Options, done func(core.Result)) erro
 }
 
 // AddWithPrefix returns ErrUnsupported on this system.
-func (*Group) AddWithPrefix(a, b Endpoint, fromA, fromB []byte, opts core.Options, done func(core.Result)) error {
-	return ErrUnsupported
+func (*Group) AddWithPrefix(a, b Endpoint, fromA, fromB []byte, opts core.Options, done func(core.Result)) (Pair, error) {
+	return Pair{}, ErrUnsupported
 }
+
+// Pair refers to no pair on this system.
+type Pair struct{}
+
+// Stop does nothing on this system.
+func (Pair) Stop([]byte) {}
 
 // Active returns 0 on this system.
 func (*Group) Active() int { return 0 }

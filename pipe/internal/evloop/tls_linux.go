@@ -30,6 +30,12 @@ func (l *loop) pumpTLS(d *dir) {
 			}
 			continue
 		}
+		if p.stop != nil {
+			if !l.stopStep(d) {
+				return
+			}
+			continue
+		}
 		if d.eof {
 			if d.dst.tls != nil && !d.t.closeNotify {
 				d.t.closeNotify = true
