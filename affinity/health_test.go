@@ -112,8 +112,9 @@ func stepProbe() (Probe, chan<- error) {
 
 // changes records HealthConfig.OnChange calls.
 type changes struct {
-	mu  sync.Mutex
-	got []string
+	mu   sync.Mutex
+	got  []string
+	more chan struct{} // a call came
 }
 
 func (c *changes) on(member string, healthy bool, err error) {
@@ -127,6 +128,36 @@ func (c *changes) on(member string, healthy bool, err error) {
 		s += ": " + err.Error()
 	}
 	c.got = append(c.got, s)
+	if c.more == nil {
+		c.more = make(chan struct{}, 1)
+	}
+	select {
+	case c.more <- struct{}{}:
+	default:
+	}
+}
+
+// wait waits until OnChange was called n times (it runs after the state
+// is in Redis, where the test looks first) and returns the calls.
+func (c *changes) wait(t *testing.T, n int) []string {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		c.mu.Lock()
+		if c.more == nil {
+			c.more = make(chan struct{}, 1)
+		}
+		got, more := append([]string(nil), c.got...), c.more
+		c.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		select {
+		case <-more:
+		case <-deadline:
+			return got
+		}
+	}
 }
 
 func (c *changes) list() []string {
@@ -187,7 +218,7 @@ func TestHealthFallRise(t *testing.T) {
 		t.Fatalf("after 2 successes: %+v; want up", h)
 	}
 	want := []string{"m1 down: connection refused", "m1 up"}
-	if got := ch.list(); len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+	if got := ch.wait(t, 2); len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
 		t.Fatalf("OnChange calls %q; want %q", got, want)
 	}
 }

@@ -59,6 +59,7 @@ type testLease struct {
 	ends    int
 	ended   chan struct{}
 	onKicks []func()
+	kicked  bool
 }
 
 func (l *testLease) Start(context.Context) error {
@@ -77,16 +78,25 @@ func (l *testLease) End() {
 	}
 }
 
+// OnKick is affinity.Lease's: f runs at the kick, or at once after it
+// (the gateway registers after the pipe started, the client may be
+// faster).
 func (l *testLease) OnKick(f func()) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.onKicks = append(l.onKicks, f)
+	if !l.kicked {
+		l.onKicks = append(l.onKicks, f)
+		l.mu.Unlock()
+		return
+	}
+	l.mu.Unlock()
+	f()
 }
 
 // kick runs the callbacks of OnKick, as a move does.
 func (l *testLease) kick() {
 	l.mu.Lock()
 	fs := l.onKicks
+	l.onKicks, l.kicked = nil, true
 	l.mu.Unlock()
 	for _, f := range fs {
 		f()
