@@ -60,6 +60,14 @@ func (s *Store) Move(ctx context.Context, user, to string) (MoveResult, error) {
 		if err != nil {
 			return r, fmt.Errorf("affinity: move %q: wait for kicks: %w", user, err)
 		}
+		// The proxies closed their connections; the old member's
+		// processes may still be writing the user's mail (Director's
+		// kick delay had the same purpose).
+		select {
+		case <-time.After(s.cfg.Settle):
+		case <-ctx.Done():
+			return r, fmt.Errorf("affinity: move %q: %w", user, ctx.Err())
+		}
 	}
 	if to == "" {
 		if to, err = s.pick(ctx, user, r.From); err != nil {
@@ -159,6 +167,14 @@ func (s *Store) Evacuate(ctx context.Context, member string) ([]MoveResult, erro
 	if err := s.SetWeight(ctx, member, 0); err != nil {
 		return nil, err
 	}
+	return s.MoveUsers(ctx, member)
+}
+
+// MoveUsers moves each user assigned to member to the ring's choice,
+// kicking their sessions, without draining it: what a gateway does when
+// the health checks took the member out (its users would otherwise wait
+// for their sessions there to end). It scans the pool's users (O(users)).
+func (s *Store) MoveUsers(ctx context.Context, member string) ([]MoveResult, error) {
 	users, err := s.usersOf(ctx, member)
 	if err != nil {
 		return nil, err

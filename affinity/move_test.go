@@ -164,3 +164,79 @@ func endWhenKicked(s *Store, l *Lease) {
 	<-l.Kicked()
 	s.SessionEnd(context.Background(), l)
 }
+
+// TestMoveSettles: once the sessions are closed, a move still holds the
+// user for Settle (the old member's processes finish writing): logins
+// meanwhile get ErrMoving, and a cancelled move leaves no new member.
+func TestMoveSettles(t *testing.T) {
+	realserver.Need(t, redisErr)
+	pool := testPool(t)
+	a := newStore(t, newClient(t, redisSrv.Addr), pool, func(c *Config) { c.Settle = time.Hour })
+	run(t, a, nil)
+	ctx := context.Background()
+	from, l := session(t, a, "erin")
+	go func() { // the gateway closes the session when kicked
+		<-l.Kicked()
+		a.SessionEnd(ctx, l)
+	}()
+	mctx, cancel := context.WithCancel(ctx)
+	moved := make(chan error, 1)
+	go func() {
+		_, err := a.Move(mctx, "erin", otherMember(from))
+		moved <- err
+	}()
+	<-l.Kicked()
+	eventually(t, "the kicked session ended", func() bool {
+		n, _ := func() (int, string) { a.mu.Lock(); defer a.mu.Unlock(); return a.localCount("erin") }()
+		return n == 0
+	})
+	// Settling: the move is still on.
+	if _, _, err := a.Assign(ctx, "erin"); !errors.Is(err, ErrMoving) {
+		t.Fatalf("login while the move settles: %v, want ErrMoving", err)
+	}
+	cancel()
+	if err := <-moved; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled move: %v", err)
+	}
+	as, err := a.Lookup(ctx, "erin")
+	if err != nil || as.Member != from {
+		t.Errorf("after a cancelled move: %+v %v; want still on %s", as, err, from)
+	}
+}
+
+// TestMoveUsers: MoveUsers moves every user of a member elsewhere without
+// draining it (what a member taken out by the health checks gets).
+func TestMoveUsers(t *testing.T) {
+	realserver.Need(t, redisErr)
+	pool := testPool(t)
+	a := newStore(t, newClient(t, redisSrv.Addr), pool, nil)
+	run(t, a, nil)
+	ctx := context.Background()
+	on := map[string][]string{}
+	for i := range 12 {
+		u := fmt.Sprintf("user%d", i)
+		m, l := assign(t, a, u)
+		a.SessionEnd(ctx, l)
+		on[m] = append(on[m], u)
+	}
+	if err := a.SetHealth(ctx, "m1", false); err != nil {
+		t.Fatal(err)
+	}
+	moved, err := a.MoveUsers(ctx, "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(moved) != len(on["m1"]) {
+		t.Errorf("moved %d users, want m1's %d", len(moved), len(on["m1"]))
+	}
+	for _, u := range on["m1"] {
+		as, err := a.Lookup(ctx, u)
+		if err != nil || as.Member == "m1" || as.Member == "" {
+			t.Errorf("%s: %+v %v; want moved off m1", u, as, err)
+		}
+	}
+	_, weights, _, err := a.Loads(ctx)
+	if err != nil || weights["m1"] != 1 {
+		t.Errorf("m1's weight %v, %v; want 1 (not drained)", weights, err)
+	}
+}

@@ -16,6 +16,7 @@ import (
 const (
 	DefaultExpire    = 15 * time.Minute // Director's director_user_expire
 	DefaultKickDelay = 2 * time.Second  // Director's kick delay
+	DefaultSettle    = time.Second
 	DefaultHeartbeat = 2 * time.Second
 	DefaultLease     = time.Minute
 	DefaultWarmUp    = 10 * time.Second
@@ -61,6 +62,10 @@ type Config struct {
 	// KickDelay bounds how long a move waits for the instances to confirm
 	// that they closed the user's sessions; DefaultKickDelay.
 	KickDelay time.Duration
+	// Settle is how long a move waits, once the instances closed the
+	// user's sessions, before the new member is used: time for the old
+	// member's processes to finish writing. DefaultSettle; negative: 0.
+	Settle time.Duration
 	// Heartbeat is how often an instance says it is alive; it is counted
 	// dead after 3 missed beats, and its sessions stop counting.
 	Heartbeat time.Duration
@@ -134,6 +139,12 @@ func New(cfg Config) (*Store, error) {
 	}
 	setDefault(&cfg.Expire, DefaultExpire)
 	setDefault(&cfg.KickDelay, DefaultKickDelay)
+	switch {
+	case cfg.Settle == 0:
+		cfg.Settle = DefaultSettle
+	case cfg.Settle < 0:
+		cfg.Settle = 0
+	}
 	setDefault(&cfg.Heartbeat, DefaultHeartbeat)
 	setDefault(&cfg.Lease, DefaultLease)
 	setDefault(&cfg.WarmUp, DefaultWarmUp)

@@ -51,6 +51,7 @@ func newPools(ps []Pool, log *slog.Logger, prefix string) (*pools, error) {
 		store, err := affinity.New(affinity.Config{
 			Client: client, Pool: name, Prefix: pc.Prefix, Members: members,
 			Epsilon: pc.Epsilon, Expire: pc.Expire, KickDelay: pc.KickDelay, Instance: pc.Instance,
+			Settle: pc.Settle, WarmUp: pc.WarmUp,
 			OnError: func(err error) { log.Warn(prefix+"pool "+name+": affinity store", "err", err) },
 		})
 		if err != nil {
@@ -108,7 +109,13 @@ func (p *pools) checkHealth(ctx context.Context, wg *sync.WaitGroup, pl *pool, p
 				p.log.Info(p.prefix+"pool "+name+": member up", "member", member)
 				return
 			}
-			p.log.Warn(p.prefix+"pool "+name+": member down, its users move at their next login", "member", member, "err", err)
+			if !h.MoveOnDown {
+				p.log.Warn(p.prefix+"pool "+name+": member down, its users move once their sessions there end", "member", member, "err", err)
+				return
+			}
+			p.log.Warn(p.prefix+"pool "+name+": member down, moving its users", "member", member, "err", err)
+			wg.Add(1)
+			go p.moveUsers(ctx, wg, pl, member)
 		},
 	}
 	probe := func(ctx context.Context, member string) error {
@@ -121,6 +128,18 @@ func (p *pools) checkHealth(ctx context.Context, wg *sync.WaitGroup, pl *pool, p
 	if err := pl.store.RunHealth(ctx, cfg, probe); err != nil && !errors.Is(err, context.Canceled) {
 		p.log.Warn(p.prefix+"pool "+name+": health checks stopped", "err", err)
 	}
+}
+
+// moveUsers is the goroutine moving a down member's users elsewhere
+// (this instance's checks took it out: one instance does it).
+func (p *pools) moveUsers(ctx context.Context, wg *sync.WaitGroup, pl *pool, member string) {
+	defer wg.Done()
+	moved, err := pl.store.MoveUsers(ctx, member)
+	if err != nil {
+		p.log.Warn(p.prefix+"pool "+pl.cfg.Name+": moving a down member's users", "member", member, "moved", len(moved), "err", err)
+		return
+	}
+	p.log.Info(p.prefix+"pool "+pl.cfg.Name+": down member's users moved", "member", member, "moved", len(moved))
 }
 
 // stores are the pools' stores by name, for the admin API and metrics.

@@ -69,6 +69,8 @@ type affinityConfig struct {
 	Prefix        string            `yaml:"prefix"`
 	Expire        yamlconf.Duration `yaml:"expire"`
 	KickDelay     yamlconf.Duration `yaml:"kick_delay"`
+	SettleDelay   yamlconf.Duration `yaml:"settle_delay"`
+	WarmUp        yamlconf.Duration `yaml:"warm_up"`
 	BalanceFactor *float64          `yaml:"balance_factor"`
 	Instance      string            `yaml:"instance"`
 }
@@ -79,6 +81,7 @@ type healthConfig struct {
 	Fall         int               `yaml:"fall"`
 	Rise         int               `yaml:"rise"`
 	Protocol     string            `yaml:"protocol"`
+	OnDown       string            `yaml:"on_down"`
 	User         string            `yaml:"user"`
 	PasswordFile string            `yaml:"password_file"`
 }
@@ -92,9 +95,11 @@ type Pool struct {
 	Expire  time.Duration
 	// KickDelay, Epsilon and Instance: 0 or "" take affinity's defaults.
 	KickDelay time.Duration
-	Epsilon   float64
-	Instance  string
-	Health    *PoolHealth // nil: no probes (members are taken as up)
+	// Settle and WarmUp: affinity.Config's; 0 takes the default.
+	Settle, WarmUp time.Duration
+	Epsilon        float64
+	Instance       string
+	Health         *PoolHealth // nil: no probes (members are taken as up)
 }
 
 // PoolMember is a member with its backend of each protocol.
@@ -109,7 +114,11 @@ type PoolHealth struct {
 	Interval, Timeout time.Duration // 0: the defaults
 	Fall, Rise        int           // 0: the defaults
 	Protocol          string        // which of a member's backends is probed
-	User, Password    string        // "": connect and greeting only
+	// MoveOnDown moves a member's users off it (kicking their sessions)
+	// when the checks take it out (on_down: move, the default); else they
+	// stay until their sessions there end (keep).
+	MoveOnDown     bool
+	User, Password string // "": connect and greeting only
 }
 
 // pools checks the pools: block; used is the set of pools the config's
@@ -168,6 +177,13 @@ func (c *checker) pools(fc *fileConfig, s *Settings) {
 		}
 		p.Prefix, p.Instance = a.Prefix, a.Instance
 		p.Expire, p.KickDelay = a.Expire.Duration, a.KickDelay.Duration
+		p.Settle, p.WarmUp = a.SettleDelay.Duration, a.WarmUp.Duration
+		if a.SettleDelay.Duration < 0 || a.WarmUp.Duration < 0 {
+			c.errorf(field+".affinity.settle_delay", "settle_delay and warm_up must not be negative")
+		}
+		if doc := c.doc; doc.Has(field+".affinity.settle_delay") && a.SettleDelay.Duration == 0 {
+			p.Settle = -1 // "0s": no settling
+		}
 		if a.Expire.Duration < 0 {
 			c.errorf(field+".affinity.expire", "must not be negative")
 		}
@@ -253,7 +269,14 @@ func (c *checker) poolHealth(field string, h *healthConfig, protocols []string) 
 	ph := &PoolHealth{
 		Interval: h.Interval.Duration, Timeout: h.Timeout.Duration,
 		Fall: c.nonNegative(field+".fall", h.Fall), Rise: c.nonNegative(field+".rise", h.Rise),
-		Protocol: h.Protocol, User: h.User,
+		Protocol: h.Protocol, User: h.User, MoveOnDown: true,
+	}
+	switch h.OnDown {
+	case "", "move":
+	case "keep":
+		ph.MoveOnDown = false
+	default:
+		c.errorf(field+".on_down", "%q: want move (kick the member's users to other members) or keep", h.OnDown)
 	}
 	if ph.Protocol == "" && len(protocols) > 0 {
 		ph.Protocol = protocols[0]

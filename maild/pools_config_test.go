@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pipegate/pipegate/route"
 )
@@ -23,6 +24,10 @@ const poolsConfig = issueConfig + `pools:
       expire: 15m
       kick_delay: 2s
       balance_factor: 0.5
+      settle_delay: 0s
+      warm_up: 3s
+    health:
+      on_down: keep
 `
 
 func TestPoolsConfig(t *testing.T) {
@@ -37,6 +42,9 @@ func TestPoolsConfig(t *testing.T) {
 	p := s.Pools[0]
 	if p.Name != "shared" || p.Redis == nil || p.Redis.Addr != "127.0.0.1:6379" || p.Expire.Minutes() != 15 || p.KickDelay.Seconds() != 2 || p.Epsilon != 0.5 {
 		t.Errorf("pool: %+v", p)
+	}
+	if p.Settle != -1 || p.WarmUp != 3*time.Second || p.Health == nil || p.Health.MoveOnDown || p.Health.Protocol != "imap" {
+		t.Errorf("settle_delay: 0s, warm_up, on_down: keep: %+v %+v", p, p.Health)
 	}
 	if len(p.Members) != 2 {
 		t.Fatalf("members: %+v", p.Members)
@@ -71,6 +79,7 @@ func TestPoolsConfigErrors(t *testing.T) {
 		{"bad name", issueConfig + "pools:\n  a.b:\n    members: [imap://h:1]\n" + redis, []string{":12: pools.a.b: pool name \"a.b\""}},
 		{"health user without password", base + "    members: [imap://h:1]\n" + redis + "    health:\n      user: probe@a.test\n", []string{"pools.shared.health.password_file: missing"}},
 		{"health protocol", base + "    members: [imap://h:1]\n" + redis + "    health:\n      protocol: pop3\n", []string{":17: pools.shared.health.protocol: \"pop3\": the members have no pop3 backend"}},
+		{"on_down", base + "    members: [imap://h:1]\n" + redis + "    health:\n      on_down: panic\n", []string{":17: pools.shared.health.on_down: \"panic\": want move"}},
 		{"health password missing", base + "    members: [imap://h:1]\n" + redis + "    health:\n      user: probe@a.test\n      password_file: gone.pass\n", []string{"pools.shared.health.password_file: open ", "gone.pass"}},
 	}
 	for _, tc := range cases {

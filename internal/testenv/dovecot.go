@@ -57,6 +57,13 @@ type DovecotOptions struct {
 	// service relays to. When empty and Submission is served, an SMTPSink
 	// is started (Dovecot.Sink) and closed with the instance.
 	SubmissionRelay string
+	// MailDir, when set, holds the users' homes (and so their maildirs)
+	// instead of the instance's own directory: several instances started
+	// with the same MailDir and Users serve one mail store, as the members
+	// of a pool on shared storage do. Make it with SharedMailDir; it
+	// outlives each instance. Messages are written by every instance
+	// (the same file names: the last write wins).
+	MailDir string
 }
 
 // Dovecot is a running instance.

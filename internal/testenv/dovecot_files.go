@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"testing"
 
 	"github.com/pipegate/pipegate/tlsconf"
 )
@@ -45,12 +46,16 @@ func writeUsers(dir string, opts DovecotOptions, uid, gid int) (map[string]strin
 	}
 	sort.Strings(accounts)
 	homes := make(map[string]string, len(accounts))
+	homeDir := filepath.Join(dir, "home")
+	if opts.MailDir != "" {
+		homeDir = filepath.Join(opts.MailDir, "home")
+	}
 	for i, account := range accounts {
 		pass := opts.Users[account]
 		if strings.ContainsAny(account+pass, ":\n") {
 			return nil, fmt.Errorf("dovecot: user %q: account and password must not hold ':' or newlines", account)
 		}
-		home := filepath.Join(dir, "home", strconv.Itoa(i))
+		home := filepath.Join(homeDir, strconv.Itoa(i))
 		homes[account] = home
 		fmt.Fprintf(&users, "%s:{PLAIN}%s:%d:%d::%s\n", account, pass, uid, gid, home)
 		for _, sub := range []string{"cur", "new", "tmp"} {
@@ -66,7 +71,7 @@ func writeUsers(dir string, opts DovecotOptions, uid, gid int) (map[string]strin
 		}
 	}
 	if len(accounts) > 0 {
-		err := filepath.Walk(filepath.Join(dir, "home"), func(p string, _ os.FileInfo, err error) error {
+		err := filepath.Walk(homeDir, func(p string, _ os.FileInfo, err error) error {
 			if err != nil {
 				return err
 			}
@@ -80,4 +85,22 @@ func writeUsers(dir string, opts DovecotOptions, uid, gid int) (map[string]strin
 		return nil, fmt.Errorf("dovecot: %w", err)
 	}
 	return homes, nil
+}
+
+// SharedMailDir returns a new directory for DovecotOptions.MailDir,
+// reachable by the mail processes (unlike t.TempDir's parents) and
+// removed in t.Cleanup, after the instances that use it (started later,
+// so stopped earlier).
+func SharedMailDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "pipegate-maildir-")
+	if err != nil {
+		t.Fatalf("testenv: shared mail directory: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	// The mail user must traverse it (MkdirTemp makes it 0700).
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatalf("testenv: shared mail directory: %v", err)
+	}
+	return dir
 }
