@@ -2,21 +2,25 @@
 # Compares `pipegate forward` with HAProxy (TCP mode, splice, nbthread 1)
 # and a naive Go forwarder (two io.Copy goroutines), all in one run on
 # loopback, as ratios to a direct connection to the same server:
-#   bulk 1-stream throughput, 64-byte ping-pong p50 latency, short
-#   connections per second (and each forwarder's CPU time per connection),
-#   TLS termination 1-stream throughput (vs direct TLS), memory per idle
-#   TLS-terminated connection.
+#   bulk 1-stream throughput up (client to server) and down, 64-byte
+#   ping-pong p50 latency, short connections per second, TLS termination
+#   1-stream throughput up and down (vs direct TLS), memory per idle
+#   TLS-terminated connection. Beside each bulk figure, the CPU time (user
+#   plus system, from /proc/PID/stat) of the forwarder process alone per GB
+#   moved; beside the connection rate, its CPU time per connection.
 # Forwarders run on one thread (GOMAXPROCS=1, nbthread 1). Needs the Debian
 # package haproxy (apt-get install -y haproxy) and openssl.
 #
-#   bench/forward.sh              # REPS=3 DUR=1s N=3000 IDLE=1000 by default
+#   bench/forward.sh              # REPS=3 DUR=1s N=3000 IDLE=1000 by default (a few minutes)
 #   REPS=5 DUR=2s IDLE=2000 bench/forward.sh
+#   ROWS="bulk bulkdown tls tlsdown" REPS=7 bench/forward.sh   # CPU-s/GB only
 #   ROWS=conn REPS=9 BASE=/tmp/pipegate-before bench/forward.sh
 # Each figure is the median of REPS rounds; within a round the targets run
 # one after the other, in a rotating order. pg/ha is the median of each
-# round's pipegate/haproxy ratio: the load of a shared machine disturbs it
-# less than the medians. ROWS picks rows (bulk ping conn tls idle; default
-# all). BASE adds a column for another pipegate binary (say, built before a
+# round's pipegate/haproxy ratio (base/pg likewise, with BASE): the load of
+# a shared machine disturbs it less than the medians; the range in
+# parentheses is its spread (min-max) over the rounds. ROWS picks rows (bulk bulkdown ping conn tls
+# tlsdown idle; default all). BASE adds a column for another pipegate binary (say, built before a
 # change) run the same way, for before/after figures from one run;
 # BASE_GO_ACCEPT=1 runs it with go_accept: true (the Go accept path; use
 # BASE=bin/pipegate for the same binary). A BASE that predates the
@@ -30,7 +34,7 @@ DUR=${DUR:-1s}
 N=${N:-3000}
 IDLE=${IDLE:-1000}
 REPS=${REPS:-3}
-ROWS=${ROWS:-bulk ping conn tls idle}
+ROWS=${ROWS:-bulk bulkdown ping conn tls tlsdown idle}
 BASE=${BASE:-}
 BASE_GO_ACCEPT=${BASE_GO_ACCEPT:-}
 [ -z "$BASE" ] || [ -x "$BASE" ] || { echo "forward.sh: BASE=$BASE is not an executable" >&2; exit 1; }
@@ -125,10 +129,11 @@ nt=${#names[@]}
 # targets in a different order each round; medians, their ratios to direct
 # and pg/ha. With PIDS (the processes behind the targets, in that order) the
 # command also gets -pid and prints a second figure, the CPU time of that
-# process per connection, shown on a second line (for direct: the server's).
+# process per connection or per GB (CPUUNIT), shown on a second line (for
+# direct: the server's), with the spread (min-max) of pg/ha over the rounds.
 row() {
   local name=$1 unit=$2 cmd=$3; shift 3
-  local targets=("$@") pidof=(${PIDS:-}) fig=() cpu=() q=() cq=() med=() out r i k v x
+  local targets=("$@") pidof=(${PIDS:-}) fig=() cpu=() q=() cq=() bq=() bcq=() med=() out r i k v x
   for ((r = 0; r < REPS; r++)); do
     for ((i = 0; i < nt; i++)); do
       k=$(((i + r) % nt))
@@ -140,24 +145,32 @@ row() {
     done
     q+=("$(ratio "${fig[r * nt + 1]}" "${fig[r * nt + 2]}")")
     cq+=("$(ratio "${cpu[r * nt + 1]}" "${cpu[r * nt + 2]}")")
+    [ -z "$BASE" ] || bq+=("$(ratio "${fig[r * nt + 4]}" "${fig[r * nt + 1]}")")
+    [ -z "$BASE" ] || bcq+=("$(ratio "${cpu[r * nt + 4]}" "${cpu[r * nt + 1]}")")
   done
   # column K of array FIG or CPU over the rounds
   col() { local -n a=$1; local vals=() r; for ((r = 0; r < REPS; r++)); do vals+=("${a[r * nt + $2]}"); done; median "${vals[@]}"; }
   for ((k = 0; k < nt; k++)); do med+=("$(col fig $k)"); done
   out=$(printf '%-26s %-8s' "$name" "$unit"; printf ' %9s' "${med[@]}"; printf '  ')
   for ((k = 1; k < nt; k++)); do out+=" ${names[k]} $(ratio "${med[k]}" "${med[0]}")x"; done
-  echo "$out  pg/ha $(median "${q[@]}")"
+  echo "$out  pg/ha $(median "${q[@]}") ($(spread "${q[@]}"))${BASE:+  base/pg $(median "${bq[@]}") ($(spread "${bq[@]}"))}"
   [ -n "${PIDS:-}" ] || return 0
   med=(); for ((k = 0; k < nt; k++)); do med+=("$(col cpu $k)"); done
-  printf '%-26s %-8s' "  CPU of the forwarder" us/conn; printf ' %9s' "${med[@]}"
-  echo "   (direct: the server's)  pg/ha $(median "${cq[@]}")"
+  printf '%-26s %-8s' "  CPU of the forwarder" "${CPUUNIT:-us/conn}"; printf ' %9s' "${med[@]}"
+  echo "   (direct: the server's)  pg/ha $(median "${cq[@]}") ($(spread "${cq[@]}"))${BASE:+  base/pg $(median "${bcq[@]}") ($(spread "${bcq[@]}"))}"
 }
+# spread V...: min-max of the values
+spread() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s-%s", lo, hi }'; }
 has() { case " $ROWS " in *" $1 "*) return 0 ;; esac; return 1; }
 printf '%-26s %-8s' metric unit; printf ' %9s' "${names[@]}"; echo "   medians of $REPS rounds; ratios to direct"
-! has bulk || row "bulk 1 stream" MB/s "bulk -duration $DUR" "$srv" "$pg" "$ha" "$nv" ${BASE:+"$bs"}
+plainpids="$srvpid $pgpid $hapid $nvpid ${BASE:+$bspid}"
+tlspids="$srvpid $pgpid $hapid $nvtlspid ${BASE:+$bspid}"
+! has bulk || PIDS=$plainpids CPUUNIT=s/GB row "bulk 1 stream" MB/s "bulk -duration $DUR" "$srv" "$pg" "$ha" "$nv" ${BASE:+"$bs"}
+! has bulkdown || PIDS=$plainpids CPUUNIT=s/GB row "bulk 1 stream down" MB/s "bulkdown -duration $DUR" "$srv" "$pg" "$ha" "$nv" ${BASE:+"$bs"}
 ! has ping || row "ping-pong 64B p50" us "pingpong -n $N" "$srv" "$pg" "$ha" "$nv" ${BASE:+"$bs"}
-! has conn || PIDS="$srvpid $pgpid $hapid $nvpid ${BASE:+$bspid}" row "short connections" conn/s "connrate -duration $DUR" "$srv" "$pg" "$ha" "$nv" ${BASE:+"$bs"}
-! has tls || row "TLS termination 1 stream" MB/s "bulk $T -duration $DUR" "$srv_tls" "$pg_tls" "$ha_tls" "$nv_tls" ${BASE:+"$bs_tls"}
+! has conn || PIDS=$plainpids row "short connections" conn/s "connrate -duration $DUR" "$srv" "$pg" "$ha" "$nv" ${BASE:+"$bs"}
+! has tls || PIDS=$tlspids CPUUNIT=s/GB row "TLS termination 1 stream" MB/s "bulk $T -duration $DUR" "$srv_tls" "$pg_tls" "$ha_tls" "$nv_tls" ${BASE:+"$bs_tls"}
+! has tlsdown || PIDS=$tlspids CPUUNIT=s/GB row "TLS termination down" MB/s "bulkdown $T -duration $DUR" "$srv_tls" "$pg_tls" "$ha_tls" "$nv_tls" ${BASE:+"$bs_tls"}
 if has idle; then
   printf '%-26s %-8s %9s %9s %9s %9s' "idle TLS conn memory" KiB/conn - \
     "$($L idle $T -addr "$pg_tls" -n "$IDLE" -pid "$pgpid")" "$($L idle $T -addr "$ha_tls" -n "$IDLE" -pid "$hapid")" \

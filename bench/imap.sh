@@ -2,14 +2,20 @@
 # bench/imap.sh: IMAP logins/s and memory per idle session through pipegate,
 # against the same Dovecot directly, Dovecot's own proxy mode and nginx's
 # mail proxy, all in one run on loopback (see bench/imapbench/main.go).
+# One run per certificate key in KEYS (default: rsa2048, then ecdsa-p256);
+# every comparison is within a run.
 #
 # Needs root and: apt-get install -y dovecot-imapd nginx-light libnginx-mod-mail
 #
 #   bench/imap.sh [--logins 50] [--rounds 10] [--sessions 400]
+#   KEYS=ecdsa-p256 bench/imap.sh --sessions 0
+#   bench/imap.sh --x25519   # clients offer X25519 and P-256, not X25519MLKEM768 (as OpenSSL 3.0 servers pick)
 set -eu
 cd "$(dirname "$0")/.."
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 go build -o "$bin/pipegate" ./cmd/pipegate
 go build -o "$bin/imapbench" ./bench/imapbench
-"$bin/imapbench" --pipegate "$bin/pipegate" "$@"
+for key in ${KEYS:-rsa2048 ecdsa-p256}; do
+	"$bin/imapbench" --pipegate "$bin/pipegate" --key "$key" "$@"
+done

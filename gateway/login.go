@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -239,4 +240,16 @@ func (ss *Session) unavailable(started time.Time, err error) error {
 	ss.srv.Metrics.login("", "unavailable", time.Since(started))
 	ss.log.Warn(ss.srv.name()+": login unavailable", "account", ss.account, "err", err)
 	return &Error{Code: CodeUnavailable, Text: TextUnavailable}
+}
+
+// SetClient replaces the client's address with the one a trusted proxy
+// in front said it serves (XCLIENT ADDR/PORT, as Dovecot's
+// login_trusted_networks): the session's log line, the login penalty,
+// route lookups and the address passed to the backend use it from now
+// on. The connection limits stay counted against the proxy's address,
+// which holds the connection.
+func (ss *Session) SetClient(addr netip.AddrPort) {
+	if addr.Addr().IsValid() {
+		ss.client = addr
+	}
 }

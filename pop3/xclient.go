@@ -26,7 +26,7 @@ func (c *conn) cmdXClient(cmd *wire.Command) {
 // applyXClient takes what a trusted proxy said.
 func (c *conn) applyXClient(addr netip.AddrPort, ttl int, session string) {
 	if addr.Addr().IsValid() {
-		c.origin = addr
+		c.s.SetClient(addr)
 	}
 	if ttl >= 0 {
 		// TTL=0 is a loop too (Dovecot refuses every TTL of 1 or less);
@@ -40,9 +40,6 @@ func (c *conn) applyXClient(addr netip.AddrPort, ttl int, session string) {
 // client is the address of the client as far as it is known: the one a
 // trusted proxy gave with XCLIENT, else the connection's.
 func (c *conn) client() netip.AddrPort {
-	if c.origin.Addr().IsValid() {
-		return c.origin
-	}
 	return c.s.Client()
 }
 

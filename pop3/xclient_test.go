@@ -71,6 +71,10 @@ func TestXClientTrusted(t *testing.T) {
 	if cmds := f.commands(0); len(cmds) < 2 || !want.MatchString(cmds[1]) {
 		t.Fatalf("backend got %q, want CAPA then %s", cmds, want)
 	}
+	// The session's client is the proxy's client: routes see it.
+	if req := r.last.Load(); req == nil || req.ClientAddr.String() != "10.1.2.3:5555" {
+		t.Fatalf("route request's client %v, want 10.1.2.3:5555", req)
+	}
 
 	before := r.lookups.Load()
 	c = dial(t, "", p.addr)

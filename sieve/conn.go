@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/netip"
 	"os"
 
 	"github.com/pipegate/pipegate/gateway"
@@ -22,10 +21,9 @@ type conn struct {
 	commands int
 	werr     error // first write error
 	// trusted: the client is in Server.TrustedNetworks and may send
-	// XCLIENT; origin is the address it gave (ADDR, PORT), passed on to
-	// the backend in place of the client's own.
+	// XCLIENT; the address it gives (ADDR, PORT) becomes the session's
+	// client (gateway.Session.SetClient).
 	trusted bool
-	origin  netip.AddrPort
 }
 
 func newConn(srv *Server, s *gateway.Session) *conn {

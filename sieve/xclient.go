@@ -20,7 +20,7 @@ func (c *conn) cmdXClient(cmd *wire.Command) {
 		return
 	}
 	if x.Addr.Addr().IsValid() {
-		c.origin = x.Addr
+		c.s.SetClient(x.Addr)
 	}
 	if x.TTL >= 0 {
 		// TTL=0 is a loop too (Dovecot refuses every TTL of 1 or less);
@@ -35,9 +35,6 @@ func (c *conn) cmdXClient(cmd *wire.Command) {
 // client is the address of the client as far as it is known: the one a
 // trusted proxy gave with XCLIENT, else the connection's.
 func (c *conn) client() netip.AddrPort {
-	if c.origin.Addr().IsValid() {
-		return c.origin
-	}
 	return c.s.Client()
 }
 

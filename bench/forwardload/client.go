@@ -48,7 +48,7 @@ func measure(cmd string, args []string) error {
 	duration := fs.Duration("duration", 2*time.Second, "bulk, connrate: how long")
 	n := fs.Int("n", 5000, "pingpong: round trips; idle: connections")
 	workers := fs.Int("workers", 4, "connrate: concurrent clients")
-	pid := fs.Int("pid", 0, "idle: process whose RSS to measure; connrate: process whose CPU time per connection to print too")
+	pid := fs.Int("pid", 0, "idle: process whose RSS to measure; connrate, bulk, bulkdown: process whose CPU time (per connection, per GB) to print too")
 	fs.Parse(args)
 	cl := &client{addr: *addr}
 	if *useTLS {
@@ -68,9 +68,14 @@ func measure(cmd string, args []string) error {
 	if cmd == "connrate" && *pid != 0 {
 		return connrateCPU(cl, *duration, *workers, *pid)
 	}
+	if (cmd == "bulk" || cmd == "bulkdown") && *pid != 0 {
+		return bulkCPU(cl, cmd, *duration, *pid)
+	}
 	switch cmd {
 	case "bulk":
-		v, err = bulk(cl, *duration)
+		v, _, err = bulk(cl, *duration)
+	case "bulkdown":
+		v, _, err = bulkDown(cl, *duration)
 	case "pingpong":
 		v, err = pingpong(cl, *n)
 	case "connrate":
@@ -85,11 +90,12 @@ func measure(cmd string, args []string) error {
 	return nil
 }
 
-// bulk writes for d and returns MB/s as counted by the server.
-func bulk(cl *client, d time.Duration) (float64, error) {
+// bulk writes for d and returns MB/s and the bytes, as counted by the
+// server.
+func bulk(cl *client, d time.Duration) (float64, int64, error) {
 	c, err := cl.dial()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer c.Close()
 	buf := make([]byte, 256<<10)
@@ -97,7 +103,7 @@ func bulk(cl *client, d time.Duration) (float64, error) {
 	start := time.Now()
 	for time.Since(start) < d {
 		if _, err := c.Write(buf); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		buf[0] = 0
 	}
@@ -106,10 +112,64 @@ func bulk(cl *client, d time.Duration) (float64, error) {
 	}
 	var out [8]byte
 	if _, err := io.ReadFull(c, out[:]); err != nil {
-		return 0, fmt.Errorf("read count: %w", err)
+		return 0, 0, fmt.Errorf("read count: %w", err)
 	}
 	elapsed := time.Since(start)
-	return float64(binary.BigEndian.Uint64(out[:])) / elapsed.Seconds() / 1e6, nil
+	n := int64(binary.BigEndian.Uint64(out[:]))
+	return float64(n) / elapsed.Seconds() / 1e6, n, nil
+}
+
+// bulkDown asks the server to write ('D'), reads for d and returns MB/s
+// and the bytes, as counted by this client.
+func bulkDown(cl *client, d time.Duration) (float64, int64, error) {
+	c, err := cl.dial()
+	if err != nil {
+		return 0, 0, err
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte{'D'}); err != nil {
+		return 0, 0, err
+	}
+	buf := make([]byte, 256<<10)
+	var n int64
+	start := time.Now()
+	for time.Since(start) < d {
+		m, err := c.Read(buf)
+		n += int64(m)
+		if err != nil {
+			return 0, 0, fmt.Errorf("read after %d bytes: %w", n, err)
+		}
+	}
+	return float64(n) / time.Since(start).Seconds() / 1e6, n, nil
+}
+
+// bulkCPU prints the throughput of bulk (cmd "bulk", client to server) or
+// bulkDown (cmd "bulkdown", server to client) and the CPU time (user plus
+// system, all threads) that process pid spent per GB moved meanwhile, in
+// seconds.
+func bulkCPU(cl *client, cmd string, d time.Duration, pid int) error {
+	before, err := cpuTicks(pid)
+	if err != nil {
+		return err
+	}
+	run := bulk
+	if cmd == "bulkdown" {
+		run = bulkDown
+	}
+	rate, n, err := run(cl, d)
+	if err != nil {
+		return err
+	}
+	after, err := cpuTicks(pid)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: no bytes moved", cmd)
+	}
+	// /proc counts in USER_HZ ticks, 100 per second on Linux.
+	fmt.Printf("%.1f %.3f\n", rate, float64(after-before)/100/(float64(n)/1e9))
+	return nil
 }
 
 // pingpong sends n 64-byte messages one at a time and returns the median

@@ -6,12 +6,14 @@
 //	forwardload serve -plain 127.0.0.1:9000 -tls 127.0.0.1:9001 -cert c.pem -key k.pem
 //	forwardload naive -listen 127.0.0.1:9100 -to 127.0.0.1:9000 [-cert c.pem -key k.pem]
 //	forwardload bulk -addr 127.0.0.1:9100 [-tls -ca c.pem] -duration 2s   # prints MB/s
+//	forwardload bulkdown -addr 127.0.0.1:9100 -duration 2s -pid PID       # prints MB/s and PID's CPU-s/GB
 //	forwardload pingpong -addr 127.0.0.1:9100 -n 5000                     # prints p50 µs
 //	forwardload connrate -addr 127.0.0.1:9100 -duration 2s -workers 4     # prints conn/s
 //	forwardload idle -addr 127.0.0.1:9100 -tls -ca c.pem -n 1000 -pid PID # prints KiB/conn
 //
 // A client's first byte picks the server's behaviour: 'B' reads until EOF
-// and answers the byte count (8 bytes, big endian); 'E' echoes.
+// and answers the byte count (8 bytes, big endian); 'D' writes until the
+// client goes; 'E' echoes.
 package main
 
 import (
@@ -21,7 +23,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: forwardload serve|naive|bulk|pingpong|connrate|idle [flags]")
+		fmt.Fprintln(os.Stderr, "usage: forwardload serve|naive|bulk|bulkdown|pingpong|connrate|idle [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -30,7 +32,7 @@ func main() {
 		err = serve(args)
 	case "naive":
 		err = naive(args)
-	case "bulk", "pingpong", "connrate", "idle":
+	case "bulk", "bulkdown", "pingpong", "connrate", "idle":
 		err = measure(cmd, args)
 	default:
 		err = fmt.Errorf("unknown command %q", cmd)

@@ -51,7 +51,8 @@ func acceptLoop(ln net.Listener, errc chan<- error) {
 	}
 }
 
-// serveConn answers one client: 'B' bulk sink, 'E' echo.
+// serveConn answers one client: 'B' bulk sink, 'D' bulk source (writes
+// until the client goes), 'E' echo.
 func serveConn(c net.Conn) {
 	defer c.Close()
 	var mode [1]byte
@@ -64,6 +65,13 @@ func serveConn(c net.Conn) {
 		var out [8]byte
 		binary.BigEndian.PutUint64(out[:], uint64(n))
 		c.Write(out[:])
+	case 'D':
+		buf := make([]byte, 256<<10)
+		for {
+			if _, err := c.Write(buf); err != nil {
+				return
+			}
+		}
 	case 'E':
 		r := bufio.NewReaderSize(c, 4096)
 		buf := make([]byte, 4096)

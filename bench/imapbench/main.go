@@ -6,6 +6,14 @@
 //
 //	bench/imap.sh                      # defaults: 10 rounds of 50 logins per line, 400 idle sessions
 //	bench/imap.sh --logins 100 --rounds 20
+//	imapbench --pipegate bin/pipegate --key rsa2048   # one run with an RSA-2048 certificate
+//
+// Every server shares one self-signed certificate, with an ECDSA P-256 key
+// (--key ecdsa-p256, the default) or an RSA-2048 one (--key rsa2048): the
+// TLS set-up's figures depend on it (bench/imap.sh runs both). With
+// --x25519 clients offer X25519 and P-256: Go's default key shares make a Go
+// server (pipegate) pick X25519MLKEM768, which costs both ends more than
+// the X25519 that Dovecot and nginx (OpenSSL 3.0) pick.
 //
 // Two set-ups: "plain" (plain IMAP on both sides) and "tls" (clients speak
 // implicit TLS: to the proxy, which speaks plain IMAP to Dovecot; or to
@@ -18,6 +26,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"flag"
@@ -29,7 +38,6 @@ import (
 	"strings"
 
 	"github.com/pipegate/pipegate/internal/testenv"
-	"github.com/pipegate/pipegate/tlsconf"
 )
 
 const user, pass = "bench@a.test", "bench-pw"
@@ -43,12 +51,24 @@ func run() int {
 	logins := flag.Int("logins", 50, "sequential logins per line per round")
 	rounds := flag.Int("rounds", 10, "rounds; each runs every line once, in a rotating order")
 	sessions := flag.Int("sessions", 400, "idle sessions for the memory figure: RSS growth from N to 2N sessions, per session (0: skip)")
+	keyType := flag.String("key", "ecdsa-p256", "key of the servers' certificate: ecdsa-p256 or rsa2048")
+	x25519 := flag.Bool("x25519", false, "clients offer X25519 (and P-256, which TLS 1.2 needs with an ECDSA P-256 certificate), not X25519MLKEM768: the key exchange Dovecot and nginx with OpenSSL 3.0 pick anyway (default: Go's key shares, which a Go server such as pipegate answers with X25519MLKEM768)")
 	flag.Parse()
+	if *x25519 {
+		clientTLS.CurvePreferences = []tls.CurveID{tls.X25519, tls.CurveP256}
+	}
+	if *keyType != "ecdsa-p256" && *keyType != "rsa2048" {
+		fmt.Fprintf(os.Stderr, "imapbench: --key %q: want ecdsa-p256 or rsa2048\n", *keyType)
+		return 2
+	}
 	if *pipegateBin == "" {
 		fmt.Fprintln(os.Stderr, "imapbench: --pipegate BIN is required (bench/imap.sh passes it)")
 		return 2
 	}
-	b := &bench{logins: *logins, rounds: *rounds, sessions: *sessions}
+	b := &bench{logins: *logins, rounds: *rounds, sessions: *sessions, keyType: *keyType, kex: "Go default"}
+	if *x25519 {
+		b.kex = "X25519, P-256"
+	}
 	if err := b.setUp(*pipegateBin); err != nil {
 		fmt.Fprintln(os.Stderr, "imapbench:", err)
 		b.tearDown()
@@ -64,6 +84,8 @@ func run() int {
 
 type bench struct {
 	logins, rounds, sessions int
+	keyType                  string // of the shared certificate: ecdsa-p256 or rsa2048
+	kex                      string // what clients offer, for the headings
 
 	dir              string
 	backend, dproxy  *testenv.Dovecot
@@ -86,7 +108,7 @@ func (b *bench) setUp(pipegateBin string) error {
 		return err
 	}
 	os.Chmod(b.dir, 0o755)
-	cert, key, err := writeCert(b.dir)
+	cert, key, err := writeCert(b.dir, b.keyType)
 	if err != nil {
 		return err
 	}
@@ -166,7 +188,7 @@ func (b *bench) run() error {
 		}, pgids},
 	}
 	for _, s := range setups {
-		fmt.Printf("\n== %s ==\n", s.name)
+		fmt.Printf("\n== %s (certificate key %s, client key shares %s) ==\n", s.name, b.keyType, b.kex)
 		// Short rounds in a rotating order spread the machine's noise over
 		// every line alike; a line's rate is its logins over its time.
 		secs := map[string]float64{}
@@ -248,9 +270,10 @@ func maxOf(v []float64) float64 {
 	return m
 }
 
-// writeCert writes a self-signed ECDSA certificate shared by every server.
-func writeCert(dir string) (certFile, keyFile string, err error) {
-	cert, err := tlsconf.SelfSigned("127.0.0.1", "localhost")
+// writeCert writes a self-signed certificate shared by every server, with
+// a key of keyType: ecdsa-p256 or rsa2048.
+func writeCert(dir, keyType string) (certFile, keyFile string, err error) {
+	cert, err := selfSigned(keyType)
 	if err != nil {
 		return "", "", err
 	}

@@ -11,8 +11,16 @@
 //	if err != nil {
 //		// not TLS 1.3, an unknown suite, buffered bytes: keep using tlsConn
 //	}
-//	out = st.Seal(out, plaintext)             // records ready for the socket
-//	n, plain, err := st.Open(wire, plainBuf)  // complete records at the front of wire
+//	out, err = st.Seal(out, plaintext)         // records ready for the socket
+//	used, kind, plain, err := st.Open(wire)   // the whole record at the front of wire, in place
+//
+// Two variants save the copies a bulk stream would otherwise make.
+// OpenAppend decrypts into another buffer, so that the plaintext of
+// several records comes out in one piece for one write (Open leaves each
+// record's plaintext between its header and its tag). PlainSlots lays a
+// buffer out for plaintext read with readv straight into the records'
+// places, and SealSlots seals it there: no copy between the read and the
+// write, and up to four records per read and per write with 64 KiB.
 //
 // crypto/tls exports neither keys nor sequence numbers. Export reads them
 // from the *tls.Conn's unexported fields with package reflect (read only,

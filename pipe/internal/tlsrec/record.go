@@ -168,6 +168,35 @@ func (st *State) seal(dst, content []byte, typ byte) ([]byte, error) {
 // fatal for the connection: a record that fails authentication, a fatal
 // alert, a message that has no place after the handshake.
 func (st *State) Open(wire []byte) (int, Kind, []byte, error) {
+	used, kind, plain, err := st.open(nil, wire, true)
+	if kind != KindData {
+		plain = nil
+	}
+	return used, kind, plain, err
+}
+
+// OpenAppend is Open that decrypts into dst rather than in place: for
+// KindData it returns dst with the record's plaintext appended (grown if
+// its capacity is short), otherwise dst as it was (its spare capacity may
+// have been written). wire is left as it was. dst's spare capacity must
+// not overlap wire (crypto/cipher panics on a partial overlap).
+//
+// Opening several records one after the other into one buffer gives their
+// plaintext in one piece, ready for one write, without the copy that
+// joins plaintexts opened in place between their records' headers and
+// tags; the cost of decrypting is the same.
+func (st *State) OpenAppend(dst, wire []byte) (int, Kind, []byte, error) {
+	used, kind, out, err := st.open(dst, wire, false)
+	if kind != KindData {
+		out = dst
+	}
+	return used, kind, out, err
+}
+
+// open opens the record at the front of wire, in place or appending to
+// dst; for KindData it returns the plaintext, appended to dst unless in
+// place.
+func (st *State) open(dst, wire []byte, inPlace bool) (int, Kind, []byte, error) {
 	if len(wire) < HeaderLen {
 		return 0, KindNone, nil, nil
 	}
@@ -189,10 +218,14 @@ func (st *State) Open(wire []byte) (int, Kind, []byte, error) {
 		return 0, KindNone, nil, err
 	}
 	body := wire[HeaderLen : HeaderLen+n]
-	plain, err := st.in.aead.Open(body[:0], nonce[:], body, wire[:HeaderLen])
+	if inPlace {
+		dst = body[:0]
+	}
+	out, err := st.in.aead.Open(dst, nonce[:], body, wire[:HeaderLen])
 	if err != nil {
 		return 0, KindNone, nil, fmt.Errorf("tlsrec: record %d: %w", st.in.seq-1, err)
 	}
+	plain := out[len(dst):]
 	i := len(plain) - 1
 	for i >= 0 && plain[i] == 0 {
 		i--
@@ -207,7 +240,7 @@ func (st *State) Open(wire []byte) (int, Kind, []byte, error) {
 	used := HeaderLen + n
 	switch typ {
 	case typeData:
-		return used, KindData, content, nil
+		return used, KindData, out[:len(dst)+i], nil
 	case typeAlert:
 		if len(content) != 2 {
 			return 0, KindNone, nil, fmt.Errorf("tlsrec: alert of %d bytes", len(content))

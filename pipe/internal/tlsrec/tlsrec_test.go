@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -310,16 +311,24 @@ func FuzzOpen(f *testing.F) {
 	f.Add([]byte{23, 3, 3, 0, 17})
 	f.Add([]byte{23, 3, 3, 0xff, 0xff, 1, 2})
 	f.Fuzz(func(t *testing.T, wire []byte) {
-		st := &State{}
+		st, st2 := &State{}, &State{}
 		if err := st.in.setSecret(s, secret, 0); err != nil {
 			t.Fatal(err)
 		}
+		if err := st2.in.setSecret(s, secret, 0); err != nil {
+			t.Fatal(err)
+		}
+		orig := bytes.Clone(wire) // Open changes wire; OpenAppend opens this copy
 		for range 4 {
-			used, _, _, err := st.Open(wire)
+			used2, kind2, plain2, err2 := st2.OpenAppend(nil, orig)
+			used, kind, plain, err := st.Open(wire)
+			if used != used2 || kind != kind2 || !bytes.Equal(plain, plain2) || (err == nil) != (err2 == nil) {
+				t.Fatalf("Open: %d %v %q %v; OpenAppend: %d %v %q %v", used, kind, plain, err, used2, kind2, plain2, err2)
+			}
 			if err != nil || used == 0 {
 				return
 			}
-			wire = wire[used:]
+			wire, orig = wire[used:], orig[used:]
 		}
 	})
 }
@@ -382,5 +391,59 @@ func TestOpenRefuses(t *testing.T) {
 		if _, _, _, err := ss.Open(c.rec); err == nil {
 			t.Errorf("%s: opened without error", c.name)
 		}
+	}
+}
+
+// TestOpenAppend: records opened with OpenAppend give their plaintext in
+// one piece in dst, leave the wire as it was, and handle KeyUpdate and
+// close_notify as Open does.
+func TestOpenAppend(t *testing.T) {
+	sealer, opener := pairedStates(t, tls.TLS_AES_128_GCM_SHA256)
+	big := bytes.Repeat([]byte("0123456789abcdef"), 2000) // two records
+	wire, err := sealer.Seal(nil, big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire = append(wire, requestUpdate(t, sealer)...)
+	if wire, err = sealer.Seal(wire, []byte("after the update")); err != nil {
+		t.Fatal(err)
+	}
+	if wire, err = sealer.SealCloseNotify(wire); err != nil {
+		t.Fatal(err)
+	}
+	orig := bytes.Clone(wire)
+	dst := []byte("prefix:")
+	var kinds []Kind
+	for off := 0; off < len(wire); {
+		used, kind, out, err := opener.OpenAppend(dst, wire[off:])
+		if err != nil || used == 0 {
+			t.Fatalf("OpenAppend at %d: used %d, %v", off, used, err)
+		}
+		if kind != KindData && len(out) != len(dst) {
+			t.Fatalf("a record of kind %v changed dst's length from %d to %d", kind, len(dst), len(out))
+		}
+		off += used
+		dst = out
+		kinds = append(kinds, kind)
+	}
+	want := "prefix:" + string(big) + "after the update"
+	if string(dst) != want {
+		t.Fatalf("opened %d bytes, want %d", len(dst), len(want))
+	}
+	if !bytes.Equal(wire, orig) {
+		t.Fatal("OpenAppend changed the wire")
+	}
+	wantKinds := []Kind{KindData, KindData, KindNone, KindData, KindCloseNotify}
+	if !slices.Equal(kinds, wantKinds) {
+		t.Fatalf("kinds %v, want %v", kinds, wantKinds)
+	}
+	if !opener.answerUpdate {
+		t.Fatal("requested update not noted")
+	}
+	// A tampered record fails and leaves dst's length as it was.
+	rec, _ := sealer.Seal(nil, []byte("x"))
+	rec[len(rec)-1] ^= 1
+	if _, _, out, err := opener.OpenAppend(dst[:3], rec); err == nil || len(out) != 3 {
+		t.Fatalf("tampered record: %d bytes out, %v; want an error and dst as it was", len(out), err)
 	}
 }
