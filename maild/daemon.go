@@ -47,6 +47,7 @@ func New(s *Settings, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{settings: s, res: res, log: log, prefix: s.Command + ": ", registry: prometheus.NewRegistry()}
+	res.logCertificates(log)
 	if len(s.Pools) > 0 {
 		d.pools, err = newPools(s.Pools, log, d.prefix)
 		if err != nil {

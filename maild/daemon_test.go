@@ -129,7 +129,7 @@ pop3:
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	for _, w := range []string{"mail: draining", "protocol=pop3", "mail: stopped"} {
+	for _, w := range []string{"mail: tls certificate", "cert=\"ECDSA", "mail: draining", "protocol=pop3", "mail: stopped"} {
 		if !strings.Contains(logs.String(), w) {
 			t.Errorf("log lacks %q:\n%s", w, logs.String())
 		}

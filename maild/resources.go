@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/pipegate/pipegate/internal/configerr"
 	"github.com/pipegate/pipegate/limit"
@@ -100,6 +101,7 @@ func (r *resources) reload(log *slog.Logger) (backendTLS *tls.Config, err error)
 			errs = append(errs, r.settings.doc.Error("tls.cert", err))
 		} else {
 			log.Info(r.settings.Command+": certificate reloaded", "cert", r.settings.TLS.Cert)
+			r.logCertificates(log)
 		}
 	}
 	bt, err := loadBackendTLS(r.settings)
@@ -130,4 +132,20 @@ func (r *resources) close() error {
 		errs = append(errs, r.closePenalty())
 	}
 	return errors.Join(errs...)
+}
+
+// logCertificates says which certificates clients are served, in the
+// order they are offered (ECDSA before RSA); an expired or not yet valid
+// one is a warning.
+func (r *resources) logCertificates(log *slog.Logger) {
+	if r.serverTLS == nil {
+		return
+	}
+	for _, c := range r.serverTLS.Served() {
+		lvl := slog.LevelInfo
+		if !c.Valid(time.Now()) {
+			lvl = slog.LevelWarn
+		}
+		log.Log(context.Background(), lvl, r.settings.Command+": tls certificate", "cert", c.String(), "file", c.File)
+	}
 }

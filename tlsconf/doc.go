@@ -18,6 +18,21 @@
 //		log.Error("tls reload failed, keeping the old certificates", "err", err)
 //	}
 //
+// # Several certificates
+//
+// An RSA and an ECDSA certificate can be served together, as nginx, HAProxy
+// and Postfix do:
+//
+//	files := tlsconf.ServerFiles{Cert: "site-rsa.crt", Key: "site-rsa.key"}.
+//		WithPairs(tlsconf.KeyPair{Cert: "site-ecdsa.crt", Key: "site-ecdsa.key"})
+//
+// Each client gets the first certificate it supports, in the order ECDSA,
+// Ed25519, RSA whatever the order given (signing with RSA-2048 costs
+// milliseconds per handshake in Go, with ECDSA P-256 tens of microseconds),
+// among those valid for the name it sent, or any if none is. Reload re-reads
+// them all, or keeps them all on error. Server.Served describes them for
+// the logs.
+//
 // Client side (towards an upstream or a backend):
 //
 //	cfg, err := tlsconf.LoadClient(tlsconf.ClientFiles{CA: "/etc/pipegate/backend-ca.crt", ServerName: "imap.internal"})

@@ -5,11 +5,19 @@ import (
 	"crypto/x509"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
 
 // ServerFiles names the files of a server-side TLS configuration.
+//
+// Several certificates (an ECDSA and an RSA one, say) are served together
+// when more pairs are added with WithPairs: each client gets the first one
+// it supports, ECDSA before Ed25519 before RSA whatever the order given,
+// so that clients able to verify ECDSA get the certificate that is cheap to
+// sign with, and RSA-only clients still get RSA.
 type ServerFiles struct {
 	Cert string // PEM certificate chain, leaf first (required)
 	Key  string // PEM private key of the leaf (required)
@@ -19,6 +27,34 @@ type ServerFiles struct {
 	// TicketKeys, when set, is a file of session ticket keys shared by
 	// several instances (see the package documentation for its format).
 	TicketKeys string
+
+	// more holds the pairs added by WithPairs, NUL-separated: a string
+	// rather than a slice keeps ServerFiles comparable (callers key maps
+	// by it), and file names cannot hold NUL.
+	more string
+}
+
+// WithPairs returns f serving the certificates of pairs as well as its
+// Cert and Key.
+func (f ServerFiles) WithPairs(pairs ...KeyPair) ServerFiles {
+	var b strings.Builder
+	b.WriteString(f.more)
+	for _, p := range pairs {
+		b.WriteString(p.Cert + "\x00" + p.Key + "\x00")
+	}
+	f.more = b.String()
+	return f
+}
+
+// Pairs returns every certificate of f: Cert and Key first, then the pairs
+// added by WithPairs, in the order given.
+func (f ServerFiles) Pairs() []KeyPair {
+	pairs := []KeyPair{{Cert: f.Cert, Key: f.Key}}
+	fields := strings.Split(f.more, "\x00")
+	for i := 0; i+1 < len(fields); i += 2 {
+		pairs = append(pairs, KeyPair{Cert: fields[i], Key: fields[i+1]})
+	}
+	return pairs
 }
 
 // Server is a reloadable server-side TLS configuration. Its methods are
@@ -35,6 +71,7 @@ type Server struct {
 // serverState is one consistent loading of the files.
 type serverState struct {
 	config *tls.Config
+	served []CertInfo // as config.Certificates
 }
 
 // LoadServer reads the files and returns a Server. Errors name the file
@@ -55,7 +92,11 @@ func LoadServer(f ServerFiles) (*Server, error) {
 // the certificate comes from files or not.
 func StaticServer(cert tls.Certificate) *Server {
 	s := &Server{static: true}
-	s.state.Store(&serverState{config: &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}})
+	st := &serverState{config: &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}}
+	if leaf, err := x509.ParseCertificate(cert.Certificate[0]); err == nil {
+		st.served = []CertInfo{describe("", leaf)}
+	}
+	s.state.Store(st)
 	s.config = &tls.Config{MinVersion: tls.VersionTLS12, GetConfigForClient: s.configForClient}
 	return s
 }
@@ -87,9 +128,39 @@ func (s *Server) Reload() error {
 // Files returns the file names s was loaded from.
 func (s *Server) Files() ServerFiles { return s.files }
 
-// Certificate returns the certificate currently served.
+// Certificate returns the certificate currently served, the first of
+// several (see Certificates).
 func (s *Server) Certificate() *tls.Certificate {
 	return &s.state.Load().config.Certificates[0]
+}
+
+// Certificates returns the certificates currently served, in the order
+// crypto/tls tries them: ECDSA, then Ed25519, then RSA.
+func (s *Server) Certificates() []tls.Certificate {
+	return slices.Clone(s.state.Load().config.Certificates)
+}
+
+// Served describes the certificates currently served, in the order of
+// Certificates, for a daemon to log at start and after a reload:
+//
+//	for _, c := range srv.Served() {
+//		log.Info("tls certificate", "cert", c.String(), "file", c.File)
+//	}
+//
+// A certificate that is expired or not yet valid is served anyway (as
+// nginx does): log it at warning level (CertInfo.Valid).
+func (s *Server) Served() []CertInfo {
+	return slices.Clone(s.state.Load().served)
+}
+
+// String lists the certificates served: "ECDSA P-256 CN=… (…; until …),
+// RSA 2048 CN=… (…)".
+func (s *Server) String() string {
+	var parts []string
+	for _, c := range s.state.Load().served {
+		parts = append(parts, c.String())
+	}
+	return strings.Join(parts, ", ")
 }
 
 func (s *Server) configForClient(*tls.ClientHelloInfo) (*tls.Config, error) {
@@ -97,13 +168,40 @@ func (s *Server) configForClient(*tls.ClientHelloInfo) (*tls.Config, error) {
 }
 
 func loadServerState(f ServerFiles) (*serverState, error) {
-	cert, err := loadKeyPair(f.Cert, f.Key)
-	if err != nil {
-		return nil, err
+	pairs := f.Pairs()
+	var loaded []servedCert
+	for i, p := range pairs {
+		if p.Cert == "" && p.Key == "" && len(pairs) == 1 {
+			return nil, fmt.Errorf("tls cert: no file given")
+		}
+		if p.Cert == "" {
+			return nil, fmt.Errorf("tls cert: no file given (key is %s)", p.Key)
+		}
+		if p.Key == "" {
+			return nil, fmt.Errorf("tls key: no file given (cert is %s)", p.Cert)
+		}
+		cert, err := p.Load()
+		if err != nil {
+			if len(pairs) > 1 {
+				return nil, fmt.Errorf("certificate %d of %d: %w", i+1, len(pairs), err)
+			}
+			return nil, err
+		}
+		loaded = append(loaded, servedCert{cert: cert, info: describe(p.Cert, cert.Leaf)})
+	}
+	orderCerts(loaded)
+	st := &serverState{}
+	var certs []tls.Certificate
+	for _, c := range loaded {
+		certs = append(certs, c.cert)
+		st.served = append(st.served, c.info)
 	}
 	cfg := &tls.Config{
 		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{cert},
+		Certificates: certs,
+	}
+	if len(certs) > 1 {
+		cfg.GetCertificate = pickCertificate(certs)
 	}
 	if f.ClientCA != "" {
 		pool, err := loadPool(f.ClientCA, "client CA")
@@ -122,7 +220,8 @@ func loadServerState(f ServerFiles) (*serverState, error) {
 	}
 	// Without SetSessionTicketKeys, crypto/tls uses the keys of the outer
 	// Config (returned by Server.Config), which survive reloads.
-	return &serverState{config: cfg}, nil
+	st.config = cfg
+	return st, nil
 }
 
 // loadKeyPair reads a certificate and its key, naming the file at fault.

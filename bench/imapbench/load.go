@@ -159,3 +159,32 @@ func groupRSS(pgid int) (int64, error) {
 	}
 	return total, nil
 }
+
+// groupCPU returns the CPU time (user and system, reaped children
+// included) of the processes in group pgid, in clock ticks (1/100 s on
+// Linux).
+func groupCPU(pgid int) int64 {
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	var total int64
+	for _, d := range dirs {
+		stat, err := os.ReadFile(filepath.Join(d, "stat"))
+		if err != nil {
+			continue // gone
+		}
+		i := strings.LastIndexByte(string(stat), ')')
+		if i < 0 {
+			continue
+		}
+		// state ppid pgrp session tty tpgid flags minflt cminflt majflt
+		// cmajflt utime stime cutime cstime ...
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) < 15 || f[2] != strconv.Itoa(pgid) {
+			continue
+		}
+		for _, v := range f[11:15] {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			total += n
+		}
+	}
+	return total
+}

@@ -7,10 +7,17 @@
 //	bench/imap.sh                      # defaults: 10 rounds of 50 logins per line, 400 idle sessions
 //	bench/imap.sh --logins 100 --rounds 20
 //	imapbench --pipegate bin/pipegate --key rsa2048   # one run with an RSA-2048 certificate
+//	KEYS="rsa2048 both" bench/imap.sh --sessions 0    # RSA alone, then RSA and ECDSA together
 //
 // Every server shares one self-signed certificate, with an ECDSA P-256 key
 // (--key ecdsa-p256, the default) or an RSA-2048 one (--key rsa2048): the
-// TLS set-up's figures depend on it (bench/imap.sh runs both). With
+// TLS set-up's figures depend on it (bench/imap.sh runs both). With --key
+// both, every server holds an RSA-2048 and an ECDSA P-256 certificate
+// (pipegate's tls.certs, Dovecot's ssl_alt_cert, nginx's second
+// ssl_certificate) and picks per client: the Go clients here take ECDSA;
+// a second pipegate serving the RSA certificate alone is the line
+// "pipegate-rsa" of the TLS set-up, for a same-run comparison.
+// With
 // --x25519 clients offer X25519 and P-256: Go's default key shares make a Go
 // server (pipegate) pick X25519MLKEM768, which costs both ends more than
 // the X25519 that Dovecot and nginx (OpenSSL 3.0) pick.
@@ -26,16 +33,20 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/pipegate/pipegate/internal/testenv"
 )
@@ -51,14 +62,14 @@ func run() int {
 	logins := flag.Int("logins", 50, "sequential logins per line per round")
 	rounds := flag.Int("rounds", 10, "rounds; each runs every line once, in a rotating order")
 	sessions := flag.Int("sessions", 400, "idle sessions for the memory figure: RSS growth from N to 2N sessions, per session (0: skip)")
-	keyType := flag.String("key", "ecdsa-p256", "key of the servers' certificate: ecdsa-p256 or rsa2048")
+	keyType := flag.String("key", "ecdsa-p256", "key of the servers' certificate: ecdsa-p256, rsa2048 or both (an RSA and an ECDSA certificate)")
 	x25519 := flag.Bool("x25519", false, "clients offer X25519 (and P-256, which TLS 1.2 needs with an ECDSA P-256 certificate), not X25519MLKEM768: the key exchange Dovecot and nginx with OpenSSL 3.0 pick anyway (default: Go's key shares, which a Go server such as pipegate answers with X25519MLKEM768)")
 	flag.Parse()
 	if *x25519 {
 		clientTLS.CurvePreferences = []tls.CurveID{tls.X25519, tls.CurveP256}
 	}
-	if *keyType != "ecdsa-p256" && *keyType != "rsa2048" {
-		fmt.Fprintf(os.Stderr, "imapbench: --key %q: want ecdsa-p256 or rsa2048\n", *keyType)
+	if *keyType != "ecdsa-p256" && *keyType != "rsa2048" && *keyType != "both" {
+		fmt.Fprintf(os.Stderr, "imapbench: --key %q: want ecdsa-p256, rsa2048 or both\n", *keyType)
 		return 2
 	}
 	if *pipegateBin == "" {
@@ -84,12 +95,14 @@ func run() int {
 
 type bench struct {
 	logins, rounds, sessions int
-	keyType                  string // of the shared certificate: ecdsa-p256 or rsa2048
+	keyType                  string // of the shared certificate: ecdsa-p256, rsa2048 or both
 	kex                      string // what clients offer, for the headings
 
 	dir              string
 	backend, dproxy  *testenv.Dovecot
 	pipegate, nginx  *process
+	pipegateRSA      *process // --key both: a second pipegate with the RSA certificate alone
+	pgRSATLS         string
 	auth             *authHTTP
 	pgPlain, pgTLS   string
 	ngxPlain, ngxTLS string
@@ -108,21 +121,36 @@ func (b *bench) setUp(pipegateBin string) error {
 		return err
 	}
 	os.Chmod(b.dir, 0o755)
-	cert, key, err := writeCert(b.dir, b.keyType)
+	primary := b.keyType
+	if b.keyType == "both" {
+		primary = "rsa2048"
+	}
+	cert, key, err := writeCert(b.dir, "server", primary)
 	if err != nil {
 		return err
+	}
+	var alt keyPair // the ECDSA certificate of --key both
+	dovecotExtra := dovecotTuning
+	if b.keyType == "both" {
+		if alt.cert, alt.key, err = writeCert(b.dir, "server-ecdsa", "ecdsa-p256"); err != nil {
+			return err
+		}
+		// OpenSSL picks the certificate by the client's signature
+		// algorithm order (Go's lists RSA-PSS first) unless the server's
+		// order wins, which lists ECDSA first.
+		dovecotExtra += "ssl_alt_cert = <" + alt.cert + "\nssl_alt_key = <" + alt.key + "\nssl_prefer_server_ciphers = yes\n"
 	}
 	users := map[string]string{user: pass}
 	b.backend, err = testenv.NewDovecot(dovecot, testenv.DovecotOptions{
 		Users: users, TrustedNetworks: []string{"127.0.0.1/32"},
-		CertFile: cert, KeyFile: key, Extra: dovecotTuning,
+		CertFile: cert, KeyFile: key, Extra: dovecotExtra,
 	})
 	if err != nil {
 		return fmt.Errorf("backend dovecot: %w", err)
 	}
 	_, port, _ := strings.Cut(b.backend.Addr, ":")
 	b.dproxy, err = testenv.NewDovecot(dovecot, testenv.DovecotOptions{
-		Users: users, CertFile: cert, KeyFile: key, Extra: dovecotTuning,
+		Users: users, CertFile: cert, KeyFile: key, Extra: dovecotExtra,
 		Passdb: "passdb {\n  driver = static\n  args = proxy=y host=127.0.0.1 port=" + port + " nopassword=y\n}",
 	})
 	if err != nil {
@@ -130,16 +158,23 @@ func (b *bench) setUp(pipegateBin string) error {
 	}
 	pgDir := filepath.Join(b.dir, "pipegate")
 	os.Mkdir(pgDir, 0o755)
-	b.pipegate, b.pgPlain, b.pgTLS, err = startPipegate(pipegateBin, pgDir, cert, key, b.backend.Addr)
+	b.pipegate, b.pgPlain, b.pgTLS, err = startPipegate(pipegateBin, pgDir, keyPair{cert, key}, alt, b.backend.Addr)
 	if err != nil {
 		return err
+	}
+	if alt.cert != "" {
+		rsaDir := filepath.Join(b.dir, "pipegate-rsa")
+		os.Mkdir(rsaDir, 0o755)
+		if b.pipegateRSA, _, b.pgRSATLS, err = startPipegate(pipegateBin, rsaDir, keyPair{cert, key}, keyPair{}, b.backend.Addr); err != nil {
+			return err
+		}
 	}
 	if b.auth, err = startAuthHTTP(b.backend.Addr); err != nil {
 		return err
 	}
 	ngDir := filepath.Join(b.dir, "nginx")
 	os.Mkdir(ngDir, 0o755)
-	b.nginx, b.ngxPlain, b.ngxTLS, err = startNginx(nginx, ngDir, cert, key, "http://"+b.auth.addr)
+	b.nginx, b.ngxPlain, b.ngxTLS, err = startNginx(nginx, ngDir, keyPair{cert, key}, alt, "http://"+b.auth.addr)
 	return err
 }
 
@@ -149,6 +184,9 @@ func (b *bench) tearDown() {
 	}
 	if b.auth != nil {
 		b.auth.close()
+	}
+	if b.pipegateRSA != nil {
+		b.pipegateRSA.stop()
 	}
 	if b.pipegate != nil {
 		b.pipegate.stop()
@@ -187,19 +225,39 @@ func (b *bench) run() error {
 			{"nginx-mail", b.ngxTLS, true},
 		}, pgids},
 	}
+	if b.pipegateRSA != nil { // the same run's pipegate without the ECDSA certificate
+		pgids["pipegate-rsa"] = b.pipegateRSA.pgid()
+		setups[1].targets = append(setups[1].targets, target{"pipegate-rsa", b.pgRSATLS, true})
+	}
 	for _, s := range setups {
 		fmt.Printf("\n== %s (certificate key %s, client key shares %s) ==\n", s.name, b.keyType, b.kex)
+		if s.targets[0].tls {
+			fmt.Print("certificate served to these clients:")
+			for _, t := range s.targets {
+				fmt.Printf(" %s %s;", t.name, servedKey(t))
+			}
+			fmt.Println()
+		}
 		// Short rounds in a rotating order spread the machine's noise over
 		// every line alike; a line's rate is its logins over its time.
 		secs := map[string]float64{}
 		ratios := map[string][]float64{}
+		ticks := map[string]int64{} // the proxy's CPU time over its logins
 		for r := range b.rounds {
 			round := map[string]float64{}
 			for i := range s.targets {
 				t := s.targets[(i+r)%len(s.targets)]
+				pgid, isProxy := s.pgids[t.name]
+				var before int64
+				if isProxy {
+					before = groupCPU(pgid)
+				}
 				rate, err := loginRate(t, b.logins, user, pass)
 				if err != nil {
 					return err
+				}
+				if isProxy {
+					ticks[t.name] += groupCPU(pgid) - before
 				}
 				round[t.name] = rate
 				secs[t.name] += float64(b.logins) / rate
@@ -210,13 +268,16 @@ func (b *bench) run() error {
 		}
 		total := float64(b.logins * b.rounds)
 		direct := total / secs["direct"]
-		fmt.Printf("%-14s %10s %10s %26s\n", "line", "logins/s", "x direct", "per-round x (median, min-max)")
+		fmt.Printf("%-14s %10s %10s %29s %16s\n", "line", "logins/s", "x direct", "per-round x (median, min-max)", "proxy CPU/login")
 		for _, t := range s.targets {
 			rate := total / secs[t.name]
 			fmt.Printf("%-14s %10.0f %10.2f", t.name, rate, rate/direct)
 			if t.name != "direct" {
 				rs := ratios[t.name]
-				fmt.Printf(" %14.2f (%.2f-%.2f)", median(rs), minOf(rs), maxOf(rs))
+				fmt.Printf(" %17.2f (%.2f-%.2f)", median(rs), minOf(rs), maxOf(rs))
+			}
+			if _, ok := s.pgids[t.name]; ok {
+				fmt.Printf(" %13.2f ms", float64(ticks[t.name])*10/total) // 100 ticks/s
 			}
 			fmt.Println()
 		}
@@ -232,6 +293,23 @@ func (b *bench) run() error {
 		}
 	}
 	return nil
+}
+
+// servedKey is the key type of the certificate t serves to the bench's
+// clients: "ECDSA", "RSA", or the handshake's error.
+func servedKey(t target) string {
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", t.addr, clientTLS)
+	if err != nil {
+		return err.Error()
+	}
+	defer c.Close()
+	switch c.ConnectionState().PeerCertificates[0].PublicKey.(type) {
+	case *ecdsa.PublicKey:
+		return "ECDSA"
+	case *rsa.PublicKey:
+		return "RSA"
+	}
+	return "other"
 }
 
 func printVersions() {
@@ -270,9 +348,12 @@ func maxOf(v []float64) float64 {
 	return m
 }
 
+// keyPair names a certificate file and its key file; empty for none.
+type keyPair struct{ cert, key string }
+
 // writeCert writes a self-signed certificate shared by every server, with
-// a key of keyType: ecdsa-p256 or rsa2048.
-func writeCert(dir, keyType string) (certFile, keyFile string, err error) {
+// a key of keyType (ecdsa-p256 or rsa2048), as dir/name.crt and .key.
+func writeCert(dir, name, keyType string) (certFile, keyFile string, err error) {
 	cert, err := selfSigned(keyType)
 	if err != nil {
 		return "", "", err
@@ -281,7 +362,7 @@ func writeCert(dir, keyType string) (certFile, keyFile string, err error) {
 	if err != nil {
 		return "", "", err
 	}
-	certFile, keyFile = filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
 	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o644); err != nil {
 		return "", "", err
 	}

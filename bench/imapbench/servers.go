@@ -106,12 +106,16 @@ func freeAddr() string {
 }
 
 // startPipegate runs `pipegate imap` with plain and TLS listeners in front
-// of backend (plain IMAP).
-func startPipegate(bin, dir, certFile, keyFile, backend string) (proc *process, plain, tlsAddr string, err error) {
+// of backend (plain IMAP), serving cert, and alt too when it is set.
+func startPipegate(bin, dir string, cert, alt keyPair, backend string) (proc *process, plain, tlsAddr string, err error) {
 	plain, tlsAddr = freeAddr(), freeAddr()
 	routes := filepath.Join(dir, "routes.yaml")
 	if err := os.WriteFile(routes, []byte("default: imap://"+backend+"\n"), 0o644); err != nil {
 		return nil, "", "", err
+	}
+	tlsBlock := fmt.Sprintf("  cert: %s\n  key: %s\n", cert.cert, cert.key)
+	if alt.cert != "" {
+		tlsBlock = fmt.Sprintf("  certs:\n    - {cert: %s, key: %s}\n    - {cert: %s, key: %s}\n", cert.cert, cert.key, alt.cert, alt.key)
 	}
 	config := filepath.Join(dir, "pipegate.yaml")
 	err = os.WriteFile(config, []byte(fmt.Sprintf(`listen:
@@ -119,15 +123,13 @@ func startPipegate(bin, dir, certFile, keyFile, backend string) (proc *process, 
   - addr: %s
     tls: true
 tls:
-  cert: %s
-  key: %s
-routes_file: %s
+%sroutes_file: %s
 allow_plaintext_auth: true
 max_prelogin_connections_per_ip: 0 # every client comes from 127.0.0.1
 drain_timeout: 2s
 log:
   level: warn
-`, plain, tlsAddr, certFile, keyFile, routes)), 0o644)
+`, plain, tlsAddr, tlsBlock, routes)), 0o644)
 	if err != nil {
 		return nil, "", "", err
 	}
@@ -146,9 +148,14 @@ log:
 }
 
 // startNginx runs nginx's mail proxy with plain and TLS listeners; its
-// auth_http service sends every login to backend.
-func startNginx(bin, dir, certFile, keyFile, authAddr string) (proc *process, plain, tlsAddr string, err error) {
+// auth_http service sends every login to backend. It serves cert, and alt
+// too when it is set.
+func startNginx(bin, dir string, cert, alt keyPair, authAddr string) (proc *process, plain, tlsAddr string, err error) {
 	plain, tlsAddr = freeAddr(), freeAddr()
+	altLines := ""
+	if alt.cert != "" {
+		altLines = fmt.Sprintf("    ssl_certificate %s;\n    ssl_certificate_key %s;\n", alt.cert, alt.key)
+	}
 	conf := filepath.Join(dir, "nginx.conf")
 	err = os.WriteFile(conf, []byte(fmt.Sprintf(`load_module /usr/lib/nginx/modules/ngx_mail_module.so;
 worker_processes 1;
@@ -171,11 +178,11 @@ mail {
     protocol imap;
     ssl_certificate %[5]s;
     ssl_certificate_key %[6]s;
-    ssl_session_cache off;
+%[7]s    ssl_session_cache off;
     ssl_session_tickets off;
   }
 }
-`, dir, authAddr, plain, tlsAddr, certFile, keyFile)), 0o644)
+`, dir, authAddr, plain, tlsAddr, cert.cert, cert.key, altLines)), 0o644)
 	if err != nil {
 		return nil, "", "", err
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/pipegate/pipegate/internal/configerr"
+	"github.com/pipegate/pipegate/internal/tlstest"
+	"github.com/pipegate/pipegate/tlsconf"
 )
 
 type testInner struct {
@@ -256,4 +258,77 @@ func TestFlagError(t *testing.T) {
 	if d.Path("a.pem") != "a.pem" || d.Line("x") != 0 || d.Has("x") {
 		t.Error("nil Doc")
 	}
+}
+
+func TestTLSCertsList(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t)
+	for _, name := range []string{"a", "b"} {
+		cert, key := ca.Issue(t, "127.0.0.1")
+		copyTestFile(t, filepath.Join(dir, name+".crt"), cert)
+		copyTestFile(t, filepath.Join(dir, name+".key"), key)
+	}
+	writeTestFile(t, filepath.Join(dir, "junk.pem"), "junk\n")
+	for _, tt := range []struct {
+		name, yaml string
+		want       []string // problems, each "f.yaml:LINE: FIELD: ..."; none for a good block
+	}{
+		{"good", "certs:\n  - {cert: a.crt, key: a.key}\n  - cert: b.crt\n    key: b.key\n", nil},
+		{"key of another cert", "certs:\n  - {cert: a.crt, key: a.key}\n  - cert: b.crt\n    key: a.key\n",
+			[]string{"f.yaml:5: tls.certs[1].key: tls key " + filepath.Join(dir, "a.key") + ": tls: private key does not match public key (certificate " + filepath.Join(dir, "b.crt") + ")"}},
+		{"cert not PEM", "certs:\n  - {cert: a.crt, key: a.key}\n  - {cert: junk.pem, key: b.key}\n",
+			[]string{"f.yaml:4: tls.certs[1].cert: tls cert " + filepath.Join(dir, "junk.pem") + ": no PEM certificate found"}},
+		{"missing key", "certs:\n  - {cert: a.crt}\n", []string{"f.yaml:3: tls.certs[0].key: missing (each item of certs needs cert and key)"}},
+		{"unreadable", "certs:\n  - {cert: a.crt, key: gone.key}\n", []string{"f.yaml:3: tls.certs[0].key: open " + filepath.Join(dir, "gone.key")}},
+		{"with cert", "cert: a.crt\nkey: a.key\ncerts:\n  - {cert: b.crt, key: b.key}\n", []string{"f.yaml:2: tls.cert: give cert and key, or certs, not both"}},
+		{"empty", "certs: []\n", []string{"f.yaml:2: tls.certs: empty list"}},
+		{"too many", "certs:\n" + strings.Repeat("  - {cert: a.crt, key: a.key}\n", 9), []string{"f.yaml:2: tls.certs: 9 certificates: want at most 8"}},
+		{"unknown item key", "certs:\n  - {cert: a.crt, kee: a.key}\n", []string{"f.yaml:3: tls.certs[0].kee: unknown field (want one of: cert, key)"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var c struct {
+				TLS ServerTLS `yaml:"tls"`
+			}
+			doc, err := Decode(filepath.Join(dir, "f.yaml"), []byte("tls:\n"+indent(tt.yaml)), &c)
+			var files tlsconf.ServerFiles
+			if err == nil {
+				files, err = c.TLS.Files(doc, "tls")
+			}
+			if tt.want == nil {
+				pairs := files.Pairs()
+				if err != nil || len(pairs) != 2 || pairs[0].Cert != filepath.Join(dir, "a.crt") || pairs[1].Key != filepath.Join(dir, "b.key") {
+					t.Fatalf("Files() = %v, %v", pairs, err)
+				}
+				if _, err := tlsconf.LoadServer(files); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var got []string
+			if err != nil {
+				got = strings.Split(err.Error(), "\n")
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("problems %q, want %q", got, tt.want)
+			}
+			for i, w := range tt.want {
+				if !strings.HasPrefix(got[i], filepath.Join(dir, w)) {
+					t.Errorf("problem %q, want %q", got[i], filepath.Join(dir, w))
+				}
+			}
+		})
+	}
+	// The one-certificate form and the flags' comparison still work.
+	if (ServerTLS{Cert: "a.crt"}) == (ServerTLS{}) {
+		t.Error("ServerTLS comparison")
+	}
+}
+
+func copyTestFile(t *testing.T, dst, src string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, dst, string(b))
 }
