@@ -74,6 +74,16 @@ func Start(addr string, h http.Handler, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin endpoint: listen on %s: %w", addr, err)
 	}
+	return Serve(ln, h, log), nil
+}
+
+// Serve serves h on ln in the background, as Start does on the listener
+// it opens: for a listener opened elsewhere (handed over by the process a
+// binary upgrade replaces). Shutdown closes ln.
+func Serve(ln net.Listener, h http.Handler, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
 	s := &Server{
 		srv: &http.Server{
 			Handler:           h,
@@ -86,7 +96,7 @@ func Start(addr string, h http.Handler, log *slog.Logger) (*Server, error) {
 		done: make(chan struct{}),
 	}
 	go s.serve()
-	return s, nil
+	return s
 }
 
 func (s *Server) serve() {

@@ -39,6 +39,7 @@ type connInfo struct {
 // It runs in its own goroutine so that a slow client never stalls accepts.
 func (s *Server) handleConn(raw net.Conn) {
 	defer s.wg.Done()
+	defer s.setUp()
 	g := s.gen.Load()
 	info := &connInfo{start: time.Now(), peer: addrPort(raw.RemoteAddr()), local: addrPort(raw.LocalAddr())}
 	info.client = info.peer

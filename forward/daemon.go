@@ -3,7 +3,9 @@ package forward
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +32,15 @@ type Daemon struct {
 	set      *Set
 	draining atomic.Bool
 
+	// Listen, if not nil, opens the forwards' listeners instead of Listen,
+	// and ListenMetrics the metrics address's instead of net.Listen: a
+	// process taking over from another (a binary upgrade) serves on the
+	// sockets handed over. OnServing, if not nil, is called once Run listens
+	// on every forward and the metrics address. Set them before Run.
+	Listen        func(addr string) (net.Listener, error)
+	ListenMetrics func(addr string) (net.Listener, error)
+	OnServing     func()
+
 	mu      sync.Mutex
 	cfg     *DaemonConfig // running: DrainTimeout changes at reload
 	started bool          // Run applied cfg
@@ -43,9 +54,32 @@ func NewDaemon(cfg *DaemonConfig, log *slog.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	set := NewSet(Deps{Log: log, Metrics: metrics})
-	reg.MustRegister(admin.NewEngineCollector(set.EngineStats))
-	return &Daemon{log: log, registry: reg, set: set, cfg: cfg}, nil
+	d := &Daemon{log: log, registry: reg, cfg: cfg}
+	d.set = NewSet(Deps{Log: log, Metrics: metrics, Listen: d.listen})
+	reg.MustRegister(admin.NewEngineCollector(d.set.EngineStats))
+	return d, nil
+}
+
+// listen opens a forward's listener with d.Listen, else Listen.
+func (d *Daemon) listen(addr string) (net.Listener, error) {
+	if d.Listen != nil {
+		return d.Listen(addr)
+	}
+	return Listen(addr)
+}
+
+// startMetrics serves the metrics endpoint on addr, opened with
+// d.ListenMetrics when set.
+func (d *Daemon) startMetrics(addr string) (*admin.Server, error) {
+	h := admin.Handler(d.registry, d.healthy)
+	if d.ListenMetrics == nil {
+		return admin.Start(addr, h, d.log)
+	}
+	ln, err := d.ListenMetrics(addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin endpoint: listen on %s: %w", addr, err)
+	}
+	return admin.Serve(ln, h, d.log), nil
 }
 
 // Run opens every forward's listener and the metrics endpoint, serves
@@ -66,13 +100,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	var adm *admin.Server
 	if cfg.MetricsAddr != "" {
-		adm, err = admin.Start(cfg.MetricsAddr, admin.Handler(d.registry, d.healthy), d.log)
+		adm, err = d.startMetrics(cfg.MetricsAddr)
 		if err != nil {
 			d.log.Error("start failed", "err", err)
 			d.stopNow()
 			return err
 		}
 		d.log.Info("metrics listening", "addr", adm.Addr())
+	}
+	if d.OnServing != nil {
+		d.OnServing()
 	}
 
 	<-ctx.Done()

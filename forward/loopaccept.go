@@ -52,7 +52,7 @@ func (s *Server) serveOnLoops(ln net.Listener) bool {
 		return false // not Linux, not TCP: accept with Go
 	}
 	s.mu.Lock()
-	if s.shutting {
+	if s.shutting || s.stopped {
 		s.mu.Unlock()
 		pl.Close()
 		return true
@@ -130,6 +130,7 @@ func (s *Server) handOff(g *generation, a *pipe.Accepted) {
 	}
 	s.pending[c] = struct{}{}
 	s.wg.Add(1)
+	s.settingUp++
 	s.mu.Unlock()
 	go s.handleConn(c)
 }

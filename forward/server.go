@@ -24,6 +24,18 @@ var ErrServerClosed = errors.New("forward: server closed")
 type Deps struct {
 	Log     *slog.Logger // nil: discard
 	Metrics *Metrics     // nil: no metrics
+	// Listen opens a forward's listener for a Set (addr as Config.Listen);
+	// nil: Listen. A process taking over from another (a binary upgrade)
+	// gives the sockets its predecessor handed over.
+	Listen func(addr string) (net.Listener, error)
+}
+
+// listen opens addr with d.Listen, else Listen.
+func (d Deps) listen(addr string) (net.Listener, error) {
+	if d.Listen != nil {
+		return d.Listen(addr)
+	}
+	return Listen(addr)
 }
 
 // Server runs one forward: it accepts connections on the listeners given
@@ -39,11 +51,15 @@ type Server struct {
 
 	mu            sync.Mutex
 	shutting      bool
+	stopped       bool // StopAccepting: listeners closed, set-ups go on
 	listeners     map[net.Listener]struct{}
 	pending       map[net.Conn]struct{}       // accepted, not yet handed to an engine
 	loopListeners map[*pipe.Listener]struct{} // listeners the event loops accept on
 	engines       []*pipe.Engine              // one per distinct pipe.Options seen
 	wg            sync.WaitGroup              // Serve loops and connection set-ups
+	goAccepts     int                         // Go accept loops running (StopAccepting waits)
+	settingUp     int                         // connections in handleConn (StopAccepting waits)
+	settled       chan struct{}               // closed when either count drops; nil: none waits
 }
 
 // generation is one loaded Config, swapped whole on Reload.
@@ -217,7 +233,7 @@ func (s *Server) ListenAndServe() error {
 // always returns a non-nil error: ErrServerClosed after Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
-	if s.shutting {
+	if s.shutting || s.stopped {
 		s.mu.Unlock()
 		ln.Close()
 		return ErrServerClosed
@@ -229,12 +245,17 @@ func (s *Server) Serve(ln net.Listener) error {
 	if s.serveOnLoops(ln) {
 		return ErrServerClosed
 	}
+	if !s.enterGoAccept() {
+		ln.Close()
+		return ErrServerClosed
+	}
+	defer s.leaveGoAccept()
 
 	var pause time.Duration // after temporary accept errors such as EMFILE
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			if s.closing() {
+			if s.closing() || s.acceptStopped() {
 				return ErrServerClosed
 			}
 			var ne net.Error
@@ -258,6 +279,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		s.pending[c] = struct{}{}
 		s.wg.Add(1)
+		s.settingUp++
 		s.mu.Unlock()
 		go s.handleConn(c)
 	}

@@ -131,7 +131,7 @@ func (s *Set) Apply(cfgs []Config, drain time.Duration) error {
 		if r := s.servers[key(c)]; r != nil && r.listen == c.Listen {
 			continue
 		}
-		ln, err := Listen(c.Listen)
+		ln, err := s.deps.listen(c.Listen)
 		if err != nil {
 			closeFresh()
 			return fmt.Errorf("forward %s: listen: %w", c.name(), err)

@@ -35,6 +35,23 @@ type Daemon struct {
 	pools    *pools       // nil without pools:
 	draining atomic.Bool
 	reloadMu sync.Mutex // one Reload at a time
+
+	// Listen, if not nil, opens the listeners (addr as listen[].addr) and
+	// ListenMetrics the metrics_addr's, instead of net.Listen: a process
+	// taking over from another (a binary upgrade) serves on the sockets
+	// handed over. OnServing, if not nil, is called once Run serves every
+	// listener and the metrics endpoint. Set them before Run.
+	Listen        func(addr string) (net.Listener, error)
+	ListenMetrics func(addr string) (net.Listener, error)
+	OnServing     func()
+}
+
+// listenTCP opens addr with listen when set, else net.Listen.
+func listenTCP(listen func(string) (net.Listener, error), addr string) (net.Listener, error) {
+	if listen != nil {
+		return listen(addr)
+	}
+	return net.Listen("tcp", addr)
 }
 
 // New loads what s names (certificates, routes, the penalty store) and
@@ -139,7 +156,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}
 	for i, lc := range s.Listen {
-		l, err := net.Listen("tcp", lc.Addr)
+		l, err := listenTCP(d.Listen, lc.Addr)
 		if err != nil {
 			closeAll()
 			field := fmt.Sprintf("listen[%d].addr", i)
@@ -150,8 +167,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	var admSrv *admin.Server
 	if s.MetricsAddr != "" {
-		var err error
-		admSrv, err = admin.Start(s.MetricsAddr, d.adminHandler(), d.log)
+		ln, err := listenTCP(d.ListenMetrics, s.MetricsAddr)
+		if err == nil {
+			admSrv = admin.Serve(ln, d.adminHandler(), d.log)
+		}
 		if err != nil {
 			closeAll()
 			d.log.Error(d.prefix+"metrics_addr", "addr", s.MetricsAddr, "err", err)
@@ -176,6 +195,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		wg.Add(1)
 		go serveListener(&wg, d.servers[i], l, s.Listen[i].TLS, served)
 		d.log.Info(d.prefix+"listening", "addr", l.Addr().String(), "protocol", s.Listen[i].Protocol, "tls", s.Listen[i].TLS, "accept_proxy", s.Listen[i].AcceptProxy, "tls_on_goroutines", s.TLSOnGoroutines, "max_prelogin_connections_per_ip", s.MaxPreLoginPerIP, "auth_failure_delay", s.AuthFailureDelay.String())
+	}
+	if d.OnServing != nil {
+		d.OnServing()
 	}
 
 	var failed error

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -17,11 +19,13 @@ import (
 )
 
 const fwdUsage = `usage: pipegate forward --listen ADDR --to ADDR [--to ADDR...] [flags]
-       pipegate forward --config FILE [--log-format F] [--log-level L] [--metrics-addr A] [--drain-timeout D] [--tls-on-goroutines]
+       pipegate forward --config FILE [--log-format F] [--log-level L] [--metrics-addr A] [--drain-timeout D] [--tls-on-goroutines] [upgrade flags]
 
 Addresses are host:port or unix:/path. SIGHUP reloads the config and the
 certificates for new connections; SIGTERM or SIGINT stops accepting and
-drains open connections until --drain-timeout. In a config file each flag
+drains open connections until --drain-timeout. SIGUSR2 (or pipegate
+upgrade --pid-file F) starts the binary anew on the same sockets and, once
+it serves, drains here (docs/upgrade.md). In a config file each flag
 is a snake_case key (--max-conns is max_conns; the TLS flags are the tls:
 and to_tls: blocks): see docs/forward.md.
 
@@ -36,6 +40,7 @@ type fwdOptions struct {
 	tls        yamlconf.ServerTLS
 	toTLS      bool
 	toTLSFiles yamlconf.ClientTLS
+	up         upgradeOptions
 	set        map[string]bool
 }
 
@@ -103,6 +108,7 @@ func fwdParseArgs(args []string, stderr io.Writer) (*fwdOptions, error) {
 	fs.StringVar(&o.global.LogLevel, "log-level", "info", "debug, info, warn or error")
 	o.global.DrainTimeout = yamlconf.Duration{Duration: forward.DefaultDrainTimeout, Given: true}
 	fs.Var(&o.global.DrainTimeout, "drain-timeout", "on SIGTERM/SIGINT, wait this long for open connections")
+	o.up.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -121,8 +127,9 @@ func fwdParseArgs(args []string, stderr io.Writer) (*fwdOptions, error) {
 func fwdLoad(o *fwdOptions, cache forward.TLSCache) (*forward.DaemonConfig, error) {
 	if o.configPath != "" {
 		for name := range o.set {
-			switch name {
-			case "config", "log-format", "log-level", "metrics-addr", "drain-timeout", "tls-on-goroutines":
+			switch {
+			case slices.Contains([]string{"config", "log-format", "log-level", "metrics-addr", "drain-timeout", "tls-on-goroutines"}, name),
+				slices.Contains(upgradeFlags, name):
 			default:
 				return nil, fmt.Errorf("flag --%s: not allowed with --config (put it in the file)", name)
 			}
@@ -188,49 +195,108 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err != nil {
 		return 2
 	}
+	up, err := newUpgrader("forward", args, &o.up, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "pipegate forward: %v\n", err)
+		return 2
+	}
+	defer up.close()
+	// Signals first, so a SIGHUP, SIGUSR2 or SIGTERM right after start-up
+	// is not lost.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(usr2)
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM, os.Interrupt)
+	defer signal.Stop(term)
+	if err := up.takeOver(ctx); err != nil {
+		fmt.Fprintf(stderr, "pipegate forward: %v\n", err)
+		return 1
+	}
+
 	cache := forward.TLSCache{}
 	loaded, err := fwdLoad(o, cache)
 	if err != nil {
+		up.failed(err)
 		fmt.Fprintf(stderr, "pipegate forward: %v\n", err)
 		return 2
 	}
 	log, err := newLogger(stderr, loaded.LogFormat, loaded.LogLevel)
 	if err != nil {
+		up.failed(err)
 		fmt.Fprintf(stderr, "pipegate forward: flag --%v\n", err)
 		return 2
 	}
-
-	// Signals first, so a SIGHUP or SIGTERM right after start-up is not lost.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	term := make(chan os.Signal, 1)
-	signal.Notify(term, syscall.SIGTERM, os.Interrupt)
-	defer signal.Stop(term)
+	up.setLog(log)
 
 	d, err := forward.NewDaemon(loaded, log)
 	if err != nil {
+		up.failed(err)
 		log.Error("metrics", "err", err)
 		return 1
 	}
+	d.Listen = up.held.hook("forward", forward.Listen)
+	d.ListenMetrics = up.held.quietHook("metrics", listenTCP)
+	serving := make(chan struct{})
+	d.OnServing = func() { close(serving) }
+	up.pairs = fwdHandover{d: d, setupTimeout: loaded.DrainTimeout}
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
+	defer up.wait() // before up.close: an attempt still running rolls back
 	done := make(chan error, 1)
 	go runForwardDaemon(ctx, d, done)
+	stopping := ctx.Done()
+	running, code := loaded, 0
 	for {
 		select {
 		case <-hup:
-			fwdReload(o, cache, d, log)
+			if l := fwdReload(o, cache, d, log); l != nil {
+				running = l
+			}
+			up.held.retain(fwdListenerNames(running, loaded.MetricsAddr))
+		case <-usr2:
+			up.trigger(ctx)
+		case <-stopping:
+			stopping = nil
+			up.stopping()
+		case r := <-up.results:
+			if cause, handedOver := up.settle(r); handedOver {
+				stop(cause)
+			}
+		case <-serving:
+			serving = nil
+			if err := up.serving(ctx); err != nil {
+				log.Error("upgrade: stopping", "err", err)
+				stop(err)
+				code = 1
+			}
 		case sig := <-term:
 			stop(errors.New(sig.String())) // the drain's log names the signal
 		case err := <-done:
 			if err != nil {
+				up.failed(err)
 				return 1
 			}
-			return 0
+			return code
 		}
 	}
 }
+
+// fwdListenerNames are the names under which heldListeners keeps the
+// sockets of cfg (the metrics address as at start: a reload keeps it).
+func fwdListenerNames(cfg *forward.DaemonConfig, metricsAddr string) []string {
+	names := []string{"metrics " + metricsAddr}
+	for _, f := range cfg.Forwards {
+		names = append(names, "forward "+f.Listen)
+	}
+	return names
+}
+
+// listenTCP opens a TCP listener on addr.
+func listenTCP(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
 
 // runForwardDaemon is the goroutine running the forwards until ctx ends.
 func runForwardDaemon(ctx context.Context, d *forward.Daemon, done chan<- error) {
@@ -238,8 +304,8 @@ func runForwardDaemon(ctx context.Context, d *forward.Daemon, done chan<- error)
 }
 
 // fwdReload re-reads the config file (or the flags' certificate files) and
-// applies it; on error the running configuration stays.
-func fwdReload(o *fwdOptions, cache forward.TLSCache, d *forward.Daemon, log *slog.Logger) {
+// applies it; on error the running configuration stays (nil returned).
+func fwdReload(o *fwdOptions, cache forward.TLSCache, d *forward.Daemon, log *slog.Logger) *forward.DaemonConfig {
 	log.Info("SIGHUP: reloading")
 	loaded, err := fwdLoad(o, cache)
 	if err == nil {
@@ -247,7 +313,9 @@ func fwdReload(o *fwdOptions, cache forward.TLSCache, d *forward.Daemon, log *sl
 	}
 	if err != nil {
 		log.Error("reload failed; keeping the running config", "err", err)
+		return nil
 	}
+	return loaded
 }
 
 // checkForwardConfig validates a forward config file, certificates

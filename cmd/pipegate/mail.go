@@ -17,32 +17,41 @@ const mailUsage = `usage: pipegate mail --config FILE
 
 Runs the mail gateway described by FILE (see docs/mail.md): each listener
 serves one protocol (imap, pop3, sieve, submission).
-SIGHUP reloads routes and certificates; SIGTERM or SIGINT drains and exits.
+SIGHUP reloads routes and certificates; SIGTERM or SIGINT drains and exits;
+SIGUSR2 (or pipegate upgrade --pid-file F) starts the binary anew on the same
+sockets and drains here once it serves (docs/upgrade.md).
 `
 
 const imapUsage = `usage: pipegate imap --config FILE
 
 Runs the IMAP reverse proxy described by FILE (see docs/imap.md): the mail
 gateway with IMAP listeners only (pipegate mail serves the other protocols).
-SIGHUP reloads routes and certificates; SIGTERM or SIGINT drains and exits.
+SIGHUP reloads routes and certificates; SIGTERM or SIGINT drains and exits;
+SIGUSR2 (or pipegate upgrade --pid-file F) starts the binary anew on the same
+sockets and drains here once it serves (docs/upgrade.md).
 `
 
 // runMail is `pipegate mail`: exit code 0 after a clean drain, 1 on a
 // runtime failure, 2 on bad usage or config.
 func runMail(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return runMailCommand(ctx, maild.CommandMail, mailUsage, args, stderr)
+	return runMailCommand(ctx, maild.CommandMail, mailUsage, args, stdout, stderr)
 }
 
 // runIMAP is `pipegate imap`: `pipegate mail` with IMAP listeners only.
 func runIMAP(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return runMailCommand(ctx, maild.CommandIMAP, imapUsage, args, stderr)
+	return runMailCommand(ctx, maild.CommandIMAP, imapUsage, args, stdout, stderr)
 }
 
-func runMailCommand(ctx context.Context, command, usage string, args []string, stderr io.Writer) int {
+func runMailCommand(ctx context.Context, command, usage string, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("pipegate "+command, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
-	configPath := fs.String("config", "", "config file (YAML)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage+"\nflags:\n")
+		fs.PrintDefaults()
+	}
+	configPath := fs.String("config", "", "config `file` (YAML)")
+	var upOpts upgradeOptions
+	upOpts.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -53,28 +62,55 @@ func runMailCommand(ctx context.Context, command, usage string, args []string, s
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
+	up, err := newUpgrader(command, args, &upOpts, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "pipegate %s: %v\n", command, err)
+		return 2
+	}
+	defer up.close()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(usr2)
+	if err := up.takeOver(ctx); err != nil {
+		fmt.Fprintf(stderr, "pipegate %s: %v\n", command, err)
+		return 1
+	}
+
 	s, err := maild.Load(*configPath, command, mailProtocols)
 	if err != nil {
+		up.failed(err)
 		fmt.Fprintf(stderr, "pipegate %s: %v\n", command, err)
 		return 2
 	}
 	log, err := newLogger(stderr, s.LogFormat, s.LogLevel)
 	if err != nil { // checked by maild.Load already
+		up.failed(err)
 		fmt.Fprintf(stderr, "pipegate %s: %s: log: %v\n", command, s.File, err)
 		return 2
 	}
+	up.setLog(log)
 	d, err := maild.New(s, log)
 	if err != nil {
+		up.failed(err)
 		fmt.Fprintf(stderr, "pipegate %s: %v\n", command, err)
 		return 2
 	}
 	defer d.Close()
+	d.Listen = up.held.hook("listen", listenTCP)
+	d.ListenMetrics = up.held.quietHook("metrics", listenTCP)
+	serving := make(chan struct{})
+	d.OnServing = func() { close(serving) }
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	defer up.wait() // before up.close: an attempt still running rolls back
 	done := make(chan error, 1)
 	go runMailDaemon(ctx, d, done)
+	stopping := ctx.Done()
+	code := 0
 	for {
 		select {
 		case <-hup:
@@ -82,11 +118,29 @@ func runMailCommand(ctx context.Context, command, usage string, args []string, s
 			if err := d.Reload(); err != nil {
 				log.Error(command+": reload failed, keeping the previous state of what failed", "config", s.File, "err", err)
 			}
+		case <-usr2:
+			up.trigger(ctx)
+		case <-stopping:
+			stopping = nil
+			up.stopping()
+		case r := <-up.results:
+			if cause, handedOver := up.settle(r); handedOver {
+				log.Info(command+": draining", "cause", cause.Error())
+				stop(cause)
+			}
+		case <-serving:
+			serving = nil
+			if err := up.serving(ctx); err != nil {
+				log.Error(command+": upgrade: stopping", "err", err)
+				stop(err)
+				code = 1
+			}
 		case err := <-done: // Run logged it
 			if err != nil {
+				up.failed(err)
 				return 1
 			}
-			return 0
+			return code
 		}
 	}
 }

@@ -11,6 +11,7 @@
 //	pipegate mail --config /etc/pipegate/mail.yaml
 //	pipegate imap --config /etc/pipegate/imap.yaml
 //	pipegate check-config /etc/pipegate/mail.yaml
+//	pipegate upgrade --pid-file /run/pipegate/forward.pid
 package main
 
 import (
@@ -34,6 +35,7 @@ commands:
   imap                  the mail gateway with IMAP listeners only (pipegate imap --config FILE)
   check-config FILE     validate a forward, mail or imap config file and exit
   ctl COMMAND           admin of user affinity on a running instance (pipegate ctl --help)
+  upgrade               replace a running daemon's binary, keeping its sockets (pipegate upgrade --help)
 `
 
 func main() {
@@ -62,6 +64,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runCheckConfig(args[1:], stdout, stderr)
 	case "ctl":
 		return runCtl(ctx, args[1:], stdout, stderr)
+	case "upgrade":
+		return runUpgrade(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

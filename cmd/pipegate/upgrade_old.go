@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"github.com/pipegate/pipegate/upgrade"
+)
+
+// upgradeAttempt is one binary upgrade as the old process runs it.
+type upgradeAttempt struct {
+	opts    *upgradeOptions
+	binary  string
+	command string   // forward, mail or imap
+	args    []string // the command's arguments as this process got them
+	held    *heldListeners
+	pairs   pairHandover
+	log     *slog.Logger
+	stdout  io.Writer
+	stderr  io.Writer
+}
+
+// upgradeResult is how an attempt ended: the new process's pid, or why it
+// was rolled back.
+type upgradeResult struct {
+	pid int
+	err error
+}
+
+// run starts the new binary, hands it the listening sockets, waits until
+// it serves, then hands over the pairs that can move (the seam). On error
+// the new process is killed and this one keeps everything: the upgrade is
+// rolled back. ctx ending (SIGTERM) rolls back as well.
+func (a *upgradeAttempt) run(ctx context.Context) (pid int, err error) {
+	path := filepath.Join(a.opts.dir, fmt.Sprintf("upgrade-%d.sock", os.Getpid()))
+	srv, err := upgrade.Listen(path)
+	if err != nil {
+		return 0, err
+	}
+	defer srv.Close()
+
+	cmd := exec.Command(a.binary, childArgs(a.command, a.args, path)...)
+	cmd.Stdout, cmd.Stderr = a.stdout, a.stderr
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("starting the new binary: %w", err)
+	}
+	pid = cmd.Process.Pid
+	a.log.Info("upgrade: new binary started", "binary", a.binary, "pid", pid, "socket", path, "timeout", a.opts.timeout)
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	ctx, cancelTimeout := context.WithTimeoutCause(ctx, a.opts.timeout,
+		fmt.Errorf("it did not report serving within --upgrade-timeout %v", a.opts.timeout))
+	defer cancelTimeout()
+	exited := make(chan struct{})
+	go waitNewProcess(cmd, cancel, exited)
+
+	c, err := a.handOver(ctx, srv)
+	if err != nil {
+		cmd.Process.Kill() // it may be gone already
+		<-exited
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
+			err = fmt.Errorf("%w (%v)", err, cause)
+		}
+		return 0, fmt.Errorf("new process %d: %w", pid, err)
+	}
+	defer c.Close()
+	a.log.Info("upgrade: new process serves", "pid", pid)
+
+	// The new process serves: from here on the upgrade is not rolled back.
+	// The sockets (and Unix sockets' paths) are its; ours go.
+	a.held.handedOver()
+	// Seam: stop accepting, hand over the established pairs that can move.
+	if err := a.pairs.HandOver(context.WithoutCancel(ctx), c); err != nil {
+		a.log.Warn("upgrade: handing over established pairs failed; the rest drain here", "pid", pid, "err", err)
+	}
+	return pid, nil
+}
+
+// handOver accepts the new process, gives it the listeners and waits for
+// its verdict.
+func (a *upgradeAttempt) handOver(ctx context.Context, srv *upgrade.Server) (*upgrade.Conn, error) {
+	var c *upgrade.Conn
+	for c == nil {
+		var err error
+		c, err = srv.Accept(ctx)
+		if _, foreign := errors.AsType[*upgrade.PeerError](err); foreign {
+			a.log.Warn("upgrade: refused a process of another user on the upgrade socket", "err", err)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	ls, names := a.held.snapshot()
+	if err := upgrade.SendListeners(ctx, c, ls, names); err != nil {
+		c.Close()
+		return nil, err
+	}
+	a.log.Info("upgrade: listening sockets handed over", "listeners", names)
+	if err := c.WaitReady(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// waitNewProcess reaps the new process and ends the attempt's context
+// when it exits (a crash at start is seen at once, not at the timeout).
+func waitNewProcess(cmd *exec.Cmd, cancel context.CancelCauseFunc, exited chan<- struct{}) {
+	err := cmd.Wait()
+	if err == nil {
+		err = errors.New("exit status 0")
+	}
+	cancel(fmt.Errorf("it exited: %w", err))
+	close(exited)
+}
