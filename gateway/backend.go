@@ -28,6 +28,9 @@ type Backend struct {
 	tlsBase *tls.Config // BackendTLS when the dial began
 	stop    func() bool // ends the context watch
 	lease   Lease       // a pool member's: ended with the connection
+	// pool and poolUser: the pool:NAME the member was assigned from, and
+	// the user the lease holds (a hand-over to another process renews it).
+	pool, poolUser string
 }
 
 // dial connects to b and readies it for the protocol.

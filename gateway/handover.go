@@ -30,39 +30,14 @@ func (ss *Session) Handover(b *Backend) {
 	ss.End("piped")
 	ss.br, ss.bw, b.br, b.bw = nil, nil, nil, nil
 
-	entry := ss.logEntry(b.Route.Addr, b.isTLS)
-	release, metrics := ss.release, ss.srv.Metrics
-	lease := b.lease
+	ps := &pipedSession{
+		srv: ss.srv, id: ss.id, entry: ss.logEntry(b.Route.Addr, b.isTLS),
+		release: ss.release, lease: b.lease, pool: b.pool, poolUser: b.poolUser,
+	}
 	b.lease = nil
-	after := func(r pipe.Result) {
-		if lease != nil {
-			lease.End()
-		}
-		release()
-		metrics.sessionEnded()
-		reason := r.Reason.String()
-		if r.Reason == pipe.ReasonStopped && lease != nil {
-			reason = "kicked: account moved"
-		}
-		if r.FirstEnd != pipe.SideNone {
-			side := "client"
-			if r.FirstEnd == pipe.SideB {
-				side = "backend"
-			}
-			reason += " (" + side + " first)"
-		}
-		entry.write(r, r.Duration(), reason)
-	}
-	h := ss.srv.enter(clientSide, backendSide, after)
-	if lease != nil && h != nil {
-		// A move of the user ends the session with the protocol's
-		// goodbye, after what the backend had sent.
-		var farewell []byte
-		if f, ok := ss.srv.Protocol.(Farewell); ok {
-			farewell = f.Farewell(TextMoved)
-		}
-		lease.OnKick(func() { h.Stop(farewell) })
-	}
+	ss.srv.register(ps)
+	h := ss.srv.enter(clientSide, backendSide, ps.ended)
+	ps.started(h)
 }
 
 // withBuffered returns c with the bytes br read from it but did not

@@ -127,6 +127,7 @@ func (ss *Session) loginBackends(lg Login, rt route.Route, started time.Time, lo
 	var lastErr error
 	for _, rb := range rt.Backends {
 		var lease Lease
+		var poolName, poolUser string
 		if rb.Pool != "" {
 			// Affinity is by the name the backend logs in: the one its
 			// shared storage knows.
@@ -135,6 +136,7 @@ func (ss *Session) loginBackends(lg Login, rt route.Route, started time.Time, lo
 				user = rt.Login
 			}
 			ss.backend = rb.String()
+			poolName, poolUser = rb.Pool, user
 			pb, l, err := ss.poolBackend(rb, user)
 			if err != nil {
 				lastErr = err
@@ -155,7 +157,7 @@ func (ss *Session) loginBackends(lg Login, rt route.Route, started time.Time, lo
 			ss.srv.Metrics.login(rb.Addr, "unavailable", 0)
 			continue
 		}
-		b.lease = lease
+		b.lease, b.pool, b.poolUser = lease, poolName, poolUser
 		err = login(b, lg, rt)
 		if err == nil && lease != nil {
 			if err := lease.Start(ss.ctx); err != nil {

@@ -122,8 +122,11 @@ type Server struct {
 	closing   bool
 	listeners map[net.Listener]struct{}
 	sessions  map[*Session]struct{} // before login
-	preLogin  sync.WaitGroup        // sessions before login (and their handover)
-	piped     sync.WaitGroup        // sessions after login, until their afterClose
+	// pipedSessions are the logged-in sessions in the pipe, by ID (their
+	// pipe's tag), for a hand-over to another process.
+	pipedSessions map[string]*pipedSession
+	preLogin      sync.WaitGroup // sessions before login (and their handover)
+	piped         sync.WaitGroup // sessions after login, until their afterClose
 }
 
 // dynamic is what SetRouter and SetTLSConfig swap.

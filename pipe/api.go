@@ -86,4 +86,10 @@ var (
 	_ func(*Handle, []byte)                                      = (*Handle).Stop
 	_ func(*Handle) <-chan struct{}                              = (*Handle).Done
 	_ func(Result) time.Duration                                 = Result.Duration
+
+	_ func(*Handle, context.Context) (*Detached, error)                  = (*Handle).Detach
+	_ func(*Handle, string)                                              = (*Handle).SetTag
+	_ func(*Detached)                                                    = (*Detached).Wipe
+	_ func(*Engine, context.Context, func(*Detached) error) (int, error) = (*Engine).DetachAll
+	_ func(*Engine, *Detached, func(Result)) (*Handle, error)            = (*Engine).Adopt
 )

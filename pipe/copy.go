@@ -22,6 +22,7 @@ const (
 	outWriteErr                // writing dst failed
 	outPanic                   // a conn method panicked
 	outMoved                   // the direction goes on in a fresh goroutine (burst.go)
+	outDetached                // interrupted by a detach (detach_go.go)
 )
 
 type outcome struct {
@@ -53,6 +54,10 @@ func runDirection(d *direction) {
 		if out.kind == outMoved {
 			d.resumed, d.grown = true, false
 			go runDirection(d)
+			return
+		}
+		if out.kind == outDetached {
+			d.p.directionDetached(d)
 			return
 		}
 		d.p.directionEnded(d, out)
@@ -366,6 +371,10 @@ func (d *direction) readFailed(err error) outcome {
 	switch {
 	case d.p.stopping.Load():
 		return outcome{kind: outStopped}
+	case d.p.detachTried.Load() && isTimeout(err):
+		// Only a detach interrupts the reads of a plain pipe that is not
+		// stopping (detach_go.go).
+		return outcome{kind: outDetached}
 	case isEOF(err):
 		return outcome{kind: outEOF}
 	}

@@ -65,6 +65,16 @@
 // a thread each, as HAProxy's and nginx's workers do. An Acceptor can
 // still hand a connection to Go code (Accepted.Conn) for what only Go does.
 //
+// A running pipe can move to another process without a byte lost (a
+// binary upgrade): Handle.Detach or Engine.DetachAll take it out at a clean
+// point as two sockets (to pass with SCM_RIGHTS, see package upgrade) and
+// an opaque State (byte counts, timers, bytes in flight, the TLS record
+// layers of pipes on the loops), and Engine.Adopt carries it on there;
+// afterClose then runs once, in the new process, with the totals of both.
+//
+//	left, err := eng.DetachAll(ctx, func(d *pipe.Detached) error { return send(d) })
+//	h, err := newEng.Adopt(received, afterClose) // in the new process
+//
 // On Linux, pipe/internal/sock holds the system specifics; elsewhere the
 // core moves bytes with plain reads and writes.
 //

@@ -63,6 +63,7 @@ type Engine struct {
 	loopCfg    evloop.Config // tests: pool sizes
 	moveAfter  time.Duration // tests: see burst.go
 	loopLinger time.Duration // tests: see engine_loop.go; 0: defaultLoopLinger
+	batchHook  func()        // tests: called as DetachAll takes a batch off the loops
 
 	mu        sync.Mutex
 	closing   bool
@@ -71,6 +72,7 @@ type Engine struct {
 	group     *evloop.Group          // event loops, nil before the first pair and once retired
 	onLoops   int                    // pairs on group whose afterClose has not returned
 	listeners map[*Listener]struct{} // open Listeners (they keep group)
+	loopPipes map[*loopDone]struct{} // pairs on group (DetachAll)
 	linger    *time.Timer            // retires group once it has been empty for loopLinger
 	retiring  sync.WaitGroup
 

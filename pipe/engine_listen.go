@@ -91,6 +91,11 @@ type Acceptor struct {
 	// Error, if not nil, is told about accept errors (such as EMFILE) that
 	// make a loop pause accepting for retryIn. It runs on the loop.
 	Error func(err error, retryIn time.Duration)
+	// Tag names the Listener's pipes when they leave the process
+	// (Detached.Tag, see Engine.DetachAll): the new process gives each to
+	// the forward with the same tag, which adopts it with its own
+	// AfterClose. Empty: the pipes leave untagged.
+	Tag string
 }
 
 // Listener is a listening socket the Engine's event loops accept on.
@@ -154,7 +159,7 @@ func (e *Engine) Listen(ln net.Listener, acc Acceptor) (*Listener, error) {
 	}
 	pl := &Listener{e: e, addr: ln.Addr()}
 	el, err := e.group.Listen(ln, evloop.Acceptor{
-		Accept: func(a evloop.Accepted) *core.Setup { return e.acceptOnLoop(a, acc.Accept) },
+		Accept: func(a evloop.Accepted) *core.Setup { return e.acceptOnLoop(a, acc.Accept, acc.Tag) },
 		Error:  acc.Error,
 	})
 	if err != nil {
@@ -180,7 +185,7 @@ func listenError(err error) error {
 
 // acceptOnLoop counts in a connection a loop accepted and asks accept
 // about it (on the loop goroutine).
-func (e *Engine) acceptOnLoop(a evloop.Accepted, accept func(*Accepted) *Setup) *Setup {
+func (e *Engine) acceptOnLoop(a evloop.Accepted, accept func(*Accepted) *Setup, tag string) *Setup {
 	e.mu.Lock()
 	if e.closing { // Shutdown is closing the listeners
 		e.mu.Unlock()
@@ -198,7 +203,7 @@ func (e *Engine) acceptOnLoop(a evloop.Accepted, accept func(*Accepted) *Setup) 
 			evloop.CloseFD(a.FD)
 		}
 		e.total.Add(-1)
-		e.leaveLoop()
+		e.leaveLoop(nil)
 		return nil
 	}
 	ls := *s // the loop's copy: the Engine's Options, and counted out after AfterClose
@@ -206,7 +211,12 @@ func (e *Engine) acceptOnLoop(a evloop.Accepted, accept func(*Accepted) *Setup) 
 		opts := e.Options
 		ls.Options = &opts
 	}
-	d := &loopDone{e: e, afterClose: s.AfterClose}
+	d := newLoopDone(e, s.AfterClose)
+	d.h.pair, d.h.tag = a.Pair, tag // not shared yet
+	e.mu.Lock()
+	e.onLoops-- // counted again with the pipe itself
+	e.onLoopLocked(d)
+	e.mu.Unlock()
 	ls.AfterClose = d.run
 	return &ls
 }

@@ -66,8 +66,8 @@ func (e *Engine) takeLocked(ca, cb evloop.Conn, fromA, fromB []byte, afterClose 
 		e.loopsIdleLocked()
 		return nil // a and b untouched
 	}
-	d := &loopDone{e: e, afterClose: afterClose}
-	e.onLoops++
+	d := newLoopDone(e, afterClose)
+	e.onLoopLocked(d)
 	pair, err := e.group.AddWithPrefix(ea, eb, fromA, fromB, e.Options, d.run)
 	if err != nil {
 		// Not reached: a group is retired only with e.mu held and no pair
@@ -80,6 +80,23 @@ func (e *Engine) takeLocked(ca, cb evloop.Conn, fromA, fromB []byte, afterClose 
 	}
 	d.h.setPair(pair)
 	return &d.h
+}
+
+// newLoopDone makes the done callback and Handle of a pair on the loops.
+func newLoopDone(e *Engine, afterClose func(Result)) *loopDone {
+	d := &loopDone{e: e, afterClose: afterClose}
+	d.h.ld = d
+	return d
+}
+
+// onLoopLocked counts in a pair of the loops (e.mu held); DetachAll finds
+// it in e.loopPipes.
+func (e *Engine) onLoopLocked(d *loopDone) {
+	e.onLoops++
+	if e.loopPipes == nil {
+		e.loopPipes = make(map[*loopDone]struct{})
+	}
+	e.loopPipes[d] = struct{}{}
 }
 
 // noFallback is loopConn's answer for a conn that may go to the loops.
@@ -144,16 +161,18 @@ func (d *loopDone) run(r Result) {
 	// (the loops may be retired after that).
 	d.h.closingPair()
 	defer d.h.finished() // after leaveLoop: Done's channel closes last
-	defer d.e.leaveLoop()
+	defer d.e.leaveLoop(d)
 	if d.afterClose != nil {
 		d.afterClose(r)
 	}
 }
 
-// leaveLoop counts out a pair of the loops once its afterClose returned.
-func (e *Engine) leaveLoop() {
+// leaveLoop counts out a pair of the loops once its afterClose returned,
+// or once it was detached (d nil: a connection Accept refused).
+func (e *Engine) leaveLoop(d *loopDone) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	delete(e.loopPipes, d)
 	e.onLoops--
 	e.open.Add(-1)
 	e.loopsIdleLocked()

@@ -22,6 +22,12 @@ type Handle struct {
 	closing bool          // the loop pair's afterClose has begun: no Stop may reach the loops
 	ended   bool          // afterClose has returned
 	done    chan struct{} // made by Done (or Join), closed once ended
+
+	ld        *loopDone // a pair on the event loops: its done callback
+	tag       string    // SetTag's, or the Listener's (Detached.Tag)
+	detaching bool      // a Detach of the loop pair is under way
+	detached  bool      // the pipe has left (Detach): nothing reaches the loops
+	farewell  []byte    // a Stop's while detaching, again if the pipe stays
 }
 
 // Stop ends the pipe at a clean point: it stops reading from B (and from
@@ -52,15 +58,30 @@ func (h *Handle) Stop(farewell []byte) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.stopped || h.closing {
+	if h.stopped || h.closing || h.detached {
 		return
 	}
 	h.stopped = true
-	h.pair.Stop(bytes.Clone(farewell))
+	fw := bytes.Clone(farewell)
+	if h.detaching {
+		h.farewell = fw // the detach may win; if the pipe stays, it stops
+	}
+	h.pair.Stop(fw)
+}
+
+// SetTag names the pipe for when it leaves the process: Detach and
+// Engine.DetachAll give the tag as Detached.Tag, so that the adopting
+// process knows whose pipe it is. Pipes accepted by Engine.Listen carry
+// the Listener's Acceptor.Tag.
+func (h *Handle) SetTag(tag string) {
+	h.mu.Lock()
+	h.tag = tag
+	h.mu.Unlock()
 }
 
 // Done returns a channel that is closed once the pipe is over: both sides
-// closed and afterClose (if any) returned.
+// closed and afterClose (if any) returned, or the pipe detached (Detach,
+// Engine.DetachAll: afterClose is then not called here).
 func (h *Handle) Done() <-chan struct{} {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -39,7 +39,10 @@ type pipe struct {
 	idleAfter time.Duration // current idle limit (IdleTimeout, or linger once half-closed)
 	lifetime  *time.Timer
 	stopCtx   func() bool
-	farewell  []byte // Handle.Stop's, written to A once B→A has ended
+	farewell  []byte    // Handle.Stop's, written to A once B→A has ended
+	detach    *goDetach // a Detach under way (detach_go.go)
+
+	detachTried atomic.Bool // a Detach has interrupted reads at least once
 
 	// h is the pipe's Handle (h.p is p). Its mutex is the pipe's lock;
 	// h.stopped says that Handle.Stop came first (every later end is the
@@ -116,6 +119,9 @@ func (p *pipe) directionEnded(d *direction, out outcome) {
 	p.h.mu.Lock()
 	d.ended = true
 	owner := p.h.stopped
+	if p.detach != nil {
+		p.detachInterruptedLocked(fmt.Errorf("pipe: detach: the pipe ended meanwhile: %w", ErrNotDetachable))
+	}
 	p.h.mu.Unlock()
 	if owner {
 		// Handle.Stop: how a direction ends no longer matters (an EOF
@@ -198,6 +204,9 @@ func (p *pipe) halfClose() {
 // short the flush of a Handle.Stop (whose reason stays).
 func (p *pipe) stopWith(why Reason) {
 	p.h.mu.Lock()
+	if p.detach != nil {
+		p.detachInterruptedLocked(fmt.Errorf("pipe: detach: the pipe is ending (%s): %w", why, ErrNotDetachable))
+	}
 	if p.stopping.Load() {
 		force := p.h.stopped && why == ReasonShutdown
 		p.h.mu.Unlock()
@@ -239,6 +248,9 @@ func (p *pipe) stopByOwner(farewell []byte) {
 	if p.stopping.Load() || p.reasonSet {
 		p.h.mu.Unlock()
 		return // ending already: the first end decides
+	}
+	if p.detach != nil {
+		p.detachInterruptedLocked(fmt.Errorf("pipe: detach: the pipe is being stopped: %w", ErrNotDetachable))
 	}
 	p.res.Reason, p.reasonSet = ReasonStopped, true
 	p.h.stopped = true

@@ -323,7 +323,7 @@ func TestAffinityStorm(t *testing.T) {
 		go churn(&cw, progress, c, w, workers, cycles)
 	}
 	go closeWhenDone(&cw, progress)
-	var done, ok, refusedN int
+	var done, ok, refusedN, cut int
 	var bad []string
 	for r := range progress {
 		done++
@@ -332,6 +332,8 @@ func TestAffinityStorm(t *testing.T) {
 			ok++
 		case r.refused:
 			refusedN++
+		case r.cut && memberOf[r.user] == killed.name:
+			cut++ // a session on the member that was killed
 		default:
 			bad = append(bad, r.what)
 		}
@@ -357,7 +359,7 @@ func TestAffinityStorm(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("churn: %d logins, %d OK, %d refused as unavailable, %d other", done, ok, refusedN, len(bad))
+	t.Logf("churn: %d logins, %d OK, %d refused as unavailable, %d cut with the killed member, %d other", done, ok, refusedN, cut, len(bad))
 	for _, b := range bad {
 		t.Errorf("churn: %s", b)
 	}
@@ -436,7 +438,11 @@ func holdSessions(wg *sync.WaitGroup, jobs <-chan int, errs chan<- error, c *aff
 // churnResult is one login of the churn.
 type churnResult struct {
 	ok, refused bool
-	what        string // for neither: what happened
+	// cut: logged in, then the session ended before its last answer (its
+	// member was killed, or it was kicked off the dead member)
+	cut  bool
+	user string
+	what string // for none of them: what happened
 }
 
 // churn runs cycles logins of worker w: user, protocol and instance vary
@@ -446,14 +452,14 @@ func churn(wg *sync.WaitGroup, out chan<- churnResult, c *affCluster, w, workers
 	for k := range cycles {
 		i := (w + k*workers*7) % len(c.users)
 		u, in := c.users[i], c.insts[(w+k)%len(c.insts)]
-		var r churnResult
+		r := churnResult{user: u}
 		if k%3 == 2 {
 			mc, l, err := pop3Login(affSrc(i), in.pop3, u)
 			switch {
 			case mc != nil:
 				r.ok = true
 				if err := mc.quit(); err != nil {
-					r.ok, r.what = false, fmt.Sprintf("%s POP3 QUIT: %v", u, err)
+					r.ok, r.cut, r.what = false, true, fmt.Sprintf("%s POP3 QUIT: %v", u, err)
 				}
 			case strings.HasPrefix(l, "-ERR [SYS/TEMP]"):
 				r.refused = true
@@ -467,9 +473,9 @@ func churn(wg *sync.WaitGroup, out chan<- churnResult, c *affCluster, w, workers
 				r.ok = true
 				if l, err := mc.cmd("n NOOP", "n "); err != nil || !strings.HasPrefix(l, "n OK") {
 					// A kick or the member's death may end it.
-					r.ok, r.what = false, fmt.Sprintf("%s NOOP: %q %v", u, l, err)
+					r.ok, r.cut, r.what = false, true, fmt.Sprintf("%s NOOP: %q %v", u, l, err)
 				} else if err := mc.logout(); err != nil {
-					r.ok, r.what = false, fmt.Sprintf("%s LOGOUT: %v", u, err)
+					r.ok, r.cut, r.what = false, true, fmt.Sprintf("%s LOGOUT: %v", u, err)
 				}
 				mc.close()
 			case strings.HasPrefix(l, "a NO [UNAVAILABLE]"):

@@ -100,6 +100,7 @@ func runMailCommand(ctx context.Context, command, usage string, args []string, s
 	}
 	defer d.Close()
 	d.Listen = up.held.hook("listen", listenTCP)
+	up.pairs = mailPairs{d: d, log: log, command: command}
 	d.ListenMetrics = up.held.quietHook("metrics", listenTCP)
 	serving := make(chan struct{})
 	d.OnServing = func() { close(serving) }

@@ -686,17 +686,22 @@ func TestUpgradeMail(t *testing.T) {
 	after := login()
 	after.Logout().Wait()
 	after.Close()
-	if err := before.Noop().Wait(); err != nil {
-		t.Fatalf("session opened before the upgrade: %v", err)
-	}
-	select {
-	case <-ch.exited:
-		t.Fatal("the old process exited with a session open")
-	default:
-	}
-	before.Logout().Wait()
+	// The session opened before the upgrade moved to the new process: the
+	// old one exits with it still open, and it goes on.
 	if code := ch.firstCode(t); code != 0 {
 		t.Fatalf("old process exit code %d, want 0", code)
+	}
+	if err := before.Noop().Wait(); err != nil {
+		t.Fatalf("session opened before the upgrade, after the old process exited: %v", err)
+	}
+	if sel, err := before.Select("INBOX", nil).Wait(); err != nil || int(sel.NumMessages) != len(alice.Subjects) {
+		t.Fatalf("select after the hand-over: %v, %+v", err, sel)
+	}
+	before.Logout().Wait()
+	// Its one log line comes from the new process.
+	line := ch.waitLog(t, "imap session", 2)
+	if line["account"] != alice.User {
+		t.Errorf("session line %v", line)
 	}
 	if readPID(t, pidFile) != newPID {
 		t.Fatalf("pid file %d, want the new process %d", readPID(t, pidFile), newPID)

@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/pipegate/pipegate/forward"
+	"github.com/pipegate/pipegate/maild"
 	"github.com/pipegate/pipegate/upgrade"
 )
 
@@ -61,4 +63,25 @@ func (h fwdHandover) HandOver(ctx context.Context, c *upgrade.Conn) error {
 		return fmt.Errorf("connections still being set up when the drain began: %w", err)
 	}
 	return nil
+}
+
+// mailPairs is the mail daemon's side of the seam: its piped sessions
+// move with their state (maild.Daemon.HandOver, TakeOver); pre-login
+// sessions finish in the old process.
+type mailPairs struct {
+	d       *maild.Daemon
+	log     *slog.Logger
+	command string
+}
+
+func (m mailPairs) HandOver(ctx context.Context, c *upgrade.Conn) error {
+	sent, stayed, err := m.d.HandOver(ctx, c)
+	m.log.Info(m.command+": upgrade: sessions handed over", "sent", sent, "stayed", stayed, "err", err)
+	return err
+}
+
+func (m mailPairs) Adopt(ctx context.Context, c *upgrade.Conn) error {
+	n, err := m.d.TakeOver(ctx, c)
+	m.log.Info(m.command+": upgrade: sessions taken over", "adopted", n, "err", err)
+	return err
 }

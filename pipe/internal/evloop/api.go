@@ -42,6 +42,9 @@ type Conn struct {
 type Accepted struct {
 	FD   int            // the socket: non-blocking, close-on-exec, TCP_NODELAY
 	Peer netip.AddrPort // the client's address (IPv4-mapped addresses unmapped)
+	// Pair is the reference of the pair made of the connection when
+	// Accept returns a Setup (to stop or detach it later); unused otherwise.
+	Pair Pair
 }
 
 // Acceptor is what a Listener calls on its loops.

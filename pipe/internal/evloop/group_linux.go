@@ -104,15 +104,22 @@ func (g *Group) AddWithPrefix(a, b Endpoint, fromA, fromB []byte, opts core.Opti
 // newPair makes a pair of the sockets fa and fb (fb -1: not connected yet),
 // with DefaultHalfCloseLinger for a zero HalfCloseLinger.
 func newPair(fa, fb int, opts core.Options, done func(core.Result)) *pair {
+	p := new(pair)
+	initPair(p, fa, fb, opts, done)
+	return p
+}
+
+// initPair is newPair for a pair already allocated (a Listener's, whose
+// reference the Acceptor gets before the pair is set up).
+func initPair(p *pair, fa, fb int, opts core.Options, done func(core.Result)) {
 	if opts.HalfCloseLinger == 0 {
 		opts.HalfCloseLinger = core.DefaultHalfCloseLinger
 	}
-	p := &pair{opts: opts, done: done, start: time.Now(), hidx: -1}
+	*p = pair{opts: opts, done: done, start: time.Now(), hidx: -1}
 	p.a = end{fd: fa, side: core.SideA, p: p}
 	p.b = end{fd: fb, side: core.SideB, p: p}
 	p.ab = dir{p: p, src: &p.a, dst: &p.b}
 	p.ba = dir{p: p, src: &p.b, dst: &p.a}
-	return p
 }
 
 // Active returns the number of pairs added whose done callback has not

@@ -236,6 +236,8 @@ func ntohs(p uint16) uint16 { return p<<8 | p>>8 }
 // makes the pair on this loop and starts connecting its B side.
 func (lp *loop) setUp(ln *Listener, a Accepted) {
 	lp.yield = true // Accept may start goroutines (a hand-off to Go)
+	p := new(pair)
+	a.Pair = Pair{p: p, l: lp}
 	s := ln.acc.Accept(a)
 	if s == nil {
 		return
@@ -244,7 +246,7 @@ func (lp *loop) setUp(ln *Listener, a Accepted) {
 	if s.Options != nil {
 		opts = *s.Options
 	}
-	p := newPair(a.FD, -1, opts, s.AfterClose)
+	initPair(p, a.FD, -1, opts, s.AfterClose)
 	p.inline, p.b.connecting = s.InlineAfterClose, true
 	p.dial = &dialState{next: s.Next, timeout: int64(s.DialTimeout), connected: s.Connected, keepAlive: s.KeepAlive}
 	p.ab.preload(s.Prefix) // plain: cannot fail

@@ -440,7 +440,14 @@ func (l *loop) takeInbox() bool {
 }
 
 func (l *loop) register(p *pair, forcing bool) {
-	p.startNS, p.lastActive = l.now, l.now
+	// A new pair's clocks are 0; an adopted one's are offsets (AddSnapshot).
+	p.startNS += l.now
+	p.lastActive += l.now
+	if p.lingerFrom != 0 {
+		if p.lingerFrom += l.now; p.lingerFrom == 0 {
+			p.lingerFrom = -1
+		}
+	}
 	if forcing {
 		l.finish(p, core.ReasonShutdown, core.SideNone, nil)
 		return
@@ -452,7 +459,7 @@ func (l *loop) register(p *pair, forcing bool) {
 		}
 	}
 	for _, d := range [2]*dir{&p.ab, &p.ba} {
-		if d.t != nil && d.t.unopened { // records read by crypto/tls: no readiness event will come for them
+		if d.t != nil && d.t.unopened || d.eof && !d.done { // records read by crypto/tls, an adopted pair's end: no readiness event may come for them
 			l.enqueue(d)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 
 	"github.com/pipegate/pipegate/pipe/internal/core"
+	"github.com/pipegate/pipegate/pipe/internal/tlsrec"
 )
 
 // Supported is false: no event loops on this system.
@@ -92,3 +93,20 @@ func ConnFromFD(int) (net.Conn, error) { return nil, ErrUnsupported }
 
 // CloseFD does nothing on this system.
 func CloseFD(int) error { return ErrUnsupported }
+
+// Detach refuses every pair on this system.
+func (*Group) Detach(pairs []Pair) ([]*Snapshot, []error) {
+	errs := make([]error, len(pairs))
+	for i := range errs {
+		errs[i] = ErrUnsupported
+	}
+	return make([]*Snapshot, len(pairs)), errs
+}
+
+// AddSnapshot returns ErrUnsupported on this system.
+func (*Group) AddSnapshot(a, b Endpoint, s *Snapshot, done func(core.Result)) (Pair, error) {
+	return Pair{}, ErrUnsupported
+}
+
+// EndpointFromFD returns ErrUnsupported on this system.
+func EndpointFromFD(int, *tlsrec.State) (Endpoint, error) { return Endpoint{}, ErrUnsupported }

@@ -1,0 +1,88 @@
+package gateway
+
+import (
+	"github.com/pipegate/pipegate/pipe"
+)
+
+// pipedSession is a logged-in session in the pipe, as its Server keeps
+// it: what its log line says and what it holds (the limits' slot, the
+// pool lease) until the pipe ends here or leaves for another process (a
+// binary upgrade, see Leaving). Its pipe's tag is the session's ID.
+type pipedSession struct {
+	srv            *Server
+	id             string
+	entry          logEntry
+	release        func() // the limit.Conns slot
+	lease          Lease  // nil unless from a pool
+	pool, poolUser string
+	h              *pipe.Handle
+}
+
+// register counts ps among the Server's piped sessions.
+func (s *Server) register(ps *pipedSession) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pipedSessions == nil {
+		s.pipedSessions = map[string]*pipedSession{}
+	}
+	s.pipedSessions[ps.id] = ps
+}
+
+// forget takes the session with id out of the registry; nil if it is not
+// there (any more).
+func (s *Server) forget(id string) *pipedSession {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ps := s.pipedSessions[id]
+	delete(s.pipedSessions, id)
+	return ps
+}
+
+// started runs once the pipe runs (h nil: it could not start, and ended
+// already): the pipe is tagged for a hand-over, and a move of the user
+// ends it with the protocol's goodbye, after what the backend had sent.
+func (ps *pipedSession) started(h *pipe.Handle) {
+	if h == nil {
+		return
+	}
+	h.SetTag(ps.id)
+	ps.srv.mu.Lock()
+	ps.h = h
+	ps.srv.mu.Unlock()
+	if ps.lease == nil {
+		return
+	}
+	var farewell []byte
+	if f, ok := ps.srv.Protocol.(Farewell); ok {
+		farewell = f.Farewell(TextMoved)
+	}
+	ps.lease.OnKick(func() { h.Stop(farewell) })
+}
+
+// ended is the pipe's afterClose: the session's end here, logged once.
+func (ps *pipedSession) ended(r pipe.Result) {
+	ps.srv.forget(ps.id)
+	ps.releaseAll()
+	reason := r.Reason.String()
+	if r.Reason == pipe.ReasonStopped && ps.lease != nil {
+		reason = "kicked: account moved"
+	}
+	if r.FirstEnd != pipe.SideNone {
+		side := "client"
+		if r.FirstEnd == pipe.SideB {
+			side = "backend"
+		}
+		reason += " (" + side + " first)"
+	}
+	ps.entry.write(r, r.Duration(), reason)
+}
+
+// releaseAll gives back what the session held here: the pool lease, the
+// connection slot, its count in the metrics.
+func (ps *pipedSession) releaseAll() {
+	if ps.lease != nil {
+		ps.lease.End()
+	}
+	ps.release()
+	ps.srv.Metrics.sessionEnded()
+}

@@ -1,0 +1,160 @@
+package maild
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/pipegate/pipegate/gateway"
+	"github.com/pipegate/pipegate/pipe"
+	"github.com/pipegate/pipegate/upgrade"
+)
+
+// The kinds of upgrade messages that carry sessions.
+const (
+	kindSession  = "mail-session"  // a piped session: meta is sessionMsg, files are its two sockets
+	kindSessions = "mail-sessions" // the end of them: meta is the count sent
+)
+
+// sessionMsg is a kindSession's meta.
+type sessionMsg struct {
+	Session gateway.SessionState `json:"session"`
+	State   []byte               `json:"state"` // pipe.Detached.State: holds secrets, wiped once sent
+}
+
+// sessionMover is what the protocols' servers (over gateway.Server) do
+// in a hand-over.
+type sessionMover interface {
+	Quiesce(ctx context.Context) error
+	Leaving(tag string) (gateway.SessionState, bool)
+	Left(tag string)
+	Adopt(ctx context.Context, d *pipe.Detached, st gateway.SessionState) error
+}
+
+// HandOver gives this daemon's sessions to the process at the other end
+// of c, a binary upgrade whose new process serves the listeners now: the
+// servers stop accepting, their pre-login sessions finish here (within
+// the login timeout, ctx permitting), then every piped session that can
+// leave is sent with its state; the others stay and drain here (Run's
+// shutdown). It returns how many were sent and how many stayed.
+func (d *Daemon) HandOver(ctx context.Context, c *upgrade.Conn) (sent, stayed int, err error) {
+	qctx, cancel := context.WithTimeout(ctx, d.loginTimeout())
+	var errs []error
+	for _, srv := range d.servers {
+		if m, ok := srv.(sessionMover); ok {
+			errs = append(errs, m.Quiesce(qctx))
+		}
+	}
+	cancel()
+	if err := errors.Join(errs...); err != nil {
+		d.log.Warn(d.prefix+"upgrade: pre-login sessions still running, they stay here", "err", err)
+	}
+	stayed, err = d.engine.DetachAll(ctx, func(p *pipe.Detached) error {
+		m, st := d.owner(p.Tag)
+		if m == nil {
+			return fmt.Errorf("upgrade: a pipe of no server (tag %q)", p.Tag)
+		}
+		meta, err := json.Marshal(sessionMsg{Session: st, State: p.State})
+		if err != nil {
+			return err
+		}
+		err = c.Send(ctx, kindSession, meta, p.A, p.B)
+		clear(meta) // the pipe's secrets, base64'd
+		if err != nil {
+			return err
+		}
+		m.Left(p.Tag)
+		sent++
+		return nil
+	})
+	end, _ := json.Marshal(sent)
+	if serr := c.Send(ctx, kindSessions, end); err == nil {
+		err = serr
+	}
+	return sent, stayed, err
+}
+
+// owner finds the server a piped session's tag belongs to.
+func (d *Daemon) owner(tag string) (sessionMover, gateway.SessionState) {
+	for _, srv := range d.servers {
+		if m, ok := srv.(sessionMover); ok {
+			if st, ok := m.Leaving(tag); ok {
+				return m, st
+			}
+		}
+	}
+	return nil, gateway.SessionState{}
+}
+
+// TakeOver carries on the sessions the old process's HandOver sends on c,
+// each by a server of its protocol, until the end of them. It returns how
+// many were adopted; a session that cannot be is closed and logged, and
+// the others go on.
+func (d *Daemon) TakeOver(ctx context.Context, c *upgrade.Conn) (adopted int, err error) {
+	for {
+		kind, meta, files, err := c.Recv(ctx)
+		if err != nil {
+			return adopted, fmt.Errorf("upgrade: receive sessions: %w", err)
+		}
+		switch kind {
+		case kindSessions:
+			closeFiles(files)
+			return adopted, nil
+		case kindSession:
+		default:
+			closeFiles(files)
+			return adopted, fmt.Errorf("upgrade: unexpected message %q among the sessions", kind)
+		}
+		var msg sessionMsg
+		err = json.Unmarshal(meta, &msg)
+		clear(meta)
+		if err != nil || len(files) != 2 {
+			closeFiles(files)
+			d.log.Warn(d.prefix+"upgrade: a session message cannot be read, dropped", "files", len(files), "err", err)
+			continue
+		}
+		p := &pipe.Detached{A: files[0], B: files[1], State: msg.State, Tag: msg.Session.ID}
+		m := d.server(msg.Session.Protocol)
+		if m == nil {
+			p.Wipe()
+			d.log.Warn(d.prefix+"upgrade: session of a protocol not served here, closed", "session", msg.Session.ID, "protocol", msg.Session.Protocol)
+			continue
+		}
+		if err := m.Adopt(ctx, p, msg.Session); err != nil {
+			d.log.Warn(d.prefix+"upgrade: session not adopted, closed", "session", msg.Session.ID, "err", err)
+			continue
+		}
+		clear(msg.State)
+		adopted++
+	}
+}
+
+// server returns the first server of protocol.
+func (d *Daemon) server(protocol string) sessionMover {
+	for i, l := range d.settings.Listen {
+		if l.Protocol == protocol {
+			if m, ok := d.servers[i].(sessionMover); ok {
+				return m
+			}
+		}
+	}
+	return nil
+}
+
+// loginTimeout bounds how long pre-login sessions may take to finish
+// before the hand-over goes on without them.
+func (d *Daemon) loginTimeout() time.Duration {
+	if t := d.settings.LoginTimeout; t > 0 {
+		return t
+	}
+	return gateway.DefaultLoginTimeout
+}
+
+func closeFiles(files []*os.File) {
+	for _, f := range files {
+		_ = f.Close()
+	}
+}
