@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/pipegate/pipegate/gateway"
+	"github.com/pipegate/pipegate/internal/xclient"
 	"github.com/pipegate/pipegate/pop3/wire"
 )
 
@@ -31,7 +32,7 @@ func newConn(srv *Server, s *gateway.Session) *conn {
 	c := &conn{srv: srv, s: s, rd: wire.NewReader(s.Reader())}
 	c.rd.MaxLine = orInt(srv.MaxLineLength, DefaultMaxLineLength)
 	c.rd.MaxAuthLine = max(orInt(srv.MaxAuthLineLength, DefaultMaxAuthLineLength), c.rd.MaxLine)
-	c.trusted = trusted(srv.TrustedNetworks, s.Client().Addr())
+	c.trusted = xclient.Trusted(srv.TrustedNetworks, s.Client().Addr())
 	c.rd.XClient = c.trusted
 	return c
 }

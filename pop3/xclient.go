@@ -19,37 +19,19 @@ func (c *conn) cmdXClient(cmd *wire.Command) {
 		c.err("", "Invalid parameters")
 		return
 	}
-	c.applyXClient(x.Addr, x.TTL, x.Session)
+	c.applyXClient(x)
 	c.ok("Updated")
 }
 
 // applyXClient takes what a trusted proxy said.
-func (c *conn) applyXClient(addr netip.AddrPort, ttl int, session string) {
-	if addr.Addr().IsValid() {
-		c.s.SetClient(addr)
-	}
-	if ttl >= 0 {
-		// TTL=0 is a loop too (Dovecot refuses every TTL of 1 or less);
-		// gateway.Session.SetProxyTTL takes 0 as "the default".
-		c.s.SetProxyTTL(min(c.s.ProxyTTL(), max(ttl, 1)))
-	}
+func (c *conn) applyXClient(x wire.XClient) {
+	x.Apply(c.s)
 	c.s.Logger().Info("pop3: XCLIENT from a trusted proxy", "peer", c.s.Client().String(),
-		"client", c.client().String(), "ttl", c.s.ProxyTTL(), "peer_session", session)
+		"client", c.client().String(), "ttl", c.s.ProxyTTL(), "peer_session", x.Session)
 }
 
 // client is the address of the client as far as it is known: the one a
 // trusted proxy gave with XCLIENT, else the connection's.
 func (c *conn) client() netip.AddrPort {
 	return c.s.Client()
-}
-
-// trusted reports whether addr is in one of nets.
-func trusted(nets []netip.Prefix, addr netip.Addr) bool {
-	addr = addr.Unmap()
-	for _, n := range nets {
-		if n.Contains(addr) {
-			return true
-		}
-	}
-	return false
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/pipegate/pipegate/gateway"
+	"github.com/pipegate/pipegate/internal/xclient"
 	"github.com/pipegate/pipegate/sieve/wire"
 )
 
@@ -34,7 +35,7 @@ func newConn(srv *Server, s *gateway.Session) *conn {
 	if srv.MaxLiteral > 0 {
 		c.rd.MaxLiteral = srv.MaxLiteral
 	}
-	c.trusted = trusted(srv.TrustedNetworks, s.Client().Addr())
+	c.trusted = xclient.Trusted(srv.TrustedNetworks, s.Client().Addr())
 	return c
 }
 

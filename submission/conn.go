@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/pipegate/pipegate/gateway"
+	"github.com/pipegate/pipegate/internal/xclient"
 	"github.com/pipegate/pipegate/submission/wire"
 )
 
@@ -32,7 +33,7 @@ type conn struct {
 func newConn(srv *Server, host string, s *gateway.Session) *conn {
 	c := &conn{srv: srv, host: host, s: s, rd: wire.NewReader(s.Reader())}
 	c.rd.MaxAuthCommand = orInt(srv.MaxAuthCommand, DefaultMaxAuthCommand)
-	c.trusted = trusted(srv.TrustedNetworks, s.Client().Addr())
+	c.trusted = xclient.Trusted(srv.TrustedNetworks, s.Client().Addr())
 	return c
 }
 

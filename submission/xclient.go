@@ -31,14 +31,7 @@ func (c *conn) cmdXClient(cmd *wire.Command) {
 		}
 		return
 	}
-	if x.Addr.Addr().IsValid() {
-		c.s.SetClient(x.Addr)
-	}
-	if x.TTL >= 0 {
-		// TTL=0 is a loop too (Dovecot refuses every TTL of 1 or less);
-		// gateway.Session.SetProxyTTL takes 0 as "the default".
-		c.s.SetProxyTTL(min(c.s.ProxyTTL(), max(x.TTL, 1)))
-	}
+	x.Apply(c.s)
 	c.s.Logger().Info("submission: XCLIENT from a trusted proxy", "peer", c.s.Client().String(),
 		"client", c.client().String(), "ttl", c.s.ProxyTTL(), "peer_session", x.Session)
 	c.helo, c.esmtp = "", false
@@ -49,15 +42,4 @@ func (c *conn) cmdXClient(cmd *wire.Command) {
 // trusted proxy gave with XCLIENT, else the connection's.
 func (c *conn) client() netip.AddrPort {
 	return c.s.Client()
-}
-
-// trusted reports whether addr is in one of nets.
-func trusted(nets []netip.Prefix, addr netip.Addr) bool {
-	addr = addr.Unmap()
-	for _, n := range nets {
-		if n.Contains(addr) {
-			return true
-		}
-	}
-	return false
 }

@@ -54,18 +54,7 @@ func TestXClientLoop(t *testing.T) {
 // unavailable, without a route lookup); bad attributes get 501 with
 // nothing applied.
 func TestXClientTrusted(t *testing.T) {
-	fb := startFake(t, func(next func() string, send func(string)) {
-		send("220 fake ESMTP\r\n")
-		ehlo := "250-fake\r\n250-XCLIENT ADDR PORT PROTO HELO SESSION TTL\r\n250 AUTH PLAIN\r\n"
-		next() // EHLO gw.test
-		send(ehlo)
-		next() // XCLIENT
-		send("220 fake ESMTP\r\n")
-		next() // EHLO
-		send(ehlo)
-		next() // AUTH
-		send("235 2.7.0 Authentication successful\r\n")
-	})
+	fb := startXClientFake(t)
 	rt := newRoutes(t, map[string][]string{"@a.test": {"submission://" + fb.addr}})
 	p := startProxy(t, &submission.Server{Server: gateway.Server{Router: rt, AllowPlaintextAuth: true}, TrustedNetworks: loopback})
 	c := dialRaw(t, "127.0.0.1", p.addr)
@@ -107,18 +96,7 @@ func TestXClientTrusted(t *testing.T) {
 // XCLIENT and XCLIENT is "502 5.5.1 Command not implemented"; the backend
 // then hears of the client's own address and the default TTL.
 func TestXClientUntrusted(t *testing.T) {
-	fb := startFake(t, func(next func() string, send func(string)) {
-		send("220 fake ESMTP\r\n")
-		ehlo := "250-fake\r\n250-XCLIENT ADDR PORT PROTO HELO SESSION TTL\r\n250 AUTH PLAIN\r\n"
-		next() // EHLO gw.test
-		send(ehlo)
-		next() // XCLIENT
-		send("220 fake ESMTP\r\n")
-		next() // EHLO
-		send(ehlo)
-		next() // AUTH
-		send("235 2.7.0 Authentication successful\r\n")
-	})
+	fb := startXClientFake(t)
 	rt := newRoutes(t, map[string][]string{"@a.test": {"submission://" + fb.addr}})
 	p := startProxy(t, &submission.Server{Server: gateway.Server{Router: rt, AllowPlaintextAuth: true},
 		TrustedNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
@@ -130,4 +108,22 @@ func TestXClientUntrusted(t *testing.T) {
 	if got := fb.lines(); len(got) < 2 || !strings.HasPrefix(got[1], "XCLIENT ADDR=127.0.0.2 PORT=") || !strings.HasSuffix(got[1], " TTL=4") {
 		t.Fatalf("backend got %q", got)
 	}
+}
+
+// startXClientFake starts a backend that offers XCLIENT, takes it and a
+// login: the proxy's EHLO, XCLIENT and a new 220, EHLO again, then AUTH
+// succeeds.
+func startXClientFake(t *testing.T) *fakeBackend {
+	return startFake(t, func(next func() string, send func(string)) {
+		send("220 fake ESMTP\r\n")
+		ehlo := "250-fake\r\n250-XCLIENT ADDR PORT PROTO HELO SESSION TTL\r\n250 AUTH PLAIN\r\n"
+		next() // EHLO gw.test
+		send(ehlo)
+		next() // XCLIENT
+		send("220 fake ESMTP\r\n")
+		next() // EHLO
+		send(ehlo)
+		next() // AUTH
+		send("235 2.7.0 Authentication successful\r\n")
+	})
 }

@@ -1,11 +1,15 @@
 // Package gatewaytest runs the mail protocols' servers (imap, pop3, sieve,
 // submission: each a gateway.Server underneath) in their tests: a test PKI,
 // a logger into t.Log, and serving on loopback listeners until the test's
-// cleanup shuts the server down.
+// cleanup shuts the server down; and a check that many sessions leave no
+// descriptor open behind them.
 //
 //	gatewaytest.Defaults(t, &srv.Server)
 //	plain := gatewaytest.Listen(t)
 //	gatewaytest.Serve(t, srv, gatewaytest.Listener{Listener: plain})
+//	gatewaytest.NoFDLeak(t, 4, kinds, func() float64 {
+//		return gatewaytest.Gauge(t, reg, "pipegate_pop3_sessions_active")
+//	})
 package gatewaytest
 
 import (

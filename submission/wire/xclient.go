@@ -3,14 +3,15 @@ package wire
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/pipegate/pipegate/internal/xclient"
 )
 
 // MaxSessionID is the longest SESSION value XCLIENT keeps; a longer one
 // is ignored (Dovecot's LOGIN_MAX_SESSION_ID_LEN).
-const MaxSessionID = 64
+const MaxSessionID = xclient.MaxSessionID
 
 // maxXClientName is the longest NAME or HELO value (Postfix's
 // XCLIENT_README, note 1).
@@ -19,11 +20,9 @@ const maxXClientName = 255
 // XClient is what a trusted proxy in front says with XCLIENT (Postfix's
 // XCLIENT_README; Dovecot adds SESSION and TTL, which Dovecot's and
 // pipegate's submission proxies send): the attributes a gateway uses.
-type XClient struct {
-	Addr    netip.AddrPort // ADDR and PORT; Addr invalid when ADDR was not given or [UNAVAILABLE], port 0 likewise
-	Session string         // SESSION, "" when not given or over MaxSessionID
-	TTL     int            // TTL: the hops left; -1 when not given
-}
+// Addr is invalid when ADDR was not given or [UNAVAILABLE], its port 0
+// likewise.
+type XClient = xclient.Attrs
 
 // XClientAttributes are the attribute names ParseXClient takes: Postfix's
 // and Dovecot's. Any other is refused, as Postfix does.
@@ -43,9 +42,7 @@ var XClientAttributes = []string{
 // (Dovecot's). An error is a *Error, "501 5.5.4" naming the attribute;
 // nothing is then to be applied.
 func ParseXClient(params string) (XClient, error) {
-	x := XClient{TTL: -1}
-	var addr netip.Addr
-	var port uint16
+	p := xclient.Parser{Postfix: true}
 	attrs := strings.Split(params, " ")
 	if params == "" {
 		return XClient{}, xclientError("Syntax: XCLIENT attribute=value ...")
@@ -68,49 +65,28 @@ func ParseXClient(params string) (XClient, error) {
 			return XClient{}, xclientError("Invalid %s parameter: %v", name, err)
 		}
 		if strings.EqualFold(value, "[UNAVAILABLE]") || name == "NAME" && strings.EqualFold(value, "[TEMPUNAVAIL]") {
-			if name == "ADDR" {
-				addr = netip.Addr{}
-			} else if name == "PORT" {
-				port = 0
-			}
+			p.Unavailable(name)
 			continue
 		}
 		switch name {
-		case "ADDR":
-			addr, err = parseXClientAddr(value)
-		case "DESTADDR":
-			_, err = parseXClientAddr(value)
-		case "PORT":
-			port, err = parseXClientPort(value)
-		case "DESTPORT":
-			_, err = parseXClientPort(value)
 		case "PROTO":
-			if p := strings.ToUpper(value); p != "SMTP" && p != "ESMTP" {
+			if proto := strings.ToUpper(value); proto != "SMTP" && proto != "ESMTP" {
 				err = errors.New("not SMTP or ESMTP")
 			}
 		case "NAME", "HELO", "REVERSE_NAME":
 			if len(value) > maxXClientName {
 				err = fmt.Errorf("longer than %d octets", maxXClientName)
 			}
-		case "SESSION":
-			if len(value) <= MaxSessionID {
-				x.Session = value
-			}
-		case "TTL":
-			var n uint64
-			n, err = parseUint(value, 32)
-			x.TTL = int(min(n, 1<<31-1))
 		case "TIMEOUT":
-			_, err = parseUint(value, 32)
+			_, err = xclient.ParseUint(value, 32)
+		default:
+			err = p.Set(name, value)
 		}
 		if err != nil {
 			return XClient{}, xclientError("Invalid %s parameter: %v", name, err)
 		}
 	}
-	if addr.IsValid() {
-		x.Addr = netip.AddrPortFrom(addr, port)
-	}
-	return x, nil
+	return p.Attrs(), nil
 }
 
 func xclientError(format string, args ...any) *Error {
@@ -129,45 +105,6 @@ func validAttrName(s string) bool {
 		}
 	}
 	return true
-}
-
-// parseXClientAddr parses ADDR's value: an IPv4 address, or an IPv6 one
-// after "IPV6:" (in any case); an IPv4-mapped IPv6 address comes back as
-// IPv4.
-func parseXClientAddr(s string) (netip.Addr, error) {
-	v6 := len(s) > 5 && strings.EqualFold(s[:5], "IPV6:")
-	if v6 {
-		s = s[5:]
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil || a.Zone() != "" || a.Is6() != v6 {
-		return netip.Addr{}, errors.New("not an IPv4 address or IPV6: and an IPv6 address")
-	}
-	return a.Unmap(), nil
-}
-
-// parseXClientPort parses a port number from 1 to 65535, in decimal
-// digits only.
-func parseXClientPort(s string) (uint16, error) {
-	n, err := parseUint(s, 16)
-	if err != nil || n == 0 {
-		return 0, errors.New("not a port number (1 to 65535)")
-	}
-	return uint16(n), nil
-}
-
-// parseUint parses 1*DIGIT that fits in bits.
-func parseUint(s string, bits int) (uint64, error) {
-	for i := 0; i < len(s); i++ {
-		if !isDigit(s[i]) {
-			return 0, errors.New("not a decimal number")
-		}
-	}
-	n, err := strconv.ParseUint(s, 10, bits)
-	if err != nil {
-		return 0, fmt.Errorf("not a decimal number of %d bits", bits)
-	}
-	return n, nil
 }
 
 // XText encodes s as RFC 3461 section 4 has it: "+" and two upper-case

@@ -1,0 +1,37 @@
+package xclient
+
+import "net/netip"
+
+// Session is what Apply changes: *gateway.Session is one.
+type Session interface {
+	SetClient(addr netip.AddrPort)
+	ProxyTTL() int
+	SetProxyTTL(n int)
+}
+
+// Apply gives s what a trusted proxy said: the address of its client
+// when ADDR was given, and TTL, the proxy hops the login may still take,
+// which can only lower the session's (a loop of proxies ends when it
+// reaches 1).
+func (x Attrs) Apply(s Session) {
+	if x.Addr.Addr().IsValid() {
+		s.SetClient(x.Addr)
+	}
+	if x.TTL >= 0 {
+		// TTL=0 is a loop too (Dovecot refuses every TTL of 1 or less);
+		// gateway.Session.SetProxyTTL takes 0 as "the default".
+		s.SetProxyTTL(min(s.ProxyTTL(), max(x.TTL, 1)))
+	}
+}
+
+// Trusted reports whether addr (an IPv4-mapped address as IPv4) is in
+// one of nets: whether a proxy there may say XCLIENT.
+func Trusted(nets []netip.Prefix, addr netip.Addr) bool {
+	addr = addr.Unmap()
+	for _, n := range nets {
+		if n.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
