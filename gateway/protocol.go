@@ -40,6 +40,10 @@ type Farewell interface {
 // TextMoved is the farewell of a session whose user was moved.
 const TextMoved = "Account moved to another server, please reconnect"
 
+// TextShutdown is the farewell of a session the gateway closes at the end
+// of a drain (Server.DrainSpread).
+const TextShutdown = "Server shutting down, please reconnect"
+
 // BackendLogin is a protocol's side of a backend during login. b is
 // connected (and past its PROXY header and implicit TLS); BackendLogin
 // reads the greeting, runs STARTTLS if b.Route asks for it

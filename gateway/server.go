@@ -102,6 +102,12 @@ type Server struct {
 	// whoever made it does, after the Servers' Shutdown (see Shutdown).
 	Engine      *pipe.Engine
 	PipeOptions pipe.Options
+	// DrainSpread: when Shutdown's context has a deadline, the piped
+	// sessions still open DrainSpread before it are closed one after the
+	// other over that window, each with the protocol's farewell, rather
+	// than all at the deadline (a reconnection storm). 0: at the deadline.
+	// Needs an Engine.
+	DrainSpread time.Duration
 
 	DialTimeout    time.Duration // per backend connect; 0: DefaultDialTimeout
 	BackendTimeout time.Duration // backend greeting to login answer; 0: DefaultBackendTimeout

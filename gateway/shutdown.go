@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
+
+	"github.com/pipegate/pipegate/pipe"
 )
 
 // Shutdown stops accepting, lets the protocol tell idle pre-login clients
@@ -47,7 +50,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.mu.Unlock()
 		s.preLogin.Wait()
 	}
-	if !waitCtx(ctx, &s.piped) {
+	if !s.waitPiped(ctx) {
 		forced = true
 		s.cancel() // ends pipe.Join of sessions run without an Engine
 		if s.Engine == nil {
@@ -59,6 +62,50 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		errs = append(errs, ctx.Err())
 	}
 	return errors.Join(errs...)
+}
+
+// waitPiped waits for the piped sessions within ctx. With DrainSpread
+// and a deadline, those still open DrainSpread before it are stopped one
+// after the other over that window, each with the protocol's farewell,
+// so that their clients do not all reconnect at the same instant.
+func (s *Server) waitPiped(ctx context.Context) bool {
+	deadline, ok := ctx.Deadline()
+	spread := s.DrainSpread
+	if !ok || spread <= 0 || s.Engine == nil {
+		return waitCtx(ctx, &s.piped)
+	}
+	if left := time.Until(deadline); spread > left {
+		spread = left
+	}
+	early, cancel := context.WithDeadline(ctx, deadline.Add(-spread))
+	done := waitCtx(early, &s.piped)
+	cancel()
+	if done || ctx.Err() != nil {
+		return done
+	}
+	s.mu.Lock()
+	hs := make([]*pipe.Handle, 0, len(s.pipedSessions))
+	for _, ps := range s.pipedSessions {
+		if ps.h != nil {
+			hs = append(hs, ps.h)
+		}
+	}
+	s.mu.Unlock()
+	var farewell []byte
+	if f, ok := s.Protocol.(Farewell); ok {
+		farewell = f.Farewell(TextShutdown)
+	}
+	s.logger().Info(s.name()+": closing the sessions left, spread", "sessions", len(hs), "window", spread.String())
+	step := spread / time.Duration(len(hs)+1)
+	for _, h := range hs {
+		h.Stop(farewell)
+		select {
+		case <-time.After(step):
+		case <-ctx.Done():
+			return waitCtx(ctx, &s.piped)
+		}
+	}
+	return waitCtx(ctx, &s.piped)
 }
 
 // waitCtx waits for wg or ctx, whichever is first; true if wg finished.

@@ -125,6 +125,13 @@ func (c *checker) check(fc *fileConfig) *Settings {
 		s.LoginTrustedNetworks = append(s.LoginTrustedNetworks, p...)
 	}
 	c.pools(fc, s)
+	s.DrainSpread = min(DefaultDrainSpread, s.DrainTimeout/2)
+	if d := fc.DrainSpread; d != nil {
+		s.DrainSpread = d.Duration
+		if d.Duration < 0 || d.Duration > s.DrainTimeout {
+			c.errorf("drain_spread", "%v: want 0 (close at the deadline) up to drain_timeout (%v)", d.Duration, s.DrainTimeout)
+		}
+	}
 	if t := fc.TLS; t != nil {
 		if t.ClientCA != "" {
 			c.errorf("tls.client_ca", "not supported by pipegate %s (it asks clients for no certificate); remove it", c.command)

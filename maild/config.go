@@ -50,6 +50,7 @@ type fileConfig struct {
 	MaxLifetime         yamlconf.Duration     `yaml:"max_lifetime"`
 	HalfCloseLinger     yamlconf.Duration     `yaml:"half_close_linger"`
 	DrainTimeout        yamlconf.Duration     `yaml:"drain_timeout"`
+	DrainSpread         *yamlconf.Duration    `yaml:"drain_spread"` // nil: DefaultDrainSpread
 	MetricsAddr         string                `yaml:"metrics_addr"`
 	Log                 struct {
 		Format string `yaml:"format"`
@@ -108,6 +109,10 @@ type penaltyConfig struct {
 // are the servers'.
 const DefaultDrainTimeout = 30 * time.Second
 
+// DefaultDrainSpread is drain_spread's default: the sessions left near the
+// end of a drain are closed over this window (at most half the drain).
+const DefaultDrainSpread = 10 * time.Second
+
 // The commands that run the mail daemon: `pipegate mail` serves every
 // protocol of its Protocols, `pipegate imap` IMAP only. Settings.Command
 // is one of them: it prefixes the log's messages.
@@ -158,6 +163,7 @@ type Settings struct {
 	MaxLifetime          time.Duration
 	HalfCloseLinger      time.Duration
 	DrainTimeout         time.Duration
+	DrainSpread          time.Duration // gateway.Server.DrainSpread
 	MetricsAddr          string
 	LogFormat, LogLevel  string
 }

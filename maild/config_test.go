@@ -171,6 +171,7 @@ func TestIMAPConfigErrors(t *testing.T) {
 		{"username_chars with LF", issueConfig + "username_chars: \"a\\nb\"\n", []string{":11: username_chars: must not hold"}},
 		{"username_format", issueConfig + "username_format: upper\n", []string{":11: username_format: unknown format \"upper\""}},
 		{"empty file", "# nothing\n", []string{": empty file"}},
+		{"drain spread", issueConfig + "drain_timeout: 10s\ndrain_spread: 20s\n", []string{":12: drain_spread: 20s: want 0 (close at the deadline) up to drain_timeout (10s)"}},
 		{"login trusted networks", issueConfig + "login_trusted_networks: [10.0.0.0/8, 10.0.0.0/33]\n", []string{":11: login_trusted_networks[1]: \"10.0.0.0/33\" is not an IP address or CIDR prefix"}},
 		{"two documents", issueConfig + "---\nlisten: []\n", []string{":12: more than one YAML document"}},
 	}

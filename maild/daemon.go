@@ -127,6 +127,7 @@ func New(s *Settings, log *slog.Logger) (*Daemon, error) {
 		g.Proxy = policy
 		g.Engine = engine
 		g.PipeOptions = pipeOpts
+		g.DrainSpread = s.DrainSpread
 		g.DialTimeout = s.DialTimeout
 		g.BackendTimeout = s.BackendTimeout
 		g.Logger = log
