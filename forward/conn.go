@@ -108,11 +108,28 @@ func (s *Server) handleConn(raw net.Conn) {
 		s.refuse(g, info, raw, release, refusedShutdown, ErrServerClosed)
 		return
 	}
-	closed := func(r pipe.Result) { s.finished(g, info, release, r) }
-	if err := g.engine.Enter(conn, up, closed); err != nil {
+	// Filed by its client socket, should it leave the process (HandOver).
+	k, keyed := connKey(raw)
+	lp := &livePair{g: g, info: info, release: release}
+	if keyed {
+		s.pairs.add(k, lp)
+	}
+	closed := func(r pipe.Result) {
+		if keyed {
+			s.pairs.remove(k, lp)
+		}
+		s.finished(g, info, release, r)
+	}
+	h, err := g.engine.Start(conn, up, closed)
+	if err != nil {
+		if keyed {
+			s.pairs.remove(k, lp)
+		}
 		up.Close()
 		s.refuse(g, info, raw, release, refusedShutdown, err)
+		return
 	}
+	h.SetTag(g.tag())
 }
 
 // abortReason is reason, or refusedShutdown when Shutdown has begun: it

@@ -47,7 +47,7 @@ func (s *Server) serveOnLoops(ln net.Listener) bool {
 	if !g.loops { // Config.GoAccept, or a configuration the loops cannot serve
 		return false
 	}
-	pl, err := g.engine.Listen(ln, pipe.Acceptor{Accept: s.acceptOnLoop, Error: s.acceptPaused})
+	pl, err := g.engine.Listen(ln, pipe.Acceptor{Accept: s.acceptOnLoop, Error: s.acceptPaused, Tag: g.tag()})
 	if err != nil {
 		return false // not Linux, not TCP: accept with Go
 	}
@@ -88,6 +88,11 @@ func (s *Server) acceptOnLoop(a *pipe.Accepted) *pipe.Setup {
 		if prefix, err = proxyHeader(g, a, info); err != nil {
 			s.refused(g, info, release, refusedDial, err)
 			return nil
+		}
+	}
+	if !info.local.IsValid() { // the pair's key, should it leave the process
+		if local, err := a.LocalAddr(); err == nil {
+			info.local = local
 		}
 	}
 	d := &loopDial{s: s, g: g, info: info, release: release}
@@ -148,6 +153,7 @@ type loopDial struct {
 	cur   *upstream
 	errs  []error
 	ok    bool // connected
+	live  *livePair
 }
 
 func (d *loopDial) next(prev error) (netip.AddrPort, bool) {
@@ -171,12 +177,20 @@ func (d *loopDial) connected() {
 	d.cur.health.succeeded()
 	d.info.upstream = d.cur.addr
 	d.ok = true
+	d.live = &livePair{g: d.g, info: d.info, release: d.release}
+	d.s.pairs.add(d.key(), d.live)
+}
+
+// key is the pair's key: its client socket's addresses.
+func (d *loopDial) key() pairKey {
+	return pairKey{local: noZone(d.info.local), peer: noZone(d.info.peer)}
 }
 
 // closed logs and counts the connection: as piped once an upstream
 // answered, else as refused.
 func (d *loopDial) closed(r pipe.Result) {
 	if d.ok {
+		d.s.pairs.remove(d.key(), d.live)
 		d.s.finished(d.g, d.info, d.release, r)
 		return
 	}

@@ -99,6 +99,24 @@ func (f *forwardMetrics) accepted() {
 	f.open.Inc()
 }
 
+// adopted counts in a pair another process handed over (it was
+// accepted there).
+func (f *forwardMetrics) adopted() {
+	if f == nil {
+		return
+	}
+	f.open.Inc()
+}
+
+// left counts out a pair handed over to another process, which counts
+// its bytes and duration when it closes.
+func (f *forwardMetrics) left() {
+	if f == nil {
+		return
+	}
+	f.open.Dec()
+}
+
 func (f *forwardMetrics) refused(reason string) {
 	if f == nil {
 		return

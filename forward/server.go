@@ -45,6 +45,7 @@ type Server struct {
 	deps   Deps
 	health healthBook
 	gen    atomic.Pointer[generation]
+	pairs  pairBook // piped pairs, for a hand-over to another process
 
 	ctx    context.Context // cancelled by Shutdown: aborts handshakes and dials
 	cancel context.CancelCauseFunc

@@ -7,10 +7,14 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -29,6 +33,7 @@ import (
 
 	"github.com/pipegate/pipegate/demo"
 	"github.com/pipegate/pipegate/internal/testserver"
+	"github.com/pipegate/pipegate/internal/tlstest"
 )
 
 // upChain is a daemon and the generations its upgrades start.
@@ -142,6 +147,49 @@ func (ch *upChain) waitLog(t *testing.T, msg string, n int) map[string]any {
 			t.Fatalf("every generation exited before log #%d %q", n, msg)
 		case <-deadline:
 			t.Fatalf("no log #%d %q within %v", n, msg, fwdWait)
+		}
+	}
+}
+
+// count is how many log records with message msg (and, if not empty,
+// client) have been read so far.
+func (ch *upChain) count(msg, client string) int {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	n := 0
+	for _, r := range ch.recs {
+		if r["msg"] == msg && (client == "" || r["client"] == client) {
+			n++
+		}
+	}
+	return n
+}
+
+// waitClosed waits for the "connection closed" line of the pair of
+// client c and checks that it is the only one.
+func (ch *upChain) waitClosed(t *testing.T, c net.Conn) map[string]any {
+	t.Helper()
+	client := c.LocalAddr().String()
+	deadline := time.After(fwdWait)
+	for {
+		ch.mu.Lock()
+		for _, r := range ch.recs {
+			if r["msg"] == "connection closed" && r["client"] == client {
+				ch.mu.Unlock()
+				if n := ch.count("connection closed", client); n != 1 {
+					t.Errorf("%d log lines for the pair of %s, want 1", n, client)
+				}
+				return r
+			}
+		}
+		change := ch.change
+		ch.mu.Unlock()
+		select {
+		case <-change:
+		case <-ch.logDone:
+			t.Fatalf("every generation exited before the log line of %s", client)
+		case <-deadline:
+			t.Fatalf("no log line for the pair of %s within %v", client, fwdWait)
 		}
 	}
 }
@@ -302,9 +350,10 @@ func readPID(t *testing.T, path string) int {
 }
 
 // TestUpgradeForward upgrades `pipegate forward` under load: the
-// connections open before go on (draining in the old process), no new
-// connection fails, the pid file names the new process, and the old one
-// exits 0 once its pairs are closed.
+// connections open before move to the new process and go on there (the
+// old one exits 0 with them open), no new connection fails, the pid file
+// names the new process, and each moved pair is logged once, by the new
+// process.
 func TestUpgradeForward(t *testing.T) {
 	fwdLeakCheck(t)
 	up := fwdUpstream(t, nil, testserver.Echo)
@@ -344,20 +393,26 @@ func TestUpgradeForward(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	// The old process drains: its pairs go on until their clients close.
+	// The pairs moved: the old process exits with them open, and they go
+	// on in the new one.
+	if code := ch.firstCode(t); code != 0 {
+		t.Fatalf("old process exit code %d, want 0", code)
+	}
+	rec := ch.waitLog(t, "upgrade: pairs handed over", 1)
+	if rec["sent"].(float64) < float64(len(long)) || rec["stayed"] != 0.0 {
+		t.Errorf("hand-over %v: want the %d long-lived pairs (and more) sent, none stayed", rec, len(long))
+	}
+	if got := ch.waitLog(t, "upgrade: pairs taken over", 1); got["adopted"] != rec["sent"] || got["closed"] != 0.0 {
+		t.Errorf("taken over %v, handed over %v", got, rec)
+	}
 	for _, c := range long {
 		echoOn(t, c, "still there")
 	}
-	select {
-	case <-ch.exited:
-		t.Fatal("the old process exited with pairs open")
-	default:
-	}
 	for _, c := range long {
 		c.Close()
-	}
-	if code := ch.firstCode(t); code != 0 {
-		t.Fatalf("old process exit code %d, want 0", code)
+		if line := ch.waitClosed(t, c); line["bytes_to_upstream"] != float64(len("hello")+len("still there")) {
+			t.Errorf("log line of a moved pair: %v", line)
+		}
 	}
 	if err := echoOnce(addr, "after"); err != nil {
 		t.Fatal(err)
@@ -589,7 +644,8 @@ func goroutines(t *testing.T, addr string) int {
 }
 
 // TestUpgradeForwardRepeat: ten upgrades in a row under load refuse no
-// connection, tell systemd each new main pid, and leave the survivor with
+// connection, move long-lived pairs ten times (each logged once, at its
+// end), tell systemd each new main pid, and leave the survivor with
 // no more sockets or goroutines than the first new process had; with the
 // event loops accepting, and with Go accepting (as for TLS, SNI and PROXY
 // forwards), where a connection accepted at the hand-over is still being
@@ -626,6 +682,13 @@ func testUpgradeForwardRepeat(t *testing.T, flags ...string) {
 	eventually(t, "the first new process idle", func() bool { return sockets(t, pid) == idleSockets })
 	baseG := goroutines(t, metrics)
 
+	// Long-lived pairs move with each upgrade.
+	var long []net.Conn
+	for range 3 {
+		c := longLived(t, addr)
+		c.SetDeadline(time.Now().Add(4 * fwdWait))
+		long = append(long, c)
+	}
 	h := startHammer(addr, 2)
 	const rounds = 10
 	for i := 2; i <= rounds; i++ {
@@ -633,9 +696,16 @@ func testUpgradeForwardRepeat(t *testing.T, flags ...string) {
 		eventually(t, "load before the upgrade", func() bool { return h.ok.Load() >= before+10 })
 		old, pid = pid, ch.upgradeTo(t, pid, i)
 		sd.expect(t, "MAINPID="+strconv.Itoa(pid), "READY=1")
-		eventually(t, fmt.Sprintf("old process %d exits after its drain", old), func() bool { return gone(old) })
+		eventually(t, fmt.Sprintf("old process %d exits after the hand-over", old), func() bool { return gone(old) })
+		for _, c := range long {
+			echoOn(t, c, fmt.Sprintf("round %d", i))
+		}
 	}
 	h.finish(t, 10*rounds)
+	for _, c := range long {
+		c.Close()
+		ch.waitClosed(t, c)
+	}
 	var s, g int
 	eventually(t, "the survivor as idle as the first new process", func() bool {
 		s, g = sockets(t, pid), goroutines(t, metrics)
@@ -779,4 +849,173 @@ func TestUpgradeForwardTimeoutAndStop(t *testing.T) {
 	if !gone(child) {
 		t.Errorf("new process %d outlived the old one's SIGTERM", child)
 	}
+}
+
+// transfer is a checksummed transfer both ways through one pair: the
+// client writes size bytes of a seeded stream, the echo upstream sends
+// them back, and the client reads them, stalling after a quarter until
+// resume is closed, so that the pair holds bytes in flight (in its
+// buffers and the sockets') both ways when it is handed over.
+type transfer struct {
+	c       net.Conn
+	size    int64
+	paused  chan struct{} // closed once the reader stalls
+	resume  chan struct{}
+	wrote   chan transferEnd
+	read    chan transferEnd
+	started time.Time
+}
+
+// transferEnd is how one direction ended: the bytes and their SHA-256.
+type transferEnd struct {
+	n   int64
+	sum []byte
+	err error
+}
+
+func startTransfer(c net.Conn, size int64, seed byte) *transfer {
+	tr := &transfer{c: c, size: size, paused: make(chan struct{}), resume: make(chan struct{}),
+		wrote: make(chan transferEnd, 1), read: make(chan transferEnd, 1), started: time.Now()}
+	go transferWrite(tr, seed)
+	go transferRead(tr)
+	return tr
+}
+
+// transferWrite sends the stream, then half-closes (close_notify on TLS).
+func transferWrite(tr *transfer, seed byte) {
+	h := sha256.New()
+	src := io.TeeReader(io.LimitReader(rand.NewChaCha8([32]byte{seed}), tr.size), h)
+	n, err := io.Copy(tr.c, src)
+	if cw, ok := tr.c.(interface{ CloseWrite() error }); ok && err == nil {
+		err = cw.CloseWrite()
+	}
+	tr.wrote <- transferEnd{n: n, sum: h.Sum(nil), err: err}
+}
+
+// transferRead reads the echo until EOF, stalling after a quarter.
+func transferRead(tr *transfer) {
+	h := sha256.New()
+	n, err := io.CopyN(h, tr.c, tr.size/4)
+	close(tr.paused)
+	<-tr.resume
+	if err == nil {
+		var m int64
+		m, err = io.Copy(h, tr.c)
+		n += m
+	}
+	tr.read <- transferEnd{n: n, sum: h.Sum(nil), err: err}
+}
+
+// check waits for both directions and compares what came back with what
+// was sent.
+func (tr *transfer) check(t *testing.T, wait time.Duration) time.Duration {
+	t.Helper()
+	var w, r transferEnd
+	timeout := time.After(wait)
+	for got := 0; got < 2; got++ {
+		select {
+		case w = <-tr.wrote:
+		case r = <-tr.read:
+		case <-timeout:
+			t.Fatalf("transfer of %d bytes each way not done within %v", tr.size, wait)
+		}
+	}
+	if w.err != nil || r.err != nil || w.n != tr.size || r.n != tr.size {
+		t.Fatalf("transfer: wrote %d (%v), read %d (%v), want %d each way", w.n, w.err, r.n, r.err, tr.size)
+	}
+	if !bytes.Equal(w.sum, r.sum) {
+		t.Fatalf("transfer: SHA-256 of the bytes read back %x, of those sent %x", r.sum, w.sum)
+	}
+	return time.Since(tr.started)
+}
+
+// TestUpgradeForwardMovesPairs: a pair in the middle of a transfer both
+// ways (its reader stalled, so that bytes are in flight) moves to the new
+// process; the old one exits at once, the transfer completes with its
+// checksum intact, and the pair is logged once, by the new process, with
+// the bytes of both. Plain TCP on the event loops, plain TCP accepted by
+// Go, and TLS terminated (on the client side).
+func TestUpgradeForwardMovesPairs(t *testing.T) {
+	const size = 64 << 20
+	t.Run("plain", func(t *testing.T) { testUpgradeMovesPair(t, size, false) })
+	t.Run("go-accept", func(t *testing.T) { testUpgradeMovesPair(t, size, false, "--go-accept") })
+	t.Run("tls", func(t *testing.T) { testUpgradeMovesPair(t, size, true) })
+}
+
+// TestUpgradeForwardMovesGiB is TestUpgradeForwardMovesPairs with 1 GiB
+// each way: plain TCP (about 9 s here with -race; not with -short), and
+// TLS only when PIPEGATE_UPGRADE_GIB=1 (about 22 s here, the client's
+// crypto/tls under -race: by hand).
+func TestUpgradeForwardMovesGiB(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: 64 MiB in TestUpgradeForwardMovesPairs only")
+	}
+	const size = 1 << 30
+	t.Run("plain", func(t *testing.T) { testUpgradeMovesPair(t, size, false) })
+	t.Run("tls", func(t *testing.T) {
+		if os.Getenv("PIPEGATE_UPGRADE_GIB") != "1" {
+			t.Skip("set PIPEGATE_UPGRADE_GIB=1 to move a TLS pair carrying 1 GiB each way")
+		}
+		testUpgradeMovesPair(t, size, true)
+	})
+}
+
+func testUpgradeMovesPair(t *testing.T, size int64, withTLS bool, flags ...string) {
+	fwdLeakCheck(t)
+	wait := fwdWait + time.Duration(size>>20)*100*time.Millisecond // a slow machine: 10 MiB/s
+	up := testserver.Start(t, nil, wait, testserver.Echo)
+	dir := t.TempDir()
+	args := append([]string{"forward", "--listen", "127.0.0.1:0", "--to", up,
+		"--upgrade-dir", filepath.Join(dir, "run"), "--drain-timeout", "1m"}, flags...)
+	var ca *tlstest.CA
+	if withTLS {
+		ca = tlstest.NewCA(t)
+		cert, key := ca.Issue(t, "127.0.0.1", "front.example")
+		args = append(args, "--tls-cert", cert, "--tls-key", key)
+	}
+	ch := upStart(t, fwdBin, args, "forward listening", 1)
+	addr := ch.waitLog(t, "forward listening", 1)["addr"].(string)
+
+	raw := fwdDial(t, addr)
+	raw.SetDeadline(time.Now().Add(wait))
+	var c net.Conn = raw
+	if withTLS {
+		tc := tls.Client(raw, &tls.Config{RootCAs: ca.Pool(), ServerName: "front.example"})
+		if err := tc.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		c = tc
+	}
+	tr := startTransfer(c, size, 7)
+	select {
+	case <-tr.paused:
+	case <-time.After(wait):
+		t.Fatal("the first quarter of the transfer did not come back")
+	}
+
+	old := ch.cmd.Process.Pid
+	ch.upgradeTo(t, old, 1)
+	rec := ch.waitLog(t, "upgrade: pairs handed over", 1)
+	if rec["sent"] != 1.0 || rec["stayed"] != 0.0 {
+		t.Fatalf("hand-over %v: want the pair sent", rec)
+	}
+	// The old process no longer waits for the pair (still stalled, with
+	// bytes in flight): it exits.
+	if code := ch.firstCode(t); code != 0 {
+		t.Fatalf("old process exit code %d, want 0", code)
+	}
+	if n := ch.count("connection closed", ""); n != 0 {
+		t.Fatalf("%d pairs logged as closed before the transfer ended", n)
+	}
+	if got := ch.waitLog(t, "upgrade: pairs taken over", 1); got["adopted"] != 1.0 {
+		t.Fatalf("taken over: %v", got)
+	}
+	close(tr.resume)
+	took := tr.check(t, wait)
+	c.Close()
+	line := ch.waitClosed(t, raw)
+	if line["bytes_to_upstream"] != float64(size) || line["bytes_to_client"] != float64(size) {
+		t.Errorf("log line of the moved pair: %v; want %d bytes each way", line, size)
+	}
+	t.Logf("%d MiB each way, moved with bytes in flight: %v from the first byte to the last", size>>20, took.Round(time.Millisecond))
 }
