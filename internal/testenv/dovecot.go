@@ -236,8 +236,16 @@ func startDovecot(bin, dir string, opts DovecotOptions) (*Dovecot, error) {
 
 // pickPorts returns a port for every listener of opts.Protocols, by
 // listener name: opts.Plain and opts.TLS for IMAP when set, else free ones.
+// The free ports are held open until all are picked, so that no two
+// listeners get the same one.
 func pickPorts(opts DovecotOptions) (map[string]int, error) {
 	ports := make(map[string]int)
+	var held []net.Listener
+	defer func() {
+		for _, l := range held {
+			l.Close()
+		}
+	}()
 	for _, p := range opts.Protocols {
 		for _, l := range protocolInfo[p].listeners {
 			port := 0
@@ -248,10 +256,12 @@ func pickPorts(opts DovecotOptions) (map[string]int, error) {
 				port = opts.TLS
 			}
 			if port == 0 {
-				var err error
-				if port, err = FreePort(); err != nil {
-					return nil, err
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					return nil, fmt.Errorf("free port: %w", err)
 				}
+				held = append(held, ln)
+				port = ln.Addr().(*net.TCPAddr).Port
 			}
 			ports[l.name] = port
 		}
