@@ -106,7 +106,7 @@ func (l *loop) dropCarrier(d *dir) {
 	}
 	d.pending = 0
 	if d.t != nil {
-		d.t.rlen = 0
+		d.t.rlen, d.t.roff = 0, 0
 	}
 	l.release(d)
 }

@@ -80,10 +80,10 @@ func (l *loop) detach(p *pair) (*Snapshot, error) {
 		ds.Pending, ds.Bytes, ds.EOF, ds.Done = pending, d.bytes, d.eof, d.done
 		if d.t != nil {
 			ds.PendingPlain, ds.CloseNotify = d.t.plain, d.t.closeNotify
-			if d.src.tls != nil && d.t.rlen > 0 {
-				d.src.tls.Unread = append([]byte(nil), d.t.rbuf[:d.t.rlen]...)
-				clear(d.t.rbuf[:d.t.rlen])
+			if d.src.tls != nil && d.t.rlen > d.t.roff {
+				d.src.tls.Unread = append([]byte(nil), d.t.rbuf[d.t.roff:d.t.rlen]...)
 			}
+			clear(d.t.rbuf[:d.t.rlen])
 		}
 	}
 	p.closed = true

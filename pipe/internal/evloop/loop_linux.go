@@ -62,7 +62,12 @@ type loop struct {
 	bufs      [][]byte // idle buffers
 	pipeCap   int      // capacity asked of new kernel pipes
 	scratch   []byte   // shared by all pairs of the loop for small reads (relay)
-	events    []unix.EpollEvent
+	// slots and iov: readPlainForTLS's readv into a direction's buffer,
+	// up to four records' plaintext (bufSize holds four); empty between
+	// calls.
+	slots  [][]byte
+	iov    [4]unix.Iovec
+	events []unix.EpollEvent
 	// yield: the loop may have made goroutines runnable (a done callback
 	// started, an Acceptor called) since it last waited (waitOwn).
 	yield bool

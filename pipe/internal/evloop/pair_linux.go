@@ -45,11 +45,13 @@ type dir struct {
 
 // dirTLS is what a direction with TLS on either end keeps besides dir's
 // fields; plain pairs do not allocate it. Records read from a TLS src
-// wait in rbuf until whole; plain counts the plaintext behind the pending
-// bytes sealed for a TLS dst, counted once they are all written.
+// wait in rbuf[roff:rlen] until whole; plain counts the plaintext behind
+// the pending bytes sealed for a TLS dst, counted once they are all
+// written.
 type dirTLS struct {
 	rbuf        []byte
-	rlen        int
+	rlen        int // end of the bytes read into rbuf
+	roff        int // start of those not yet opened (a partial record; plain dst only)
 	plain       int
 	closeNotify bool // close_notify sealed for dst
 	unopened    bool // rbuf holds records from tlsrec.State.Unread, not yet opened

@@ -27,6 +27,11 @@ func rawRead(fd int, b []byte) (int, error) {
 	return int(r), errnoErr(e)
 }
 
+func rawReadv(fd int, iov []unix.Iovec) (int, error) {
+	r, _, e := unix.RawSyscall(unix.SYS_READV, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(iov))), uintptr(len(iov)))
+	return int(r), errnoErr(e)
+}
+
 func rawWrite(fd int, b []byte) (int, error) {
 	r, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
 	return int(r), errnoErr(e)

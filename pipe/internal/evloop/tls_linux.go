@@ -2,22 +2,26 @@ package evloop
 
 import (
 	"io"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/pipegate/pipegate/pipe/internal/tlsrec"
 )
 
-// tlsReadChunk bounds one read of a TLS direction, so that what it yields,
-// sealed again for a TLS dst, fits the direction's output buffer with the
+// tlsReadChunk bounds one read of a TLS src with a TLS dst, so that what
+// it yields, sealed again, fits the direction's output buffer with the
 // carried partial record: MaxRecord + tlsReadChunk plus record overheads
-// stays under bufSize.
+// stays under bufSize. With a plain dst a read takes what fits in the
+// record buffer, and a partial record stays in place while tlsReadChunk
+// bytes fit after it.
 const tlsReadChunk = 32 << 10
 
 // pumpTLS is pump for a direction with TLS on either end. It moves bytes
 // through buffers (no splice: the bytes change on the way): a TLS src's
-// records are read into d.t.rbuf and opened in place, a TLS dst's plaintext
-// is sealed into d.buf. Both buffers go back to the loop's pool when the
+// records are read into d.t.rbuf and opened into d.buf (in place, then
+// sealed into d.buf, for a TLS dst), a plain src's bytes are read into
+// d.buf and sealed there. Both buffers go back to the loop's pool when the
 // direction is idle with no partial record, so an idle TLS pair holds only
 // its record layer state.
 func (l *loop) pumpTLS(d *dir) {
@@ -81,19 +85,25 @@ func (l *loop) pumpTLS(d *dir) {
 // go on.
 func (l *loop) readRecords(d *dir, budget *int) bool {
 	p := d.p
-	st := d.src.tls
+	plainDst := d.dst.tls == nil
 	if d.t.unopened {
 		d.t.unopened = false // open what Export handed over before reading
 	} else {
 		if d.t.rbuf == nil {
 			d.t.rbuf = l.getBuf()
 		}
-		n, ok := l.readSrc(d, d.t.rbuf[d.t.rlen:d.t.rlen+tlsReadChunk])
+		// For a plain dst the plaintext goes to d.buf, which holds it
+		// all: read what fits. For a TLS dst tlsReadChunk bounds it.
+		end := len(d.t.rbuf)
+		if !plainDst {
+			end = d.t.rlen + tlsReadChunk
+		}
+		n, ok := l.readSrc(d, d.t.rbuf[d.t.rlen:end])
 		if !ok {
 			return false
 		}
 		if n == 0 {
-			if d.t.rlen > 0 {
+			if d.t.rlen > d.t.roff {
 				l.fail(p, d.src, "read from", io.ErrUnexpectedEOF)
 				return false
 			}
@@ -104,9 +114,12 @@ func (l *loop) readRecords(d *dir, budget *int) bool {
 		*budget -= n
 	}
 	p.lastActive = l.now
+	if plainDst {
+		return l.openToPlain(d)
+	}
 	off, plainEnd := 0, 0
 	for !d.eof {
-		used, kind, plain, err := st.Open(d.t.rbuf[off:d.t.rlen])
+		used, kind, plain, err := d.src.tls.Open(d.t.rbuf[off:d.t.rlen])
 		if err != nil {
 			l.fail(p, d.src, "open a TLS record from", err)
 			return false
@@ -133,20 +146,87 @@ func (l *loop) readRecords(d *dir, budget *int) bool {
 	return true
 }
 
+// openToPlain opens the whole records in d.t.rbuf[roff:rlen] for a plain
+// dst, their plaintext in one piece in d.buf (pumpTLS writes it): no copy
+// joins plaintexts opened between their records' headers and tags. A
+// partial record stays where it is while the read after it has room,
+// else it moves to the front. It reports whether pumpTLS should go on.
+func (l *loop) openToPlain(d *dir) bool {
+	t := d.t
+	if len(d.buf) < bufSize { // none, or a preload's or a snapshot's exact buffer
+		d.buf = l.getBuf()
+	}
+	out, off := d.buf[:0], t.roff
+	for !d.eof {
+		used, kind, o, err := d.src.tls.OpenAppend(out, t.rbuf[off:t.rlen])
+		if err != nil {
+			l.fail(d.p, d.src, "open a TLS record from", err)
+			return false
+		}
+		if used == 0 {
+			break
+		}
+		off += used
+		out = o
+		if kind == tlsrec.KindCloseNotify {
+			d.eof = true // what follows close_notify is ignored
+		}
+	}
+	if len(out) > 0 {
+		l.setOut(d, out)
+	}
+	switch {
+	case d.eof || off == t.rlen:
+		t.rlen, t.roff = 0, 0
+	case len(t.rbuf)-t.rlen >= tlsReadChunk:
+		t.roff = off // the partial record stays; the next read goes after it
+	default:
+		t.rlen, t.roff = copy(t.rbuf, t.rbuf[off:t.rlen]), 0
+	}
+	return true
+}
+
 // readPlainForTLS reads plaintext from a plain src and seals it for the
-// TLS dst. It reports whether pumpTLS should go on.
+// TLS dst in place: readv puts it in d.buf between the room for each
+// record's header and trailer (tlsrec's PlainSlots), up to four records a
+// call, and SealSlots seals it there, so it is never copied. It reports
+// whether pumpTLS should go on.
 func (l *loop) readPlainForTLS(d *dir) bool {
-	p := d.p
-	n, ok := l.readSrc(d, l.scratch)
-	if !ok {
+	st := d.dst.tls
+	if len(d.buf) < bufSize { // none, or a preload's or a snapshot's exact buffer
+		d.buf = l.getBuf()
+	}
+	l.slots = st.PlainSlots(l.slots[:0], d.buf)
+	iov := l.iov[:min(len(l.slots), len(l.iov))]
+	for i := range iov {
+		iov[i].Base = unsafe.SliceData(l.slots[i])
+		iov[i].SetLen(len(l.slots[i]))
+	}
+	n, err := readvNB(d.src.fd, iov)
+	clear(l.slots)
+	clear(l.iov[:])
+	if err == unix.EAGAIN {
+		d.src.readable = false
+		l.release(d)
+		return false
+	}
+	if err != nil {
+		l.fail(d.p, d.src, "read from", err)
 		return false
 	}
 	if n == 0 {
 		d.eof = true
 		return true
 	}
-	p.lastActive = l.now
-	return l.emit(d, l.scratch[:n])
+	d.p.lastActive = l.now
+	out, err := st.SealSlots(d.buf, n)
+	if err != nil {
+		l.fail(d.p, d.dst, "seal a TLS record for", err)
+		return false
+	}
+	d.off, d.pending = cap(d.buf)-cap(out), len(out) // out starts at the KeyUpdate slot or after it
+	d.t.plain = n
+	return true
 }
 
 // emit makes plain d's pending bytes: sealed for a TLS dst, copied for a
@@ -220,6 +300,16 @@ func writeNB(fd int, b []byte) (int, error) {
 func readNB(fd int, b []byte) (int, error) {
 	for {
 		n, err := rawRead(fd, b)
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
+}
+
+// readvNB reads what the non-blocking fd has into iov, retrying EINTR.
+func readvNB(fd int, iov []unix.Iovec) (int, error) {
+	for {
+		n, err := rawReadv(fd, iov)
 		if err != unix.EINTR {
 			return n, err
 		}
