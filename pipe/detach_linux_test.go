@@ -529,11 +529,22 @@ func TestDetachGoroutineBusy(t *testing.T) {
 	if !gAB.waitAt() || !gBA.waitAt() {
 		t.Fatal(<-errc)
 	}
-	// Both readers hold: the directions are stuck writing.
+	// Both readers hold: the directions get stuck writing once the
+	// kernel's buffers are full. Detach gives up when ctx ends; should it
+	// find a clean point first (a write that had just drained: the test
+	// cannot know when the buffers are full), the pipe is carried on here.
+	// Either way the streams must go on intact.
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if d, err := h.Detach(ctx); !errors.Is(err, context.DeadlineExceeded) || d != nil {
-		t.Fatalf("Detach of a busy pipe: %v", err)
+	switch d, err := h.Detach(ctx); {
+	case errors.Is(err, context.DeadlineExceeded) && d == nil:
+	case err == nil && d != nil:
+		t.Log("Detach found a clean point before ctx ended; adopting it again")
+		if _, err := e.Adopt(d, ro.afterClose); err != nil {
+			t.Fatal(err)
+		}
+	default:
+		t.Fatalf("Detach of a busy pipe: %v, %v", d, err)
 	}
 	gAB.raise(2 * n)
 	gBA.raise(2 * n)

@@ -31,12 +31,15 @@
 // every descriptor that came with it is closed. After an error from Send
 // or Recv the Conn is out of step and only Close is useful.
 //
-// This package is the first step of the upgrade design: listeners are
-// handed over first, so that the kernel keeps queueing new connections on
-// the very same sockets while the binaries change places (no "connection
-// refused"); the old process then drains its established pipes. A later
-// step hands established pipes over as well, stopped at a clean point with
-// pipe's Handle and sent with Conn.Send together with their metadata.
+// In an upgrade, listeners are handed over first, so that the kernel
+// keeps queueing new connections on the very same sockets while the
+// binaries change places (no "connection refused"). Once the new process
+// is ready, the established pipes follow: taken out at a clean point by
+// pipe.Engine.DetachAll and sent with Conn.Send together with their
+// metadata (maild.Daemon.HandOver, forward.Daemon.HandOverConn); those
+// that cannot move drain in the old process. Package upgrade/process runs
+// the whole sequence (starting the new binary, readiness, rollback,
+// sd_notify).
 //
 // The package works on Linux; elsewhere Listen and Dial return an error.
 package upgrade

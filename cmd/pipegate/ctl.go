@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -93,39 +91,79 @@ func nargs(cmd string, args []string, n int, names string) error {
 	return nil
 }
 
+// client returns the API's client for --admin; with --json it prints
+// every answer as it comes.
+func (c *ctl) client() (*affinity.Client, error) {
+	base, err := c.baseURL()
+	if err != nil {
+		return nil, err
+	}
+	// One request per run: no connection is kept.
+	api := &affinity.Client{Base: base, HTTP: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}}
+	if c.json {
+		api.OnAnswer = func(body []byte) { c.stdout.Write(body) }
+	}
+	return api, nil
+}
+
+// bounded bounds a request other than move and evacuate.
+func bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, ctlTimeout)
+}
+
 func (c *ctl) do(ctx context.Context, cmd string, args []string) error {
+	var api *affinity.Client
+	// ready checks the arguments and makes the client.
+	ready := func(n int, names string) error {
+		if err := nargs(cmd, args, n, names); err != nil {
+			return err
+		}
+		var err error
+		api, err = c.client()
+		return err
+	}
+	// show prints the answer unless --json printed it.
+	show := func(print func()) {
+		if !c.json {
+			print()
+		}
+	}
 	switch cmd {
 	case "show":
-		if err := nargs(cmd, args, 1, "USER"); err != nil {
+		if err := ready(1, "USER"); err != nil {
 			return err
 		}
-		q := url.Values{"user": {args[0]}}
-		if c.pool != "" {
-			q.Set("pool", c.pool)
+		ctx, cancel := bounded(ctx)
+		defer cancel()
+		u, err := api.User(ctx, c.pool, args[0])
+		if err == nil {
+			show(func() { c.printUser(u) })
 		}
-		var u affinity.UserInfo
-		return c.call(ctx, "GET", "/affinity?"+q.Encode(), nil, &u, func() { c.printUser(u) })
+		return err
 	case "pools":
-		if err := nargs(cmd, args, 0, ""); err != nil {
+		if err := ready(0, ""); err != nil {
 			return err
 		}
-		path := "/affinity/pools"
-		if c.pool != "" {
-			path += "?" + url.Values{"pool": {c.pool}}.Encode()
+		ctx, cancel := bounded(ctx)
+		defer cancel()
+		ps, err := api.Pools(ctx, c.pool)
+		if err == nil {
+			show(func() { c.printPools(ps) })
 		}
-		var ps []affinity.PoolInfo
-		return c.call(ctx, "GET", path, nil, &ps, func() { c.printPools(ps) })
+		return err
 	case "move":
-		if err := nargs(cmd, args, 2, "USER MEMBER"); err != nil {
+		if err := ready(2, "USER MEMBER"); err != nil {
 			return err
 		}
 		to := args[1]
 		if to == "-" {
 			to = ""
 		}
-		var m affinity.MoveInfo
-		body := map[string]any{"pool": c.pool, "user": args[0], "to": to}
-		return c.call(ctx, "POST", "/affinity/move", body, &m, func() { c.printMove(m) })
+		m, err := api.Move(ctx, c.pool, args[0], to)
+		if err == nil {
+			show(func() { c.printMove(m) })
+		}
+		return err
 	case "drain", "weight":
 		names := "MEMBER N"
 		if cmd == "drain" {
@@ -146,23 +184,23 @@ func (c *ctl) do(ctx context.Context, cmd string, args []string) error {
 				weight = n
 			}
 		}
-		var w affinity.WeightInfo
-		body := map[string]any{"pool": c.pool, "member": args[0], "weight": weight}
-		return c.call(ctx, "POST", "/affinity/weight", body, &w, func() {
-			fmt.Fprintf(c.stdout, "%s: weight %d (configured %d) in pool %s\n", w.Member, w.Weight, w.ConfiguredWeight, w.Pool)
-			if w.Weight == 0 {
-				fmt.Fprintln(c.stdout, "drained: no new users; its users stay until they leave (evacuate moves them)")
-			}
-		})
-	case "evacuate":
-		if err := nargs(cmd, args, 1, "MEMBER"); err != nil {
+		if err := ready(len(args), names); err != nil { // the client, after the weight
 			return err
 		}
-		var ev affinity.EvacuateInfo
-		body := map[string]any{"pool": c.pool, "member": args[0]}
-		err := c.call(ctx, "POST", "/affinity/evacuate", body, &ev, func() { c.printEvacuate(ev) })
-		if err != nil && len(ev.Moved) > 0 && !c.json {
-			c.printEvacuate(ev) // the moves done before the failure
+		ctx, cancel := bounded(ctx)
+		defer cancel()
+		w, err := api.SetWeight(ctx, c.pool, args[0], weight)
+		if err == nil {
+			show(func() { c.printWeight(w) })
+		}
+		return err
+	case "evacuate":
+		if err := ready(1, "MEMBER"); err != nil {
+			return err
+		}
+		ev, err := api.Evacuate(ctx, c.pool, args[0])
+		if err == nil || len(ev.Moved) > 0 {
+			show(func() { c.printEvacuate(ev) }) // on error: the moves done before the failure
 		}
 		return err
 	}
@@ -182,69 +220,11 @@ func (c *ctl) baseURL() (string, error) {
 	return strings.TrimSuffix(u.String(), "/"), nil
 }
 
-// call sends one request; on 200 it decodes the answer into out and
-// prints it (the JSON itself with --json); otherwise it returns the API's
-// error (and decodes what it can into out).
-func (c *ctl) call(ctx context.Context, method, path string, body any, out any, print func()) error {
-	base, err := c.baseURL()
-	if err != nil {
-		return err
+func (c *ctl) printWeight(w affinity.WeightInfo) {
+	fmt.Fprintf(c.stdout, "%s: weight %d (configured %d) in pool %s\n", w.Member, w.Weight, w.ConfiguredWeight, w.Pool)
+	if w.Weight == 0 {
+		fmt.Fprintln(c.stdout, "drained: no new users; its users stay until they leave (evacuate moves them)")
 	}
-	if method == "GET" || path == "/affinity/weight" {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, ctlTimeout)
-		defer cancel()
-	}
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	// One request per run: no connection is kept.
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("admin API at %s: %w", base, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("admin API at %s: read answer: %w", base, err)
-	}
-	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-		return fmt.Errorf("admin API at %s: %s %s: %s: %s", base, method, path, resp.Status, strings.TrimSpace(string(data)))
-	}
-	derr := json.Unmarshal(data, out)
-	if resp.StatusCode != http.StatusOK {
-		var e affinity.APIError
-		_ = json.Unmarshal(data, &e)
-		if c.json {
-			c.stdout.Write(data)
-		}
-		if e.Field != "" {
-			return fmt.Errorf("%s (%s, field %s)", e.Error, resp.Status, e.Field)
-		}
-		return fmt.Errorf("%s (%s)", e.Error, resp.Status)
-	}
-	if derr != nil {
-		return fmt.Errorf("admin API at %s: %s %s: %w", base, method, path, derr)
-	}
-	if c.json {
-		c.stdout.Write(data)
-		return nil
-	}
-	print()
-	return nil
 }
 
 func (c *ctl) printUser(u affinity.UserInfo) {

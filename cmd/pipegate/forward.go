@@ -16,6 +16,7 @@ import (
 
 	"github.com/pipegate/pipegate/forward"
 	"github.com/pipegate/pipegate/internal/yamlconf"
+	"github.com/pipegate/pipegate/upgrade/process"
 )
 
 const fwdUsage = `usage: pipegate forward --listen ADDR --to ADDR [--to ADDR...] [flags]
@@ -40,7 +41,7 @@ type fwdOptions struct {
 	tls        yamlconf.ServerTLS
 	toTLS      bool
 	toTLSFiles yamlconf.ClientTLS
-	up         upgradeOptions
+	up         process.Options
 	set        map[string]bool
 }
 
@@ -108,7 +109,7 @@ func fwdParseArgs(args []string, stderr io.Writer) (*fwdOptions, error) {
 	fs.StringVar(&o.global.LogLevel, "log-level", "info", "debug, info, warn or error")
 	o.global.DrainTimeout = yamlconf.Duration{Duration: forward.DefaultDrainTimeout, Given: true}
 	fs.Var(&o.global.DrainTimeout, "drain-timeout", "on SIGTERM/SIGINT, wait this long for open connections")
-	o.up.register(fs)
+	registerUpgradeFlags(fs, &o.up)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -195,12 +196,12 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err != nil {
 		return 2
 	}
-	up, err := newUpgrader("forward", args, &o.up, stdout, stderr)
+	up, err := process.New("forward", args, &o.up, stdout, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "pipegate forward: %v\n", err)
 		return 2
 	}
-	defer up.close()
+	defer up.Close()
 	// Signals first, so a SIGHUP, SIGUSR2 or SIGTERM right after start-up
 	// is not lost.
 	hup := make(chan os.Signal, 1)
@@ -212,7 +213,7 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM, os.Interrupt)
 	defer signal.Stop(term)
-	if err := up.takeOver(ctx); err != nil {
+	if err := up.TakeOver(ctx); err != nil {
 		fmt.Fprintf(stderr, "pipegate forward: %v\n", err)
 		return 1
 	}
@@ -220,32 +221,32 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	cache := forward.TLSCache{}
 	loaded, err := fwdLoad(o, cache)
 	if err != nil {
-		up.failed(err)
+		up.Failed(err)
 		fmt.Fprintf(stderr, "pipegate forward: %v\n", err)
 		return 2
 	}
 	log, err := newLogger(stderr, loaded.LogFormat, loaded.LogLevel)
 	if err != nil {
-		up.failed(err)
+		up.Failed(err)
 		fmt.Fprintf(stderr, "pipegate forward: flag --%v\n", err)
 		return 2
 	}
-	up.setLog(log)
+	up.SetLog(log)
 
 	d, err := forward.NewDaemon(loaded, log)
 	if err != nil {
-		up.failed(err)
+		up.Failed(err)
 		log.Error("metrics", "err", err)
 		return 1
 	}
-	d.Listen = up.held.hook("forward", forward.Listen)
-	d.ListenMetrics = up.held.quietHook("metrics", listenTCP)
+	d.Listen = up.Listen("forward", forward.Listen)
+	d.ListenMetrics = up.ListenQuiet("metrics", listenTCP)
 	serving := make(chan struct{})
 	d.OnServing = func() { close(serving) }
-	up.pairs = fwdHandover{d: d, setupTimeout: loaded.DrainTimeout}
+	up.SetPairs(fwdHandover{d: d, setupTimeout: loaded.DrainTimeout})
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	defer up.wait() // before up.close: an attempt still running rolls back
+	defer up.Wait() // before up.Close: an attempt still running rolls back
 	done := make(chan error, 1)
 	go runForwardDaemon(ctx, d, done)
 	stopping := ctx.Done()
@@ -256,19 +257,19 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			if l := fwdReload(o, cache, d, log); l != nil {
 				running = l
 			}
-			up.held.retain(fwdListenerNames(running, loaded.MetricsAddr))
+			up.Retain(fwdListenerNames(running, loaded.MetricsAddr))
 		case <-usr2:
-			up.trigger(ctx)
+			up.Trigger(ctx)
 		case <-stopping:
 			stopping = nil
-			up.stopping()
-		case r := <-up.results:
-			if cause, handedOver := up.settle(r); handedOver {
+			up.Stopping()
+		case r := <-up.Results():
+			if cause, handedOver := up.Settle(r); handedOver {
 				stop(cause)
 			}
 		case <-serving:
 			serving = nil
-			if err := up.serving(ctx); err != nil {
+			if err := up.Serving(ctx); err != nil {
 				log.Error("upgrade: stopping", "err", err)
 				stop(err)
 				code = 1
@@ -277,7 +278,7 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			stop(errors.New(sig.String())) // the drain's log names the signal
 		case err := <-done:
 			if err != nil {
-				up.failed(err)
+				up.Failed(err)
 				return 1
 			}
 			return code
@@ -285,7 +286,7 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 }
 
-// fwdListenerNames are the names under which heldListeners keeps the
+// fwdListenerNames are the names under which the upgrader keeps the
 // sockets of cfg (the metrics address as at start: a reload keeps it).
 func fwdListenerNames(cfg *forward.DaemonConfig, metricsAddr string) []string {
 	names := []string{"metrics " + metricsAddr}

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/pipegate/pipegate/maild"
+	"github.com/pipegate/pipegate/upgrade/process"
 )
 
 const mailUsage = `usage: pipegate mail --config FILE
@@ -50,8 +51,8 @@ func runMailCommand(ctx context.Context, command, usage string, args []string, s
 		fs.PrintDefaults()
 	}
 	configPath := fs.String("config", "", "config `file` (YAML)")
-	var upOpts upgradeOptions
-	upOpts.register(fs)
+	var upOpts process.Options
+	registerUpgradeFlags(fs, &upOpts)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -62,52 +63,52 @@ func runMailCommand(ctx context.Context, command, usage string, args []string, s
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	up, err := newUpgrader(command, args, &upOpts, stdout, stderr)
+	up, err := process.New(command, args, &upOpts, stdout, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "pipegate %s: %v\n", command, err)
 		return 2
 	}
-	defer up.close()
+	defer up.Close()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	usr2 := make(chan os.Signal, 1)
 	signal.Notify(usr2, syscall.SIGUSR2)
 	defer signal.Stop(usr2)
-	if err := up.takeOver(ctx); err != nil {
+	if err := up.TakeOver(ctx); err != nil {
 		fmt.Fprintf(stderr, "pipegate %s: %v\n", command, err)
 		return 1
 	}
 
 	s, err := maild.Load(*configPath, command, mailProtocols)
 	if err != nil {
-		up.failed(err)
+		up.Failed(err)
 		fmt.Fprintf(stderr, "pipegate %s: %v\n", command, err)
 		return 2
 	}
 	log, err := newLogger(stderr, s.LogFormat, s.LogLevel)
 	if err != nil { // checked by maild.Load already
-		up.failed(err)
+		up.Failed(err)
 		fmt.Fprintf(stderr, "pipegate %s: %s: log: %v\n", command, s.File, err)
 		return 2
 	}
-	up.setLog(log)
+	up.SetLog(log)
 	d, err := maild.New(s, log)
 	if err != nil {
-		up.failed(err)
+		up.Failed(err)
 		fmt.Fprintf(stderr, "pipegate %s: %v\n", command, err)
 		return 2
 	}
 	defer d.Close()
-	d.Listen = up.held.hook("listen", listenTCP)
-	up.pairs = mailPairs{d: d, log: log, command: command}
-	d.ListenMetrics = up.held.quietHook("metrics", listenTCP)
+	d.Listen = up.Listen("listen", listenTCP)
+	up.SetPairs(mailPairs{d: d, log: log, command: command})
+	d.ListenMetrics = up.ListenQuiet("metrics", listenTCP)
 	serving := make(chan struct{})
 	d.OnServing = func() { close(serving) }
 
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	defer up.wait() // before up.close: an attempt still running rolls back
+	defer up.Wait() // before up.Close: an attempt still running rolls back
 	done := make(chan error, 1)
 	go runMailDaemon(ctx, d, done)
 	stopping := ctx.Done()
@@ -120,25 +121,25 @@ func runMailCommand(ctx context.Context, command, usage string, args []string, s
 				log.Error(command+": reload failed, keeping the previous state of what failed", "config", s.File, "err", err)
 			}
 		case <-usr2:
-			up.trigger(ctx)
+			up.Trigger(ctx)
 		case <-stopping:
 			stopping = nil
-			up.stopping()
-		case r := <-up.results:
-			if cause, handedOver := up.settle(r); handedOver {
+			up.Stopping()
+		case r := <-up.Results():
+			if cause, handedOver := up.Settle(r); handedOver {
 				log.Info(command+": draining", "cause", cause.Error())
 				stop(cause)
 			}
 		case <-serving:
 			serving = nil
-			if err := up.serving(ctx); err != nil {
+			if err := up.Serving(ctx); err != nil {
 				log.Error(command+": upgrade: stopping", "err", err)
 				stop(err)
 				code = 1
 			}
 		case err := <-done: // Run logged it
 			if err != nil {
-				up.failed(err)
+				up.Failed(err)
 				return 1
 			}
 			return code

@@ -1,4 +1,4 @@
-package main
+package process
 
 import (
 	"context"
@@ -15,22 +15,15 @@ import (
 
 // upgradeAttempt is one binary upgrade as the old process runs it.
 type upgradeAttempt struct {
-	opts    *upgradeOptions
+	opts    *Options
 	binary  string
 	command string   // forward, mail or imap
 	args    []string // the command's arguments as this process got them
 	held    *heldListeners
-	pairs   pairHandover
+	pairs   Pairs
 	log     *slog.Logger
 	stdout  io.Writer
 	stderr  io.Writer
-}
-
-// upgradeResult is how an attempt ended: the new process's pid, or why it
-// was rolled back.
-type upgradeResult struct {
-	pid int
-	err error
 }
 
 // run starts the new binary, hands it the listening sockets, waits until
@@ -38,7 +31,7 @@ type upgradeResult struct {
 // the new process is killed and this one keeps everything: the upgrade is
 // rolled back. ctx ending (SIGTERM) rolls back as well.
 func (a *upgradeAttempt) run(ctx context.Context) (pid int, err error) {
-	path := filepath.Join(a.opts.dir, fmt.Sprintf("upgrade-%d.sock", os.Getpid()))
+	path := filepath.Join(a.opts.Dir, fmt.Sprintf("upgrade-%d.sock", os.Getpid()))
 	srv, err := upgrade.Listen(path)
 	if err != nil {
 		return 0, err
@@ -51,12 +44,12 @@ func (a *upgradeAttempt) run(ctx context.Context) (pid int, err error) {
 		return 0, fmt.Errorf("starting the new binary: %w", err)
 	}
 	pid = cmd.Process.Pid
-	a.log.Info("upgrade: new binary started", "binary", a.binary, "pid", pid, "socket", path, "timeout", a.opts.timeout)
+	a.log.Info("upgrade: new binary started", "binary", a.binary, "pid", pid, "socket", path, "timeout", a.opts.Timeout)
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	ctx, cancelTimeout := context.WithTimeoutCause(ctx, a.opts.timeout,
-		fmt.Errorf("it did not report serving within --upgrade-timeout %v", a.opts.timeout))
+	ctx, cancelTimeout := context.WithTimeoutCause(ctx, a.opts.Timeout,
+		fmt.Errorf("it did not report serving within --upgrade-timeout %v", a.opts.Timeout))
 	defer cancelTimeout()
 	exited := make(chan struct{})
 	go waitNewProcess(cmd, cancel, exited)

@@ -1,0 +1,107 @@
+package forward
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/pipegate/pipegate/pipe"
+	"github.com/pipegate/pipegate/upgrade"
+)
+
+// The kinds of upgrade messages that carry the forwards' pairs.
+const (
+	kindPair  = "forward-pair"  // meta: pairMsg; files: the client and upstream sockets
+	kindPairs = "forward-pairs" // the end of them: meta is the count sent
+)
+
+// pairMsg is a kindPair's meta.
+type pairMsg struct {
+	Pair  PairState `json:"pair"`
+	State []byte    `json:"state"` // pipe.Detached.State: may hold TLS secrets, wiped once sent
+}
+
+// HandOverConn is the old process's side of a binary upgrade over c,
+// once the new process serves the listeners: it stops accepting, lets the
+// connections accepted be set up rather than aborted, then sends every
+// established pair that can move (HandOver): one message each with its
+// two sockets, then the count. timeout bounds each step. Pairs that
+// cannot move (TLS on goroutines, half-closed on goroutines, still
+// connecting) drain here.
+func (d *Daemon) HandOverConn(ctx context.Context, c *upgrade.Conn, timeout time.Duration) error {
+	sctx, cancel := context.WithTimeout(ctx, timeout)
+	serr := d.StopAccepting(sctx)
+	cancel()
+	if serr != nil {
+		serr = fmt.Errorf("connections still being set up when the hand-over began (they drain here): %w", serr)
+	}
+	ctx, cancel = context.WithTimeout(ctx, timeout)
+	defer cancel()
+	sent, _, err := d.HandOver(ctx, func(p *pipe.Detached, st PairState) error {
+		meta, err := json.Marshal(pairMsg{Pair: st, State: p.State})
+		if err != nil {
+			return err
+		}
+		err = c.Send(ctx, kindPair, meta, p.A, p.B)
+		clear(meta) // the pipe's secrets, base64'd
+		return err
+	})
+	end, _ := json.Marshal(sent)
+	if eerr := c.Send(ctx, kindPairs, end); err == nil {
+		err = eerr
+	}
+	return errors.Join(serr, err)
+}
+
+// AdoptConn is the new process's side: it gives each pair HandOverConn
+// sends to the forward of the same listen address (Adopt), until the end
+// of them or timeout. A pair whose forward is no longer configured, or
+// whose message cannot be read, is closed and logged.
+func (d *Daemon) AdoptConn(ctx context.Context, c *upgrade.Conn, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	adopted, closed := 0, 0
+	defer func() { d.Log().Info("upgrade: pairs taken over", "adopted", adopted, "closed", closed) }()
+	for {
+		kind, meta, files, err := c.Recv(ctx)
+		if err != nil {
+			return fmt.Errorf("upgrade: receive pairs: %w", err)
+		}
+		switch kind {
+		case kindPairs:
+			closeFiles(files)
+			return nil
+		case kindPair:
+		default:
+			closeFiles(files)
+			return fmt.Errorf("upgrade: unexpected message %q among the pairs", kind)
+		}
+		var msg pairMsg
+		err = json.Unmarshal(meta, &msg)
+		clear(meta)
+		if err != nil || len(files) != 2 {
+			closeFiles(files)
+			clear(msg.State)
+			closed++
+			d.Log().Warn("upgrade: a pair message cannot be read; dropped", "files", len(files), "err", err)
+			continue
+		}
+		p := &pipe.Detached{A: files[0], B: files[1], State: msg.State, Tag: msg.Pair.Forward}
+		if err := d.Adopt(p, msg.Pair); err != nil {
+			closed++
+			d.Log().Warn("upgrade: pair not adopted; closed", "forward", msg.Pair.Forward, "client", msg.Pair.Client,
+				"upstream", msg.Pair.Upstream, "err", err)
+			continue
+		}
+		adopted++
+	}
+}
+
+func closeFiles(files []*os.File) {
+	for _, f := range files {
+		_ = f.Close()
+	}
+}
