@@ -47,6 +47,7 @@ mail_debug = yes
 // affOptions shape a cluster.
 type affOptions struct {
 	members, instances int
+	spare              int // more members, configured with weight 0: added later through the API
 	users              int    // u01@a.test ... (password "pw-uNN")
 	expire             string // affinity.expire; "" for 15m
 	health             bool   // a health: block probing IMAP greetings
@@ -103,7 +104,7 @@ func startAffinity(t *testing.T, o affOptions) *affCluster {
 	}
 	mailDir := testenv.SharedMailDir(t)
 	var members strings.Builder
-	for i := range o.members {
+	for i := range o.members + o.spare {
 		d := testenv.StartDovecot(t, testenv.DovecotOptions{
 			Users:           users,
 			TrustedNetworks: []string{"127.0.0.1/32"}, // the instances dial from there
@@ -114,6 +115,9 @@ func startAffinity(t *testing.T, o affOptions) *affCluster {
 		m := &affMember{name: fmt.Sprintf("m%d", i+1), d: d}
 		c.members = append(c.members, m)
 		fmt.Fprintf(&members, "      - name: %s\n        backends: [imap://%s, pop3://%s]\n", m.name, d.Addr, d.POP3Addr)
+		if i >= o.members {
+			members.WriteString("        weight: 0\n")
+		}
 	}
 	dir := t.TempDir()
 	routes := filepath.Join(dir, "routes.yaml")

@@ -255,12 +255,13 @@ func loginUntilOK(t *testing.T, limit time.Duration, login func() (*mailConn, st
 
 // TestAffinityStorm: 60 users log in at once through three instances and
 // keep a session; loads stay within the bound. Then, while they log in
-// and out, one member is drained (weight 0) and another killed. No user is
+// and out, a fourth member is added (its weight raised from 0), one
+// member is drained (weight 0) and another killed. No user is
 // ever on two members at once; the killed member's users land on the
 // remaining undrained member; the drained member keeps its users.
 func TestAffinityStorm(t *testing.T) {
 	const nUsers, workers, cycles = 60, 6, 25
-	c := startAffinity(t, affOptions{members: 3, instances: 3, users: nUsers, expire: "2s", health: true})
+	c := startAffinity(t, affOptions{members: 3, spare: 1, instances: 3, users: nUsers, expire: "2s", health: true})
 
 	// Phase 1: every user logs in, concurrently, and keeps the session.
 	held := make([]*mailConn, nUsers)
@@ -306,6 +307,9 @@ func TestAffinityStorm(t *testing.T) {
 	// others were between their pick and their start.
 	bound := int(math.Ceil(1.25*float64(nUsers)/3)) + workers - 1
 	t.Logf("sessions by member after %d concurrent logins: %v (bound %d)", nUsers, load, bound)
+	if load["m4"] != 0 {
+		t.Errorf("m4, configured with weight 0, took %d users", load["m4"])
+	}
 	for m, n := range load {
 		if n > bound {
 			t.Errorf("member %s holds %d sessions, above ceil(1.25*%d/3)+%d = %d", m, n, nUsers, workers-1, bound)
@@ -313,8 +317,8 @@ func TestAffinityStorm(t *testing.T) {
 	}
 
 	// Phase 2: churn (log in, NOOP, log out; IMAP and POP3, every
-	// instance); after a fifth of it m1 is drained, after two fifths m2
-	// killed.
+	// instance); after a fifth of it m1 is drained, after three tenths m4
+	// added, after two fifths m2 killed.
 	drained, killed := c.member("m1"), c.member("m2")
 	progress := make(chan churnResult)
 	var cw sync.WaitGroup
@@ -343,6 +347,12 @@ func TestAffinityStorm(t *testing.T) {
 			if code, body := adminPost(t, c.insts[1], "/affinity/weight", map[string]any{"pool": "shared", "member": drained.name, "weight": 0}, &wi); code != 200 || wi.Weight != 0 {
 				t.Errorf("POST /affinity/weight m1 0: %d %s", code, body)
 			}
+		case 3 * workers * cycles / 10:
+			// A member added: m4, configured with weight 0, takes new users.
+			var wi affinity.WeightInfo
+			if code, body := adminPost(t, c.insts[2], "/affinity/weight", map[string]any{"pool": "shared", "member": "m4", "weight": 1}, &wi); code != 200 || wi.Weight != 1 {
+				t.Errorf("POST /affinity/weight m4 1: %d %s", code, body)
+			}
 		case 2 * workers * cycles / 5:
 			c.kill(killed)
 			// Its users' idling clients see the end and close, as IMAP
@@ -365,8 +375,8 @@ func TestAffinityStorm(t *testing.T) {
 	}
 
 	// The drained member keeps its users (their sessions live on); the
-	// killed member's users come back on the one member left for new
-	// assignments, once health checks marked it down.
+	// killed member's users come back on the members left for new
+	// assignments (m3, the added m4), once health checks marked it down.
 	for i, u := range c.users {
 		switch memberOf[u] {
 		case killed.name:
@@ -389,8 +399,8 @@ func TestAffinityStorm(t *testing.T) {
 			continue
 		}
 		ss := c.userSessions(u)
-		if last := ss[len(ss)-1]; last.member != "m3" || last.start.Before(killed.killedAt) {
-			t.Errorf("%s (was on %s, killed) last logged in on %s at %s, want m3 after the kill (%s)", u, killed.name, last.member, stamp(last.start), stamp(killed.killedAt))
+		if last := ss[len(ss)-1]; last.member != "m3" && last.member != "m4" || last.start.Before(killed.killedAt) {
+			t.Errorf("%s (was on %s, killed) last logged in on %s at %s, want m3 or the added m4 after the kill (%s)", u, killed.name, last.member, stamp(last.start), stamp(killed.killedAt))
 		}
 	}
 	for _, u := range c.users {
