@@ -47,7 +47,7 @@ mail_debug = yes
 // affOptions shape a cluster.
 type affOptions struct {
 	members, instances int
-	spare              int // more members, configured with weight 0: added later through the API
+	spare              int    // more members, configured with weight 0: added later through the API
 	users              int    // u01@a.test ... (password "pw-uNN")
 	expire             string // affinity.expire; "" for 15m
 	health             bool   // a health: block probing IMAP greetings
