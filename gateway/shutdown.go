@@ -27,13 +27,7 @@ import (
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.init()
 	s.mu.Lock()
-	s.closing = true
-	var errs []error
-	for l := range s.listeners {
-		if err := l.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-			errs = append(errs, fmt.Errorf("%s: close listener %s: %w", s.name(), l.Addr(), err))
-		}
-	}
+	errs := s.stopAcceptingLocked()
 	for ss := range s.sessions {
 		ss.interrupt()
 	}
@@ -62,6 +56,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		errs = append(errs, ctx.Err())
 	}
 	return errors.Join(errs...)
+}
+
+// stopAcceptingLocked marks s closing and closes its listeners; s.mu is
+// held. It returns the errors of the closes.
+func (s *Server) stopAcceptingLocked() []error {
+	s.closing = true
+	var errs []error
+	for l := range s.listeners {
+		if err := l.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, fmt.Errorf("%s: close listener %s: %w", s.name(), l.Addr(), err))
+		}
+	}
+	return errs
 }
 
 // waitPiped waits for the piped sessions within ctx. With DrainSpread

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 
 	"github.com/pipegate/pipegate/pipe"
@@ -145,19 +144,13 @@ func (s *Server) renewLease(ctx context.Context, st SessionState) (Lease, bool) 
 // Quiesce stops accepting and waits, within ctx, until the sessions still
 // in their pre-login dialogue have logged in (and entered the pipe) or
 // ended: they finish here, undisturbed (give ctx the login timeout); the
-// piped sessions go on. It is the first step of a hand-over to another process, which
-// serves the listeners from then on: Quiesce closes this Server's copies
-// of them. Shutdown later waits for the piped sessions that stayed.
+// piped sessions go on. It is the first step of a hand-over to another
+// process, which serves the listeners from then on: Quiesce closes this
+// Server's copies of them. Shutdown later waits for the piped sessions that stayed.
 func (s *Server) Quiesce(ctx context.Context) error {
 	s.init()
 	s.mu.Lock()
-	s.closing = true
-	var errs []error
-	for l := range s.listeners {
-		if err := l.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-			errs = append(errs, fmt.Errorf("%s: close listener %s: %w", s.name(), l.Addr(), err))
-		}
-	}
+	errs := s.stopAcceptingLocked()
 	s.mu.Unlock()
 	if !waitCtx(ctx, &s.preLogin) {
 		errs = append(errs, fmt.Errorf("%s: pre-login sessions still running: %w", s.name(), ctx.Err()))

@@ -61,19 +61,10 @@ func (bc *backendConn) loginAll(lg gateway.Login, rt route.Route) error {
 }
 
 func (bc *backendConn) prepare() error {
-	greet, err := bc.read()
-	if err != nil {
-		return fmt.Errorf("greeting: %w", err)
+	if err := bc.greet(); err != nil {
+		return err
 	}
-	if greet.Tag != "*" || greet.Type != "OK" {
-		return fmt.Errorf("greeting is not OK: %q", wire.SafeText(string(greet.Raw)))
-	}
-	bc.caps = greet.Caps()
-	if bc.Route.TLS == route.TLSStartTLS {
-		if err := bc.startTLS(); err != nil {
-			return err
-		}
-	}
+	var err error
 	if bc.caps == nil {
 		// Nothing can be pipelined behind: ID may be unknown to the
 		// backend (go-imap's server says BYE to unknown commands), and
@@ -91,6 +82,24 @@ func (bc *backendConn) prepare() error {
 	}
 	// The ID stays in the buffer (or unanswered): login sends its command
 	// in the same write when that is safe, see finishID.
+	return nil
+}
+
+// greet reads the backend's greeting and its capabilities, and runs
+// STARTTLS when the route asks for it (the capabilities are then to be
+// asked again: nil).
+func (bc *backendConn) greet() error {
+	greet, err := bc.read()
+	if err != nil {
+		return fmt.Errorf("greeting: %w", err)
+	}
+	if greet.Tag != "*" || greet.Type != "OK" {
+		return fmt.Errorf("greeting is not OK: %q", wire.SafeText(string(greet.Raw)))
+	}
+	bc.caps = greet.Caps()
+	if bc.Route.TLS == route.TLSStartTLS {
+		return bc.startTLS()
+	}
 	return nil
 }
 

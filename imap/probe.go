@@ -21,19 +21,10 @@ func (s *Server) Probe(ctx context.Context, b route.Backend, user, password stri
 // LOGIN of the test account when user is set, LOGOUT.
 func (protocol) Probe(b *gateway.Backend, user, password string) error {
 	bc := &backendConn{Backend: b}
-	greet, err := bc.read()
-	if err != nil {
-		return fmt.Errorf("greeting: %w", err)
+	if err := bc.greet(); err != nil {
+		return err
 	}
-	if greet.Tag != "*" || greet.Type != "OK" {
-		return fmt.Errorf("greeting is not OK: %q", wire.SafeText(string(greet.Raw)))
-	}
-	bc.caps = greet.Caps()
-	if b.Route.TLS == route.TLSStartTLS {
-		if err := bc.startTLS(); err != nil {
-			return err
-		}
-	}
+	var err error
 	if user != "" {
 		if bc.caps == nil {
 			if bc.caps, err = bc.readCapability(bc.writeCommand("CAPABILITY")); err != nil {
