@@ -65,43 +65,28 @@ func (d *Daemon) AdoptConn(ctx context.Context, c *upgrade.Conn, timeout time.Du
 	defer cancel()
 	adopted, closed := 0, 0
 	defer func() { d.Log().Info("upgrade: pairs taken over", "adopted", adopted, "closed", closed) }()
-	for {
-		kind, meta, files, err := c.Recv(ctx)
-		if err != nil {
-			return fmt.Errorf("upgrade: receive pairs: %w", err)
-		}
-		switch kind {
-		case kindPairs:
-			closeFiles(files)
-			return nil
-		case kindPair:
-		default:
-			closeFiles(files)
-			return fmt.Errorf("upgrade: unexpected message %q among the pairs", kind)
-		}
+	err := c.RecvEach(ctx, kindPair, kindPairs, func(meta []byte, files []*os.File) {
 		var msg pairMsg
-		err = json.Unmarshal(meta, &msg)
+		err := json.Unmarshal(meta, &msg)
 		clear(meta)
 		if err != nil || len(files) != 2 {
-			closeFiles(files)
+			upgrade.CloseFiles(files)
 			clear(msg.State)
 			closed++
 			d.Log().Warn("upgrade: a pair message cannot be read; dropped", "files", len(files), "err", err)
-			continue
+			return
 		}
 		p := &pipe.Detached{A: files[0], B: files[1], State: msg.State, Tag: msg.Pair.Forward}
 		if err := d.Adopt(p, msg.Pair); err != nil {
 			closed++
 			d.Log().Warn("upgrade: pair not adopted; closed", "forward", msg.Pair.Forward, "client", msg.Pair.Client,
 				"upstream", msg.Pair.Upstream, "err", err)
-			continue
+			return
 		}
 		adopted++
+	})
+	if err != nil {
+		return fmt.Errorf("upgrade: receive pairs: %w", err)
 	}
-}
-
-func closeFiles(files []*os.File) {
-	for _, f := range files {
-		_ = f.Close()
-	}
+	return nil
 }

@@ -94,42 +94,33 @@ func (d *Daemon) owner(tag string) (sessionMover, gateway.SessionState) {
 // many were adopted; a session that cannot be is closed and logged, and
 // the others go on.
 func (d *Daemon) TakeOver(ctx context.Context, c *upgrade.Conn) (adopted int, err error) {
-	for {
-		kind, meta, files, err := c.Recv(ctx)
-		if err != nil {
-			return adopted, fmt.Errorf("upgrade: receive sessions: %w", err)
-		}
-		switch kind {
-		case kindSessions:
-			closeFiles(files)
-			return adopted, nil
-		case kindSession:
-		default:
-			closeFiles(files)
-			return adopted, fmt.Errorf("upgrade: unexpected message %q among the sessions", kind)
-		}
+	err = c.RecvEach(ctx, kindSession, kindSessions, func(meta []byte, files []*os.File) {
 		var msg sessionMsg
-		err = json.Unmarshal(meta, &msg)
+		err := json.Unmarshal(meta, &msg)
 		clear(meta)
 		if err != nil || len(files) != 2 {
-			closeFiles(files)
+			upgrade.CloseFiles(files)
+			clear(msg.State)
 			d.log.Warn(d.prefix+"upgrade: a session message cannot be read, dropped", "files", len(files), "err", err)
-			continue
+			return
 		}
 		p := &pipe.Detached{A: files[0], B: files[1], State: msg.State, Tag: msg.Session.ID}
 		m := d.server(msg.Session.Protocol)
 		if m == nil {
 			p.Wipe()
 			d.log.Warn(d.prefix+"upgrade: session of a protocol not served here, closed", "session", msg.Session.ID, "protocol", msg.Session.Protocol)
-			continue
+			return
 		}
 		if err := m.Adopt(ctx, p, msg.Session); err != nil {
 			d.log.Warn(d.prefix+"upgrade: session not adopted, closed", "session", msg.Session.ID, "err", err)
-			continue
+			return
 		}
-		clear(msg.State)
 		adopted++
+	})
+	if err != nil {
+		return adopted, fmt.Errorf("upgrade: receive sessions: %w", err)
 	}
+	return adopted, nil
 }
 
 // server returns the first server of protocol.
@@ -151,10 +142,4 @@ func (d *Daemon) loginTimeout() time.Duration {
 		return t
 	}
 	return gateway.DefaultLoginTimeout
-}
-
-func closeFiles(files []*os.File) {
-	for _, f := range files {
-		_ = f.Close()
-	}
 }

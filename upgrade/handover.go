@@ -145,3 +145,33 @@ func closeFiles(files []*os.File) {
 		f.Close()
 	}
 }
+
+// RecvEach receives the messages of kind that the other side sends one
+// after the other, until one of kind end: each gets every one's meta and
+// files (which it then owns). The end message's files are closed; a
+// message of any other kind is an error, as is a failed Recv.
+func (c *Conn) RecvEach(ctx context.Context, kind, end string, each func(meta []byte, files []*os.File)) error {
+	for {
+		k, meta, files, err := c.Recv(ctx)
+		if err != nil {
+			return err
+		}
+		switch k {
+		case kind:
+			each(meta, files)
+		case end:
+			CloseFiles(files)
+			return nil
+		default:
+			CloseFiles(files)
+			return fmt.Errorf("upgrade: unexpected message %q among the %q ones", k, kind)
+		}
+	}
+}
+
+// CloseFiles closes files received with a message that is not used.
+func CloseFiles(files []*os.File) {
+	for _, f := range files {
+		_ = f.Close()
+	}
+}
