@@ -20,7 +20,7 @@ func pairedStates(tb testing.TB, id uint16) (sealer, opener *State) {
 	if err := sealer.out.setSecret(s, secret, 0); err != nil {
 		tb.Fatal(err)
 	}
-	if err := opener.in.setSecret(s, secret, 0); err != nil {
+	if err := opener.in.setSecret(s, bytes.Clone(secret), 0); err != nil {
 		tb.Fatal(err)
 	}
 	return sealer, opener

@@ -49,6 +49,8 @@ type half struct {
 	seq    uint64
 }
 
+// setSecret keys h from secret, which h then owns: a KeyUpdate or Wipe
+// zeroes it.
 func (h *half) setSecret(s *suite, secret []byte, seq uint64) error {
 	key, err := s.expandLabel(secret, "key", s.keyLen)
 	if err != nil {
@@ -59,11 +61,17 @@ func (h *half) setSecret(s *suite, secret []byte, seq uint64) error {
 		return fmt.Errorf("tlsrec: derive iv: %w", err)
 	}
 	aead, err := s.aead(key)
+	clear(key)
 	if err != nil {
+		clear(iv)
 		return fmt.Errorf("tlsrec: %w", err)
+	}
+	if h.aead != nil {
+		h.wipe() // a KeyUpdate: the old key is not needed again
 	}
 	h.s, h.secret, h.aead, h.seq = s, secret, aead, seq
 	copy(h.iv[:], iv)
+	clear(iv)
 	return nil
 }
 

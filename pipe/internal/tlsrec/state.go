@@ -99,15 +99,11 @@ func ParseState(b []byte) (*State, int, error) {
 	return st, len(b) - len(r) + int(n), nil
 }
 
-// Wipe zeroes st's traffic secrets, IVs and Unread and makes it unusable.
-// The AEADs' expanded keys, inside crypto/cipher, cannot be reached: they
-// are dropped for the garbage collector.
+// Wipe zeroes st's traffic secrets, IVs, the AEADs' expanded keys and
+// Unread, and makes it unusable.
 func (st *State) Wipe() {
 	for _, h := range [2]*half{&st.in, &st.out} {
-		clear(h.secret)
-		clear(h.iv[:])
-		h.secret, h.aead = nil, nil
-		h.seq = ^uint64(0) // nonce refuses: no record is sealed or opened again
+		h.wipe()
 	}
 	clear(st.Unread)
 	st.Unread = nil

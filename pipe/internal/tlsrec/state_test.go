@@ -2,6 +2,8 @@ package tlsrec
 
 import (
 	"bytes"
+	"crypto/tls"
+	"reflect"
 	"testing"
 )
 
@@ -95,5 +97,50 @@ func TestStateWipe(t *testing.T) {
 	}
 	if _, err := st.out.nonce(); err == nil {
 		t.Fatal("a wiped State still makes nonces")
+	}
+}
+
+// TestWipeKeySchedules: Wipe and a KeyUpdate zero the AEADs' expanded keys
+// (AES key schedule and GCM tables, the ChaCha20 key) in place, for every
+// suite; the AEADs were in use and not zero before.
+func TestWipeKeySchedules(t *testing.T) {
+	for _, id := range []uint16{tls.TLS_AES_128_GCM_SHA256, tls.TLS_AES_256_GCM_SHA384, tls.TLS_CHACHA20_POLY1305_SHA256} {
+		t.Run(tls.CipherSuiteName(id), func(t *testing.T) {
+			s, err := suiteByID(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			secret := func(b byte) []byte { return bytes.Repeat([]byte{b}, s.hash().Size()) }
+			st := &State{}
+			if err := st.in.setSecret(s, secret(1), 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.out.setSecret(s, secret(2), 0); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.Seal(nil, []byte("in use")); err != nil {
+				t.Fatal(err)
+			}
+			zero := func(a any) bool { return reflect.ValueOf(a).Elem().IsZero() }
+			old := st.out.aead
+			if err := st.out.update(); err != nil {
+				t.Fatal(err)
+			}
+			if !zero(old) {
+				t.Fatal("a KeyUpdate left the old AEAD's key in memory")
+			}
+			aeads := []any{st.in.aead, st.out.aead}
+			for _, a := range aeads {
+				if zero(a) {
+					t.Fatalf("%T is zero before Wipe", a)
+				}
+			}
+			st.Wipe()
+			for _, a := range aeads {
+				if !zero(a) {
+					t.Fatalf("%T not zeroed by Wipe", a)
+				}
+			}
+		})
 	}
 }

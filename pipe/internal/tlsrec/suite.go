@@ -27,7 +27,9 @@ func aesGCM(key []byte) (cipher.AEAD, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cipher.NewGCM(b)
+	a, err := cipher.NewGCM(b)
+	zeroPointee(b) // NewGCM keeps a copy of b's key schedule: wipe this one now
+	return a, err
 }
 
 func suiteByID(id uint16) (*suite, error) {

@@ -305,17 +305,17 @@ func FuzzOpen(f *testing.F) {
 	s, _ := suiteByID(tls.TLS_AES_128_GCM_SHA256)
 	secret := bytes.Repeat([]byte{7}, 32)
 	seal := &State{}
-	seal.out.setSecret(s, secret, 0)
+	seal.out.setSecret(s, bytes.Clone(secret), 0)
 	rec, _ := seal.Seal(nil, []byte("hello"))
 	f.Add(rec)
 	f.Add([]byte{23, 3, 3, 0, 17})
 	f.Add([]byte{23, 3, 3, 0xff, 0xff, 1, 2})
 	f.Fuzz(func(t *testing.T, wire []byte) {
 		st, st2 := &State{}, &State{}
-		if err := st.in.setSecret(s, secret, 0); err != nil {
+		if err := st.in.setSecret(s, bytes.Clone(secret), 0); err != nil {
 			t.Fatal(err)
 		}
-		if err := st2.in.setSecret(s, secret, 0); err != nil {
+		if err := st2.in.setSecret(s, bytes.Clone(secret), 0); err != nil {
 			t.Fatal(err)
 		}
 		orig := bytes.Clone(wire) // Open changes wire; OpenAppend opens this copy
