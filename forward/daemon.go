@@ -90,7 +90,7 @@ func (d *Daemon) startMetrics(addr string) (*admin.Server, error) {
 func (d *Daemon) Run(ctx context.Context) error {
 	d.mu.Lock()
 	cfg := d.cfg
-	err := d.set.Apply(cfg.Forwards, cfg.DrainTimeout)
+	err := d.set.Apply(cfg.Forwards, cfg.drain())
 	d.started = err == nil
 	d.mu.Unlock()
 	if err != nil {
@@ -114,11 +114,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	<-ctx.Done()
 	d.mu.Lock()
-	drain := d.cfg.DrainTimeout
+	drain := d.cfg.drain()
 	d.mu.Unlock()
-	d.log.Info("draining", "cause", context.Cause(ctx).Error(), "drain_timeout", drain)
+	d.log.Info("draining", "cause", context.Cause(ctx).Error(), "drain_timeout", drain.Timeout, "drain_spread", drain.Spread)
 	d.draining.Store(true)
-	dctx, cancel := context.WithTimeout(context.Background(), drain)
+	dctx, cancel := context.WithTimeout(context.Background(), drain.Timeout)
 	err = d.set.Shutdown(dctx)
 	cancel()
 	if adm != nil {
@@ -149,7 +149,7 @@ func (d *Daemon) Reload(cfg *DaemonConfig) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.started {
-		if err := d.set.Apply(cfg.Forwards, cfg.DrainTimeout); err != nil {
+		if err := d.set.Apply(cfg.Forwards, cfg.drain()); err != nil {
 			return err
 		}
 	}

@@ -86,12 +86,13 @@ func ExampleSet() {
 		{Name: "web", Listen: "127.0.0.1:0", Upstreams: []string{"127.0.0.1:8080"}},
 		{Name: "db", Listen: "127.0.0.1:0", Upstreams: []string{"127.0.0.1:5432"}, GoAccept: true},
 	}
-	if err := set.Apply(cfgs, 30*time.Second); err != nil {
+	drain := forward.Drain{Timeout: 30 * time.Second, Spread: 10 * time.Second}
+	if err := set.Apply(cfgs, drain); err != nil {
 		fmt.Println(err)
 		return
 	}
 	// SIGHUP: web keeps its listener and reloads in place; db drains.
-	if err := set.Apply(cfgs[:1], 30*time.Second); err != nil {
+	if err := set.Apply(cfgs[:1], drain); err != nil {
 		fmt.Println(err)
 	}
 	for _, l := range set.Listening() {

@@ -20,6 +20,7 @@ type File struct {
 	LogFormat    string            `yaml:"log_format"`
 	LogLevel     string            `yaml:"log_level"`
 	DrainTimeout yamlconf.Duration `yaml:"drain_timeout"`
+	DrainSpread  yamlconf.Duration `yaml:"drain_spread"` // not Given: DefaultDrainSpread, at most half of drain_timeout
 	// TLSOnGoroutines sets tls_on_goroutines for every forward.
 	TLSOnGoroutines bool   `yaml:"tls_on_goroutines"`
 	Forwards        []Spec `yaml:"forwards"`
@@ -88,7 +89,7 @@ var flagKeys = []FlagKey{
 	{"max-lifetime", "max_lifetime"}, {"half-close-linger", "half_close_linger"}, {"backoff", "backoff"},
 	{"tcp-keepalive", "tcp_keepalive"}, {"go-accept", "go_accept"}, {"tls-on-goroutines", "tls_on_goroutines"},
 	{"metrics-addr", "metrics_addr"}, {"log-format", "log_format"}, {"log-level", "log_level"},
-	{"drain-timeout", "drain_timeout"},
+	{"drain-timeout", "drain_timeout"}, {"drain-spread", "drain_spread"},
 }
 
 // FlagKeys lists every flag of `pipegate forward` but --config with its
@@ -114,11 +115,51 @@ type DaemonConfig struct {
 	LogFormat    string
 	LogLevel     string
 	DrainTimeout time.Duration
-	Forwards     []Config
+	// DrainSpread: the connections still open this long before the
+	// drain's end are closed one after the other over this window (Drain);
+	// 0: all at the end. LoadFile and SetDrain set drain_spread's default.
+	DrainSpread time.Duration
+	Forwards    []Config
+
+	spread yamlconf.Duration // drain_spread as the file gave it
 }
 
 // DefaultDrainTimeout is drain_timeout's (and --drain-timeout's) default.
 const DefaultDrainTimeout = 30 * time.Second
+
+// DefaultDrainSpread is drain_spread's default: the connections left near
+// the end of a drain are closed over this window (at most half the drain).
+const DefaultDrainSpread = 10 * time.Second
+
+// SetDrain sets the drain timeout and spread given next to the file
+// (flags; one not Given keeps the file's), and drain_spread's default,
+// min(DefaultDrainSpread, DrainTimeout/2), unless it was given. A spread
+// over the drain timeout is an error (a *configerr.Error without a file,
+// naming drain_spread).
+func (c *DaemonConfig) SetDrain(timeout, spread yamlconf.Duration) error {
+	if timeout.Given {
+		c.DrainTimeout = timeout.Duration
+	}
+	if spread.Given {
+		c.spread = spread
+	}
+	var err error
+	c.DrainSpread, err = drainSpread(nil, c.DrainTimeout, c.spread)
+	return err
+}
+
+// drainSpread is spread when given, else its default for timeout; an
+// error (at doc's line, if any) when over timeout.
+func drainSpread(doc *yamlconf.Doc, timeout time.Duration, spread yamlconf.Duration) (time.Duration, error) {
+	d := spread.Or(min(DefaultDrainSpread, timeout/2))
+	if d > timeout {
+		return d, doc.Errorf("drain_spread", "%v: want 0 (close at the deadline) up to drain_timeout (%v)", d, timeout)
+	}
+	return d, nil
+}
+
+// drain is how c's forwards drain (Set.Apply).
+func (c *DaemonConfig) drain() Drain { return Drain{Timeout: c.DrainTimeout, Spread: c.DrainSpread} }
 
 // TLSCache keeps the server TLS configurations across reloads, so that a
 // reload re-reads the certificate files of the same tlsconf.Server
@@ -146,8 +187,11 @@ func LoadFile(path string, cache TLSCache) (*DaemonConfig, error) {
 		LogFormat:    f.LogFormat,
 		LogLevel:     f.LogLevel,
 		DrainTimeout: f.DrainTimeout.Or(DefaultDrainTimeout),
+		spread:       f.DrainSpread,
 	}
 	var errs yamlconf.Errors
+	l.DrainSpread, err = drainSpread(doc, l.DrainTimeout, f.DrainSpread)
+	errs.Add(err)
 	if !logconf.ValidFormat(f.LogFormat) {
 		errs.Add(doc.Errorf("log_format", "unknown format %q (want text or json)", f.LogFormat))
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pipegate/pipegate/internal/tlstest"
+	"github.com/pipegate/pipegate/internal/yamlconf"
 )
 
 // writeConfig writes a forward config file and returns its path.
@@ -49,6 +50,7 @@ metrics_addr: 127.0.0.1:0
 log_format: json
 log_level: debug
 drain_timeout: 7s
+drain_spread: 2s
 forwards:
   - name: all
     listen: 127.0.0.1:0
@@ -85,7 +87,7 @@ forwards:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l.MetricsAddr != "127.0.0.1:0" || l.LogFormat != "json" || l.LogLevel != "debug" || l.DrainTimeout != 7*time.Second {
+	if l.MetricsAddr != "127.0.0.1:0" || l.LogFormat != "json" || l.LogLevel != "debug" || l.DrainTimeout != 7*time.Second || l.DrainSpread != 2*time.Second {
 		t.Errorf("globals: %+v", l)
 	}
 	c := l.Forwards[0]
@@ -125,5 +127,54 @@ forwards:
 	}
 	if a, b := l.Forwards[0], l.Forwards[1]; !a.GoAccept || b.GoAccept || !a.TLSOnGoroutines || !b.TLSOnGoroutines {
 		t.Errorf("from the file: a %v/%v, b %v/%v", a.GoAccept, a.TLSOnGoroutines, b.GoAccept, b.TLSOnGoroutines)
+	}
+}
+
+// drain_spread defaults to min(10s, drain_timeout/2); 0 is allowed; more
+// than drain_timeout is an error naming the file, line and key. Flags
+// (SetDrain) win over the file, and the default follows their timeout.
+func TestLoadFileDrainSpread(t *testing.T) {
+	for _, tt := range []struct {
+		text string
+		want time.Duration
+		err  string // after "PATH:"
+	}{
+		{"", DefaultDrainSpread, ""},
+		{"drain_timeout: 6s\n", 3 * time.Second, ""},
+		{"drain_timeout: 1m\ndrain_spread: 0s\n", 0, ""},
+		{"drain_timeout: 6s\ndrain_spread: 6s\n", 6 * time.Second, ""},
+		{"drain_timeout: 6s\ndrain_spread: 7s\n", 0, "2: drain_spread: 7s: want 0 (close at the deadline) up to drain_timeout (6s)"},
+	} {
+		path := writeConfig(t, tt.text+"forwards:\n  - {listen: 127.0.0.1:0, to: [127.0.0.1:1]}\n")
+		l, err := LoadFile(path, TLSCache{})
+		if tt.err != "" {
+			if err == nil || err.Error() != path+":"+tt.err {
+				t.Errorf("%q: error %v, want %s:%s", tt.text, err, path, tt.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", tt.text, err)
+		}
+		if l.DrainSpread != tt.want {
+			t.Errorf("%q: drain spread %v, want %v", tt.text, l.DrainSpread, tt.want)
+		}
+	}
+
+	path := writeConfig(t, "drain_timeout: 1m\ndrain_spread: 20s\nforwards:\n  - {listen: 127.0.0.1:0, to: [127.0.0.1:1]}\n")
+	l, err := LoadFile(path, TLSCache{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetDrain(yamlconf.Duration{Duration: 30 * time.Second, Given: true}, yamlconf.Duration{}); err != nil || l.DrainSpread != 20*time.Second {
+		t.Errorf("--drain-timeout 30s over drain_spread 20s: %v, %v", l.DrainSpread, err)
+	}
+	err = l.SetDrain(yamlconf.Duration{Duration: 10 * time.Second, Given: true}, yamlconf.Duration{})
+	if want := "flag --drain-spread: 20s: want 0 (close at the deadline) up to drain_timeout (10s)"; yamlconf.FlagError(err, FlagOf) == nil || yamlconf.FlagError(err, FlagOf).Error() != want {
+		t.Errorf("--drain-timeout 10s under drain_spread 20s: %v, want %s", err, want)
+	}
+	l = &DaemonConfig{DrainTimeout: 8 * time.Second} // flags alone
+	if err := l.SetDrain(yamlconf.Duration{}, yamlconf.Duration{}); err != nil || l.DrainSpread != 4*time.Second {
+		t.Errorf("default for --drain-timeout 8s: %v, %v", l.DrainSpread, err)
 	}
 }

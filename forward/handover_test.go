@@ -45,7 +45,7 @@ func startHandOverSet(t *testing.T, up string, goAccept bool) *handOverSet {
 	h := &handOverSet{rec: newLogRecorder(), m: m}
 	h.set = NewSet(Deps{Log: slog.New(h.rec), Metrics: m})
 	cfg := Config{Name: "web", Listen: "127.0.0.1:0", Upstreams: []string{up}, MaxConnsPerIP: 1, GoAccept: goAccept}
-	if err := h.set.Apply([]Config{cfg}, time.Minute); err != nil {
+	if err := h.set.Apply([]Config{cfg}, Drain{Timeout: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pipegate/pipegate/internal/drain"
 	"github.com/pipegate/pipegate/limit"
 	"github.com/pipegate/pipegate/listener"
 	"github.com/pipegate/pipegate/pipe"
@@ -302,8 +303,18 @@ func (s *Server) closing() bool {
 
 // Shutdown stops accepting, aborts connections still being set up, waits
 // for the piped connections to end and force-closes those still open when
-// ctx ends. It returns ctx's error in that case.
-func (s *Server) Shutdown(ctx context.Context) error {
+// ctx ends. It returns ctx's error in that case. It is ShutdownSpread
+// without a spread.
+func (s *Server) Shutdown(ctx context.Context) error { return s.ShutdownSpread(ctx, 0) }
+
+// ShutdownSpread is Shutdown, but when ctx has a deadline the piped
+// connections still open spread before it are stopped one after the other
+// over that window (their log line says reason=stopped), so that their
+// clients do not all reconnect at the same instant: every pair of the
+// server's engines, those the event loops accepted themselves
+// (loopaccept.go) included. It returns an error (context.DeadlineExceeded)
+// when it stopped any.
+func (s *Server) ShutdownSpread(ctx context.Context, spread time.Duration) error {
 	s.mu.Lock()
 	s.shutting = true
 	for ln := range s.listeners {
@@ -322,14 +333,37 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.cancel(ErrServerClosed)
 	s.wg.Wait()
 
-	errs := make([]error, len(engines))
+	errs := make([]error, len(engines)+1)
+	drained := make(chan struct{})
+	go shutdownEngines(ctx, engines, errs, drained)
+	name := s.gen.Load().name
+	open := func() []*pipe.Handle {
+		var hs []*pipe.Handle
+		for _, e := range engines {
+			hs = append(hs, e.Handles()...)
+		}
+		return hs
+	}
+	sp := drain.Spread{Window: spread, Open: open, Started: func(n int, window time.Duration) {
+		s.deps.Log.Info("closing the connections left, spread", "forward", name, "connections", n, "window", window)
+	}}
+	if n := sp.Run(ctx, drained); n > 0 {
+		errs[len(engines)] = fmt.Errorf("forward %s: %d connections stopped in the drain spread: %w", name, n, context.DeadlineExceeded)
+	}
+	<-drained
+	return errors.Join(errs...)
+}
+
+// shutdownEngines shuts the engines down at the same time, each error in
+// errs, and closes drained once all have returned.
+func shutdownEngines(ctx context.Context, engines []*pipe.Engine, errs []error, drained chan<- struct{}) {
 	var wg sync.WaitGroup
 	for i, e := range engines {
 		wg.Add(1)
 		go shutdownEngine(ctx, e, &errs[i], &wg)
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	close(drained)
 }
 
 func shutdownEngine(ctx context.Context, e *pipe.Engine, err *error, wg *sync.WaitGroup) {

@@ -19,7 +19,8 @@ import (
 // each Apply (a daemon's start and each SIGHUP):
 //
 //	set := forward.NewSet(forward.Deps{Log: log, Metrics: metrics})
-//	if err := set.Apply(cfgs, 30*time.Second); err != nil {
+//	drain := forward.Drain{Timeout: 30 * time.Second, Spread: 10 * time.Second}
+//	if err := set.Apply(cfgs, drain); err != nil {
 //		return err // a listener could not be opened: nothing runs
 //	}
 //	// on SIGHUP: set.Apply(newCfgs, drain) — on error the running set stays
@@ -36,6 +37,7 @@ type Set struct {
 	mu      sync.Mutex
 	servers map[string]*running // by key
 	closed  bool
+	spread  time.Duration // the last Apply's Drain.Spread, for Shutdown
 
 	retireCtx    context.Context // ends at Shutdown's deadline
 	retireCancel context.CancelFunc
@@ -48,6 +50,15 @@ type running struct {
 	listen string        // as configured
 	addr   net.Addr      // as listened on (port 0 resolved)
 	done   chan struct{} // closed when Serve returns
+}
+
+// Drain is how a Set's forwards drain: those that an Apply removes for at
+// most Timeout; those still open Spread before the drain's end (Timeout, or
+// Shutdown's deadline) are stopped one after the other over that window
+// (Server.ShutdownSpread). Spread 0: all at the end.
+type Drain struct {
+	Timeout time.Duration
+	Spread  time.Duration
 }
 
 // Listening is a forward of a Set and the address it accepts on.
@@ -101,12 +112,13 @@ func CheckUnique(cfgs []Config) (int, error) {
 }
 
 // Apply makes the running forwards match cfgs. Forwards that stop drain
-// for at most drain (less when Shutdown's deadline comes first), then their
-// open connections are closed. When a config is invalid or a new address
+// for at most drain.Timeout (less when Shutdown's deadline comes first),
+// then their open connections are closed, spread over drain.Spread; a
+// later Shutdown spreads over the last Apply's drain.Spread. When a config is invalid or a new address
 // cannot be listened on, nothing changes and the error says which forward.
 // A forward that fails to reload in place keeps its old configuration
 // (logged).
-func (s *Set) Apply(cfgs []Config, drain time.Duration) error {
+func (s *Set) Apply(cfgs []Config, drain Drain) error {
 	if i, err := CheckUnique(cfgs); err != nil {
 		return fmt.Errorf("forward %s: %w", cfgs[i].name(), err)
 	}
@@ -120,6 +132,7 @@ func (s *Set) Apply(cfgs []Config, drain time.Duration) error {
 	if s.closed {
 		return ErrServerClosed
 	}
+	s.spread = drain.Spread
 	s.adoptRenamed(cfgs)
 	fresh := map[string]net.Listener{}
 	closeFresh := func() {
@@ -184,7 +197,8 @@ func (s *Set) Apply(cfgs []Config, drain time.Duration) error {
 		}
 	}
 	for _, r := range retire {
-		s.deps.Log.Info("forward removed or moved; draining its connections", "forward", r.srv.gen.Load().name, "listen", r.listen, "drain_timeout", drain)
+		s.deps.Log.Info("forward removed or moved; draining its connections", "forward", r.srv.gen.Load().name, "listen", r.listen,
+			"drain_timeout", drain.Timeout, "drain_spread", drain.Spread)
 		s.retired.Add(1)
 		go retireFromSet(s.retireCtx, drain, r, s.deps.Log, &s.retired)
 	}
@@ -228,19 +242,21 @@ func (s *Set) Listening() []Listening {
 
 // Shutdown stops every forward, those running and those still draining
 // after an Apply removed them: it stops accepting, waits for open
-// connections and closes those still open when ctx ends, then returns
-// ctx's error. Apply fails after Shutdown.
+// connections and closes those still open when ctx ends (spread as the
+// last Apply's Drain says), then returns an error. Apply fails after
+// Shutdown.
 func (s *Set) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
 	servers := s.servers
 	s.servers = map[string]*running{}
+	spread := s.spread
 	s.mu.Unlock()
 	var wg sync.WaitGroup
 	var forced atomic.Bool
 	for _, r := range servers {
 		wg.Add(1)
-		go shutdownFromSet(ctx, r, &wg, &forced)
+		go shutdownFromSet(ctx, spread, r, &wg, &forced)
 	}
 	stop := context.AfterFunc(ctx, s.retireCancel)
 	defer stop()
@@ -273,27 +289,27 @@ func serveSet(srv *Server, ln net.Listener, done chan struct{}, log *slog.Logger
 	}
 }
 
-// retireFromSet drains a forward removed by Apply for at most drain (less
-// when Shutdown's deadline, the end of parent, comes first), then closes
-// its open connections.
-func retireFromSet(parent context.Context, drain time.Duration, r *running, log *slog.Logger, wg *sync.WaitGroup) {
+// retireFromSet drains a forward removed by Apply for at most
+// drain.Timeout (less when Shutdown's deadline, the end of parent, comes
+// first), then closes its open connections, spread over drain.Spread.
+func retireFromSet(parent context.Context, drain Drain, r *running, log *slog.Logger, wg *sync.WaitGroup) {
 	defer wg.Done()
-	ctx, cancel := context.WithTimeout(parent, drain)
+	ctx, cancel := context.WithTimeout(parent, drain.Timeout)
 	defer cancel()
-	err := r.srv.Shutdown(ctx)
+	err := r.srv.ShutdownSpread(ctx, drain.Spread)
 	<-r.done
 	name := r.srv.gen.Load().name
 	switch {
 	case err != nil && parent.Err() == nil:
-		log.Warn("removed forward: drain timeout reached; its open connections were closed", "forward", name, "listen", r.listen, "drain_timeout", drain)
+		log.Warn("removed forward: drain timeout reached; its open connections were closed", "forward", name, "listen", r.listen, "drain_timeout", drain.Timeout)
 	case err == nil:
 		log.Info("removed forward drained", "forward", name, "listen", r.listen)
 	} // else Shutdown's deadline: its caller says so
 }
 
-func shutdownFromSet(ctx context.Context, r *running, wg *sync.WaitGroup, forced *atomic.Bool) {
+func shutdownFromSet(ctx context.Context, spread time.Duration, r *running, wg *sync.WaitGroup, forced *atomic.Bool) {
 	defer wg.Done()
-	if err := r.srv.Shutdown(ctx); err != nil {
+	if err := r.srv.ShutdownSpread(ctx, spread); err != nil {
 		forced.Store(true)
 	}
 	<-r.done

@@ -40,7 +40,7 @@ func TestSetApply(t *testing.T) {
 	}
 
 	// Start: two forwards on port 0.
-	if err := set.Apply([]Config{fwd("a", "127.0.0.1:0", one), fwd("b", "127.0.0.1:0", one)}, time.Minute); err != nil {
+	if err := set.Apply([]Config{fwd("a", "127.0.0.1:0", one), fwd("b", "127.0.0.1:0", one)}, Drain{Timeout: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	first := listening(set)
@@ -49,7 +49,7 @@ func TestSetApply(t *testing.T) {
 	}
 
 	// a is reloaded in place (same listener, new upstream), b removed, c added.
-	if err := set.Apply([]Config{fwd("a", "127.0.0.1:0", two), fwd("c", "127.0.0.1:0", one)}, time.Minute); err != nil {
+	if err := set.Apply([]Config{fwd("a", "127.0.0.1:0", two), fwd("c", "127.0.0.1:0", one)}, Drain{Timeout: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	drained++
@@ -74,7 +74,7 @@ func TestSetApply(t *testing.T) {
 		{fwd("a", "127.0.0.1:0", one), {Name: "e", Listen: "127.0.0.1:0"}},
 		{fwd("a", "127.0.0.1:0", one), fwd("a", "127.0.0.1:0", two)},
 	} {
-		err := set.Apply(bad, time.Minute)
+		err := set.Apply(bad, Drain{Timeout: time.Minute})
 		if err == nil || !strings.HasPrefix(err.Error(), "forward ") {
 			t.Errorf("Apply(%v): %v, want an error naming the forward", bad, err)
 		}
@@ -88,7 +88,7 @@ func TestSetApply(t *testing.T) {
 
 	// a moves to a fixed port: new listener there, the old one drains.
 	fixed := closedPort(t)
-	if err := set.Apply([]Config{fwd("a", fixed, two), fwd("c", "127.0.0.1:0", one)}, time.Minute); err != nil {
+	if err := set.Apply([]Config{fwd("a", fixed, two), fwd("c", "127.0.0.1:0", one)}, Drain{Timeout: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	drained++
@@ -100,7 +100,7 @@ func TestSetApply(t *testing.T) {
 	}
 
 	// Renamed on the same fixed address: it keeps its listener.
-	if err := set.Apply([]Config{fwd("a2", fixed, one), fwd("c", "127.0.0.1:0", one)}, time.Minute); err != nil {
+	if err := set.Apply([]Config{fwd("a2", fixed, one), fwd("c", "127.0.0.1:0", one)}, Drain{Timeout: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	if got := listening(set); got["a2"] != fixed || got["a"] != "" || greeting(t, fixed) != "one" {
@@ -115,7 +115,7 @@ func TestSetApply(t *testing.T) {
 	if len(set.Listening()) != 0 {
 		t.Errorf("after Shutdown: %v", set.Listening())
 	}
-	if err := set.Apply([]Config{fwd("a", "127.0.0.1:0", one)}, time.Minute); !errors.Is(err, ErrServerClosed) {
+	if err := set.Apply([]Config{fwd("a", "127.0.0.1:0", one)}, Drain{Timeout: time.Minute}); !errors.Is(err, ErrServerClosed) {
 		t.Errorf("Apply after Shutdown: %v", err)
 	}
 }
@@ -130,7 +130,7 @@ func TestSetRetireDeadline(t *testing.T) {
 	rec := newLogRecorder()
 	set := NewSet(Deps{Log: slog.New(rec)})
 	t.Cleanup(func() { set.Shutdown(context.Background()) })
-	if err := set.Apply([]Config{{Name: "a", Listen: "127.0.0.1:0", Upstreams: []string{up}}}, time.Minute); err != nil {
+	if err := set.Apply([]Config{{Name: "a", Listen: "127.0.0.1:0", Upstreams: []string{up}}}, Drain{Timeout: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	c := dial(t, listening(set)["a"])
@@ -139,7 +139,7 @@ func TestSetRetireDeadline(t *testing.T) {
 	if _, err := c.Read(b[:]); err != nil {
 		t.Fatal(err)
 	}
-	if err := set.Apply(nil, time.Millisecond); err != nil {
+	if err := set.Apply(nil, Drain{Timeout: time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	if r := rec.wait(t, "removed forward: drain timeout reached; its open connections were closed", 1); r["forward"] != "a" {
@@ -147,5 +147,25 @@ func TestSetRetireDeadline(t *testing.T) {
 	}
 	if n, err := c.Read(b[:]); err == nil {
 		t.Errorf("read %d bytes after the drain deadline, want the connection closed", n)
+	}
+}
+
+// A Set spreads its Shutdown over the last Apply's Drain.Spread.
+func TestSetShutdownSpread(t *testing.T) {
+	up := startUpstream(t, nil, testserver.Echo)
+	rec := newLogRecorder()
+	set := NewSet(Deps{Log: slog.New(rec)})
+	cfg := Config{Name: "a", Listen: "127.0.0.1:0", Upstreams: []string{up}, GoAccept: true}
+	if err := set.Apply([]Config{cfg}, Drain{Timeout: time.Minute, Spread: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	piped(t, listening(set)["a"])
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if err := set.Shutdown(ctx); err == nil {
+		t.Error("Shutdown: no error, want one saying a pair was stopped")
+	}
+	if r := rec.wait(t, "connection closed", 1); r["reason"] != "stopped" {
+		t.Errorf("log: %v, want reason=stopped", r)
 	}
 }

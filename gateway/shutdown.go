@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pipegate/pipegate/internal/drain"
 	"github.com/pipegate/pipegate/pipe"
 )
 
@@ -76,43 +77,36 @@ func (s *Server) stopAcceptingLocked() []error {
 // after the other over that window, each with the protocol's farewell,
 // so that their clients do not all reconnect at the same instant.
 func (s *Server) waitPiped(ctx context.Context) bool {
-	deadline, ok := ctx.Deadline()
-	spread := s.DrainSpread
-	if !ok || spread <= 0 || s.Engine == nil {
-		return waitCtx(ctx, &s.piped)
+	done := make(chan struct{})
+	go waitGroupCloser(&s.piped, done)
+	if s.Engine != nil {
+		var farewell []byte
+		if f, ok := s.Protocol.(Farewell); ok {
+			farewell = f.Farewell(TextShutdown)
+		}
+		drain.Spread{Window: s.DrainSpread, Open: s.pipedHandles, Farewell: farewell, Started: func(n int, window time.Duration) {
+			s.logger().Info(s.name()+": closing the sessions left, spread", "sessions", n, "window", window.String())
+		}}.Run(ctx, done)
 	}
-	if left := time.Until(deadline); spread > left {
-		spread = left
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
 	}
-	early, cancel := context.WithDeadline(ctx, deadline.Add(-spread))
-	done := waitCtx(early, &s.piped)
-	cancel()
-	if done || ctx.Err() != nil {
-		return done
-	}
+}
+
+// pipedHandles returns the Handles of the piped sessions open now.
+func (s *Server) pipedHandles() []*pipe.Handle {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	hs := make([]*pipe.Handle, 0, len(s.pipedSessions))
 	for _, ps := range s.pipedSessions {
 		if ps.h != nil {
 			hs = append(hs, ps.h)
 		}
 	}
-	s.mu.Unlock()
-	var farewell []byte
-	if f, ok := s.Protocol.(Farewell); ok {
-		farewell = f.Farewell(TextShutdown)
-	}
-	s.logger().Info(s.name()+": closing the sessions left, spread", "sessions", len(hs), "window", spread.String())
-	step := spread / time.Duration(len(hs)+1)
-	for _, h := range hs {
-		h.Stop(farewell)
-		select {
-		case <-time.After(step):
-		case <-ctx.Done():
-			return waitCtx(ctx, &s.piped)
-		}
-	}
-	return waitCtx(ctx, &s.piped)
+	return hs
 }
 
 // waitCtx waits for wg or ctx, whichever is first; true if wg finished.

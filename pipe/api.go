@@ -92,4 +92,5 @@ var (
 	_ func(*Detached)                                                    = (*Detached).Wipe
 	_ func(*Engine, context.Context, func(*Detached) error) (int, error) = (*Engine).DetachAll
 	_ func(*Engine, *Detached, func(Result)) (*Handle, error)            = (*Engine).Adopt
+	_ func(*Engine) []*Handle                                            = (*Engine).Handles
 )

@@ -168,6 +168,23 @@ func (e *Engine) Start(a, b net.Conn, afterClose func(Result)) (*Handle, error) 
 	return &p.h, nil
 }
 
+// Handles returns the Handles of the pipes running now, on goroutines and
+// on the event loops (those a Listener accepted included), for an owner
+// that stops them itself: a drain that spreads its closes. A pipe may end
+// or leave after Handles returns; Stop on its Handle then does nothing.
+func (e *Engine) Handles() []*Handle {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	hs := make([]*Handle, 0, len(e.pipes)+len(e.loopPipes))
+	for p := range e.pipes {
+		hs = append(hs, &p.h)
+	}
+	for d := range e.loopPipes {
+		hs = append(hs, &d.h)
+	}
+	return hs
+}
+
 // leave is called by a pipe once its afterClose has returned.
 func (e *Engine) leave(p *pipe) {
 	e.mu.Lock()

@@ -488,3 +488,49 @@ func TestListenIPv6(t *testing.T) {
 		t.Fatalf("peer %v, client %v", peer, c.LocalAddr())
 	}
 }
+
+// TestHandles: Engine.Handles lists the pipes a Listener accepted and
+// those Start entered, and stopping each through it ends them as stopped.
+func TestHandles(t *testing.T) {
+	up := echoUpstream(t)
+	f := startListen(t, func(a *Accepted) *Setup {
+		return &Setup{Next: addresses(new([]error), up)}
+	})
+	c := f.dial(t)
+	echo := func(c net.Conn) {
+		t.Helper()
+		buf := []byte("x")
+		if _, err := c.Write(buf); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	echo(c) // the accepted pair is piping
+	a, aPeer := socketPair(t, "tcp")
+	b, bPeer := net.Pipe()
+	defer aPeer.Close()
+	defer bPeer.Close()
+	if _, err := f.e.Start(a, b, func(r Result) { f.results <- r }); err != nil {
+		t.Fatal(err)
+	}
+	hs := f.e.Handles()
+	if len(hs) != 2 {
+		t.Fatalf("Handles: %d, want 2", len(hs))
+	}
+	for _, h := range hs {
+		h.Stop(nil)
+	}
+	for range 2 {
+		if r := f.result(t); r.Reason != ReasonStopped {
+			t.Fatalf("reason %v, want stopped", r.Reason)
+		}
+	}
+	for _, h := range hs {
+		<-h.Done() // closed once the pipe has left the engine
+	}
+	if hs := f.e.Handles(); len(hs) != 0 {
+		t.Fatalf("Handles after the pipes ended: %d", len(hs))
+	}
+}

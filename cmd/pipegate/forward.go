@@ -20,7 +20,7 @@ import (
 )
 
 const fwdUsage = `usage: pipegate forward --listen ADDR --to ADDR [--to ADDR...] [flags]
-       pipegate forward --config FILE [--log-format F] [--log-level L] [--metrics-addr A] [--drain-timeout D] [--tls-on-goroutines] [upgrade flags]
+       pipegate forward --config FILE [--log-format F] [--log-level L] [--metrics-addr A] [--drain-timeout D] [--drain-spread D] [--tls-on-goroutines] [upgrade flags]
 
 Addresses are host:port or unix:/path. SIGHUP reloads the config and the
 certificates for new connections; SIGTERM or SIGINT stops accepting and
@@ -109,6 +109,7 @@ func fwdParseArgs(args []string, stderr io.Writer) (*fwdOptions, error) {
 	fs.StringVar(&o.global.LogLevel, "log-level", "info", "debug, info, warn or error")
 	o.global.DrainTimeout = yamlconf.Duration{Duration: forward.DefaultDrainTimeout, Given: true}
 	fs.Var(&o.global.DrainTimeout, "drain-timeout", "on SIGTERM/SIGINT, wait this long for open connections")
+	fs.Var(&o.global.DrainSpread, "drain-spread", "close the connections still open this `duration` before the drain's end one after the other over it; 0: all at the end (default: 10s, at most half of --drain-timeout)")
 	registerUpgradeFlags(fs, &o.up)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -129,7 +130,7 @@ func fwdLoad(o *fwdOptions, cache forward.TLSCache) (*forward.DaemonConfig, erro
 	if o.configPath != "" {
 		for name := range o.set {
 			switch {
-			case slices.Contains([]string{"config", "log-format", "log-level", "metrics-addr", "drain-timeout", "tls-on-goroutines"}, name),
+			case slices.Contains([]string{"config", "log-format", "log-level", "metrics-addr", "drain-timeout", "drain-spread", "tls-on-goroutines"}, name),
 				slices.Contains(upgradeFlags, name):
 			default:
 				return nil, fmt.Errorf("flag --%s: not allowed with --config (put it in the file)", name)
@@ -149,8 +150,8 @@ func fwdLoad(o *fwdOptions, cache forward.TLSCache) (*forward.DaemonConfig, erro
 		if o.set["metrics-addr"] {
 			l.MetricsAddr = o.global.MetricsAddr
 		}
-		if o.set["drain-timeout"] {
-			l.DrainTimeout = o.global.DrainTimeout.Duration
+		if err := fwdSetDrain(o, l); err != nil {
+			return nil, err
 		}
 		if o.global.TLSOnGoroutines {
 			for i := range l.Forwards {
@@ -177,13 +178,25 @@ func fwdLoad(o *fwdOptions, cache forward.TLSCache) (*forward.DaemonConfig, erro
 	if err != nil {
 		return nil, yamlconf.FlagError(err, forward.FlagOf)
 	}
-	return &forward.DaemonConfig{
+	l := &forward.DaemonConfig{
 		MetricsAddr:  o.global.MetricsAddr,
 		LogFormat:    o.global.LogFormat,
 		LogLevel:     o.global.LogLevel,
 		DrainTimeout: o.global.DrainTimeout.Duration,
 		Forwards:     []forward.Config{cfg},
-	}, nil
+	}
+	if err := fwdSetDrain(o, l); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// fwdSetDrain sets --drain-timeout and --drain-spread, where given, and
+// drain_spread's default.
+func fwdSetDrain(o *fwdOptions, l *forward.DaemonConfig) error {
+	timeout := o.global.DrainTimeout
+	timeout.Given = o.set["drain-timeout"]
+	return yamlconf.FlagError(l.SetDrain(timeout, o.global.DrainSpread), forward.FlagOf)
 }
 
 // runForward is `pipegate forward`: exit 0 after a drain, 1 when a
