@@ -39,12 +39,18 @@ type Daemon struct {
 	// Listen, if not nil, opens the listeners (addr as listen[].addr) and
 	// ListenMetrics the metrics_addr's, instead of net.Listen: a process
 	// taking over from another (a binary upgrade) serves on the sockets
-	// handed over. OnServing, if not nil, is called once Run serves every
-	// listener and the metrics endpoint. Set them before Run.
+	// handed over; such a process fails (and the old one keeps its
+	// sessions) when its pools cannot join within poolJoinWait. OnServing,
+	// if not nil, is called once Run serves every listener and the metrics
+	// endpoint and every pool has joined (or poolJoinWait passed). Set them
+	// before Run.
 	Listen        func(addr string) (net.Listener, error)
 	ListenMetrics func(addr string) (net.Listener, error)
 	OnServing     func()
 }
+
+// poolJoinWait bounds Run's wait for the pools' first heartbeat.
+const poolJoinWait = 10 * time.Second
 
 // listenTCP opens addr with listen when set, else net.Listen.
 func listenTCP(listen func(string) (net.Listener, error), addr string) (net.Listener, error) {
@@ -189,6 +195,21 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	defer poolWG.Wait()
 	defer stopPools()
+	// Serving (and, in a binary upgrade, taking sessions over) waits for
+	// the pools' first heartbeat: before it, a login or an adopted
+	// session's lease would be refused.
+	if d.pools != nil {
+		if late := d.pools.waitJoined(ctx, poolJoinWait); len(late) > 0 {
+			if d.Listen != nil { // taking over: the old process keeps its sessions (rollback)
+				closeAll()
+				if admSrv != nil {
+					admSrv.Shutdown(context.Background())
+				}
+				return fmt.Errorf("pools %v: not joined within %v (Redis unreachable?): not taking sessions over", late, poolJoinWait)
+			}
+			d.log.Warn(d.prefix+"pools not joined yet: their logins are refused until they are", "pools", late, "waited", poolJoinWait.String())
+		}
+	}
 
 	served := make(chan serveResult, len(listeners))
 	var wg sync.WaitGroup

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -95,6 +96,35 @@ func (p *pools) run(ctx context.Context, wg *sync.WaitGroup, newProber func(prot
 			go p.checkHealth(ctx, wg, pl, newProber(h.Protocol))
 		}
 	}
+}
+
+// waitJoined waits until every pool's instance has joined (its first
+// heartbeat reached Redis), at most wait; it returns the names of those
+// that have not.
+func (p *pools) waitJoined(ctx context.Context, wait time.Duration) []string {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	expired := false
+	var late []string
+	for name, pl := range p.byName {
+		if !expired {
+			select {
+			case <-pl.store.Joined():
+				continue
+			case <-t.C:
+				expired = true
+			case <-ctx.Done():
+				expired = true
+			}
+		}
+		select {
+		case <-pl.store.Joined():
+		default:
+			late = append(late, name)
+		}
+	}
+	slices.Sort(late)
+	return late
 }
 
 // checkHealth is the goroutine of a pool's health checks.

@@ -148,17 +148,7 @@ auth_failure_delay: 1ms
 drain_timeout: 5s
 log:
   level: debug
-pools:
-  shared:
-    members:
-%s    affinity:
-      store: redis
-      redis: {url: "redis://%s/0"}
-      prefix: "%s"
-      expire: %s
-      kick_delay: 2s
-      balance_factor: 0.25
-%s`, in.imap, in.pop3, routes, in.http, members.String(), c.redis.Addr, affPrefix, expire, health)
+%s`, in.imap, in.pop3, routes, in.http, c.poolsYAML(members.String(), fmt.Sprintf("      expire: %s\n      kick_delay: 2s\n      balance_factor: 0.25\n%s", expire, health)))
 		}, slices.Collect(mapsValues(users))))
 	}
 	c.waitJoined()
@@ -231,6 +221,13 @@ func mkdir(t *testing.T, dir string) {
 
 // waitJoined waits until every instance heartbeats in Redis: before its
 // first beat an instance refuses logins (SessionStart fails).
+// poolsYAML is the config's pools: block, one pool "shared" kept in c's
+// Redis: members is its members: list, more the lines after the
+// affinity's store keys (indented as its keys, or as the pool's).
+func (c *affCluster) poolsYAML(members, more string) string {
+	return fmt.Sprintf("pools:\n  shared:\n    members:\n%s    affinity:\n      store: redis\n      redis: {url: \"redis://%s/0\"}\n      prefix: %q\n%s", members, c.redis.Addr, affPrefix, more)
+}
+
 func (c *affCluster) waitJoined() {
 	c.t.Helper()
 	waitUntil(c.t, fmt.Sprintf("%d instances joined the pool in Redis", len(c.insts)), func() bool {

@@ -197,8 +197,14 @@ func (m *upgMail) waitMatch(what string, match func(map[string]any) bool, n int)
 // sessionRecords returns the "imap session" log records of account, of
 // the connection from client ("": any).
 func (m *upgMail) sessionRecords(account, client string) []map[string]any {
+	return m.protocolSessionRecords("imap", account, client)
+}
+
+// protocolSessionRecords is sessionRecords for the sessions of protocol
+// (imap, pop3, sieve, submission).
+func (m *upgMail) protocolSessionRecords(protocol, account, client string) []map[string]any {
 	var out []map[string]any
-	for _, r := range m.records("imap session") {
+	for _, r := range m.records(protocol + " session") {
 		if r["account"] == account && (client == "" || r["client"] == client) {
 			out = append(out, r)
 		}
@@ -290,6 +296,13 @@ type upgClient struct {
 // and reads the greeting.
 func dialUpg(t *testing.T, name, src, addr string, cfg *tls.Config) *upgClient {
 	t.Helper()
+	return dialUpgGreeting(t, name, src, addr, cfg, "* OK")
+}
+
+// dialUpgGreeting is dialUpg for any protocol: it reads lines until one
+// starts with greeting (the last line of a ManageSieve greeting, say).
+func dialUpgGreeting(t *testing.T, name, src, addr string, cfg *tls.Config, greeting string) *upgClient {
+	t.Helper()
 	tcp := dialFrom(t, src, addr)
 	var nc net.Conn = tcp
 	if cfg != nil {
@@ -297,7 +310,7 @@ func dialUpg(t *testing.T, name, src, addr string, cfg *tls.Config) *upgClient {
 	}
 	c := &upgClient{t: t, name: name, tcp: tcp, c: &countConn{Conn: nc}}
 	c.r = bufio.NewReaderSize(c.c, 64<<10)
-	c.expect("* OK")
+	c.expect(greeting)
 	return c
 }
 
@@ -404,19 +417,32 @@ func (c *upgClient) fetchBodies(tag, set string) map[int][]byte {
 func (c *upgClient) login(account string, n int) {
 	c.t.Helper()
 	c.ok("a", "LOGIN %s %s", account, upgPassword(account))
-	c.send("s SELECT INBOX")
+	c.selectInbox(n)
+}
+
+// selectInbox selects INBOX, which must hold n messages.
+func (c *upgClient) selectInbox(n int) {
+	c.t.Helper()
+	c.exists("s", "SELECT INBOX", n)
+}
+
+// exists sends a tagged command (SELECT, NOOP) and fails unless its
+// answer is OK and announces n messages.
+func (c *upgClient) exists(tag, command string, n int) {
+	c.t.Helper()
+	c.send("%s %s", tag, command)
 	exists := false
 	for range 100 {
 		l := c.line()
 		exists = exists || l == fmt.Sprintf("* %d EXISTS", n)
-		if strings.HasPrefix(l, "s ") {
-			if !strings.HasPrefix(l, "s OK") || !exists {
-				c.t.Fatalf("%s: SELECT: %s (%d EXISTS seen: %v)", c.name, l, n, exists)
+		if strings.HasPrefix(l, tag+" ") {
+			if !strings.HasPrefix(l, tag+" OK") || !exists {
+				c.t.Fatalf("%s: %s: %s (%d EXISTS seen: %v)", c.name, command, l, n, exists)
 			}
 			return
 		}
 	}
-	c.t.Fatalf("%s: SELECT: no end in 100 lines", c.name)
+	c.t.Fatalf("%s: %s: no end in 100 lines", c.name, command)
 }
 
 // logout logs out, reads until the server closes, and closes.
@@ -427,9 +453,16 @@ func (c *upgClient) logout() {
 	if l := c.expect("z "); !strings.HasPrefix(l, "z OK") {
 		c.t.Fatalf("%s: LOGOUT: %s", c.name, l)
 	}
+	c.closed("LOGOUT")
+}
+
+// closed reads until the server closes the connection after command (its
+// logout), which must send nothing more, and closes it.
+func (c *upgClient) closed(command string) {
+	c.t.Helper()
 	c.c.SetDeadline(time.Now().Add(upgWait))
 	if rest, err := io.ReadAll(c.r); err != nil || len(rest) > 0 {
-		c.t.Fatalf("%s: after LOGOUT: %q, %v (want the connection closed)", c.name, rest, err)
+		c.t.Fatalf("%s: after %s: %q, %v (want the connection closed)", c.name, command, rest, err)
 	}
 	c.c.Close() // the server closed its side; the session ends with ours
 }
