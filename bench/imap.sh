@@ -5,7 +5,9 @@
 # One run per certificate key in KEYS (default: rsa2048, then ecdsa-p256);
 # every comparison is within a run.
 #
-# Needs root and: apt-get install -y dovecot-imapd nginx-light libnginx-mod-mail
+# Needs root and: apt-get install -y dovecot-imapd nginx-light libnginx-mod-mail libssl-dev
+# (libssl-dev: the line pipegate-openssl is pipegate built with -tags openssl,
+# whose RSA certificate keys sign through libcrypto)
 #
 #   bench/imap.sh [--logins 50] [--rounds 10] [--sessions 400]
 #   KEYS=ecdsa-p256 bench/imap.sh --sessions 0
@@ -16,7 +18,8 @@ cd "$(dirname "$0")/.."
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 go build -o "$bin/pipegate" ./cmd/pipegate
+go build -tags openssl -o "$bin/pipegate-openssl" ./cmd/pipegate
 go build -o "$bin/imapbench" ./bench/imapbench
 for key in ${KEYS:-rsa2048 ecdsa-p256}; do
-	"$bin/imapbench" --pipegate "$bin/pipegate" --key "$key" "$@"
+	"$bin/imapbench" --pipegate "$bin/pipegate" --pipegate-openssl "$bin/pipegate-openssl" --key "$key" "$@"
 done

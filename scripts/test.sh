@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests start as real peers (on loopback only).
-pkgs=(dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-managesieved sieve-connect fetchmail swaks msmtp slapd ldap-utils postgresql redis-server haproxy curl strace openssl)
+pkgs=(dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-managesieved sieve-connect fetchmail swaks msmtp slapd ldap-utils postgresql redis-server haproxy curl strace openssl libssl-dev gcc)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -37,3 +37,8 @@ echo "== build for macOS (the goroutine flavour without Linux specifics)"
 GOOS=darwin go build ./...
 echo "== go test -race"
 PIPEGATE_REQUIRE_REAL=1 go test -race -count=1 -timeout 15m ./...
+echo "== build tag openssl (RSA certificate keys sign through libcrypto): vet, staticcheck, tlsconf tests"
+go vet -tags openssl ./tlsconf/...
+staticcheck -tags openssl ./tlsconf/...
+go build -tags openssl -o /dev/null ./cmd/pipegate
+PIPEGATE_REQUIRE_REAL=1 go test -tags openssl -race -count=1 ./tlsconf/...

@@ -60,6 +60,9 @@ func (p KeyPair) Load() (tls.Certificate, error) {
 			return tls.Certificate{}, &PairError{Which: "cert", File: p.Cert, Err: err}
 		}
 	}
+	if err := signFast(&cert); err != nil {
+		return tls.Certificate{}, &PairError{Which: "key", File: p.Key, Err: err}
+	}
 	return cert, nil
 }
 
@@ -145,12 +148,14 @@ type CertInfo struct {
 	Subject   string // of the leaf: "CN=imap.example.com,O=Example"
 	Names     []string
 	KeyType   string // "ECDSA P-256", "RSA 2048", "Ed25519"
+	SignedBy  string // RSA keys: RSASigner()
 	NotBefore time.Time
 	NotAfter  time.Time
 }
 
 // String is "ECDSA P-256 CN=imap.example.com (imap.example.com,
-// mail.example.com; until 2027-03-01)", with "EXPIRED" or "NOT YET VALID"
+// mail.example.com; until 2027-03-01)" (for RSA keys followed by
+// "; signed by crypto/rsa" or by libcrypto's version), with "EXPIRED" or "NOT YET VALID"
 // when the certificate is not valid now.
 func (c CertInfo) String() string {
 	state := "until " + c.NotAfter.UTC().Format(time.DateOnly)
@@ -160,6 +165,9 @@ func (c CertInfo) String() string {
 		state = "EXPIRED " + c.NotAfter.UTC().Format(time.DateTime)
 	case now.Before(c.NotBefore):
 		state = "NOT YET VALID, from " + c.NotBefore.UTC().Format(time.DateTime)
+	}
+	if c.SignedBy != "" {
+		state += "; signed by " + c.SignedBy
 	}
 	return fmt.Sprintf("%s %s (%s; %s)", c.KeyType, c.Subject, strings.Join(c.Names, ", "), state)
 }
@@ -180,6 +188,7 @@ func describe(file string, leaf *x509.Certificate) CertInfo {
 		info.KeyType = "ECDSA " + k.Curve.Params().Name
 	case *rsa.PublicKey:
 		info.KeyType = fmt.Sprintf("RSA %d", k.N.BitLen())
+		info.SignedBy = RSASigner()
 	case ed25519.PublicKey:
 		info.KeyType = "Ed25519"
 	default:

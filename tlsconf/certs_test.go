@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/pipegate/pipegate/internal/tlstest"
+	"github.com/pipegate/pipegate/tlsconf/internal/osslrsa"
 )
 
 // issueRSA makes a server certificate with key for hosts, signed by ca,
@@ -93,6 +94,13 @@ func TestSeveralCertificatesECDSAFirst(t *testing.T) {
 	if len(served) != 2 || served[0].KeyType != "ECDSA P-256" || served[1].KeyType != "RSA 2048" ||
 		served[1].File != rsaCert || served[0].Subject != "CN=127.0.0.1" || !served[1].Valid(time.Now()) {
 		t.Fatalf("Served() = %+v", served)
+	}
+	if served[0].SignedBy != "" || served[1].SignedBy != RSASigner() {
+		t.Errorf("SignedBy %q and %q, want none for ECDSA and %q for RSA", served[0].SignedBy, served[1].SignedBy, RSASigner())
+	}
+	rsaPriv := s.Certificates()[1].PrivateKey
+	if _, viaOpenSSL := rsaPriv.(*osslrsa.Signer); viaOpenSSL != osslrsa.Available {
+		t.Errorf("RSA key is a %T; libcrypto in this build: %v", rsaPriv, osslrsa.Available)
 	}
 	if got := s.String(); !strings.HasPrefix(got, "ECDSA P-256 CN=127.0.0.1 (imap.test, 127.0.0.1; until ") || !strings.Contains(got, ", RSA 2048 CN=") {
 		t.Errorf("String() = %q", got)

@@ -9,6 +9,10 @@
 //	imapbench --pipegate bin/pipegate --key rsa2048   # one run with an RSA-2048 certificate
 //	KEYS="rsa2048 both" bench/imap.sh --sessions 0    # RSA alone, then RSA and ECDSA together
 //
+// With --pipegate-openssl BIN (bench/imap.sh passes a build with -tags
+// openssl), the TLS set-up has a line pipegate-openssl: the same pipegate
+// set-up whose RSA certificate key signs through OpenSSL's libcrypto.
+//
 // Every server shares one self-signed certificate, with an ECDSA P-256 key
 // (--key ecdsa-p256, the default) or an RSA-2048 one (--key rsa2048): the
 // TLS set-up's figures depend on it (bench/imap.sh runs both). With --key
@@ -59,6 +63,7 @@ func main() {
 
 func run() int {
 	pipegateBin := flag.String("pipegate", "", "pipegate binary (required)")
+	opensslBin := flag.String("pipegate-openssl", "", "a pipegate binary built with -tags openssl (RSA signed by libcrypto): the TLS set-up's line pipegate-openssl")
 	logins := flag.Int("logins", 50, "sequential logins per line per round")
 	rounds := flag.Int("rounds", 10, "rounds; each runs every line once, in a rotating order")
 	sessions := flag.Int("sessions", 400, "idle sessions for the memory figure: RSS growth from N to 2N sessions, per session (0: skip)")
@@ -80,7 +85,7 @@ func run() int {
 	if *x25519 {
 		b.kex = "X25519, P-256"
 	}
-	if err := b.setUp(*pipegateBin); err != nil {
+	if err := b.setUp(*pipegateBin, *opensslBin); err != nil {
 		fmt.Fprintln(os.Stderr, "imapbench:", err)
 		b.tearDown()
 		return 1
@@ -103,12 +108,14 @@ type bench struct {
 	pipegate, nginx  *process
 	pipegateRSA      *process // --key both: a second pipegate with the RSA certificate alone
 	pgRSATLS         string
+	pipegateSSL      *process // --pipegate-openssl: the same set-up, RSA signed by libcrypto
+	pgSSLTLS         string
 	auth             *authHTTP
 	pgPlain, pgTLS   string
 	ngxPlain, ngxTLS string
 }
 
-func (b *bench) setUp(pipegateBin string) error {
+func (b *bench) setUp(pipegateBin, opensslBin string) error {
 	dovecot, err := exec.LookPath("dovecot")
 	if err != nil {
 		dovecot = "/usr/sbin/dovecot"
@@ -169,6 +176,13 @@ func (b *bench) setUp(pipegateBin string) error {
 			return err
 		}
 	}
+	if opensslBin != "" {
+		sslDir := filepath.Join(b.dir, "pipegate-openssl")
+		os.Mkdir(sslDir, 0o755)
+		if b.pipegateSSL, _, b.pgSSLTLS, err = startPipegate(opensslBin, sslDir, keyPair{cert, key}, alt, b.backend.Addr); err != nil {
+			return err
+		}
+	}
 	if b.auth, err = startAuthHTTP(b.backend.Addr); err != nil {
 		return err
 	}
@@ -187,6 +201,9 @@ func (b *bench) tearDown() {
 	}
 	if b.pipegateRSA != nil {
 		b.pipegateRSA.stop()
+	}
+	if b.pipegateSSL != nil {
+		b.pipegateSSL.stop()
 	}
 	if b.pipegate != nil {
 		b.pipegate.stop()
@@ -228,6 +245,10 @@ func (b *bench) run() error {
 	if b.pipegateRSA != nil { // the same run's pipegate without the ECDSA certificate
 		pgids["pipegate-rsa"] = b.pipegateRSA.pgid()
 		setups[1].targets = append(setups[1].targets, target{"pipegate-rsa", b.pgRSATLS, true})
+	}
+	if b.pipegateSSL != nil { // the same run's pipegate with RSA signed by libcrypto
+		pgids["pipegate-openssl"] = b.pipegateSSL.pgid()
+		setups[1].targets = append(setups[1].targets, target{"pipegate-openssl", b.pgSSLTLS, true})
 	}
 	for _, s := range setups {
 		fmt.Printf("\n== %s (certificate key %s, client key shares %s) ==\n", s.name, b.keyType, b.kex)
