@@ -59,6 +59,7 @@ type livePair struct {
 	g       *generation
 	info    *connInfo
 	release func()
+	key     pairKey // its client socket's, once pairOf read it
 }
 
 // pairKey names a pair by its client socket: the addresses of a TCP
@@ -121,20 +122,13 @@ func (s *Server) sendPairs(ctx context.Context, send func(*pipe.Detached, PairSt
 	tag := s.gen.Load().tag()
 	for _, e := range engines {
 		n, err := e.DetachAll(ctx, func(p *pipe.Detached) error {
-			k, keyed := fileKey(p.A)
-			var lp *livePair
-			if keyed {
-				lp = s.pairs.lookup(k)
-			}
-			st := PairState{Forward: tag, Client: k.peer, Peer: k.peer, Local: k.local}
-			if lp != nil {
-				st = lp.info.state(tag)
-			}
+			lp, booked := s.pairOf(p)
+			st := lp.info.state(tag)
 			p.Tag = tag
 			if err := send(p, st); err != nil {
 				return err
 			}
-			if lp != nil && s.pairs.remove(k, lp) {
+			if lp.release != nil && (!booked || s.pairs.remove(lp.key, lp)) {
 				lp.left()
 			}
 			sent++
@@ -146,6 +140,31 @@ func (s *Server) sendPairs(ctx context.Context, send func(*pipe.Detached, PairSt
 		}
 	}
 	return sent, stayed, nil
+}
+
+// pairOf finds what the server knows of a detached pair: a pair the event
+// loops accepted carries its loopDial (Setup.Value); one on the Go path is
+// looked up by its client socket (booked). One found nowhere gets a
+// livePair of its socket's addresses alone (release nil: nothing to
+// count out). The local address, unknown to a loop pair that sends no
+// PROXY header, is read from the socket now.
+func (s *Server) pairOf(p *pipe.Detached) (lp *livePair, booked bool) {
+	if d, ok := p.Value.(*loopDial); ok && d.live != nil {
+		lp = d.live
+	}
+	k, keyed := fileKey(p.A)
+	if lp == nil && keyed {
+		lp = s.pairs.lookup(k)
+		booked = lp != nil
+	}
+	if lp == nil {
+		return &livePair{info: &connInfo{client: k.peer, peer: k.peer, local: k.local}, key: k}, false
+	}
+	if !lp.info.local.IsValid() && keyed {
+		lp.info.local = k.local
+	}
+	lp.key = k
+	return lp, booked
 }
 
 // left releases the bookkeeping of a pair that moved to another process:

@@ -102,7 +102,7 @@ func testSetHandOver(t *testing.T, goAccept bool) {
 	if err != nil || sent != 1 || stayed != 0 {
 		t.Fatalf("HandOver: %d sent, %d stayed, %v", sent, stayed, err)
 	}
-	if got.Forward != "127.0.0.1:0" || got.Client.String() != c.LocalAddr().String() || got.Upstream != up || got.Start.IsZero() {
+	if got.Forward != "127.0.0.1:0" || got.Client.String() != c.LocalAddr().String() || got.Local.String() != c.RemoteAddr().String() || got.Upstream != up || got.Start.IsZero() {
 		t.Errorf("pair state %+v", got)
 	}
 	if n, g := old.open(t); n != 0 || g != 0 {

@@ -90,14 +90,10 @@ func (s *Server) acceptOnLoop(a *pipe.Accepted) *pipe.Setup {
 			return nil
 		}
 	}
-	if !info.local.IsValid() { // the pair's key, should it leave the process
-		if local, err := a.LocalAddr(); err == nil {
-			info.local = local
-		}
-	}
 	d := &loopDial{s: s, g: g, info: info, release: release}
 	return &pipe.Setup{
 		Next: d.next, Connected: d.connected, AfterClose: d.closed,
+		Value:       d, // found again when the pair leaves (HandOver), without a lookup by socket
 		DialTimeout: g.dialTimeout, KeepAlive: g.keepAlive,
 		Prefix: prefix, Options: &g.engine.Options,
 		// Without a log line to write, closing is counting only.
@@ -178,19 +174,12 @@ func (d *loopDial) connected() {
 	d.info.upstream = d.cur.addr
 	d.ok = true
 	d.live = &livePair{g: d.g, info: d.info, release: d.release}
-	d.s.pairs.add(d.key(), d.live)
-}
-
-// key is the pair's key: its client socket's addresses.
-func (d *loopDial) key() pairKey {
-	return pairKey{local: noZone(d.info.local), peer: noZone(d.info.peer)}
 }
 
 // closed logs and counts the connection: as piped once an upstream
 // answered, else as refused.
 func (d *loopDial) closed(r pipe.Result) {
 	if d.ok {
-		d.s.pairs.remove(d.key(), d.live)
 		d.s.finished(d.g, d.info, d.release, r)
 		return
 	}

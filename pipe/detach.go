@@ -45,6 +45,9 @@ type Detached struct {
 	// Tag is the Listener's Acceptor.Tag for a pipe accepted by
 	// Engine.Listen, else what Handle.SetTag set.
 	Tag string
+	// Value is the Setup.Value of a pipe accepted by Engine.Listen: the
+	// owner's own, in this process only (it is not sent).
+	Value any
 }
 
 // Wipe zeroes State (it holds traffic secrets) and closes A and B: for the
@@ -255,19 +258,20 @@ func (e *Engine) detach(ctx context.Context, ds []*loopDone) ([]*Detached, []err
 			}
 			continue
 		}
-		dets[i] = detached(snaps[k], d.h.getTag())
+		dets[i] = detached(snaps[k], d.h.getTag(), d.h.value)
 	}
 	return dets, errs
 }
 
 // detached makes a Detached of a Snapshot and wipes the record layers
 // it carried in memory.
-func detached(s *evloop.Snapshot, tag string) *Detached {
+func detached(s *evloop.Snapshot, tag string, value any) *Detached {
 	det := &Detached{
 		A:     os.NewFile(uintptr(s.A), "pipe-detached-a"),
 		B:     os.NewFile(uintptr(s.B), "pipe-detached-b"),
 		State: encodeState(s),
 		Tag:   tag,
+		Value: value,
 	}
 	for _, st := range s.TLS {
 		if st != nil {

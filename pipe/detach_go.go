@@ -181,7 +181,7 @@ func (p *pipe) leaveGo() (*Detached, error) {
 	// sockets open.
 	_ = p.a.conn.Close()
 	_ = p.b.conn.Close()
-	det := detached(s, tag)
+	det := detached(s, tag, nil)
 	if p.eng != nil {
 		p.eng.leave(p)
 	}

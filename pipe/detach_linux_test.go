@@ -655,7 +655,7 @@ func dupForTest(f *os.File) (*os.File, error) {
 }
 
 // TestDetachAllListen: pipes accepted by Engine.Listen leave with the
-// Listener's tag and go on elsewhere.
+// Listener's tag and their Setup's Value, and go on elsewhere.
 func TestDetachAllListen(t *testing.T) {
 	up := echoUpstream(t)
 	e := &Engine{}
@@ -665,8 +665,10 @@ func TestDetachAllListen(t *testing.T) {
 		t.Fatal(err)
 	}
 	ro := newResultOnce()
+	type owned struct{ n int }
+	mine := &owned{7}
 	ln, err := e.Listen(tl, Acceptor{Tag: "fwd1", Accept: func(a *Accepted) *Setup {
-		return &Setup{Next: addresses(nil, up), AfterClose: ro.afterClose}
+		return &Setup{Next: addresses(nil, up), AfterClose: ro.afterClose, Value: mine}
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -685,6 +687,9 @@ func TestDetachAllListen(t *testing.T) {
 	left, err := e.DetachAll(context.Background(), func(d *Detached) error {
 		if d.Tag != "fwd1" {
 			t.Errorf("tag %q", d.Tag)
+		}
+		if d.Value != mine {
+			t.Errorf("Value %v, want the Setup's %v", d.Value, mine)
 		}
 		sent++
 		cp := &Detached{State: bytes.Clone(d.State), Tag: d.Tag}

@@ -79,6 +79,9 @@ func (a *Accepted) Conn() (net.Conn, error) {
 //		// be quick and must never block (no logging to a pipe that may
 //		// fill up).
 //		InlineAfterClose bool
+//		// Value is the owner's, given back as Detached.Value should the
+//		// pipe leave (Engine.DetachAll). It stays in this process.
+//		Value any
 //	}
 type Setup = core.Setup
 
@@ -212,7 +215,7 @@ func (e *Engine) acceptOnLoop(a evloop.Accepted, accept func(*Accepted) *Setup, 
 		ls.Options = &opts
 	}
 	d := newLoopDone(e, s.AfterClose)
-	d.h.pair, d.h.tag = a.Pair, tag // not shared yet
+	d.h.pair, d.h.tag, d.h.value = a.Pair, tag, s.Value // not shared yet
 	e.mu.Lock()
 	e.onLoops-- // counted again with the pipe itself
 	e.onLoopLocked(d)

@@ -25,6 +25,7 @@ type Handle struct {
 
 	ld        *loopDone // a pair on the event loops: its done callback
 	tag       string    // SetTag's, or the Listener's (Detached.Tag)
+	value     any       // Setup.Value (Detached.Value); set before the Handle is shared
 	detaching bool      // a Detach of the loop pair is under way
 	detached  bool      // the pipe has left (Detach): nothing reaches the loops
 	farewell  []byte    // a Stop's while detaching, again if the pipe stays

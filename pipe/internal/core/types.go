@@ -71,4 +71,8 @@ type Setup struct {
 	// than on a goroutine of its own: cheaper, but AfterClose must then be
 	// quick and must never block (no logging to a pipe that may fill up).
 	InlineAfterClose bool
+	// Value is the owner's, given back as Detached.Value should the pipe
+	// leave (Engine.DetachAll): what the owner knows of the pipe, found
+	// again without a lookup. It stays in this process.
+	Value any
 }

@@ -285,19 +285,16 @@ func setKeepAlive(fd int, d time.Duration) error {
 	return nil
 }
 
-// LocalAddr returns the local address of a socket (getsockname).
+// LocalAddr returns the local address of a socket: one getsockname, read
+// as accept4's peer is (unix.Getsockname costs a getsockopt more).
 func LocalAddr(fd int) (netip.AddrPort, error) {
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("getsockname: %w", err)
+	var sa unix.RawSockaddrAny
+	n := uint32(unix.SizeofSockaddrAny)
+	_, _, e := unix.RawSyscall(unix.SYS_GETSOCKNAME, uintptr(fd), uintptr(unsafe.Pointer(&sa)), uintptr(unsafe.Pointer(&n)))
+	if e != 0 {
+		return netip.AddrPort{}, fmt.Errorf("getsockname: %w", e)
 	}
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)), nil
-	case *unix.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), uint16(sa.Port)), nil
-	}
-	return netip.AddrPort{}, nil
+	return peerOf(&sa), nil
 }
 
 // ConnFromFD makes fd a Go conn; fd is closed (the conn has a duplicate).
