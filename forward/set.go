@@ -114,8 +114,9 @@ func CheckUnique(cfgs []Config) (int, error) {
 // Apply makes the running forwards match cfgs. Forwards that stop drain
 // for at most drain.Timeout (less when Shutdown's deadline comes first),
 // then their open connections are closed, spread over drain.Spread; a
-// later Shutdown spreads over the last Apply's drain.Spread. When a config is invalid or a new address
-// cannot be listened on, nothing changes and the error says which forward.
+// later Shutdown spreads over the last Apply's drain.Spread. When a config
+// is invalid or a new address cannot be listened on, nothing changes and
+// the error says which forward.
 // A forward that fails to reload in place keeps its old configuration
 // (logged).
 func (s *Set) Apply(cfgs []Config, drain Drain) error {
