@@ -80,7 +80,7 @@ type FlagKey struct{ Flag, Key string }
 // in the config file (docs/forward.md has the same table).
 var flagKeys = []FlagKey{
 	{"name", "name"}, {"listen", "listen"}, {"to", "to"}, {"sni", "sni"}, {"balance", "balance"},
-	{"tls-cert", "tls.cert"}, {"tls-key", "tls.key"}, {"client-ca", "tls.client_ca"}, {"tls-ticket-keys", "tls.ticket_keys"},
+	{"tls-cert", "tls.cert"}, {"tls-key", "tls.key"}, {"client-ca", "tls.client_ca"}, {"tls-ticket-keys", "tls.ticket_keys"}, {"tls-curves", "tls.curves"},
 	{"to-tls", "to_tls"}, {"to-ca", "to_tls.ca"}, {"to-server-name", "to_tls.server_name"},
 	{"to-cert", "to_tls.cert"}, {"to-key", "to_tls.key"},
 	{"send-proxy", "send_proxy"}, {"accept-proxy", "accept_proxy"}, {"trusted-proxy", "trusted_proxy"},

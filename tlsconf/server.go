@@ -27,6 +27,13 @@ type ServerFiles struct {
 	// TicketKeys, when set, is a file of session ticket keys shared by
 	// several instances (see the package documentation for its format).
 	TicketKeys string
+	// Curves, when set, limits the key exchange groups to these names
+	// (ParseCurve), joined by commas: "X25519,P-256" leaves out the
+	// post-quantum hybrids, as a server with OpenSSL 3.0 does. crypto/tls
+	// keeps its own order among those allowed (hybrids first, then
+	// X25519, then the NIST curves), preferring one the client sent a key
+	// share for. "": Go's defaults.
+	Curves string
 
 	// more holds the pairs added by WithPairs, NUL-separated: a string
 	// rather than a slice keeps ServerFiles comparable (callers key maps
@@ -196,9 +203,14 @@ func loadServerState(f ServerFiles) (*serverState, error) {
 		certs = append(certs, c.cert)
 		st.served = append(st.served, c.info)
 	}
+	curves, err := parseCurves(f.Curves)
+	if err != nil {
+		return nil, err
+	}
 	cfg := &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: certs,
+		MinVersion:       tls.VersionTLS12,
+		Certificates:     certs,
+		CurvePreferences: curves,
 	}
 	if len(certs) > 1 {
 		cfg.GetCertificate = pickCertificate(certs)

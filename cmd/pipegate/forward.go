@@ -85,6 +85,11 @@ func fwdParseArgs(args []string, stderr io.Writer) (*fwdOptions, error) {
 	fs.StringVar(&o.tls.Key, "tls-key", "", "private key `file` of --tls-cert (PEM)")
 	fs.StringVar(&o.tls.ClientCA, "client-ca", "", "require client certificates signed by the CAs in this `file`")
 	fs.StringVar(&o.tls.TicketKeys, "tls-ticket-keys", "", "session ticket keys `file` shared by several instances")
+	fs.Func("tls-curves", "allow only these key exchange `groups`, comma-separated (X25519MLKEM768,X25519,P-256,...; default: Go's, post-quantum hybrids first)", func(v string) error {
+		list := strings.Split(v, ",")
+		o.tls.Curves = &list
+		return nil
+	})
 	fs.BoolVar(&o.toTLS, "to-tls", false, "connect to the upstreams with TLS (verified with the system roots or --to-ca)")
 	fs.StringVar(&o.toTLSFiles.CA, "to-ca", "", "verify upstream certificates with the CAs in this `file`")
 	fs.StringVar(&o.toTLSFiles.ServerName, "to-server-name", "", "`name` to verify upstream certificates against (default: upstream host)")

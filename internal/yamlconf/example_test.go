@@ -26,7 +26,7 @@ func ExampleDecode() {
 	}
 	// Output:
 	// proxy.yaml:2: dial-timeout: renamed to dial_timeout
-	// proxy.yaml:3: tls.kee: unknown field (want one of: cert, certs, client_ca, key, ticket_keys)
+	// proxy.yaml:3: tls.kee: unknown field (want one of: cert, certs, client_ca, curves, key, ticket_keys)
 	// 5s
 	// proxy.yaml:2: tls.key: missing (a certificate without its key)
 	// proxy.yaml:2: tls.cert: open /nonexistent/a.pem: no such file or directory

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/pipegate/pipegate/tlsconf"
 )
@@ -34,6 +35,8 @@ type ServerTLS struct {
 	Certs      *[]CertKey `yaml:"certs"`
 	ClientCA   string     `yaml:"client_ca"`
 	TicketKeys string     `yaml:"ticket_keys"`
+	// Curves is a pointer so that ServerTLS stays comparable.
+	Curves *[]string `yaml:"curves"`
 }
 
 // CertKey is one item of a certs: list.
@@ -70,7 +73,27 @@ func (t *ServerTLS) Files(d *Doc, field string) (tlsconf.ServerFiles, error) {
 	}
 	errs.Add(readable(d, field, "client_ca", f.ClientCA))
 	errs.Add(readable(d, field, "ticket_keys", f.TicketKeys))
+	if t.Curves != nil {
+		var err error
+		f.Curves, err = curves(d, field+".curves", *t.Curves)
+		errs.Add(err)
+	}
 	return f, errs.Err()
+}
+
+// curves checks a curves: list (tlsconf.ParseCurve) and joins it for
+// tlsconf.ServerFiles.Curves.
+func curves(d *Doc, field string, names []string) (string, error) {
+	if len(names) == 0 {
+		return "", d.Errorf(field, "empty list (leave curves out for Go's defaults)")
+	}
+	var errs Errors
+	for i, n := range names {
+		if _, err := tlsconf.ParseCurve(n); err != nil {
+			errs.Add(d.Error(fmt.Sprintf("%s[%d]", field, i), err))
+		}
+	}
+	return strings.Join(names, ","), errs.Err()
 }
 
 // certsFiles checks a certs: list and returns f with its pairs, the first

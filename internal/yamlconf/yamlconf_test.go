@@ -198,6 +198,41 @@ func TestTLSBlocks(t *testing.T) {
 	}
 }
 
+// TestTLSCurves: curves is checked item by item (tlsconf.ParseCurve),
+// errors naming the item's line and index, and reaches ServerFiles.
+func TestTLSCurves(t *testing.T) {
+	dir := t.TempDir()
+	writeTestFile(t, filepath.Join(dir, "c.pem"), "x")
+	for _, tt := range []struct {
+		yaml, files string
+		want        []string
+	}{
+		{"curves: [X25519, prime256v1]\n", "X25519,prime256v1", nil},
+		{"curves:\n  - X25519\n  - brainpoolP256r1\n", "", []string{`f.yaml:6: tls.curves[1]: unknown key exchange group "brainpoolP256r1" (want one of X25519MLKEM768, `}},
+		{"curves: []\n", "", []string{"f.yaml:4: tls.curves: empty list"}},
+	} {
+		var c struct {
+			TLS ServerTLS `yaml:"tls"`
+		}
+		doc, err := Decode(filepath.Join(dir, "f.yaml"), []byte("tls:\n  cert: c.pem\n  key: c.pem\n"+indent(tt.yaml)), &c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := c.TLS.Files(doc, "tls")
+		if tt.want == nil {
+			if err != nil || f.Curves != tt.files {
+				t.Errorf("%q: Curves %q, %v; want %q", tt.yaml, f.Curves, err, tt.files)
+			}
+			continue
+		}
+		for _, w := range tt.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%q: %v lacks %q", tt.yaml, err, w)
+			}
+		}
+	}
+}
+
 func TestRedisBlock(t *testing.T) {
 	dir := t.TempDir()
 	writeTestFile(t, filepath.Join(dir, "pw"), "pw\n")
