@@ -52,6 +52,7 @@ func main() {
 
 func run() int {
 	bin := flag.String("pipegate", "", "pipegate binary (required; bench/handshake.sh passes it)")
+	osslBin := flag.String("pipegate-openssl", "", "a pipegate built with -tags openssl: its RSA lines (rsa-ossl) sign through libcrypto")
 	n := flag.Int("n", 1000, "handshakes per line per round")
 	rounds := flag.Int("rounds", 3, "rounds")
 	workers := flag.Int("workers", 2, "concurrent clients")
@@ -80,6 +81,15 @@ func run() int {
 		}
 		servers = append(servers, s)
 	}
+	if *osslBin != "" {
+		s, err := startServer(*osslBin, filepath.Join(dir, "rsa-ossl"), "rsa")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "handshake:", err)
+			return 1
+		}
+		s.label = "rsa-ossl"
+		servers = append(servers, s)
+	}
 	if err := bench(servers, *n, *rounds, *workers); err != nil {
 		fmt.Fprintln(os.Stderr, "handshake:", err)
 		return 1
@@ -101,7 +111,11 @@ func (l line) String() string {
 	if l.resume {
 		mode = "resumed"
 	}
-	return fmt.Sprintf("%-5s %-22s %-7s", l.srv.key, l.name, mode)
+	label := l.srv.key
+	if l.srv.label != "" {
+		label = l.srv.label
+	}
+	return fmt.Sprintf("%-8s %-22s %-7s", label, l.name, mode)
 }
 
 // result is one measurement of a line.
@@ -141,7 +155,7 @@ func bench(servers []*server, n, rounds, workers int) error {
 			results[j] = append(results[j], res)
 		}
 	}
-	fmt.Printf("%-37s %10s %14s %10s\n", "line", "hs/s", "server µs/hs", "vs full")
+	fmt.Printf("%-40s %10s %14s %10s\n", "line", "hs/s", "server µs/hs", "vs full")
 	for i, l := range lines {
 		rate := median(results[i], func(r result) float64 { return r.rate })
 		cpu := median(results[i], func(r result) float64 { return r.serverCPU })
@@ -158,7 +172,7 @@ func bench(servers []*server, n, rounds, workers int) error {
 		if missed > 0 {
 			note = fmt.Sprintf("  (%d handshakes not resumed)", missed)
 		}
-		fmt.Printf("%-37s %10.0f %14.0f %10s%s\n", l, rate, cpu, vs, note)
+		fmt.Printf("%-40s %10.0f %14.0f %10s%s\n", l, rate, cpu, vs, note)
 	}
 	return nil
 }
@@ -261,6 +275,7 @@ func handshake(addr string, cfg *tls.Config) (resumed bool, err error) {
 // server is a pipegate process with one implicit-TLS listener.
 type server struct {
 	key    string // "ecdsa" or "rsa"
+	label  string // for the lines, when not key: "rsa-ossl"
 	addr   string
 	pool   *x509.CertPool
 	cmd    *exec.Cmd
