@@ -1,6 +1,7 @@
 package maild
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -47,6 +48,8 @@ type Daemon struct {
 	Listen        func(addr string) (net.Listener, error)
 	ListenMetrics func(addr string) (net.Listener, error)
 	OnServing     func()
+
+	joinWait time.Duration // tests: poolJoinWait when 0
 }
 
 // poolJoinWait bounds Run's wait for the pools' first heartbeat.
@@ -199,15 +202,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// the pools' first heartbeat: before it, a login or an adopted
 	// session's lease would be refused.
 	if d.pools != nil {
-		if late := d.pools.waitJoined(ctx, poolJoinWait); len(late) > 0 {
+		wait := cmp.Or(d.joinWait, poolJoinWait)
+		if late := d.pools.waitJoined(ctx, wait); len(late) > 0 {
 			if d.Listen != nil { // taking over: the old process keeps its sessions (rollback)
 				closeAll()
 				if admSrv != nil {
 					admSrv.Shutdown(context.Background())
 				}
-				return fmt.Errorf("pools %v: not joined within %v (Redis unreachable?): not taking sessions over", late, poolJoinWait)
+				return fmt.Errorf("pools %v: not joined within %v (Redis unreachable?): not taking sessions over", late, wait)
 			}
-			d.log.Warn(d.prefix+"pools not joined yet: their logins are refused until they are", "pools", late, "waited", poolJoinWait.String())
+			d.log.Warn(d.prefix+"pools not joined yet: their logins are refused until they are", "pools", late, "waited", wait.String())
 		}
 	}
 

@@ -26,6 +26,22 @@ type logBuffer struct {
 
 func newLogBuffer() *logBuffer { return &logBuffer{change: make(chan struct{})} }
 
+// newTestDaemon loads the config at path for command and makes its
+// daemon, logging to the returned buffer.
+func newTestDaemon(t *testing.T, path, command string) (*Daemon, *logBuffer) {
+	t.Helper()
+	s, err := Load(path, command, testProtocols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := newLogBuffer()
+	d, err := New(s, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, logs
+}
+
 func (l *logBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -83,15 +99,7 @@ drain_timeout: 5s
 pop3:
   greeting: pop3 here
 `, imapAddr, pop3Addr, metrics))
-	s, err := Load(path, CommandMail, testProtocols)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := newLogBuffer()
-	d, err := New(s, slog.New(slog.NewTextHandler(logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, logs := newTestDaemon(t, path, CommandMail)
 	defer d.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -146,15 +154,7 @@ func TestDaemonListenError(t *testing.T) {
 	defer busy.Close()
 	free := testenv.FreeAddr(t)
 	path := writeIMAPFiles(t, fmt.Sprintf("listen:\n  - addr: %s\n  - addr: %s\nroutes_file: routes.yaml\n", free, busy.Addr()))
-	s, err := Load(path, CommandIMAP, testProtocols)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := newLogBuffer()
-	d, err := New(s, slog.New(slog.NewTextHandler(logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, logs := newTestDaemon(t, path, CommandIMAP)
 	defer d.Close()
 	err = d.Run(context.Background())
 	if err == nil || !strings.HasPrefix(err.Error(), "listen[1].addr: ") {
@@ -186,4 +186,58 @@ func get(t *testing.T, url string) (int, string) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, string(b)
+}
+
+// TestDaemonPoolsNotJoined: with the pools' Redis unreachable, a daemon
+// taking sessions over (Listen set, a binary upgrade) fails before it
+// reports serving, so that the old process keeps its sessions; one that
+// starts afresh warns and serves.
+func TestDaemonPoolsNotJoined(t *testing.T) {
+	dead := testenv.FreeAddr(t) // nothing listens: Redis unreachable
+	imapAddr := testenv.FreeAddr(t)
+	cfg := strings.Replace(poolsConfig, "127.0.0.1:6379", dead, 1)
+	cfg = strings.Replace(cfg, "  - addr: 127.0.0.1:1143\n  - addr: 127.0.0.1:1993\n    tls: true\n", "  - addr: "+imapAddr+"\n", 1)
+	for _, takingOver := range []bool{true, false} {
+		path := writeIMAPFiles(t, cfg)
+		d, logs := newTestDaemon(t, path, CommandIMAP)
+		d.joinWait = 100 * time.Millisecond
+		served := make(chan struct{})
+		d.OnServing = func() { close(served) }
+		if takingOver {
+			d.Listen = func(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go runDaemon(ctx, d, done)
+		if takingOver {
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), "not joined") {
+					t.Errorf("taking over: Run = %v, want a pools-not-joined error", err)
+				}
+			case <-served:
+				t.Error("taking over: reported serving with its pools not joined")
+				cancel()
+				<-done
+			}
+			if l, err := net.Listen("tcp", imapAddr); err != nil {
+				t.Errorf("the listener is still open after the failure: %v", err)
+			} else {
+				l.Close()
+			}
+		} else {
+			select {
+			case <-served:
+			case err := <-done:
+				t.Fatalf("fresh start: Run = %v before serving", err)
+			}
+			logs.wait(t, "pools not joined yet", 1, done)
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("fresh start: Run = %v", err)
+			}
+		}
+		cancel()
+		d.Close()
+	}
 }
