@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pipegate/pipegate/gateway"
@@ -92,8 +94,17 @@ func (d *Daemon) owner(tag string) (sessionMover, gateway.SessionState) {
 // TakeOver carries on the sessions the old process's HandOver sends on c,
 // each by a server of its protocol, until the end of them. It returns how
 // many were adopted; a session that cannot be is closed and logged, and
-// the others go on.
+// the others go on. Messages are read in order, and adopted by
+// adoptWorkers goroutines: an adoption derives keys and, for a pool
+// session, waits for Redis (its lease), which need not hold up the next.
 func (d *Daemon) TakeOver(ctx context.Context, c *upgrade.Conn) (adopted int, err error) {
+	jobs := make(chan adoption, adoptWorkers)
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	for range adoptWorkers {
+		wg.Add(1)
+		go d.adoptEach(ctx, jobs, &n, &wg)
+	}
 	err = c.RecvEach(ctx, kindSession, kindSessions, func(meta []byte, files []*os.File) {
 		var msg sessionMsg
 		err := json.Unmarshal(meta, &msg)
@@ -111,19 +122,39 @@ func (d *Daemon) TakeOver(ctx context.Context, c *upgrade.Conn) (adopted int, er
 			d.log.Warn(d.prefix+"upgrade: session of a protocol not served here, closed", "session", msg.Session.ID, "protocol", msg.Session.Protocol)
 			return
 		}
-		if err := m.Adopt(ctx, p, msg.Session); err != nil {
-			d.log.Warn(d.prefix+"upgrade: session not adopted, closed", "session", msg.Session.ID, "err", err)
-			return
-		}
-		adopted++
+		jobs <- adoption{m: m, p: p, st: msg.Session}
 	})
+	close(jobs)
+	wg.Wait()
 	if err != nil {
-		return adopted, fmt.Errorf("upgrade: receive sessions: %w", err)
+		return int(n.Load()), fmt.Errorf("upgrade: receive sessions: %w", err)
 	}
-	return adopted, nil
+	return int(n.Load()), nil
 }
 
-// server returns the first server of protocol.
+// adoptWorkers is how many sessions TakeOver adopts at once.
+const adoptWorkers = 4
+
+// adoption is one session received, for a server of its protocol.
+type adoption struct {
+	m  sessionMover
+	p  *pipe.Detached
+	st gateway.SessionState
+}
+
+// adoptEach adopts the sessions of jobs until it is closed, counting
+// those adopted in n.
+func (d *Daemon) adoptEach(ctx context.Context, jobs <-chan adoption, n *atomic.Int64, wg *sync.WaitGroup) {
+	defer wg.Done()
+	for j := range jobs {
+		if err := j.m.Adopt(ctx, j.p, j.st); err != nil {
+			d.log.Warn(d.prefix+"upgrade: session not adopted, closed", "session", j.st.ID, "err", err)
+			continue
+		}
+		n.Add(1)
+	}
+}
+
 func (d *Daemon) server(protocol string) sessionMover {
 	for i, l := range d.settings.Listen {
 		if l.Protocol == protocol {
