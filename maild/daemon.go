@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/pipegate/pipegate/admin"
 	"github.com/pipegate/pipegate/affinity"
@@ -73,6 +74,9 @@ func New(s *Settings, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{settings: s, res: res, log: log, prefix: s.Command + ": ", registry: prometheus.NewRegistry()}
+	// The runtime's and the process's own metrics (go_goroutines,
+	// process_open_fds, ...), as `pipegate forward` serves them.
+	d.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	res.logCertificates(log)
 	if len(s.Pools) > 0 {
 		d.pools, err = newPools(s.Pools, log, d.prefix)

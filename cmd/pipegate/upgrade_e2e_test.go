@@ -8,7 +8,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/json"
@@ -31,7 +30,6 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"github.com/pipegate/pipegate/demo"
 	"github.com/pipegate/pipegate/internal/testserver"
 	"github.com/pipegate/pipegate/internal/tlstest"
 )
@@ -266,7 +264,7 @@ func echoOnce(addr, msg string) error {
 // hammer connects to addr again and again until stop, counting
 // connections and failures (a refused or reset connection is one).
 type hammer struct {
-	addr     string
+	do       func(worker, i int) error // one connection's work
 	stop     chan struct{}
 	done     chan struct{}
 	ok, fail atomic.Int64
@@ -275,7 +273,13 @@ type hammer struct {
 }
 
 func startHammer(addr string, workers int) *hammer {
-	h := &hammer{addr: addr, stop: make(chan struct{}), done: make(chan struct{})}
+	return startHammerFunc(workers, func(worker, i int) error { return echoOnce(addr, fmt.Sprintf("w%d-%d", worker, i)) })
+}
+
+// startHammerFunc runs do on workers goroutines, over and over, until
+// finish, counting what succeeds and what fails.
+func startHammerFunc(workers int, do func(worker, i int) error) *hammer {
+	h := &hammer{do: do, stop: make(chan struct{}), done: make(chan struct{})}
 	var wg sync.WaitGroup
 	for i := range workers {
 		wg.Add(1)
@@ -293,7 +297,7 @@ func hammerConnects(h *hammer, worker int, wg *sync.WaitGroup) {
 			return
 		default:
 		}
-		if err := echoOnce(h.addr, fmt.Sprintf("w%d-%d", worker, i)); err != nil {
+		if err := h.do(worker, i); err != nil {
 			h.fail.Add(1)
 			h.mu.Lock()
 			if len(h.errs) < 5 {
@@ -719,15 +723,7 @@ func testUpgradeForwardRepeat(t *testing.T, flags ...string) {
 // in through the new one, and the old one exits once its session ends.
 func TestUpgradeMail(t *testing.T) {
 	fwdLeakCheck(t)
-	d, err := demo.Start(demo.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Shutdown(context.Background())
-	dir := t.TempDir()
-	config := filepath.Join(dir, "mail.yaml")
-	writeTestFile(t, filepath.Join(dir, "routes.yaml"), fmt.Sprintf("default: imap://%s\n", d.Backends[0].IMAP))
-	writeTestFile(t, config, "listen:\n  - addr: 127.0.0.1:0\n    protocol: imap\nroutes_file: routes.yaml\nallow_plaintext_auth: true\ndrain_timeout: 1m\nlog:\n  format: json\n")
+	d, dir, config := demoMailConfig(t, "drain_timeout: 1m\n")
 	pidFile := filepath.Join(dir, "mail.pid")
 	ch := upStart(t, fwdBin, []string{"mail", "--config", config, "--pid-file", pidFile, "--upgrade-dir", filepath.Join(dir, "run")}, "mail: listening", 1)
 	addr := ch.waitLog(t, "mail: listening", 1)["addr"].(string)
