@@ -125,7 +125,8 @@ type Server struct {
 	cancel   context.CancelFunc
 
 	mu        sync.Mutex
-	closing   bool
+	closing   bool // not accepting (Quiesce or Shutdown)
+	stopping  bool // Shutdown: no new session either
 	listeners map[net.Listener]struct{}
 	sessions  map[*Session]struct{} // before login
 	// pipedSessions are the logged-in sessions in the pipe, by ID (their
@@ -255,8 +256,15 @@ func (s *Server) Serve(l net.Listener, implicitTLS bool) error {
 
 	var backoff time.Duration
 	for {
+		// The session is counted in before Accept: a connection accepted
+		// while Quiesce or Shutdown closes the listener is then one they
+		// wait for (served, or told goodbye), not one dropped unread.
+		if !s.track() {
+			return ErrServerClosed
+		}
 		c, err := l.Accept()
 		if err != nil {
+			s.preLogin.Done()
 			if s.isClosing() {
 				return ErrServerClosed
 			}
@@ -273,10 +281,6 @@ func (s *Server) Serve(l net.Listener, implicitTLS bool) error {
 			return fmt.Errorf("%s: accept on %s: %w", s.name(), l.Addr(), err)
 		}
 		backoff = 0
-		if !s.track() {
-			c.Close()
-			return ErrServerClosed
-		}
 		go s.serveAccepted(c, implicitTLS)
 	}
 }
@@ -336,10 +340,13 @@ func (s *Server) isClosing() bool {
 	return s.closing
 }
 
+// addSession registers a pre-login session, unless Shutdown has begun: a
+// connection accepted as Quiesce closed the listeners (a binary upgrade)
+// is still served here.
 func (s *Server) addSession(ss *Session) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing {
+	if s.stopping {
 		return false
 	}
 	s.sessions[ss] = struct{}{}

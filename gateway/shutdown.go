@@ -29,6 +29,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.init()
 	s.mu.Lock()
 	errs := s.stopAcceptingLocked()
+	s.stopping = true
 	for ss := range s.sessions {
 		ss.interrupt()
 	}
