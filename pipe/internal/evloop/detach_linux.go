@@ -139,16 +139,11 @@ func takePending(d *dir) ([]byte, error) {
 // bytes. done is called as for Add. On error the Endpoints are still the
 // caller's.
 func (g *Group) AddSnapshot(a, b Endpoint, s *Snapshot, done func(core.Result)) (Pair, error) {
-	if !a.Valid() || !b.Valid() || a.fd == b.fd {
-		return Pair{}, fmt.Errorf("evloop: adopt pair: invalid endpoints (%d, %d)", a.fd-1, b.fd-1)
+	p, err := endpointPair(a, b, s.Opts, done)
+	if err != nil {
+		return Pair{}, fmt.Errorf("evloop: adopt pair: %w", err)
 	}
-	p := newPair(a.fd-1, b.fd-1, s.Opts, done)
 	p.start = s.Start
-	p.a.tls, p.b.tls = a.tls, b.tls
-	if a.tls != nil || b.tls != nil {
-		t := new([2]dirTLS)
-		p.ab.t, p.ba.t = &t[0], &t[1]
-	}
 	p.firstEnd = s.FirstEnd
 	// Offsets from the registration's clock (register adds it).
 	p.startNS, p.lastActive = -int64(s.Age), -int64(s.Idle)
@@ -169,18 +164,7 @@ func (g *Group) AddSnapshot(a, b Endpoint, s *Snapshot, done func(core.Result)) 
 			d.t.plain, d.t.closeNotify = ds.PendingPlain, ds.CloseNotify
 		}
 	}
-	p.ab.preloadRecords()
-	p.ba.preloadRecords()
-	g.mu.Lock()
-	if g.closing {
-		g.mu.Unlock()
-		return Pair{}, ErrShuttingDown
-	}
-	g.active++
-	g.mu.Unlock()
-	l := g.loops[int(g.next.Add(1))%len(g.loops)]
-	l.submit(p)
-	return Pair{p: p, l: l}, nil
+	return g.start(p)
 }
 
 // EndpointFromFD makes an Endpoint of a stream socket descriptor that the

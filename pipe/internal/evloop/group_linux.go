@@ -72,14 +72,9 @@ func (g *Group) Add(a, b Endpoint, opts core.Options, done func(core.Result)) er
 // anything else read from a or b; they count in the Result like other bytes.
 // The slices are copied. The Pair it returns can stop the pair (Pair.Stop).
 func (g *Group) AddWithPrefix(a, b Endpoint, fromA, fromB []byte, opts core.Options, done func(core.Result)) (Pair, error) {
-	if !a.Valid() || !b.Valid() || a.fd == b.fd {
-		return Pair{}, fmt.Errorf("evloop: add pair: invalid endpoints (%d, %d)", a.fd-1, b.fd-1)
-	}
-	p := newPair(a.fd-1, b.fd-1, opts, done)
-	p.a.tls, p.b.tls = a.tls, b.tls
-	if a.tls != nil || b.tls != nil {
-		t := new([2]dirTLS)
-		p.ab.t, p.ba.t = &t[0], &t[1]
+	p, err := endpointPair(a, b, opts, done)
+	if err != nil {
+		return Pair{}, fmt.Errorf("evloop: add pair: %w", err)
 	}
 	if err := p.ab.preload(fromA); err != nil {
 		return Pair{}, fmt.Errorf("evloop: add pair: %w", err)
@@ -87,6 +82,26 @@ func (g *Group) AddWithPrefix(a, b Endpoint, fromA, fromB []byte, opts core.Opti
 	if err := p.ba.preload(fromB); err != nil {
 		return Pair{}, fmt.Errorf("evloop: add pair: %w", err)
 	}
+	return g.start(p)
+}
+
+// endpointPair makes the pair of a and b, with their record layers.
+func endpointPair(a, b Endpoint, opts core.Options, done func(core.Result)) (*pair, error) {
+	if !a.Valid() || !b.Valid() || a.fd == b.fd {
+		return nil, fmt.Errorf("invalid endpoints (%d, %d)", a.fd-1, b.fd-1)
+	}
+	p := newPair(a.fd-1, b.fd-1, opts, done)
+	p.a.tls, p.b.tls = a.tls, b.tls
+	if a.tls != nil || b.tls != nil {
+		t := new([2]dirTLS)
+		p.ab.t, p.ba.t = &t[0], &t[1]
+	}
+	return p, nil
+}
+
+// start opens the records p's directions hold and gives p to the next
+// loop, unless the Group is shutting down.
+func (g *Group) start(p *pair) (Pair, error) {
 	p.ab.preloadRecords()
 	p.ba.preloadRecords()
 	g.mu.Lock()
