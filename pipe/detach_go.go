@@ -153,13 +153,7 @@ func (p *pipe) leaveGo() (*Detached, error) {
 		return nil, err
 	}
 	p.h.mu.Lock()
-	if p.idle != nil {
-		p.idle.Stop()
-	}
-	if p.lifetime != nil {
-		p.lifetime.Stop()
-	}
-	p.stopping.Store(true) // timers that already fired find nothing to do
+	p.stopTimersLocked()
 	p.detach = nil
 	p.h.detached = true
 	tag := p.h.tag

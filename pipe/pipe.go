@@ -281,17 +281,23 @@ func (p *pipe) sayFarewell() {
 func (p *pipe) onLifetime() { p.stopWith(ReasonLifetime) }
 func (p *pipe) onShutdown() { p.stopWith(ReasonShutdown) }
 
-// finish runs once, after both directions have stopped: it closes both conns
-// and hands over the result.
-func (p *pipe) finish() {
-	p.h.mu.Lock()
+// stopTimersLocked stops the idle and lifetime timers (p.h.mu held);
+// timers that already fired find nothing to do.
+func (p *pipe) stopTimersLocked() {
 	if p.idle != nil {
 		p.idle.Stop()
 	}
 	if p.lifetime != nil {
 		p.lifetime.Stop()
 	}
-	p.stopping.Store(true) // timers that already fired find nothing to do
+	p.stopping.Store(true)
+}
+
+// finish runs once, after both directions have stopped: it closes both conns
+// and hands over the result.
+func (p *pipe) finish() {
+	p.h.mu.Lock()
+	p.stopTimersLocked()
 	p.h.mu.Unlock()
 	if p.stopCtx != nil {
 		p.stopCtx()
