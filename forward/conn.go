@@ -110,21 +110,14 @@ func (s *Server) handleConn(raw net.Conn) {
 	}
 	// Filed by its client socket, should it leave the process (HandOver).
 	k, keyed := connKey(raw)
-	lp := &livePair{g: g, info: info, release: release}
-	if keyed {
-		s.pairs.add(k, lp)
-	}
+	unfile := s.pairs.file(&livePair{g: g, info: info, release: release}, k, keyed)
 	closed := func(r pipe.Result) {
-		if keyed {
-			s.pairs.remove(k, lp)
-		}
+		unfile()
 		s.finished(g, info, release, r)
 	}
 	h, err := g.engine.Start(conn, up, closed)
 	if err != nil {
-		if keyed {
-			s.pairs.remove(k, lp)
-		}
+		unfile()
 		up.Close()
 		s.refuse(g, info, raw, release, refusedShutdown, err)
 		return

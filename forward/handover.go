@@ -76,6 +76,16 @@ type pairBook struct {
 	pairs map[pairKey]*livePair
 }
 
+// file files p under k, its client socket's key, when it has one (keyed);
+// unfile takes it out again (unless a newer pair reuses the key).
+func (b *pairBook) file(p *livePair, k pairKey, keyed bool) (unfile func()) {
+	if !keyed {
+		return func() {}
+	}
+	b.add(k, p)
+	return func() { b.remove(k, p) }
+}
+
 func (b *pairBook) add(k pairKey, p *livePair) {
 	b.mu.Lock()
 	if b.pairs == nil {
@@ -185,13 +195,9 @@ func (s *Server) adopt(p *pipe.Detached, st PairState) error {
 		release = func() {} // over this config's limits: adopted all the same, not counted
 	}
 	lp := &livePair{g: g, info: info, release: release}
-	if keyed {
-		s.pairs.add(k, lp)
-	}
+	unfile := s.pairs.file(lp, k, keyed)
 	closed := func(r pipe.Result) {
-		if keyed {
-			s.pairs.remove(k, lp)
-		}
+		unfile()
 		if info.start.IsZero() {
 			i := *info
 			i.start = r.Start
@@ -203,9 +209,7 @@ func (s *Server) adopt(p *pipe.Detached, st PairState) error {
 	g.metrics.adopted()
 	p.Tag = g.tag()
 	if _, err := g.engine.Adopt(p, closed); err != nil {
-		if keyed {
-			s.pairs.remove(k, lp)
-		}
+		unfile()
 		lp.left()
 		return fmt.Errorf("forward %s: adopt: %w", g.name, err)
 	}
