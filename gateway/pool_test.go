@@ -142,12 +142,7 @@ func poolGateway(t *testing.T, pools *testPools, engine ...*pipe.Engine) (net.Co
 		pools.backend = route.Backend{Protocol: "toy", Addr: backend.Addr().String(), ClientAddr: route.ClientAddrNone}
 		srv.Pools = pools
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l, false) }()
+	addr, served := serveLocal(t, srv)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -156,17 +151,49 @@ func poolGateway(t *testing.T, pools *testPools, engine ...*pipe.Engine) (net.Co
 		}
 		<-served
 	})
-	c, err := net.Dial("tcp", l.Addr().String())
+	return greeted(t, addr, 10*time.Second)
+}
+
+// serveLocal serves srv on a loopback listener; served gets what Serve
+// returns.
+func serveLocal(t *testing.T, srv *gateway.Server) (addr string, served <-chan error) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan error, 1)
+	go func() { ch <- srv.Serve(l, false) }()
+	return l.Addr().String(), ch
+}
+
+// greeted dials addr and reads the greeting; the connection fails after
+// timeout (a hung test) and is closed at the test's end.
+func greeted(t *testing.T, addr string, timeout time.Duration) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.SetDeadline(time.Now().Add(timeout))
 	br := bufio.NewReader(c)
 	if _, err := br.ReadString('\n'); err != nil {
 		t.Fatal(err)
 	}
 	return c, br
+}
+
+// pipedToy logs alice in on c and checks that the toy backend answers
+// through the pipe.
+func pipedToy(t *testing.T, c net.Conn, br *bufio.Reader) {
+	t.Helper()
+	if got := exchange(t, c, br, "LOGIN alice@a.test secret"); got != "+OK logged in" {
+		t.Fatalf("login: %q", got)
+	}
+	if got := exchange(t, c, br, "PING"); got != "+PONG from the backend" {
+		t.Fatalf("piped: %q", got)
+	}
 }
 
 func exchange(t *testing.T, c net.Conn, br *bufio.Reader, line string) string {
@@ -187,12 +214,7 @@ func exchange(t *testing.T, c net.Conn, br *bufio.Reader, line string) string {
 func TestPoolLease(t *testing.T) {
 	pools := &testPools{}
 	c, br := poolGateway(t, pools)
-	if got := exchange(t, c, br, "LOGIN alice@a.test secret"); got != "+OK logged in" {
-		t.Fatalf("login: %q", got)
-	}
-	if got := exchange(t, c, br, "PING"); got != "+PONG from the backend" {
-		t.Fatalf("piped: %q", got)
-	}
+	pipedToy(t, c, br)
 	l := pools.lease(t)
 	if starts, ends := l.counts(); starts != 1 || ends != 0 {
 		t.Fatalf("while piping: %d starts, %d ends; want 1, 0", starts, ends)
@@ -273,12 +295,7 @@ func TestPoolKick(t *testing.T) {
 				engines = append(engines, eng)
 			}
 			c, br := poolGateway(t, pools, engines...)
-			if got := exchange(t, c, br, "LOGIN alice@a.test secret"); got != "+OK logged in" {
-				t.Fatalf("login: %q", got)
-			}
-			if got := exchange(t, c, br, "PING"); got != "+PONG from the backend" {
-				t.Fatalf("piped: %q", got)
-			}
+			pipedToy(t, c, br)
 			l := pools.lease(t)
 			l.kick()
 			rest, err := io.ReadAll(br)

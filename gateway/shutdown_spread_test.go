@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -37,42 +36,19 @@ func TestShutdownSpread(t *testing.T) {
 		Engine: eng, AllowPlaintextAuth: true, FailureDelay: -1, DrainSpread: time.Second,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l, false) }()
-	type client struct {
-		c  net.Conn
-		br *bufio.Reader
-	}
-	var clients []client
+	addr, served := serveLocal(t, srv)
+	var clients []*bufio.Reader
 	for range 3 {
-		c, err := net.Dial("tcp", l.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(20 * time.Second))
-		br := bufio.NewReader(c)
-		if _, err := br.ReadString('\n'); err != nil {
-			t.Fatal(err)
-		}
-		if got := exchange(t, c, br, "LOGIN alice@a.test secret"); got != "+OK logged in" {
-			t.Fatalf("login: %q", got)
-		}
-		if got := exchange(t, c, br, "PING"); got != "+PONG from the backend" {
-			t.Fatalf("piped: %q", got)
-		}
-		clients = append(clients, client{c, br})
+		c, br := greeted(t, addr, 20*time.Second)
+		pipedToy(t, c, br)
+		clients = append(clients, br)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	srv.Shutdown(ctx) // its error says whether the last closes beat the deadline: timing, not checked
 	<-served
-	for i, cl := range clients {
-		rest, err := io.ReadAll(cl.br)
+	for i, br := range clients {
+		rest, err := io.ReadAll(br)
 		if err != nil || string(rest) != "-BYE "+gateway.TextShutdown+"\r\n" {
 			t.Errorf("client %d read %q, %v; want the farewell then EOF", i, rest, err)
 		}

@@ -1,12 +1,10 @@
 package gateway_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"strings"
 	"sync"
@@ -78,28 +76,9 @@ func TestHandOverSession(t *testing.T) {
 	oldSrv, oldEng := newServer(oldPools, &oldLog)
 	newSrv, _ := newServer(newPools, &newLog)
 
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- oldSrv.Serve(l, false) }()
-	c, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(c)
-	if _, err := br.ReadString('\n'); err != nil {
-		t.Fatal(err)
-	}
-	if got := exchange(t, c, br, "LOGIN alice@a.test secret"); got != "+OK logged in" {
-		t.Fatalf("login: %q", got)
-	}
-	if got := exchange(t, c, br, "PING"); got != "+PONG from the backend" {
-		t.Fatalf("piped: %q", got)
-	}
+	addr, served := serveLocal(t, oldSrv)
+	c, br := greeted(t, addr, 10*time.Second)
+	pipedToy(t, c, br)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
