@@ -136,10 +136,7 @@ log:
 // TestIMAPConfigErrors: every message names the file, the line and the
 // field, and says what is wrong.
 func TestIMAPConfigErrors(t *testing.T) {
-	cases := []struct {
-		name, config string
-		want         []string // substrings of the error, after "FILE:"
-	}{
+	cases := []configErrorCase{
 		{"unknown top field", issueConfig + "routes_fiel: x\n", []string{":11: routes_fiel: unknown field (want one of:", "routes_file"}},
 		{"unknown listener field", strings.Replace(issueConfig, "    tls: true", "    tls: true\n    proxy: true", 1), []string{":5: listen[1].proxy: unknown field", "accept_proxy"}},
 		{"bad duration", issueConfig + "login_timeout: soon\n", []string{":11: login_timeout: invalid duration \"soon\""}},
@@ -175,6 +172,20 @@ func TestIMAPConfigErrors(t *testing.T) {
 		{"login trusted networks", issueConfig + "login_trusted_networks: [10.0.0.0/8, 10.0.0.0/33]\n", []string{":11: login_trusted_networks[1]: \"10.0.0.0/33\" is not an IP address or CIDR prefix"}},
 		{"two documents", issueConfig + "---\nlisten: []\n", []string{":12: more than one YAML document"}},
 	}
+	checkConfigErrors(t, cases)
+}
+
+// configErrorCase is a config that check must refuse, with substrings of
+// its error (after "FILE:").
+type configErrorCase struct {
+	name, config string
+	want         []string
+}
+
+// checkConfigErrors runs check on each case's config: an error that starts
+// with the file's name and holds every wanted substring.
+func checkConfigErrors(t *testing.T, cases []configErrorCase) {
+	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeIMAPFiles(t, tc.config)
@@ -296,10 +307,7 @@ func TestMailConfigIssueFile(t *testing.T) {
 // TestMailConfigProtocolErrors: each message names the file, the line and
 // the field.
 func TestMailConfigProtocolErrors(t *testing.T) {
-	cases := []struct {
-		name, config string
-		want         []string
-	}{
+	cases := []configErrorCase{
 		{"unknown protocol", strings.Replace(mailIssueConfig, "protocol: sieve", "protocol: gopher", 1),
 			[]string{":9: listen[3].protocol: \"gopher\": unknown protocol (want one of imap, pop3, sieve, submission)"}},
 		{"smtp", strings.Replace(mailIssueConfig, "protocol: sieve", "protocol: smtp", 1),
@@ -312,22 +320,5 @@ func TestMailConfigProtocolErrors(t *testing.T) {
 		{"greeting on two lines", mailIssueConfig + "submission:\n  greeting: \"a\\r\\nb\"\n", []string{":22: submission.greeting: \"a\\r\\nb\": must be one line"}},
 		{"capability on two lines", mailIssueConfig + "pop3:\n  capabilities: [TOP, \"UIDL\\nX\"]\n", []string{":22: pop3.capabilities[1]: "}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			path := writeIMAPFiles(t, tc.config)
-			err := check(path)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			msg := err.Error()
-			if !strings.HasPrefix(msg, path) {
-				t.Errorf("error does not start with the file name %s:\n%s", path, msg)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(msg, w) {
-					t.Errorf("error lacks %q:\n%s", w, msg)
-				}
-			}
-		})
-	}
+	checkConfigErrors(t, cases)
 }

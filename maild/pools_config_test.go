@@ -61,10 +61,7 @@ func TestPoolsConfig(t *testing.T) {
 func TestPoolsConfigErrors(t *testing.T) {
 	base := issueConfig + "pools:\n  shared:\n"
 	redis := "    affinity:\n      redis: {addr: 127.0.0.1:6379}\n"
-	cases := []struct {
-		name, config string
-		want         []string
-	}{
+	cases := []configErrorCase{
 		{"no members", base + redis, []string{":12: pools.shared.members: missing"}},
 		{"no redis", base + "    members: [imap://127.0.0.1:1]\n", []string{":12: pools.shared.affinity.redis: missing"}},
 		{"bad url", base + "    members:\n      - ftp://h:1\n" + redis, []string{":14: pools.shared.members[0]: backend \"ftp://h:1\": unknown scheme"}},
@@ -82,24 +79,7 @@ func TestPoolsConfigErrors(t *testing.T) {
 		{"on_down", base + "    members: [imap://h:1]\n" + redis + "    health:\n      on_down: panic\n", []string{":17: pools.shared.health.on_down: \"panic\": want move"}},
 		{"health password missing", base + "    members: [imap://h:1]\n" + redis + "    health:\n      user: probe@a.test\n      password_file: gone.pass\n", []string{"pools.shared.health.password_file: open ", "gone.pass"}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			path := writeIMAPFiles(t, tc.config)
-			err := check(path)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			msg := err.Error()
-			if !strings.HasPrefix(msg, path) {
-				t.Errorf("error does not start with the file name %s:\n%s", path, msg)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(msg, w) {
-					t.Errorf("error lacks %q:\n%s", w, msg)
-				}
-			}
-		})
-	}
+	checkConfigErrors(t, cases)
 }
 
 // TestPoolsConfigProtocols: every member serves the same protocols, and
