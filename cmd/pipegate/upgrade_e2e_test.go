@@ -125,26 +125,39 @@ func upWaitFirst(ch *upChain) {
 // waitLog returns the n-th (from 1) log record with message msg.
 func (ch *upChain) waitLog(t *testing.T, msg string, n int) map[string]any {
 	t.Helper()
-	deadline := time.After(fwdWait)
-	for {
-		ch.mu.Lock()
+	return ch.waitFor(t, fmt.Sprintf("log #%d %q", n, msg), func(recs []map[string]any) map[string]any {
 		seen := 0
-		for _, r := range ch.recs {
+		for _, r := range recs {
 			if r["msg"] == msg {
 				if seen++; seen == n {
-					ch.mu.Unlock()
 					return r
 				}
 			}
+		}
+		return nil
+	})
+}
+
+// waitFor returns the record find picks from the log records read so
+// far, asking again each time the log grows.
+func (ch *upChain) waitFor(t *testing.T, what string, find func([]map[string]any) map[string]any) map[string]any {
+	t.Helper()
+	deadline := time.After(fwdWait)
+	for {
+		ch.mu.Lock()
+		r := find(ch.recs)
+		if r != nil {
+			ch.mu.Unlock()
+			return r
 		}
 		change := ch.change
 		ch.mu.Unlock()
 		select {
 		case <-change:
 		case <-ch.logDone:
-			t.Fatalf("every generation exited before log #%d %q", n, msg)
+			t.Fatalf("every generation exited before %s", what)
 		case <-deadline:
-			t.Fatalf("no log #%d %q within %v", n, msg, fwdWait)
+			t.Fatalf("no %s within %v", what, fwdWait)
 		}
 	}
 }
@@ -168,28 +181,18 @@ func (ch *upChain) count(msg, client string) int {
 func (ch *upChain) waitClosed(t *testing.T, c net.Conn) map[string]any {
 	t.Helper()
 	client := c.LocalAddr().String()
-	deadline := time.After(fwdWait)
-	for {
-		ch.mu.Lock()
-		for _, r := range ch.recs {
+	r := ch.waitFor(t, "log line for the pair of "+client, func(recs []map[string]any) map[string]any {
+		for _, r := range recs {
 			if r["msg"] == "connection closed" && r["client"] == client {
-				ch.mu.Unlock()
-				if n := ch.count("connection closed", client); n != 1 {
-					t.Errorf("%d log lines for the pair of %s, want 1", n, client)
-				}
 				return r
 			}
 		}
-		change := ch.change
-		ch.mu.Unlock()
-		select {
-		case <-change:
-		case <-ch.logDone:
-			t.Fatalf("every generation exited before the log line of %s", client)
-		case <-deadline:
-			t.Fatalf("no log line for the pair of %s within %v", client, fwdWait)
-		}
+		return nil
+	})
+	if n := ch.count("connection closed", client); n != 1 {
+		t.Errorf("%d log lines for the pair of %s, want 1", n, client)
 	}
+	return r
 }
 
 // firstCode waits for the first generation to exit.
