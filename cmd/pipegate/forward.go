@@ -214,27 +214,17 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err != nil {
 		return 2
 	}
-	up, err := process.New("forward", args, &o.up, stdout, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "pipegate forward: %v\n", err)
-		return 2
-	}
-	defer up.Close()
-	// Signals first, so a SIGHUP, SIGUSR2 or SIGTERM right after start-up
-	// is not lost.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	usr2 := make(chan os.Signal, 1)
-	signal.Notify(usr2, syscall.SIGUSR2)
-	defer signal.Stop(usr2)
+	// Signals first, so a SIGTERM right after start-up is not lost (and
+	// SIGHUP and SIGUSR2, which startDaemonProcess subscribes to).
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM, os.Interrupt)
 	defer signal.Stop(term)
-	if err := up.TakeOver(ctx); err != nil {
-		fmt.Fprintf(stderr, "pipegate forward: %v\n", err)
-		return 1
+	p, code := startDaemonProcess(ctx, "forward", args, &o.up, stdout, stderr)
+	if p == nil {
+		return code
 	}
+	defer p.close()
+	up, hup, usr2 := p.up, p.hup, p.usr2
 
 	cache := forward.TLSCache{}
 	loaded, err := fwdLoad(o, cache)

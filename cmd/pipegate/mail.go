@@ -6,9 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/pipegate/pipegate/maild"
 	"github.com/pipegate/pipegate/upgrade/process"
@@ -63,22 +60,12 @@ func runMailCommand(ctx context.Context, command, usage string, args []string, s
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	up, err := process.New(command, args, &upOpts, stdout, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "pipegate %s: %v\n", command, err)
-		return 2
+	p, failed := startDaemonProcess(ctx, command, args, &upOpts, stdout, stderr)
+	if p == nil {
+		return failed
 	}
-	defer up.Close()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	usr2 := make(chan os.Signal, 1)
-	signal.Notify(usr2, syscall.SIGUSR2)
-	defer signal.Stop(usr2)
-	if err := up.TakeOver(ctx); err != nil {
-		fmt.Fprintf(stderr, "pipegate %s: %v\n", command, err)
-		return 1
-	}
+	defer p.close()
+	up, hup, usr2 := p.up, p.hup, p.usr2
 
 	s, err := maild.Load(*configPath, command, mailProtocols)
 	if err != nil {
