@@ -41,14 +41,16 @@ type Daemon struct {
 	// Listen, if not nil, opens the listeners (addr as listen[].addr) and
 	// ListenMetrics the metrics_addr's, instead of net.Listen: a process
 	// taking over from another (a binary upgrade) serves on the sockets
-	// handed over; such a process fails (and the old one keeps its
-	// sessions) when its pools cannot join within poolJoinWait. OnServing,
-	// if not nil, is called once Run serves every listener and the metrics
-	// endpoint and every pool has joined (or poolJoinWait passed). Set them
-	// before Run.
+	// handed over. OnServing, if not nil, is called once Run serves every
+	// listener and the metrics endpoint and every pool has joined (or
+	// poolJoinWait passed). TakingOver says that this process takes
+	// sessions over from an old one: it then fails (and the old one keeps
+	// its sessions) when its pools cannot join within poolJoinWait, where a
+	// fresh start warns and serves. Set them before Run.
 	Listen        func(addr string) (net.Listener, error)
 	ListenMetrics func(addr string) (net.Listener, error)
 	OnServing     func()
+	TakingOver    bool
 
 	joinWait time.Duration // tests: poolJoinWait when 0
 }
@@ -208,7 +210,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.pools != nil {
 		wait := cmp.Or(d.joinWait, poolJoinWait)
 		if late := d.pools.waitJoined(ctx, wait); len(late) > 0 {
-			if d.Listen != nil { // taking over: the old process keeps its sessions (rollback)
+			if d.TakingOver { // the old process keeps its sessions (rollback)
 				closeAll()
 				if admSrv != nil {
 					admSrv.Shutdown(context.Background())

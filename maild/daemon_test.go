@@ -189,7 +189,7 @@ func get(t *testing.T, url string) (int, string) {
 }
 
 // TestDaemonPoolsNotJoined: with the pools' Redis unreachable, a daemon
-// taking sessions over (Listen set, a binary upgrade) fails before it
+// taking sessions over (TakingOver, a binary upgrade) fails before it
 // reports serving, so that the old process keeps its sessions; one that
 // starts afresh warns and serves.
 func TestDaemonPoolsNotJoined(t *testing.T) {
@@ -204,7 +204,7 @@ func TestDaemonPoolsNotJoined(t *testing.T) {
 		served := make(chan struct{})
 		d.OnServing = func() { close(served) }
 		if takingOver {
-			d.Listen = func(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
+			d.TakingOver = true
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)

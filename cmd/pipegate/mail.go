@@ -88,6 +88,7 @@ func runMailCommand(ctx context.Context, command, usage string, args []string, s
 	}
 	defer d.Close()
 	d.Listen = up.Listen("listen", listenTCP)
+	d.TakingOver = upOpts.From != ""
 	up.SetPairs(mailPairs{d: d, log: log, command: command})
 	d.ListenMetrics = up.ListenQuiet("metrics", listenTCP)
 	serving := make(chan struct{})
