@@ -59,7 +59,6 @@ type livePair struct {
 	g       *generation
 	info    *connInfo
 	release func()
-	key     pairKey // its client socket's, once pairOf read it
 }
 
 // pairKey names a pair by its client socket: the addresses of a TCP
@@ -132,13 +131,13 @@ func (s *Server) sendPairs(ctx context.Context, send func(*pipe.Detached, PairSt
 	tag := s.gen.Load().tag()
 	for _, e := range engines {
 		n, err := e.DetachAll(ctx, func(p *pipe.Detached) error {
-			lp, booked := s.pairOf(p)
+			lp, k, booked := s.pairOf(p)
 			st := lp.info.state(tag)
 			p.Tag = tag
 			if err := send(p, st); err != nil {
 				return err
 			}
-			if lp.release != nil && (!booked || s.pairs.remove(lp.key, lp)) {
+			if lp.release != nil && (!booked || s.pairs.remove(k, lp)) {
 				lp.left()
 			}
 			sent++
@@ -152,13 +151,13 @@ func (s *Server) sendPairs(ctx context.Context, send func(*pipe.Detached, PairSt
 	return sent, stayed, nil
 }
 
-// pairOf finds what the server knows of a detached pair: a pair the event
-// loops accepted carries its loopDial (Setup.Value); one on the Go path is
-// looked up by its client socket (booked). One found nowhere gets a
-// livePair of its socket's addresses alone (release nil: nothing to
-// count out). The local address, unknown to a loop pair that sends no
-// PROXY header, is read from the socket now.
-func (s *Server) pairOf(p *pipe.Detached) (lp *livePair, booked bool) {
+// pairOf finds what the server knows of a detached pair, with its client
+// socket's key k: a pair the event loops accepted carries its loopDial
+// (Setup.Value); one on the Go path is looked up by k (booked). One found
+// nowhere gets a livePair of its socket's addresses alone (release nil:
+// nothing to count out). The local address, unknown to a loop pair that
+// sends no PROXY header, is read from the socket now.
+func (s *Server) pairOf(p *pipe.Detached) (lp *livePair, k pairKey, booked bool) {
 	if d, ok := p.Value.(*loopDial); ok && d.live != nil {
 		lp = d.live
 	}
@@ -168,13 +167,12 @@ func (s *Server) pairOf(p *pipe.Detached) (lp *livePair, booked bool) {
 		booked = lp != nil
 	}
 	if lp == nil {
-		return &livePair{info: &connInfo{client: k.peer, peer: k.peer, local: k.local}, key: k}, false
+		return &livePair{info: &connInfo{client: k.peer, peer: k.peer, local: k.local}}, k, false
 	}
 	if !lp.info.local.IsValid() && keyed {
 		lp.info.local = k.local
 	}
-	lp.key = k
-	return lp, booked
+	return lp, k, booked
 }
 
 // left releases the bookkeeping of a pair that moved to another process:
