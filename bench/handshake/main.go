@@ -44,6 +44,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/pipegate/pipegate/internal/freeport"
 )
 
 func main() {
@@ -382,14 +384,7 @@ func (s *server) cpu() (time.Duration, error) {
 	return time.Duration(utime+stime) * time.Second / ticksPerSecond, nil
 }
 
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
+func freeAddr() (string, error) { return freeport.Addr() }
 
 // selfSigned returns a certificate for localhost and 127.0.0.1 with an
 // ECDSA P-256 or RSA 2048 key, in PEM.

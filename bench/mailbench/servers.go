@@ -12,11 +12,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/pipegate/pipegate/internal/freeport"
 	"github.com/pipegate/pipegate/internal/testenv"
 )
 
@@ -125,13 +125,7 @@ func waitListening(name, addr string, exited <-chan struct{}) error {
 	}
 }
 
-func freeAddr() (string, error) {
-	p, err := testenv.FreePort()
-	if err != nil {
-		return "", err
-	}
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), nil
-}
+func freeAddr() (string, error) { return freeport.Addr() }
 
 // pgListener is one listener of the pipegate under test.
 type pgListener struct {

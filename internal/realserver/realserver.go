@@ -35,6 +35,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"github.com/pipegate/pipegate/internal/freeport"
 )
 
 // ErrMissing says a server's binary is not installed.
@@ -81,12 +83,11 @@ func find(pkg string, candidates ...string) (string, error) {
 
 // freePort finds a loopback TCP port nobody listens on now.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Port()
 	if err != nil {
-		return 0, fmt.Errorf("realserver: find a free port: %w", err)
+		return 0, fmt.Errorf("realserver: %w", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return p, nil
 }
 
 func hostPort(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }

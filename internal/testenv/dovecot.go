@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pipegate/pipegate/internal/freeport"
 )
 
 // DovecotOptions configure a Dovecot instance. The zero value starts an
@@ -235,17 +237,11 @@ func startDovecot(bin, dir string, opts DovecotOptions) (*Dovecot, error) {
 }
 
 // pickPorts returns a port for every listener of opts.Protocols, by
-// listener name: opts.Plain and opts.TLS for IMAP when set, else free ones.
-// The free ports are held open until all are picked, so that no two
-// listeners get the same one.
+// listener name: opts.Plain and opts.TLS for IMAP when set, else free ones
+// (freeport: distinct from each other and from every port handed out
+// before in this process).
 func pickPorts(opts DovecotOptions) (map[string]int, error) {
 	ports := make(map[string]int)
-	var held []net.Listener
-	defer func() {
-		for _, l := range held {
-			l.Close()
-		}
-	}()
 	for _, p := range opts.Protocols {
 		for _, l := range protocolInfo[p].listeners {
 			port := 0
@@ -256,12 +252,10 @@ func pickPorts(opts DovecotOptions) (map[string]int, error) {
 				port = opts.TLS
 			}
 			if port == 0 {
-				ln, err := net.Listen("tcp", "127.0.0.1:0")
-				if err != nil {
-					return nil, fmt.Errorf("free port: %w", err)
+				var err error
+				if port, err = freeport.Port(); err != nil {
+					return nil, err
 				}
-				held = append(held, ln)
-				port = ln.Addr().(*net.TCPAddr).Port
 			}
 			ports[l.name] = port
 		}
@@ -427,15 +421,9 @@ func (d *Dovecot) WaitLog(t testing.TB, pattern string) string {
 	return line
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// FreePort is freeport.Port: a TCP port on 127.0.0.1 that was free a
+// moment ago and that no other caller in this process was given.
+func FreePort() (int, error) { return freeport.Port() }
 
 // FreeAddr is FreePort as "127.0.0.1:port", failing the test on error.
 func FreeAddr(t testing.TB) string {
