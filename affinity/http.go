@@ -270,6 +270,15 @@ func member(s *Store, pool, field, member string) error {
 	return nil
 }
 
+// poolMember is a.pool, then member for the request field "member".
+func (a *api) poolMember(pool, m string) (*Store, string, error) {
+	s, name, err := a.pool(pool)
+	if err == nil {
+		err = member(s, name, "member", m)
+	}
+	return s, name, err
+}
+
 func moveInfo(pool string, r MoveResult) MoveInfo {
 	return MoveInfo{Pool: pool, User: r.User, From: r.From, To: r.To,
 		Instances: r.Instances, Confirmed: r.Confirmed, TimedOut: r.TimedOut}
@@ -310,10 +319,7 @@ func (a *api) weight(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s, name, err := a.pool(req.Pool)
-	if err == nil {
-		err = member(s, name, "member", req.Member)
-	}
+	s, name, err := a.poolMember(req.Pool, req.Member)
 	if err == nil && req.Weight == nil {
 		err = badInput("weight", "weight is required (0 drains, -1 restores the configured weight)")
 	}
@@ -342,10 +348,7 @@ func (a *api) evacuate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s, name, err := a.pool(req.Pool)
-	if err == nil {
-		err = member(s, name, "member", req.Member)
-	}
+	s, name, err := a.poolMember(req.Pool, req.Member)
 	if err != nil {
 		writeError(w, err)
 		return
