@@ -248,7 +248,9 @@ func (s *Server) Serve(l net.Listener, implicitTLS bool) error {
 	}
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
+	w := newWorkers(workerIdle)
 	defer func() {
+		w.close()
 		s.mu.Lock()
 		delete(s.listeners, l)
 		s.mu.Unlock()
@@ -281,7 +283,7 @@ func (s *Server) Serve(l net.Listener, implicitTLS bool) error {
 			return fmt.Errorf("%s: accept on %s: %w", s.name(), l.Addr(), err)
 		}
 		backoff = 0
-		go s.serveAccepted(c, implicitTLS)
+		w.run(func() { s.serveAccepted(c, implicitTLS) })
 	}
 }
 
@@ -292,7 +294,7 @@ func isTemporary(err error) bool {
 	return errors.As(err, &t) && t.Temporary() || errors.As(err, &ne) && ne.Timeout()
 }
 
-// serveAccepted is the goroutine of one accepted connection.
+// serveAccepted serves one accepted connection, on a worker.
 func (s *Server) serveAccepted(c net.Conn, implicitTLS bool) {
 	defer s.preLogin.Done()
 	s.serve(s.baseCtx, c, implicitTLS)
