@@ -248,7 +248,7 @@ func (s *Server) Serve(l net.Listener, implicitTLS bool) error {
 	}
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
-	w := newWorkers(workerIdle)
+	w := newWorkers(workerIdle, maxIdleWorkers)
 	defer func() {
 		w.close()
 		s.mu.Lock()

@@ -26,7 +26,7 @@ func goid() string {
 // others run get workers of their own.
 func TestWorkersReuse(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	w := newWorkers(time.Hour)
+	w := newWorkers(time.Hour, 8)
 	defer w.close()
 
 	first := make(chan string)
@@ -73,7 +73,7 @@ func TestWorkersReuse(t *testing.T) {
 // a busy worker ends once its task returns after close.
 func TestWorkersEnd(t *testing.T) {
 	t.Run("idle time", func(t *testing.T) {
-		w := newWorkers(time.Millisecond)
+		w := newWorkers(time.Millisecond, 8)
 		done := make(chan struct{})
 		w.run(func() { close(done) })
 		<-done
@@ -81,7 +81,7 @@ func TestWorkersEnd(t *testing.T) {
 		w.close()
 	})
 	t.Run("close", func(t *testing.T) {
-		w := newWorkers(time.Hour)
+		w := newWorkers(time.Hour, 8)
 		started, release := make(chan struct{}), make(chan struct{})
 		w.run(func() { close(started); <-release })
 		idle := make(chan struct{})
@@ -92,4 +92,34 @@ func TestWorkersEnd(t *testing.T) {
 		close(release)
 		goleak.VerifyNone(t)
 	})
+}
+
+// TestWorkersMaxIdle: of two workers whose tasks return, the one beyond
+// maxIdle ends at once; the other waits for a task.
+func TestWorkersMaxIdle(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	w := newWorkers(time.Hour, 1)
+	var started sync.WaitGroup
+	started.Add(2)
+	release := make(chan struct{})
+	for range 2 {
+		w.run(func() { started.Done(); <-release })
+	}
+	started.Wait()
+	close(release)
+	deadline := time.Now().Add(10 * time.Second)
+	for n := countWorkers(); n != 1; n = countWorkers() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d workers left, want 1 (maxIdle)", n)
+		}
+		runtime.Gosched()
+	}
+	w.close()
+}
+
+// countWorkers counts the goroutines in workers.work.
+func countWorkers() int {
+	b := make([]byte, 1<<20)
+	b = b[:runtime.Stack(b, true)]
+	return bytes.Count(b, []byte("gateway.(*workers).work("))
 }
