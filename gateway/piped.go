@@ -53,7 +53,7 @@ func (ps *pipedSession) started(h *pipe.Handle) {
 		return
 	}
 	var farewell []byte
-	if f, ok := ps.srv.Protocol.(Farewell); ok {
+	if f, ok := ps.srv.proto().(Farewell); ok {
 		farewell = f.Farewell(TextMoved)
 	}
 	ps.lease.OnKick(func() { h.Stop(farewell) })

@@ -46,7 +46,7 @@ func (s *Server) Probe(ctx context.Context, b route.Backend, user, password stri
 	be.bw = bufio.NewWriter(c)
 	be.stop = context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
 	defer be.Close()
-	if p, ok := s.Protocol.(Prober); ok {
+	if p, ok := s.proto().(Prober); ok {
 		return p.Probe(be, user, password)
 	}
 	if _, err := be.br.ReadSlice('\n'); err != nil {

@@ -37,7 +37,8 @@ var ErrServerClosed = errors.New("gateway: server closed")
 // and SetTLSConfig to swap the routes and certificates while running (on
 // SIGHUP, say).
 type Server struct {
-	// Protocol speaks the protocol's own dialogue (imap.Server sets it).
+	// Protocol speaks the protocol's own dialogue. A Server embedded in a
+	// protocol's (imap.Server and the others) gets it through SetProtocol.
 	Protocol Protocol
 
 	// Router finds the backends of an account.
@@ -116,7 +117,8 @@ type Server struct {
 	Metrics  *Metrics     // nil: none
 	Hostname string       // for the protocol's greeting and identity
 
-	dyn atomic.Pointer[dynamic]
+	dyn      atomic.Pointer[dynamic]
+	setProto atomic.Pointer[Protocol] // SetProtocol's; before the field
 
 	preLoginConns *limit.Conns // made by init from MaxPreLoginPerIP
 
@@ -192,12 +194,28 @@ func (s *Server) init() {
 	})
 }
 
+// SetProtocol sets the Protocol of a Server that other goroutines may
+// already use: imap.Server and the others call it from their Serve,
+// ServeConn, Adopt and Probe, and a Shutdown from another goroutine may
+// come first. A Server that is only used once its Protocol field is set
+// needs no call.
+func (s *Server) SetProtocol(p Protocol) { s.setProto.Store(&p) }
+
+// proto returns the Protocol: SetProtocol's, else the field's.
+func (s *Server) proto() Protocol {
+	if p := s.setProto.Load(); p != nil {
+		return *p
+	}
+	return s.Protocol
+}
+
 // name is the protocol's name, for the log.
 func (s *Server) name() string {
-	if s.Protocol == nil {
+	p := s.proto()
+	if p == nil {
 		return "gateway"
 	}
-	return s.Protocol.Name()
+	return p.Name()
 }
 
 // failures is the one path of every failed login.
@@ -232,10 +250,10 @@ func orInt(n, def int) int {
 // handshake (port 993, 995, 465) and TLSConfig must be set.
 func (s *Server) Serve(l net.Listener, implicitTLS bool) error {
 	s.init()
-	if s.Protocol == nil {
+	if s.proto() == nil {
 		return fmt.Errorf("gateway: serve %s: no Protocol", l.Addr())
 	}
-	if s.Metrics != nil && s.Metrics.protocol != s.Protocol.Name() {
+	if s.Metrics != nil && s.Metrics.protocol != s.name() {
 		return fmt.Errorf("%s: serve %s: Metrics are for %q", s.name(), l.Addr(), s.Metrics.protocol)
 	}
 	if implicitTLS && s.current().tls == nil {
@@ -307,7 +325,7 @@ func (s *Server) serveAccepted(c net.Conn, implicitTLS bool) {
 // dialogue.
 func (s *Server) ServeConn(ctx context.Context, c net.Conn, implicitTLS bool) {
 	s.init()
-	if s.Protocol == nil || !s.track() {
+	if s.proto() == nil || !s.track() {
 		c.Close()
 		return
 	}

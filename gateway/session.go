@@ -105,7 +105,7 @@ func (s *Server) serve(ctx context.Context, c net.Conn, implicitTLS bool) {
 func (ss *Session) refuse(implicitTLS bool, text, reason string) {
 	if !implicitTLS {
 		_ = ss.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-		ss.srv.Protocol.Refuse(ss, &Error{Code: CodeLimit, Text: text})
+		ss.srv.proto().Refuse(ss, &Error{Code: CodeLimit, Text: text})
 		_ = ss.Flush()
 	}
 	ss.End(reason)
@@ -137,7 +137,7 @@ func (ss *Session) run(implicitTLS bool) {
 			return
 		}
 	}
-	ss.srv.Protocol.Serve(ss)
+	ss.srv.proto().Serve(ss)
 	if !ss.ended {
 		ss.End("protocol ended the session")
 	}

@@ -82,7 +82,7 @@ func (s *Server) waitPiped(ctx context.Context) bool {
 	go waitGroupCloser(&s.piped, done)
 	if s.Engine != nil {
 		var farewell []byte
-		if f, ok := s.Protocol.(Farewell); ok {
+		if f, ok := s.proto().(Farewell); ok {
 			farewell = f.Farewell(TextShutdown)
 		}
 		drain.Spread{Window: s.DrainSpread, Open: s.pipedHandles, Farewell: farewell, Started: func(n int, window time.Duration) {

@@ -106,7 +106,7 @@ func (s *Server) Adopt(ctx context.Context, d *pipe.Detached, st SessionState) e
 	ps.started(h)
 	if moved {
 		var farewell []byte
-		if f, ok := s.Protocol.(Farewell); ok {
+		if f, ok := s.proto().(Farewell); ok {
 			farewell = f.Farewell(TextMoved)
 		}
 		h.Stop(farewell)

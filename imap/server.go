@@ -55,7 +55,7 @@ func NewMetrics(reg prometheus.Registerer) *gateway.Metrics {
 }
 
 func (s *Server) setProtocol() {
-	s.once.Do(func() { s.Protocol = protocol{s} })
+	s.once.Do(func() { s.SetProtocol(protocol{s}) })
 }
 
 // Serve accepts connections on l and serves each in its own goroutine

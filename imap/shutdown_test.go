@@ -290,3 +290,21 @@ func TestServeConnCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestShutdownRacesServe: Shutdown from one goroutine while Serve starts
+// in another, as a daemon does when it is stopped at once. Under -race
+// this failed while Serve set the embedded gateway.Server's Protocol
+// field and Shutdown read it. Serve returns ErrServerClosed either way.
+func TestShutdownRacesServe(t *testing.T) {
+	_, _, r := twoBackends(t)
+	srv := &imap.Server{Server: gateway.Server{Router: r, Engine: &pipe.Engine{}, Logger: gatewaytest.Logger(t)}}
+	_, served := serveOne(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; !errors.Is(err, gateway.ErrServerClosed) {
+		t.Fatalf("Serve: %v, want ErrServerClosed", err)
+	}
+}

@@ -85,7 +85,7 @@ func (s *Server) setProtocol() {
 		if host == "" {
 			host = "localhost"
 		}
-		s.Protocol = protocol{srv: s, host: wire.SafeText(host)}
+		s.SetProtocol(protocol{srv: s, host: wire.SafeText(host)})
 	})
 }
 
