@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pipegate/pipegate/affinity"
+	"github.com/pipegate/pipegate/bench/internal/benchproc"
 )
 
 // The latency figure's pool.
@@ -70,10 +71,13 @@ func affinityLatency(addr string, n, rounds int) error {
 		}
 	}
 	fmt.Printf("\n== affinity per login (Assign + SessionStart + SessionEnd, sequential, loopback Redis) ==\n")
-	lo, hi := minMax(hit)
-	fmt.Printf("%-10s %8.0f us median (%.0f-%.0f)\n", "hit", median(hit), lo, hi)
-	lo, hi = minMax(fresh)
-	fmt.Printf("%-10s %8.0f us median (%.0f-%.0f)\n", "new", median(fresh), lo, hi)
+	for _, k := range []struct {
+		name string
+		us   []float64
+	}{{"hit", hit}, {"new", fresh}} {
+		s := benchproc.SpreadOf(k.us)
+		fmt.Printf("%-10s %8.0f us median (%.0f-%.0f)\n", k.name, s.Med, s.Lo, s.Hi)
+	}
 	cancel()
 	<-subDone
 	return nil

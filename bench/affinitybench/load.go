@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/pipegate/pipegate/bench/internal/benchproc"
 )
 
 // line is one way to log in: its accounts, used in turn.
@@ -37,12 +39,9 @@ func (b *bench) loginRates() error {
 			return fmt.Errorf("warm-up of %s: %w", l.name, err)
 		}
 	}
-	rates := map[string][]float64{}
-	ratios := map[string][]float64{}
+	rates := map[string][]float64{} // per line, one per round
 	for r := range b.rounds {
-		round := map[string]float64{}
-		for i := range lines {
-			l := lines[(i+r)%len(lines)]
+		for _, l := range benchproc.Rotate(lines, r) {
 			if l.reset != nil {
 				if err := l.reset(); err != nil {
 					return fmt.Errorf("%s, round %d: %w", l.name, r+1, err)
@@ -52,20 +51,16 @@ func (b *bench) loginRates() error {
 			if err != nil {
 				return fmt.Errorf("%s, round %d: %w", l.name, r+1, err)
 			}
-			round[l.name] = rate
 			rates[l.name] = append(rates[l.name], rate)
-		}
-		for _, l := range lines[1:] {
-			ratios[l.name] = append(ratios[l.name], round[l.name]/round["direct"])
 		}
 	}
 	fmt.Printf("\n== IMAP logins/s through pipegate, %d rounds of %d sequential logins per line ==\n", b.rounds, b.logins)
 	fmt.Printf("%-10s %16s %22s\n", "line", "logins/s median", "x direct median (range)")
-	for _, l := range lines {
-		fmt.Printf("%-10s %16.0f", l.name, median(rates[l.name]))
-		if rs, ok := ratios[l.name]; ok {
-			lo, hi := minMax(rs)
-			fmt.Printf(" %10.3f (%.3f-%.3f)", median(rs), lo, hi)
+	for i, l := range lines {
+		fmt.Printf("%-10s %16.0f", l.name, benchproc.SpreadOf(rates[l.name]).Med)
+		if i > 0 { // lines[0] is direct
+			s := benchproc.SpreadOf(benchproc.Ratios(rates[l.name], rates["direct"]))
+			fmt.Printf(" %10.3f (%.3f-%.3f)", s.Med, s.Lo, s.Hi)
 		}
 		fmt.Println()
 	}
@@ -86,15 +81,14 @@ func (b *bench) forgetFresh() error {
 
 // loginRate logs in and out n times in a row and returns logins/s.
 func loginRate(addr string, l *line, n int) (float64, error) {
-	start := time.Now()
-	for range n {
+	return benchproc.Rate(n, func(int) error {
 		u := l.users[l.next%len(l.users)]
 		l.next++
 		if err := loginLogout(addr, u); err != nil {
-			return 0, fmt.Errorf("%s: %w", u, err)
+			return fmt.Errorf("%s: %w", u, err)
 		}
-	}
-	return float64(n) / time.Since(start).Seconds(), nil
+		return nil
+	})
 }
 
 // loginLogout is one client: connect, LOGIN, LOGOUT.

@@ -33,79 +33,48 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"sort"
-	"strings"
+
+	"github.com/pipegate/pipegate/bench/internal/benchproc"
 )
 
 func main() {
-	os.Exit(run())
+	os.Exit(benchproc.Run("affinitybench", run))
 }
 
-func run() int {
-	pipegateBin := flag.String("pipegate", "", "pipegate binary (required)")
-	logins := flag.Int("logins", 200, "sequential logins per line per round")
-	rounds := flag.Int("rounds", 10, "rounds; each runs every line once, in a rotating order")
+func run() error {
+	var f benchproc.Flags
+	f.Register(flag.CommandLine, 200)
 	users := flag.Int("users", 100000, "assignments written for the memory figure (0: skip)")
 	sample := flag.Int("sample", 200, "keys sampled with MEMORY USAGE")
 	workers := flag.Int("workers", 16, "concurrent writers of the memory figure's assignments")
 	flag.Parse()
-	if *pipegateBin == "" {
-		fmt.Fprintln(os.Stderr, "affinitybench: --pipegate BIN is required (bench/affinity.sh passes it)")
-		return 2
+	if err := f.Check("bench/affinity.sh"); err != nil {
+		return err
 	}
-	b := &bench{logins: *logins, rounds: *rounds}
-	if err := b.setUp(*pipegateBin); err != nil {
-		fmt.Fprintln(os.Stderr, "affinitybench:", err)
-		b.tearDown()
-		return 1
-	}
+	b := &bench{logins: f.Logins, rounds: f.Rounds}
 	defer b.tearDown()
+	if err := b.setUp(context.Background(), f.Pipegate); err != nil {
+		return err
+	}
 	printVersions()
 	if err := b.loginRates(); err != nil {
-		fmt.Fprintln(os.Stderr, "affinitybench:", err)
-		return 1
+		return err
 	}
-	if err := affinityLatency(b.redis.Addr, 1000, max(*rounds, 2)); err != nil {
-		fmt.Fprintln(os.Stderr, "affinitybench: latency:", err)
-		return 1
+	if err := affinityLatency(b.redis.Addr, 1000, max(f.Rounds, 2)); err != nil {
+		return fmt.Errorf("latency: %w", err)
 	}
 	if *users > 0 {
 		if err := memoryPerAssignment(b.redis.Addr, *users, *sample, *workers); err != nil {
-			fmt.Fprintln(os.Stderr, "affinitybench: memory:", err)
-			return 1
+			return fmt.Errorf("memory: %w", err)
 		}
 	}
-	return 0
+	return nil
 }
 
 func printVersions() {
-	dv, _ := exec.Command("dovecot", "--version").Output()
-	rv, _ := exec.Command("redis-server", "--version").Output()
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	fmt.Printf("dovecot %s; %s; %d logical CPUs\n", strings.TrimSpace(string(dv)), strings.TrimSpace(string(rv)),
-		strings.Count(string(b), "\nprocessor")+1)
-}
-
-func median(v []float64) float64 {
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 0 {
-		return (s[len(s)/2-1] + s[len(s)/2]) / 2
-	}
-	return s[len(s)/2]
-}
-
-func minMax(v []float64) (lo, hi float64) {
-	lo, hi = v[0], v[0]
-	for _, x := range v {
-		lo, hi = min(lo, x), max(hi, x)
-	}
-	return lo, hi
+	fmt.Printf("dovecot %s; %s; %d logical CPUs\n", benchproc.Version("dovecot", "--version"), benchproc.Version("redis-server", "--version"), benchproc.LogicalCPUs())
 }

@@ -3,15 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pipegate/pipegate/bench/internal/benchproc"
+	"github.com/pipegate/pipegate/internal/freeport"
 	"github.com/pipegate/pipegate/internal/realserver"
 	"github.com/pipegate/pipegate/internal/testenv"
 )
@@ -37,7 +36,7 @@ type bench struct {
 	dir      string
 	redis    *realserver.Redis
 	dovecot  *testenv.Dovecot
-	pipegate *process
+	pipegate *benchproc.Process
 	addr     string // pipegate's IMAP listener
 	// accounts of each line, all with password pass
 	direct, hit, fresh []string
@@ -45,12 +44,11 @@ type bench struct {
 
 const pass = "bench-pw"
 
-func (b *bench) setUp(pipegateBin string) error {
+func (b *bench) setUp(ctx context.Context, pipegateBin string) error {
 	var err error
-	if b.dir, err = os.MkdirTemp("", "pipegate-affinitybench-"); err != nil {
+	if b.dir, err = benchproc.TempDir("pipegate-affinitybench-"); err != nil {
 		return err
 	}
-	os.Chmod(b.dir, 0o755)
 	if b.redis, err = realserver.StartRedis(b.dir); err != nil {
 		return err
 	}
@@ -67,11 +65,7 @@ func (b *bench) setUp(pipegateBin string) error {
 			users[u] = pass
 		}
 	}
-	dovecot, err := exec.LookPath("dovecot")
-	if err != nil {
-		dovecot = "/usr/sbin/dovecot"
-	}
-	b.dovecot, err = testenv.NewDovecot(dovecot, testenv.DovecotOptions{
+	b.dovecot, err = testenv.NewDovecot(benchproc.Binary("dovecot"), testenv.DovecotOptions{
 		Users: users, TrustedNetworks: []string{"127.0.0.1/32"}, Extra: dovecotTuning,
 	})
 	if err != nil {
@@ -79,7 +73,6 @@ func (b *bench) setUp(pipegateBin string) error {
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: b.redis.Addr})
 	defer rdb.Close()
-	ctx := context.Background()
 	// A Redis that has held the pool for long: no warm-up.
 	if err := rdb.Set(ctx, loginPrefix+"{shared}:epoch", 0, 0).Err(); err != nil {
 		return fmt.Errorf("redis: %w", err)
@@ -88,12 +81,9 @@ func (b *bench) setUp(pipegateBin string) error {
 	if err := os.Mkdir(pgDir, 0o755); err != nil {
 		return err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	if b.addr, err = freeport.Addr(); err != nil {
 		return err
 	}
-	b.addr = l.Addr().String()
-	l.Close()
 	routes := filepath.Join(pgDir, "routes.yaml")
 	if err := os.WriteFile(routes, []byte(fmt.Sprintf(`routes:
   - domain: d.test
@@ -121,10 +111,11 @@ pools:
 `, b.addr, routes, b.dovecot.Addr, b.redis.Addr, loginPrefix)), 0o600); err != nil {
 		return err
 	}
-	if b.pipegate, err = startProcess("pipegate", filepath.Join(pgDir, "pipegate.log"), pipegateBin, "mail", "--config", config); err != nil {
-		return err
-	}
-	if err := waitListening(b.addr, b.pipegate); err != nil {
+	b.pipegate, err = benchproc.Start(ctx, benchproc.Server{
+		Name: "pipegate", Argv: []string{pipegateBin, "mail", "--config", config},
+		Log: filepath.Join(pgDir, "pipegate.log"), Listen: []string{b.addr},
+	})
+	if err != nil {
 		return err
 	}
 	// Sessions count once the instance has joined the pool (its first
@@ -142,7 +133,7 @@ pools:
 
 func (b *bench) tearDown() {
 	if b.pipegate != nil {
-		b.pipegate.stop()
+		b.pipegate.Stop()
 	}
 	if b.dovecot != nil {
 		b.dovecot.Close()
@@ -153,64 +144,5 @@ func (b *bench) tearDown() {
 	}
 	if b.dir != "" {
 		os.RemoveAll(b.dir)
-	}
-}
-
-// process is a server started by the bench, in its own process group.
-type process struct {
-	cmd    *exec.Cmd
-	exited chan struct{}
-}
-
-func startProcess(name, logPath string, argv ...string) (*process, error) {
-	log, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	defer log.Close()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	p := &process{cmd: cmd, exited: make(chan struct{})}
-	go reap(p)
-	return p, nil
-}
-
-// reap waits for a process.
-func reap(p *process) {
-	p.cmd.Wait()
-	close(p.exited)
-}
-
-func (p *process) stop() {
-	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(10 * time.Second):
-		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.exited
-	}
-}
-
-// waitListening dials addr until it answers, p exits or 15 s pass.
-func waitListening(addr string, p *process) error {
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		select {
-		case <-p.exited:
-			return fmt.Errorf("pipegate exited before listening on %s", addr)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("nothing listens on %s after 15s", addr)
-		}
 	}
 }

@@ -37,6 +37,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/tls"
@@ -44,29 +45,27 @@ import (
 	"encoding/pem"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/pipegate/pipegate/bench/internal/benchproc"
 	"github.com/pipegate/pipegate/internal/testenv"
 )
 
-const user, pass = "bench@a.test", "bench-pw"
-
 func main() {
-	os.Exit(run())
+	os.Exit(benchproc.Run("imapbench", run))
 }
 
-func run() int {
-	pipegateBin := flag.String("pipegate", "", "pipegate binary (required)")
+func run() error {
+	var f benchproc.Flags
+	f.Register(flag.CommandLine, 50)
+	f.RegisterSessions(flag.CommandLine)
 	opensslBin := flag.String("pipegate-openssl", "", "a pipegate binary built with -tags openssl (RSA signed by libcrypto): the TLS set-up's line pipegate-openssl")
-	logins := flag.Int("logins", 50, "sequential logins per line per round")
-	rounds := flag.Int("rounds", 10, "rounds; each runs every line once, in a rotating order")
-	sessions := flag.Int("sessions", 400, "idle sessions for the memory figure: RSS growth from N to 2N sessions, per session (0: skip)")
 	keyType := flag.String("key", "ecdsa-p256", "key of the servers' certificate: ecdsa-p256, rsa2048 or both (an RSA and an ECDSA certificate)")
 	x25519 := flag.Bool("x25519", false, "clients offer X25519 (and P-256, which TLS 1.2 needs with an ECDSA P-256 certificate), not X25519MLKEM768: the key exchange Dovecot and nginx with OpenSSL 3.0 pick anyway (default: Go's key shares, which a Go server such as pipegate answers with X25519MLKEM768)")
 	flag.Parse()
@@ -74,28 +73,20 @@ func run() int {
 		clientTLS.CurvePreferences = []tls.CurveID{tls.X25519, tls.CurveP256}
 	}
 	if *keyType != "ecdsa-p256" && *keyType != "rsa2048" && *keyType != "both" {
-		fmt.Fprintf(os.Stderr, "imapbench: --key %q: want ecdsa-p256, rsa2048 or both\n", *keyType)
-		return 2
+		return benchproc.Usagef("--key %q: want ecdsa-p256, rsa2048 or both", *keyType)
 	}
-	if *pipegateBin == "" {
-		fmt.Fprintln(os.Stderr, "imapbench: --pipegate BIN is required (bench/imap.sh passes it)")
-		return 2
+	if err := f.Check("bench/imap.sh"); err != nil {
+		return err
 	}
-	b := &bench{logins: *logins, rounds: *rounds, sessions: *sessions, keyType: *keyType, kex: "Go default"}
+	b := &bench{logins: f.Logins, rounds: f.Rounds, sessions: f.Sessions, keyType: *keyType, kex: "Go default"}
 	if *x25519 {
 		b.kex = "X25519, P-256"
 	}
-	if err := b.setUp(*pipegateBin, *opensslBin); err != nil {
-		fmt.Fprintln(os.Stderr, "imapbench:", err)
-		b.tearDown()
-		return 1
-	}
 	defer b.tearDown()
-	if err := b.run(); err != nil {
-		fmt.Fprintln(os.Stderr, "imapbench:", err)
-		return 1
+	if err := b.setUp(context.Background(), f.Pipegate, *opensslBin); err != nil {
+		return err
 	}
-	return 0
+	return b.run()
 }
 
 type bench struct {
@@ -105,29 +96,22 @@ type bench struct {
 
 	dir              string
 	backend, dproxy  *testenv.Dovecot
-	pipegate, nginx  *process
-	pipegateRSA      *process // --key both: a second pipegate with the RSA certificate alone
+	pipegate, nginx  *benchproc.Process
+	pipegateRSA      *benchproc.Process // --key both: a second pipegate with the RSA certificate alone
 	pgRSATLS         string
-	pipegateSSL      *process // --pipegate-openssl: the same set-up, RSA signed by libcrypto
+	pipegateSSL      *benchproc.Process // --pipegate-openssl: the same set-up, RSA signed by libcrypto
 	pgSSLTLS         string
 	auth             *authHTTP
 	pgPlain, pgTLS   string
 	ngxPlain, ngxTLS string
 }
 
-func (b *bench) setUp(pipegateBin, opensslBin string) error {
-	dovecot, err := exec.LookPath("dovecot")
-	if err != nil {
-		dovecot = "/usr/sbin/dovecot"
-	}
-	nginx, err := exec.LookPath("nginx")
-	if err != nil {
-		nginx = "/usr/sbin/nginx"
-	}
-	if b.dir, err = os.MkdirTemp("", "pipegate-imapbench-"); err != nil {
+func (b *bench) setUp(ctx context.Context, pipegateBin, opensslBin string) error {
+	dovecot, nginx := benchproc.Binary("dovecot"), benchproc.Binary("nginx")
+	var err error
+	if b.dir, err = benchproc.TempDir("pipegate-imapbench-"); err != nil {
 		return err
 	}
-	os.Chmod(b.dir, 0o755)
 	primary := b.keyType
 	if b.keyType == "both" {
 		primary = "rsa2048"
@@ -165,21 +149,21 @@ func (b *bench) setUp(pipegateBin, opensslBin string) error {
 	}
 	pgDir := filepath.Join(b.dir, "pipegate")
 	os.Mkdir(pgDir, 0o755)
-	b.pipegate, b.pgPlain, b.pgTLS, err = startPipegate(pipegateBin, pgDir, keyPair{cert, key}, alt, b.backend.Addr)
+	b.pipegate, b.pgPlain, b.pgTLS, err = startPipegate(ctx, pipegateBin, pgDir, keyPair{cert, key}, alt, b.backend.Addr)
 	if err != nil {
 		return err
 	}
 	if alt.cert != "" {
 		rsaDir := filepath.Join(b.dir, "pipegate-rsa")
 		os.Mkdir(rsaDir, 0o755)
-		if b.pipegateRSA, _, b.pgRSATLS, err = startPipegate(pipegateBin, rsaDir, keyPair{cert, key}, keyPair{}, b.backend.Addr); err != nil {
+		if b.pipegateRSA, _, b.pgRSATLS, err = startPipegate(ctx, pipegateBin, rsaDir, keyPair{cert, key}, keyPair{}, b.backend.Addr); err != nil {
 			return err
 		}
 	}
 	if opensslBin != "" {
 		sslDir := filepath.Join(b.dir, "pipegate-openssl")
 		os.Mkdir(sslDir, 0o755)
-		if b.pipegateSSL, _, b.pgSSLTLS, err = startPipegate(opensslBin, sslDir, keyPair{cert, key}, alt, b.backend.Addr); err != nil {
+		if b.pipegateSSL, _, b.pgSSLTLS, err = startPipegate(ctx, opensslBin, sslDir, keyPair{cert, key}, alt, b.backend.Addr); err != nil {
 			return err
 		}
 	}
@@ -188,25 +172,25 @@ func (b *bench) setUp(pipegateBin, opensslBin string) error {
 	}
 	ngDir := filepath.Join(b.dir, "nginx")
 	os.Mkdir(ngDir, 0o755)
-	b.nginx, b.ngxPlain, b.ngxTLS, err = startNginx(nginx, ngDir, keyPair{cert, key}, alt, "http://"+b.auth.addr)
+	b.nginx, b.ngxPlain, b.ngxTLS, err = startNginx(ctx, nginx, ngDir, keyPair{cert, key}, alt, "http://"+b.auth.addr)
 	return err
 }
 
 func (b *bench) tearDown() {
 	if b.nginx != nil {
-		b.nginx.stop()
+		b.nginx.Stop()
 	}
 	if b.auth != nil {
 		b.auth.close()
 	}
 	if b.pipegateRSA != nil {
-		b.pipegateRSA.stop()
+		b.pipegateRSA.Stop()
 	}
 	if b.pipegateSSL != nil {
-		b.pipegateSSL.stop()
+		b.pipegateSSL.Stop()
 	}
 	if b.pipegate != nil {
-		b.pipegate.stop()
+		b.pipegate.Stop()
 	}
 	for _, d := range []*testenv.Dovecot{b.dproxy, b.backend} {
 		if d != nil {
@@ -227,7 +211,7 @@ type setup struct {
 
 func (b *bench) run() error {
 	printVersions()
-	pgids := map[string]int{"pipegate": b.pipegate.pgid(), "dovecot-proxy": b.dproxy.Pid(), "nginx-mail": b.nginx.pgid()}
+	pgids := map[string]int{"pipegate": b.pipegate.Pgid(), "dovecot-proxy": b.dproxy.Pid(), "nginx-mail": b.nginx.Pgid()}
 	setups := []setup{
 		{"plain both sides", []target{
 			{"direct", b.backend.Addr, false},
@@ -243,11 +227,11 @@ func (b *bench) run() error {
 		}, pgids},
 	}
 	if b.pipegateRSA != nil { // the same run's pipegate without the ECDSA certificate
-		pgids["pipegate-rsa"] = b.pipegateRSA.pgid()
+		pgids["pipegate-rsa"] = b.pipegateRSA.Pgid()
 		setups[1].targets = append(setups[1].targets, target{"pipegate-rsa", b.pgRSATLS, true})
 	}
 	if b.pipegateSSL != nil { // the same run's pipegate with RSA signed by libcrypto
-		pgids["pipegate-openssl"] = b.pipegateSSL.pgid()
+		pgids["pipegate-openssl"] = b.pipegateSSL.Pgid()
 		setups[1].targets = append(setups[1].targets, target{"pipegate-openssl", b.pgSSLTLS, true})
 	}
 	for _, s := range setups {
@@ -262,29 +246,17 @@ func (b *bench) run() error {
 		// Short rounds in a rotating order spread the machine's noise over
 		// every line alike; a line's rate is its logins over its time.
 		secs := map[string]float64{}
-		ratios := map[string][]float64{}
-		ticks := map[string]int64{} // the proxy's CPU time over its logins
+		rates := map[string][]float64{} // per line, one per round
+		ticks := map[string]int64{}     // the proxy's CPU time over its logins
 		for r := range b.rounds {
-			round := map[string]float64{}
-			for i := range s.targets {
-				t := s.targets[(i+r)%len(s.targets)]
-				pgid, isProxy := s.pgids[t.name]
-				var before int64
-				if isProxy {
-					before = groupCPU(pgid)
-				}
-				rate, err := loginRate(t, b.logins, user, pass)
+			for _, t := range benchproc.Rotate(s.targets, r) {
+				rate, cpu, err := b.measure(t, s.pgids)
 				if err != nil {
 					return err
 				}
-				if isProxy {
-					ticks[t.name] += groupCPU(pgid) - before
-				}
-				round[t.name] = rate
+				ticks[t.name] += cpu
+				rates[t.name] = append(rates[t.name], rate)
 				secs[t.name] += float64(b.logins) / rate
-			}
-			for _, t := range s.targets[1:] {
-				ratios[t.name] = append(ratios[t.name], round[t.name]/round["direct"])
 			}
 		}
 		total := float64(b.logins * b.rounds)
@@ -294,8 +266,9 @@ func (b *bench) run() error {
 			rate := total / secs[t.name]
 			fmt.Printf("%-14s %10.0f %10.2f", t.name, rate, rate/direct)
 			if t.name != "direct" {
-				rs := ratios[t.name]
-				fmt.Printf(" %17.2f (%.2f-%.2f)", median(rs), minOf(rs), maxOf(rs))
+				rs := benchproc.Ratios(rates[t.name], rates["direct"])
+				spread := benchproc.SpreadOf(rs)
+				fmt.Printf(" %17.2f (%.2f-%.2f)", upperMedian(rs), spread.Lo, spread.Hi)
 			}
 			if _, ok := s.pgids[t.name]; ok {
 				fmt.Printf(" %13.2f ms", float64(ticks[t.name])*10/total) // 100 ticks/s
@@ -305,7 +278,7 @@ func (b *bench) run() error {
 		if b.sessions > 0 {
 			fmt.Printf("%-14s %12s\n", "proxy", "KiB/idle session")
 			for _, t := range s.targets[1:] {
-				kib, err := idleMemory(t, b.sessions, user, pass, s.pgids[t.name])
+				kib, err := benchproc.IdleRSS(s.pgids[t.name], b.sessions, func() (io.Closer, error) { return login(t, user, pass) })
 				if err != nil {
 					return fmt.Errorf("%s memory: %w", t.name, err)
 				}
@@ -333,40 +306,44 @@ func servedKey(t target) string {
 	return "other"
 }
 
+// measure runs one timed batch of logins through t and returns its rate
+// and, when t is a proxy of pgids, the CPU time (clock ticks) the proxy
+// spent on it.
+func (b *bench) measure(t target, pgids map[string]int) (rate float64, cpu int64, err error) {
+	pgid, isProxy := pgids[t.name]
+	var before int64
+	if isProxy {
+		if before, err = benchproc.GroupCPU(pgid); err != nil {
+			return 0, 0, fmt.Errorf("%s: %w", t.name, err)
+		}
+	}
+	if rate, err = benchproc.LoginRate(b.logins, func() (io.Closer, error) { return login(t, user, pass) }); err != nil {
+		return 0, 0, err
+	}
+	if isProxy {
+		after, err := benchproc.GroupCPU(pgid)
+		if err != nil {
+			return 0, 0, fmt.Errorf("%s: %w", t.name, err)
+		}
+		cpu = after - before
+	}
+	return rate, cpu, nil
+}
+
 func printVersions() {
-	dv, _ := exec.Command("dovecot", "--version").Output()
-	nv, _ := exec.Command("nginx", "-v").CombinedOutput()
-	fmt.Printf("dovecot %s; %s; %d logical CPUs\n", strings.TrimSpace(string(dv)), strings.TrimSpace(string(nv)), numCPU())
+	fmt.Printf("dovecot %s; %s; %d logical CPUs\n", benchproc.Version("dovecot", "--version"), benchproc.Version("nginx", "-v"), benchproc.LogicalCPUs())
 }
 
-func numCPU() int {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	return strings.Count(string(b), "\nprocessor") + 1
-}
-
-func median(v []float64) float64 {
+// upperMedian is the median of the per-round ratios as this bench has
+// always printed it: of an even count, the upper of the two middle values
+// (benchproc.SpreadOf takes their mean).
+func upperMedian(v []float64) float64 {
 	s := append([]float64(nil), v...)
 	sort.Float64s(s)
 	if len(s) == 0 {
 		return 0
 	}
 	return s[len(s)/2]
-}
-
-func minOf(v []float64) float64 {
-	m := v[0]
-	for _, x := range v {
-		m = min(m, x)
-	}
-	return m
-}
-
-func maxOf(v []float64) float64 {
-	m := v[0]
-	for _, x := range v {
-		m = max(m, x)
-	}
-	return m
 }
 
 // keyPair names a certificate file and its key file; empty for none.

@@ -7,13 +7,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"syscall"
 	"time"
 
-	"github.com/pipegate/pipegate/internal/testenv"
+	"github.com/pipegate/pipegate/bench/internal/benchproc"
+	"github.com/pipegate/pipegate/internal/freeport"
 )
 
 // dovecotTuning makes every instance serve many sessions from few
@@ -35,80 +33,23 @@ protocol imap {
 }
 `
 
-// process is a server started by the bench, in its own process group.
-type process struct {
-	name   string
-	cmd    *exec.Cmd
-	exited chan struct{}
-}
-
-func startProcess(name, logPath string, argv ...string) (*process, error) {
-	log, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
+// listenAddrs returns a plain and a TLS listening address for a proxy.
+func listenAddrs() (plain, tlsAddr string, err error) {
+	if plain, err = freeport.Addr(); err != nil {
+		return "", "", err
 	}
-	defer log.Close()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+	if tlsAddr, err = freeport.Addr(); err != nil {
+		return "", "", err
 	}
-	p := &process{name: name, cmd: cmd, exited: make(chan struct{})}
-	go reap(p)
-	return p, nil
-}
-
-// reap waits for a process.
-func reap(p *process) {
-	p.cmd.Wait()
-	close(p.exited)
-}
-
-func (p *process) pgid() int { return p.cmd.Process.Pid }
-
-func (p *process) stop() {
-	syscall.Kill(-p.pgid(), syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(10 * time.Second):
-		syscall.Kill(-p.pgid(), syscall.SIGKILL)
-		<-p.exited
-	}
-}
-
-// waitListening dials addr until it answers or 15 s pass.
-func waitListening(name, addr string, exited <-chan struct{}) error {
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		select {
-		case <-exited:
-			return fmt.Errorf("%s exited before listening on %s", name, addr)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: nothing listens on %s", name, addr)
-		}
-	}
-}
-
-func freeAddr() string {
-	p, err := testenv.FreePort()
-	if err != nil {
-		panic(err) // bench program: no recovery possible without ports
-	}
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+	return plain, tlsAddr, nil
 }
 
 // startPipegate runs `pipegate imap` with plain and TLS listeners in front
 // of backend (plain IMAP), serving cert, and alt too when it is set.
-func startPipegate(bin, dir string, cert, alt keyPair, backend string) (proc *process, plain, tlsAddr string, err error) {
-	plain, tlsAddr = freeAddr(), freeAddr()
+func startPipegate(ctx context.Context, bin, dir string, cert, alt keyPair, backend string) (proc *benchproc.Process, plain, tlsAddr string, err error) {
+	if plain, tlsAddr, err = listenAddrs(); err != nil {
+		return nil, "", "", err
+	}
 	routes := filepath.Join(dir, "routes.yaml")
 	if err := os.WriteFile(routes, []byte("default: imap://"+backend+"\n"), 0o644); err != nil {
 		return nil, "", "", err
@@ -133,16 +74,12 @@ log:
 	if err != nil {
 		return nil, "", "", err
 	}
-	proc, err = startProcess("pipegate", filepath.Join(dir, "pipegate.log"), bin, "imap", "--config", config)
+	proc, err = benchproc.Start(ctx, benchproc.Server{
+		Name: "pipegate", Argv: []string{bin, "imap", "--config", config},
+		Log: filepath.Join(dir, "pipegate.log"), Listen: []string{plain, tlsAddr},
+	})
 	if err != nil {
 		return nil, "", "", err
-	}
-	for _, a := range []string{plain, tlsAddr} {
-		if err := waitListening("pipegate", a, proc.exited); err != nil {
-			proc.stop()
-			b, _ := os.ReadFile(filepath.Join(dir, "pipegate.log"))
-			return nil, "", "", fmt.Errorf("%w\n%s", err, b)
-		}
 	}
 	return proc, plain, tlsAddr, nil
 }
@@ -150,8 +87,10 @@ log:
 // startNginx runs nginx's mail proxy with plain and TLS listeners; its
 // auth_http service sends every login to backend. It serves cert, and alt
 // too when it is set.
-func startNginx(bin, dir string, cert, alt keyPair, authAddr string) (proc *process, plain, tlsAddr string, err error) {
-	plain, tlsAddr = freeAddr(), freeAddr()
+func startNginx(ctx context.Context, bin, dir string, cert, alt keyPair, authAddr string) (proc *benchproc.Process, plain, tlsAddr string, err error) {
+	if plain, tlsAddr, err = listenAddrs(); err != nil {
+		return nil, "", "", err
+	}
 	altLines := ""
 	if alt.cert != "" {
 		altLines = fmt.Sprintf("    ssl_certificate %s;\n    ssl_certificate_key %s;\n", alt.cert, alt.key)
@@ -186,16 +125,12 @@ mail {
 	if err != nil {
 		return nil, "", "", err
 	}
-	proc, err = startProcess("nginx", filepath.Join(dir, "nginx.out"), bin, "-e", filepath.Join(dir, "error.log"), "-p", dir, "-c", conf)
+	proc, err = benchproc.Start(ctx, benchproc.Server{
+		Name: "nginx", Argv: []string{bin, "-e", filepath.Join(dir, "error.log"), "-p", dir, "-c", conf},
+		Log: filepath.Join(dir, "nginx.out"), ErrorLog: filepath.Join(dir, "error.log"), Listen: []string{plain, tlsAddr},
+	})
 	if err != nil {
 		return nil, "", "", err
-	}
-	for _, a := range []string{plain, tlsAddr} {
-		if err := waitListening("nginx", a, proc.exited); err != nil {
-			proc.stop()
-			b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			return nil, "", "", fmt.Errorf("%w\n%s", err, b)
-		}
 	}
 	return proc, plain, tlsAddr, nil
 }

@@ -5,9 +5,12 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"time"
+
+	"github.com/pipegate/pipegate/bench/internal/benchproc"
 )
 
 // The protocols a target speaks.
@@ -26,6 +29,9 @@ const (
 	implicitTLS         // TLS from the first byte (993, 995, 465)
 	startTLS            // STARTTLS after the greeting (587, ManageSieve)
 )
+
+// user and pass are the account every client logs in as.
+const user, pass = "bench@a.test", "bench-pw"
 
 // target is one way to reach the mailbox.
 type target struct {
@@ -86,8 +92,8 @@ func login(t target, user, pass string) (*session, error) {
 	return s, nil
 }
 
-// logout ends the session as a client does.
-func (s *session) logout() error {
+// Close logs out as a client does and closes the connection.
+func (s *session) Close() error {
 	s.c.SetDeadline(time.Now().Add(30 * time.Second))
 	defer s.c.Close()
 	var cmd string
@@ -242,4 +248,10 @@ func (s *session) submissionLogin(user, pass string) error {
 		}
 	}
 	return s.command("AUTH PLAIN "+plainIR(user, pass), "235")
+}
+
+// loginRate runs n sequential login+logout cycles through t and returns
+// cycles/s.
+func loginRate(t target, n int) (float64, error) {
+	return benchproc.LoginRate(n, func() (io.Closer, error) { return login(t, user, pass) })
 }

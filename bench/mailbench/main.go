@@ -34,57 +34,48 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 
+	"github.com/pipegate/pipegate/bench/internal/benchproc"
 	"github.com/pipegate/pipegate/internal/testenv"
 )
 
-const user, pass = "bench@a.test", "bench-pw"
-
 func main() {
-	os.Exit(run())
+	os.Exit(benchproc.Run("mailbench", run))
 }
 
-func run() int {
-	pipegateBin := flag.String("pipegate", "", "pipegate binary (required)")
-	logins := flag.Int("logins", 50, "sequential logins per line per round")
-	rounds := flag.Int("rounds", 10, "rounds; each runs every line once, in a rotating order")
-	sessions := flag.Int("sessions", 400, "idle sessions for the memory figure: RSS growth from N to 2N sessions, per session (0: skip)")
+func run() error {
+	var f benchproc.Flags
+	f.Register(flag.CommandLine, 50)
+	f.RegisterSessions(flag.CommandLine)
 	memRounds := flag.Int("mem-rounds", 3, "memory rounds; each starts a fresh pipegate per protocol and TLS mode")
 	flag.Parse()
-	if *pipegateBin == "" {
-		fmt.Fprintln(os.Stderr, "mailbench: --pipegate BIN is required (bench/mail.sh passes it)")
-		return 2
+	if err := f.Check("bench/mail.sh"); err != nil {
+		return err
 	}
-	if *logins < 1 || *rounds < 1 || *sessions < 0 || *memRounds < 1 {
-		fmt.Fprintln(os.Stderr, "mailbench: --logins, --rounds and --mem-rounds must be positive, --sessions not negative")
-		return 2
+	if f.Logins < 1 || f.Rounds < 1 || f.Sessions < 0 || *memRounds < 1 {
+		return benchproc.Usagef("--logins, --rounds and --mem-rounds must be positive, --sessions not negative")
 	}
-	b := &bench{pipegateBin: *pipegateBin, logins: *logins, rounds: *rounds, sessions: *sessions, memRounds: *memRounds}
-	if err := b.setUp(); err != nil {
-		fmt.Fprintln(os.Stderr, "mailbench:", err)
-		b.tearDown()
-		return 1
-	}
+	b := &bench{pipegateBin: f.Pipegate, logins: f.Logins, rounds: f.Rounds, sessions: f.Sessions, memRounds: *memRounds}
 	defer b.tearDown()
+	ctx := context.Background()
+	if err := b.setUp(ctx); err != nil {
+		return err
+	}
 	printVersions()
 	if err := b.rates(); err != nil {
-		fmt.Fprintln(os.Stderr, "mailbench:", err)
-		return 1
+		return err
 	}
 	if b.sessions > 0 {
-		if err := b.memory(); err != nil {
-			fmt.Fprintln(os.Stderr, "mailbench:", err)
-			return 1
-		}
+		return b.memory(ctx)
 	}
-	return 0
+	return nil
 }
 
 type bench struct {
@@ -96,15 +87,12 @@ type bench struct {
 	pg              *pipegate
 }
 
-func (b *bench) setUp() error {
-	dovecot, err := exec.LookPath("dovecot")
-	if err != nil {
-		dovecot = "/usr/sbin/dovecot"
-	}
-	if b.dir, err = os.MkdirTemp("", "pipegate-mailbench-"); err != nil {
+func (b *bench) setUp(ctx context.Context) error {
+	dovecot := benchproc.Binary("dovecot")
+	var err error
+	if b.dir, err = benchproc.TempDir("pipegate-mailbench-"); err != nil { // Dovecot's auth process reads the proxy passdb here
 		return err
 	}
-	os.Chmod(b.dir, 0o755) // Dovecot's auth process reads the proxy passdb here
 	if b.cert, b.key, err = writeCert(b.dir); err != nil {
 		return err
 	}
@@ -131,7 +119,7 @@ func (b *bench) setUp() error {
 	if err != nil {
 		return fmt.Errorf("proxy dovecot: %w", err)
 	}
-	b.pg, err = startPipegate(b.pipegateBin, filepath.Join(b.dir, "pipegate"), b.cert, b.key, b.backend)
+	b.pg, err = startPipegate(ctx, b.pipegateBin, filepath.Join(b.dir, "pipegate"), b.cert, b.key, b.backend)
 	return err
 }
 
@@ -140,7 +128,7 @@ func (b *bench) setUp() error {
 func (b *bench) tearDown() {
 	keep := os.Getenv("MAILBENCH_KEEP") == "1"
 	if b.pg != nil {
-		b.pg.stop()
+		b.pg.Stop()
 	}
 	for _, d := range []*testenv.Dovecot{b.dproxy, b.backend} {
 		if d != nil {
@@ -208,7 +196,7 @@ func (b *bench) rates() error {
 	// Warm-up: every login process started, every code path run once.
 	for _, s := range setups {
 		for _, t := range s.targets {
-			if _, err := loginRate(t, 3, user, pass); err != nil {
+			if _, err := loginRate(t, 3); err != nil {
 				return fmt.Errorf("warm-up: %w", err)
 			}
 		}
@@ -219,9 +207,8 @@ func (b *bench) rates() error {
 	}
 	for r := range b.rounds {
 		for si, s := range setups {
-			for i := range s.targets {
-				t := s.targets[(i+r)%len(s.targets)]
-				rate, err := loginRate(t, b.logins, user, pass)
+			for _, t := range benchproc.Rotate(s.targets, r) {
+				rate, err := loginRate(t, b.logins)
 				if err != nil {
 					return err
 				}
@@ -234,22 +221,13 @@ func (b *bench) rates() error {
 	for si, s := range setups {
 		fmt.Printf("\n== %s ==\n", s.name)
 		for _, t := range s.targets {
-			fmt.Printf("  %-28s %s\n", t.name, spreadOf(rates[si][t.name]).format(0))
+			fmt.Printf("  %-28s %s\n", t.name, benchproc.SpreadOf(rates[si][t.name]).Format(0))
 		}
 		for _, q := range [][2]string{{"pipegate", "direct"}, {"pipegate", "dovecot-proxy"}, {"dovecot-proxy", "direct"}} {
-			fmt.Printf("  %-28s %s\n", q[0]+" / "+q[1], spreadOf(ratios(rates[si][q[0]], rates[si][q[1]])).format(2))
+			fmt.Printf("  %-28s %s\n", q[0]+" / "+q[1], benchproc.SpreadOf(benchproc.Ratios(rates[si][q[0]], rates[si][q[1]])).Format(2))
 		}
 	}
 	return nil
-}
-
-// ratios divides a by b round by round.
-func ratios(a, b []float64) []float64 {
-	out := make([]float64, len(a))
-	for i := range a {
-		out[i] = a[i] / b[i]
-	}
-	return out
 }
 
 // minRatioKiB is the smallest IMAP figure a ratio is given against: an
@@ -259,7 +237,7 @@ const minRatioKiB = 1.0
 
 // memory measures and prints pipegate's RSS per idle session for every
 // protocol, plain and with client TLS.
-func (b *bench) memory() error {
+func (b *bench) memory(ctx context.Context) error {
 	protos := []string{imapProto, pop3Proto, sieveProto, submissionProto}
 	modes := []struct {
 		name string
@@ -278,7 +256,7 @@ func (b *bench) memory() error {
 		for _, m := range modes {
 			for i := range protos {
 				p := protos[(i+r)%len(protos)]
-				v, err := b.idleSessionKiB(p, m.mode(p), fmt.Sprintf("mem-%d-%s-%s", r, m.name, p))
+				v, err := b.idleSessionKiB(ctx, p, m.mode(p), fmt.Sprintf("mem-%d-%s-%s", r, m.name, p))
 				if err != nil {
 					return err
 				}
@@ -297,12 +275,12 @@ func (b *bench) memory() error {
 	for _, p := range protos {
 		fmt.Printf("  %-12s", p)
 		for _, m := range modes {
-			s, ref := spreadOf(kib[m.name+p]), spreadOf(kib[m.name+imapProto]).med
+			s, ref := benchproc.SpreadOf(kib[m.name+p]), benchproc.SpreadOf(kib[m.name+imapProto]).Med
 			if ref < minRatioKiB {
-				fmt.Printf(" %24s %8s", s.format(1), "n/a")
+				fmt.Printf(" %24s %8s", s.Format(1), "n/a")
 				continue
 			}
-			fmt.Printf(" %24s %8.2f", s.format(1), s.med/ref)
+			fmt.Printf(" %24s %8.2f", s.Format(1), s.Med/ref)
 		}
 		fmt.Println()
 	}
@@ -313,15 +291,23 @@ func (b *bench) memory() error {
 
 // idleSessionKiB starts a fresh pipegate in front of the backend and
 // returns its RSS growth per idle session of proto.
-func (b *bench) idleSessionKiB(proto string, mode tlsMode, name string) (float64, error) {
+func (b *bench) idleSessionKiB(ctx context.Context, proto string, mode tlsMode, name string) (float64, error) {
 	dir := filepath.Join(b.dir, name)
-	pg, err := startPipegate(b.pipegateBin, dir, b.cert, b.key, b.backend)
+	pg, err := startPipegate(ctx, b.pipegateBin, dir, b.cert, b.key, b.backend)
 	if err != nil {
 		return 0, err
 	}
 	defer os.RemoveAll(dir)
-	defer pg.stop()
-	v, err := idleMemory(pg.target(proto, mode), b.sessions, user, pass, pg.pgid())
+	defer pg.Stop()
+	t := pg.target(proto, mode)
+	// The process is stopped next: no need for a clean logout.
+	v, err := benchproc.IdleRSS(pg.Pgid(), b.sessions, func() (io.Closer, error) {
+		s, err := login(t, user, pass)
+		if err != nil {
+			return nil, err
+		}
+		return s.c, nil
+	})
 	if err != nil {
 		return 0, fmt.Errorf("%s memory: %w", name, err)
 	}
@@ -329,9 +315,5 @@ func (b *bench) idleSessionKiB(proto string, mode tlsMode, name string) (float64
 }
 
 func printVersions() {
-	dv, _ := exec.Command("dovecot", "--version").Output()
-	gv, _ := exec.Command("go", "version").Output()
-	cpus, _ := os.ReadFile("/proc/cpuinfo")
-	fmt.Printf("dovecot %s; %s; %d logical CPUs\n", strings.TrimSpace(string(dv)), strings.TrimSpace(string(gv)),
-		strings.Count(string(cpus), "\nprocessor")+1)
+	fmt.Printf("dovecot %s; %s; %d logical CPUs\n", benchproc.Version("dovecot", "--version"), benchproc.Version("go", "version"), benchproc.LogicalCPUs())
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -10,12 +11,11 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/pipegate/pipegate/bench/internal/benchproc"
 	"github.com/pipegate/pipegate/internal/freeport"
 	"github.com/pipegate/pipegate/internal/testenv"
 )
@@ -63,70 +63,6 @@ func proxyPassdb(dir, user, pass string, ports map[string]string) (string, error
 	return "passdb {\n  driver = passwd-file\n  args = username_format=%u " + dir + "/proxy-%s\n}", nil
 }
 
-// process is a server started by the bench, in its own process group.
-type process struct {
-	name   string
-	cmd    *exec.Cmd
-	exited chan struct{}
-}
-
-func startProcess(name, logPath string, argv ...string) (*process, error) {
-	log, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	defer log.Close()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	p := &process{name: name, cmd: cmd, exited: make(chan struct{})}
-	go reap(p)
-	return p, nil
-}
-
-// reap waits for a process.
-func reap(p *process) {
-	p.cmd.Wait()
-	close(p.exited)
-}
-
-func (p *process) pgid() int { return p.cmd.Process.Pid }
-
-func (p *process) stop() {
-	syscall.Kill(-p.pgid(), syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(10 * time.Second):
-		syscall.Kill(-p.pgid(), syscall.SIGKILL)
-		<-p.exited
-	}
-}
-
-// waitListening dials addr until it answers or 15 s pass.
-func waitListening(name, addr string, exited <-chan struct{}) error {
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		select {
-		case <-exited:
-			return fmt.Errorf("%s exited before listening on %s", name, addr)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: nothing listens on %s", name, addr)
-		}
-	}
-}
-
-func freeAddr() (string, error) { return freeport.Addr() }
-
 // pgListener is one listener of the pipegate under test.
 type pgListener struct {
 	proto string
@@ -145,14 +81,14 @@ var pgListeners = []pgListener{
 
 // pipegate is a running `pipegate mail` and its listening addresses.
 type pipegate struct {
-	*process
+	*benchproc.Process
 	addrs map[pgListener]string
 	dir   string
 }
 
 // startPipegate runs `pipegate mail` in front of backend (plain on
 // every protocol, client address by XCLIENT or ID) with pgListeners.
-func startPipegate(bin, dir, certFile, keyFile string, backend *testenv.Dovecot) (*pipegate, error) {
+func startPipegate(ctx context.Context, bin, dir, certFile, keyFile string, backend *testenv.Dovecot) (*pipegate, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -165,7 +101,7 @@ func startPipegate(bin, dir, certFile, keyFile string, backend *testenv.Dovecot)
 	pg := &pipegate{addrs: map[pgListener]string{}, dir: dir}
 	var listen strings.Builder
 	for _, l := range pgListeners {
-		addr, err := freeAddr()
+		addr, err := freeport.Addr()
 		if err != nil {
 			return nil, err
 		}
@@ -188,16 +124,16 @@ log:
 	if err != nil {
 		return nil, err
 	}
-	logPath := filepath.Join(dir, "pipegate.log")
-	if pg.process, err = startProcess("pipegate", logPath, bin, "mail", "--config", config); err != nil {
-		return nil, err
-	}
+	listening := make([]string, 0, len(pg.addrs))
 	for _, a := range pg.addrs {
-		if err := waitListening("pipegate", a, pg.exited); err != nil {
-			pg.stop()
-			b, _ := os.ReadFile(logPath)
-			return nil, fmt.Errorf("%w\n%s", err, b)
-		}
+		listening = append(listening, a)
+	}
+	pg.Process, err = benchproc.Start(ctx, benchproc.Server{
+		Name: "pipegate", Argv: []string{bin, "mail", "--config", config},
+		Log: filepath.Join(dir, "pipegate.log"), Listen: listening,
+	})
+	if err != nil {
+		return nil, err
 	}
 	return pg, nil
 }
