@@ -2,7 +2,11 @@ package freeport
 
 import (
 	"net"
+	"os"
+	"path/filepath"
+	"strconv"
 	"testing"
+	"time"
 )
 
 // TestPortUnique: many ports in a row are distinct, and each can be
@@ -28,4 +32,24 @@ func TestPortUnique(t *testing.T) {
 		t.Fatalf("listen on %s: %v", a, err)
 	}
 	l.Close()
+}
+
+// TestClaim: a port claimed (by this or another process) is not claimed
+// again while the claim is young; an old claim is taken over.
+func TestClaim(t *testing.T) {
+	p, err := Port()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if claim(p) {
+		t.Fatalf("port %d claimed twice", p)
+	}
+	name := filepath.Join(os.TempDir(), "pipegate-freeport", strconv.Itoa(p))
+	old := time.Now().Add(-2 * claimFor)
+	if err := os.Chtimes(name, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if !claim(p) {
+		t.Fatalf("an old claim of port %d was not taken over", p)
+	}
 }
