@@ -117,7 +117,8 @@ mail {
     protocol imap;
     ssl_certificate %[5]s;
     ssl_certificate_key %[6]s;
-%[7]s    ssl_session_cache off;
+%[7]s    ssl_protocols TLSv1.2 TLSv1.3; # nginx before 1.23.4 leaves TLS 1.3 out by default
+    ssl_session_cache off;
     ssl_session_tickets off;
   }
 }
