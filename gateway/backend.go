@@ -43,8 +43,8 @@ func (ss *Session) dial(b route.Backend) (*Backend, error) {
 		return nil, err
 	}
 	be := &Backend{Route: b, ctx: ss.ctx, conn: c, isTLS: b.TLS == route.TLSImplicit, tlsBase: dyn.backendTLS}
-	be.br = bufio.NewReader(c)
-	be.bw = bufio.NewWriter(c)
+	be.br = ss.bufs.reader(c)
+	be.bw = ss.bufs.writer(c)
 	// Shutdown's deadline (or the caller's ctx) interrupts the dialogue.
 	be.stop = context.AfterFunc(ss.ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
 	return be, nil

@@ -119,6 +119,7 @@ type Server struct {
 
 	dyn      atomic.Pointer[dynamic]
 	setProto atomic.Pointer[Protocol] // SetProtocol's; before the field
+	bufs     bufPool                  // sessions' and backends' bufio
 
 	preLoginConns *limit.Conns // made by init from MaxPreLoginPerIP
 

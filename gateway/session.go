@@ -35,6 +35,7 @@ type Session struct {
 	conn  net.Conn // raw, or TLS over it
 	br    *bufio.Reader
 	bw    *bufio.Writer
+	bufs  sessionBufs // br, bw and the backends': back to the pool at the end
 	isTLS bool
 
 	deadline time.Time // login timeout
@@ -73,6 +74,8 @@ func (s *Server) serve(ctx context.Context, c net.Conn, implicitTLS bool) {
 		release: func() {}, preLoginRelease: func() {},
 	}
 	ss.log = s.logger().With("session", ss.id)
+	ss.bufs.pool = &s.bufs
+	defer ss.bufs.release() // last: after finish and the protocol's return
 	ss.setupIO()
 	s.Metrics.sessionStarted()
 	release, err := s.Conns.Acquire(client.Addr())
@@ -119,8 +122,8 @@ func newSessionID() string {
 }
 
 func (ss *Session) setupIO() {
-	ss.br = bufio.NewReader(ss.conn)
-	ss.bw = bufio.NewWriter(ss.conn)
+	ss.br = ss.bufs.reader(ss.conn)
+	ss.bw = ss.bufs.writer(ss.conn)
 }
 
 func (ss *Session) run(implicitTLS bool) {
