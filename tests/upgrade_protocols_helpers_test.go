@@ -131,34 +131,11 @@ func (s *upgSession) end() {
 	s.c.closed(s.proto.quit)
 }
 
-// checkLine checks the session's one log line (found by the client's
-// address: the same connection throughout): its links, and byte totals
-// that are everything the client exchanged after its login, in both
-// processes, not only after the upgrade.
+// checkLine checks the session's one log line (checkSessionRecord).
 func (s *upgSession) checkLine(t *testing.T, m *upgMail) {
 	t.Helper()
-	client := s.c.tcp.LocalAddr().String()
-	m.waitMatch("the session line of "+s.String(), func(r map[string]any) bool {
-		return r["msg"] == s.proto.name+" session" && r["account"] == s.account && r["client"] == client
-	}, 1)
-	recs := m.protocolSessionRecords(s.proto.name, s.account, client)
-	if len(recs) != 1 {
-		t.Fatalf("%s: %d session lines, want 1: %v", s, len(recs), recs)
-	}
-	rec := recs[0]
-	if rec["client_tls"] != s.clientTLS || rec["backend_tls"] != s.backendTLS {
-		t.Errorf("%s: logged client_tls=%v backend_tls=%v", s, rec["client_tls"], rec["backend_tls"])
-	}
-	in, out := s.c.counts()
-	toClient, toBackend := upgNum(t, rec, "bytes_to_client"), upgNum(t, rec, "bytes_to_backend")
-	t.Logf("%s: bytes_to_client %d (read %d after login, %d after the upgrade); bytes_to_backend %d (written %d, %d)",
-		s, toClient, in-s.in0, in-s.inAfter, toBackend, out-s.out0, out-s.outAfter)
-	if toClient != in-s.in0 || toClient <= in-s.inAfter {
-		t.Errorf("%s: bytes_to_client %d, but the client read %d after its login (%d of them after the upgrade)", s, toClient, in-s.in0, in-s.inAfter)
-	}
-	if toBackend != out-s.out0 || toBackend <= out-s.outAfter {
-		t.Errorf("%s: bytes_to_backend %d, but the client wrote %d after its login (%d of them after the upgrade)", s, toBackend, out-s.out0, out-s.outAfter)
-	}
+	l := upgLink{account: s.account, clientTLS: s.clientTLS, backendTLS: s.backendTLS}
+	checkSessionRecord(t, m, s.proto.name, l, s.c, s.in0, s.out0, s.inAfter, s.outAfter)
 }
 
 // upgLogins counts the logins of account that d's login service logged

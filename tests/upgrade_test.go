@@ -165,35 +165,44 @@ func (i *upgIdler) finish(t *testing.T, delivered []string) {
 	c.logout()
 }
 
-// checkSessionLine checks the one log record of a session (found by the
-// client's address: the same connection throughout): its links, and byte
-// totals that are everything the client exchanged after LOGIN, not only
-// what passed after the upgrade (inAfter, outAfter: counts once the old
-// process had gone).
+// checkSessionLine checks the one IMAP session line of l's client c (see
+// checkSessionRecord).
 func (f *upgFront) checkSessionLine(t *testing.T, l upgLink, c *upgClient, in0, out0, inAfter, outAfter int64) {
 	t.Helper()
-	f.m.waitMatch("the session line of "+l.String(), func(r map[string]any) bool {
-		return r["msg"] == "imap session" && r["account"] == l.account && r["client"] == c.tcp.LocalAddr().String()
+	checkSessionRecord(t, f.m, "imap", l, c, in0, out0, inAfter, outAfter)
+}
+
+// checkSessionRecord checks the one protocol session line of l's client c
+// (found by its address: the same connection throughout): its links, and
+// byte totals that are everything the client exchanged after its login,
+// in both processes, not only what passed after the upgrade (in0, out0:
+// c's counts when its login succeeded; inAfter, outAfter: once the old
+// process had gone).
+func checkSessionRecord(t *testing.T, m *upgMail, protocol string, l upgLink, c *upgClient, in0, out0, inAfter, outAfter int64) {
+	t.Helper()
+	name, client := protocol+" "+l.String(), c.tcp.LocalAddr().String()
+	m.waitMatch("the session line of "+name, func(r map[string]any) bool {
+		return r["msg"] == protocol+" session" && r["account"] == l.account && r["client"] == client
 	}, 1)
-	recs := f.m.sessionRecords(l.account, c.tcp.LocalAddr().String())
+	recs := m.protocolSessionRecords(protocol, l.account, client)
 	if len(recs) != 1 {
-		t.Fatalf("%s: %d session lines, want 1: %v", l, len(recs), recs)
+		t.Fatalf("%s: %d session lines, want 1: %v", name, len(recs), recs)
 	}
 	rec := recs[0]
 	if rec["client_tls"] != l.clientTLS || rec["backend_tls"] != l.backendTLS {
-		t.Errorf("%s: logged client_tls=%v backend_tls=%v", l, rec["client_tls"], rec["backend_tls"])
+		t.Errorf("%s: logged client_tls=%v backend_tls=%v", name, rec["client_tls"], rec["backend_tls"])
 	}
 	in, out := c.counts()
 	toClient, toBackend := upgNum(t, rec, "bytes_to_client"), upgNum(t, rec, "bytes_to_backend")
-	t.Logf("%s: bytes_to_client %d (the client read %d after LOGIN, %d after the upgrade); bytes_to_backend %d (written %d, %d)",
-		l, toClient, in-in0, in-inAfter, toBackend, out-out0, out-outAfter)
-	// The pipe begins after LOGIN's answer: its totals are what the
+	t.Logf("%s: bytes_to_client %d (the client read %d after its login, %d after the upgrade); bytes_to_backend %d (written %d, %d)",
+		name, toClient, in-in0, in-inAfter, toBackend, out-out0, out-outAfter)
+	// The pipe begins after the login's answer: its totals are what the
 	// client exchanged since, in both processes.
 	if toClient != in-in0 || toClient <= in-inAfter {
-		t.Errorf("%s: bytes_to_client %d, but the client read %d after LOGIN (%d of them after the upgrade)", l, toClient, in-in0, in-inAfter)
+		t.Errorf("%s: bytes_to_client %d, but the client read %d after its login (%d of them after the upgrade)", name, toClient, in-in0, in-inAfter)
 	}
 	if toBackend != out-out0 || toBackend <= out-outAfter {
-		t.Errorf("%s: bytes_to_backend %d, but the client wrote %d after LOGIN (%d of them after the upgrade)", l, toBackend, out-out0, out-outAfter)
+		t.Errorf("%s: bytes_to_backend %d, but the client wrote %d after its login (%d of them after the upgrade)", name, toBackend, out-out0, out-outAfter)
 	}
 }
 
@@ -202,8 +211,7 @@ func (f *upgFront) checkSessionLine(t *testing.T, l upgLink, c *upgClient, in0, 
 // session was never reconnected. Deliveries log in from 127.0.0.3.
 func (f *upgFront) checkOneLogin(t *testing.T, account string) {
 	t.Helper()
-	re := regexp.MustCompile(fmt.Sprintf(`imap-login: Info: Login: user=<%s>, .*rip=127\.0\.0\.2,`, regexp.QuoteMeta(account)))
-	if n := len(re.FindAllString(f.d.Log(), -1)); n != 1 {
+	if n := upgLogins(f.d, "imap", account); n != 1 {
 		t.Errorf("%s: Dovecot logged %d logins through pipegate, want 1 (no reconnect)", account, n)
 	}
 }
