@@ -93,6 +93,14 @@ func (s *Store) assign(ctx context.Context, user string) (string, error) {
 	}
 }
 
+// MaxWeight bounds the weight overrides (SetWeight) that the admin API
+// takes and that an instance reads back from the shared store: the ring
+// holds VNodes points per unit of weight, and one unbounded override
+// would make every instance build a ring it has not the memory for. An
+// override read back outside 0 to MaxWeight is ignored: the configured
+// weight holds.
+const MaxWeight = 1000
+
 // poolState is what a new assignment depends on.
 type poolState struct {
 	loads   map[string]int
@@ -105,6 +113,14 @@ func (s *Store) state(ctx context.Context) (poolState, error) {
 	if err != nil {
 		return poolState{}, err
 	}
+	return parseState(res)
+}
+
+// parseState reads scriptState's answer, written by every instance.
+func parseState(res []interface{}) (poolState, error) {
+	if len(res) != 3 {
+		return poolState{}, fmt.Errorf("pool state: %d parts, want 3", len(res))
+	}
 	st := poolState{loads: map[string]int{}, weights: map[string]int{}, down: map[string]bool{}}
 	loads, _ := res[0].([]interface{})
 	for i := 0; i+1 < len(loads); i += 2 {
@@ -116,7 +132,7 @@ func (s *Store) state(ctx context.Context) (poolState, error) {
 	for i := 0; i+1 < len(weights); i += 2 {
 		name, _ := weights[i].(string)
 		v, _ := weights[i+1].(string)
-		if w, err := strconv.Atoi(v); err == nil && w >= 0 {
+		if w, err := strconv.Atoi(v); err == nil && w >= 0 && w <= MaxWeight {
 			st.weights[name] = w
 		}
 	}

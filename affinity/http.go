@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"time"
@@ -84,7 +85,7 @@ type APIError struct {
 //	GET  /affinity?pool=P&user=U    a user's assignment (UserInfo)
 //	GET  /affinity/pools[?pool=P]   members, weights, health, loads ([]PoolInfo)
 //	POST /affinity/move             {"pool","user","to"}: move a user ("to" omitted: the ring's choice)
-//	POST /affinity/weight           {"pool","member","weight"}: 0 drains, -1 restores the configured weight
+//	POST /affinity/weight           {"pool","member","weight"}: 0 to MaxWeight; 0 drains, -1 restores the configured weight
 //	POST /affinity/evacuate         {"pool","member"}: drain and move every user off the member
 //
 // pool may be omitted when there is one. Cross-origin browser requests
@@ -249,12 +250,16 @@ func (s *Store) info(ctx context.Context, name string) (PoolInfo, error) {
 // maxBody bounds a request body.
 const maxBody = 64 << 10
 
-// decode reads r's JSON body into v, refusing unknown fields.
+// decode reads r's JSON body into v, refusing unknown fields and anything
+// after the object (a second object's fields would be ignored).
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return badInput("", "request body: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return badInput("", "request body: more after the JSON object (at offset %d)", dec.InputOffset())
 	}
 	return nil
 }
@@ -323,8 +328,8 @@ func (a *api) weight(w http.ResponseWriter, r *http.Request) {
 	if err == nil && req.Weight == nil {
 		err = badInput("weight", "weight is required (0 drains, -1 restores the configured weight)")
 	}
-	if err == nil && *req.Weight < -1 {
-		err = badInput("weight", "weight %d: want 0 or more, or -1", *req.Weight)
+	if err == nil && (*req.Weight < -1 || *req.Weight > MaxWeight) {
+		err = badInput("weight", "weight %d: want 0 to %d, or -1", *req.Weight, MaxWeight)
 	}
 	if err != nil {
 		writeError(w, err)

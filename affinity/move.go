@@ -119,10 +119,14 @@ func (s *Store) awaitAcks(ctx context.Context, move string, expect map[string]bo
 
 // SetWeight sets member's weight for every instance of the pool: 0 drains
 // it (its users stay until their assignment expires or they are moved; no
-// new ones come); weight < 0 returns it to the configured weight.
+// new ones come); weight < 0 returns it to the configured weight; more
+// than MaxWeight is an error.
 func (s *Store) SetWeight(ctx context.Context, member string, weight int) error {
 	if _, ok := s.member[member]; !ok {
 		return fmt.Errorf("affinity: set weight: %q is not a member of pool %q", member, s.cfg.Pool)
+	}
+	if weight > MaxWeight {
+		return fmt.Errorf("affinity: set weight of member %q: %d: want 0 to %d, or below 0 for the configured weight", member, weight, MaxWeight)
 	}
 	var err error
 	if weight < 0 {

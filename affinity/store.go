@@ -126,8 +126,8 @@ func New(cfg Config) (*Store, error) {
 		if m.Name == "" {
 			return nil, fmt.Errorf("affinity: pool %q: member %d: empty name", cfg.Pool, i)
 		}
-		if m.Weight < 0 {
-			return nil, fmt.Errorf("affinity: pool %q: member %q: negative weight %d", cfg.Pool, m.Name, m.Weight)
+		if m.Weight < 0 || m.Weight > MaxWeight {
+			return nil, fmt.Errorf("affinity: pool %q: member %q: weight %d: want 0 to %d", cfg.Pool, m.Name, m.Weight, MaxWeight)
 		}
 		if _, dup := member[m.Name]; dup {
 			return nil, fmt.Errorf("affinity: pool %q: member %q listed twice", cfg.Pool, m.Name)

@@ -3,6 +3,7 @@ package affinity
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -207,5 +208,31 @@ func TestDrainAndHealth(t *testing.T) {
 	}
 	if m, _ := assign(t, s, onM1[1]); m != "m1" {
 		t.Fatalf("user with a live session split to %s", m)
+	}
+}
+
+// TestWeightBounds: a weight above MaxWeight is refused where it is
+// configured and where it is set at run time, and the one in force stays.
+func TestWeightBounds(t *testing.T) {
+	realserver.Need(t, redisErr)
+	c := newClient(t, redisSrv.Addr)
+	_, err := New(Config{Client: c, Pool: testPool(t), Members: []Member{{"m1", MaxWeight + 1}}})
+	if err == nil || !strings.Contains(err.Error(), `member "m1": weight 1001: want 0 to 1000`) {
+		t.Fatalf("New with weight %d: %v", MaxWeight+1, err)
+	}
+	s := newStore(t, c, testPool(t), nil)
+	ctx := context.Background()
+	if err := s.SetWeight(ctx, "m1", MaxWeight); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetWeight(ctx, "m1", MaxWeight+1); err == nil || !strings.Contains(err.Error(), "want 0 to 1000") {
+		t.Fatalf("SetWeight(%d): %v", MaxWeight+1, err)
+	}
+	st, err := s.state(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.weights["m1"] != MaxWeight {
+		t.Fatalf("weight in force %d, want %d", st.weights["m1"], MaxWeight)
 	}
 }

@@ -78,7 +78,8 @@ func (b Backend) String() string {
 	case b.ClientAddr != "" && b.ClientAddr != sc.ClientAddr:
 		q.Set("client_addr", string(b.ClientAddr))
 	}
-	s := scheme + "://" + b.Addr
+	// An IPv6 zone's '%' is "%25" in a URL.
+	s := scheme + "://" + strings.Replace(b.Addr, "%", "%25", 1)
 	if len(q) > 0 {
 		s += "?" + q.Encode()
 	}
@@ -122,6 +123,8 @@ func (t *Schemes) ParseBackend(s string) (Backend, error) {
 		if _, err := netip.ParseAddr(host); err != nil {
 			return Backend{}, fmt.Errorf("backend %q: host %q: %v", s, host, err)
 		}
+	} else if !validHostName(host) {
+		return Backend{}, fmt.Errorf("backend %q: host %q: want an IP address or a name of ASCII letters, digits, '-', '_' and '.' (an international name in its xn-- form)", s, host)
 	}
 	b.Addr = net.JoinHostPort(host, port)
 	b.ServerName = host
@@ -194,4 +197,17 @@ func ValidPoolName(name string) bool {
 		}
 	}
 	return true
+}
+
+// validHostName reports whether host is a DNS name as a backend address
+// may carry it: what url.Parse decoded from %-escapes (a '%', a byte
+// outside ASCII) would not be the name the route was written with.
+func validHostName(host string) bool {
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return host != ""
 }

@@ -23,6 +23,8 @@ func TestParseBackend(t *testing.T) {
 		{"imap://h:1?client_addr=proxy", Backend{Protocol: "imap", Addr: "h:1", ServerName: "h", ClientAddr: ClientAddrProxy, ProxyVersion: "v2"}, "imap://h:1?proxy=v2"},
 		{"imap://h:1?client_addr=proxy&proxy=v1", Backend{Protocol: "imap", Addr: "h:1", ServerName: "h", ClientAddr: ClientAddrProxy, ProxyVersion: "v1"}, "imap://h:1?proxy=v1"},
 		{"imap://h:1?id=1", Backend{Protocol: "imap", Addr: "h:1", ServerName: "h", ClientAddr: ClientAddrID}, "imap://h:1"},
+		{"imap://[fe80::1%25eth0]:143", Backend{Protocol: "imap", Addr: "[fe80::1%eth0]:143", ServerName: "fe80::1%eth0", ClientAddr: ClientAddrID}, ""},
+		{"imaps://xn--mail-d1a.test", Backend{Protocol: "imap", Addr: "xn--mail-d1a.test:993", TLS: TLSImplicit, ServerName: "xn--mail-d1a.test", ClientAddr: ClientAddrID}, "imaps://xn--mail-d1a.test:993"},
 		{"pool:shared", Backend{Pool: "shared"}, ""},
 		{"pool:A-b_9", Backend{Pool: "A-b_9"}, ""},
 	}
@@ -71,6 +73,9 @@ func TestParseBackendErrors(t *testing.T) {
 		{"imap://h:1?tls=on", `unknown parameter "tls"`},
 		{"imap://h:port", "backend"},
 		{"imap://%zz", "backend"},
+		{"imap://a%2525:1", `host "a%25": want an IP address or a name`},
+		{"imap://%C3%A9x", `host "éx": want an IP address or a name`},
+		{"imap://a!b:1", `host "a!b"`},
 		{"pool:", `pool name ""`},
 		{"pool:a/b", `pool name "a/b"`},
 		{"pool:" + strings.Repeat("p", 65), "pool name"},
@@ -111,6 +116,10 @@ func TestSchemes(t *testing.T) {
 func FuzzParseBackend(f *testing.F) {
 	f.Add("imaps://127.0.0.1:993?server_name=x&id=0&proxy=v1")
 	f.Add("imap+starttls://[::1]")
+	f.Add("imap://[fe80::1%25eth0]:143")
+	f.Add("imap://a%2525:1")
+	f.Add("imap://%C3%A9x")
+	f.Add("imaps://mail-1.example_2.test:993?client_addr=none")
 	f.Fuzz(func(t *testing.T, s string) {
 		b, err := ParseBackend(s)
 		if err != nil {

@@ -352,6 +352,9 @@ func (s *Source) entryRoute(e *goldap.Entry, protocol string) (route.Route, erro
 				rt.Backends = append(rt.Backends, b)
 			}
 		}
+		if len(rt.Backends) == 0 { // only blank values: as if absent
+			return route.Route{}, fmt.Errorf("%w: %s has no URL in %s", route.ErrNotFound, e.DN, s.cfg.BackendAttr)
+		}
 		return rt, nil
 	}
 	hostAttr := s.cfg.HostAttr
@@ -390,7 +393,9 @@ func (s *Source) entryRoute(e *goldap.Entry, protocol string) (route.Route, erro
 	}
 	for _, h := range hosts {
 		h = strings.TrimSpace(h)
-		if h == "" || strings.ContainsAny(h, " /?#@[]") {
+		// '%' too: the URL made of h would decode escapes ("%80"), so the
+		// backend would not be the host the entry names.
+		if h == "" || strings.ContainsAny(h, " /?#@[]%") {
 			return route.Route{}, fmt.Errorf("route/ldap: %s: %s: %q is not a host name", e.DN, hostAttr, h)
 		}
 		b, err := route.NewBackend(protocol, mode, h, port)
