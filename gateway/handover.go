@@ -35,7 +35,7 @@ func (ss *Session) Handover(b *Backend) {
 		release: ss.release, lease: b.lease, pool: b.pool, poolUser: b.poolUser,
 	}
 	b.lease = nil
-	ss.srv.register(ps)
+	_ = ss.srv.register(ps) // a random ID taken (2^-64): not handed over, drains here
 	h := ss.srv.enter(clientSide, backendSide, ps.ended)
 	ps.started(h)
 }

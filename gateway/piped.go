@@ -18,14 +18,20 @@ type pipedSession struct {
 	h              *pipe.Handle
 }
 
-// register counts ps among the Server's piped sessions.
-func (s *Server) register(ps *pipedSession) {
+// register counts ps among the Server's piped sessions; false if one
+// with its ID is there already (an adopted session's ID comes from the
+// other process; a new one's is random).
+func (s *Server) register(ps *pipedSession) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.pipedSessions == nil {
 		s.pipedSessions = map[string]*pipedSession{}
 	}
+	if _, dup := s.pipedSessions[ps.id]; dup {
+		return false
+	}
 	s.pipedSessions[ps.id] = ps
+	return true
 }
 
 // forget takes the session with id out of the registry; nil if it is not

@@ -85,13 +85,17 @@ func (s *Server) Adopt(ctx context.Context, d *pipe.Detached, st SessionState) e
 			ps.release = rel
 		}
 	}
+	if !s.register(ps) {
+		ps.release()
+		d.Wipe()
+		return fmt.Errorf("gateway: adopt session %s: a session with this ID is here already", st.ID)
+	}
 	moved := false
 	if st.Pool != "" {
 		ps.lease, moved = s.renewLease(ctx, st)
 	}
 	s.Metrics.sessionStarted()
 	s.piped.Add(1)
-	s.register(ps)
 	after := func(r pipe.Result) {
 		defer s.piped.Done()
 		ps.ended(r)

@@ -103,6 +103,15 @@ func TestHandOverSession(t *testing.T) {
 		if err := newSrv.Adopt(ctx, cp, st); err != nil {
 			return err
 		}
+		// A second record with the session's ID (a confused or hostile
+		// sender) is refused, its sockets closed, nothing taken.
+		again := &pipe.Detached{A: dupFile(t, d.A), B: dupFile(t, d.B), State: bytes.Clone(d.State), Tag: d.Tag}
+		if err := newSrv.Adopt(ctx, again, st); err == nil || !strings.Contains(err.Error(), "here already") {
+			t.Errorf("second Adopt of session %s: %v", st.ID, err)
+		}
+		if again.A != nil || again.B != nil || again.State != nil {
+			t.Errorf("the refused copy was not wiped: %+v", again)
+		}
 		oldSrv.Left(d.Tag)
 		moved++
 		return nil
