@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/pipegate/pipegate/affinity"
 	"github.com/pipegate/pipegate/internal/configerr"
 	"github.com/pipegate/pipegate/internal/yamlconf"
 	"github.com/pipegate/pipegate/route"
@@ -221,8 +222,8 @@ func (c *checker) errorAt(line int, field, format string, args ...any) {
 func (c *checker) poolMember(field string, m poolMember) (PoolMember, bool) {
 	pm := PoolMember{Name: m.Name, Weight: 1, Backends: map[string]route.Backend{}}
 	if m.Weight != nil {
-		if *m.Weight < 0 {
-			c.errorAt(m.at("weight"), field+".weight", "%d: must not be negative (0 drains the member)", *m.Weight)
+		if *m.Weight < 0 || *m.Weight > affinity.MaxWeight {
+			c.errorAt(m.at("weight"), field+".weight", "%d: want 0 to %d (0 drains the member)", *m.Weight, affinity.MaxWeight)
 			return pm, false
 		}
 		pm.Weight = *m.Weight

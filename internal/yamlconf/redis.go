@@ -45,6 +45,9 @@ func (r *Redis) Options(d *Doc, field string) (*redis.Options, error) {
 		if err != nil {
 			errs.Add(d.Errorf(field+".url", "%v (want redis://HOST:PORT/DB, rediss://… or unix:///path)", err))
 		}
+		if o != nil {
+			o.MinIdleConns = 0 // a client made from these connects when used, not before
+		}
 		opts = o
 	case r.Addr != "":
 		if _, _, err := net.SplitHostPort(r.Addr); err != nil {

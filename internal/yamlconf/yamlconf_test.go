@@ -244,6 +244,7 @@ func TestRedisBlock(t *testing.T) {
 	}{
 		{"addr: 127.0.0.1:6379\npassword_file: pw\ndb: 2\n", "", "127.0.0.1:6379", 2},
 		{"url: redis://127.0.0.1:6380/3\n", "", "127.0.0.1:6380", 3},
+		{"url: redis://127.0.0.1:6380/3?min_idle_conns=4\n", "", "127.0.0.1:6380", 3}, // no connection made in advance
 		{"url: redis://127.0.0.1:6380/3\ndb: 0\n", "", "127.0.0.1:6380", 0},
 		{"addr: 127.0.0.1\n", "f.yaml:2: redis.addr: \"127.0.0.1\": want HOST:PORT", "", 0},
 		{"db: 1\n", "redis.addr: missing", "", 0},
@@ -264,8 +265,8 @@ func TestRedisBlock(t *testing.T) {
 		switch {
 		case tt.want == "" && err != nil:
 			t.Errorf("%q: %v", tt.yaml, err)
-		case tt.want == "" && (opts.Addr != tt.addr || opts.DB != tt.db):
-			t.Errorf("%q: addr %s db %d", tt.yaml, opts.Addr, opts.DB)
+		case tt.want == "" && (opts.Addr != tt.addr || opts.DB != tt.db || opts.MinIdleConns != 0):
+			t.Errorf("%q: addr %s db %d min_idle_conns %d", tt.yaml, opts.Addr, opts.DB, opts.MinIdleConns)
 		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
 			t.Errorf("%q: error %v, want %q", tt.yaml, err, tt.want)
 		}

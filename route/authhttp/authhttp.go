@@ -67,10 +67,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -112,7 +114,8 @@ func New(cfg Config) (*Source, error) {
 		return nil, fmt.Errorf("route/authhttp: url %q: want http://HOST[:PORT]/PATH or https://", cfg.URL)
 	}
 	s := &Source{url: cfg.URL, pass: cfg.PassPassword, headers: http.Header{}, client: cfg.Client}
-	for k, v := range cfg.Headers {
+	for _, k := range slices.Sorted(maps.Keys(cfg.Headers)) { // the same problem told each time
+		v := cfg.Headers[k]
 		if !validHeaderName(k) || strings.ContainsAny(v, "\r\n\x00") {
 			return nil, fmt.Errorf("route/authhttp: headers: %q: invalid header", k)
 		}

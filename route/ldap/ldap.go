@@ -198,21 +198,29 @@ func (s *Source) SetPassword(pw string) { s.password.Store(&pw) }
 func (s *Source) perProtocol() error {
 	cfg := &s.cfg
 	if cfg.BackendAttr != "" {
-		for what, n := range map[string]int{"host_attrs": len(cfg.HostAttrs), "port_attrs": len(cfg.PortAttrs), "ports": len(cfg.Ports)} {
-			if n > 0 {
-				return fmt.Errorf("route/ldap: %s: goes with host_attr, not backend_attr", what)
+		for _, f := range []struct {
+			what string
+			n    int
+		}{{"host_attrs", len(cfg.HostAttrs)}, {"port_attrs", len(cfg.PortAttrs)}, {"ports", len(cfg.Ports)}} {
+			if f.n > 0 {
+				return fmt.Errorf("route/ldap: %s: goes with host_attr, not backend_attr", f.what)
 			}
 		}
 	}
-	for what, m := range map[string]map[string]string{"host_attrs": cfg.HostAttrs, "port_attrs": cfg.PortAttrs} {
-		for p, a := range m {
-			if !validProtocol(p) || a == "" {
-				return fmt.Errorf("route/ldap: %s: %q: %q: want a protocol name and an attribute", what, p, a)
+	// In a fixed order, so that a config with several problems is told
+	// the same one each time.
+	for _, f := range []struct {
+		what string
+		m    map[string]string
+	}{{"host_attrs", cfg.HostAttrs}, {"port_attrs", cfg.PortAttrs}} {
+		for _, p := range slices.Sorted(maps.Keys(f.m)) {
+			if a := f.m[p]; !validProtocol(p) || a == "" {
+				return fmt.Errorf("route/ldap: %s: %q: %q: want a protocol name and an attribute", f.what, p, a)
 			}
 		}
 	}
-	for p, n := range cfg.Ports {
-		if !validProtocol(p) || n < 1 || n > 65535 {
+	for _, p := range slices.Sorted(maps.Keys(cfg.Ports)) {
+		if n := cfg.Ports[p]; !validProtocol(p) || n < 1 || n > 65535 {
 			return fmt.Errorf("route/ldap: ports: %s: %d: want a protocol name and a port 1-65535", p, n)
 		}
 	}

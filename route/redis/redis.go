@@ -105,6 +105,7 @@ func New(cfg Config) (*Source, error) {
 	if cfg.PoolSize > 0 {
 		opt.PoolSize = cfg.PoolSize
 	}
+	opt.MinIdleConns = 0 // made on demand: New connects to nothing (check-config)
 	s.cfg, s.client = cfg, goredis.NewClient(opt)
 	return s, nil
 }

@@ -131,6 +131,20 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
+// TestNoConnectionsInAdvance: New connects to nothing (pipegate
+// check-config makes sources too), even when the URL asks go-redis for
+// idle connections made in advance.
+func TestNoConnectionsInAdvance(t *testing.T) {
+	s, err := New(Config{URL: "redis://127.0.0.1:1/0?min_idle_conns=3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if n := s.client.Options().MinIdleConns; n != 0 {
+		t.Fatalf("min_idle_conns %d: connections made as the source is", n)
+	}
+}
+
 // TestDownAndBack: a stopped server is an error (not ErrNotFound) that comes
 // back within the lookup's deadline; once the server is back, lookups work
 // again without anything being reset.

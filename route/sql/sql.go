@@ -100,7 +100,7 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 	if cfg.MaxConns > 0 {
 		pc.MaxConns = cfg.MaxConns
 	}
-	pc.MinConns = 0
+	pc.MinConns, pc.MinIdleConns = 0, 0 // made on demand: New connects to nothing (check-config)
 	s.where = fmt.Sprintf("%s/%s", net.JoinHostPort(pc.ConnConfig.Host, strconv.Itoa(int(pc.ConnConfig.Port))), pc.ConnConfig.Database)
 	s.pool, err = pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {

@@ -177,6 +177,20 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
+// TestNoConnectionsInAdvance: New connects to nothing (pipegate
+// check-config makes sources too), even when the URL asks pgx's pool for
+// connections made in advance.
+func TestNoConnectionsInAdvance(t *testing.T) {
+	s, err := New(context.Background(), Config{URL: "postgres://127.0.0.1:1/db?pool_min_conns=2&pool_min_idle_conns=2", Query: "SELECT host FROM routes WHERE account = $1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if c := s.pool.Config(); c.MinConns != 0 || c.MinIdleConns != 0 {
+		t.Fatalf("min conns %d, min idle conns %d: connections made as the source is", c.MinConns, c.MinIdleConns)
+	}
+}
+
 // TestPassword: the server gets Config.Password, not the URL's, and
 // after SetPassword the new one; no error says it.
 func TestPassword(t *testing.T) {
