@@ -31,8 +31,8 @@ type Doc struct {
 // *configerr.Error (several joined with errors.Join), naming the file, the
 // line and the field: a syntax error, an unknown or renamed key, a value of
 // the wrong kind (a list for a string, "yes please" for a bool, "5 min" for
-// a Duration), a second YAML document. An empty file decodes to v's zero
-// value.
+// a Duration, "!!int x"), a second YAML document, aliases that expand to
+// more than 100000 values. An empty file decodes to v's zero value.
 func Load(file string, v any) (*Doc, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
@@ -65,15 +65,33 @@ func Decode(file string, data []byte, v any) (*Doc, error) {
 		}
 		return nil, &configerr.Error{File: file, Line: line, Err: errors.New("more than one YAML document (a second --- ?)")}
 	}
+	if at := overAliased(root.Content[0]); at != nil {
+		return nil, &configerr.Error{File: file, Line: at.Line, Err: aliasError()}
+	}
 	w := &walker{doc: d}
 	w.value(root.Content[0], "", mustStructPtr(v), 0)
 	if err := w.errs.Err(); err != nil {
 		return nil, err
 	}
 	if err := root.Decode(v); err != nil { // the walk missed it: say so plainly
-		return nil, &configerr.Error{File: file, Err: err}
+		return nil, missed(file, err)
 	}
 	return d, nil
+}
+
+// missed is err, yaml's error for what the walk let through, as problems
+// of file: one at each line a *yaml.TypeError names.
+func missed(file string, err error) error {
+	te, ok := err.(*yaml.TypeError)
+	if !ok {
+		return &configerr.Error{File: file, Err: err}
+	}
+	var errs Errors
+	for _, item := range te.Errors {
+		line, msg := cutLine(item)
+		errs.Add(&configerr.Error{File: file, Line: line, Err: errors.New(msg)})
+	}
+	return errs.Err()
 }
 
 // Line is the line of field ("listen[1].addr"), or of its closest parent

@@ -47,6 +47,9 @@ func NodeErrorf(n *yaml.Node, format string, args ...any) *NodeError {
 //		return yamlconf.DecodeNode(n, (*plain)(c))
 //	}
 func DecodeNode(n *yaml.Node, v any) error {
+	if at := overAliased(n); at != nil {
+		return &NodeError{Line: at.Line, Err: aliasError()}
+	}
 	w := &walker{doc: &Doc{lines: map[string]int{}}}
 	w.value(n, "", mustStructPtr(v), 0)
 	if len(w.errs) > 0 {

@@ -36,6 +36,48 @@ type Positioned interface {
 // them deep.
 const maxDepth = 32
 
+// maxAliased bounds the values a file holds through its aliases: a few
+// anchors used over and over ("billion laughs") would otherwise make the
+// walk, which follows each alias, take hours from a file of kilobytes.
+const maxAliased = 100_000
+
+// overAliased is the alias of n's tree through which the values reached
+// by aliases pass maxAliased (the outermost one); nil when they do not.
+func overAliased(n *yaml.Node) *yaml.Node {
+	count := 0
+	return countAliased(n, false, 0, &count)
+}
+
+// countAliased adds to count the values of n reached through an alias
+// (via), following aliases; deeper than maxDepth is the walk's problem.
+func countAliased(n *yaml.Node, via bool, depth int, count *int) *yaml.Node {
+	if depth > maxDepth {
+		return nil
+	}
+	if n.Kind == yaml.AliasNode {
+		if n.Alias != nil && countAliased(n.Alias, true, depth+1, count) != nil {
+			return n
+		}
+		return nil
+	}
+	if via {
+		if *count++; *count > maxAliased {
+			return n
+		}
+	}
+	for _, c := range n.Content {
+		if at := countAliased(c, via, depth+1, count); at != nil {
+			return at
+		}
+	}
+	return nil
+}
+
+// aliasError is the problem of a tree over maxAliased.
+func aliasError() error {
+	return fmt.Errorf("aliases expand to more than %d values (an anchor used over and over?)", maxAliased)
+}
+
 var (
 	unmarshalerType     = reflect.TypeFor[yaml.Unmarshaler]()
 	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
@@ -82,6 +124,9 @@ func (w *walker) value(n *yaml.Node, path string, t reflect.Type, depth int) {
 			return
 		}
 	}
+	if !w.resolves(n, path) {
+		return
+	}
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
 		return // the zero value
 	}
@@ -112,7 +157,7 @@ func (w *walker) value(n *yaml.Node, path string, t reflect.Type, depth int) {
 	case reflect.Pointer:
 		w.value(n, path, t.Elem(), depth)
 	case reflect.Interface:
-		// anything goes
+		w.anything(n, path, depth) // any value whose tags resolve
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
 			hint := ""
@@ -140,8 +185,8 @@ func (w *walker) value(n *yaml.Node, path string, t reflect.Type, depth int) {
 			w.problem(n, path, "want a list (write [a, b] or one \"- item\" per line), not %s", kindName(n))
 			return
 		}
-		if t.Kind() == reflect.Array && len(n.Content) > t.Len() {
-			w.problem(n, path, "want at most %d items, not %d", t.Len(), len(n.Content))
+		if t.Kind() == reflect.Array && len(n.Content) != t.Len() {
+			w.problem(n, path, "want %d items, not %d", t.Len(), len(n.Content))
 		}
 		for i, item := range n.Content {
 			p := path + "[" + strconv.Itoa(i) + "]"
@@ -151,6 +196,79 @@ func (w *walker) value(n *yaml.Node, path string, t reflect.Type, depth int) {
 	default:
 		w.scalar(n, path, t)
 	}
+}
+
+// resolves reports whether n, if it has an explicit tag, is a value of
+// its tag; if not, it adds the problem. yaml reports a scalar that is not
+// ("!!int x") without a line, and decodes a mapping tagged !!null as a
+// plain struct, past its UnmarshalYAML and so past its checks.
+func (w *walker) resolves(n *yaml.Node, path string) bool {
+	if n.Style&yaml.TaggedStyle == 0 {
+		return true
+	}
+	switch tag := n.ShortTag(); n.Kind {
+	case yaml.ScalarNode:
+		var v any
+		if err := n.Decode(&v); err != nil {
+			w.problem(n, path, "%s", yamlMessage(err))
+			return false
+		}
+	case yaml.MappingNode, yaml.SequenceNode:
+		if want := map[yaml.Kind]string{yaml.MappingNode: "!!map", yaml.SequenceNode: "!!seq"}[n.Kind]; tag != want {
+			w.problem(n, path, "%s tagged %s (leave the tag out)", kindName(n), tag)
+			return false
+		}
+	}
+	return true
+}
+
+// anything checks the tags of n and its values, n being the value of an
+// interface, which takes any value.
+func (w *walker) anything(n *yaml.Node, path string, depth int) {
+	if depth > maxDepth {
+		w.problem(n, path, "nested too deep (more than %d levels)", maxDepth)
+		return
+	}
+	if n.Kind == yaml.AliasNode {
+		if n.Alias != nil {
+			w.anything(n.Alias, path, depth+1)
+		}
+		return
+	}
+	if !w.resolves(n, path) {
+		return
+	}
+	for i, c := range n.Content {
+		p := path
+		switch {
+		case n.Kind == yaml.SequenceNode:
+			p = path + "[" + strconv.Itoa(i) + "]"
+		case n.Kind == yaml.MappingNode && i%2 == 1:
+			p = join(path, n.Content[i-1].Value)
+		}
+		w.anything(c, p, depth+1)
+	}
+}
+
+// yamlMessage is the text of a yaml error, without "yaml: " or the line
+// of a *yaml.TypeError (the caller names it).
+func yamlMessage(err error) string {
+	if te, ok := err.(*yaml.TypeError); ok && len(te.Errors) > 0 {
+		_, msg := cutLine(te.Errors[0])
+		return msg
+	}
+	return strings.TrimPrefix(err.Error(), "yaml: ")
+}
+
+// cutLine splits an item of a *yaml.TypeError, "line 4: problem", into 4
+// and "problem"; 0 and msg when msg does not start so.
+func cutLine(msg string) (int, string) {
+	rest, ok := strings.CutPrefix(msg, "line ")
+	n, after, found := strings.Cut(rest, ": ")
+	if line, err := strconv.Atoi(n); ok && found && err == nil {
+		return line, after
+	}
+	return 0, msg
 }
 
 // mapping checks the keys of n against the fields of struct t. seen holds

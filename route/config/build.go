@@ -1,10 +1,12 @@
 package config
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -190,7 +192,11 @@ func (b *builder) source(i int, c *SourceConfig) (route.Router, error) {
 		sort.Strings(types)
 		return nil, fail("type", fmt.Errorf("%q: want one of %s", c.Type, strings.Join(types, ", ")))
 	}
-	for k := range c.keys {
+	// In the file's order, so that the same file gets the same message.
+	keys := slices.SortedFunc(maps.Keys(c.keys), func(a, b string) int {
+		return cmp.Or(cmp.Compare(c.keys[a], c.keys[b]), strings.Compare(a, b))
+	})
+	for _, k := range keys {
 		if !slices.Contains(common, k) && !slices.Contains(allowed, k) {
 			return nil, fail(k, fmt.Errorf("not a field of type %s (its fields: %s)", c.Type, strings.Join(allowed, ", ")))
 		}
