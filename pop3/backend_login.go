@@ -28,6 +28,9 @@ const maxChallenges = 16
 // client.
 func (bc *backendConn) login(lg gateway.Login, rt route.Route) (*wire.Response, error) {
 	plan := planLogin(lg, rt, bc.caps)
+	if plan.refuse != "" {
+		return &wire.Response{Status: wire.StatusErr, Code: "AUTH", Text: plan.refuse}, nil
+	}
 	if plan.mech != "" {
 		return bc.authenticate(plan.mech, plan.msg, plan.relay)
 	}
@@ -42,6 +45,10 @@ type loginPlan struct {
 	relay bool   // the backend's challenges go to the client
 	user  string
 	pass  string
+	// refuse, when set, is the login's refusal, sent to no backend: a
+	// name or password USER and PASS cannot carry (RFC 2449: VCHAR and
+	// spaces) to a backend without SASL PLAIN.
+	refuse string
 }
 
 // planLogin decides the backend login of lg, for a backend with caps.
@@ -64,7 +71,21 @@ func planLogin(lg gateway.Login, rt route.Route, caps wire.Capabilities) loginPl
 	if authz != "" || hasMechanism(caps, sasl.Plain) {
 		return loginPlan{mech: sasl.Plain, msg: []byte(authz + "\x00" + user + "\x00" + pass)}
 	}
+	if hasControl(user) || hasControl(pass) {
+		return loginPlan{refuse: "Invalid characters in the name or password for this server (it takes USER and PASS only)"}
+	}
 	return loginPlan{user: user, pass: pass}
+}
+
+// hasControl reports a byte a POP3 command cannot carry (a control
+// character; NUL, CR and LF are refused before any route).
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 // hasMechanism reports whether a CAPA lists mech under SASL.

@@ -78,6 +78,12 @@ func FuzzLoginIdentity(f *testing.F) {
 			caps = wire.ParseCapa([]string{"SASL PLAIN"})
 		}
 		plan := planLogin(lg, route.Route{}, caps)
+		if plan.refuse != "" { // nothing is sent: only for what USER/PASS cannot carry
+			if plan.mech != "" || !hasControl(lg.Authcid) && !hasControl(lg.Password) {
+				t.Fatalf("login of %q refused: %s", lg.Account, plan.refuse)
+			}
+			return
+		}
 
 		// What the backend reads.
 		var out bytes.Buffer

@@ -118,6 +118,28 @@ func TestBackendDialogue(t *testing.T) {
 	}
 }
 
+// TestControlInPassword: a password with a control character (which AUTH
+// PLAIN carries, and USER/PASS cannot: RFC 2449 params are VCHAR) goes to
+// a backend without SASL PLAIN as nothing at all: the login is refused
+// with [AUTH] and a reason, and the backend sees no USER or PASS.
+func TestControlInPassword(t *testing.T) {
+	f := startFake(t, fakeOpts{caps: []string{"USER"}, users: map[string]string{"alice@a.test": "p\aw"}})
+	p := startProxy(t, &pop3.Server{Server: gateway.Server{
+		Router:             routes(t, map[string][]string{"@a.test": {"pop3://" + f.addr + "?client_addr=none"}}),
+		AllowPlaintextAuth: true, FailureDelay: -1,
+	}})
+	c := dial(t, "", p.addr)
+	l := c.cmd("AUTH PLAIN " + b64("\x00alice@a.test\x00p\aw"))
+	if !strings.HasPrefix(l, "-ERR [AUTH] Invalid characters in the name or password") {
+		t.Fatalf("login: %q", l)
+	}
+	for _, cmd := range f.commands(0) {
+		if strings.HasPrefix(cmd, "USER") || strings.HasPrefix(cmd, "PASS") {
+			t.Fatalf("the backend got %q", cmd)
+		}
+	}
+}
+
 // TestResponseCodes: a backend's refusal reaches the client in one form:
 // [AUTH] by default, the backend's own POP3 code relayed, [SYS/TEMP] (the
 // gateway's text) when the backend is in trouble. [IN-USE] and
