@@ -1,7 +1,6 @@
 package tlsconf
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/hex"
 	"fmt"
@@ -26,12 +25,15 @@ func LoadTicketKeys(file string) ([][32]byte, error) {
 	return keys, nil
 }
 
-// ParseTicketKeys parses the content of a ticket key file (see LoadTicketKeys).
+// ParseTicketKeys parses the content of a ticket key file (see
+// LoadTicketKeys). A key of zeros is refused: it is what a file left
+// unfilled holds, and tickets sealed with it could be read by anyone.
 func ParseTicketKeys(data []byte) ([][32]byte, error) {
 	var keys [][32]byte
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for line := 1; sc.Scan(); line++ {
-		text := bytes.TrimSpace(sc.Bytes())
+	line := 0
+	for l := range bytes.Lines(data) { // no length limit: a long line is an error with its number
+		line++
+		text := bytes.TrimSpace(l)
 		if len(text) == 0 || text[0] == '#' {
 			continue
 		}
@@ -42,13 +44,13 @@ func ParseTicketKeys(data []byte) ([][32]byte, error) {
 		if _, err := hex.Decode(k[:], text); err != nil {
 			return nil, fmt.Errorf("line %d: %w", line, err)
 		}
+		if k == [32]byte{} {
+			return nil, fmt.Errorf("line %d: a key of zeros (make keys with: openssl rand -hex 32)", line)
+		}
 		if len(keys) == maxTicketKeys {
 			return nil, fmt.Errorf("line %d: more than %d keys", line, maxTicketKeys)
 		}
 		keys = append(keys, k)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
 	}
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("no key found (want lines of 64 hex characters)")

@@ -10,7 +10,7 @@ import (
 
 // FuzzParseTicketKeys: a file is accepted exactly when its lines other
 // than blanks and comments are 1 to maxTicketKeys keys of 64 hex digits,
-// which come back in order as their 32 bytes, and written again (upper or
+// none of zeros, which come back in order as their 32 bytes, and written again (upper or
 // lower case, CRLF or LF) they read back the same; any other file is
 // refused naming the first bad line, or saying that there is no key.
 func FuzzParseTicketKeys(f *testing.F) {
@@ -35,7 +35,7 @@ func FuzzParseTicketKeys(f *testing.F) {
 	const keyLine = 65
 	var gen []byte
 	for i := range maxTicketKeys + 1 {
-		gen = append(gen, key(byte(i))+"\n"...)
+		gen = append(gen, key(byte(i+1))+"\n"...)
 	}
 	f.Fuzz(func(t *testing.T, data []byte, n uint8) {
 		if len(data) > 256 {
@@ -59,6 +59,8 @@ func FuzzParseTicketKeys(f *testing.F) {
 				wantErr = fmt.Sprintf("line %d: want 64 hex characters", i+1)
 			} else if _, herr := hex.Decode(k[:], l); herr != nil {
 				wantErr = fmt.Sprintf("line %d: encoding/hex", i+1)
+			} else if k == [32]byte{} {
+				wantErr = fmt.Sprintf("line %d: a key of zeros", i+1)
 			} else if len(want) == maxTicketKeys {
 				wantErr = fmt.Sprintf("line %d: more than %d keys", i+1, maxTicketKeys)
 			}

@@ -372,6 +372,8 @@ func TestParseTicketKeys(t *testing.T) {
 		{"too long", k1 + "00\n", 0, "line 1"},
 		{"bad hex on line 3", k1 + "\n\n" + strings.Repeat("g", 64), 0, "line 3"},
 		{"too many", strings.Repeat(k1+"\n", maxTicketKeys+1), 0, "more than"},
+		{"a key of zeros", k1 + "\n" + strings.Repeat("00", 32) + "\n", 0, "line 2: a key of zeros"},
+		{"a line of 100,000 characters", "#\n" + strings.Repeat("a", 100_000), 0, "line 2: want 64 hex characters (32 bytes), got 100000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
