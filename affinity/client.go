@@ -41,10 +41,14 @@ type StatusError struct {
 }
 
 func (e *StatusError) Error() string {
-	if e.API.Field != "" {
-		return fmt.Sprintf("%s (%s, field %s)", e.API.Error, e.Status, e.API.Field)
+	msg := e.API.Error
+	if msg == "" { // an answer without one: a proxy's, say
+		msg = "request refused"
 	}
-	return fmt.Sprintf("%s (%s)", e.API.Error, e.Status)
+	if e.API.Field != "" {
+		return fmt.Sprintf("%s (%s, field %s)", msg, e.Status, e.API.Field)
+	}
+	return fmt.Sprintf("%s (%s)", msg, e.Status)
 }
 
 // User returns the user's assignment (GET /affinity).

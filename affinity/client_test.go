@@ -104,3 +104,19 @@ func TestClient(t *testing.T) {
 		t.Fatalf("nobody listening: %v", err)
 	}
 }
+
+// TestStatusErrorText: an error answer without the API's error text (a
+// proxy's in front, say) still reads as a sentence.
+func TestStatusErrorText(t *testing.T) {
+	for _, tc := range []struct {
+		err  StatusError
+		want string
+	}{
+		{StatusError{Status: "502 Bad Gateway"}, "request refused (502 Bad Gateway)"},
+		{StatusError{Status: "400 Bad Request", API: APIError{Error: "weight 1001: want 0 to 1000, or -1", Field: "weight"}}, "weight 1001: want 0 to 1000, or -1 (400 Bad Request, field weight)"},
+	} {
+		if got := tc.err.Error(); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.err, got, tc.want)
+		}
+	}
+}
