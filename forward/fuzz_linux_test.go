@@ -142,7 +142,8 @@ func FuzzAdoptConn(f *testing.F) {
 	f.Add([]byte(`{"pair":{"forward":"127.0.0.1:0"}}`), uint8(1))
 	f.Add([]byte(`{"pair":{"forward":"127.0.0.1:0"}}`), uint8(3))
 	f.Add([]byte(`{"pair":`), uint8(2))
-	logs := &fuzzLog{changed: make(chan struct{})}
+	taken := &takenLog{}
+	logs := &upgradetest.EndLog{Watch: taken.watch}
 	d, err := NewDaemon(&DaemonConfig{DrainTimeout: time.Second}, slog.New(logs))
 	if err != nil {
 		f.Fatal(err)
@@ -170,11 +171,12 @@ func FuzzAdoptConn(f *testing.F) {
 		if err := oldc.Send(ctx, kindPairs, []byte("1")); err != nil {
 			t.Fatal(err)
 		}
-		ends := logs.reset()
+		taken.reset()
+		ends := logs.Ends()
 		if err := d.AdoptConn(ctx, newc, testTimeout); err != nil {
 			t.Fatalf("AdoptConn: %v", err)
 		}
-		adopted, closed := logs.taken()
+		adopted, closed := taken.counts()
 		if adopted+closed != 1 {
 			t.Fatalf("one pair sent: %d adopted, %d closed", adopted, closed)
 		}
@@ -193,73 +195,42 @@ func FuzzAdoptConn(f *testing.F) {
 		for _, k := range kept {
 			k.Close()
 		}
-		logs.waitEnds(t, ends+1)
+		logs.WaitEnds(t, ends+1)
 	})
 }
 
-// fuzzLog is a log handler that keeps only what FuzzAdoptConn checks:
-// the counts of the last "pairs taken over" line, and how many pairs
-// ended (lines with bytes_to_client).
-type fuzzLog struct {
+// takenLog keeps the counts of the last "pairs taken over" log line.
+type takenLog struct {
 	mu              sync.Mutex
 	adopted, closed int64
-	ends            int
-	changed         chan struct{} // closed and renewed at each end
 }
 
-func (l *fuzzLog) Enabled(context.Context, slog.Level) bool { return true }
-func (l *fuzzLog) WithAttrs([]slog.Attr) slog.Handler       { return l }
-func (l *fuzzLog) WithGroup(string) slog.Handler            { return l }
-
-func (l *fuzzLog) Handle(_ context.Context, r slog.Record) error {
+func (l *takenLog) watch(r slog.Record) {
+	if r.Message != "upgrade: pairs taken over" {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	r.Attrs(func(a slog.Attr) bool {
-		switch {
-		case r.Message == "upgrade: pairs taken over" && a.Key == "adopted":
+		switch a.Key {
+		case "adopted":
 			l.adopted = a.Value.Int64()
-		case r.Message == "upgrade: pairs taken over" && a.Key == "closed":
+		case "closed":
 			l.closed = a.Value.Int64()
-		case a.Key == "bytes_to_client":
-			l.ends++
-			close(l.changed)
-			l.changed = make(chan struct{})
 		}
 		return true
 	})
-	return nil
 }
 
-func (l *fuzzLog) taken() (adopted, closed int64) {
+func (l *takenLog) counts() (adopted, closed int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.adopted, l.closed
 }
 
-// reset forgets the last counts (-1 until the next line) and returns
-// how many pairs ended so far.
-func (l *fuzzLog) reset() (ends int) {
+// reset forgets the last counts: -1 until the next line.
+func (l *takenLog) reset() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.adopted, l.closed = -1, -1
-	return l.ends
-}
-
-// waitEnds waits until n pairs ended, failing after testTimeout.
-func (l *fuzzLog) waitEnds(t *testing.T, n int) {
-	t.Helper()
-	timeout := time.After(testTimeout)
-	for {
-		l.mu.Lock()
-		ends, changed := l.ends, l.changed
-		l.mu.Unlock()
-		if ends >= n {
-			return
-		}
-		select {
-		case <-changed:
-		case <-timeout:
-			t.Fatalf("an adopted pair did not end within %v of its peers closing", testTimeout)
-		}
-	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -120,7 +119,7 @@ func FuzzTakeOver(f *testing.F) {
 	f.Add([]byte(`{"session":{"id":"x","protocol":"imap"}}`), uint8(1))
 	f.Add([]byte(`{"session":{"id":"x","protocol":"imap"}}`), uint8(3))
 	f.Add([]byte(`{"session":`), uint8(2))
-	logs := &fuzzLog{changed: make(chan struct{})}
+	logs := &upgradetest.EndLog{}
 	d := fuzzDaemon(f, slog.New(logs))
 	oldc, newc := upgradetest.Channel(f)
 	f.Fuzz(func(t *testing.T, meta []byte, n uint8) {
@@ -134,7 +133,7 @@ func FuzzTakeOver(f *testing.F) {
 		if err := oldc.Send(ctx, kindSessions, []byte("1")); err != nil {
 			t.Fatal(err)
 		}
-		ends := logs.count()
+		ends := logs.Ends()
 		adopted, err := d.TakeOver(ctx, newc)
 		if err != nil {
 			t.Fatalf("TakeOver: %v", err)
@@ -157,7 +156,7 @@ func FuzzTakeOver(f *testing.F) {
 		for _, k := range kept {
 			k.Close()
 		}
-		logs.waitEnds(t, ends+1)
+		logs.WaitEnds(t, ends+1)
 	})
 }
 
@@ -180,56 +179,4 @@ func fuzzDaemon(f *testing.F, log *slog.Logger) *Daemon {
 		}
 	})
 	return &Daemon{settings: s, log: log, prefix: CommandMail + ": ", servers: []Server{srv}, engine: engine}
-}
-
-// fuzzLog is a log handler that counts the sessions that ended (lines
-// with bytes_to_client) and drops the rest.
-type fuzzLog struct {
-	mu      sync.Mutex
-	ends    int
-	changed chan struct{} // closed and renewed at each end
-}
-
-func (l *fuzzLog) Enabled(context.Context, slog.Level) bool { return true }
-func (l *fuzzLog) WithAttrs([]slog.Attr) slog.Handler       { return l }
-func (l *fuzzLog) WithGroup(string) slog.Handler            { return l }
-
-func (l *fuzzLog) Handle(_ context.Context, r slog.Record) error {
-	r.Attrs(func(a slog.Attr) bool {
-		if a.Key != "bytes_to_client" {
-			return true
-		}
-		l.mu.Lock()
-		l.ends++
-		close(l.changed)
-		l.changed = make(chan struct{})
-		l.mu.Unlock()
-		return false
-	})
-	return nil
-}
-
-func (l *fuzzLog) count() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.ends
-}
-
-// waitEnds waits until n sessions ended, failing after fuzzTimeout.
-func (l *fuzzLog) waitEnds(t *testing.T, n int) {
-	t.Helper()
-	timeout := time.After(fuzzTimeout)
-	for {
-		l.mu.Lock()
-		ends, changed := l.ends, l.changed
-		l.mu.Unlock()
-		if ends >= n {
-			return
-		}
-		select {
-		case <-changed:
-		case <-timeout:
-			t.Fatalf("an adopted session did not end within %v of its peers closing", fuzzTimeout)
-		}
-	}
 }

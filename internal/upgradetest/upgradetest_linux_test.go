@@ -2,6 +2,7 @@ package upgradetest
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -42,4 +43,25 @@ func TestSendSockets(t *testing.T) {
 	if after := OpenFDs(t); after != before {
 		t.Fatalf("%d descriptors before, %d after", before, after)
 	}
+}
+
+// TestEndLog: lines with bytes_to_client count as ends, others do not,
+// Watch sees them all, and WaitEnds returns once the count is reached by
+// another goroutine.
+func TestEndLog(t *testing.T) {
+	var seen []string
+	l := &EndLog{Watch: func(r slog.Record) { seen = append(seen, r.Message) }}
+	log := slog.New(l)
+	log.Info("upgrade: pairs taken over", "adopted", 1)
+	log.Info("imap session", "bytes_to_backend", 1, "bytes_to_client", 2)
+	if l.Ends() != 1 || len(seen) != 2 {
+		t.Fatalf("%d ends, watched %q", l.Ends(), seen)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		slog.New(l).Info("pair", "bytes_to_client", 0)
+	}()
+	l.WaitEnds(t, 2)
+	<-done
 }
