@@ -8,6 +8,9 @@ import (
 	"time"
 )
 
+// Timeout bounds each step of these helpers.
+const Timeout = 10 * time.Second
+
 // EndLog is a log handler that counts the lines of sessions (or pairs)
 // that ended, those with a bytes_to_client attribute, so that a test can
 // wait for them; the rest is dropped, after Watch (if set) has seen it.

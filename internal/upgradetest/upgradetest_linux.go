@@ -7,16 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/pipegate/pipegate/pipe"
 	"github.com/pipegate/pipegate/upgrade"
 )
-
-// Timeout bounds each step of these helpers.
-const Timeout = 10 * time.Second
 
 // Channel returns an upgrade channel's two ends: the old process's (the
 // one that accepted) and the new one's; both close when tb ends.
