@@ -124,7 +124,7 @@ func (t *Schemes) ParseBackend(s string) (Backend, error) {
 			return Backend{}, fmt.Errorf("backend %q: host %q: %v", s, host, err)
 		}
 	} else if !validHostName(host) {
-		return Backend{}, fmt.Errorf("backend %q: host %q: want an IP address or a name of ASCII letters, digits, '-', '_' and '.' (an international name in its xn-- form)", s, host)
+		return Backend{}, fmt.Errorf("backend %q: host %q: %s", s, host, hostRule)
 	}
 	b.Addr = net.JoinHostPort(host, port)
 	b.ServerName = host
@@ -198,6 +198,9 @@ func ValidPoolName(name string) bool {
 	}
 	return true
 }
+
+// hostRule says what validHostName takes, for errors.
+const hostRule = "want an IP address or a name of ASCII letters, digits, '-', '_' and '.' (an international name in its xn-- form)"
 
 // validHostName reports whether host is a DNS name as a backend address
 // may carry it: what url.Parse decoded from %-escapes (a '%', a byte

@@ -3,6 +3,7 @@ package route
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 )
 
@@ -47,5 +48,11 @@ func (t *Schemes) NewBackend(protocol string, tls TLSMode, host string, port int
 	if port < 1 || port > 65535 {
 		return Backend{}, fmt.Errorf("backend %s: port %d: want 1-65535", host, port)
 	}
-	return t.ParseBackend(name + "://" + net.JoinHostPort(host, strconv.Itoa(port)))
+	u := name + "://" + net.JoinHostPort(host, strconv.Itoa(port))
+	// host is taken as it is written, not as part of a URL: ParseBackend
+	// would decode "%2E" in it to ".".
+	if a, err := netip.ParseAddr(host); err != nil && !validHostName(host) || err == nil && a.Zone() != "" {
+		return Backend{}, fmt.Errorf("backend %q: host %q: %s", u, host, hostRule)
+	}
+	return t.ParseBackend(u)
 }

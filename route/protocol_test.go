@@ -40,6 +40,8 @@ func TestNewBackend(t *testing.T) {
 		{"sieve", TLSNone, "h", 0, `no scheme for protocol "sieve"`},
 		{"imap", TLSNone, "h", 70000, "port 70000"},
 		{"imap", TLSNone, "h/x", 1, `backend "imap://h/x:1"`},
+		{"imap", TLSNone, "a%2Eb", 1, `host "a%2Eb": want an IP address or a name`}, // not decoded to a.b
+		{"imap", TLSNone, "fe80::1%eth0", 1, `host "fe80::1%eth0"`},
 	} {
 		if _, err := s.NewBackend(tt.protocol, tt.tls, tt.host, tt.port); err == nil || !strings.Contains(err.Error(), tt.err) {
 			t.Errorf("NewBackend(%q, %s, %q, %d): %v, want %q", tt.protocol, tt.tls, tt.host, tt.port, err, tt.err)

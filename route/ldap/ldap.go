@@ -401,9 +401,7 @@ func (s *Source) entryRoute(e *goldap.Entry, protocol string) (route.Route, erro
 	}
 	for _, h := range hosts {
 		h = strings.TrimSpace(h)
-		// '%' too: the URL made of h would decode escapes ("%80"), so the
-		// backend would not be the host the entry names.
-		if h == "" || strings.ContainsAny(h, " /?#@[]%") {
+		if h == "" || strings.ContainsAny(h, " /?#@[]") {
 			return route.Route{}, fmt.Errorf("route/ldap: %s: %s: %q is not a host name", e.DN, hostAttr, h)
 		}
 		b, err := route.NewBackend(protocol, mode, h, port)
