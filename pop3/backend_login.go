@@ -71,21 +71,10 @@ func planLogin(lg gateway.Login, rt route.Route, caps wire.Capabilities) loginPl
 	if authz != "" || hasMechanism(caps, sasl.Plain) {
 		return loginPlan{mech: sasl.Plain, msg: []byte(authz + "\x00" + user + "\x00" + pass)}
 	}
-	if hasControl(user) || hasControl(pass) {
+	if !wire.CanCarry(user) || !wire.CanCarry(pass) {
 		return loginPlan{refuse: "Invalid characters in the name or password for this server (it takes USER and PASS only)"}
 	}
 	return loginPlan{user: user, pass: pass}
-}
-
-// hasControl reports a byte a POP3 command cannot carry (a control
-// character; NUL, CR and LF are refused before any route).
-func hasControl(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] == 0x7f {
-			return true
-		}
-	}
-	return false
 }
 
 // hasMechanism reports whether a CAPA lists mech under SASL.

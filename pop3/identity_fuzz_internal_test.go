@@ -79,7 +79,7 @@ func FuzzLoginIdentity(f *testing.F) {
 		}
 		plan := planLogin(lg, route.Route{}, caps)
 		if plan.refuse != "" { // nothing is sent: only for what USER/PASS cannot carry
-			if plan.mech != "" || !hasControl(lg.Authcid) && !hasControl(lg.Password) {
+			if plan.mech != "" || wire.CanCarry(lg.Authcid) && wire.CanCarry(lg.Password) {
 				t.Fatalf("login of %q refused: %s", lg.Account, plan.refuse)
 			}
 			return

@@ -107,6 +107,21 @@ func (r *Reader) ReadCommand() (*Command, error) {
 	return parseCommand(trimEOL(raw), r.XClient)
 }
 
+// isControl reports a byte no command line may hold: RFC 2449 allows
+// VCHAR and SP (and 8-bit octets are let through, see parseCommand).
+func isControl(c byte) bool { return c < 0x20 || c == 0x7f }
+
+// CanCarry reports whether s can stand in a command line (PASS's
+// argument, say): it holds no byte ReadCommand refuses.
+func CanCarry(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if isControl(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
 // parseCommand: RFC 2449 section 3, command = keyword *(SP param) CRLF,
 // keyword = 3*4VCHAR, param = 1*VCHAR; 8-bit octets are let through for
 // UTF-8 names (RFC 6856), runs of spaces tolerated. With xclient, the
@@ -116,7 +131,7 @@ func parseCommand(line []byte, xclient bool) (*Command, error) {
 		return nil, refuse("Empty command")
 	}
 	for _, c := range line {
-		if c < 0x20 || c == 0x7f {
+		if isControl(c) {
 			return nil, refuse("Invalid character 0x%02x in command", c)
 		}
 	}
