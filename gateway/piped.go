@@ -58,10 +58,7 @@ func (ps *pipedSession) started(h *pipe.Handle) {
 	if ps.lease == nil {
 		return
 	}
-	var farewell []byte
-	if f, ok := ps.srv.proto().(Farewell); ok {
-		farewell = f.Farewell(TextMoved)
-	}
+	farewell := ps.srv.farewell(TextMoved)
 	ps.lease.OnKick(func() { h.Stop(farewell) })
 }
 

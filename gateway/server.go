@@ -210,6 +210,15 @@ func (s *Server) proto() Protocol {
 	return s.Protocol
 }
 
+// farewell is the protocol's goodbye with text for a session stopped in
+// the pipe (nil when the protocol has none: the connection just closes).
+func (s *Server) farewell(text string) []byte {
+	if f, ok := s.proto().(Farewell); ok {
+		return f.Farewell(text)
+	}
+	return nil
+}
+
 // name is the protocol's name, for the log.
 func (s *Server) name() string {
 	p := s.proto()

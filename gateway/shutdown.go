@@ -81,11 +81,7 @@ func (s *Server) waitPiped(ctx context.Context) bool {
 	done := make(chan struct{})
 	go waitGroupCloser(&s.piped, done)
 	if s.Engine != nil {
-		var farewell []byte
-		if f, ok := s.proto().(Farewell); ok {
-			farewell = f.Farewell(TextShutdown)
-		}
-		drain.Spread{Window: s.DrainSpread, Open: s.pipedHandles, Farewell: farewell, Started: func(n int, window time.Duration) {
+		drain.Spread{Window: s.DrainSpread, Open: s.pipedHandles, Farewell: s.farewell(TextShutdown), Started: func(n int, window time.Duration) {
 			s.logger().Info(s.name()+": closing the sessions left, spread", "sessions", n, "window", window.String())
 		}}.Run(ctx, done)
 	}

@@ -109,11 +109,7 @@ func (s *Server) Adopt(ctx context.Context, d *pipe.Detached, st SessionState) e
 	}
 	ps.started(h)
 	if moved {
-		var farewell []byte
-		if f, ok := s.proto().(Farewell); ok {
-			farewell = f.Farewell(TextMoved)
-		}
-		h.Stop(farewell)
+		h.Stop(s.farewell(TextMoved))
 	}
 	return nil
 }
