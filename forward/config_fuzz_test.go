@@ -70,6 +70,7 @@ var configBadSeeds = []string{
 	"forwards:\n  - {listen: !!int x, to: [h:1]}\n", "forwards:\n  - {listen: 127.0.0.1:0, to: [!!null y]}\n",
 	"forwards:\n  - listen: 127.0.0.1:0\n    to: [h:1]\n    tls: !!null {cert: a}\n", "drain_timeout: !!null 5s\nforwards:\n  - {listen: !!null x, max_conns: !!str 3}\n",
 	"forwards:\n  - &f {listen: 127.0.0.1:0, to: [127.0.0.1:1]}\n  - *f\n  - {<<: *f, name: b}\n",
+	"forwards:\n  - listen: 127.0.0.1:0\n    to: [h:1]\n    tls: {cert: /dev/zero, key: /dev/stdin, ticket_keys: /dev/urandom}\n",
 }
 
 // configDocSeeds are docs/forward.md's paths as the fixture names them.
@@ -92,7 +93,7 @@ func FuzzLoadFile(f *testing.F) {
 	configtest.AddSeeds(f, configSeeds, configBadSeeds)
 	configtest.AddDocExamples(f, "..", configDocSeeds.Replace)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		configtest.SkipDevice(t, data)
+		configtest.SkipKernelFile(t, data)
 		path := configtest.WriteFile(t, fixture, "forward.yaml", data)
 		before := configtest.Goroutines()
 		cache := TLSCache{}

@@ -133,7 +133,7 @@ func FuzzLoad(f *testing.F) {
 	configtest.AddSeeds(f, configSeeds(f), configBadSeeds)
 	configtest.AddDocExamples(f, "..")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		configtest.SkipDevice(t, data)
+		configtest.SkipKernelFile(t, data)
 		path := configtest.WriteFile(t, fixture, "mail.yaml", data)
 		before := configtest.Goroutines()
 		mail, err := Load(path, CommandMail, testProtocols)

@@ -9,10 +9,11 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/pipegate/pipegate/internal/cfgfile"
 )
 
 // KeyPair names a PEM certificate chain (leaf first) and the PEM private
@@ -40,14 +41,14 @@ func (e *PairError) Unwrap() error { return e.Err }
 // are *PairError, naming the file at fault: the certificate when it holds
 // no parsable certificate, else the key.
 func (p KeyPair) Load() (tls.Certificate, error) {
-	certPEM, err := os.ReadFile(p.Cert)
+	certPEM, err := cfgfile.Read(p.Cert, cfgfile.Small)
 	if err != nil {
 		return tls.Certificate{}, &PairError{Which: "cert", File: p.Cert, Err: err}
 	}
 	if err := checkChainPEM(certPEM); err != nil {
 		return tls.Certificate{}, &PairError{Which: "cert", File: p.Cert, Err: err}
 	}
-	keyPEM, err := os.ReadFile(p.Key)
+	keyPEM, err := cfgfile.Read(p.Key, cfgfile.Small)
 	if err != nil {
 		return tls.Certificate{}, &PairError{Which: "key", File: p.Key, Err: err}
 	}

@@ -4,11 +4,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/pipegate/pipegate/internal/cfgfile"
 )
 
 // ServerFiles names the files of a server-side TLS configuration.
@@ -244,11 +245,11 @@ func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 	if keyFile == "" {
 		return tls.Certificate{}, fmt.Errorf("tls key: no file given (cert is %s)", certFile)
 	}
-	certPEM, err := os.ReadFile(certFile)
+	certPEM, err := cfgfile.Read(certFile, cfgfile.Small)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("tls cert: %w", err)
 	}
-	keyPEM, err := os.ReadFile(keyFile)
+	keyPEM, err := cfgfile.Read(keyFile, cfgfile.Small)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("tls key: %w", err)
 	}
@@ -261,7 +262,7 @@ func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 
 // loadPool reads a PEM file of CA certificates.
 func loadPool(file, what string) (*x509.CertPool, error) {
-	data, err := os.ReadFile(file)
+	data, err := cfgfile.Read(file, cfgfile.Small)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}

@@ -4,7 +4,8 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
-	"os"
+
+	"github.com/pipegate/pipegate/internal/cfgfile"
 )
 
 // maxTicketKeys bounds the keys read from a ticket key file.
@@ -14,7 +15,7 @@ const maxTicketKeys = 64
 // hexadecimal characters each; blank lines and lines starting with '#'
 // are ignored. The first key encrypts new tickets.
 func LoadTicketKeys(file string) ([][32]byte, error) {
-	data, err := os.ReadFile(file)
+	data, err := cfgfile.Read(file, cfgfile.Small)
 	if err != nil {
 		return nil, fmt.Errorf("tls ticket keys: %w", err)
 	}

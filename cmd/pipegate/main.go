@@ -24,6 +24,8 @@ import (
 	"syscall"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/pipegate/pipegate/internal/cfgfile"
 )
 
 const usage = `usage: pipegate COMMAND [flags]
@@ -100,7 +102,7 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) int {
 }
 
 func configKind(path string) (string, error) {
-	data, err := os.ReadFile(path)
+	data, err := cfgfile.Read(path, cfgfile.Small)
 	if err != nil {
 		return "", fmt.Errorf("config: %w", err)
 	}

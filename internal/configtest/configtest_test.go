@@ -26,13 +26,13 @@ func TestYAMLRefuses(t *testing.T) {
 	}
 }
 
-func TestMayNameDevice(t *testing.T) {
+func TestMayNameKernelFile(t *testing.T) {
 	for data, want := range map[string]bool{
-		"cert: a.crt\n": false, "cert: /dev/zero\n": true, `cert: "a\nb"` + "\n": false,
-		`cert: "\x2fdev"` + "\n": true, "cert: !!binary L2Rldg==\n": true, `a: "\`: false,
+		"cert: a.crt\n": false, "cert: /dev/zero\n": false, "cert: /proc/kmsg\n": true, `cert: "a\nb"` + "\n": false,
+		`cert: "\x2fproc"` + "\n": true, "cert: !!binary L2Rldg==\n": true, `a: "\`: false,
 	} {
-		if got := MayNameDevice([]byte(data)); got != want {
-			t.Errorf("MayNameDevice(%q) = %v, want %v", data, got, want)
+		if got := MayNameKernelFile([]byte(data)); got != want {
+			t.Errorf("MayNameKernelFile(%q) = %v, want %v", data, got, want)
 		}
 	}
 }

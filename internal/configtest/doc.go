@@ -12,7 +12,7 @@
 //		configtest.AddSeeds(f, goodSeeds, badSeeds)
 //		configtest.AddDocExamples(f, "..")
 //		f.Fuzz(func(t *testing.T, data []byte) {
-//			configtest.SkipDevice(t, data)
+//			configtest.SkipKernelFile(t, data)
 //			path := configtest.WriteFile(t, fixture, "pipegate.yaml", data)
 //			before := configtest.Goroutines()
 //			_, err := Load(path)

@@ -10,12 +10,14 @@ import (
 	"testing"
 )
 
-// MayNameDevice reports a file that could name /dev/zero or a FIFO as a
-// certificate, which reads forever: not the loaders' concern, so the
-// fuzzers skip it. Paths can also be spelt with escapes, line folds and
-// !!binary, so those are skipped too.
-func MayNameDevice(data []byte) bool {
-	for _, s := range []string{"dev", "proc", "sys", "binary"} {
+// MayNameKernelFile reports a file that could name a kernel file as a
+// certificate: devices and named pipes are refused by the loaders
+// (internal/cfgfile), but a /proc or /sys file is regular and some, such
+// as /proc/kmsg, wait on read. The fuzzers skip such files. Paths can
+// also be spelt with escapes, line folds and !!binary, so those are
+// skipped too.
+func MayNameKernelFile(data []byte) bool {
+	for _, s := range []string{"proc", "sys", "binary"} {
 		if bytes.Contains(data, []byte(s)) {
 			return true
 		}
@@ -29,11 +31,11 @@ func MayNameDevice(data []byte) bool {
 	return false
 }
 
-// SkipDevice skips t when data may name a device (MayNameDevice).
-func SkipDevice(t testing.TB, data []byte) {
+// SkipKernelFile skips t when data may name a kernel file (MayNameKernelFile).
+func SkipKernelFile(t testing.TB, data []byte) {
 	t.Helper()
-	if MayNameDevice(data) {
-		t.Skip("the file may name a device or kernel file")
+	if MayNameKernelFile(data) {
+		t.Skip("the file may name a kernel file")
 	}
 }
 

@@ -139,7 +139,7 @@ func FuzzLoad(f *testing.F) {
 	configtest.AddSeeds(f, fuzzSeeds, fuzzBadSeeds)
 	configtest.AddDocExamples(f, "../..")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		configtest.SkipDevice(t, data)
+		configtest.SkipKernelFile(t, data)
 		path := configtest.WriteFile(t, fixture, "pipegate.yaml", data)
 		before := configtest.Goroutines()
 		var c fuzzConfig

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/pipegate/pipegate/internal/cfgfile"
 	"github.com/pipegate/pipegate/internal/configerr"
 )
 
@@ -34,7 +34,7 @@ type Doc struct {
 // a Duration, "!!int x"), a second YAML document, aliases that expand to
 // more than 100000 values. An empty file decodes to v's zero value.
 func Load(file string, v any) (*Doc, error) {
-	data, err := os.ReadFile(file)
+	data, err := cfgfile.Read(file, cfgfile.Small)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}

@@ -2,15 +2,16 @@ package yamlconf
 
 import (
 	"fmt"
-	"os"
 	"strings"
+
+	"github.com/pipegate/pipegate/internal/cfgfile"
 )
 
 // ReadSecret reads a secret file (password_file and the like): its first
 // line, without the line ending. An empty secret is an error; errors name
 // the file, never the secret.
 func ReadSecret(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := cfgfile.Read(path, cfgfile.Small)
 	if err != nil {
 		return "", err
 	}

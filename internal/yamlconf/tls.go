@@ -3,10 +3,9 @@ package yamlconf
 import (
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 
+	"github.com/pipegate/pipegate/internal/cfgfile"
 	"github.com/pipegate/pipegate/tlsconf"
 )
 
@@ -186,27 +185,8 @@ func readable(d *Doc, block, key, path string) error {
 	if path == "" {
 		return nil
 	}
-	if err := Readable(path); err != nil {
+	if err := cfgfile.Readable(path); err != nil {
 		return d.Error(block+"."+key, err)
-	}
-	return nil
-}
-
-// Readable checks that path is a file with at least one byte that this
-// process may read, so that a config check fails on the key that names
-// it rather than later, in a TLS library's words.
-func Readable(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	var b [1]byte
-	if _, err := f.Read(b[:]); err != nil {
-		if errors.Is(err, io.EOF) {
-			return fmt.Errorf("%s: empty file", path)
-		}
-		return fmt.Errorf("read %s: %w", path, err)
 	}
 	return nil
 }

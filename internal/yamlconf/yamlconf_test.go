@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -195,6 +196,44 @@ func TestTLSBlocks(t *testing.T) {
 	good := ServerTLS{Cert: "c.pem", Key: "c.pem"}
 	if f, err := good.Files(doc, "tls"); err != nil || f.Cert != filepath.Join(dir, "c.pem") {
 		t.Errorf("good block: %+v, %v", f, err)
+	}
+}
+
+// TestNotRegularFiles: a config, a certificate, a key or a secret that
+// names a device or a named pipe gets an error at once (naming the file,
+// line and field), where reading it would never end.
+func TestNotRegularFiles(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, filepath.Join(dir, "c.pem"), "x")
+	var c struct {
+		TLS ServerTLS `yaml:"tls"`
+	}
+	if _, err := Load(fifo, &c); err == nil || err.Error() != "config: "+fifo+": not a regular file (a named pipe)" {
+		t.Errorf("Load(fifo): %v", err)
+	}
+	doc, err := Decode(filepath.Join(dir, "f.yaml"), []byte("tls:\n  cert: /dev/zero\n  key: fifo\n  password_file: fifo\n"), &struct {
+		TLS struct {
+			ServerTLS    `yaml:",inline"`
+			PasswordFile string `yaml:"password_file"`
+		} `yaml:"tls"`
+	}{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.TLS = ServerTLS{Cert: "/dev/zero", Key: "fifo"}
+	_, err = c.TLS.Files(doc, "tls")
+	for _, w := range []string{"f.yaml:2: tls.cert: /dev/zero: not a regular file (a device)", "f.yaml:3: tls.key: " + fifo + ": not a regular file (a named pipe)"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("tls: %v lacks %q", err, w)
+		}
+	}
+	_, err = doc.Secret("tls.password_file", "fifo")
+	if w := "f.yaml:4: tls.password_file: " + fifo + ": not a regular file (a named pipe)"; err == nil || !strings.Contains(err.Error(), w) {
+		t.Errorf("secret: %v lacks %q", err, w)
 	}
 }
 

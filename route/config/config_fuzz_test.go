@@ -122,7 +122,7 @@ func FuzzOpen(f *testing.F) {
 		f.Add([]byte(configtest.FixturePaths(string(s))))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		configtest.SkipDevice(t, data)
+		configtest.SkipKernelFile(t, data)
 		file := configtest.WriteFile(t, fixture, "pipegate.yaml", data)
 		var c daemonConfig
 		doc, err := yamlconf.Load(file, &c)

@@ -48,10 +48,10 @@ package file
 import (
 	"context"
 	"fmt"
-	"os"
 	"sync"
 	"sync/atomic"
 
+	"github.com/pipegate/pipegate/internal/cfgfile"
 	"github.com/pipegate/pipegate/route"
 )
 
@@ -98,7 +98,7 @@ func (s *Source) Reload() error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	data, err := os.ReadFile(s.path)
+	data, err := cfgfile.Read(s.path, cfgfile.Table)
 	if err != nil {
 		return fmt.Errorf("route/file: %w", err)
 	}
