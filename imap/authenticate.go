@@ -22,7 +22,7 @@ func (c *conn) cmdAuthenticate(cmd *wire.Command) {
 		return
 	}
 	started := time.Now()
-	mech := strings.ToUpper(cmd.Args[0].Str)
+	mech := sasl.MechanismName(cmd.Args[0].Str)
 	if !c.s.MechanismSupported(mech) {
 		name := mech
 		if len(name) > 32 {

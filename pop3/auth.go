@@ -25,7 +25,7 @@ func (c *conn) cmdAuth(cmd *wire.Command) {
 		return
 	}
 	started := time.Now()
-	mech := strings.ToUpper(cmd.Args[0])
+	mech := sasl.MechanismName(cmd.Args[0])
 	if !c.s.MechanismSupported(mech) {
 		c.err("", "Unsupported authentication mechanism")
 		return

@@ -246,6 +246,7 @@ func TestClientDialogue(t *testing.T) {
 		{name: "AUTH cancelled", plaintext: true, steps: []step{{"AUTH PLAIN", "+ "}, {"*", "-ERR Authentication cancelled"}}},
 		{name: "AUTH bad base64", plaintext: true, steps: []step{{"AUTH PLAIN", "+ "}, {"%%%", "-ERR Invalid base64 data"}}},
 		{name: "AUTH unknown mechanism", plaintext: true, steps: []step{{"AUTH CRAM-MD5", "-ERR Unsupported authentication mechanism"}}},
+		{name: "AUTH mechanism with a dotless i", plaintext: true, steps: []step{{"AUTH pla\u0131n " + b64("\x00alice\x00pw"), "-ERR Unsupported authentication mechanism"}}},
 		{name: "AUTH XOAUTH2 without OAuth", plaintext: true, steps: []step{{"AUTH XOAUTH2 " + b64("user=a\x01\x01"), "-ERR Unsupported authentication mechanism"}}},
 		{name: "AUTH PLAIN continuation", plaintext: true, steps: []step{{"AUTH PLAIN", "+ "}, {b64("\x00alice@a.test\x00pw"), "+OK Logged in."}}},
 		{name: "AUTH PLAIN empty initial response", plaintext: true, steps: []step{{"AUTH PLAIN =", "-ERR [AUTH] Invalid PLAIN message"}}},

@@ -29,7 +29,7 @@ func (c *conn) cmdAuthenticate(cmd *wire.Command) {
 		return
 	}
 	started := time.Now()
-	mech := strings.ToUpper(args[0])
+	mech := sasl.MechanismName(args[0])
 	if !c.s.MechanismSupported(mech) {
 		if len(mech) > 32 {
 			mech = mech[:32] + "..."

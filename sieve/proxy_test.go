@@ -57,6 +57,7 @@ func TestGreetingAndCommands(t *testing.T) {
 		{"FROB", "NO \"Unknown command FROB\"\r\n"},
 		{`NOOP "unterminated`, "NO \"Unterminated quoted string\"\r\n"},
 		{`AUTHENTICATE "CRAM-MD5"`, "NO \"Unsupported authentication mechanism CRAM-MD5\"\r\n"},
+		{"AUTHENTICATE \"pla\u0131n\"", "NO \"Unsupported authentication mechanism PLA\u0131N\"\r\n"},
 		{`AUTHENTICATE PLAIN`, "NO \"AUTHENTICATE: argument 1 is an atom, want a string\"\r\n"},
 		{`AUTHENTICATE "PLAIN" "%%%"`, "NO \"Invalid base64 in SASL response\"\r\n"},
 		{`AUTHENTICATE "PLAIN"` + "\r\n\"*\"", "\"\"\r\nNO \"Authentication cancelled.\"\r\n"},

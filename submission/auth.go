@@ -26,7 +26,7 @@ func (c *conn) cmdAuth(cmd *wire.Command) {
 		c.reply(503, "5.5.1", "Send EHLO first")
 		return
 	}
-	mech := strings.ToUpper(args[0])
+	mech := sasl.MechanismName(args[0])
 	if !c.s.MechanismSupported(mech) {
 		c.reply(504, "5.5.4", "Unrecognized authentication type")
 		return

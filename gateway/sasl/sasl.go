@@ -74,6 +74,21 @@ type Credentials struct {
 // answer, or ErrCancelled, ErrBase64 or the caller's I/O error.
 type Respond func(challenge []byte) ([]byte, error)
 
+// MechanismName is the mechanism name a client sent, in upper case by
+// ASCII rules only: names are ASCII (RFC 4422 section 3.1) and compared
+// without regard to case, but Unicode case mapping would read "plaın"
+// (a dotless ı) or "ſcram" (a long s) as an ASCII name. Other bytes stay
+// as they are, so such a name is unknown to Supported.
+func MechanismName(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'a' <= c && c <= 'z' {
+			b[i] = c - ('a' - 'A')
+		}
+	}
+	return string(b)
+}
+
 // Supported reports whether Decode knows mech (in upper case); the OAuth
 // mechanisms only when oauth is set.
 func Supported(mech string, oauth bool) bool {

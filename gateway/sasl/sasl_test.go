@@ -113,3 +113,18 @@ func ExampleDecode() {
 	fmt.Println(c.Authcid, c.Password, err)
 	// Output: alice@a.test secret <nil>
 }
+
+func TestMechanismName(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain": "PLAIN", "xOAuth2": "XOAUTH2", "CRAM-MD5": "CRAM-MD5", "scram_sha-1": "SCRAM_SHA-1",
+		"pla\u0131n": "PLA\u0131N", "\u017fcram": "\u017fCRAM", "\u212aerberos": "\u212aERBEROS", "\xff": "\xff",
+	} {
+		got := sasl.MechanismName(in)
+		if got != want {
+			t.Errorf("MechanismName(%q) = %q, want %q", in, got, want)
+		}
+		if in != "plain" && in != "xOAuth2" && sasl.Supported(got, true) {
+			t.Errorf("Supported(MechanismName(%q)) = true", in)
+		}
+	}
+}
