@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/pipegate/pipegate/internal/procfs"
 	"github.com/pipegate/pipegate/internal/testserver"
 )
 
@@ -428,15 +428,13 @@ func TestListenPausesOnEMFILE(t *testing.T) {
 // maxFD returns the highest descriptor number open in this process.
 func maxFD(t *testing.T) int {
 	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
+	fds, err := procfs.FDTargets(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := 0
-	for _, e := range ents {
-		if n, err := strconv.Atoi(e.Name()); err == nil && n > m {
-			m = n
-		}
+	for n := range fds {
+		m = max(m, n)
 	}
 	return m
 }

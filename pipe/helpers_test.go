@@ -20,6 +20,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/pipegate/pipegate/internal/procfs"
 	"github.com/pipegate/pipegate/pipe/internal/sock"
 )
 
@@ -232,14 +233,14 @@ func reset(t testing.TB, c net.Conn) {
 func openFDs(t testing.TB) (all, pipes int) {
 	t.Helper()
 	sock.DrainPipes()
-	ents, err := os.ReadDir("/proc/self/fd")
+	fds, err := procfs.FDTargets(os.Getpid())
 	if err != nil {
 		t.Skipf("no /proc/self/fd: %v", err)
 	}
-	for _, e := range ents {
-		if l, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil && strings.HasPrefix(l, "pipe:") {
+	for _, l := range fds {
+		if strings.HasPrefix(l, "pipe:") {
 			pipes++
 		}
 	}
-	return len(ents) - 1, pipes // minus the directory being read
+	return len(fds), pipes
 }

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pipegate/pipegate/internal/procfs"
 	"github.com/pipegate/pipegate/internal/testenv"
 )
 
@@ -243,14 +244,7 @@ func (m *upgMail) stop(pid int) {
 
 // upgGone reports whether pid has exited (no process, or a zombie its new
 // parent has not reaped).
-func upgGone(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	_, rest, _ := strings.Cut(string(b), ") ")
-	return strings.HasPrefix(rest, "Z")
-}
+func upgGone(pid int) bool { return !procfs.Running(pid) }
 
 // upgNum is a number field of a log record.
 func upgNum(t *testing.T, rec map[string]any, field string) int64 {

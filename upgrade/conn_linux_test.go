@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pipegate/pipegate/internal/procfs"
 )
 
 // testCtx bounds a test's waits (a hang fails instead of blocking CI).
@@ -77,11 +79,11 @@ func rawPair(t *testing.T) (*Conn, int) {
 // openFDs counts this process's open descriptors.
 func openFDs(t *testing.T) int {
 	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
+	n, err := procfs.OpenFDs(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return len(ents)
+	return n
 }
 
 func TestSendRecvFiles(t *testing.T) {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
@@ -14,11 +12,11 @@ import (
 	"os"
 	"runtime"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pipegate/pipegate/internal/procfs"
 )
 
 type client struct {
@@ -148,7 +146,7 @@ func bulkDown(cl *client, d time.Duration) (float64, int64, error) {
 // system, all threads) that process pid spent per GB moved meanwhile, in
 // seconds.
 func bulkCPU(cl *client, cmd string, d time.Duration, pid int) error {
-	before, err := cpuTicks(pid)
+	before, err := procfs.ReadStat(pid)
 	if err != nil {
 		return err
 	}
@@ -160,15 +158,15 @@ func bulkCPU(cl *client, cmd string, d time.Duration, pid int) error {
 	if err != nil {
 		return err
 	}
-	after, err := cpuTicks(pid)
+	after, err := procfs.ReadStat(pid)
 	if err != nil {
 		return err
 	}
 	if n == 0 {
 		return fmt.Errorf("%s: no bytes moved", cmd)
 	}
-	// /proc counts in USER_HZ ticks, 100 per second on Linux.
-	fmt.Printf("%.1f %.3f\n", rate, float64(after-before)/100/(float64(n)/1e9))
+	ticks := after.CPUTicks() - before.CPUTicks()
+	fmt.Printf("%.1f %.3f\n", rate, float64(ticks)/procfs.TicksPerSecond/(float64(n)/1e9))
 	return nil
 }
 
@@ -227,7 +225,7 @@ func connrate(cl *client, d time.Duration, workers int) (float64, int64, error) 
 // system, all threads) that process pid spent per connection meanwhile, in
 // microseconds: on a shared machine the CPU figure varies less than the rate.
 func connrateCPU(cl *client, d time.Duration, workers, pid int) error {
-	before, err := cpuTicks(pid)
+	before, err := procfs.ReadStat(pid)
 	if err != nil {
 		return err
 	}
@@ -238,36 +236,13 @@ func connrateCPU(cl *client, d time.Duration, workers, pid int) error {
 	if conns == 0 {
 		return errors.New("connrate: no connection completed")
 	}
-	after, err := cpuTicks(pid)
+	after, err := procfs.ReadStat(pid)
 	if err != nil {
 		return err
 	}
-	// /proc counts in USER_HZ ticks, 100 per second on Linux.
-	fmt.Printf("%.1f %.1f\n", rate, float64(after-before)*1e4/float64(conns))
+	ticks := after.CPUTicks() - before.CPUTicks()
+	fmt.Printf("%.1f %.1f\n", rate, float64(ticks)*1e6/procfs.TicksPerSecond/float64(conns))
 	return nil
-}
-
-// cpuTicks returns utime+stime of pid from /proc/PID/stat.
-func cpuTicks(pid int) (int64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	// Fields 3 on, after the command name, which is in parentheses and
-	// may hold spaces: utime and stime are fields 14 and 15.
-	var f []string
-	if i := bytes.LastIndexByte(b, ')'); i >= 0 {
-		f = strings.Fields(string(b[i+1:]))
-	}
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
-	}
-	return utime + stime, nil
 }
 
 func connWorker(cl *client, deadline time.Time, count *atomic.Int64, firstErr *atomic.Value, wg *sync.WaitGroup) {
@@ -330,16 +305,6 @@ func idle(cl *client, n, pid int) (float64, error) {
 
 // rss returns VmRSS of pid in KiB.
 func rss(pid int) (int64, error) {
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+	st, err := procfs.ReadStatus(pid)
+	return st.RSSKiB, err
 }

@@ -29,7 +29,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
-	"errors"
 	"flag"
 	"fmt"
 	"math/big"
@@ -39,13 +38,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/pipegate/pipegate/internal/freeport"
+	"github.com/pipegate/pipegate/internal/procfs"
 )
 
 func main() {
@@ -365,23 +364,11 @@ func (s *server) stop() {
 
 // cpu is the process's user+system CPU time so far.
 func (s *server) cpu() (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	st, err := procfs.ReadStat(s.cmd.Process.Pid)
 	if err != nil {
 		return 0, fmt.Errorf("pipegate CPU time: %w", err)
 	}
-	// Fields after the command name (which may hold spaces) in ")".
-	i := strings.LastIndexByte(string(b), ')')
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, errors.New("pipegate CPU time: short /proc stat")
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("pipegate CPU time: %w", err)
-	}
-	const ticksPerSecond = 100 // USER_HZ on Linux
-	return time.Duration(utime+stime) * time.Second / ticksPerSecond, nil
+	return st.CPU(), nil
 }
 
 func freeAddr() (string, error) { return freeport.Addr() }

@@ -2,9 +2,8 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
+
+	"github.com/pipegate/pipegate/internal/procfs"
 )
 
 // usage is what a process holds at one point of the run.
@@ -17,26 +16,14 @@ type procUsage struct {
 // measure reads pid's resident memory and open files.
 func measure(pid, sessions int) (procUsage, error) {
 	u := procUsage{sessions: sessions}
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	st, err := procfs.ReadStatus(pid)
 	if err != nil {
 		return u, fmt.Errorf("proxy pid %d (exited?): %w", pid, err)
 	}
-	for line := range strings.SplitSeq(string(status), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			u.rssKiB, err = strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				return u, fmt.Errorf("/proc/%d/status: VmRSS %q: %w", pid, v, err)
-			}
-		}
-	}
-	if u.rssKiB == 0 {
-		return u, fmt.Errorf("/proc/%d/status: no VmRSS (a zombie?)", pid)
-	}
-	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	if err != nil {
+	u.rssKiB = st.RSSKiB
+	if u.fds, err = procfs.OpenFDs(pid); err != nil {
 		return u, fmt.Errorf("open files of pid %d: %w", pid, err)
 	}
-	u.fds = len(fds)
 	return u, nil
 }
 

@@ -8,10 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pipegate/pipegate/internal/procfs"
 )
 
 // proc is a pipegate mail process this program started, and its log.
@@ -87,14 +88,7 @@ func stopPID(pid int, timeout time.Duration) error {
 }
 
 // alive: pid exists and is no zombie.
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	_, rest, _ := strings.Cut(string(b), ") ")
-	return !strings.HasPrefix(rest, "Z")
-}
+func alive(pid int) bool { return procfs.Running(pid) }
 
 // logLine is one JSON line of pipegate's log.
 type logLine struct {
@@ -156,43 +150,20 @@ func findLog(path, msg string, nth int) (logLine, bool, error) {
 	return logLine{}, false, sc.Err()
 }
 
-// memory is what /proc/PID/status says of a process.
+// memory is what /proc says of a process.
 type memory struct {
 	rssKiB, anonKiB int64 // VmRSS, RssAnon
 	fds             int
 }
 
 func readMemory(pid int) (memory, error) {
-	var m memory
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	st, err := procfs.ReadStatus(pid)
 	if err != nil {
-		return m, fmt.Errorf("pid %d (exited?): %w", pid, err)
+		return memory{}, fmt.Errorf("memory of pid %d (exited?): %w", pid, err)
 	}
-	for line := range strings.SplitSeq(string(status), "\n") {
-		key, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		var dst *int64
-		switch key {
-		case "VmRSS":
-			dst = &m.rssKiB
-		case "RssAnon":
-			dst = &m.anonKiB
-		default:
-			continue
-		}
-		if *dst, err = strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64); err != nil {
-			return m, fmt.Errorf("/proc/%d/status: %s %q: %w", pid, key, v, err)
-		}
-	}
-	if m.rssKiB == 0 {
-		return m, fmt.Errorf("/proc/%d/status: no VmRSS (a zombie?)", pid)
-	}
-	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	fds, err := procfs.OpenFDs(pid)
 	if err != nil {
-		return m, fmt.Errorf("open files of pid %d: %w", pid, err)
+		return memory{}, fmt.Errorf("open files of pid %d: %w", pid, err)
 	}
-	m.fds = len(fds)
-	return m, nil
+	return memory{rssKiB: st.RSSKiB, anonKiB: st.AnonKiB, fds: fds}, nil
 }

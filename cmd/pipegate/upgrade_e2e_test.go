@@ -30,6 +30,7 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/pipegate/pipegate/internal/procfs"
 	"github.com/pipegate/pipegate/internal/testserver"
 	"github.com/pipegate/pipegate/internal/tlstest"
 )
@@ -219,14 +220,7 @@ func (ch *upChain) upgradeTo(t *testing.T, pid, n int) int {
 
 // gone reports whether pid has exited (no process, or a zombie not reaped
 // by its new parent).
-func gone(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	_, rest, _ := strings.Cut(string(b), ") ")
-	return strings.HasPrefix(rest, "Z")
-}
+func gone(pid int) bool { return !procfs.Running(pid) }
 
 // eventually polls cond until it holds, within fwdWait (a process's exit
 // that is not our child's, its open descriptors: no event to wait for).
@@ -556,14 +550,13 @@ func TestUpgradeForwardBinaryFlag(t *testing.T) {
 // sockets counts the sockets pid has open.
 func sockets(t *testing.T, pid int) int {
 	t.Helper()
-	dir := fmt.Sprintf("/proc/%d/fd", pid)
-	ents, err := os.ReadDir(dir)
+	fds, err := procfs.FDTargets(pid)
 	if err != nil {
 		t.Fatalf("open descriptors of %d: %v", pid, err)
 	}
 	n := 0
-	for _, e := range ents {
-		if l, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && strings.HasPrefix(l, "socket:") {
+	for _, l := range fds {
+		if strings.HasPrefix(l, "socket:") {
 			n++
 		}
 	}

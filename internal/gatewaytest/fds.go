@@ -3,13 +3,15 @@ package gatewaytest
 import (
 	"fmt"
 	"os"
-	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pipegate/pipegate/internal/procfs"
 )
 
 // NoFDLeak runs each of kinds (one kind of session each: a login that
@@ -59,17 +61,11 @@ func Gauge(t testing.TB, reg *prometheus.Registry, name string) float64 {
 }
 
 // openFDs is this process's open descriptors and what each is.
-func openFDs(t testing.TB) map[string]string {
+func openFDs(t testing.TB) map[int]string {
 	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
+	fds, err := procfs.FDTargets(os.Getpid())
 	if err != nil {
 		t.Skipf("no /proc/self/fd: %v", err)
-	}
-	fds := map[string]string{}
-	for _, e := range ents {
-		if l, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil {
-			fds[e.Name()] = l
-		} // else the directory being read, closed by now
 	}
 	return fds
 }
@@ -85,7 +81,7 @@ const maxPooledPipeFDs = 2 * 16
 // pipe's pooled pipes: the sessions' last closes (the backend's side of a
 // pipe, say) run on other goroutines after the client saw its connection
 // end.
-func waitFDs(t testing.TB, base map[string]string, active func() float64) {
+func waitFDs(t testing.TB, base map[int]string, active func() float64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -97,7 +93,7 @@ func waitFDs(t testing.TB, base map[string]string, active func() float64) {
 			case strings.HasPrefix(l, "pipe:") && pipes < maxPooledPipeFDs:
 				pipes++
 			default:
-				extra = append(extra, fd+"->"+l)
+				extra = append(extra, strconv.Itoa(fd)+"->"+l)
 			}
 		}
 		a := active()

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/pipegate/pipegate/internal/procfs"
 	"github.com/pipegate/pipegate/pipe"
 	"github.com/pipegate/pipegate/upgrade"
 )
@@ -122,9 +123,9 @@ func SendSockets(tb testing.TB, ctx context.Context, c *upgrade.Conn, kind strin
 // OpenFDs is the number of this process's open descriptors.
 func OpenFDs(tb testing.TB) int {
 	tb.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
+	n, err := procfs.OpenFDs(os.Getpid())
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return len(ents)
+	return n
 }

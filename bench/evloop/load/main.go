@@ -14,20 +14,20 @@
 package main
 
 import (
-	"bufio"
 	"encoding/binary"
 	"flag"
 	"fmt"
 	"io"
 	"log"
 	"net"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pipegate/pipegate/internal/procfs"
 )
 
 type target struct {
@@ -223,38 +223,19 @@ func serveConn(s *server, c net.Conn) {
 	}
 }
 
+// procRSS returns pid's resident memory in bytes.
 func procRSS(pid int) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	st, err := procfs.ReadStatus(pid)
+	return st.RSSKiB << 10, err
 }
 
-func procFDs(pid int) (int, error) {
-	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	return len(ents), err
-}
-
-// procCPU returns user+system CPU seconds of pid.
+// procCPU returns user+system CPU seconds of pid (0 if it cannot be read).
 func procCPU(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := procfs.ReadStat(pid)
 	if err != nil {
 		return 0
 	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100 // USER_HZ
+	return st.CPU().Seconds()
 }
 
 // idlePhase opens n pairs through tg, makes sure each carried a byte both
@@ -267,7 +248,7 @@ func idlePhase(srv *server, tg target, n int, settle time.Duration) error {
 	if err != nil {
 		return err
 	}
-	fd0, err := procFDs(tg.pid)
+	fd0, err := procfs.OpenFDs(tg.pid)
 	if err != nil {
 		return err
 	}
@@ -331,7 +312,7 @@ func idlePhase(srv *server, tg target, n int, settle time.Duration) error {
 	if err != nil {
 		return err
 	}
-	fd1, err := procFDs(tg.pid)
+	fd1, err := procfs.OpenFDs(tg.pid)
 	if err != nil {
 		return err
 	}

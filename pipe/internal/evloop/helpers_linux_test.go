@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/pipegate/pipegate/internal/procfs"
 	"github.com/pipegate/pipegate/pipe/internal/core"
 )
 
@@ -124,11 +125,11 @@ func expect(t testing.TB, s core.Result, first core.Side, why core.Reason) {
 
 func openFDs(t testing.TB) int {
 	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
+	n, err := procfs.OpenFDs(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return len(ents)
+	return n
 }
 
 func shutdownNow(g *Group) error {
