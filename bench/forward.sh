@@ -7,7 +7,8 @@
 #   1-stream throughput up and down (vs direct TLS), memory per idle
 #   TLS-terminated connection. Beside each bulk figure, the CPU time (user
 #   plus system, from /proc/PID/stat) of the forwarder process alone per GB
-#   moved; beside the connection rate, its CPU time per connection.
+#   moved; beside the connection rate, its CPU time per connection and the
+#   TCP segments the machine sent per connection (/proc/net/snmp).
 # Forwarders run on one thread (GOMAXPROCS=1, nbthread 1). Needs the Debian
 # package haproxy (apt-get install -y haproxy) and openssl.
 #
@@ -133,7 +134,7 @@ nt=${#names[@]}
 # direct: the server's), with the spread (min-max) of pg/ha over the rounds.
 row() {
   local name=$1 unit=$2 cmd=$3; shift 3
-  local targets=("$@") pidof=(${PIDS:-}) fig=() cpu=() q=() cq=() bq=() bcq=() med=() out r i k v x
+  local targets=("$@") pidof=(${PIDS:-}) fig=() cpu=() seg=() q=() cq=() bq=() bcq=() med=() out r i k v x
   for ((r = 0; r < REPS; r++)); do
     for ((i = 0; i < nt; i++)); do
       k=$(((i + r) % nt))
@@ -142,6 +143,7 @@ row() {
       v=($($L $cmd -addr "${targets[$k]}" $x))
       fig[r * nt + k]=${v[0]}
       cpu[r * nt + k]=${v[1]:-}
+      seg[r * nt + k]=${v[2]:-}
     done
     q+=("$(ratio "${fig[r * nt + 1]}" "${fig[r * nt + 2]}")")
     cq+=("$(ratio "${cpu[r * nt + 1]}" "${cpu[r * nt + 2]}")")
@@ -158,6 +160,10 @@ row() {
   med=(); for ((k = 0; k < nt; k++)); do med+=("$(col cpu $k)"); done
   printf '%-26s %-8s' "  CPU of the forwarder" "${CPUUNIT:-us/conn}"; printf ' %9s' "${med[@]}"
   echo "   (direct: the server's)  pg/ha $(median "${cq[@]}") ($(spread "${cq[@]}"))${BASE:+  base/pg $(median "${bcq[@]}") ($(spread "${bcq[@]}"))}"
+  [ -n "${seg[0]:-}" ] || return 0
+  med=(); for ((k = 0; k < nt; k++)); do med+=("$(col seg $k)"); done
+  printf '%-26s %-8s' "  TCP segments (machine)" "seg/conn"; printf ' %9s' "${med[@]}"
+  echo "   (both connections of a forwarded one, each segment counted once)"
 }
 # spread V...: min-max of the values
 spread() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s-%s", lo, hi }'; }

@@ -221,11 +221,17 @@ func connrate(cl *client, d time.Duration, workers int) (float64, int64, error) 
 	return float64(n) / time.Since(start).Seconds(), n, nil
 }
 
-// connrateCPU prints the connection rate and the CPU time (user plus
+// connrateCPU prints the connection rate, the CPU time (user plus
 // system, all threads) that process pid spent per connection meanwhile, in
-// microseconds: on a shared machine the CPU figure varies less than the rate.
+// microseconds (on a shared machine it varies less than the rate), and the
+// TCP segments the machine sent per connection (/proc/net/snmp): the
+// packets each forwarder makes for the same exchange.
 func connrateCPU(cl *client, d time.Duration, workers, pid int) error {
 	before, err := procfs.ReadStat(pid)
+	if err != nil {
+		return err
+	}
+	segs0, err := procfs.TCPOutSegs()
 	if err != nil {
 		return err
 	}
@@ -240,8 +246,12 @@ func connrateCPU(cl *client, d time.Duration, workers, pid int) error {
 	if err != nil {
 		return err
 	}
+	segs1, err := procfs.TCPOutSegs()
+	if err != nil {
+		return err
+	}
 	ticks := after.CPUTicks() - before.CPUTicks()
-	fmt.Printf("%.1f %.1f\n", rate, float64(ticks)*1e6/procfs.TicksPerSecond/float64(conns))
+	fmt.Printf("%.1f %.1f %.1f\n", rate, float64(ticks)*1e6/procfs.TicksPerSecond/float64(conns), float64(segs1-segs0)/float64(conns))
 	return nil
 }
 

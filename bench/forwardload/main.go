@@ -9,6 +9,7 @@
 //	forwardload bulkdown -addr 127.0.0.1:9100 -duration 2s -pid PID       # prints MB/s and PID's CPU-s/GB
 //	forwardload pingpong -addr 127.0.0.1:9100 -n 5000                     # prints p50 µs
 //	forwardload connrate -addr 127.0.0.1:9100 -duration 2s -workers 4     # prints conn/s
+//	forwardload connrate -addr 127.0.0.1:9100 -duration 2s -pid PID       # and PID's µs of CPU, the machine's TCP segments, per conn
 //	forwardload idle -addr 127.0.0.1:9100 -tls -ca c.pem -n 1000 -pid PID # prints KiB/conn
 //
 // A client's first byte picks the server's behaviour: 'B' reads until EOF

@@ -38,3 +38,38 @@ func parseMachineCPU(text string) (int64, error) {
 	}
 	return busy, nil
 }
+
+// TCPOutSegs returns the TCP segments the machine (this network
+// namespace) has sent since boot, from the OutSegs column of /proc/net/snmp.
+// On loopback each segment is counted once, by its sender.
+func TCPOutSegs() (int64, error) {
+	return readFile("/proc/net/snmp", parseTCPOutSegs)
+}
+
+// parseTCPOutSegs finds OutSegs in the "Tcp:" pair of lines of
+// /proc/net/snmp: one of column names, then one of values.
+func parseTCPOutSegs(text string) (int64, error) {
+	var names []string
+	for line := range strings.SplitSeq(text, "\n") {
+		rest, ok := strings.CutPrefix(line, "Tcp:")
+		if !ok {
+			continue
+		}
+		if names == nil {
+			names = strings.Fields(rest)
+			continue
+		}
+		values := strings.Fields(rest)
+		for i, name := range names {
+			if name == "OutSegs" && i < len(values) {
+				n, err := strconv.ParseInt(values[i], 10, 64)
+				if err != nil {
+					return 0, fmt.Errorf("snmp Tcp OutSegs: %w", err)
+				}
+				return n, nil
+			}
+		}
+		break
+	}
+	return 0, errors.New("no OutSegs in the Tcp lines")
+}
