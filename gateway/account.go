@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/pipegate/pipegate/gateway/sasl"
+	"github.com/pipegate/pipegate/internal/ascii"
 )
 
 // DefaultUsernameChars are the bytes a user name may hold by default:
@@ -128,7 +129,7 @@ func (r AccountRules) name(s, what string) (string, error) {
 		}
 	}
 	if r.Format == FormatLowercase {
-		s = strings.ToLower(s)
+		s = ascii.Lower(s) // as Dovecot's %Lu: ASCII letters only
 	}
 	return s, nil
 }

@@ -30,6 +30,7 @@ func TestAccountRules(t *testing.T) {
 		{"own chars", gateway.AccountRules{Chars: "abc@."}, sasl.Credentials{Authcid: "abc@a.c"}, "abc@a.c"},
 		{"own chars refuse", gateway.AccountRules{Chars: "abc@."}, sasl.Credentials{Authcid: "abd@a.c"}, ""},
 		{"lowercase", gateway.AccountRules{Format: gateway.FormatLowercase}, sasl.Credentials{Authcid: "Alice@A.Test"}, "alice@a.test"},
+		{"lowercase ASCII only", gateway.AccountRules{Format: gateway.FormatLowercase, AnyPrintable: true}, sasl.Credentials{Authcid: "\u212AATE@\u00c4.Test"}, "\u212Aate@\u00c4.test"},
 		{"too long", gateway.AccountRules{}, sasl.Credentials{Authcid: string(make([]byte, 300))}, ""},
 		{"empty", gateway.AccountRules{}, sasl.Credentials{}, ""},
 		{"authzid refused", gateway.AccountRules{}, sasl.Credentials{Authzid: "carol@a.test", Authcid: "alice@a.test"}, ""},

@@ -25,6 +25,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"strings"
+
+	"github.com/pipegate/pipegate/internal/ascii"
 )
 
 // The mechanisms Decode knows.
@@ -79,15 +81,7 @@ type Respond func(challenge []byte) ([]byte, error)
 // without regard to case, but Unicode case mapping would read "plaın"
 // (a dotless ı) or "ſcram" (a long s) as an ASCII name. Other bytes stay
 // as they are, so such a name is unknown to Supported.
-func MechanismName(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'a' <= c && c <= 'z' {
-			b[i] = c - ('a' - 'A')
-		}
-	}
-	return string(b)
-}
+func MechanismName(s string) string { return ascii.Upper(s) }
 
 // Supported reports whether Decode knows mech (in upper case); the OAuth
 // mechanisms only when oauth is set.

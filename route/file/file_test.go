@@ -96,6 +96,22 @@ func TestIssueFile(t *testing.T) {
 	}
 }
 
+// TestCaseIsASCII: accounts and domains match without regard to ASCII
+// case only; a Kelvin sign (U+212A), which Unicode lowers to "k", is not
+// the account "kate" (as in Dovecot, whose %Lu lowers ASCII letters only).
+func TestCaseIsASCII(t *testing.T) {
+	s := mustParse(t, "routes:\n  - account: kate@a.test\n    backend: imap://127.0.0.1:14301\n  - domain: k.test\n    backend: imap://127.0.0.1:14302\ndefault: imap://127.0.0.1:14303\n")
+	for account, want := range map[string]string{
+		"KATE@A.test": "imap://127.0.0.1:14301", "\u212Aate@a.test": "imap://127.0.0.1:14303",
+		"x@K.TEST": "imap://127.0.0.1:14302", "x@\u212A.test": "imap://127.0.0.1:14303",
+	} {
+		rt, err := s.Lookup(context.Background(), route.Request{Protocol: "imap", Account: account})
+		if err != nil || addrs(rt) != want {
+			t.Errorf("%q: %s, %v; want %s", account, addrs(rt), err, want)
+		}
+	}
+}
+
 func TestPrecedence(t *testing.T) {
 	s := mustParse(t, fullFile)
 	tests := []struct {

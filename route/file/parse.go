@@ -7,6 +7,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/pipegate/pipegate/internal/ascii"
 	"github.com/pipegate/pipegate/internal/configerr"
 	"github.com/pipegate/pipegate/internal/yamlconf"
 	"github.com/pipegate/pipegate/route"
@@ -155,14 +156,14 @@ func (p *parser) rule(t *table, i int, d *ruleDoc) {
 
 	account, hasAccount := p.str(&d.Account.Node, name+".account")
 	if hasAccount {
-		account = strings.ToLower(account)
+		account = ascii.Lower(account)
 		if strings.ContainsAny(account, " \t*") {
 			p.errorf(d.Account.Line, name+".account", "%q: an account has no spaces or wildcards (use domain: for *@domain)", account)
 		}
 	}
 	domain, hasDomain := p.str(&d.Domain.Node, name+".domain")
 	if hasDomain {
-		domain = strings.ToLower(strings.TrimPrefix(domain, "*@"))
+		domain = ascii.Lower(strings.TrimPrefix(domain, "*@"))
 		if domain == "" || strings.ContainsAny(domain, "@* \t") {
 			p.errorf(d.Domain.Line, name+".domain", "%q: want a domain such as b.test or *@b.test", d.Domain.Value)
 		}

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 
+	"github.com/pipegate/pipegate/internal/ascii"
 	"github.com/pipegate/pipegate/route"
 )
 
@@ -95,7 +95,7 @@ func first(list []*rule, addr netip.Addr) *rule {
 }
 
 func (t *table) lookup(req route.Request) (route.Route, error) {
-	account := strings.ToLower(req.Account)
+	account := ascii.Lower(req.Account)
 	var addr netip.Addr
 	if req.ClientAddr.IsValid() {
 		addr = req.ClientAddr.Addr().Unmap()

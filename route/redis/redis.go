@@ -31,6 +31,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
+	"github.com/pipegate/pipegate/internal/ascii"
 	"github.com/pipegate/pipegate/route"
 )
 
@@ -118,7 +119,7 @@ func (s *Source) SetPassword(pw string) { s.password.Store(&pw) }
 func (s *Source) Lookup(ctx context.Context, req route.Request) (route.Route, error) {
 	account := req.Account
 	if s.cfg.Lowercase {
-		account = strings.ToLower(account)
+		account = ascii.Lower(account)
 	}
 	key, err := route.Expand(s.cfg.Key, account, nil)
 	if err != nil {
