@@ -10,7 +10,7 @@ import (
 // and HELO, and keeps the client's name for the backend (XCLIENT HELO=,
 // and the EHLO sent to the backend in its name).
 func (c *conn) cmdHello(cmd *wire.Command, esmtp bool) {
-	f := strings.Fields(cmd.Params)
+	f := cmd.Args()
 	if len(f) == 0 {
 		c.reply(501, "5.5.4", "Syntax: "+cmd.Verb+" hostname")
 		return

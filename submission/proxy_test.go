@@ -115,6 +115,7 @@ func TestDialogueBeforeAuth(t *testing.T) {
 	c.cmd("AUTH plain", "538 5.7.11 Encryption required for requested authentication mechanism")
 	c.cmd("AUTH CRAM-MD5", "504 5.5.4 Unrecognized authentication type")
 	c.cmd("AUTH pla\u0131n", "504 5.5.4 Unrecognized authentication type")
+	c.cmd("AUTH PLAIN\u00a0"+plain("", "alice@a.test", "secret"), "504 5.5.4 Unrecognized authentication type")
 	c.cmd("NOOP", "250 2.0.0 OK")
 	c.cmd("RSET", "250 2.0.0 OK")
 	c.cmd("VRFY alice", "502 5.5.1 Command not implemented")

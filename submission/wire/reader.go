@@ -80,8 +80,13 @@ type Command struct {
 	Params string // everything after the verb and its space, as sent
 }
 
-// Args returns the parameters split at spaces.
-func (c *Command) Args() []string { return strings.Fields(c.Params) }
+// Args returns the parameters split at spaces (SP, RFC 5321 section 4.1.1;
+// a run of them counts as one). Other white space, such as a no-break
+// space (U+00A0) that strings.Fields would split at, is part of a
+// parameter.
+func (c *Command) Args() []string {
+	return strings.FieldsFunc(c.Params, func(r rune) bool { return r == ' ' })
+}
 
 // ReadCommand reads one command. Errors are *Error (the client sent
 // something wrong; unless Fatal the line has been consumed and the next

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -75,6 +76,21 @@ func TestReadCommandErrors(t *testing.T) {
 				t.Errorf("after the error: %+v %v, want NOOP", cmd, err)
 			}
 		})
+	}
+}
+
+// TestArgs: parameters are split at SP only, a run of SP counting once.
+func TestArgs(t *testing.T) {
+	for params, want := range map[string][]string{
+		"":                    nil,
+		"PLAIN  AGFAYgBj":     {"PLAIN", "AGFAYgBj"},
+		"PLAIN\u00a0AGFAYgBj": {"PLAIN\u00a0AGFAYgBj"},
+		"a\u0085b \u2003c":    {"a\u0085b", "\u2003c"},
+		" client.test ":       {"client.test"},
+	} {
+		if got := (&Command{Verb: "AUTH", Params: params}).Args(); !slices.Equal(got, want) {
+			t.Errorf("Args(%q) = %q, want %q", params, got, want)
+		}
 	}
 }
 
