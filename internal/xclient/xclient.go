@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/pipegate/pipegate/internal/ascii"
 )
 
 // MaxSessionID is the longest SESSION value XCLIENT keeps; a longer one
@@ -105,7 +107,7 @@ func ParseDovecot(args []string) (Attrs, error) {
 		if !ok {
 			continue
 		}
-		name = strings.ToUpper(name)
+		name = ascii.Upper(name) // Dovecot compares names by ASCII case only
 		if err := p.Set(name, value); err != nil {
 			return Attrs{}, fmt.Errorf("XCLIENT %s: %w", name, err)
 		}

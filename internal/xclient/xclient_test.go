@@ -25,6 +25,7 @@ func TestParseDovecot(t *testing.T) {
 		{[]string{"ADDR=fe80::1%eth0"}, Attrs{}, "XCLIENT ADDR: not an IP address"},
 		{[]string{"ADDR=IPV6:::1"}, Attrs{}, "XCLIENT ADDR: not an IP address"},
 		{[]string{"ADDR=10.1.2.3", "destaddr=[::1]"}, Attrs{}, "XCLIENT DESTADDR: not an IP address"},
+		{[]string{"de\u017ftaddr=[::1]", "\u017fESSION=abc"}, Attrs{TTL: -1}, ""}, // a long s is no "S": unknown names, ignored
 		{[]string{"PORT=0"}, Attrs{}, "XCLIENT PORT: not a port number (1 to 65535)"},
 		{[]string{"DESTPORT=65536"}, Attrs{}, "XCLIENT DESTPORT: not a port number (1 to 65535)"},
 		{[]string{"TTL=+1"}, Attrs{}, "XCLIENT TTL: not a decimal number"},
