@@ -37,7 +37,7 @@ func Fixture(t testing.TB) string {
 	}
 	for name, text := range map[string]string{
 		"pw": Secret + "\n", "empty": "", "ticket.keys": strings.Repeat("ab", 32) + "\n",
-		"routes.yaml": "routes:\n  - account: alice@a.test\n    backend: imap://127.0.0.1:14301\ndefault: imap+starttls://127.0.0.1:14301\n",
+		"routes.yaml": "routes:\n  - account: alice@a.test\n    backend: imap://127.0.0.1:14301\n  - domain: b.test\n    backend: imaps://127.0.0.1:19932\ndefault: imap+starttls://127.0.0.1:14301\n",
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
 			t.Fatal(err)
@@ -60,6 +60,16 @@ func Dir(t testing.TB, fixture string) string {
 		}
 	}
 	return dir
+}
+
+// WriteConfig writes config as imap.yaml beside a new Fixture's files
+// (relative names in it resolve against its folder) and gives its path.
+// The routes file sends alice@a.test to imap://127.0.0.1:14301, b.test to
+// imaps://127.0.0.1:19932, and the rest to imap+starttls://127.0.0.1:14301;
+// backend-ca.crt is the CA of server.crt.
+func WriteConfig(t testing.TB, config string) string {
+	t.Helper()
+	return WriteFile(t, Fixture(t), "imap.yaml", []byte(config))
 }
 
 // WriteFile writes data as name into a new folder with links to the
