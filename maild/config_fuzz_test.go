@@ -16,23 +16,23 @@ import (
 // configBadSeeds have problems, each at its line.
 var configBadSeeds = []string{
 	"# nothing\n",
-	issueConfig + "routes_fiel: x\nlogin_timeout: soon\nmax_connections: -1\nmax_login_failures: many\nlog:\n  level: loud\n",
-	strings.Replace(issueConfig, "127.0.0.1:1143", "127.0.0.1", 1) + "auth_penalty:\n  base: 10s\n  max: 1s\n  redis: {addr: 127.0.0.1, db: -1, password_file: gone}\n",
+	configtest.IMAPIssue + "routes_fiel: x\nlogin_timeout: soon\nmax_connections: -1\nmax_login_failures: many\nlog:\n  level: loud\n",
+	strings.Replace(configtest.IMAPIssue, "127.0.0.1:1143", "127.0.0.1", 1) + "auth_penalty:\n  base: 10s\n  max: 1s\n  redis: {addr: 127.0.0.1, db: -1, password_file: gone}\n",
 	"listen:\n  - addr: 127.0.0.1:1993\n    tls: true\n    accept_proxy: true\n    trusted_proxies: [10.0.0.0/33]\n  - {addr: \"example.com:1\", protocol: smtp}\n  - {addr: 127.0.0.1:1993}\nroutes_file: routes.yaml\n",
-	issueConfig + "username_chars: \"a\\nb\"\nusername_format: upper\ndrain_timeout: 10s\ndrain_spread: 20s\nlogin_trusted_networks: [10.0.0.0/8, 10.0.0.0/33]\n",
-	mailIssueConfig + "submission:\n  greeting: \"a\\r\\nb\"\npop3:\n  capabilities: [TOP, \"UIDL\\nX\"]\n",
-	issueConfig + "pools:\n  shared:\n    members:\n      - ftp://h:1\n      - pool:other\n      - [a, b]\n      - {name: a, backend: imap://h:1}\n      - {name: b, weight: -1, backends: [imap://h:1]}\n      - {name: c, backends: [imap://h:1, imaps://h:2]}\n",
-	issueConfig + "pools:\n  a.b:\n    members: [imap://h:1]\n  s:\n    members: [imap://h:1, imap://h:1]\n    affinity: {store: etcd, balance_factor: 0, redis: {url: http://x}}\n    health: {user: probe, protocol: pop3, on_down: panic}\n",
-	issueConfig + "tls:\n  client_ca: ca.crt\nbackend_tls: {cert: client.crt}\nroute_sources:\n  - type: gopher\n  - file\n  - {type: file, pth: x, cache: maybe}\n",
-	issueConfig + "---\nlisten: []\n",
+	configtest.IMAPIssue + "username_chars: \"a\\nb\"\nusername_format: upper\ndrain_timeout: 10s\ndrain_spread: 20s\nlogin_trusted_networks: [10.0.0.0/8, 10.0.0.0/33]\n",
+	configtest.MailIssue + "submission:\n  greeting: \"a\\r\\nb\"\npop3:\n  capabilities: [TOP, \"UIDL\\nX\"]\n",
+	configtest.IMAPIssue + "pools:\n  shared:\n    members:\n      - ftp://h:1\n      - pool:other\n      - [a, b]\n      - {name: a, backend: imap://h:1}\n      - {name: b, weight: -1, backends: [imap://h:1]}\n      - {name: c, backends: [imap://h:1, imaps://h:2]}\n",
+	configtest.IMAPIssue + "pools:\n  a.b:\n    members: [imap://h:1]\n  s:\n    members: [imap://h:1, imap://h:1]\n    affinity: {store: etcd, balance_factor: 0, redis: {url: http://x}}\n    health: {user: probe, protocol: pop3, on_down: panic}\n",
+	configtest.IMAPIssue + "tls:\n  client_ca: ca.crt\nbackend_tls: {cert: client.crt}\nroute_sources:\n  - type: gopher\n  - file\n  - {type: file, pth: x, cache: maybe}\n",
+	configtest.IMAPIssue + "---\nlisten: []\n",
 	"listen:\n  - addr: !!bool x\nroutes_file: routes.yaml\n", "listen:\n  - addr: 127.0.0.1:1\nroute_sources:\n  - {type: !!int x}\n",
-	issueConfig + "pools:\n  p:\n    members: [!!null x, {name: !!float y}]\n", issueConfig + "auth_penalty: !!null {base: 1s}\n",
+	configtest.IMAPIssue + "pools:\n  p:\n    members: [!!null x, {name: !!float y}]\n", configtest.IMAPIssue + "auth_penalty: !!null {base: 1s}\n",
 }
 
 // configSeeds are the tests' good files and the docs' examples that
 // name listeners and routes (with the fixture's files): TestLoadFuzzSeeds.
 func configSeeds(t testing.TB) []string {
-	seeds := []string{issueConfig, mailIssueConfig, poolsConfig, allFieldsConfig}
+	seeds := []string{configtest.IMAPIssue, configtest.MailIssue, poolsConfig, allFieldsConfig}
 	for _, s := range configtest.DocExamples(t, "..") {
 		if bytes.HasPrefix(s, []byte("listen:")) && bytes.Contains(s, []byte("routes_file:")) {
 			seeds = append(seeds, configtest.FixturePaths(string(s)))

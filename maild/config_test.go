@@ -30,21 +30,8 @@ func writeTestFile(t *testing.T, path, data string) {
 	}
 }
 
-// issueConfig is the file from the issue, with relative paths.
-const issueConfig = `listen:
-  - addr: 127.0.0.1:1143
-  - addr: 127.0.0.1:1993
-    tls: true
-tls:
-  cert: server.crt
-  key: server.key
-backend_tls:
-  ca: backend-ca.crt
-routes_file: routes.yaml
-`
-
 func TestIMAPConfigIssueFile(t *testing.T) {
-	path := writeIMAPFiles(t, issueConfig)
+	path := writeIMAPFiles(t, configtest.IMAPIssue)
 	if err := check(path); err != nil {
 		t.Fatal(err)
 	}
@@ -114,40 +101,40 @@ log:
 // field, and says what is wrong.
 func TestIMAPConfigErrors(t *testing.T) {
 	cases := []configErrorCase{
-		{"unknown top field", issueConfig + "routes_fiel: x\n", []string{":11: routes_fiel: unknown field (want one of:", "routes_file"}},
-		{"unknown listener field", strings.Replace(issueConfig, "    tls: true", "    tls: true\n    proxy: true", 1), []string{":5: listen[1].proxy: unknown field", "accept_proxy"}},
-		{"bad duration", issueConfig + "login_timeout: soon\n", []string{":11: login_timeout: invalid duration \"soon\""}},
-		{"negative", issueConfig + "max_connections: -1\n", []string{":11: max_connections: -1: must not be negative"}},
-		{"wrong type", issueConfig + "max_login_failures: many\n", []string{":11: max_login_failures: want a whole number, not \"many\""}},
-		{"bad addr", strings.Replace(issueConfig, "127.0.0.1:1143", "127.0.0.1", 1), []string{":2: listen[0].addr: \"127.0.0.1\": want HOST:PORT"}},
+		{"unknown top field", configtest.IMAPIssue + "routes_fiel: x\n", []string{":11: routes_fiel: unknown field (want one of:", "routes_file"}},
+		{"unknown listener field", strings.Replace(configtest.IMAPIssue, "    tls: true", "    tls: true\n    proxy: true", 1), []string{":5: listen[1].proxy: unknown field", "accept_proxy"}},
+		{"bad duration", configtest.IMAPIssue + "login_timeout: soon\n", []string{":11: login_timeout: invalid duration \"soon\""}},
+		{"negative", configtest.IMAPIssue + "max_connections: -1\n", []string{":11: max_connections: -1: must not be negative"}},
+		{"wrong type", configtest.IMAPIssue + "max_login_failures: many\n", []string{":11: max_login_failures: want a whole number, not \"many\""}},
+		{"bad addr", strings.Replace(configtest.IMAPIssue, "127.0.0.1:1143", "127.0.0.1", 1), []string{":2: listen[0].addr: \"127.0.0.1\": want HOST:PORT"}},
 		{"no listen", "routes_file: routes.yaml\n", []string{"listen: missing"}},
 		{"no routes", "listen:\n  - addr: 127.0.0.1:1143\n", []string{"routes_file: missing"}},
 		{"tls listener without tls", "listen:\n  - addr: 127.0.0.1:1993\n    tls: true\nroutes_file: routes.yaml\n", []string{":3: listen[0].tls: implicit TLS needs the tls: section"}},
 		{"proxy without trusted", "listen:\n  - addr: 127.0.0.1:1143\n    accept_proxy: true\nroutes_file: routes.yaml\n", []string{"listen[0].trusted_proxies: accept_proxy needs"}},
 		{"bad cidr", "listen:\n  - addr: 127.0.0.1:1143\n    accept_proxy: true\n    trusted_proxies: [10.0.0.0/33]\nroutes_file: routes.yaml\n", []string{":4: listen[0].trusted_proxies[0]:"}},
-		{"log level", issueConfig + "log:\n  level: loud\n", []string{":12: log.level: unknown level \"loud\""}},
-		{"penalty order", issueConfig + "auth_penalty:\n  base: 10s\n  max: 1s\n", []string{":13: auth_penalty.max: 1s is less than base 10s"}},
-		{"yaml syntax", issueConfig + "listen: [\n", []string{"imap.yaml:"}},
-		{"missing cert file", strings.Replace(issueConfig, "cert: server.crt", "cert: nope.crt", 1), []string{":6: tls.cert: open ", "nope.crt: no such file"}},
-		{"missing routes file", strings.Replace(issueConfig, "routes_file: routes.yaml", "routes_file: nope.yaml", 1), []string{":10: routes_file: route/file: open ", "nope.yaml"}},
-		{"redis without addr", issueConfig + "auth_penalty:\n  redis:\n    db: 1\n", []string{":12: auth_penalty.redis.addr: missing"}},
-		{"redis unknown field", issueConfig + "auth_penalty:\n  redis:\n    host: x\n", []string{":13: auth_penalty.redis.host: unknown field (want one of: addr, db, password_file, prefix, tls, url)"}},
-		{"route source type", issueConfig + "route_sources:\n  - type: gopher\n", []string{":12: route_sources[0].type: \"gopher\""}},
-		{"route source field", issueConfig + "route_sources:\n  - type: file\n    path: routes.yaml\n    url: http://x\n", []string{":14: route_sources[0].url: not a field of type file"}},
+		{"log level", configtest.IMAPIssue + "log:\n  level: loud\n", []string{":12: log.level: unknown level \"loud\""}},
+		{"penalty order", configtest.IMAPIssue + "auth_penalty:\n  base: 10s\n  max: 1s\n", []string{":13: auth_penalty.max: 1s is less than base 10s"}},
+		{"yaml syntax", configtest.IMAPIssue + "listen: [\n", []string{"imap.yaml:"}},
+		{"missing cert file", strings.Replace(configtest.IMAPIssue, "cert: server.crt", "cert: nope.crt", 1), []string{":6: tls.cert: open ", "nope.crt: no such file"}},
+		{"missing routes file", strings.Replace(configtest.IMAPIssue, "routes_file: routes.yaml", "routes_file: nope.yaml", 1), []string{":10: routes_file: route/file: open ", "nope.yaml"}},
+		{"redis without addr", configtest.IMAPIssue + "auth_penalty:\n  redis:\n    db: 1\n", []string{":12: auth_penalty.redis.addr: missing"}},
+		{"redis unknown field", configtest.IMAPIssue + "auth_penalty:\n  redis:\n    host: x\n", []string{":13: auth_penalty.redis.host: unknown field (want one of: addr, db, password_file, prefix, tls, url)"}},
+		{"route source type", configtest.IMAPIssue + "route_sources:\n  - type: gopher\n", []string{":12: route_sources[0].type: \"gopher\""}},
+		{"route source field", configtest.IMAPIssue + "route_sources:\n  - type: file\n    path: routes.yaml\n    url: http://x\n", []string{":14: route_sources[0].url: not a field of type file"}},
 		{"route source file missing", "listen:\n  - addr: 127.0.0.1:1143\nroute_sources:\n  - type: file\n    path: gone.yaml\n", []string{":5: route_sources[0].path: open ", "gone.yaml"}},
-		{"redis addr without port", issueConfig + "auth_penalty:\n  redis:\n    addr: 127.0.0.1\n", []string{":13: auth_penalty.redis.addr: \"127.0.0.1\": want HOST:PORT"}},
-		{"redis negative db", issueConfig + "auth_penalty:\n  redis:\n    addr: 127.0.0.1:6379\n    db: -1\n", []string{":14: auth_penalty.redis.db: -1: must not be negative"}},
-		{"redis password file missing", issueConfig + "auth_penalty:\n  redis:\n    addr: 127.0.0.1:6379\n    password_file: gone.pass\n", []string{":14: auth_penalty.redis.password_file: open ", "gone.pass"}},
-		{"redis url and addr", issueConfig + "auth_penalty:\n  redis:\n    addr: 127.0.0.1:6379\n    password_file: routes.yaml\n    url: redis://x\n", []string{":13: auth_penalty.redis.addr: give url or addr, not both"}},
-		{"client_ca", strings.Replace(issueConfig, "  key: server.key", "  key: server.key\n  client_ca: backend-ca.crt", 1), []string{":8: tls.client_ca: not supported"}},
-		{"tls without key", strings.Replace(issueConfig, "  key: server.key\n", "", 1), []string{":5: tls.key: missing"}},
-		{"bad duration in penalty", issueConfig + "auth_penalty:\n  base: -1s\n", []string{":12: auth_penalty.base: negative duration \"-1s\""}},
-		{"username_chars with LF", issueConfig + "username_chars: \"a\\nb\"\n", []string{":11: username_chars: must not hold"}},
-		{"username_format", issueConfig + "username_format: upper\n", []string{":11: username_format: unknown format \"upper\""}},
+		{"redis addr without port", configtest.IMAPIssue + "auth_penalty:\n  redis:\n    addr: 127.0.0.1\n", []string{":13: auth_penalty.redis.addr: \"127.0.0.1\": want HOST:PORT"}},
+		{"redis negative db", configtest.IMAPIssue + "auth_penalty:\n  redis:\n    addr: 127.0.0.1:6379\n    db: -1\n", []string{":14: auth_penalty.redis.db: -1: must not be negative"}},
+		{"redis password file missing", configtest.IMAPIssue + "auth_penalty:\n  redis:\n    addr: 127.0.0.1:6379\n    password_file: gone.pass\n", []string{":14: auth_penalty.redis.password_file: open ", "gone.pass"}},
+		{"redis url and addr", configtest.IMAPIssue + "auth_penalty:\n  redis:\n    addr: 127.0.0.1:6379\n    password_file: routes.yaml\n    url: redis://x\n", []string{":13: auth_penalty.redis.addr: give url or addr, not both"}},
+		{"client_ca", strings.Replace(configtest.IMAPIssue, "  key: server.key", "  key: server.key\n  client_ca: backend-ca.crt", 1), []string{":8: tls.client_ca: not supported"}},
+		{"tls without key", strings.Replace(configtest.IMAPIssue, "  key: server.key\n", "", 1), []string{":5: tls.key: missing"}},
+		{"bad duration in penalty", configtest.IMAPIssue + "auth_penalty:\n  base: -1s\n", []string{":12: auth_penalty.base: negative duration \"-1s\""}},
+		{"username_chars with LF", configtest.IMAPIssue + "username_chars: \"a\\nb\"\n", []string{":11: username_chars: must not hold"}},
+		{"username_format", configtest.IMAPIssue + "username_format: upper\n", []string{":11: username_format: unknown format \"upper\""}},
 		{"empty file", "# nothing\n", []string{": empty file"}},
-		{"drain spread", issueConfig + "drain_timeout: 10s\ndrain_spread: 20s\n", []string{":12: drain_spread: 20s: want 0 (close at the deadline) up to drain_timeout (10s)"}},
-		{"login trusted networks", issueConfig + "login_trusted_networks: [10.0.0.0/8, 10.0.0.0/33]\n", []string{":11: login_trusted_networks[1]: \"10.0.0.0/33\" is not an IP address or CIDR prefix"}},
-		{"two documents", issueConfig + "---\nlisten: []\n", []string{":12: more than one YAML document"}},
+		{"drain spread", configtest.IMAPIssue + "drain_timeout: 10s\ndrain_spread: 20s\n", []string{":12: drain_spread: 20s: want 0 (close at the deadline) up to drain_timeout (10s)"}},
+		{"login trusted networks", configtest.IMAPIssue + "login_trusted_networks: [10.0.0.0/8, 10.0.0.0/33]\n", []string{":11: login_trusted_networks[1]: \"10.0.0.0/33\" is not an IP address or CIDR prefix"}},
+		{"two documents", configtest.IMAPIssue + "---\nlisten: []\n", []string{":12: more than one YAML document"}},
 	}
 	checkConfigErrors(t, cases)
 }
@@ -184,7 +171,7 @@ func checkConfigErrors(t *testing.T, cases []configErrorCase) {
 }
 
 func TestIMAPConfigBadRoutesNamesBothFiles(t *testing.T) {
-	path := writeIMAPFiles(t, issueConfig)
+	path := writeIMAPFiles(t, configtest.IMAPIssue)
 	writeTestFile(t, filepath.Join(filepath.Dir(path), "routes.yaml"), "routes:\n  - account: x@y\n    backend: ftp://h:1\n")
 	err := check(path)
 	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "routes.yaml:3") {
@@ -193,7 +180,7 @@ func TestIMAPConfigBadRoutesNamesBothFiles(t *testing.T) {
 }
 
 func TestIMAPConfigRouteSources(t *testing.T) {
-	path := writeIMAPFiles(t, issueConfig+`route_sources:
+	path := writeIMAPFiles(t, configtest.IMAPIssue+`route_sources:
   - type: http
     url: http://127.0.0.1:1/auth
     on_error: next
@@ -219,42 +206,9 @@ route_cache:
 	}
 }
 
-// mailIssueConfig is issue 12's file: a listener per protocol, IMAP the
-// default, implicit TLS for POP3 and submission.
-const mailIssueConfig = `listen:
-  - addr: 127.0.0.1:1143
-  - addr: 127.0.0.1:1110
-    protocol: pop3
-  - addr: 127.0.0.1:1995
-    protocol: pop3
-    tls: true
-  - addr: 127.0.0.1:4190
-    protocol: sieve
-  - addr: 127.0.0.1:1587
-    protocol: submission
-  - addr: 127.0.0.1:1465
-    protocol: submission
-    tls: true
-tls:
-  cert: server.crt
-  key: server.key
-backend_tls:
-  ca: backend-ca.crt
-routes_file: routes.yaml
-`
-
-// mailRoutes give alice a backend per protocol, as docs/mail.md shows.
-const mailRoutes = `routes:
-  - account: alice@a.test
-    backends: [imap://127.0.0.1:14301, pop3://127.0.0.1:11001, sieve+starttls://127.0.0.1:4190, submissions://127.0.0.1:4650]
-  - domain: b.test
-    backends: [imaps://127.0.0.1:19932, pop3s://127.0.0.1:19952]
-default: [imap+starttls://127.0.0.1:14301, pop3+starttls://127.0.0.1:11001, submission+starttls://127.0.0.1:5870]
-`
-
 func TestMailConfigIssueFile(t *testing.T) {
-	path := writeIMAPFiles(t, mailIssueConfig)
-	writeTestFile(t, filepath.Join(filepath.Dir(path), "routes.yaml"), mailRoutes)
+	path := writeIMAPFiles(t, configtest.MailIssue)
+	writeTestFile(t, filepath.Join(filepath.Dir(path), "routes.yaml"), configtest.MailRoutes)
 	s, err := Load(path, CommandMail, testProtocols)
 	if err != nil {
 		t.Fatal(err)
@@ -272,7 +226,7 @@ func TestMailConfigIssueFile(t *testing.T) {
 		t.Fatalf("check: %q %v", kind, err)
 	}
 	// A file with IMAP listeners only is an imap config: both commands run it.
-	imapOnly := writeIMAPFiles(t, issueConfig)
+	imapOnly := writeIMAPFiles(t, configtest.IMAPIssue)
 	if kind, err := Check(imapOnly, testProtocols); err != nil || kind != CommandIMAP {
 		t.Fatalf("check: %q %v", kind, err)
 	}
@@ -285,17 +239,17 @@ func TestMailConfigIssueFile(t *testing.T) {
 // the field.
 func TestMailConfigProtocolErrors(t *testing.T) {
 	cases := []configErrorCase{
-		{"unknown protocol", strings.Replace(mailIssueConfig, "protocol: sieve", "protocol: gopher", 1),
+		{"unknown protocol", strings.Replace(configtest.MailIssue, "protocol: sieve", "protocol: gopher", 1),
 			[]string{":9: listen[3].protocol: \"gopher\": unknown protocol (want one of imap, pop3, sieve, submission)"}},
-		{"smtp", strings.Replace(mailIssueConfig, "protocol: sieve", "protocol: smtp", 1),
+		{"smtp", strings.Replace(configtest.MailIssue, "protocol: sieve", "protocol: smtp", 1),
 			[]string{":9: listen[3].protocol: \"smtp\": unknown protocol", "SMTP submission is protocol: submission"}},
-		{"upper case", strings.Replace(mailIssueConfig, "protocol: sieve", "protocol: SIEVE", 1),
+		{"upper case", strings.Replace(configtest.MailIssue, "protocol: sieve", "protocol: SIEVE", 1),
 			[]string{":9: listen[3].protocol: \"SIEVE\": unknown protocol"}},
 		{"implicit TLS without tls", "listen:\n  - addr: 127.0.0.1:1995\n    protocol: pop3\n    tls: true\nroutes_file: routes.yaml\n",
 			[]string{":4: listen[0].tls: implicit TLS needs the tls: section"}},
-		{"unknown pop3 option", mailIssueConfig + "pop3:\n  greting: hi\n", []string{":22: pop3.greting: unknown field"}},
-		{"greeting on two lines", mailIssueConfig + "submission:\n  greeting: \"a\\r\\nb\"\n", []string{":22: submission.greeting: \"a\\r\\nb\": must be one line"}},
-		{"capability on two lines", mailIssueConfig + "pop3:\n  capabilities: [TOP, \"UIDL\\nX\"]\n", []string{":22: pop3.capabilities[1]: "}},
+		{"unknown pop3 option", configtest.MailIssue + "pop3:\n  greting: hi\n", []string{":22: pop3.greting: unknown field"}},
+		{"greeting on two lines", configtest.MailIssue + "submission:\n  greeting: \"a\\r\\nb\"\n", []string{":22: submission.greeting: \"a\\r\\nb\": must be one line"}},
+		{"capability on two lines", configtest.MailIssue + "pop3:\n  capabilities: [TOP, \"UIDL\\nX\"]\n", []string{":22: pop3.capabilities[1]: "}},
 	}
 	checkConfigErrors(t, cases)
 }

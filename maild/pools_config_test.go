@@ -6,12 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pipegate/pipegate/internal/configtest"
 	"github.com/pipegate/pipegate/route"
 )
 
-// poolsConfig is issueConfig with the pool of the affinity issue, one
+// poolsConfig is configtest.IMAPIssue with the pool of the affinity issue, one
 // member in the short form and one in the long form.
-const poolsConfig = issueConfig + `pools:
+const poolsConfig = configtest.IMAPIssue + `pools:
   shared:
     members:
       - imap://127.0.0.1:14301
@@ -59,7 +60,7 @@ func TestPoolsConfig(t *testing.T) {
 }
 
 func TestPoolsConfigErrors(t *testing.T) {
-	base := issueConfig + "pools:\n  shared:\n"
+	base := configtest.IMAPIssue + "pools:\n  shared:\n"
 	redis := "    affinity:\n      redis: {addr: 127.0.0.1:6379}\n"
 	cases := []configErrorCase{
 		{"no members", base + redis, []string{":12: pools.shared.members: missing"}},
@@ -74,7 +75,7 @@ func TestPoolsConfigErrors(t *testing.T) {
 		{"two imap", base + "    members:\n      - name: a\n        backends: [imap://h:1, imaps://h:2]\n" + redis, []string{":15: pools.shared.members[0].backends[1]: a second imap backend"}},
 		{"store", base + "    members: [imap://h:1]\n    affinity:\n      store: etcd\n      redis: {addr: 127.0.0.1:6379}\n", []string{":15: pools.shared.affinity.store: \"etcd\": unknown store"}},
 		{"balance", base + "    members: [imap://h:1]\n" + redis + "      balance_factor: 0\n", []string{":16: pools.shared.affinity.balance_factor: 0: want more than 0"}},
-		{"bad name", issueConfig + "pools:\n  a.b:\n    members: [imap://h:1]\n" + redis, []string{":12: pools.a.b: pool name \"a.b\""}},
+		{"bad name", configtest.IMAPIssue + "pools:\n  a.b:\n    members: [imap://h:1]\n" + redis, []string{":12: pools.a.b: pool name \"a.b\""}},
 		{"health user without password", base + "    members: [imap://h:1]\n" + redis + "    health:\n      user: probe@a.test\n", []string{"pools.shared.health.password_file: missing"}},
 		{"health protocol", base + "    members: [imap://h:1]\n" + redis + "    health:\n      protocol: pop3\n", []string{":17: pools.shared.health.protocol: \"pop3\": the members have no pop3 backend"}},
 		{"on_down", base + "    members: [imap://h:1]\n" + redis + "    health:\n      on_down: panic\n", []string{":17: pools.shared.health.on_down: \"panic\": want move"}},

@@ -17,16 +17,3 @@ func writeTestFile(t *testing.T, path, data string) {
 		t.Fatal(err)
 	}
 }
-
-// issueConfig is the file from the issue, with relative paths.
-const issueConfig = `listen:
-  - addr: 127.0.0.1:1143
-  - addr: 127.0.0.1:1993
-    tls: true
-tls:
-  cert: server.crt
-  key: server.key
-backend_tls:
-  ca: backend-ca.crt
-routes_file: routes.yaml
-`

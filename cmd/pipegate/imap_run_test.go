@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/pipegate/pipegate/demo"
+	"github.com/pipegate/pipegate/internal/configtest"
 	"github.com/pipegate/pipegate/internal/testenv"
 )
 
@@ -24,7 +25,7 @@ func TestRunIMAPUsage(t *testing.T) {
 		t.Fatalf("no --config: exit %d, stderr %q", code, errOut.String())
 	}
 	errOut.Reset()
-	path := writeIMAPFiles(t, issueConfig+"bogus: 1\n")
+	path := writeIMAPFiles(t, configtest.IMAPIssue+"bogus: 1\n")
 	if code := runIMAP(context.Background(), []string{"--config", path}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), path+":11: bogus: unknown field") {
 		t.Fatalf("bad config: exit %d, stderr %q", code, errOut.String())
 	}

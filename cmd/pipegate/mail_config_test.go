@@ -13,55 +13,23 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/pipegate/pipegate/internal/configtest"
 	"github.com/pipegate/pipegate/internal/testenv"
 	"github.com/pipegate/pipegate/maild"
 )
-
-// mailIssueConfig is issue 12's file: a listener per protocol, IMAP the
-// default, implicit TLS for POP3 and submission.
-const mailIssueConfig = `listen:
-  - addr: 127.0.0.1:1143
-  - addr: 127.0.0.1:1110
-    protocol: pop3
-  - addr: 127.0.0.1:1995
-    protocol: pop3
-    tls: true
-  - addr: 127.0.0.1:4190
-    protocol: sieve
-  - addr: 127.0.0.1:1587
-    protocol: submission
-  - addr: 127.0.0.1:1465
-    protocol: submission
-    tls: true
-tls:
-  cert: server.crt
-  key: server.key
-backend_tls:
-  ca: backend-ca.crt
-routes_file: routes.yaml
-`
-
-// mailRoutes give alice a backend per protocol, as docs/mail.md shows.
-const mailRoutes = `routes:
-  - account: alice@a.test
-    backends: [imap://127.0.0.1:14301, pop3://127.0.0.1:11001, sieve+starttls://127.0.0.1:4190, submissions://127.0.0.1:4650]
-  - domain: b.test
-    backends: [imaps://127.0.0.1:19932, pop3s://127.0.0.1:19952]
-default: [imap+starttls://127.0.0.1:14301, pop3+starttls://127.0.0.1:11001, submission+starttls://127.0.0.1:5870]
-`
 
 // check-config says which command runs a file: "mail" with listeners of
 // other protocols, "imap" with IMAP listeners only (both commands run it);
 // maild's TestMailConfigIssueFile checks the loader.
 func TestMailConfigIssueFile(t *testing.T) {
-	path := writeIMAPFiles(t, mailIssueConfig)
-	writeTestFile(t, filepath.Join(filepath.Dir(path), "routes.yaml"), mailRoutes)
+	path := writeIMAPFiles(t, configtest.MailIssue)
+	writeTestFile(t, filepath.Join(filepath.Dir(path), "routes.yaml"), configtest.MailRoutes)
 	var out, errOut strings.Builder
 	if code := runCheckConfig([]string{path}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "ok (mail config)") {
 		t.Fatalf("check-config: exit %d, %q %q", code, out.String(), errOut.String())
 	}
 	// A file with IMAP listeners only is an imap config: both commands run it.
-	imapOnly := writeIMAPFiles(t, issueConfig)
+	imapOnly := writeIMAPFiles(t, configtest.IMAPIssue)
 	out.Reset()
 	if code := runCheckConfig([]string{imapOnly}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "ok (imap config)") {
 		t.Fatalf("check-config: exit %d, %q %q", code, out.String(), errOut.String())
@@ -72,7 +40,7 @@ func TestMailConfigIssueFile(t *testing.T) {
 // daemon, and a listener of another protocol is a config error naming its
 // line; `pipegate mail` takes the file.
 func TestIMAPCommandRefusesOtherProtocols(t *testing.T) {
-	path := writeIMAPFiles(t, mailIssueConfig)
+	path := writeIMAPFiles(t, configtest.MailIssue)
 	var out, errOut strings.Builder
 	code := runIMAP(context.Background(), []string{"--config", path}, &out, &errOut)
 	if code != 2 {
@@ -132,7 +100,7 @@ sieve:
 submission:
   greeting: submission here
 `)
-	writeTestFile(t, filepath.Join(filepath.Dir(path), "routes.yaml"), mailRoutes)
+	writeTestFile(t, filepath.Join(filepath.Dir(path), "routes.yaml"), configtest.MailRoutes)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
