@@ -1,6 +1,7 @@
 package route
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -26,6 +27,22 @@ func (m TLSMode) String() string {
 		return "tls"
 	}
 	return "none"
+}
+
+// ParseTLSMode reads the TLS mode a routing source's data gives a backend
+// in words, in any case: "", "none" or "plain"; "starttls"; "tls", "ssl"
+// or "implicit". The error does not quote word: callers name it and its
+// field.
+func ParseTLSMode(word string) (TLSMode, error) {
+	switch strings.ToLower(word) {
+	case "", "none", "plain":
+		return TLSNone, nil
+	case "starttls":
+		return TLSStartTLS, nil
+	case "tls", "ssl", "implicit":
+		return TLSImplicit, nil
+	}
+	return 0, errors.New("want none, starttls or tls")
 }
 
 // Backend is one server a route may send a client to.

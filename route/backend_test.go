@@ -134,3 +134,19 @@ func FuzzParseBackend(f *testing.F) {
 		}
 	})
 }
+
+func TestParseTLSMode(t *testing.T) {
+	for word, want := range map[string]TLSMode{
+		"": TLSNone, "none": TLSNone, "Plain": TLSNone, "STARTTLS": TLSStartTLS,
+		"tls": TLSImplicit, "SSL": TLSImplicit, "implicit": TLSImplicit,
+	} {
+		if got, err := ParseTLSMode(word); err != nil || got != want {
+			t.Errorf("ParseTLSMode(%q) = %v, %v; want %v", word, got, err, want)
+		}
+	}
+	for _, word := range []string{" tls", "tls1.3", "maybe", "yes"} {
+		if _, err := ParseTLSMode(word); err == nil || err.Error() != "want none, starttls or tls" {
+			t.Errorf("ParseTLSMode(%q): %v; want the list of words", word, err)
+		}
+	}
+}

@@ -334,15 +334,10 @@ func serverPort(h http.Header, protocol string) (route.Backend, error) {
 	if strings.ContainsAny(host, " /?#@[]") {
 		return route.Backend{}, fmt.Errorf(`invalid "Auth-Server: %s"`, server)
 	}
-	var tls route.TLSMode
-	switch mode := strings.ToLower(strings.TrimSpace(h.Get("X-Pipegate-Backend-TLS"))); mode {
-	case "", "none", "plain":
-	case "starttls":
-		tls = route.TLSStartTLS
-	case "tls", "ssl", "implicit":
-		tls = route.TLSImplicit
-	default:
-		return route.Backend{}, fmt.Errorf(`invalid "X-Pipegate-Backend-TLS: %s" (want none, starttls or tls)`, mode)
+	mode := strings.TrimSpace(h.Get("X-Pipegate-Backend-TLS"))
+	tls, err := route.ParseTLSMode(mode)
+	if err != nil {
+		return route.Backend{}, fmt.Errorf(`invalid "X-Pipegate-Backend-TLS: %s" (%w)`, strings.ToLower(mode), err)
 	}
 	b, err := route.NewBackend(protocol, tls, host, n)
 	if err != nil {

@@ -260,16 +260,14 @@ func validProtocol(p string) bool {
 	return true
 }
 
+// parseTLSMode is route.ParseTLSMode for a config value or an attribute,
+// with spaces around it allowed.
 func parseTLSMode(s string) (route.TLSMode, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "", "none", "plain":
-		return route.TLSNone, nil
-	case "starttls":
-		return route.TLSStartTLS, nil
-	case "tls", "ssl", "implicit":
-		return route.TLSImplicit, nil
+	m, err := route.ParseTLSMode(strings.TrimSpace(s))
+	if err != nil {
+		return 0, fmt.Errorf("%q: %w", s, err)
 	}
-	return 0, fmt.Errorf("%q: want none, starttls or tls", s)
+	return m, nil
 }
 
 // Close closes the connection.

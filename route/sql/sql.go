@@ -257,15 +257,9 @@ func rowBackends(r map[string]string, protocol string) ([]route.Backend, error) 
 	if strings.ContainsAny(host, " /?#@[]") {
 		return nil, fmt.Errorf("host: %q is not a host name or address", host)
 	}
-	var mode route.TLSMode
-	switch strings.ToLower(r["tls"]) {
-	case "", "none", "plain":
-	case "starttls":
-		mode = route.TLSStartTLS
-	case "tls", "ssl", "implicit":
-		mode = route.TLSImplicit
-	default:
-		return nil, fmt.Errorf("tls: %q: want none, starttls or tls", r["tls"])
+	mode, err := route.ParseTLSMode(r["tls"])
+	if err != nil {
+		return nil, fmt.Errorf("tls: %q: %w", r["tls"], err)
 	}
 	port := 0 // the scheme's
 	if v := r["port"]; v != "" {
