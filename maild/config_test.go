@@ -19,10 +19,6 @@ func check(path string) error {
 	return err
 }
 
-// writeIMAPFiles writes a config beside its cert, key, CA and routes
-// files (configtest.WriteConfig) and returns the config's path.
-func writeIMAPFiles(t *testing.T, config string) string { return configtest.WriteConfig(t, config) }
-
 func writeTestFile(t *testing.T, path, data string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
@@ -31,7 +27,7 @@ func writeTestFile(t *testing.T, path, data string) {
 }
 
 func TestIMAPConfigIssueFile(t *testing.T) {
-	path := writeIMAPFiles(t, configtest.IMAPIssue)
+	path := configtest.WriteConfig(t, configtest.IMAPIssue)
 	if err := check(path); err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +48,7 @@ func TestIMAPConfigIssueFile(t *testing.T) {
 }
 
 func TestIMAPConfigAllFields(t *testing.T) {
-	path := writeIMAPFiles(t, `listen:
+	path := configtest.WriteConfig(t, `listen:
   - addr: 127.0.0.1:1143
   - addr: 127.0.0.1:1144
     accept_proxy: true
@@ -152,7 +148,7 @@ func checkConfigErrors(t *testing.T, cases []configErrorCase) {
 	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			path := writeIMAPFiles(t, tc.config)
+			path := configtest.WriteConfig(t, tc.config)
 			err := check(path)
 			if err == nil {
 				t.Fatal("no error")
@@ -171,7 +167,7 @@ func checkConfigErrors(t *testing.T, cases []configErrorCase) {
 }
 
 func TestIMAPConfigBadRoutesNamesBothFiles(t *testing.T) {
-	path := writeIMAPFiles(t, configtest.IMAPIssue)
+	path := configtest.WriteConfig(t, configtest.IMAPIssue)
 	writeTestFile(t, filepath.Join(filepath.Dir(path), "routes.yaml"), "routes:\n  - account: x@y\n    backend: ftp://h:1\n")
 	err := check(path)
 	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "routes.yaml:3") {
@@ -180,7 +176,7 @@ func TestIMAPConfigBadRoutesNamesBothFiles(t *testing.T) {
 }
 
 func TestIMAPConfigRouteSources(t *testing.T) {
-	path := writeIMAPFiles(t, configtest.IMAPIssue+`route_sources:
+	path := configtest.WriteConfig(t, configtest.IMAPIssue+`route_sources:
   - type: http
     url: http://127.0.0.1:1/auth
     on_error: next
@@ -207,7 +203,7 @@ route_cache:
 }
 
 func TestMailConfigIssueFile(t *testing.T) {
-	path := writeIMAPFiles(t, configtest.MailIssue)
+	path := configtest.WriteConfig(t, configtest.MailIssue)
 	writeTestFile(t, filepath.Join(filepath.Dir(path), "routes.yaml"), configtest.MailRoutes)
 	s, err := Load(path, CommandMail, testProtocols)
 	if err != nil {
@@ -226,7 +222,7 @@ func TestMailConfigIssueFile(t *testing.T) {
 		t.Fatalf("check: %q %v", kind, err)
 	}
 	// A file with IMAP listeners only is an imap config: both commands run it.
-	imapOnly := writeIMAPFiles(t, configtest.IMAPIssue)
+	imapOnly := configtest.WriteConfig(t, configtest.IMAPIssue)
 	if kind, err := Check(imapOnly, testProtocols); err != nil || kind != CommandIMAP {
 		t.Fatalf("check: %q %v", kind, err)
 	}

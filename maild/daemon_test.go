@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pipegate/pipegate/internal/configtest"
 	"github.com/pipegate/pipegate/internal/testenv"
 )
 
@@ -85,7 +86,7 @@ func (l *logBuffer) wait(t *testing.T, msg string, n int, done <-chan error) {
 // the context drains and stops it.
 func TestDaemonRunReloadDrain(t *testing.T) {
 	imapAddr, pop3Addr, metrics := testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t)
-	path := writeIMAPFiles(t, fmt.Sprintf(`listen:
+	path := configtest.WriteConfig(t, fmt.Sprintf(`listen:
   - addr: %s
   - addr: %s
     protocol: pop3
@@ -153,7 +154,7 @@ func TestDaemonListenError(t *testing.T) {
 	}
 	defer busy.Close()
 	free := testenv.FreeAddr(t)
-	path := writeIMAPFiles(t, fmt.Sprintf("listen:\n  - addr: %s\n  - addr: %s\nroutes_file: routes.yaml\n", free, busy.Addr()))
+	path := configtest.WriteConfig(t, fmt.Sprintf("listen:\n  - addr: %s\n  - addr: %s\nroutes_file: routes.yaml\n", free, busy.Addr()))
 	d, logs := newTestDaemon(t, path, CommandIMAP)
 	defer d.Close()
 	err = d.Run(context.Background())
@@ -198,7 +199,7 @@ func TestDaemonPoolsNotJoined(t *testing.T) {
 	cfg := strings.Replace(poolsConfig, "127.0.0.1:6379", dead, 1)
 	cfg = strings.Replace(cfg, "  - addr: 127.0.0.1:1143\n  - addr: 127.0.0.1:1993\n    tls: true\n", "  - addr: "+imapAddr+"\n", 1)
 	for _, takingOver := range []bool{true, false} {
-		path := writeIMAPFiles(t, cfg)
+		path := configtest.WriteConfig(t, cfg)
 		d, logs := newTestDaemon(t, path, CommandIMAP)
 		d.joinWait = 100 * time.Millisecond
 		served := make(chan struct{})

@@ -32,7 +32,7 @@ const poolsConfig = configtest.IMAPIssue + `pools:
 `
 
 func TestPoolsConfig(t *testing.T) {
-	path := writeIMAPFiles(t, poolsConfig)
+	path := configtest.WriteConfig(t, poolsConfig)
 	s, err := Load(path, CommandIMAP, testProtocols)
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +103,7 @@ pools:
     affinity:
       redis: {addr: 127.0.0.1:6379}
 `
-	path := writeIMAPFiles(t, config)
+	path := configtest.WriteConfig(t, config)
 	_, err := Check(path, testProtocols)
 	if err == nil || !strings.Contains(err.Error(), filepath.Base(path)+":13: pools.shared.members[1].backends: serves imap, the first member imap, pop3") {
 		t.Errorf("got %v", err)

@@ -78,7 +78,7 @@ func stopPID(pid int, timeout time.Duration) error {
 	syscall.Kill(pid, syscall.SIGTERM)
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		if !alive(pid) {
+		if !procfs.Running(pid) {
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond) // polling a process that is not our child
@@ -86,9 +86,6 @@ func stopPID(pid int, timeout time.Duration) error {
 	syscall.Kill(pid, syscall.SIGKILL)
 	return fmt.Errorf("pid %d ignored SIGTERM for %v: killed", pid, timeout)
 }
-
-// alive: pid exists and is no zombie.
-func alive(pid int) bool { return procfs.Running(pid) }
 
 // logLine is one JSON line of pipegate's log.
 type logLine struct {

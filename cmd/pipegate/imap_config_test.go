@@ -3,13 +3,7 @@ package main
 import (
 	"os"
 	"testing"
-
-	"github.com/pipegate/pipegate/internal/configtest"
 )
-
-// writeIMAPFiles writes a config beside its cert, key, CA and routes
-// files (configtest.WriteConfig) and returns the config's path.
-func writeIMAPFiles(t *testing.T, config string) string { return configtest.WriteConfig(t, config) }
 
 func writeTestFile(t *testing.T, path, data string) {
 	t.Helper()

@@ -25,7 +25,7 @@ func TestRunIMAPUsage(t *testing.T) {
 		t.Fatalf("no --config: exit %d, stderr %q", code, errOut.String())
 	}
 	errOut.Reset()
-	path := writeIMAPFiles(t, configtest.IMAPIssue+"bogus: 1\n")
+	path := configtest.WriteConfig(t, configtest.IMAPIssue+"bogus: 1\n")
 	if code := runIMAP(context.Background(), []string{"--config", path}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), path+":11: bogus: unknown field") {
 		t.Fatalf("bad config: exit %d, stderr %q", code, errOut.String())
 	}
@@ -60,7 +60,7 @@ func TestRunIMAPInProcess(t *testing.T) {
 	}
 	defer d.Shutdown(context.Background())
 	plain, tlsAddr, metrics := testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t)
-	path := writeIMAPFiles(t, fmt.Sprintf(`listen:
+	path := configtest.WriteConfig(t, fmt.Sprintf(`listen:
   - addr: %s
   - addr: %s
     tls: true

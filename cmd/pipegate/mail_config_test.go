@@ -22,14 +22,14 @@ import (
 // other protocols, "imap" with IMAP listeners only (both commands run it);
 // maild's TestMailConfigIssueFile checks the loader.
 func TestMailConfigIssueFile(t *testing.T) {
-	path := writeIMAPFiles(t, configtest.MailIssue)
+	path := configtest.WriteConfig(t, configtest.MailIssue)
 	writeTestFile(t, filepath.Join(filepath.Dir(path), "routes.yaml"), configtest.MailRoutes)
 	var out, errOut strings.Builder
 	if code := runCheckConfig([]string{path}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "ok (mail config)") {
 		t.Fatalf("check-config: exit %d, %q %q", code, out.String(), errOut.String())
 	}
 	// A file with IMAP listeners only is an imap config: both commands run it.
-	imapOnly := writeIMAPFiles(t, configtest.IMAPIssue)
+	imapOnly := configtest.WriteConfig(t, configtest.IMAPIssue)
 	out.Reset()
 	if code := runCheckConfig([]string{imapOnly}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "ok (imap config)") {
 		t.Fatalf("check-config: exit %d, %q %q", code, out.String(), errOut.String())
@@ -40,7 +40,7 @@ func TestMailConfigIssueFile(t *testing.T) {
 // daemon, and a listener of another protocol is a config error naming its
 // line; `pipegate mail` takes the file.
 func TestIMAPCommandRefusesOtherProtocols(t *testing.T) {
-	path := writeIMAPFiles(t, configtest.MailIssue)
+	path := configtest.WriteConfig(t, configtest.MailIssue)
 	var out, errOut strings.Builder
 	code := runIMAP(context.Background(), []string{"--config", path}, &out, &errOut)
 	if code != 2 {
@@ -88,7 +88,7 @@ func TestRunMailGreetings(t *testing.T) {
 		addrs[i] = testenv.FreeAddr(t)
 		listen += fmt.Sprintf("  - addr: %s\n    protocol: %s\n    tls: %v\n", addrs[i], l.protocol, l.tls)
 	}
-	path := writeIMAPFiles(t, "listen:\n"+listen+`tls:
+	path := configtest.WriteConfig(t, "listen:\n"+listen+`tls:
   cert: server.crt
   key: server.key
 routes_file: routes.yaml
