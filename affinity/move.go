@@ -35,7 +35,7 @@ func (s *Store) Move(ctx context.Context, user, to string) (MoveResult, error) {
 	_, _ = rand.Read(b[:])
 	move := hex.EncodeToString(b[:])
 	uk := s.k.user(user)
-	deadline := 2*s.cfg.KickDelay + 5*time.Second // the whole move, should the mover die
+	deadline := s.moveDeadline()
 	res, err := scriptMoveBegin.Run(ctx, s.rdb, []string{uk, s.k.inst()}, ms(deadline), move).Slice()
 	if err != nil {
 		return r, unavailable("move", user, err)
@@ -79,11 +79,22 @@ func (s *Store) Move(ctx context.Context, user, to string) (MoveResult, error) {
 	if err != nil {
 		return r, unavailable("finish move", user, err)
 	}
-	if res2 != "ok" {
+	switch res2 {
+	case "ok":
+	case "expired":
 		return r, fmt.Errorf("affinity: move %q to %q: took longer than %v and was dropped", user, to, deadline)
+	default:
+		return r, fmt.Errorf("affinity: move %q to %q: dropped, another move took over after %v", user, to, deadline)
 	}
 	s.stats.moves.Add(1)
 	return r, nil
+}
+
+// moveDeadline bounds a whole move in Redis, should the mover die: the
+// kick delay, the settle delay, and room for the rest (the ring's pick,
+// round trips). A mover still at work past it finds its move dropped.
+func (s *Store) moveDeadline() time.Duration {
+	return 2*s.cfg.KickDelay + max(s.cfg.Settle, 0) + 5*time.Second
 }
 
 // ackPoll bounds one blocking wait for a confirmation.

@@ -191,11 +191,17 @@ end
 return {'ok', m, redis.call('ZRANGEBYSCORE', KEYS[2], now, '+inf')}
 `)
 
-// scriptMoveEnd assigns the new member, if the move is still ours.
-// KEYS: user, inst. ARGV: move id, member, expire ms. → 'ok' | 'superseded'
+// scriptMoveEnd assigns the new member, if the move is still ours and its
+// deadline has not passed: past it, logins went to the old member again,
+// and the move is dropped.
+// KEYS: user, inst. ARGV: move id, member, expire ms. → 'ok' | 'superseded' | 'expired'
 var scriptMoveEnd = redis.NewScript(luaPrelude + `
 local now = now_ms()
 if redis.call('HGET', KEYS[1], 't') ~= ARGV[1] then return 'superseded' end
+if not moving(KEYS[1], now) then
+  redis.call('HDEL', KEYS[1], 'v', 't')
+  return 'expired'
+end
 redis.call('HDEL', KEYS[1], 'v', 't')
 redis.call('HSET', KEYS[1], 'm', ARGV[2])
 if live_sessions(KEYS[1], KEYS[2], now) == 0 then

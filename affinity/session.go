@@ -30,6 +30,11 @@ func (s *Store) SessionStart(ctx context.Context, l *Lease) error {
 	res, err := scriptStart.Run(ctx, s.rdb, []string{s.k.user(l.user), s.k.inst(), s.k.index(id), s.k.load(id)},
 		id, l.member, l.user).Text()
 	if err != nil {
+		// The script may have run and its answer got lost: the next
+		// heartbeat writes the count this instance really has.
+		s.mu.Lock()
+		s.dirty[l.user] = struct{}{}
+		s.mu.Unlock()
 		return unavailable("session start", l.user, err)
 	}
 	switch res {

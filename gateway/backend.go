@@ -36,7 +36,11 @@ type Backend struct {
 // dial connects to b and readies it for the protocol.
 func (ss *Session) dial(b route.Backend) (*Backend, error) {
 	dyn := ss.srv.current()
+	// BackendTimeout bounds each backend, the login timeout them all.
 	deadline := time.Now().Add(orDuration(ss.srv.BackendTimeout, DefaultBackendTimeout))
+	if ss.deadline.Before(deadline) {
+		deadline = ss.deadline
+	}
 	c, err := dialBackend(ss.ctx, b, orDuration(ss.srv.DialTimeout, DefaultDialTimeout), deadline,
 		dyn.backendTLS, ss.client, ss.local)
 	if err != nil {

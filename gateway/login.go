@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pipegate/pipegate/gateway/sasl"
@@ -126,6 +128,12 @@ func (ss *Session) loginBackends(lg Login, rt route.Route, started time.Time, lo
 	name := ss.srv.name()
 	var lastErr error
 	for _, rb := range rt.Backends {
+		if !time.Now().Before(ss.deadline) {
+			// The login timeout runs from connect to login: no further
+			// backend is tried once it passed.
+			lastErr = fmt.Errorf("%w before backend %s", errLoginTimeout, rb)
+			break
+		}
 		var lease Lease
 		var poolName, poolUser string
 		if rb.Pool != "" {
@@ -158,7 +166,20 @@ func (ss *Session) loginBackends(lg Login, rt route.Route, started time.Time, lo
 			continue
 		}
 		b.lease, b.pool, b.poolUser = lease, poolName, poolUser
+		var kicked func() bool
+		if lease != nil {
+			kicked = abortOnKick(b.conn, lease)
+		}
 		err = login(b, lg, rt)
+		if kicked != nil && kicked() {
+			// A move of the user kicked the lease during the dialogue:
+			// this member must not get (or keep) the user's login.
+			b.Close()
+			lastErr = fmt.Errorf("backend %s: %w", rb.Addr, errKicked)
+			ss.log.Warn(name+": login dropped, the user is being moved", "backend", rb.String(), "account", lg.Account)
+			ss.srv.Metrics.login(rb.Addr, "unavailable", 0)
+			continue
+		}
 		if err == nil && lease != nil {
 			if err := lease.Start(ss.ctx); err != nil {
 				// The assignment changed while the login ran (a move):
@@ -207,6 +228,36 @@ func (ss *Session) loginBackends(lg Login, rt route.Route, started time.Time, lo
 	}
 	ss.log.Warn(name+": login unavailable", "account", ss.account, "err", fmt.Errorf("all %d backends failed, last: %w", len(rt.Backends), lastErr))
 	return nil, &Error{Code: CodeUnavailable, Text: TextUnavailable}
+}
+
+// errLoginTimeout: the login timeout passed while backends were tried.
+var errLoginTimeout = errors.New("login timeout")
+
+// errKicked: a move of the user kicked its lease during a backend login.
+var errKicked = errors.New("the user's lease was kicked during the login (a move)")
+
+// abortOnKick ends the backend dialogue on c at once (its deadline set in
+// the past) should lease be kicked before the returned func is called;
+// that func disarms it and reports whether the kick came. After it, the
+// piped session's own OnKick takes over, and Lease.Start refuses a login
+// a move overtook.
+func abortOnKick(c net.Conn, lease Lease) (kicked func() bool) {
+	var mu sync.Mutex
+	armed, came := true, false
+	lease.OnKick(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if armed {
+			came = true
+			_ = c.SetDeadline(time.Unix(1, 0))
+		}
+	})
+	return func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		armed = false
+		return came
+	}
 }
 
 // cutName cuts a refused name for the log (the handler escapes it).

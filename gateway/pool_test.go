@@ -142,6 +142,13 @@ func poolGateway(t *testing.T, pools *testPools, engine ...*pipe.Engine) (net.Co
 		pools.backend = route.Backend{Protocol: "toy", Addr: backend.Addr().String(), ClientAddr: route.ClientAddrNone}
 		srv.Pools = pools
 	}
+	return greeted(t, serveTest(t, srv), 10*time.Second)
+}
+
+// serveTest serves srv on a loopback listener until the test's end, when
+// it shuts srv down; it returns the address.
+func serveTest(t *testing.T, srv *gateway.Server) string {
+	t.Helper()
 	addr, served := serveLocal(t, srv)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -151,7 +158,7 @@ func poolGateway(t *testing.T, pools *testPools, engine ...*pipe.Engine) (net.Co
 		}
 		<-served
 	})
-	return greeted(t, addr, 10*time.Second)
+	return addr
 }
 
 // serveLocal serves srv on a loopback listener; served gets what Serve

@@ -1,0 +1,105 @@
+package affinity
+
+import (
+	"context"
+	"crypto/sha1"
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/pipegate/pipegate/internal/realserver"
+)
+
+// loseAnswer is a go-redis hook that, once armed, lets the next call of
+// one script reach Redis and run there, and then loses its answer, as a
+// read timeout does.
+type loseAnswer struct {
+	hash  string
+	armed atomic.Bool
+}
+
+func (h *loseAnswer) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *loseAnswer) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (h *loseAnswer) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if err == nil && h.runs(cmd.Args()) && h.armed.CompareAndSwap(true, false) {
+			err = &net.OpError{Op: "read", Net: "tcp", Err: errTimeout{}}
+			cmd.SetErr(err)
+		}
+		return err
+	}
+}
+
+// runs reports whether a command runs h's script: EVALSHA with its hash,
+// or EVAL with its text (go-redis's fallback when Redis lacks it).
+func (h *loseAnswer) runs(args []any) bool {
+	if len(args) < 2 {
+		return false
+	}
+	s, _ := args[1].(string)
+	switch args[0] {
+	case "evalsha":
+		return s == h.hash
+	case "eval":
+		return fmt.Sprintf("%x", sha1.Sum([]byte(s))) == h.hash
+	}
+	return false
+}
+
+type errTimeout struct{}
+
+func (errTimeout) Error() string { return "i/o timeout" }
+func (errTimeout) Timeout() bool { return true }
+
+// TestSessionStartAnswerLost: SessionStart's script ran in Redis but its
+// answer was lost. The session is refused (ErrUnavailable) and ended, and
+// the next heartbeat takes back the session Redis counted: the user has no
+// live session left and its assignment expires, instead of pinning the
+// user to its member for as long as the instance lives.
+func TestSessionStartAnswerLost(t *testing.T) {
+	realserver.Need(t, redisErr)
+	c := newClient(t, redisSrv.Addr)
+	lose := &loseAnswer{hash: scriptStart.Hash()}
+	c.AddHook(lose)
+	// Heartbeats by hand (beat): none runs behind the test's back.
+	a := newStore(t, c, testPool(t), func(cfg *Config) { cfg.Heartbeat = time.Minute; cfg.WarmUp = time.Millisecond })
+	ctx := context.Background()
+	if err := a.beat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, l := assign(t, a, "heidi")
+	lose.armed.Store(true)
+	if err := a.SessionStart(ctx, l); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("session start with its answer lost: %v, want ErrUnavailable", err)
+	}
+	if lose.armed.Load() {
+		t.Fatal("the session start script never ran")
+	}
+	as, err := a.Lookup(ctx, "heidi")
+	if err != nil || len(as.Sessions) != 1 {
+		t.Fatalf("before the heartbeat Redis should count the lost start: %+v, %v", as, err)
+	}
+	if err := a.SessionEnd(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.beat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	as, err = a.Lookup(ctx, "heidi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(as.Sessions) != 0 || as.TTL <= 0 {
+		t.Errorf("after the heartbeat: sessions %v, expiry %v; want none, and the assignment expiring", as.Sessions, as.TTL)
+	}
+}
