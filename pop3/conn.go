@@ -76,6 +76,11 @@ func (c *conn) run() {
 }
 
 func (c *conn) dispatch(cmd *wire.Command) {
+	if cmd.Name != "PASS" {
+		// PASS only right after a successful USER (RFC 1939 section 7):
+		// any other command, a failed USER too, forgets the name.
+		c.user, c.haveUser = "", false
+	}
 	switch cmd.Name {
 	case "CAPA":
 		c.cmdCapa(cmd)

@@ -55,7 +55,9 @@
 // Before login the proxy answers CAPA (its own capabilities: USER and SASL
 // only where a login may be tried, STLS when it can be started,
 // RESP-CODES, AUTH-RESP-CODE, PIPELINING, and Server.Capabilities), STLS,
-// USER, PASS (the rest of the line, spaces included), AUTH (PLAIN, LOGIN,
+// USER, PASS (the rest of the line, spaces included; only right after a
+// successful USER, as RFC 1939 has it: any command between them forgets
+// the name), AUTH (PLAIN, LOGIN,
 // and with Server.OAuth XOAUTH2 and OAUTHBEARER; an initial response or
 // "+ " continuations; "*" cancels; AUTH alone lists the mechanisms) and
 // QUIT; anything else gets -ERR. APOP is not offered: the proxy never

@@ -169,7 +169,14 @@ func xclientLine(params []string, a xclientAttrs) string {
 			add("PORT", strconv.Itoa(int(a.client.Port())))
 		}
 	}
-	add("HELO", a.helo)
+	if len(wire.XText(a.helo)) <= wire.MaxXClientName {
+		add("HELO", a.helo)
+	} else {
+		// Postfix (and pipegate) refuse a longer HELO, and the command
+		// would pass 512 octets: say it is not known rather than lose
+		// the whole XCLIENT, the client's address with it.
+		add("HELO", "[UNAVAILABLE]")
+	}
 	if a.esmtp {
 		add("PROTO", "ESMTP")
 	} else {

@@ -104,7 +104,9 @@ func (c *conn) dispatch(cmd *wire.Command) {
 		c.reply(221, "2.0.0", "Bye")
 		c.flush()
 		c.s.End("quit")
-	case "MAIL", "RCPT", "DATA", "BURL":
+	case "MAIL", "RCPT", "DATA", "BURL", "VRFY", "EXPN", "ETRN":
+		// The backend answers them once logged in (RFC 4954 section 6:
+		// 530 for any command the policy wants authentication for).
 		c.reply(530, "5.7.0", "Authentication required")
 	case "BDAT":
 		// The chunk that follows cannot be told from commands; CHUNKING
@@ -120,7 +122,7 @@ func (c *conn) dispatch(cmd *wire.Command) {
 		// Only a trusted proxy may set the address the backend trusts
 		// from this one.
 		c.reply(502, "5.5.1", "Command not implemented")
-	case "VRFY", "EXPN", "HELP", "ETRN", "TURN", "ATRN", "XFORWARD":
+	case "HELP", "TURN", "ATRN", "XFORWARD":
 		// XFORWARD above all: the client must not set the address the
 		// backend trusts from the proxy.
 		c.reply(502, "5.5.1", "Command not implemented")

@@ -62,7 +62,11 @@
 // gateway.Server.AllowPlaintextAuth is "538 5.7.11 Encryption required for
 // requested authentication mechanism" (and EHLO lists no AUTH there);
 // after gateway.Server.MaxLoginFailures failures the proxy says "421
-// 4.7.0" and closes. "*" cancels an AUTH exchange: "501 5.0.0".
+// 4.7.0" and closes, as it does after a route source's 421. "*" cancels an
+// AUTH exchange: "501 5.0.0". Before AUTH, MAIL, RCPT, DATA, BURL, VRFY,
+// EXPN and ETRN get "530 5.7.0 Authentication required" (the backend
+// answers them after it), and an EHLO name over 255 octets reaches the
+// backend as XCLIENT HELO=[UNAVAILABLE].
 //
 // EHLO before AUTH lists only what holds before AUTH and through the pipe
 // after it: PIPELINING, ENHANCEDSTATUSCODES, STARTTLS while possible, AUTH

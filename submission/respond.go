@@ -17,8 +17,9 @@ var errPrivacyRequired = &gateway.Error{Code: gateway.CodePrivacyRequired}
 // place: the code and enhanced code of e.Code (or of e.Detail when a route
 // source named an SMTP one, as nginx's Auth-Error-Code "535 5.7.0"), e's
 // text made safe for the wire or SMTP's own text for the gateway's
-// defaults. After a failed login that was the connection's last allowed
-// one, the session ends with 421. gateway.ErrSessionEnded says nothing.
+// defaults. A 421 (a route source may name one) ends the session, as does
+// a failed login that was the connection's last allowed one (421 too).
+// gateway.ErrSessionEnded says nothing.
 func (c *conn) respond(err error) {
 	var e *gateway.Error
 	if !errors.As(err, &e) {
@@ -28,6 +29,12 @@ func (c *conn) respond(err error) {
 		return
 	}
 	code, enhanced, text := render(e)
+	if code == 421 {
+		// "closing transmission channel" (RFC 5321 sections 3.8, 4.2.3):
+		// a route source's 421 ends the session as the gateway's own.
+		c.goodbye(enhanced, text, "login refused with 421")
+		return
+	}
 	c.reply(code, enhanced, text)
 	if e.Code == gateway.CodeAuthFailed && c.s.TooManyFailures() {
 		c.goodbye("4.7.0", "Too many authentication failures", "too many login failures")

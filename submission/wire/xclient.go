@@ -13,9 +13,9 @@ import (
 // is ignored (Dovecot's LOGIN_MAX_SESSION_ID_LEN).
 const MaxSessionID = xclient.MaxSessionID
 
-// maxXClientName is the longest NAME or HELO value (Postfix's
+// MaxXClientName is the longest NAME or HELO value (Postfix's
 // XCLIENT_README, note 1).
-const maxXClientName = 255
+const MaxXClientName = 255
 
 // XClient is what a trusted proxy in front says with XCLIENT (Postfix's
 // XCLIENT_README; Dovecot adds SESSION and TTL, which Dovecot's and
@@ -74,8 +74,8 @@ func ParseXClient(params string) (XClient, error) {
 				err = errors.New("not SMTP or ESMTP")
 			}
 		case "NAME", "HELO", "REVERSE_NAME":
-			if len(value) > maxXClientName {
-				err = fmt.Errorf("longer than %d octets", maxXClientName)
+			if len(value) > MaxXClientName {
+				err = fmt.Errorf("longer than %d octets", MaxXClientName)
 			}
 		case "TIMEOUT":
 			_, err = xclient.ParseUint(value, 32)
