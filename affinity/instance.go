@@ -24,7 +24,10 @@ const kickBlock = 500 * time.Millisecond
 // Subscribe joins this instance to the pool and keeps it there until ctx
 // is done: it heartbeats (its sessions count only while it does), sweeps
 // the sessions of instances that died, re-publishes its own sessions
-// after Redis lost them, and follows the kicks of moves. For a kick of a
+// after Redis lost them, and follows the kicks of moves. Should no
+// heartbeat reach Redis for two heartbeat intervals plus
+// Config.OutageGrace, it kicks every lease here, before the other
+// instances count its sessions gone. For a kick of a
 // user it closes the Kicked channel of the user's leases here, calls
 // onKick(user) (may be nil; for a gateway that keeps its own registry),
 // waits until the leases ended or the kick delay passed, and then
@@ -50,6 +53,18 @@ func (s *Store) heartbeatLoop(ctx context.Context, wg *sync.WaitGroup) {
 	defer wg.Done()
 	t := time.NewTicker(s.cfg.Heartbeat)
 	defer t.Stop()
+	fence := time.AfterFunc(s.fenceAfter(), s.fenceLocal)
+	s.mu.Lock()
+	s.fence = fence
+	s.mu.Unlock()
+	defer func() {
+		fence.Stop()
+		s.mu.Lock()
+		if s.fence == fence {
+			s.fence = nil
+		}
+		s.mu.Unlock()
+	}()
 	for {
 		s.report(s.beat(ctx))
 		select {
@@ -66,6 +81,7 @@ func (s *Store) beat(ctx context.Context) error {
 	s.mu.Lock()
 	id, first := s.id, !s.joined
 	s.mu.Unlock()
+	start := time.Now()
 	res, err := scriptHeartbeat.Run(ctx, s.rdb, []string{s.k.inst(), s.k.epoch()}, id, ms(s.liveTTL()), boolArg(first)).Text()
 	if err != nil {
 		return fmt.Errorf("affinity: heartbeat of %s in pool %q: %w", id, s.cfg.Pool, err)
@@ -75,6 +91,9 @@ func (s *Store) beat(ctx context.Context) error {
 		return s.beat(ctx)
 	}
 	s.mu.Lock()
+	if s.fence != nil {
+		s.fence.Reset(s.fenceAfter() - time.Since(start))
+	}
 	if !s.joined {
 		s.joined = true
 		select {
@@ -91,6 +110,37 @@ func (s *Store) beat(ctx context.Context) error {
 		return err
 	}
 	return s.sweep(ctx)
+}
+
+// fenceAfter is how long an instance keeps its logins and sessions after
+// the start of its last heartbeat that reached Redis: one heartbeat less
+// than the other instances wait (liveTTL) before they count them gone and
+// may give their users to another member. An instance cut off from Redis
+// thus closes them before that can happen; with Redis down for all longer
+// than that (Config.OutageGrace), the sessions close too: no instance can
+// tell the two apart.
+func (s *Store) fenceAfter() time.Duration { return s.liveTTL() - s.cfg.Heartbeat }
+
+// fenceLocal kicks every lease of this instance: no heartbeat reached
+// Redis for fenceAfter.
+func (s *Store) fenceLocal() {
+	s.mu.Lock()
+	var ls []*Lease
+	for _, e := range s.users {
+		for l := range e.leases {
+			ls = append(ls, l)
+		}
+	}
+	s.mu.Unlock()
+	if len(ls) == 0 {
+		return
+	}
+	s.stats.kicks.Add(uint64(len(ls)))
+	s.report(fmt.Errorf("affinity: pool %q: no heartbeat reached Redis for %v: %d logins and sessions here closed before other instances count them gone",
+		s.cfg.Pool, s.fenceAfter(), len(ls)))
+	for _, l := range ls {
+		l.kick()
+	}
 }
 
 func boolArg(b bool) string {

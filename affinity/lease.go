@@ -4,8 +4,9 @@ import "sync"
 
 // Lease is one login's hold on a user's assignment, from Assign to
 // SessionEnd. Its Kicked channel closes when a move of the user needs the
-// connection gone: the gateway then closes it with the protocol's goodbye
-// (IMAP BYE) and calls SessionEnd.
+// connection gone, or when this instance's heartbeats stopped reaching
+// Redis (see Subscribe): the gateway then closes it with the protocol's
+// goodbye (IMAP BYE) and calls SessionEnd.
 type Lease struct {
 	user, member string
 

@@ -56,7 +56,7 @@ var threeMembers = []Member{{"m1", 1}, {"m2", 1}, {"m3", 1}}
 func newStore(t testing.TB, c redis.UniversalClient, pool string, mod func(*Config)) *Store {
 	t.Helper()
 	cfg := Config{Client: c, Pool: pool, Members: threeMembers, Heartbeat: 150 * time.Millisecond,
-		KickDelay: 2 * time.Second, Settle: -1, Expire: time.Minute, WarmUp: 500 * time.Millisecond,
+		KickDelay: 2 * time.Second, Settle: -1, Expire: time.Minute, WarmUp: 500 * time.Millisecond, OutageGrace: -1,
 		OnError: func(err error) { t.Logf("background: %v", err) }}
 	if mod != nil {
 		mod(&cfg)

@@ -181,7 +181,7 @@ var metricHelp = map[string]string{
 	"health_failures":   "Consecutive failed health probes of the member.",
 	"assignments_total": "Assign calls on this instance by result: hit (existing assignment), new, unavailable (refused).",
 	"moves_total":       "Moves of users finished by this instance.",
-	"kicks_total":       "Logins and sessions on this instance kicked by moves.",
+	"kicks_total":       "Logins and sessions on this instance kicked by moves, or closed when its heartbeats stopped reaching Redis.",
 	"store_up":          "1 if Redis answered this scrape's reads, else 0.",
 }
 

@@ -10,7 +10,9 @@ import (
 )
 
 // TestRedisRestart: with Redis stopped, Assign fails (UNAVAILABLE, no
-// guess) and existing sessions are untouched; Redis comes back empty, the
+// guess) and existing sessions are untouched (an outage shorter than the
+// outage grace; a longer one closes them: TestCutOffInstanceFences);
+// Redis comes back empty, the
 // instances re-publish their sessions before any new assignment is made,
 // so a user whose session lives keeps its member (here one the ring would
 // not choose), and everything recovers by itself.
@@ -23,7 +25,7 @@ func TestRedisRestart(t *testing.T) {
 	defer srv.Stop()
 	pool := testPool(t)
 	// The warm-up covers go-redis's one second between dials after failures.
-	mod := func(c *Config) { c.WarmUp = 1500 * time.Millisecond }
+	mod := func(c *Config) { c.WarmUp, c.OutageGrace = 1500*time.Millisecond, time.Minute }
 	a := newStore(t, newClient(t, srv.Addr), pool, mod)
 	b := newStore(t, newClient(t, srv.Addr), pool, mod)
 	run(t, a, nil)
@@ -68,6 +70,11 @@ func TestRedisRestart(t *testing.T) {
 	})
 	if _, l := assign(t, b, "newcomer"); l == nil {
 		t.Fatal("no lease")
+	}
+	select {
+	case <-live.Kicked():
+		t.Fatal("the live session was kicked by the outage")
+	default:
 	}
 	if err := a.SessionEnd(ctx, live); err != nil {
 		t.Fatal(err)

@@ -21,6 +21,8 @@ const (
 	DefaultLease     = time.Minute
 	DefaultWarmUp    = 10 * time.Second
 	DefaultPrefix    = "pipegate:affinity:"
+	// DefaultOutageGrace covers a Redis restart or failover.
+	DefaultOutageGrace = 30 * time.Second
 )
 
 // Errors. Any error from Assign means the gateway answers UNAVAILABLE
@@ -80,6 +82,15 @@ type Config struct {
 	// PoolSize failures); DefaultWarmUp. With a persistent Redis it
 	// matters only at the first start.
 	WarmUp time.Duration
+	// OutageGrace is how long the sessions of an instance that no longer
+	// reaches Redis go on, beyond two heartbeats; the other instances
+	// count them for a heartbeat longer still, so that the instance has
+	// closed them (Lease.Kicked) before any other may give their users to
+	// another member. A Redis outage shorter than that leaves sessions
+	// alone; the price is that the users of an instance that died stay on
+	// their members (even one that is down) until its sessions stop
+	// counting. DefaultOutageGrace; negative: none.
+	OutageGrace time.Duration
 	// Instance names this process in the store (random if empty); a
 	// suffix is added each time it (re)joins.
 	Instance string
@@ -109,6 +120,7 @@ type Store struct {
 	users  map[string]*local
 	loads  map[string]int // this instance's started sessions by member
 	dirty  map[string]struct{}
+	fence  *time.Timer // fenceLocal, reset by each heartbeat that reached Redis
 
 	stats stats // this instance's counters, for the metrics
 }
@@ -148,6 +160,12 @@ func New(cfg Config) (*Store, error) {
 	setDefault(&cfg.Heartbeat, DefaultHeartbeat)
 	setDefault(&cfg.Lease, DefaultLease)
 	setDefault(&cfg.WarmUp, DefaultWarmUp)
+	switch {
+	case cfg.OutageGrace == 0:
+		cfg.OutageGrace = DefaultOutageGrace
+	case cfg.OutageGrace < 0:
+		cfg.OutageGrace = 0
+	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultPrefix
 	}
@@ -186,8 +204,9 @@ func setDefault(d *time.Duration, def time.Duration) {
 	}
 }
 
-// liveTTL is how long an instance counts as alive after a heartbeat.
-func (s *Store) liveTTL() time.Duration { return 3 * s.cfg.Heartbeat }
+// liveTTL is how long an instance (and so its sessions) counts as alive
+// after a heartbeat.
+func (s *Store) liveTTL() time.Duration { return 3*s.cfg.Heartbeat + s.cfg.OutageGrace }
 
 // Instance returns the id under which this instance's sessions count now.
 func (s *Store) Instance() string {

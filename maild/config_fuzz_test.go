@@ -115,6 +115,7 @@ pools:
       kick_delay: 2s
       settle_delay: 1s
       warm_up: 3s
+      outage_grace: 20s
       balance_factor: 10
       instance: me
     health: {interval: 2s, timeout: 5s, fall: 3, rise: 2, protocol: imap, on_down: move, user: probe@a.test, password_file: pw}

@@ -52,7 +52,7 @@ func newPools(ps []Pool, log *slog.Logger, prefix string) (*pools, error) {
 		store, err := affinity.New(affinity.Config{
 			Client: client, Pool: name, Prefix: pc.Prefix, Members: members,
 			Epsilon: pc.Epsilon, Expire: pc.Expire, KickDelay: pc.KickDelay, Instance: pc.Instance,
-			Settle: pc.Settle, WarmUp: pc.WarmUp,
+			Settle: pc.Settle, WarmUp: pc.WarmUp, OutageGrace: pc.OutageGrace,
 			OnError: func(err error) { log.Warn(prefix+"pool "+name+": affinity store", "err", err) },
 		})
 		if err != nil {

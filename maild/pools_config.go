@@ -72,6 +72,7 @@ type affinityConfig struct {
 	KickDelay     yamlconf.Duration `yaml:"kick_delay"`
 	SettleDelay   yamlconf.Duration `yaml:"settle_delay"`
 	WarmUp        yamlconf.Duration `yaml:"warm_up"`
+	OutageGrace   yamlconf.Duration `yaml:"outage_grace"`
 	BalanceFactor *float64          `yaml:"balance_factor"`
 	Instance      string            `yaml:"instance"`
 }
@@ -96,11 +97,12 @@ type Pool struct {
 	Expire  time.Duration
 	// KickDelay, Epsilon and Instance: 0 or "" take affinity's defaults.
 	KickDelay time.Duration
-	// Settle and WarmUp: affinity.Config's; 0 takes the default.
-	Settle, WarmUp time.Duration
-	Epsilon        float64
-	Instance       string
-	Health         *PoolHealth // nil: no probes (members are taken as up)
+	// Settle, WarmUp and OutageGrace: affinity.Config's; 0 takes the
+	// default, negative none.
+	Settle, WarmUp, OutageGrace time.Duration
+	Epsilon                     float64
+	Instance                    string
+	Health                      *PoolHealth // nil: no probes (members are taken as up)
 }
 
 // PoolMember is a member with its backend of each protocol.
@@ -184,6 +186,10 @@ func (c *checker) pools(fc *fileConfig, s *Settings) {
 		}
 		if doc := c.doc; doc.Has(field+".affinity.settle_delay") && a.SettleDelay.Duration == 0 {
 			p.Settle = -1 // "0s": no settling
+		}
+		p.OutageGrace = a.OutageGrace.Duration // yamlconf refuses a negative one
+		if a.OutageGrace.Duration == 0 && c.doc.Has(field+".affinity.outage_grace") {
+			p.OutageGrace = -1 // "0s": sessions close two heartbeats into an outage
 		}
 		if a.Expire.Duration < 0 {
 			c.errorf(field+".affinity.expire", "must not be negative")

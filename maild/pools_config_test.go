@@ -27,6 +27,7 @@ const poolsConfig = configtest.IMAPIssue + `pools:
       balance_factor: 0.5
       settle_delay: 0s
       warm_up: 3s
+      outage_grace: 45s
     health:
       on_down: keep
 `
@@ -44,8 +45,8 @@ func TestPoolsConfig(t *testing.T) {
 	if p.Name != "shared" || p.Redis == nil || p.Redis.Addr != "127.0.0.1:6379" || p.Expire.Minutes() != 15 || p.KickDelay.Seconds() != 2 || p.Epsilon != 0.5 {
 		t.Errorf("pool: %+v", p)
 	}
-	if p.Settle != -1 || p.WarmUp != 3*time.Second || p.Health == nil || p.Health.MoveOnDown || p.Health.Protocol != "imap" {
-		t.Errorf("settle_delay: 0s, warm_up, on_down: keep: %+v %+v", p, p.Health)
+	if p.Settle != -1 || p.WarmUp != 3*time.Second || p.OutageGrace != 45*time.Second || p.Health == nil || p.Health.MoveOnDown || p.Health.Protocol != "imap" {
+		t.Errorf("settle_delay: 0s, warm_up, outage_grace, on_down: keep: %+v %+v", p, p.Health)
 	}
 	if len(p.Members) != 2 {
 		t.Fatalf("members: %+v", p.Members)
@@ -75,6 +76,7 @@ func TestPoolsConfigErrors(t *testing.T) {
 		{"two imap", base + "    members:\n      - name: a\n        backends: [imap://h:1, imaps://h:2]\n" + redis, []string{":15: pools.shared.members[0].backends[1]: a second imap backend"}},
 		{"store", base + "    members: [imap://h:1]\n    affinity:\n      store: etcd\n      redis: {addr: 127.0.0.1:6379}\n", []string{":15: pools.shared.affinity.store: \"etcd\": unknown store"}},
 		{"balance", base + "    members: [imap://h:1]\n" + redis + "      balance_factor: 0\n", []string{":16: pools.shared.affinity.balance_factor: 0: want more than 0"}},
+		{"outage grace", base + "    members: [imap://h:1]\n" + redis + "      outage_grace: -1s\n", []string{":16: pools.shared.affinity.outage_grace: negative duration \"-1s\""}},
 		{"bad name", configtest.IMAPIssue + "pools:\n  a.b:\n    members: [imap://h:1]\n" + redis, []string{":12: pools.a.b: pool name \"a.b\""}},
 		{"health user without password", base + "    members: [imap://h:1]\n" + redis + "    health:\n      user: probe@a.test\n", []string{"pools.shared.health.password_file: missing"}},
 		{"health protocol", base + "    members: [imap://h:1]\n" + redis + "    health:\n      protocol: pop3\n", []string{":17: pools.shared.health.protocol: \"pop3\": the members have no pop3 backend"}},

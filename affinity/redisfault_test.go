@@ -103,3 +103,74 @@ func TestSessionStartAnswerLost(t *testing.T) {
 		t.Errorf("after the heartbeat: sessions %v, expiry %v; want none, and the assignment expiring", as.Sessions, as.TTL)
 	}
 }
+
+// cutOff is a go-redis hook that fails every command once cut: an
+// instance cut off from Redis while the others reach it.
+type cutOff struct{ cut atomic.Bool }
+
+var errCut = errors.New("cut off from Redis (test)")
+
+func (h *cutOff) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *cutOff) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if h.cut.Load() {
+			cmd.SetErr(errCut)
+			return errCut
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *cutOff) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if h.cut.Load() {
+			for _, c := range cmds {
+				c.SetErr(errCut)
+			}
+			return errCut
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestCutOffInstanceFences: an instance whose heartbeats no longer reach
+// Redis (the others still do) closes its sessions while the others still
+// count it alive: before any of them may give its users to another
+// member, so that no user is on two members at once.
+func TestCutOffInstanceFences(t *testing.T) {
+	realserver.Need(t, redisErr)
+	pool := testPool(t)
+	ca := newClient(t, redisSrv.Addr)
+	cut := &cutOff{}
+	ca.AddHook(cut)
+	slow := func(c *Config) { c.Heartbeat = time.Second } // a second of margin between fence and expiry
+	a := newStore(t, ca, pool, slow)
+	b := newStore(t, newClient(t, redisSrv.Addr), pool, slow)
+	run(t, a, nil)
+	run(t, b, nil)
+	_, l := session(t, a, "grace")
+	id := a.Instance()
+	cut.cut.Store(true)
+	select {
+	case <-l.Kicked():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the cut-off instance kept its session")
+	}
+	ctx := context.Background()
+	alive, err := b.rdb.ZScore(ctx, b.k.inst(), id).Result()
+	if err != nil {
+		t.Fatalf("the cut-off instance's entry: %v", err)
+	}
+	now, err := b.rdb.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left := time.UnixMilli(int64(alive)).Sub(now); left <= 0 {
+		t.Errorf("the session was closed %v after the other instances could count it gone", -left)
+	}
+	cut.cut.Store(false)
+	if err := a.SessionEnd(ctx, l); err != nil {
+		t.Logf("session end: %v", err)
+	}
+}
