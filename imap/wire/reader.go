@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 
+	"github.com/pipegate/pipegate/internal/ascii"
 	"github.com/pipegate/pipegate/internal/lineio"
 )
 
@@ -218,11 +220,33 @@ func literalAtEnd(line []byte) (n int64, nonSync, ok bool) {
 		nonSync = true
 		num = num[:len(num)-1]
 	}
+	n, ok = literalSize(num)
+	return n, nonSync, ok
+}
+
+// literalSize parses a literal's size: a number64 of RFC 9051, one too big
+// to hold being math.MaxInt64, over any limit. (Refusing it as a bad size
+// instead would let the bytes of a non-synchronizing literal, already on
+// their way, be read as commands.)
+func literalSize(num []byte) (int64, bool) {
+	if !allDigits(num) {
+		return 0, false
+	}
 	n, err := parseNumber(num)
 	if err != nil {
-		return 0, false, false
+		return math.MaxInt64, true
 	}
-	return n, nonSync, true
+	return n, true
+}
+
+// allDigits reports whether b is one or more decimal digits.
+func allDigits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(b) > 0
 }
 
 // parseNumber parses an IMAP number (digits only, fits in 63 bits).
@@ -273,7 +297,7 @@ func (p *parser) command() (*Command, error) {
 	if p.pos == start {
 		return nil, p.bad("Missing command name")
 	}
-	cmd := &Command{Tag: p.tag, Name: strings.ToUpper(string(p.line[start:p.pos]))}
+	cmd := &Command{Tag: p.tag, Name: ascii.Upper(string(p.line[start:p.pos]))}
 	args, err := p.values(0)
 	if err != nil {
 		return nil, err
@@ -418,8 +442,8 @@ func (p *parser) literal() (Value, error) {
 	if len(num) > 0 && num[len(num)-1] == '+' {
 		nonSync, num = true, num[:len(num)-1]
 	}
-	n, err := parseNumber(num)
-	if err != nil {
+	n, ok := literalSize(num)
+	if !ok {
 		return Value{}, p.bad("Invalid literal size %q", num)
 	}
 	p.literals++
@@ -437,7 +461,7 @@ func (p *parser) literal() (Value, error) {
 	if n > p.r.maxLiteral() {
 		p.consumed = true
 		return Value{}, &Error{Tag: p.tag, Code: "TOOBIG",
-			Text: fmt.Sprintf("Literal of %d bytes is over the limit of %d", n, p.r.maxLiteral()), Fatal: nonSync}
+			Text: fmt.Sprintf("Literal of %s bytes is over the limit of %d", num, p.r.maxLiteral()), Fatal: nonSync}
 	}
 	if !nonSync {
 		if p.r.Continue == nil {

@@ -266,3 +266,43 @@ func TestLineLimitExact(t *testing.T) {
 		}
 	}
 }
+
+// TestHugeLiteralSize: a literal size of more digits than 63 bits hold is
+// still a number64 of RFC 9051, over any limit: a non-synchronizing one
+// is a fatal TOOBIG, also after a syntax error earlier on its line, so
+// that its bytes, already on their way, are never read as commands. A
+// synchronizing one is refused (TOOBIG) and the client, which waits for
+// "+", goes on.
+func TestHugeLiteralSize(t *testing.T) {
+	const huge = "1000000000000000000" // 19 digits
+	for _, in := range []string{
+		"a LOGIN {" + huge + "+}\r\nb LOGIN smuggled pw\r\n",
+		"a LOGIN {99999999999999999999999+}\r\nb LOGIN smuggled pw\r\n",
+		"a LOGIN \"x {" + huge + "+}\r\nb LOGIN smuggled pw\r\n", // a bad quoted string: skipRest
+	} {
+		steps, _, err := readAll(t, in, nil)
+		var we *Error
+		if !errors.As(err, &we) || !we.Fatal || we.Code != "TOOBIG" || we.Tag != "a" || len(steps) != 1 {
+			t.Errorf("%q: %+v, %v; want only a fatal TOOBIG tagged a", in, steps, err)
+		}
+	}
+	steps, conts, err := readAll(t, "a LOGIN {"+huge+"}\r\nb NOOP\r\n", nil)
+	if !errors.Is(err, io.EOF) || conts != 0 || len(steps) != 2 || steps[0].err == nil || steps[0].err.Code != "TOOBIG" ||
+		steps[0].err.Fatal || steps[1].cmd == nil || steps[1].cmd.Name != "NOOP" {
+		t.Errorf("synchronizing: %+v, %d continuations, %v", steps, conts, err)
+	}
+}
+
+// TestCommandNameASCII: command names are atoms, upper-cased by ASCII
+// rules only: a dotless i or a long s leaves the name unknown.
+func TestCommandNameASCII(t *testing.T) {
+	steps, _, err := readAll(t, "a log\u0131n x y\r\nb \u017ftarttls\r\nc login x y\r\n", nil)
+	if !errors.Is(err, io.EOF) || len(steps) != 3 {
+		t.Fatalf("%+v %v", steps, err)
+	}
+	for i, want := range []string{"LOG\u0131N", "\u017fTARTTLS", "LOGIN"} {
+		if c := steps[i].cmd; c == nil || c.Name != want {
+			t.Errorf("command %d: %+v, want name %q", i, steps[i], want)
+		}
+	}
+}

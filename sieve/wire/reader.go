@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"unicode/utf8"
 )
@@ -191,9 +192,24 @@ func literalAtEnd(line []byte) (n int64, nonSync, ok bool) {
 	}
 	n, err := parseNumber(num)
 	if err != nil {
-		return 0, false, false
+		if !allDigits(num) {
+			return 0, false, false
+		}
+		// Digits, but over 32 bits: over any limit. Its bytes are on
+		// their way and must never be read as commands.
+		return math.MaxInt64, nonSync, true
 	}
 	return n, nonSync, true
+}
+
+// allDigits reports whether b is one or more decimal digits.
+func allDigits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(b) > 0
 }
 
 // parseNumber: number = 1*DIGIT, a 32-bit unsigned number (RFC 5804
@@ -375,7 +391,7 @@ func (p *parser) literal() (Value, error) {
 	if n > p.lim.literal {
 		// Its bytes are on their way: the stream cannot be followed.
 		p.consumed = true
-		return Value{}, &Error{Fatal: true, Text: fmt.Sprintf("Literal of %d octets is over the limit of %d", n, p.lim.literal)}
+		return Value{}, &Error{Fatal: true, Text: fmt.Sprintf("Literal of %s octets is over the limit of %d", bytes.TrimSuffix(p.line[open+1:end], []byte("+")), p.lim.literal)}
 	}
 	data := make([]byte, n)
 	if _, err := io.ReadFull(p.br, data); err != nil {

@@ -75,7 +75,10 @@ func TestReadCommandErrors(t *testing.T) {
 		{"no space", "NOOP \"a\"\"b\"\r\n", "NO \"Expected space, got \\\"\\\\\\\"\\\"\"\r\n", false},
 		{"literal not at end", "NOOP {3+}x\r\n", "NO \"Literal size must end the line\"\r\n", false},
 		{"bad literal size", "NOOP {x+}\r\n", "NO \"Invalid literal size\"\r\n", false},
-		{"literal over 32 bits", "NOOP {4294967296+}\r\n", "NO \"Invalid literal size\"\r\n", false},
+		// A size of more than 32 bits is still digits, and its octets are
+		// on their way: never read as commands.
+		{"literal over 32 bits", "NOOP {4294967296+}\r\nNOOP \"smuggled\"\r\n", "BYE \"Literal of 4294967296 octets is over the limit of 50\"\r\n", true},
+		{"error before a literal over 32 bits", "NOOP \"x {99999999999999999999+}\r\nNOOP \"smuggled\"\r\n", "BYE \"Literal too big to skip\"\r\n", true},
 		{"error before a literal skips it", "NOOP \"x {3+}\r\nabc\r\n", "NO \"Unterminated quoted string\"\r\n", false},
 		{"error after a literal skips chained ones", "NOOP {1+}\r\na \"b {2}\r\nxy {1+}\r\nz\r\n", "NO \"Unterminated quoted string\"\r\n", false},
 		{"literal over the limit", "NOOP {51+}\r\n" + strings.Repeat("x", 51) + "\r\n", "BYE \"Literal of 51 octets is over the limit of 50\"\r\n", true},
