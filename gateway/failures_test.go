@@ -57,3 +57,27 @@ func TestFailuresSchedule(t *testing.T) {
 		t.Errorf("penalty count %d, want 7", n)
 	}
 }
+
+// TestRelayAnswer: a client's answer to a relayed challenge goes to the
+// backend as it is when it is base64 (an empty one included); "*" and
+// anything else (including "=", which stands for an empty response only
+// in a command) cancel, the backend getting "*".
+func TestRelayAnswer(t *testing.T) {
+	for _, tc := range []struct {
+		in, send string
+		cancel   bool
+		detail   string
+	}{
+		{"", "", false, ""},
+		{"dG9rZW4=", "dG9rZW4=", false, ""},
+		{"*", "*", true, ""},
+		{"=", "*", true, gateway.DetailBase64},
+		{"not base64!", "*", true, gateway.DetailBase64},
+		{"dG9r\r\nZW4=", "*", true, gateway.DetailBase64},
+	} {
+		send, e := gateway.RelayAnswer(tc.in)
+		if send != tc.send || (e != nil) != tc.cancel || e != nil && (e.Code != gateway.CodeCancelled || e.Detail != tc.detail) {
+			t.Errorf("RelayAnswer(%q) = %q, %+v; want %q, cancel %v %q", tc.in, send, e, tc.send, tc.cancel, tc.detail)
+		}
+	}
+}

@@ -208,6 +208,11 @@ func (ss *Session) loginBackends(lg Login, rt route.Route, started time.Time, lo
 			if ss.ended {
 				return nil, ErrSessionEnded // the client went away during an exchange it took part in
 			}
+		case refused.Code == CodeCancelled:
+			// The client's own doing: no penalty, no other backend.
+			ss.log.Info(name+": login cancelled by the client in a relayed SASL exchange", "backend", rb.String(), "account", lg.Account)
+			ss.srv.Metrics.login(rb.Addr, "cancelled", time.Since(started))
+			return nil, refused
 		case refused.Code == CodeInUse:
 			// The credentials were right: no penalty and no failure.
 			ss.log.Info(name+": backend login refused, account in use", "backend", rb.String(), "account", lg.Account, "code", refused.Detail)

@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 
+	"github.com/pipegate/pipegate/gateway/sasl"
 	"github.com/pipegate/pipegate/route"
 )
 
@@ -82,7 +83,17 @@ const (
 	// to the client, and not a failed login: no penalty, no delay, not
 	// counted towards MaxLoginFailures.
 	CodeInUse
+	// CodeCancelled: the client cancelled a SASL exchange whose challenges
+	// came from the backend (RelayAnswer): rendered as the protocol's own
+	// cancel (IMAP BAD, SMTP 501, POP3 -ERR, ManageSieve NO), Detail
+	// DetailBase64 when the answer was not base64. Not a failed login (no
+	// penalty, no delay, not counted), and no other backend is tried.
+	CodeCancelled
 )
+
+// DetailBase64 is the Detail of a CodeCancelled *Error whose answer was
+// not base64.
+const DetailBase64 = "base64"
 
 // Error is an answer to the client as a value, rendered in one place by
 // each protocol (as go-imap's imap.Error): a failed login, an unavailable
@@ -118,8 +129,27 @@ func (c Code) String() string {
 		return "limit"
 	case CodeInUse:
 		return "in use"
+	case CodeCancelled:
+		return "cancelled"
 	}
 	return "unknown"
+}
+
+// RelayAnswer checks the client's answer to a backend's SASL challenge
+// that a protocol relays: it returns what to send the backend and, when
+// the client cancelled ("*", RFC 4422 section 3.5) or sent something that
+// is not base64, the CodeCancelled *Error for the BackendLogin to return
+// once the backend answered the "*" sent in its place. An empty answer
+// is an empty response; "=" stands for one only in a command's initial
+// response, and is not base64 here.
+func RelayAnswer(answer string) (send string, cancelled *Error) {
+	if answer == "*" {
+		return "*", &Error{Code: CodeCancelled}
+	}
+	if _, err := sasl.DecodeBase64([]byte(answer)); err != nil {
+		return "*", &Error{Code: CodeCancelled, Detail: DetailBase64}
+	}
+	return answer, nil
 }
 
 // ErrSessionEnded is returned by Session.Login and Session.Fail when the

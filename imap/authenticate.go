@@ -65,20 +65,34 @@ func (c *conn) saslChallenge(challenge []byte) ([]byte, error) {
 	return sasl.DecodeResponse(string(b))
 }
 
+// The tagged BAD's texts of a cancelled AUTHENTICATE, the proxy's own
+// exchange or a relayed one.
+const (
+	textCancelled = "AUTHENTICATE cancelled"
+	textBadBase64 = "Invalid base64 in SASL response"
+)
+
+// taggedWireError answers a client's protocol error inside a command
+// with the command's tagged BAD, and ends the session with BYE when the
+// stream cannot be followed.
+func (c *conn) taggedWireError(tag string, we *wire.Error) {
+	c.tagged(tag, "BAD", we.Code, we.Text)
+	if we.Fatal {
+		c.bye("Cannot continue after this error", "client protocol error: "+we.Text)
+	}
+}
+
 // saslFailed answers an AUTHENTICATE that ended before a login attempt.
 func (c *conn) saslFailed(tag string, started time.Time, err error) {
 	var we *wire.Error
 	var se *sasl.Error
 	switch {
 	case errors.Is(err, sasl.ErrCancelled):
-		c.tagged(tag, "BAD", "", "AUTHENTICATE cancelled")
+		c.tagged(tag, "BAD", "", textCancelled)
 	case errors.Is(err, sasl.ErrBase64):
-		c.tagged(tag, "BAD", "", "Invalid base64 in SASL response")
+		c.tagged(tag, "BAD", "", textBadBase64)
 	case errors.As(err, &we):
-		c.tagged(tag, "BAD", we.Code, we.Text)
-		if we.Fatal {
-			c.bye("Cannot continue after this error", "client protocol error: "+we.Text)
-		}
+		c.taggedWireError(tag, we)
 	case errors.As(err, &se):
 		c.respond(tag, c.s.Fail(started, gateway.FailSASL, se.Text))
 	default: // timeout, EOF, ...

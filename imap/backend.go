@@ -16,9 +16,10 @@ const maxBackendResponse = 64 << 10
 // backendConn is IMAP's side of a backend during login.
 type backendConn struct {
 	*gateway.Backend
-	c    *conn // the client's session
-	caps []string
-	seq  int
+	c         *conn  // the client's session
+	clientTag string // of the client's login command
+	caps      []string
+	seq       int
 	// pendingID is the tag of an ID written but not yet answered (maybe
 	// not yet flushed), so that login can pipeline behind it.
 	pendingID string

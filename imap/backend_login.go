@@ -83,6 +83,7 @@ func (bc *backendConn) loginCommand(user, pass string) (*wire.Response, error) {
 // answered with "*" (cancel).
 func (bc *backendConn) authenticate(mech, ir string, relay bool) (*wire.Response, error) {
 	tag := bc.nextTag()
+	var cancelled *gateway.Error // the client cancelled a relayed exchange
 	if ir == "" {
 		ir = "="
 	}
@@ -118,13 +119,18 @@ func (bc *backendConn) authenticate(mech, ir string, relay bool) (*wire.Response
 			return nil, fmt.Errorf("AUTHENTICATE %s: %w", mech, err)
 		}
 		if resp.Tag != "+" {
+			if cancelled != nil {
+				return nil, cancelled // the backend's answer to "*" does not count
+			}
 			return resp, nil
 		}
 		answer := "*"
 		if relay {
-			if answer, err = bc.c.relayChallenge(resp.Text); err != nil {
+			line, err := bc.c.relayChallenge(bc.clientTag, resp.Text)
+			if err != nil {
 				return nil, err
 			}
+			answer, cancelled = gateway.RelayAnswer(line)
 		}
 		if err := bc.send(answer + "\r\n"); err != nil {
 			return nil, err
@@ -148,8 +154,8 @@ func (bc *backendConn) noSyncLiteral(strs ...string) bool {
 
 // relayChallenge passes a backend's SASL challenge to the client and
 // returns the client's answer line. A client that cannot answer ends the
-// session.
-func (c *conn) relayChallenge(challenge string) (string, error) {
+// session; an answer the wire refuses is the command's (tag's) BAD first.
+func (c *conn) relayChallenge(tag, challenge string) (string, error) {
 	// Not SafeText: a challenge must not be cut; it is one line already.
 	c.writef("+ %s\r\n", strings.Map(dropCRLF, challenge))
 	if err := c.flush(); err != nil {
@@ -158,7 +164,15 @@ func (c *conn) relayChallenge(challenge string) (string, error) {
 	}
 	line, err := c.rd.ReadLine()
 	if err != nil {
-		c.readFailed(err) // ends the session: BYE on timeout or a line too long
+		var we *wire.Error
+		if errors.As(err, &we) {
+			c.taggedWireError(tag, we)
+		} else {
+			c.readFailed(err) // ends the session: BYE on a timeout, EOF
+		}
+		if !c.s.Ended() {
+			c.bye("Cannot continue after this error", "client protocol error during a relayed SASL exchange")
+		}
 		return "", err
 	}
 	return string(line), nil

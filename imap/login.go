@@ -32,7 +32,7 @@ func (c *conn) cmdLogin(cmd *wire.Command) {
 func (c *conn) login(tag string, creds sasl.Credentials, method string, started time.Time) {
 	var bc *backendConn
 	b, err := c.s.Login(creds, method, started, func(b *gateway.Backend, lg gateway.Login, rt route.Route) error {
-		bc = &backendConn{Backend: b, c: c}
+		bc = &backendConn{Backend: b, c: c, clientTag: tag}
 		return bc.loginAll(lg, rt)
 	})
 	if err != nil {

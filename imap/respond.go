@@ -25,6 +25,14 @@ func (c *conn) respond(tag string, err error) {
 		}
 		return
 	}
+	if e.Code == gateway.CodeCancelled { // RFC 9051 section 6.2.2: BAD
+		text := textCancelled
+		if e.Detail == gateway.DetailBase64 {
+			text = textBadBase64
+		}
+		c.tagged(tag, "BAD", "", text)
+		return
+	}
 	c.tagged(tag, "NO", responseCode(e), responseText(e))
 	if e.Code == gateway.CodeAuthFailed && c.s.TooManyFailures() {
 		c.bye("Too many invalid login attempts", "too many login failures")

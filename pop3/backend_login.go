@@ -154,19 +154,25 @@ func (bc *backendConn) authenticate(mech string, msg []byte, relay bool) (*wire.
 			return nil, fmt.Errorf("AUTH %s: %w", mech, err)
 		}
 	}
+	var cancelled *gateway.Error // the client cancelled a relayed exchange
 	for range maxChallenges {
 		resp, err := bc.read()
 		if err != nil {
 			return nil, fmt.Errorf("AUTH %s: %w", mech, err)
 		}
 		if resp.Status != wire.StatusContinue {
+			if cancelled != nil {
+				return nil, cancelled // the backend's answer to "*" does not count
+			}
 			return resp, nil
 		}
 		answer := "*"
 		if relay {
-			if answer, err = bc.c.relayChallenge(resp.Text); err != nil {
+			line, err := bc.c.relayChallenge(resp.Text)
+			if err != nil {
 				return nil, err
 			}
+			answer, cancelled = gateway.RelayAnswer(line)
 		}
 		if err := bc.send(answer + "\r\n"); err != nil {
 			return nil, fmt.Errorf("AUTH %s: %w", mech, err)
@@ -176,8 +182,8 @@ func (bc *backendConn) authenticate(mech string, msg []byte, relay bool) (*wire.
 }
 
 // relayChallenge passes a backend's SASL challenge to the client and
-// returns the client's answer line as sent (base64 or "*"). A client that
-// cannot answer ends the session.
+// returns the client's answer line as sent. A client that cannot answer
+// ends the session.
 func (c *conn) relayChallenge(challenge string) (string, error) {
 	c.respond(&wire.Response{Status: wire.StatusContinue, Text: challenge})
 	if err := c.flush(); err != nil {
@@ -189,9 +195,6 @@ func (c *conn) relayChallenge(challenge string) (string, error) {
 		c.readFailed(err) // ends the session: a line too long, a timeout, EOF
 		c.s.End("client read during a relayed SASL exchange: " + err.Error())
 		return "", err
-	}
-	if _, _, err := wire.DecodeResponse(line); err != nil {
-		return "*", nil // not base64: cancelled towards the backend, which answers -ERR
 	}
 	return string(line), nil
 }

@@ -26,6 +26,14 @@ func (c *conn) fail(err error) {
 		}
 		return
 	}
+	if e.Code == gateway.CodeCancelled { // as the proxy's own exchange answers
+		if e.Detail == gateway.DetailBase64 {
+			c.err("", "Invalid base64 data")
+		} else {
+			c.err("", "Authentication cancelled")
+		}
+		return
+	}
 	c.respond(errorResponse(e))
 	if e.Code == gateway.CodeAuthFailed && c.s.TooManyFailures() {
 		c.flush()

@@ -188,6 +188,37 @@ func TestOAuthRelay(t *testing.T) {
 	}
 }
 
+// TestOAuthRelayCancel: "*" in answer to a backend's relayed challenge
+// cancels, and an answer that is not base64 is refused, as in the proxy's
+// own exchanges: the backend gets "*" in its place, and neither is a
+// failed login (with one failure allowed, the session goes on).
+func TestOAuthRelayCancel(t *testing.T) {
+	f := startFake(t, fakeOpts{caps: []string{"SASL PLAIN XOAUTH2"}, oauthError: b64(`{"status":"401"}`)})
+	p := startProxy(t, &pop3.Server{Server: gateway.Server{
+		Router:             routes(t, map[string][]string{"@a.test": {"pop3://" + f.addr + "?client_addr=none"}}),
+		AllowPlaintextAuth: true, OAuth: true, MaxLoginFailures: 1,
+	}})
+	c := dial(t, "", p.addr)
+	msg := b64("user=alice@a.test\x01auth=Bearer tok\x01\x01")
+	for _, tc := range []struct{ answer, want string }{
+		{"*", "-ERR Authentication cancelled"},
+		{"not base64!", "-ERR Invalid base64 data"},
+	} {
+		if l := c.cmd("AUTH XOAUTH2 " + msg); l != "+ "+b64(`{"status":"401"}`) {
+			t.Fatalf("challenge: %q", l)
+		}
+		if l := c.cmd(tc.answer); l != tc.want {
+			t.Errorf("answer %q: %q, want %q", tc.answer, l, tc.want)
+		}
+	}
+	if got := strings.Join(f.commands(0), "|"); got != "CAPA|AUTH XOAUTH2 "+msg+"|*" {
+		t.Errorf("first backend got %q", got)
+	}
+	if l := c.cmd("NOOP"); !strings.HasPrefix(l, "-ERR") || strings.Contains(l, "[AUTH]") {
+		t.Errorf("after two cancels (one failure allowed): %q", l)
+	}
+}
+
 // TestRefuseOverLimit: a connection over MaxPreLoginPerIP is told so in
 // POP3's form before any greeting.
 func TestRefuseOverLimit(t *testing.T) {

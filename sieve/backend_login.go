@@ -53,10 +53,14 @@ func (bc *backendConn) login(lg gateway.Login, rt route.Route) error {
 	if err := bc.send(cmd); err != nil {
 		return fmt.Errorf("AUTHENTICATE %s: %w", mech, err)
 	}
+	var cancelled *gateway.Error // the client cancelled a relayed exchange
 	for range maxChallenges {
 		resp, err := bc.read()
 		if err != nil {
 			return fmt.Errorf("AUTHENTICATE %s: %w", mech, err)
+		}
+		if cancelled != nil && resp.Type != "" {
+			return cancelled // the backend's answer to "*" does not count
 		}
 		switch resp.Type {
 		case "OK":
@@ -77,9 +81,11 @@ func (bc *backendConn) login(lg gateway.Login, rt route.Route) error {
 		}
 		answer := "*"
 		if relay {
-			if answer, err = bc.c.relayChallenge(challenge); err != nil {
+			v, err := bc.c.relayChallenge(challenge)
+			if err != nil {
 				return err
 			}
+			answer, cancelled = gateway.RelayAnswer(v)
 		}
 		if err := bc.send(append(wire.AppendClientString(nil, answer), "\r\n"...)); err != nil {
 			return fmt.Errorf("AUTHENTICATE %s: %w", mech, err)

@@ -302,6 +302,30 @@ func TestOAuthRelay(t *testing.T) {
 	}
 }
 
+// TestOAuthRelayCancel: "*" in answer to a backend's relayed challenge
+// cancels, and an answer that is not base64 is refused, as in the proxy's
+// own exchanges: neither is a failed login (with one failure allowed, the
+// session goes on after both).
+func TestOAuthRelayCancel(t *testing.T) {
+	addr, _, _ := fakeProxy(t, func(s *sieve.Server) { s.OAuth, s.MaxLoginFailures = true, 1 })
+	c, _ := dial(t, "", addr)
+	for _, tc := range []struct{ answer, want string }{
+		{`"*"`, "NO \"Authentication cancelled.\"\r\n"},
+		{`"not base64!"`, "NO \"Invalid base64 in SASL response\"\r\n"},
+	} {
+		c.send(`AUTHENTICATE "XOAUTH2" "` + b64("user=alice@a.test\x01auth=Bearer bad\x01\x01") + "\"\r\n")
+		if got, want := c.line(), "\""+b64(`{"status":"401"}`)+"\"\r\n"; got != want {
+			t.Fatalf("challenge %q, want %q", got, want)
+		}
+		c.send(tc.answer + "\r\n")
+		if got := c.line(); got != tc.want {
+			t.Errorf("answer %s: %q, want %q", tc.answer, got, tc.want)
+		}
+	}
+	c.send("NOOP\r\n")
+	c.response("OK")
+}
+
 // TestFailover: a backend that is down is skipped for the next one.
 func TestFailover(t *testing.T) {
 	f, err := newFakeBackend()

@@ -24,6 +24,14 @@ func (c *conn) respond(err error) {
 		}
 		return
 	}
+	if e.Code == gateway.CodeCancelled { // as the proxy's own exchange answers
+		if e.Detail == gateway.DetailBase64 {
+			c.reply("NO", "", "Invalid base64 in SASL response")
+		} else {
+			c.reply("NO", "", "Authentication cancelled.")
+		}
+		return
+	}
 	c.reply("NO", responseCode(e), responseText(e))
 	if e.Code == gateway.CodeAuthFailed && c.s.TooManyFailures() {
 		c.bye("", "Too many invalid authentication attempts", "too many login failures")

@@ -74,18 +74,24 @@ func (bc *backendConn) authenticate(mech string, msg []byte, relay bool) error {
 			rep, err = bc.command(ir)
 		}
 	}
+	var cancelled *gateway.Error // the client cancelled a relayed exchange
 	for range maxChallenges {
 		if err != nil {
 			return fmt.Errorf("AUTH %s: %w", mech, err)
 		}
 		if rep.Code != 334 {
+			if cancelled != nil {
+				return cancelled // the backend's answer to "*" does not count
+			}
 			return bc.verdict(mech, rep)
 		}
 		answer := "*"
 		if relay {
-			if answer, err = bc.c.relayChallenge(rep); err != nil {
+			line, err := bc.c.relayChallenge(rep)
+			if err != nil {
 				return err
 			}
+			answer, cancelled = gateway.RelayAnswer(line)
 			bc.relayed = true
 		}
 		rep, err = bc.command(answer)
@@ -137,9 +143,8 @@ func (bc *backendConn) verdict(mech string, rep *wire.Reply) error {
 }
 
 // relayChallenge passes a backend's 334 challenge to the client and
-// returns the client's answer line for the backend: base64 as sent, "*",
-// or "*" in place of anything that is neither. A client that cannot
-// answer ends the session.
+// returns the client's answer line as sent. A client that cannot answer
+// ends the session.
 func (c *conn) relayChallenge(rep *wire.Reply) (string, error) {
 	challenge := ""
 	if len(rep.Lines) > 0 {
@@ -158,9 +163,6 @@ func (c *conn) relayChallenge(rep *wire.Reply) (string, error) {
 			c.s.End("client protocol error during a relayed challenge")
 		}
 		return "", err
-	}
-	if _, _, err := wire.DecodeResponse(line); err != nil {
-		return "*", nil
 	}
 	return string(line), nil
 }

@@ -28,6 +28,14 @@ func (c *conn) respond(err error) {
 		}
 		return
 	}
+	if e.Code == gateway.CodeCancelled { // RFC 4954 section 4
+		if e.Detail == gateway.DetailBase64 {
+			c.reply(501, "5.5.2", "Cannot Base64-decode Client responses")
+		} else {
+			c.reply(501, "5.0.0", "Authentication cancelled")
+		}
+		return
+	}
 	code, enhanced, text := render(e)
 	if code == 421 {
 		// "closing transmission channel" (RFC 5321 sections 3.8, 4.2.3):

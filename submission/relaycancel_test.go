@@ -1,0 +1,48 @@
+package submission_test
+
+import (
+	"testing"
+
+	"github.com/pipegate/pipegate/gateway"
+	"github.com/pipegate/pipegate/submission"
+)
+
+// TestRelayedSASLCancel: in an exchange whose challenges come from the
+// backend (XOAUTH2 sends its error that way), "*" cancels with 501 and an
+// answer that is not base64 gets 501 5.5.2 (RFC 4954 section 4), as in the
+// proxy's own exchanges: the backend gets "*" in its place, and neither is
+// a failed login (with one failure allowed, the session goes on).
+func TestRelayedSASLCancel(t *testing.T) {
+	const token = "dXNlcj1hbGljZUBhLnRlc3QBYXV0aD1CZWFyZXIgdG9rAQE=" // user=alice@a.test^Aauth=Bearer tok^A^A
+	fb := startFake(t, func(next func() string, send func(string)) {
+		send("220 fake ESMTP\r\n")
+		next() // EHLO
+		send("250-fake\r\n250 AUTH PLAIN XOAUTH2\r\n")
+		for {
+			if next() == "" { // AUTH XOAUTH2 ..., or the end
+				return
+			}
+			send("334 eyJzdGF0dXMiOiI0MDEifQ==\r\n")
+			if next() == "*" {
+				send("501 5.7.0 Authentication aborted\r\n") // as Postfix and Dovecot answer "*"
+				continue
+			}
+			send("535 5.7.8 Invalid token\r\n")
+		}
+	})
+	rt := newRoutes(t, map[string][]string{"@a.test": {"submission://" + fb.addr + "?client_addr=none"}})
+	p := startProxy(t, &submission.Server{Server: gateway.Server{Router: rt, AllowPlaintextAuth: true, OAuth: true, MaxLoginFailures: 1}})
+	c := dialRaw(t, "127.0.0.1", p.addr)
+	c.reply()
+	c.send("EHLO client.test\r\n")
+	c.reply()
+	for _, tc := range []struct{ answer, want string }{
+		{"*", "501 5.0.0 Authentication cancelled"},
+		{"not base64!", "501 5.5.2 Cannot Base64-decode Client responses"},
+		{"=", "501 5.5.2 Cannot Base64-decode Client responses"},
+	} {
+		c.cmd("AUTH XOAUTH2 "+token, "334 eyJzdGF0dXMiOiI0MDEifQ==")
+		c.cmd(tc.answer, tc.want)
+	}
+	c.cmd("NOOP", "250 2.0.0 OK")
+}
