@@ -136,16 +136,23 @@ func (bc *backendConn) writeID() error {
 	w := bc.writer()
 	s := bc.c.s
 	w.Atom(tag).SP().Atom("ID").SP().Atom("(").String("x-session-id").SP().String(s.ID())
+	pairs := 2 // x-session-id, x-proxy-ttl
 	if client := s.Client(); client.IsValid() {
 		w.SP().String("x-originating-ip").SP().String(client.Addr().String())
 		w.SP().String("x-originating-port").SP().String(strconv.Itoa(int(client.Port())))
+		pairs += 2
 	}
 	if local := s.Local(); local.IsValid() {
 		w.SP().String("x-connected-ip").SP().String(local.Addr().String())
 		w.SP().String("x-connected-port").SP().String(strconv.Itoa(int(local.Port())))
+		pairs += 2
 	}
 	w.SP().String("x-proxy-ttl").SP().String(strconv.Itoa(s.ProxyTTL() - 1))
-	for _, f := range bc.c.clientID {
+	// At most 30 pairs in all (RFC 2971 section 3.3): the client's first
+	// ones fill what the proxy's own leave.
+	fields := bc.c.clientID
+	fields = fields[:min(len(fields), maxIDFields-pairs)]
+	for _, f := range fields {
 		w.SP().String(f.key).SP().NString(f.value)
 	}
 	w.Atom(")").CRLF()

@@ -47,6 +47,11 @@ func (c *conn) cmdID(cmd *wire.Command) {
 		}
 		for i := 0; i < len(arg.List); i += 2 {
 			k, v := arg.List[i], arg.List[i+1]
+			if strings.IndexByte(k.Str, 0) >= 0 || strings.IndexByte(v.Str, 0) >= 0 {
+				// Literal data is CHAR8, %x01-ff (RFC 9051): never passed on.
+				c.tagged(cmd.Tag, "BAD", "", "ID fields must not hold NUL")
+				return
+			}
 			if !k.IsString() || len(k.Str) > maxIDKey {
 				c.tagged(cmd.Tag, "BAD", "", "ID field names must be strings of at most 30 bytes")
 				return

@@ -43,7 +43,11 @@ func (c *conn) login(tag string, creds sasl.Credentials, method string, started 
 	if text == "" {
 		text = "Logged in"
 	}
-	c.tagged(tag, "OK", "CAPABILITY "+wire.SafeText(strings.Join(bc.caps, " ")), text)
+	code := ""
+	if caps := wire.SafeText(strings.Join(bc.caps, " ")); caps != "" {
+		code = "CAPABILITY " + caps // 1*capability (RFC 9051): none, no code
+	}
+	c.tagged(tag, "OK", code, text)
 	if err := c.flush(); err != nil {
 		b.Close()
 		c.s.End("client write: " + err.Error())

@@ -418,6 +418,8 @@ func (p *parser) quoted() (Value, error) {
 			}
 			sb.WriteByte(e)
 			p.pos++
+		case '\r': // TEXT-CHAR excludes CR (RFC 9051); LF ends the line
+			return Value{}, p.bad("Invalid byte 0x0d in quoted string")
 		default:
 			sb.WriteByte(c)
 		}

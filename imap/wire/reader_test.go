@@ -122,6 +122,7 @@ func TestReadCommandErrors(t *testing.T) {
 		{"bad escape", `a1 LOGIN "a\b" c` + "\r\n", "a1", "", "Invalid escape", false, false},
 		{"NUL", "a1 LOGIN a\x00 b\r\n", "a1", "", "NUL", false, false},
 		{"ctl in atom", "a1 LOGIN a\x01 b\r\n", "a1", "", "Invalid character byte 0x01", false, false},
+		{"CR in quoted", "a1 LOGIN \"a\rb\" c\r\n", "a1", "", "Invalid byte 0x0d in quoted string", false, false},
 		{"quote in atom", "a1 LOGIN a\"b c\r\n", "a1", "", "Invalid character", false, false},
 		{"unbalanced )", "a1 ID )\r\n", "a1", "", "Unexpected ')'", false, false},
 		{"missing )", "a1 ID (a b\r\n", "a1", "", "Missing ')'", false, false},

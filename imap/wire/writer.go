@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"strconv"
+	"strings"
 )
 
 // maxQuoted is the longest string Writer sends quoted rather than as a literal.
@@ -91,6 +92,10 @@ func (w *Writer) String(s string) *Writer {
 	if Quotable(s) {
 		return w.write(string(AppendQuoted(nil, s)))
 	}
+	if strings.IndexByte(s, 0) >= 0 {
+		w.err = errNULString // a literal is CHAR8, %x01-ff (RFC 9051)
+		return w
+	}
 	n := strconv.Itoa(len(s))
 	if w.LiteralPlus || w.LiteralMinus && len(s) <= LiteralMinusMax {
 		return w.write("{" + n + "+}\r\n").write(s)
@@ -109,6 +114,10 @@ func (w *Writer) String(s string) *Writer {
 	}
 	return w.write(s)
 }
+
+// errNULString: no IMAP string holds NUL (only literal8, which no
+// pre-login command takes).
+var errNULString = errors.New("imap: a string with NUL cannot be sent")
 
 // NString writes s, or NIL when s is nil.
 func (w *Writer) NString(s *string) *Writer {
