@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -71,6 +72,10 @@ type Config struct {
 	// its ServerName is empty, each upstream is verified against the host
 	// part of its address.
 	UpstreamTLS *tls.Config
+	// tlsCommit, set by LoadFile and BuildSpec when TLS comes from a
+	// cached tlsconf.Server whose files were re-read, serves what they
+	// read; Set.Apply calls it once the whole reload is sure to succeed.
+	tlsCommit func()
 
 	SendProxy string // "", "v1" or "v2": PROXY header sent to the upstream
 	// AcceptProxy reads a PROXY header (v1 or v2) from peers in
@@ -149,6 +154,17 @@ func (c *Config) Validate() error {
 		for _, u := range r.Upstreams {
 			if _, _, err := SplitAddr(u); err != nil {
 				return &FieldError{Field: "sni", Err: fmt.Errorf("route %q: %w", r.ServerName, err)}
+			}
+		}
+	}
+	if t := c.UpstreamTLS; t != nil && t.ServerName == "" && !t.InsecureSkipVerify {
+		addrs := slices.Clone(c.Upstreams)
+		for _, r := range c.Routes {
+			addrs = append(addrs, r.Upstreams...)
+		}
+		for _, u := range addrs {
+			if network, _, _ := SplitAddr(u); network == "unix" {
+				return fieldErr("to_tls.server_name", "missing: TLS to the unix: upstream %s needs a name to verify its certificate against", u)
 			}
 		}
 	}

@@ -172,6 +172,7 @@ func sameView(c *DaemonConfig) any {
 	for _, fc := range c.Forwards {
 		sums = append(sums, configtest.TLSSummary(fc.TLS), configtest.TLSSummary(fc.UpstreamTLS))
 		fc.TLS, fc.UpstreamTLS = nil, nil
+		fc.tlsCommit = nil // set on a reload (LoadFile with the cache)
 		cc.Forwards = append(cc.Forwards, fc)
 	}
 	return []any{cc, sums}

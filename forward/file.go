@@ -272,12 +272,13 @@ func build(doc *yamlconf.Doc, prefix string, sp Spec, cache TLSCache) (Config, e
 		}
 		srv := cache[files]
 		if srv != nil {
-			err = srv.Reload()
+			// Served only once the reload as a whole succeeded (Set.Apply).
+			cfg.tlsCommit, err = srv.Prepare()
 		} else {
 			srv, err = tlsconf.LoadServer(files)
 		}
 		if err != nil {
-			return cfg, fe("tls.cert", err)
+			return cfg, fe("tls."+tlsconf.Setting(err), err)
 		}
 		cache[files] = srv
 		cfg.TLS = srv.Config()

@@ -119,21 +119,39 @@ func (s *Server) Config() Config { return s.gen.Load().cfg }
 // re-read: to move a forward, start a new Server and Shutdown this one.
 // On error the old configuration stays.
 func (s *Server) Reload(cfg Config) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.shutting {
-		return ErrServerClosed
-	}
-	g, err := s.newGeneration(cfg, s.gen.Load())
+	commit, err := s.prepareReload(cfg)
 	if err != nil {
 		return err
 	}
-	if g.engine != s.gen.Load().engine {
-		s.engines = append(s.engines, g.engine)
-	}
-	g.conns.SetLimits(cfg.MaxConns, cfg.MaxConnsPerIP)
-	s.gen.Store(g)
+	commit()
 	return nil
+}
+
+// prepareReload checks cfg and builds what Reload would serve; commit
+// serves it. Nothing changes until then (Set.Apply prepares every forward
+// before it changes any). The caller keeps reloads of s in order.
+func (s *Server) prepareReload(cfg Config) (commit func(), err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutting {
+		return nil, ErrServerClosed
+	}
+	g, err := s.newGeneration(cfg, s.gen.Load())
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.shutting {
+			return
+		}
+		if g.engine != s.gen.Load().engine {
+			s.engines = append(s.engines, g.engine)
+		}
+		g.conns.SetLimits(cfg.MaxConns, cfg.MaxConnsPerIP)
+		s.gen.Store(g)
+	}, nil
 }
 
 // newGeneration builds a generation from cfg, keeping the engine of prev

@@ -115,10 +115,9 @@ func CheckUnique(cfgs []Config) (int, error) {
 // for at most drain.Timeout (less when Shutdown's deadline comes first),
 // then their open connections are closed, spread over drain.Spread; a
 // later Shutdown spreads over the last Apply's drain.Spread. When a config
-// is invalid or a new address cannot be listened on, nothing changes and
-// the error says which forward.
-// A forward that fails to reload in place keeps its old configuration
-// (logged).
+// is invalid, a new address cannot be listened on or a running forward
+// cannot take its new settings, nothing changes (certificates re-read by
+// LoadFile included) and the error says which forward.
 func (s *Set) Apply(cfgs []Config, drain Drain) error {
 	if i, err := CheckUnique(cfgs); err != nil {
 		return fmt.Errorf("forward %s: %w", cfgs[i].name(), err)
@@ -152,21 +151,33 @@ func (s *Set) Apply(cfgs []Config, drain Drain) error {
 		}
 		fresh[key(c)] = ln
 	}
-	// Every new Server before any change, so that a failure changes nothing.
+	// Every new Server, and every running one's new settings, before any
+	// change, so that a failure changes nothing.
 	started := map[string]*Server{}
+	reloads := map[string]func(){}
 	for _, c := range cfgs {
+		var err error
 		if fresh[key(c)] == nil {
-			continue
+			reloads[key(c)], err = s.servers[key(c)].srv.prepareReload(c)
+		} else {
+			started[key(c)], err = New(c, s.deps)
 		}
-		srv, err := New(c, s.deps)
 		if err != nil {
 			for _, srv := range started {
-				srv.Shutdown(context.Background()) // never served: returns at once
+				if srv != nil {
+					srv.Shutdown(context.Background()) // never served: returns at once
+				}
 			}
 			closeFresh()
 			return fmt.Errorf("forward %s: %w", c.name(), err)
 		}
-		started[key(c)] = srv
+	}
+	// Certificates, client CAs and ticket keys re-read from the same files
+	// are served from here on, not before.
+	for _, c := range cfgs {
+		if c.tlsCommit != nil {
+			c.tlsCommit()
+		}
 	}
 	var retire []*running
 	keep := map[string]bool{}
@@ -175,9 +186,7 @@ func (s *Set) Apply(cfgs []Config, drain Drain) error {
 		keep[k] = true
 		r := s.servers[k]
 		if srv := started[k]; srv == nil {
-			if err := r.srv.Reload(c); err != nil {
-				s.deps.Log.Error("reload failed; keeping the old config", "forward", c.name(), "err", err)
-			}
+			reloads[k]()
 			continue
 		}
 		if r != nil {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/pipegate/pipegate/internal/ascii"
 )
 
 // maxClientHello bounds the bytes read while looking for the server name.
@@ -100,7 +102,7 @@ func parseClientHello(b []byte) (string, error) {
 				return "", errMalformedHello
 			}
 			if kind == 0 { // host_name
-				return strings.ToLower(strings.TrimSuffix(string(name), ".")), nil
+				return routeName(string(name)), nil
 			}
 		}
 		return "", nil
@@ -169,12 +171,18 @@ func (p *parser) skipVec(lenBytes int) bool {
 	return ok
 }
 
-// matchRoute reports whether server name name (lower case) matches
-// pattern: equal ignoring case, or "*.example.com" for any name ending in
-// ".example.com".
+// matchRoute reports whether server name name matches pattern: equal
+// ignoring ASCII case and a trailing dot, or "*.example.com" for any name
+// ending in ".example.com".
 func matchRoute(pattern, name string) bool {
+	pattern, name = routeName(pattern), routeName(name)
 	if suffix, ok := strings.CutPrefix(pattern, "*"); ok {
-		return len(name) > len(suffix) && strings.HasSuffix(strings.ToLower(name), strings.ToLower(suffix))
+		return len(name) > len(suffix) && strings.HasSuffix(name, suffix)
 	}
-	return strings.EqualFold(pattern, name)
+	return pattern == name
 }
+
+// routeName is a server name as routes compare it: ASCII letters in lower
+// case (host names are ASCII; RFC 6066 section 3), no trailing dot (a
+// route written as in a zone file, "mail.example.com.", matches too).
+func routeName(s string) string { return ascii.Lower(strings.TrimSuffix(s, ".")) }

@@ -148,7 +148,12 @@ func TestMatchRoute(t *testing.T) {
 		{"*.example", "example", false},
 		{"*.example", "aexample", false},
 		{"*.Example", "a.example", true},
-		{"*.example", "A.EXAMPLE", true}, // names from a terminated handshake are not lowercased
+		{"*.example", "A.EXAMPLE", true},        // names from a terminated handshake are not lowercased
+		{"mail.example.", "mail.example", true}, // a route written as in a zone file
+		{"mail.example", "mail.example.", true},
+		{"*.example.", "a.example", true},
+		{"k.example", "\u212a.example", false}, // the Kelvin sign is not K: ASCII case only
+		{"\u212a.example", "k.example", false},
 	} {
 		if got := matchRoute(tc.pattern, tc.name); got != tc.want {
 			t.Errorf("matchRoute(%q, %q) = %v, want %v", tc.pattern, tc.name, got, tc.want)

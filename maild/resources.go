@@ -35,7 +35,7 @@ func openResources(s *Settings) (*resources, error) {
 	if s.TLS != nil {
 		srv, err := tlsconf.LoadServer(*s.TLS)
 		if err != nil {
-			errs = append(errs, s.doc.Error("tls.cert", err))
+			errs = append(errs, s.doc.Error("tls."+tlsconf.Setting(err), err))
 		}
 		r.serverTLS = srv
 	}
@@ -98,7 +98,7 @@ func (r *resources) reload(log *slog.Logger) (backendTLS *tls.Config, err error)
 	}
 	if r.serverTLS != nil {
 		if err := r.serverTLS.Reload(); err != nil {
-			errs = append(errs, r.settings.doc.Error("tls.cert", err))
+			errs = append(errs, r.settings.doc.Error("tls."+tlsconf.Setting(err), err))
 		} else {
 			log.Info(r.settings.Command+": certificate reloaded", "cert", r.settings.TLS.Cert)
 			r.logCertificates(log)

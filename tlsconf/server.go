@@ -3,6 +3,7 @@ package tlsconf
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -120,17 +121,30 @@ func (s *Server) Config() *tls.Config { return s.config }
 // Reload re-reads all files. On error the previous state stays in use and
 // the error names the file at fault. Existing connections are not affected.
 func (s *Server) Reload() error {
-	if s.static {
-		return nil
+	commit, err := s.Prepare()
+	if err != nil {
+		return err
 	}
-	s.reload.Lock()
-	defer s.reload.Unlock()
+	commit()
+	return nil
+}
+
+// Prepare re-reads all files as Reload does, but serves them only once
+// commit is called: a daemon that reloads several things at once commits
+// none until all of them loaded. On error nothing changes.
+func (s *Server) Prepare() (commit func(), err error) {
+	if s.static {
+		return func() {}, nil
+	}
 	st, err := loadServerState(s.files)
 	if err != nil {
-		return fmt.Errorf("reload: %w", err)
+		return nil, fmt.Errorf("reload: %w", err)
 	}
-	s.state.Store(st)
-	return nil
+	return func() {
+		s.reload.Lock()
+		defer s.reload.Unlock()
+		s.state.Store(st)
+	}, nil
 }
 
 // Files returns the file names s was loaded from.
@@ -206,7 +220,7 @@ func loadServerState(f ServerFiles) (*serverState, error) {
 	}
 	curves, err := parseCurves(f.Curves)
 	if err != nil {
-		return nil, err
+		return nil, &SettingError{Setting: "curves", Err: err}
 	}
 	cfg := &tls.Config{
 		MinVersion:       tls.VersionTLS12,
@@ -219,7 +233,7 @@ func loadServerState(f ServerFiles) (*serverState, error) {
 	if f.ClientCA != "" {
 		pool, err := loadPool(f.ClientCA, "client CA")
 		if err != nil {
-			return nil, err
+			return nil, &SettingError{Setting: "client_ca", Err: err}
 		}
 		cfg.ClientCAs = pool
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
@@ -227,7 +241,7 @@ func loadServerState(f ServerFiles) (*serverState, error) {
 	if f.TicketKeys != "" {
 		keys, err := LoadTicketKeys(f.TicketKeys)
 		if err != nil {
-			return nil, err
+			return nil, &SettingError{Setting: "ticket_keys", Err: err}
 		}
 		cfg.SetSessionTicketKeys(keys)
 	}
@@ -235,6 +249,27 @@ func loadServerState(f ServerFiles) (*serverState, error) {
 	// Config (returned by Server.Config), which survive reloads.
 	st.config = cfg
 	return st, nil
+}
+
+// SettingError is an error of LoadServer, Reload or Prepare about a
+// setting of ServerFiles other than the certificates and keys: Setting is
+// "client_ca", "ticket_keys" or "curves", the config key daemons give it.
+// The error itself names the file at fault.
+type SettingError struct {
+	Setting string
+	Err     error
+}
+
+func (e *SettingError) Error() string { return e.Err.Error() }
+func (e *SettingError) Unwrap() error { return e.Err }
+
+// Setting names the config key an error of LoadServer, Reload or Prepare
+// is about: SettingError's, else "cert" (a certificate or its key).
+func Setting(err error) string {
+	if se, ok := errors.AsType[*SettingError](err); ok {
+		return se.Setting
+	}
+	return "cert"
 }
 
 // loadKeyPair reads a certificate and its key, naming the file at fault.

@@ -27,6 +27,7 @@ import (
 	"github.com/pires/go-proxyproto"
 	"go.uber.org/goleak"
 
+	"github.com/pipegate/pipegate/internal/configtest"
 	"github.com/pipegate/pipegate/internal/testserver"
 	"github.com/pipegate/pipegate/internal/tlstest"
 )
@@ -525,8 +526,8 @@ func TestForwardE2EReload(t *testing.T) {
 	cert2, key2 := ca.Issue(t, "two.example")
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	fwdCopy(t, cert1, certFile)
-	fwdCopy(t, key1, keyFile)
+	configtest.CopyFile(t, cert1, certFile)
+	configtest.CopyFile(t, key1, keyFile)
 	// Forwards are identified by their listen address, so "127.0.0.1:0"
 	// keeps its listener (and port) across reloads.
 	config := func(mainTo, extra string) string {
@@ -569,8 +570,8 @@ forwards:
 		t.Fatal(err)
 	}
 
-	fwdCopy(t, cert2, certFile)
-	fwdCopy(t, key2, keyFile)
+	configtest.CopyFile(t, cert2, certFile)
+	configtest.CopyFile(t, key2, keyFile)
 	if err := os.WriteFile(path, []byte(config(three, `  - name: added
     listen: 127.0.0.1:0
     to: [`+one+`]
@@ -795,17 +796,6 @@ func TestForwardE2ECurl(t *testing.T) {
 func fwdHello(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello from "+r.URL.Path) }
 
 func fwdServeHTTP(hs *http.Server, ln net.Listener, done chan<- error) { done <- hs.Serve(ln) }
-
-func fwdCopy(t *testing.T, from, to string) {
-	t.Helper()
-	b, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(to, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func TestForwardE2EIdleTimeout(t *testing.T) {
 	fwdLeakCheck(t)

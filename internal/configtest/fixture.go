@@ -82,3 +82,16 @@ func WriteFile(t testing.TB, fixture, name string, data []byte) string {
 	}
 	return path
 }
+
+// CopyFile copies file from to to (mode 0600), as an operator replaces a
+// certificate before a reload.
+func CopyFile(t testing.TB, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
