@@ -53,6 +53,11 @@ func (f RouterFunc) Lookup(ctx context.Context, req Request) (Route, error) { re
 // the next source.
 var ErrNotFound = errors.New("route: no route for account")
 
+// MaxBackends bounds the backends (rows, values) a source takes from one
+// answer: a route lists a few for failover; an answer of more is an error
+// (the login is unavailable), never a route of thousands.
+const MaxBackends = 64
+
 // Denied is returned by a source that refuses the login outright (an
 // auth_http service answering Auth-Status with an error text). The proxy
 // relays Text to the client and lets it retry after Wait.

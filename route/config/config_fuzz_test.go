@@ -18,7 +18,7 @@ var configSeeds = []string{
 	"routes_file: routes.yaml\n",
 	// Connections asked for in advance, which Open must not make.
 	"route_sources:\n  - {type: redis, url: \"redis://127.0.0.1:1/0?min_idle_conns=3\"}\n" +
-		"  - {type: sql, url: \"postgres://u@127.0.0.1:1/db?pool_min_conns=2&pool_min_idle_conns=2\", query: \"SELECT host FROM r WHERE a = $1\"}\n",
+		"  - {type: sql, url: \"postgres://u@127.0.0.1:1/db?sslmode=disable&pool_min_conns=2&pool_min_idle_conns=2\", query: \"SELECT host FROM r WHERE a = $1\"}\n",
 	"route_sources:\n  - type: file\n    path: routes.yaml\n  - type: http\n    url: http://127.0.0.1:1/auth\n",
 	`routes_file: routes.yaml
 route_cache:
@@ -61,7 +61,7 @@ route_sources:
     on_error: next
     cache: false
   - type: sql
-    url: postgres://pipegate@127.0.0.1:1/mail
+    url: postgres://pipegate@127.0.0.1:1/mail?sslmode=disable
     password_file: pw
     query: SELECT host, port FROM routes WHERE account = $1
     max_conns: 2

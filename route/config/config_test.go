@@ -152,7 +152,7 @@ route_sources:
     on_error: next
     cache: false
   - type: sql
-    url: postgres://pipegate@127.0.0.1:1/mail
+    url: postgres://pipegate@127.0.0.1:1/mail?sslmode=disable
     password_file: pw
     query: SELECT host, port FROM routes WHERE account = $1
     on_error: next

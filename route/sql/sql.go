@@ -38,6 +38,7 @@ package sql
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -93,6 +94,9 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("route/sql: url: %w", err)
 	}
+	if err := checkTLS(pc.ConnConfig); err != nil {
+		return nil, fmt.Errorf("route/sql: url: %w", err)
+	}
 	if cfg.Password != "" {
 		s.password.Store(&cfg.Password)
 	}
@@ -107,6 +111,24 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 		return nil, fmt.Errorf("route/sql: %s: %w", s.where, err)
 	}
 	return s, nil
+}
+
+// checkTLS refuses a config whose TLS would not verify the server, libpq's
+// sslmode prefer (its default), allow and require (without sslrootcert):
+// the password would go to whoever answers. sslmode=verify-full (or
+// verify-ca) verifies; sslmode=disable says plainly that it does not.
+func checkTLS(cc *pgx.ConnConfig) error {
+	tlss := []*tls.Config{cc.TLSConfig}
+	for _, f := range cc.Fallbacks {
+		tlss = append(tlss, f.TLSConfig)
+	}
+	for _, t := range tlss {
+		if t != nil && t.InsecureSkipVerify && t.VerifyPeerCertificate == nil {
+			return errors.New("the sslmode (prefer when none is given) takes any server certificate: " +
+				"give sslmode=verify-full (with sslrootcert for a private CA), or sslmode=disable on a trusted link")
+		}
+	}
+	return nil
 }
 
 // SetPassword replaces the password for the connections made from now
@@ -134,18 +156,31 @@ func (s *Source) Lookup(ctx context.Context, req route.Request) (route.Route, er
 		local, domain := route.SplitAccount(req.Account)
 		ip := ""
 		if req.ClientAddr.IsValid() {
-			ip = req.ClientAddr.Addr().Unmap().String()
+			ip = req.ClientAddr.Addr().Unmap().WithZone("").String() // inet takes no zone
 		}
 		args = []any{pgx.NamedArgs{"account": req.Account, "local": local, "domain": domain, "client_ip": ip, "protocol": protocol(req)}}
 	} else {
 		args = []any{req.Account}
 	}
 	rt, err := s.query1(ctx, args, protocol(req))
-	if err != nil && ctx.Err() == nil && pgconn.SafeToRetry(err) {
+	if err != nil && ctx.Err() == nil && connGone(err) {
 		// A pooled connection the server closed (restart): once more on a fresh one.
 		rt, err = s.query1(ctx, args, protocol(req))
 	}
 	return rt, err
+}
+
+// connGone reports whether err says the connection died under the query,
+// as after a restart of the database: pgconn's safe-to-retry errors, and
+// the server's own notice that it terminated the connection (class 57P,
+// operator intervention: admin shutdown, crash shutdown, cannot connect
+// now).
+func connGone(err error) bool {
+	if pgconn.SafeToRetry(err) {
+		return true
+	}
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && strings.HasPrefix(pe.Code, "57P")
 }
 
 // protocol is the request's protocol; "" is IMAP.
@@ -162,6 +197,13 @@ func (s *Source) query1(ctx context.Context, args []any, protocol string) (route
 		return route.Route{}, fmt.Errorf("route/sql: query on %s: %w", s.where, err)
 	}
 	defer rows.Close()
+	if len(rows.FieldDescriptions()) == 0 {
+		// The query failed as it ran (no columns came): its error first.
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return route.Route{}, fmt.Errorf("route/sql: query on %s: %w", s.where, err)
+		}
+	}
 	cols, err := columns(rows.FieldDescriptions())
 	if err != nil {
 		return route.Route{}, fmt.Errorf("route/sql: query on %s: %w", s.where, err)
@@ -169,7 +211,9 @@ func (s *Source) query1(ctx context.Context, args []any, protocol string) (route
 	var rt route.Route
 	n := 0
 	for rows.Next() {
-		n++
+		if n++; n > route.MaxBackends {
+			return route.Route{}, fmt.Errorf("route/sql: query on %s: more than %d rows", s.where, route.MaxBackends)
+		}
 		vals, err := rows.Values()
 		if err != nil {
 			return route.Route{}, fmt.Errorf("route/sql: row %d from %s: %w", n, s.where, err)

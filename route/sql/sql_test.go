@@ -181,7 +181,7 @@ func TestConfigErrors(t *testing.T) {
 // check-config makes sources too), even when the URL asks pgx's pool for
 // connections made in advance.
 func TestNoConnectionsInAdvance(t *testing.T) {
-	s, err := New(context.Background(), Config{URL: "postgres://127.0.0.1:1/db?pool_min_conns=2&pool_min_idle_conns=2", Query: "SELECT host FROM routes WHERE account = $1"})
+	s, err := New(context.Background(), Config{URL: "postgres://127.0.0.1:1/db?sslmode=disable&pool_min_conns=2&pool_min_idle_conns=2", Query: "SELECT host FROM routes WHERE account = $1"})
 	if err != nil {
 		t.Fatal(err)
 	}
