@@ -1,7 +1,9 @@
 package yamlconf
 
 import (
+	"errors"
 	"net"
+	"net/url"
 
 	"github.com/redis/go-redis/v9"
 
@@ -43,6 +45,9 @@ func (r *Redis) Options(d *Doc, field string) (*redis.Options, error) {
 	case r.URL != "":
 		o, err := redis.ParseURL(r.URL)
 		if err != nil {
+			if ue, ok := errors.AsType[*url.Error](err); ok {
+				err = ue.Err // without the URL, which may hold a password
+			}
 			errs.Add(d.Errorf(field+".url", "%v (want redis://HOST:PORT/DB, rediss://… or unix:///path)", err))
 		}
 		if o != nil {

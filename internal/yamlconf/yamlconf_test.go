@@ -289,6 +289,7 @@ func TestRedisBlock(t *testing.T) {
 		{"db: 1\n", "redis.addr: missing", "", 0},
 		{"addr: 127.0.0.1:1\nurl: redis://x:1\n", "redis.addr: give url or addr, not both", "", 0},
 		{"url: http://x\n", "f.yaml:2: redis.url: ", "", 0},
+		{"url: redis://u:S3CRET@127.0.0.1:bad/0\n", "f.yaml:2: redis.url: invalid port \":bad\" after host (want", "", 0}, // the URL's password not quoted
 		{"addr: 127.0.0.1:1\npassword_file: nope\n", "f.yaml:3: redis.password_file: open ", "", 0},
 		{"addr: 127.0.0.1:1\ndb: -1\n", "f.yaml:3: redis.db: -1: must not be negative", "", 0},
 	} {

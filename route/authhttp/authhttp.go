@@ -92,6 +92,7 @@ type Config struct {
 // Source asks an auth_http service. It is safe for concurrent use.
 type Source struct {
 	url     string
+	where   string // url for messages: its password, if any, redacted
 	pass    bool
 	headers http.Header
 	client  *http.Client
@@ -104,16 +105,22 @@ const maxText = 200
 // maxBody bounds how much of a response body is read (to reuse the connection).
 const maxBody = 64 << 10
 
+// maxHeaders bounds the answer's headers (Go's default is 1 MiB).
+const maxHeaders = 64 << 10
+
 // New checks cfg.
 func New(cfg Config) (*Source, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil {
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			err = ue.Err // without the URL, which may hold a password
+		}
 		return nil, fmt.Errorf("route/authhttp: url: %w", err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("route/authhttp: url %q: want http://HOST[:PORT]/PATH or https://", cfg.URL)
+		return nil, fmt.Errorf("route/authhttp: url %q: want http://HOST[:PORT]/PATH or https://", u.Redacted())
 	}
-	s := &Source{url: cfg.URL, pass: cfg.PassPassword, headers: http.Header{}, client: cfg.Client}
+	s := &Source{url: cfg.URL, where: u.Redacted(), pass: cfg.PassPassword, headers: http.Header{}, client: cfg.Client}
 	for _, k := range slices.Sorted(maps.Keys(cfg.Headers)) { // the same problem told each time
 		v := cfg.Headers[k]
 		if !validHeaderName(k) || strings.ContainsAny(v, "\r\n\x00") {
@@ -123,15 +130,16 @@ func New(cfg Config) (*Source, error) {
 	}
 	if s.client == nil {
 		s.own = &http.Transport{
-			Proxy:                 nil, // never through $HTTP_PROXY: the auth service is ours
-			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			TLSClientConfig:       cfg.TLS,
-			MaxIdleConns:          64,
-			MaxIdleConnsPerHost:   64,
-			IdleConnTimeout:       60 * time.Second,
-			TLSHandshakeTimeout:   5 * time.Second,
-			ResponseHeaderTimeout: 30 * time.Second,
-			ForceAttemptHTTP2:     cfg.TLS != nil,
+			Proxy:                  nil, // never through $HTTP_PROXY: the auth service is ours
+			DialContext:            (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSClientConfig:        cfg.TLS,
+			MaxIdleConns:           64,
+			MaxIdleConnsPerHost:    64,
+			IdleConnTimeout:        60 * time.Second,
+			TLSHandshakeTimeout:    5 * time.Second,
+			ResponseHeaderTimeout:  30 * time.Second,
+			MaxResponseHeaderBytes: maxHeaders,
+			ForceAttemptHTTP2:      cfg.TLS != nil,
 		}
 		s.client = &http.Client{
 			Transport: s.own,
@@ -173,7 +181,7 @@ func (s *Source) Lookup(ctx context.Context, req route.Request) (route.Route, er
 	s.setHeaders(hreq.Header, req)
 	resp, err := s.client.Do(hreq)
 	if err != nil {
-		return route.Route{}, fmt.Errorf("route/authhttp: ask %s: %w", s.url, err)
+		return route.Route{}, fmt.Errorf("route/authhttp: ask %s: %w", s.where, err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
@@ -183,7 +191,7 @@ func (s *Source) Lookup(ctx context.Context, req route.Request) (route.Route, er
 		if errors.As(err, &denied) {
 			return route.Route{}, err
 		}
-		return route.Route{}, fmt.Errorf("route/authhttp: %s answered %s: %w", s.url, resp.Status, err)
+		return route.Route{}, fmt.Errorf("route/authhttp: %s answered %s: %w", s.where, resp.Status, err)
 	}
 	return rt, nil
 }
@@ -267,9 +275,16 @@ func needsEscape(c byte) bool { return c <= ' ' || c == '%' || c >= 0x7f }
 // parseResponse reads the auth_http answer headers to a request for
 // protocol ("" is IMAP).
 func parseResponse(h http.Header, protocol string) (route.Route, error) {
-	status, ok := single(h, "Auth-Status")
-	if !ok {
+	statuses := h[textproto.CanonicalMIMEHeaderKey("Auth-Status")]
+	if len(statuses) == 0 {
 		return route.Route{}, errors.New(`no "Auth-Status" header`)
+	}
+	status := strings.TrimSpace(statuses[0])
+	for _, v := range statuses[1:] {
+		if v := strings.TrimSpace(v); v != status {
+			// nginx lets the login through only when every one says OK.
+			return route.Route{}, fmt.Errorf(`%d "Auth-Status" headers that differ (%q, %q)`, len(statuses), status, v)
+		}
 	}
 	if status != "OK" {
 		d := &route.Denied{Text: status, Code: strings.TrimSpace(h.Get("Auth-Error-Code"))}
@@ -299,7 +314,9 @@ func parseResponse(h http.Header, protocol string) (route.Route, error) {
 				if err != nil {
 					return route.Route{}, fmt.Errorf(`"X-Pipegate-Backend": %w`, err)
 				}
-				rt.Backends = append(rt.Backends, b)
+				if rt.Backends = append(rt.Backends, b); len(rt.Backends) > route.MaxBackends {
+					return route.Route{}, fmt.Errorf(`"X-Pipegate-Backend": more than %d backends`, route.MaxBackends)
+				}
 			}
 		}
 		if len(rt.Backends) == 0 {
@@ -347,14 +364,4 @@ func serverPort(h http.Header, protocol string) (route.Backend, error) {
 		b.ServerName = name
 	}
 	return b, nil
-}
-
-// single returns the one value of a header; several values are an error
-// in the caller's eyes (ok false only when absent).
-func single(h http.Header, name string) (string, bool) {
-	v := h[textproto.CanonicalMIMEHeaderKey(name)]
-	if len(v) == 0 {
-		return "", false
-	}
-	return strings.TrimSpace(v[0]), true
 }

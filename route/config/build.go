@@ -178,7 +178,8 @@ func (e *FieldError) Unwrap() error { return e.Err }
 func (b *builder) source(i int, c *SourceConfig) (route.Router, error) {
 	fail := func(field string, err error) error {
 		line := c.Line
-		if l, ok := c.keys[field]; ok {
+		key, _, _ := strings.Cut(field, "[") // urls[1]: the line of urls:
+		if l, ok := c.keys[key]; ok {
 			line = l
 		}
 		return &FieldError{Index: i, Line: line, Field: field, Err: trim(field, err)}
@@ -262,6 +263,17 @@ func (b *builder) source(i int, c *SourceConfig) (route.Router, error) {
 		b.rereadSecret(i, c, "password_file", c.PasswordFile, s.SetPassword)
 		src = s
 	case "ldap":
+		// Each URL checked where the file has it, before url: joins urls:.
+		if c.URL != "" {
+			if err := ldap.CheckURL(c.URL, c.StartTLS); err != nil {
+				return nil, fail("url", err)
+			}
+		}
+		for j, u := range c.URLs {
+			if err := ldap.CheckURL(u, c.StartTLS); err != nil {
+				return nil, fail(fmt.Sprintf("urls[%d]", j), err)
+			}
+		}
 		urls := c.URLs
 		if c.URL != "" {
 			urls = append([]string{c.URL}, urls...)
@@ -328,8 +340,10 @@ func (b *builder) source(i int, c *SourceConfig) (route.Router, error) {
 			b.caches = append(b.caches, cached)
 			src = cached
 		}
-	} else if c.Timeout.Duration != 0 || c.Cache != nil {
+	} else if c.Timeout.Duration != 0 {
 		return nil, fail("timeout", errors.New("a file source takes no timeout or cache (it is in memory)"))
+	} else if c.Cache != nil {
+		return nil, fail("cache", errors.New("a file source takes no timeout or cache (it is in memory)"))
 	}
 	if c.OnError == "next" {
 		src = route.ContinueOnError(src)

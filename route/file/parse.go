@@ -109,11 +109,11 @@ func (p *parser) strList(n *yaml.Node, field string) []string {
 			p.errorf(n.Line, field, "empty list")
 			return nil
 		}
-		var out []string
+		// One string per item, "" for an item already refused, so that
+		// callers name the items by their own index and line.
+		out := make([]string, len(n.Content))
 		for i, item := range n.Content {
-			if s, ok := p.str(item, fmt.Sprintf("%s[%d]", field, i)); ok {
-				out = append(out, s)
-			}
+			out[i], _ = p.str(item, fmt.Sprintf("%s[%d]", field, i))
 		}
 		return out
 	}
@@ -128,6 +128,9 @@ func (p *parser) backendList(n *yaml.Node, field string) []route.Backend {
 	var out []route.Backend
 	urls := p.strList(n, field)
 	for i, u := range urls {
+		if u == "" {
+			continue // refused by strList
+		}
 		f := field
 		if n.Kind == yaml.SequenceNode {
 			f = fmt.Sprintf("%s[%d]", field, i)
@@ -171,6 +174,9 @@ func (p *parser) rule(t *table, i int, d *ruleDoc) {
 	var networks []netip.Prefix
 	if !isAbsent(&d.Network.Node) {
 		for j, s := range p.strList(&d.Network.Node, name+".network") {
+			if s == "" {
+				continue // refused by strList
+			}
 			pfx, err := parsePrefix(s)
 			if err != nil {
 				l, f := d.Network.Line, name+".network"

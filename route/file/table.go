@@ -98,7 +98,7 @@ func (t *table) lookup(req route.Request) (route.Route, error) {
 	account := ascii.Lower(req.Account)
 	var addr netip.Addr
 	if req.ClientAddr.IsValid() {
-		addr = req.ClientAddr.Addr().Unmap()
+		addr = req.ClientAddr.Addr().Unmap().WithZone("") // rules have no zone
 	}
 	r := first(t.accounts[account], addr)
 	if r == nil {

@@ -20,6 +20,9 @@ func (s *Source) connection(ctx context.Context) (*goldap.Conn, string, error) {
 		return nil, "", fmt.Errorf("route/ldap: wait for the connection: %w", ctx.Err())
 	}
 	defer func() { <-s.lock }()
+	if s.closed {
+		return nil, "", errClosed
+	}
 	if s.conn != nil && !s.conn.IsClosing() {
 		return s.conn, s.connURL, nil
 	}
@@ -41,6 +44,10 @@ func (s *Source) connection(ctx context.Context) (*goldap.Conn, string, error) {
 	}
 	return nil, "", fmt.Errorf("route/ldap: %w", errors.Join(errs...))
 }
+
+// errClosed: a lookup after Close (a session finishing while the daemon
+// stops) opens no connection that nobody would close again.
+var errClosed = errors.New("route/ldap: source closed")
 
 // drop forgets c if it is still the shared connection.
 func (s *Source) drop(c *goldap.Conn) {

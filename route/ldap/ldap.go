@@ -107,6 +107,19 @@ type Source struct {
 	lock    chan struct{} // held while (re)connecting; waiting honours ctx
 	conn    *goldap.Conn  // guarded by lock
 	connURL string        // the URL conn is connected to
+	closed  bool          // guarded by lock: Close ran, no new connection
+}
+
+// CheckURL checks one server URL of Config.URLs, with Config.StartTLS.
+func CheckURL(u string, startTLS bool) error {
+	pu, err := url.Parse(u)
+	if err != nil || (pu.Scheme != "ldap" && pu.Scheme != "ldaps") || pu.Host == "" {
+		return fmt.Errorf("%q: want ldap://HOST[:PORT] or ldaps://HOST[:PORT]", u)
+	}
+	if startTLS && pu.Scheme == "ldaps" {
+		return fmt.Errorf("%q: start_tls with ldaps://", u)
+	}
+	return nil
 }
 
 // New checks cfg; it does not connect yet.
@@ -118,12 +131,8 @@ func New(cfg Config) (*Source, error) {
 		return nil, errors.New("route/ldap: urls: empty")
 	}
 	for i, u := range cfg.URLs {
-		pu, err := url.Parse(u)
-		if err != nil || (pu.Scheme != "ldap" && pu.Scheme != "ldaps") || pu.Host == "" {
-			return nil, fmt.Errorf("route/ldap: urls[%d]: %q: want ldap://HOST[:PORT] or ldaps://HOST[:PORT]", i, u)
-		}
-		if cfg.StartTLS && pu.Scheme == "ldaps" {
-			return nil, fmt.Errorf("route/ldap: urls[%d]: %q: start_tls with ldaps://", i, u)
+		if err := CheckURL(u, cfg.StartTLS); err != nil {
+			return nil, fmt.Errorf("route/ldap: urls[%d]: %w", i, err)
 		}
 	}
 	if cfg.BaseDN == "" {
@@ -274,6 +283,7 @@ func parseTLSMode(s string) (route.TLSMode, error) {
 func (s *Source) Close() error {
 	s.lock <- struct{}{}
 	defer func() { <-s.lock }()
+	s.closed = true
 	if s.conn != nil {
 		err := s.conn.Close()
 		s.conn = nil
@@ -355,7 +365,9 @@ func (s *Source) entryRoute(e *goldap.Entry, protocol string) (route.Route, erro
 				if err != nil {
 					return route.Route{}, fmt.Errorf("route/ldap: %s: %s: %w", e.DN, s.cfg.BackendAttr, err)
 				}
-				rt.Backends = append(rt.Backends, b)
+				if rt.Backends = append(rt.Backends, b); len(rt.Backends) > route.MaxBackends {
+					return route.Route{}, fmt.Errorf("route/ldap: %s: %s: more than %d backends", e.DN, s.cfg.BackendAttr, route.MaxBackends)
+				}
 			}
 		}
 		if len(rt.Backends) == 0 { // only blank values: as if absent
@@ -372,6 +384,9 @@ func (s *Source) entryRoute(e *goldap.Entry, protocol string) (route.Route, erro
 	}
 	if len(hosts) == 0 {
 		return route.Route{}, fmt.Errorf("%w: %s has no %s", route.ErrNotFound, e.DN, hostAttr)
+	}
+	if len(hosts) > route.MaxBackends {
+		return route.Route{}, fmt.Errorf("route/ldap: %s: %s: more than %d hosts", e.DN, hostAttr, route.MaxBackends)
 	}
 	mode := s.tlsMode
 	if s.cfg.TLSAttr != "" {

@@ -139,11 +139,20 @@ func (s *Source) Lookup(ctx context.Context, req route.Request) (route.Route, er
 	return route.Route{Backends: backends}, nil
 }
 
+// maxValue bounds a value: route.MaxBackends URLs of a generous length.
+const maxValue = 64 << 10
+
 // parseValue reads one or more backend URLs separated by white space.
 func parseValue(val string) ([]route.Backend, error) {
+	if len(val) > maxValue {
+		return nil, fmt.Errorf("value of %d bytes (more than %d)", len(val), maxValue)
+	}
 	fields := strings.Fields(val)
 	if len(fields) == 0 {
 		return nil, errors.New("empty value (want one or more backend URLs)")
+	}
+	if len(fields) > route.MaxBackends {
+		return nil, fmt.Errorf("more than %d backends", route.MaxBackends)
 	}
 	backends := make([]route.Backend, 0, len(fields))
 	for _, f := range fields {
