@@ -41,7 +41,7 @@ func (d *Daemon) HandOverConn(ctx context.Context, c *upgrade.Conn, timeout time
 	ctx, cancel = context.WithTimeout(ctx, timeout)
 	defer cancel()
 	sent, _, err := d.HandOver(ctx, func(p *pipe.Detached, st PairState) error {
-		meta, err := json.Marshal(pairMsg{Pair: st, State: p.State})
+		meta, err := upgrade.MetaWithState("pair", st, "state", p.State) // a pairMsg
 		if err != nil {
 			return err
 		}

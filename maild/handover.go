@@ -59,7 +59,7 @@ func (d *Daemon) HandOver(ctx context.Context, c *upgrade.Conn) (sent, stayed in
 		if m == nil {
 			return fmt.Errorf("upgrade: a pipe of no server (tag %q)", p.Tag)
 		}
-		meta, err := json.Marshal(sessionMsg{Session: st, State: p.State})
+		meta, err := upgrade.MetaWithState("session", st, "state", p.State) // a sessionMsg
 		if err != nil {
 			return err
 		}

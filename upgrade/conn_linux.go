@@ -31,7 +31,8 @@ type Conn struct {
 	rerr error // the stream is out of step for reading; rmu
 
 	wmu  sync.Mutex
-	werr error // for writing; wmu
+	werr error  // for writing; wmu
+	wbuf []byte // the frame being sent, zeroed once sent (it may hold secrets); wmu
 }
 
 func newConn(uc *net.UnixConn) (*Conn, error) {
@@ -115,7 +116,6 @@ func (c *Conn) Send(ctx context.Context, kind string, meta []byte, files ...*os.
 		return err
 	}
 	defer closeFDs(fds)
-	frame := appendFrame(make([]byte, 0, headerLen+len(kind)+len(meta)), kind, meta, len(fds))
 	var oob []byte
 	if len(fds) > 0 {
 		oob = unix.UnixRights(fds...)
@@ -126,6 +126,13 @@ func (c *Conn) Send(ctx context.Context, kind string, meta []byte, files ...*os.
 	if c.werr != nil {
 		return c.werr
 	}
+	// The frame copies meta (a pipe's TLS secrets): zeroed once sent, as
+	// the caller zeroes meta, so that no copy stays in this process.
+	frame := appendFrame(c.wbuf[:0], kind, meta, len(fds))
+	defer func() {
+		clear(frame)
+		c.wbuf = frame[:0]
+	}()
 	release := watch(ctx, c.uc.SetWriteDeadline)
 	err = c.writeFrame(frame, oob)
 	release()

@@ -606,3 +606,24 @@ func TestRecvListenersRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestSendZeroesFrame: the frame Send built (a copy of meta, which may
+// hold a pipe's TLS secrets) is zeroed once sent, so that clearing meta
+// leaves no copy of it in the sending process.
+func TestSendZeroesFrame(t *testing.T) {
+	oldc, newc := connPair(t)
+	meta := bytes.Repeat([]byte("secret"), 100)
+	if err := oldc.Send(testCtx(t), "test.secret", meta); err != nil {
+		t.Fatal(err)
+	}
+	oldc.wmu.Lock()
+	buf := oldc.wbuf[:cap(oldc.wbuf)]
+	oldc.wmu.Unlock()
+	if len(buf) < len(meta) || bytes.IndexFunc(buf, func(r rune) bool { return r != 0 }) >= 0 {
+		t.Errorf("after Send the frame buffer (%d bytes) still holds data", len(buf))
+	}
+	kind, got, files, err := newc.Recv(testCtx(t))
+	if err != nil || kind != "test.secret" || !bytes.Equal(got, meta) || len(files) != 0 {
+		t.Errorf("Recv: %q %d bytes %d files %v", kind, len(got), len(files), err)
+	}
+}

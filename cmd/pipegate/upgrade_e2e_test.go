@@ -1011,3 +1011,35 @@ func testUpgradeMovesPair(t *testing.T, size int64, withTLS bool, flags ...strin
 	}
 	t.Logf("%d MiB each way, moved with bytes in flight: %v from the first byte to the last", size>>20, took.Round(time.Millisecond))
 }
+
+// TestUpgradeUnixPathRemovedAtExit: a unix: listener's file is removed at
+// exit (docs/forward.md) also by a process that took it over in an
+// upgrade: its path is the new process's once the old one knows it serves.
+func TestUpgradeUnixPathRemovedAtExit(t *testing.T) {
+	up := fwdUpstream(t, nil, testserver.Echo)
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "fwd.sock")
+	ch := upStart(t, fwdBin, []string{"forward", "--listen", "unix:" + sock, "--to", up,
+		"--upgrade-dir", filepath.Join(dir, "run"), "--drain-timeout", "2s"}, "forward listening", 1)
+	newPID := ch.upgradeTo(t, ch.cmd.Process.Pid, 1)
+	if code := ch.firstCode(t); code != 0 {
+		t.Fatalf("old process exit code %d", code)
+	}
+	if _, err := os.Lstat(sock); err != nil {
+		t.Fatalf("after the old process exited: %v", err)
+	}
+	c, err := net.DialTimeout("unix", sock, fwdWait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(fwdWait))
+	echoOn(t, c, "over unix")
+	c.Close()
+	if err := syscall.Kill(newPID, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the new process exits on SIGTERM", func() bool { return gone(newPID) })
+	if _, err := os.Lstat(sock); err == nil {
+		t.Errorf("unix socket %s left behind by the upgraded process at exit", sock)
+	}
+}

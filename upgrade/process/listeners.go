@@ -26,6 +26,7 @@ type heldListeners struct {
 	held      map[string]*heldListener
 	inherited map[string]net.Listener // received, not yet taken by the daemon
 	quiet     []*quietListener        // to silence once handed over
+	orphans   []string                // paths of Unix sockets received and not taken: removed in owned
 }
 
 // heldListener is one listening socket of the daemon.
@@ -134,9 +135,35 @@ func (h *heldListeners) closeInherited() {
 	defer h.mu.Unlock()
 	for name, l := range h.inherited {
 		h.log.Info("upgrade: closing a socket handed over that the config no longer has", "listener", name)
+		if ul, ok := l.(*net.UnixListener); ok {
+			if path := ul.Addr().String(); path != "" && path[0] != '@' {
+				h.orphans = append(h.orphans, path)
+			}
+		}
 		l.Close()
 		delete(h.inherited, name)
 	}
+}
+
+// owned is called once the old process knows that this one serves: the
+// paths of the Unix sockets received are this process's now. Those the
+// daemon took are removed when it closes them (at exit, or when a reload
+// drops them), as the sockets it opened itself; those it did not take are
+// removed now. Before, a failed upgrade leaves them to the old process.
+func (h *heldListeners) owned() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, hl := range h.held {
+		if hl.unix != nil {
+			hl.unix.SetUnlinkOnClose(true)
+		}
+	}
+	for _, path := range h.orphans {
+		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+			h.log.Warn("upgrade: removing the path of a socket handed over that the config no longer has", "path", path, "err", err)
+		}
+	}
+	h.orphans = nil
 }
 
 // snapshot returns what to hand over: a listener per held socket (whose

@@ -168,6 +168,7 @@ func (u *Upgrader) Serving(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("telling the old process that this one serves: %w", err)
 		}
+		u.held.owned()
 		u.log.Info("upgrade: serving; the old process stops accepting", "pid", os.Getpid())
 		notify = append([]string{sdnotify.MainPID(os.Getpid())}, notify...)
 		// Seam: adopt the established pairs the old process hands over.
