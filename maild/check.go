@@ -101,9 +101,7 @@ func (c *checker) check(fc *fileConfig) *Settings {
 		c.errorf("username_format", "unknown format %q (want %s or %s)", fc.UsernameFormat, gateway.FormatAsIs, gateway.FormatLowercase)
 	}
 	if fc.MetricsAddr != "" {
-		if _, _, err := net.SplitHostPort(fc.MetricsAddr); err != nil {
-			c.errorf("metrics_addr", "%q: want HOST:PORT (%v)", fc.MetricsAddr, err)
-		}
+		c.listenAddr("metrics_addr", fc.MetricsAddr)
 	}
 	if p := fc.AuthPenalty; p != nil {
 		s.Penalty = &Penalty{Base: p.Base.Duration, Max: p.Max.Duration, Forget: p.Forget.Duration}
@@ -147,6 +145,13 @@ func (c *checker) check(fc *fileConfig) *Settings {
 		s.BackendTLS = files
 	}
 	s.Routes.ServerName = s.BackendTLS.ServerName
+	for _, p := range s.Pools { // members too take backend_tls.server_name
+		for _, m := range p.Members {
+			for proto, b := range m.Backends {
+				m.Backends[proto] = b.WithDefaultServerName(s.BackendTLS.ServerName)
+			}
+		}
+	}
 	if fc.RoutesFile == "" && len(fc.RouteSources) == 0 {
 		c.errorf("routes_file", "missing: give routes_file or route_sources")
 	}
@@ -183,6 +188,28 @@ func (c *checker) protocol(field, p string) string {
 	return p
 }
 
+// listenAddr checks an address to listen on, as field: HOST:PORT, the
+// port a number from 0 to 65535, the host an IP address, localhost or
+// empty. It returns the port.
+func (c *checker) listenAddr(field, addr string) (port string, ok bool) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		c.errorf(field, "%q: want HOST:PORT (%v)", addr, err)
+		return "", false
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		c.errorf(field, "%q: port %q is not a number from 0 to 65535", addr, port)
+		return "", false
+	}
+	if host != "" && net.ParseIP(host) == nil && host != "localhost" {
+		// A name other than localhost would be resolved at start; say
+		// so rather than listen somewhere surprising.
+		c.errorf(field, "%q: host must be an IP address (or empty for all)", addr)
+		return "", false
+	}
+	return port, true
+}
+
 func (c *checker) listeners(fc *fileConfig, s *Settings) {
 	if len(fc.Listen) == 0 {
 		c.errorf("listen", "missing: at least one listener (- addr: 127.0.0.1:143)")
@@ -194,19 +221,8 @@ func (c *checker) listeners(fc *fileConfig, s *Settings) {
 			c.errorf(field+".addr", "missing (want HOST:PORT)")
 			continue
 		}
-		host, port, err := net.SplitHostPort(l.Addr)
-		if err != nil {
-			c.errorf(field+".addr", "%q: want HOST:PORT (%v)", l.Addr, err)
-			continue
-		}
-		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-			c.errorf(field+".addr", "%q: port %q is not a number from 0 to 65535", l.Addr, port)
-			continue
-		}
-		if host != "" && net.ParseIP(host) == nil && host != "localhost" {
-			// A name other than localhost would be resolved at start; say
-			// so rather than listen somewhere surprising.
-			c.errorf(field+".addr", "%q: host must be an IP address (or empty for all)", l.Addr)
+		port, ok := c.listenAddr(field+".addr", l.Addr)
+		if !ok {
 			continue
 		}
 		if prev, ok := seen[l.Addr]; ok && port != "0" {

@@ -101,6 +101,8 @@ func TestIMAPConfigErrors(t *testing.T) {
 		{"unknown listener field", strings.Replace(configtest.IMAPIssue, "    tls: true", "    tls: true\n    proxy: true", 1), []string{":5: listen[1].proxy: unknown field", "accept_proxy"}},
 		{"bad duration", configtest.IMAPIssue + "login_timeout: soon\n", []string{":11: login_timeout: invalid duration \"soon\""}},
 		{"negative", configtest.IMAPIssue + "max_connections: -1\n", []string{":11: max_connections: -1: must not be negative"}},
+		{"metrics port", configtest.IMAPIssue + "metrics_addr: \"127.0.0.1:99999\"\n", []string{":11: metrics_addr: \"127.0.0.1:99999\": port \"99999\" is not a number from 0 to 65535"}},
+		{"metrics host", configtest.IMAPIssue + "metrics_addr: \"metrics.example:9100\"\n", []string{":11: metrics_addr: \"metrics.example:9100\": host must be an IP address"}},
 		{"wrong type", configtest.IMAPIssue + "max_login_failures: many\n", []string{":11: max_login_failures: want a whole number, not \"many\""}},
 		{"bad addr", strings.Replace(configtest.IMAPIssue, "127.0.0.1:1143", "127.0.0.1", 1), []string{":2: listen[0].addr: \"127.0.0.1\": want HOST:PORT"}},
 		{"no listen", "routes_file: routes.yaml\n", []string{"listen: missing"}},

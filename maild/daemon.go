@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,7 +37,8 @@ type Daemon struct {
 	engine   *pipe.Engine // made here, shared by the servers, shut down here
 	pools    *pools       // nil without pools:
 	draining atomic.Bool
-	reloadMu sync.Mutex // one Reload at a time
+	reloadMu sync.Mutex // one Reload at a time; guards probers
+	probers  []Server   // the pools' health checks' (newProber): reloaded as the servers
 
 	// Listen, if not nil, opens the listeners (addr as listen[].addr) and
 	// ListenMetrics the metrics_addr's, instead of net.Listen: a process
@@ -295,7 +297,7 @@ func (d *Daemon) Reload() error {
 	defer d.reloadMu.Unlock()
 	backendTLS, err := d.res.reload(d.log)
 	client := d.res.clientTLS()
-	for _, srv := range d.servers {
+	for _, srv := range append(slices.Clone(d.servers), d.probers...) {
 		srv.SetTLSConfig(client, backendTLS)
 	}
 	return err
@@ -329,9 +331,12 @@ func (d *Daemon) adminHandler() http.Handler {
 // newProber makes a server of protocol that only probes backends (it
 // never serves), with the daemon's backend TLS.
 func (d *Daemon) newProber(protocol string) Server {
+	d.reloadMu.Lock() // a Reload sees it, or it sees the reloaded TLS
+	defer d.reloadMu.Unlock()
 	srv, g := d.settings.protocols[protocol].NewServer(d.settings)
 	g.BackendTLS = d.res.backendTLS
 	g.Logger = d.log
+	d.probers = append(d.probers, srv)
 	return srv
 }
 

@@ -199,6 +199,17 @@ func (t *Schemes) ParseBackend(s string) (Backend, error) {
 	return b, nil
 }
 
+// WithDefaultServerName returns b with name as the server name to verify
+// its certificate against, when b names none itself (its server name is
+// the host of its address): backend_tls.server_name for the backends of
+// routes and pools.
+func (b Backend) WithDefaultServerName(name string) Backend {
+	if host, _, err := net.SplitHostPort(b.Addr); name != "" && err == nil && b.ServerName == host {
+		b.ServerName = name
+	}
+	return b
+}
+
 // PoolScheme prefixes a backend that names a pool: pool:NAME.
 const PoolScheme = "pool:"
 

@@ -3,7 +3,6 @@ package config
 import (
 	"context"
 	"errors"
-	"net"
 
 	"github.com/pipegate/pipegate/route"
 	"github.com/pipegate/pipegate/route/file"
@@ -115,10 +114,7 @@ func withServerName(next route.Router, serverName string) route.Router {
 		}
 		backends := make([]route.Backend, len(rt.Backends))
 		for i, b := range rt.Backends {
-			if host, _, err := net.SplitHostPort(b.Addr); err == nil && b.ServerName == host {
-				b.ServerName = serverName
-			}
-			backends[i] = b
+			backends[i] = b.WithDefaultServerName(serverName)
 		}
 		rt.Backends = backends
 		return rt, nil
