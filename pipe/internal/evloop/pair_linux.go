@@ -86,6 +86,7 @@ type stopState struct {
 	farewell []byte // written to A after what was read from B
 	due      int64  // loop clock at which the pair closes, farewell written or not
 	queued   bool   // the farewell (and a close_notify for TLS) is B→A's pending output
+	baDone   bool   // B→A is over (farewell written, or B had ended): the pair ends once A→B's pending bytes are written
 }
 
 func (p *pair) dirFrom(e *end) *dir {

@@ -39,13 +39,26 @@ func (l *loop) stopPair(p *pair, farewell []byte) {
 	}
 	l.now = l.clock()
 	p.stop = &stopState{farewell: farewell, due: l.now + int64(core.FlushTimeout)}
+	l.schedule(p)
 	if p.ba.done {
 		// B ended its stream and A was told: nothing may follow that EOF.
-		l.finish(p, core.ReasonStopped, core.SideNone, nil)
+		// What A sent is still written to B first.
+		p.stop.baDone = true
+		l.endStopped(p)
 		return
 	}
-	l.schedule(p)
 	l.enqueue(&p.ba)
+}
+
+// endStopped ends a stopped pair whose B→A is over, once A→B has written
+// the bytes it had read (they go to B while it takes them, within the
+// stop's bound).
+func (l *loop) endStopped(p *pair) {
+	if p.ab.pending > 0 && !p.ab.done {
+		l.enqueue(&p.ab) // its stopStep ends the pair once they are written
+		return
+	}
+	l.finish(p, core.ReasonStopped, core.SideNone, nil)
 }
 
 // stopStep moves on a direction of a stopped pair whose pending bytes are
@@ -56,6 +69,9 @@ func (l *loop) stopStep(d *dir) bool {
 	p := d.p
 	if d == &p.ab {
 		l.release(d)
+		if p.stop.baDone {
+			l.finish(p, core.ReasonStopped, core.SideNone, nil) // its pending bytes are written
+		}
 		return false
 	}
 	if d.t != nil && d.t.unopened {
@@ -73,7 +89,8 @@ func (l *loop) stopStep(d *dir) bool {
 			return false // sealing failed: the pair is closed
 		}
 	}
-	l.finish(p, core.ReasonStopped, core.SideNone, nil)
+	st.baDone = true
+	l.endStopped(p)
 	return false
 }
 
