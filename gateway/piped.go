@@ -13,6 +13,7 @@ type pipedSession struct {
 	id             string
 	entry          logEntry
 	release        func() // the limit.Conns slot
+	slotAddr       string // what it counts against (Session.slotAddr)
 	lease          Lease  // nil unless from a pool
 	pool, poolUser string
 	h              *pipe.Handle

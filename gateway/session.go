@@ -38,8 +38,9 @@ type Session struct {
 	bufs  sessionBufs // br, bw and the backends': back to the pool at the end
 	isTLS bool
 
-	deadline time.Time // login timeout
-	release  func()    // the limit.Conns slot
+	deadline time.Time  // login timeout
+	release  func()     // the limit.Conns slot
+	slotAddr netip.Addr // what the slot counts against: the connection's own peer, whatever XCLIENT says
 	// preLoginRelease frees the slot of Server.MaxPreLoginPerIP, at login
 	// or when the session ends.
 	preLoginRelease func()
@@ -83,7 +84,7 @@ func (s *Server) serve(ctx context.Context, c net.Conn, implicitTLS bool) {
 		ss.refuse(implicitTLS, "Too many connections, try again later", "limit: "+err.Error())
 		return
 	}
-	ss.release = release
+	ss.release, ss.slotAddr = release, client.Addr()
 	preRelease, err := s.preLoginConns.Acquire(client.Addr())
 	if err != nil {
 		ss.refuse(implicitTLS, "Too many connections from your address, try again later", "pre-login limit: "+err.Error())

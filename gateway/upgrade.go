@@ -23,6 +23,10 @@ type SessionState struct {
 	BackendTLS bool   `json:"backend_tls"`
 	Pool       string `json:"pool,omitempty"`
 	PoolUser   string `json:"pool_user,omitempty"`
+	// Peer is the address the connection limits count the session
+	// against: the connection's own peer, a proxy in front when XCLIENT
+	// named the client (Client); "" from a process before it: Client's.
+	Peer string `json:"peer,omitempty"`
 }
 
 // Leaving returns the state of the piped session whose pipe has tag (a
@@ -40,6 +44,7 @@ func (s *Server) Leaving(tag string) (SessionState, bool) {
 	return SessionState{
 		ID: ps.id, Protocol: e.protocol, Client: e.client, Account: e.account, Backend: e.backend,
 		ClientTLS: e.clientTLS, BackendTLS: e.backendTLS, Pool: ps.pool, PoolUser: ps.poolUser,
+		Peer: ps.slotAddr,
 	}, true
 }
 
@@ -80,9 +85,14 @@ func (s *Server) Adopt(ctx context.Context, d *pipe.Detached, st SessionState) e
 			clientTLS: st.ClientTLS, backendTLS: st.BackendTLS,
 		},
 	}
-	if ap, err := netip.ParseAddrPort(st.Client); err == nil && s.Conns != nil {
-		if rel, err := s.Conns.Acquire(ap.Addr()); err == nil {
-			ps.release = rel
+	slot, err := netip.ParseAddr(st.Peer)
+	if err != nil { // from a process before Peer: the client's address
+		ap, _ := netip.ParseAddrPort(st.Client)
+		slot = ap.Addr()
+	}
+	if slot.IsValid() && s.Conns != nil {
+		if rel, err := s.Conns.Acquire(slot); err == nil {
+			ps.release, ps.slotAddr = rel, slot.String()
 		}
 	}
 	if !s.register(ps) {
