@@ -124,8 +124,10 @@ type PoolHealth struct {
 	User, Password string // "": connect and greeting only
 }
 
-// pools checks the pools: block; used is the set of pools the config's
-// routes may name (checked when the routes load).
+// pools checks the pools: block. The routes are not checked against it:
+// a route naming a pool that is not configured makes its logins
+// unavailable (logged: "the route names a pool and no pools are
+// configured", or "no pool \"NAME\" in the config").
 func (c *checker) pools(fc *fileConfig, s *Settings) {
 	for _, name := range slices.Sorted(maps.Keys(fc.Pools)) {
 		pc := fc.Pools[name]
