@@ -81,7 +81,9 @@ func TestEngineLoopsLinger(t *testing.T) {
 	if s := e.Stats(); s.Open != 0 || s.Total != 4 || s.BytesAToB != 12 {
 		t.Fatalf("stats after retiring %+v", s)
 	}
-	if after, _ := openFDs(t); after != before {
+	// More would be a leak; fewer is an earlier test's file closed by the
+	// garbage collector meanwhile (the count is the process's).
+	if after, _ := openFDs(t); after > before {
 		t.Fatalf("%d fds open after the linger, %d before", after, before)
 	}
 	goleak.VerifyNone(t, ignore)
