@@ -124,10 +124,11 @@ type PoolHealth struct {
 	User, Password string // "": connect and greeting only
 }
 
-// pools checks the pools: block. The routes are not checked against it:
-// a route naming a pool that is not configured makes its logins
-// unavailable (logged: "the route names a pool and no pools are
-// configured", or "no pool \"NAME\" in the config").
+// pools checks the pools: block. routes_file is checked against it when
+// the routes are opened (unknownPools); a route source naming a pool that
+// is not configured makes its logins unavailable (logged: "the route
+// names a pool and no pools are configured", or "no pool \"NAME\" in the
+// config").
 func (c *checker) pools(fc *fileConfig, s *Settings) {
 	for _, name := range slices.Sorted(maps.Keys(fc.Pools)) {
 		pc := fc.Pools[name]

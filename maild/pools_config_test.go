@@ -119,3 +119,20 @@ pools:
 		t.Errorf("got %v", err)
 	}
 }
+
+// TestRoutesNameUnknownPool: a routes_file that names a pool the pools:
+// block does not have is a config error naming the routes file's line and
+// field (its logins could only be unavailable); one it has is fine.
+func TestRoutesNameUnknownPool(t *testing.T) {
+	path := configtest.WriteConfig(t, poolsConfig)
+	routes := filepath.Join(filepath.Dir(path), "routes.yaml")
+	writeTestFile(t, routes, "routes:\n  - domain: a.test\n    backend: pool:shared\ndefault: pool:nope\n")
+	err := check(path)
+	if want := routes + ":4: default: pool:nope: no such pool in imap.yaml's pools: block"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("check: %v, want %q", err, want)
+	}
+	writeTestFile(t, routes, "default: pool:shared\n")
+	if err := check(path); err != nil {
+		t.Errorf("a pool the config has: %v", err)
+	}
+}

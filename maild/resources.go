@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
+	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/pipegate/pipegate/internal/configerr"
@@ -47,6 +50,7 @@ func openResources(s *Settings) (*resources, error) {
 		errs = append(errs, routeError(s, err))
 	} else {
 		r.routes, r.router = routes, routes
+		errs = append(errs, unknownPools(s, routes)...)
 	}
 	if p := s.Penalty; p != nil && p.Redis != nil {
 		r.penalty, r.closePenalty = limit.NewRedisPenaltyStore(p.Redis, p.RedisPrefix)
@@ -68,6 +72,21 @@ func loadBackendTLS(s *Settings) (*tls.Config, error) {
 
 // routeError names the line of a route problem in the config file:
 // "FILE:LINE: route_sources[1].url: problem".
+// unknownPools names the pool:NAME backends of routes_file whose pool the
+// config's pools: block does not have: their logins could only be
+// unavailable. (route_sources may name any pool; they are asked at login.)
+func unknownPools(s *Settings, routes *config.Routes) []error {
+	path, refs := routes.Pools()
+	var errs []error
+	for _, ref := range refs {
+		if !slices.ContainsFunc(s.Pools, func(p Pool) bool { return p.Name == ref.Pool }) {
+			errs = append(errs, &configerr.Error{File: path, Line: ref.Line, Field: ref.Field,
+				Err: fmt.Errorf("pool:%s: no such pool in %s's pools: block", ref.Pool, filepath.Base(s.File))})
+		}
+	}
+	return errs
+}
+
 func routeError(s *Settings, err error) error {
 	if many, ok := err.(interface{ Unwrap() []error }); ok {
 		var errs []error

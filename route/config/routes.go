@@ -93,6 +93,15 @@ func (r *Routes) Rules() int {
 	return r.file.Rules()
 }
 
+// Pools lists the pool:NAME backends routes_file names (none without
+// it), and the file's path; route_sources are not looked into.
+func (r *Routes) Pools() (path string, refs []file.PoolRef) {
+	if r.file == nil {
+		return "", nil
+	}
+	return r.file.Path(), r.file.Pools()
+}
+
 // Close releases the sources' connections.
 func (r *Routes) Close() error {
 	if r.closeSources == nil {

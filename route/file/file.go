@@ -90,6 +90,10 @@ func (s *Source) Path() string { return s.path }
 // Rules is the number of rules in force, the default counting as one.
 func (s *Source) Rules() int { return s.table.Load().rules }
 
+// Pools lists the pool:NAME backends the file's rules name, in file
+// order, with their lines.
+func (s *Source) Pools() []PoolRef { return s.table.Load().pools }
+
 // Reload reads the file again and swaps the new table in at once. On any
 // error the table in force stays and the error says what is wrong.
 func (s *Source) Reload() error {

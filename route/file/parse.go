@@ -44,9 +44,10 @@ func (v *node) UnmarshalYAML(n *yaml.Node) error {
 
 // parser collects the problems found in one file.
 type parser struct {
-	file string
-	doc  *yamlconf.Doc
-	errs yamlconf.Errors
+	file  string
+	doc   *yamlconf.Doc
+	errs  yamlconf.Errors
+	pools []PoolRef // the pool:NAME backends named, in file order
 }
 
 func (p *parser) errorf(line int, field, format string, args ...any) {
@@ -78,6 +79,7 @@ func parse(name string, data []byte) (*table, error) {
 	if err := p.errs.Err(); err != nil {
 		return nil, err
 	}
+	t.pools = p.pools
 	return t, nil
 }
 
@@ -131,18 +133,17 @@ func (p *parser) backendList(n *yaml.Node, field string) []route.Backend {
 		if u == "" {
 			continue // refused by strList
 		}
-		f := field
+		f, line := field, n.Line
 		if n.Kind == yaml.SequenceNode {
-			f = fmt.Sprintf("%s[%d]", field, i)
+			f, line = fmt.Sprintf("%s[%d]", field, i), n.Content[i].Line
 		}
 		b, err := route.ParseBackend(u)
 		if err != nil {
-			line := n.Line
-			if n.Kind == yaml.SequenceNode {
-				line = n.Content[i].Line
-			}
 			p.errorf(line, f, "%v", err)
 			continue
+		}
+		if b.Pool != "" {
+			p.pools = append(p.pools, PoolRef{Pool: b.Pool, Line: line, Field: f})
 		}
 		out = append(out, b)
 	}

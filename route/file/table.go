@@ -45,6 +45,15 @@ type table struct {
 	networks []*rule            // network-only rules, longest prefix first
 	def      *rule              // nil: no default
 	rules    int
+	pools    []PoolRef // the pools the rules name
+}
+
+// PoolRef is a pool:NAME backend a routes file names: where, for a daemon
+// to check that it has such a pool.
+type PoolRef struct {
+	Pool  string // NAME
+	Line  int
+	Field string // routes[2].backends[0], default, ...
 }
 
 func newTable() *table {
