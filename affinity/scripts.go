@@ -198,11 +198,9 @@ return {'ok', m, redis.call('ZRANGEBYSCORE', KEYS[2], now, '+inf')}
 var scriptMoveEnd = redis.NewScript(luaPrelude + `
 local now = now_ms()
 if redis.call('HGET', KEYS[1], 't') ~= ARGV[1] then return 'superseded' end
-if not moving(KEYS[1], now) then
-  redis.call('HDEL', KEYS[1], 'v', 't')
-  return 'expired'
-end
+local lapsed = not moving(KEYS[1], now)
 redis.call('HDEL', KEYS[1], 'v', 't')
+if lapsed then return 'expired' end
 redis.call('HSET', KEYS[1], 'm', ARGV[2])
 if live_sessions(KEYS[1], KEYS[2], now) == 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[3])

@@ -151,21 +151,11 @@ func New(cfg Config) (*Store, error) {
 	}
 	setDefault(&cfg.Expire, DefaultExpire)
 	setDefault(&cfg.KickDelay, DefaultKickDelay)
-	switch {
-	case cfg.Settle == 0:
-		cfg.Settle = DefaultSettle
-	case cfg.Settle < 0:
-		cfg.Settle = 0
-	}
+	setDefaultOrNone(&cfg.Settle, DefaultSettle)
 	setDefault(&cfg.Heartbeat, DefaultHeartbeat)
 	setDefault(&cfg.Lease, DefaultLease)
 	setDefault(&cfg.WarmUp, DefaultWarmUp)
-	switch {
-	case cfg.OutageGrace == 0:
-		cfg.OutageGrace = DefaultOutageGrace
-	case cfg.OutageGrace < 0:
-		cfg.OutageGrace = 0
-	}
+	setDefaultOrNone(&cfg.OutageGrace, DefaultOutageGrace)
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultPrefix
 	}
@@ -201,6 +191,16 @@ func New(cfg Config) (*Store, error) {
 func setDefault(d *time.Duration, def time.Duration) {
 	if *d <= 0 {
 		*d = def
+	}
+}
+
+// setDefaultOrNone: 0 takes def, a negative duration none (0).
+func setDefaultOrNone(d *time.Duration, def time.Duration) {
+	switch {
+	case *d == 0:
+		*d = def
+	case *d < 0:
+		*d = 0
 	}
 }
 

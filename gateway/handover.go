@@ -32,10 +32,7 @@ func (ss *Session) Handover(b *Backend) {
 
 	ps := &pipedSession{
 		srv: ss.srv, id: ss.id, entry: ss.logEntry(b.Route.Addr, b.isTLS),
-		release: ss.release, lease: b.lease, pool: b.pool, poolUser: b.poolUser,
-	}
-	if ss.slotAddr.IsValid() {
-		ps.slotAddr = ss.slotAddr.String()
+		release: ss.release, slotAddr: ss.slotAddr, lease: b.lease, pool: b.pool, poolUser: b.poolUser,
 	}
 	b.lease = nil
 	_ = ss.srv.register(ps) // a random ID taken (2^-64): not handed over, drains here

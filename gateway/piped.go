@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"github.com/pipegate/pipegate/pipe"
+	"net/netip"
 )
 
 // pipedSession is a logged-in session in the pipe, as its Server keeps
@@ -12,9 +13,9 @@ type pipedSession struct {
 	srv            *Server
 	id             string
 	entry          logEntry
-	release        func() // the limit.Conns slot
-	slotAddr       string // what it counts against (Session.slotAddr)
-	lease          Lease  // nil unless from a pool
+	release        func()     // the limit.Conns slot
+	slotAddr       netip.Addr // what it counts against (Session.slotAddr)
+	lease          Lease      // nil unless from a pool
 	pool, poolUser string
 	h              *pipe.Handle
 }

@@ -254,36 +254,39 @@ func orInt(n, def int) int {
 	return def
 }
 
-// Serve accepts connections on l and serves each in its own goroutine
-// until Shutdown (then it returns ErrServerClosed) or an accept error that
-// is not temporary. With implicitTLS, connections start with a TLS
-// handshake (port 993, 995, 465) and TLSConfig must be set. l is closed
-// when Serve returns, whatever the reason.
-func (s *Server) Serve(l net.Listener, implicitTLS bool) error {
-	s.init()
-	// Whatever the reason Serve returns before serving, l is closed, as
-	// net/http's Serve does: a Shutdown that came first must not leave it
-	// bound.
+// addListener checks that s can serve l and counts l among the listeners
+// Shutdown closes; ErrServerClosed once Shutdown began.
+func (s *Server) addListener(l net.Listener, implicitTLS bool) error {
 	if s.proto() == nil {
-		l.Close()
 		return fmt.Errorf("gateway: serve %s: no Protocol", l.Addr())
 	}
 	if s.Metrics != nil && s.Metrics.protocol != s.name() {
-		l.Close()
 		return fmt.Errorf("%s: serve %s: Metrics are for %q", s.name(), l.Addr(), s.Metrics.protocol)
 	}
 	if implicitTLS && s.current().tls == nil {
-		l.Close()
 		return fmt.Errorf("%s: serve %s: implicit TLS needs Server.TLSConfig", s.name(), l.Addr())
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closing {
-		s.mu.Unlock()
-		l.Close()
 		return ErrServerClosed
 	}
 	s.listeners[l] = struct{}{}
-	s.mu.Unlock()
+	return nil
+}
+
+// Serve accepts connections on l and serves each in its own goroutine
+// until Shutdown (then it returns ErrServerClosed) or an accept error that
+// is not temporary. With implicitTLS, connections start with a TLS
+// handshake (port 993, 995, 465) and TLSConfig must be set. When Serve
+// returns without serving (a Shutdown that came first, a bad Server), it
+// closes l; once serving, Shutdown and Quiesce close it.
+func (s *Server) Serve(l net.Listener, implicitTLS bool) error {
+	s.init()
+	if err := s.addListener(l, implicitTLS); err != nil {
+		l.Close()
+		return err
+	}
 	w := newWorkers(workerIdle, maxIdleWorkers)
 	defer func() {
 		w.close()

@@ -41,11 +41,14 @@ func (s *Server) Leaving(tag string) (SessionState, bool) {
 		return SessionState{}, false
 	}
 	e := ps.entry
-	return SessionState{
+	st := SessionState{
 		ID: ps.id, Protocol: e.protocol, Client: e.client, Account: e.account, Backend: e.backend,
 		ClientTLS: e.clientTLS, BackendTLS: e.backendTLS, Pool: ps.pool, PoolUser: ps.poolUser,
-		Peer: ps.slotAddr,
-	}, true
+	}
+	if ps.slotAddr.IsValid() {
+		st.Peer = ps.slotAddr.String()
+	}
+	return st, true
 }
 
 // Left forgets the session whose pipe has tag: it went on in another
@@ -92,7 +95,7 @@ func (s *Server) Adopt(ctx context.Context, d *pipe.Detached, st SessionState) e
 	}
 	if slot.IsValid() && s.Conns != nil {
 		if rel, err := s.Conns.Acquire(slot); err == nil {
-			ps.release, ps.slotAddr = rel, slot.String()
+			ps.release, ps.slotAddr = rel, slot
 		}
 	}
 	if !s.register(ps) {

@@ -124,6 +124,15 @@ type PoolHealth struct {
 	User, Password string // "": connect and greeting only
 }
 
+// zeroIsNone is a duration written at key as affinity.Config takes it:
+// "0s" written means none (-1), an absent key the default (0).
+func (c *checker) zeroIsNone(key string, d time.Duration) time.Duration {
+	if d == 0 && c.doc.Has(key) {
+		return -1
+	}
+	return d
+}
+
 // pools checks the pools: block. routes_file is checked against it when
 // the routes are opened (unknownPools); a route source naming a pool that
 // is not configured makes its logins unavailable (logged: "the route
@@ -183,17 +192,12 @@ func (c *checker) pools(fc *fileConfig, s *Settings) {
 		}
 		p.Prefix, p.Instance = a.Prefix, a.Instance
 		p.Expire, p.KickDelay = a.Expire.Duration, a.KickDelay.Duration
-		p.Settle, p.WarmUp = a.SettleDelay.Duration, a.WarmUp.Duration
+		p.WarmUp = a.WarmUp.Duration
 		if a.SettleDelay.Duration < 0 || a.WarmUp.Duration < 0 {
 			c.errorf(field+".affinity.settle_delay", "settle_delay and warm_up must not be negative")
 		}
-		if doc := c.doc; doc.Has(field+".affinity.settle_delay") && a.SettleDelay.Duration == 0 {
-			p.Settle = -1 // "0s": no settling
-		}
-		p.OutageGrace = a.OutageGrace.Duration // yamlconf refuses a negative one
-		if a.OutageGrace.Duration == 0 && c.doc.Has(field+".affinity.outage_grace") {
-			p.OutageGrace = -1 // "0s": sessions close two heartbeats into an outage
-		}
+		p.Settle = c.zeroIsNone(field+".affinity.settle_delay", a.SettleDelay.Duration)      // "0s": no settling
+		p.OutageGrace = c.zeroIsNone(field+".affinity.outage_grace", a.OutageGrace.Duration) // "0s": close two heartbeats into an outage
 		if a.Expire.Duration < 0 {
 			c.errorf(field+".affinity.expire", "must not be negative")
 		}

@@ -70,8 +70,6 @@ func loadBackendTLS(s *Settings) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// routeError names the line of a route problem in the config file:
-// "FILE:LINE: route_sources[1].url: problem".
 // unknownPools names the pool:NAME backends of routes_file whose pool the
 // config's pools: block does not have: their logins could only be
 // unavailable. (route_sources may name any pool; they are asked at login.)
@@ -87,6 +85,8 @@ func unknownPools(s *Settings, routes *config.Routes) []error {
 	return errs
 }
 
+// routeError names the line of a route problem in the config file:
+// "FILE:LINE: route_sources[1].url: problem".
 func routeError(s *Settings, err error) error {
 	if many, ok := err.(interface{ Unwrap() []error }); ok {
 		var errs []error

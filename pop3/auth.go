@@ -67,13 +67,17 @@ func (c *conn) saslChallenge(challenge []byte) ([]byte, error) {
 	return data, err
 }
 
+// textCancelled answers a cancelled AUTH, the proxy's own exchange or
+// a relayed one.
+const textCancelled = "Authentication cancelled"
+
 // saslFailed answers an AUTH that ended before a login attempt.
 func (c *conn) saslFailed(started time.Time, err error) {
 	var we *wire.Error
 	var se *sasl.Error
 	switch {
 	case errors.Is(err, sasl.ErrCancelled):
-		c.err("", "Authentication cancelled")
+		c.err("", textCancelled)
 	case errors.As(err, &we):
 		c.write(we.Reply())
 		if we.Fatal {

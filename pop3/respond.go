@@ -28,9 +28,9 @@ func (c *conn) fail(err error) {
 	}
 	if e.Code == gateway.CodeCancelled { // as the proxy's own exchange answers
 		if e.Detail == gateway.DetailBase64 {
-			c.err("", "Invalid base64 data")
+			c.err("", wire.TextBadBase64)
 		} else {
-			c.err("", "Authentication cancelled")
+			c.err("", textCancelled)
 		}
 		return
 	}

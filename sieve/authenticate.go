@@ -80,15 +80,22 @@ func (c *conn) saslChallenge(challenge []byte) ([]byte, error) {
 	return decodeResponse(v.Str)
 }
 
+// The NO's texts of a cancelled AUTHENTICATE, the proxy's own exchange
+// or a relayed one.
+const (
+	textCancelled = "Authentication cancelled."
+	textBadBase64 = "Invalid base64 in SASL response"
+)
+
 // saslFailed answers an AUTHENTICATE that ended before a login attempt.
 func (c *conn) saslFailed(started time.Time, err error) {
 	var we *wire.Error
 	var se *sasl.Error
 	switch {
 	case errors.Is(err, sasl.ErrCancelled):
-		c.reply("NO", "", "Authentication cancelled.")
+		c.reply("NO", "", textCancelled)
 	case errors.Is(err, sasl.ErrBase64):
-		c.reply("NO", "", "Invalid base64 in SASL response")
+		c.reply("NO", "", textBadBase64)
 	case errors.As(err, &we):
 		c.readFailed(err)
 	case errors.As(err, &se):

@@ -26,9 +26,9 @@ func (c *conn) respond(err error) {
 	}
 	if e.Code == gateway.CodeCancelled { // as the proxy's own exchange answers
 		if e.Detail == gateway.DetailBase64 {
-			c.reply("NO", "", "Invalid base64 in SASL response")
+			c.reply("NO", "", textBadBase64)
 		} else {
-			c.reply("NO", "", "Authentication cancelled.")
+			c.reply("NO", "", textCancelled)
 		}
 		return
 	}

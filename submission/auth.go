@@ -68,13 +68,17 @@ func (c *conn) saslChallenge(challenge []byte) ([]byte, error) {
 	return data, err
 }
 
+// textCancelled answers a cancelled AUTH (501 5.0.0), the proxy's own
+// exchange or a relayed one.
+const textCancelled = "Authentication cancelled"
+
 // saslFailed answers an AUTH that ended before a login attempt.
 func (c *conn) saslFailed(started time.Time, err error) {
 	var we *wire.Error
 	var se *sasl.Error
 	switch {
 	case errors.Is(err, sasl.ErrCancelled):
-		c.reply(501, "5.0.0", "Authentication cancelled")
+		c.reply(501, "5.0.0", textCancelled)
 	case errors.As(err, &we): // bad base64, a line too long (fatal)
 		c.readFailed(err)
 	case errors.As(err, &se):

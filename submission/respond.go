@@ -30,9 +30,9 @@ func (c *conn) respond(err error) {
 	}
 	if e.Code == gateway.CodeCancelled { // RFC 4954 section 4
 		if e.Detail == gateway.DetailBase64 {
-			c.reply(501, "5.5.2", "Cannot Base64-decode Client responses")
+			c.reply(501, "5.5.2", wire.TextBadBase64)
 		} else {
-			c.reply(501, "5.0.0", "Authentication cancelled")
+			c.reply(501, "5.0.0", textCancelled)
 		}
 		return
 	}

@@ -121,6 +121,8 @@ func (s *Server) Config() *tls.Config { return s.config }
 // Reload re-reads all files. On error the previous state stays in use and
 // the error names the file at fault. Existing connections are not affected.
 func (s *Server) Reload() error {
+	s.reload.Lock()
+	defer s.reload.Unlock()
 	commit, err := s.Prepare()
 	if err != nil {
 		return err
@@ -131,7 +133,8 @@ func (s *Server) Reload() error {
 
 // Prepare re-reads all files as Reload does, but serves them only once
 // commit is called: a daemon that reloads several things at once commits
-// none until all of them loaded. On error nothing changes.
+// none until all of them loaded. On error nothing changes. Unlike Reload,
+// it leaves keeping reloads in order to the caller.
 func (s *Server) Prepare() (commit func(), err error) {
 	if s.static {
 		return func() {}, nil
@@ -140,11 +143,7 @@ func (s *Server) Prepare() (commit func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("reload: %w", err)
 	}
-	return func() {
-		s.reload.Lock()
-		defer s.reload.Unlock()
-		s.state.Store(st)
-	}, nil
+	return func() { s.state.Store(st) }, nil
 }
 
 // Files returns the file names s was loaded from.

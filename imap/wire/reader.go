@@ -229,7 +229,7 @@ func literalAtEnd(line []byte) (n int64, nonSync, ok bool) {
 // instead would let the bytes of a non-synchronizing literal, already on
 // their way, be read as commands.)
 func literalSize(num []byte) (int64, bool) {
-	if !allDigits(num) {
+	if !ascii.Digits(num) {
 		return 0, false
 	}
 	n, err := parseNumber(num)
@@ -239,25 +239,10 @@ func literalSize(num []byte) (int64, bool) {
 	return n, true
 }
 
-// allDigits reports whether b is one or more decimal digits.
-func allDigits(b []byte) bool {
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return len(b) > 0
-}
-
 // parseNumber parses an IMAP number (digits only, fits in 63 bits).
 func parseNumber(b []byte) (int64, error) {
-	if len(b) == 0 || len(b) > 18 {
+	if len(b) > 18 || !ascii.Digits(b) {
 		return 0, errors.New("bad number")
-	}
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, errors.New("bad number")
-		}
 	}
 	return strconv.ParseInt(string(b), 10, 64)
 }

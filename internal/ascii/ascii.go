@@ -11,6 +11,7 @@
 //	ascii.Upper("plain")            // "PLAIN"
 //
 // Bytes outside A–Z and a–z, valid UTF-8 or not, are left as they are.
+// Digits tells an ASCII decimal number, likewise without Unicode's digits.
 package ascii
 
 // Lower returns s with A–Z turned into a–z.
@@ -18,6 +19,17 @@ func Lower(s string) string { return mapLetters(s, 'A', 'Z', 'a'-'A') }
 
 // Upper returns s with a–z turned into A–Z.
 func Upper(s string) string { return mapLetters(s, 'a', 'z', 'A'-'a') }
+
+// Digits reports whether b is one or more of 0–9 (the number of IMAP and
+// ManageSieve literals, which strconv would take with a sign).
+func Digits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(b) > 0
+}
 
 // mapLetters adds shift to every byte of s in [lo, hi]; s itself when
 // there is none.

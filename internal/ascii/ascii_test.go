@@ -60,3 +60,14 @@ func ExampleLower() {
 	fmt.Println(ascii.Lower("Kate@Example.ORG"), ascii.Lower("\u212Aate") == "kate")
 	// Output: kate@example.org false
 }
+
+func TestDigits(t *testing.T) {
+	for in, want := range map[string]bool{
+		"0": true, "1234567890": true, "99999999999999999999999": true,
+		"": false, "+1": false, "-1": false, "1 ": false, "1a": false, "\u0661": false, // Arabic-Indic one
+	} {
+		if got := ascii.Digits([]byte(in)); got != want {
+			t.Errorf("Digits(%q) = %v, want %v", in, got, want)
+		}
+	}
+}

@@ -23,12 +23,15 @@ func DecodeResponse(line []byte) (data []byte, cancel bool, err error) {
 	return data, false, err
 }
 
+// TextBadBase64 refuses a SASL answer that is not base64.
+const TextBadBase64 = "Invalid base64 data"
+
 // decodeBase64 decodes strict base64 (sasl.DecodeBase64), refused in
 // this protocol's form.
 func decodeBase64(b []byte) ([]byte, error) {
 	out, err := sasl.DecodeBase64(b)
 	if err != nil {
-		return nil, refuse("Invalid base64 data")
+		return nil, refuse(TextBadBase64)
 	}
 	return out, nil
 }

@@ -340,10 +340,12 @@ func (b *builder) source(i int, c *SourceConfig) (route.Router, error) {
 			b.caches = append(b.caches, cached)
 			src = cached
 		}
-	} else if c.Timeout.Duration != 0 {
-		return nil, fail("timeout", errors.New("a file source takes no timeout or cache (it is in memory)"))
-	} else if c.Cache != nil {
-		return nil, fail("cache", errors.New("a file source takes no timeout or cache (it is in memory)"))
+	} else if c.Timeout.Duration != 0 || c.Cache != nil {
+		field := "timeout"
+		if c.Timeout.Duration == 0 {
+			field = "cache" // the key the file has
+		}
+		return nil, fail(field, errors.New("a file source takes no timeout or cache (it is in memory)"))
 	}
 	if c.OnError == "next" {
 		src = route.ContinueOnError(src)

@@ -9,6 +9,8 @@ import (
 	"math"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/pipegate/pipegate/internal/ascii"
 )
 
 // Defaults used when the Reader's limits are zero; RFC 5804 sets none.
@@ -192,7 +194,7 @@ func literalAtEnd(line []byte) (n int64, nonSync, ok bool) {
 	}
 	n, err := parseNumber(num)
 	if err != nil {
-		if !allDigits(num) {
+		if !ascii.Digits(num) {
 			return 0, false, false
 		}
 		// Digits, but over 32 bits: over any limit. Its bytes are on
@@ -202,26 +204,11 @@ func literalAtEnd(line []byte) (n int64, nonSync, ok bool) {
 	return n, nonSync, true
 }
 
-// allDigits reports whether b is one or more decimal digits.
-func allDigits(b []byte) bool {
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return len(b) > 0
-}
-
 // parseNumber: number = 1*DIGIT, a 32-bit unsigned number (RFC 5804
 // section 4).
 func parseNumber(b []byte) (int64, error) {
-	if len(b) == 0 || len(b) > 10 {
+	if len(b) > 10 || !ascii.Digits(b) {
 		return 0, errors.New("bad number")
-	}
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, errors.New("bad number")
-		}
 	}
 	n, err := strconv.ParseInt(string(b), 10, 64)
 	if err != nil || n > 1<<32-1 {

@@ -24,12 +24,16 @@ func DecodeResponse(line []byte) (data []byte, cancel bool, err error) {
 	return data, false, err
 }
 
+// TextBadBase64 is the text of the 501 5.5.2 to an answer that is not
+// base64 (RFC 4954 section 4).
+const TextBadBase64 = "Cannot Base64-decode Client responses"
+
 // decodeBase64 decodes strict base64 (sasl.DecodeBase64), refused in
 // this protocol's form.
 func decodeBase64(b []byte) ([]byte, error) {
 	out, err := sasl.DecodeBase64(b)
 	if err != nil {
-		return nil, &Error{Code: 501, Enhanced: "5.5.2", Text: "Cannot Base64-decode Client responses"}
+		return nil, &Error{Code: 501, Enhanced: "5.5.2", Text: TextBadBase64}
 	}
 	return out, nil
 }
