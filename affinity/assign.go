@@ -24,10 +24,10 @@ func (s *Store) Assign(ctx context.Context, user string) (member string, lease *
 	l := s.addLease(user)
 	defer func() {
 		if err != nil {
-			s.release(l)
+			s.release(ctx, l)
 		}
 	}()
-	member, err = s.assign(ctx, user)
+	member, err = s.assign(ctx, l)
 	if err != nil {
 		s.stats.unavailable.Add(1)
 		return "", nil, err
@@ -44,9 +44,12 @@ func (s *Store) Assign(ctx context.Context, user string) (member string, lease *
 	return member, l, nil
 }
 
-func (s *Store) assign(ctx context.Context, user string) (string, error) {
+// assign asks Redis for l's member; once it answered with one, the login
+// is recorded there under l.login.
+func (s *Store) assign(ctx context.Context, l *Lease) (string, error) {
+	user := l.user
 	uk := s.k.user(user)
-	res, err := scriptAssign.Run(ctx, s.rdb, []string{uk, s.k.inst(), s.k.down()}, ms(s.cfg.Lease)).Slice()
+	res, err := scriptAssign.Run(ctx, s.rdb, []string{uk, s.k.inst(), s.k.down()}, ms(s.cfg.Lease), l.login).Slice()
 	if err != nil {
 		return "", unavailable("assign", user, err)
 	}
@@ -57,12 +60,13 @@ func (s *Store) assign(ctx context.Context, user string) (string, error) {
 	case "hit":
 		m, live, down := res[1].(string), res[2].(int64), res[3].(int64)
 		_, known := s.member[m]
+		l.recorded = live > 0 || down == 0
 		if live > 0 {
 			if !known {
 				return "", fmt.Errorf("%w: %q is assigned to %q, not a member of pool %q here", ErrUnavailable, user, m, s.cfg.Pool)
 			}
 			s.stats.hit.Add(1)
-			return m, nil // never split a user with live sessions, even from a sick member
+			return m, nil // never split a user with live sessions or logins, even from a sick member
 		}
 		if known && down == 0 {
 			s.stats.hit.Add(1)
@@ -75,15 +79,17 @@ func (s *Store) assign(ctx context.Context, user string) (string, error) {
 		return "", err
 	}
 	res, err = scriptClaim.Run(ctx, s.rdb, []string{uk, s.k.inst(), s.k.epoch()},
-		pick, old, ms(s.cfg.Expire), ms(s.cfg.WarmUp)).Slice()
+		pick, old, ms(s.cfg.Expire), ms(s.cfg.WarmUp), ms(s.cfg.Lease), l.login).Slice()
 	if err != nil {
 		return "", unavailable("claim", user, err)
 	}
 	switch res[0] {
 	case "claimed":
+		l.recorded = true
 		s.stats.assigned.Add(1)
 		return res[1].(string), nil
 	case "hit":
+		l.recorded = true
 		s.stats.hit.Add(1)
 		return res[1].(string), nil
 	case "moving":

@@ -32,7 +32,9 @@
 // # Shared state
 //
 // Keys live under {Prefix}{Pool}: (the pool is a Cluster hash tag): u:USER
-// (a hash: m member, v/t a running move, s:INSTANCE session counts), inst
+// (a hash: m member, v/t a running move, s:INSTANCE session counts,
+// p:LEASE the deadline of a login in progress, which holds the member as a
+// session does until SessionStart or SessionEnd, or Config.Lease), inst
 // (a sorted set: instance → heartbeat deadline), ix:INSTANCE (the users an
 // instance holds sessions of), load:INSTANCE (its sessions by member),
 // weight and down (shared drains and health), epoch (when the data was

@@ -20,6 +20,7 @@ type UserInfo struct {
 	Member   string         `json:"member,omitempty"` // "" = not assigned
 	Moving   bool           `json:"moving"`
 	Sessions map[string]int `json:"sessions,omitempty"` // by instance
+	Logins   int            `json:"logins,omitempty"`   // in progress, on any instance: they hold the member too
 	// TTL and Expires are set while no session holds the assignment.
 	TTL     string    `json:"ttl,omitempty"` // Go duration
 	Expires time.Time `json:"expires,omitzero"`
@@ -188,7 +189,7 @@ func (a *api) user(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	info := UserInfo{Pool: name, User: user, Member: as.Member, Moving: as.Moving, Sessions: as.Sessions}
+	info := UserInfo{Pool: name, User: user, Member: as.Member, Moving: as.Moving, Sessions: as.Sessions, Logins: as.Logins}
 	if as.TTL > 0 {
 		info.TTL = as.TTL.Round(time.Millisecond).String()
 		info.Expires = time.Now().Add(as.TTL).UTC().Truncate(time.Millisecond)

@@ -83,6 +83,14 @@ func TestHandler(t *testing.T) {
 		u.Member == "" || u.TTL == "" || u.Expires.Before(time.Now()) {
 		t.Fatalf("idle user: %d %s", code, body)
 	}
+	if _, lb, err := s.Assign(ctx, "bob"); err != nil { // bob's login runs
+		t.Fatal(err)
+	} else {
+		if code, body := call(t, h, "GET", "/affinity?user=bob", "", &u); code != 200 || u.Logins != 1 || len(u.Sessions) != 0 {
+			t.Fatalf("bob logging in: %d %s", code, body)
+		}
+		s.SessionEnd(ctx, lb)
+	}
 	if code, body := call(t, h, "GET", "/affinity?user=nobody", "", &u); code != 200 || u.Member != "" {
 		t.Fatalf("unassigned user: %d %s", code, body)
 	}

@@ -1,6 +1,9 @@
 package affinity
 
-import "sync"
+import (
+	"strconv"
+	"sync"
+)
 
 // Lease is one login's hold on a user's assignment, from Assign to
 // SessionEnd. Its Kicked channel closes when a move of the user needs the
@@ -9,6 +12,7 @@ import "sync"
 // goodbye (IMAP BYE) and calls SessionEnd.
 type Lease struct {
 	user, member string
+	login        string // its field in the user's hash while the login runs (p:...)
 
 	kickOnce sync.Once
 	kicked   chan struct{}
@@ -18,8 +22,9 @@ type Lease struct {
 	fired  bool
 
 	// guarded by Store.mu
-	started bool
-	ended   bool
+	recorded bool // Redis holds the login under login
+	started  bool
+	ended    bool
 }
 
 // User returns the user the lease is for.
@@ -70,7 +75,8 @@ type local struct {
 // addLease registers a new lease before Redis is asked, so that a kick
 // arriving meanwhile finds it.
 func (s *Store) addLease(user string) *Lease {
-	l := &Lease{user: user, kicked: make(chan struct{})}
+	l := &Lease{user: user, kicked: make(chan struct{}),
+		login: "p:" + s.base + "." + strconv.FormatUint(s.leaseSeq.Add(1), 10)}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.users[user]

@@ -18,6 +18,7 @@ type Assignment struct {
 	Moving   bool           `json:"moving,omitempty"`
 	Sessions map[string]int `json:"sessions,omitempty"` // by instance, live or not yet swept
 	TTL      time.Duration  `json:"ttl,omitempty"`      // 0 while sessions hold it (or unassigned)
+	Logins   int            `json:"logins,omitempty"`   // logins in progress (between Assign and SessionStart)
 }
 
 // Lookup reads user's assignment.
@@ -42,6 +43,11 @@ func (s *Store) Lookup(ctx context.Context, user string) (Assignment, error) {
 		case f == "v":
 			dl, _ := strconv.ParseInt(v, 10, 64)
 			a.Moving = dl > now.Val().UnixMilli()
+		case strings.HasPrefix(f, "p:"):
+			dl, _ := strconv.ParseInt(v, 10, 64)
+			if dl > now.Val().UnixMilli() {
+				a.Logins++
+			}
 		case strings.HasPrefix(f, "s:"):
 			if a.Sessions == nil {
 				a.Sessions = map[string]int{}

@@ -91,6 +91,18 @@ func run(t testing.TB, s *Store, onKick func(string)) (stop func()) {
 	return stop
 }
 
+// twoInstances runs two instances of one new pool, each on a client of
+// its own, until the test ends.
+func twoInstances(t testing.TB, mod func(*Config)) (a, b *Store) {
+	t.Helper()
+	pool := testPool(t)
+	a = newStore(t, newClient(t, redisSrv.Addr), pool, mod)
+	b = newStore(t, newClient(t, redisSrv.Addr), pool, mod)
+	run(t, a, nil)
+	run(t, b, nil)
+	return a, b
+}
+
 // eventually polls cond until it holds or 10s passed (Redis TTLs and
 // heartbeats have no event to wait for).
 func eventually(t testing.TB, what string, cond func() bool) {

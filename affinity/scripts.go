@@ -11,8 +11,14 @@ import "github.com/redis/go-redis/v9"
 //	m        the member the user is assigned to
 //	v, t     while a move runs: its deadline (ms) and its id
 //	s:INST   the user's sessions on instance INST
+//	p:LEASE  a login in progress (Assign to SessionStart or SessionEnd):
+//	         its deadline (ms), Config.Lease after Assign
 //
-// and has no TTL while a live instance holds a session, else it expires.
+// and has no TTL while a live instance holds a session, else it expires,
+// never before the last login in progress has lapsed. A login in progress
+// holds the user on its member as a session does: without it, a member
+// marked down while a login ran there would let another instance put the
+// user on a second member before the first login's session was counted.
 
 // luaPrelude is shared by the scripts: Redis's clock in ms, the user's
 // sessions on instances that are alive, and whether a move is running.
@@ -21,39 +27,64 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function live_sessions(ukey, instkey, now)
+-- holders returns the user's sessions on live instances, its logins in
+-- progress, and the latest of their deadlines; lapsed logins are removed.
+local function holders(ukey, instkey, now)
   local h = redis.call('HGETALL', ukey)
-  local n = 0
+  local n, p, last = 0, 0, 0
   for i = 1, #h, 2 do
-    if string.sub(h[i], 1, 2) == 's:' then
+    local kind = string.sub(h[i], 1, 2)
+    if kind == 's:' then
       local sc = redis.call('ZSCORE', instkey, string.sub(h[i], 3))
       if sc and tonumber(sc) >= now then n = n + tonumber(h[i + 1]) end
+    elseif kind == 'p:' then
+      local dl = tonumber(h[i + 1]) or 0
+      if dl > now then
+        p = p + 1
+        if dl > last then last = dl end
+      else
+        redis.call('HDEL', ukey, h[i])
+      end
     end
   end
-  return n
+  return n, p, last
+end
+local function held(ukey, instkey, now)
+  local n, p = holders(ukey, instkey, now)
+  return n + p
 end
 local function moving(ukey, now)
   local v = redis.call('HGET', ukey, 'v')
   return v and tonumber(v) > now
 end
+-- expire_if_idle starts the expiry of an assignment no live session
+-- holds: ms, or longer while a login in progress has not lapsed.
 local function expire_if_idle(ukey, instkey, now, ms)
-  if redis.call('HEXISTS', ukey, 'm') == 1 and live_sessions(ukey, instkey, now) == 0 then
-    redis.call('PEXPIRE', ukey, ms)
-  end
+  if redis.call('HEXISTS', ukey, 'm') == 0 then return end
+  local n, p, last = holders(ukey, instkey, now)
+  if n == 0 then redis.call('PEXPIRE', ukey, math.max(tonumber(ms), last - now)) end
+end
+-- begin_login records a login in progress until now + ms.
+local function begin_login(ukey, field, now, ms)
+  redis.call('HSET', ukey, field, now + tonumber(ms))
+  local pttl = redis.call('PTTL', ukey)
+  if pttl >= 0 and pttl < tonumber(ms) then redis.call('PEXPIRE', ukey, ms) end
 end
 `
 
-// scriptAssign is the hit path: one round trip.
-// KEYS: user, inst, down. ARGV: lease ms.
-// → {'moving', m} | {'miss'} | {'hit', m, live sessions, member is down}
+// scriptAssign is the hit path: one round trip. A hit on a member that is
+// up, or that holds a session or login of the user, records the login.
+// KEYS: user, inst, down. ARGV: lease ms, the login's field (p:LEASE).
+// → {'moving', m} | {'miss'} | {'hit', m, sessions and logins, member is down}
 var scriptAssign = redis.NewScript(luaPrelude + `
 local now = now_ms()
 local m = redis.call('HGET', KEYS[1], 'm')
 if moving(KEYS[1], now) then return {'moving', m or ''} end
 if not m then return {'miss'} end
-local pttl = redis.call('PTTL', KEYS[1])
-if pttl >= 0 and pttl < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return {'hit', m, live_sessions(KEYS[1], KEYS[2], now), redis.call('SISMEMBER', KEYS[3], m)}
+local n = held(KEYS[1], KEYS[2], now)
+local down = redis.call('SISMEMBER', KEYS[3], m)
+if n > 0 or down == 0 then begin_login(KEYS[1], ARGV[2], now, ARGV[1]) end
+return {'hit', m, n, down}
 `)
 
 // scriptState reads what a new assignment depends on.
@@ -72,8 +103,10 @@ return {flat, redis.call('HGETALL', KEYS[2]), redis.call('SMEMBERS', KEYS[3])}
 `)
 
 // scriptClaim writes a new assignment unless another instance won the
-// race, a move runs, or the store is warming up after losing its data.
-// KEYS: user, inst, epoch. ARGV: member, replaced member or ”, expire ms, warm-up ms.
+// race (or a session or login holds the user), a move runs, or the store
+// is warming up after losing its data; either way the login is recorded.
+// KEYS: user, inst, epoch. ARGV: member, replaced member or ”, expire ms,
+// warm-up ms, lease ms, the login's field (p:LEASE).
 // → {'claimed', m} | {'hit', m} | {'moving'} | {'warming'}
 var scriptClaim = redis.NewScript(luaPrelude + `
 local now = now_ms()
@@ -81,15 +114,20 @@ local e = redis.call('GET', KEYS[3])
 if not e then redis.call('SET', KEYS[3], now); e = now end
 if now - tonumber(e) < tonumber(ARGV[4]) then return {'warming'} end
 if moving(KEYS[1], now) then return {'moving'} end
+redis.call('HDEL', KEYS[1], ARGV[6]) -- scriptAssign's record of this login, if any
 local m = redis.call('HGET', KEYS[1], 'm')
-if m and (m ~= ARGV[2] or live_sessions(KEYS[1], KEYS[2], now) > 0) then return {'hit', m} end
+if m and (m ~= ARGV[2] or held(KEYS[1], KEYS[2], now) > 0) then
+  begin_login(KEYS[1], ARGV[6], now, ARGV[5])
+  return {'hit', m}
+end
 redis.call('HSET', KEYS[1], 'm', ARGV[1])
-if live_sessions(KEYS[1], KEYS[2], now) == 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+expire_if_idle(KEYS[1], KEYS[2], now, ARGV[3])
+begin_login(KEYS[1], ARGV[6], now, ARGV[5])
 return {'claimed', ARGV[1]}
 `)
 
-// scriptStart counts a session that logged in.
-// KEYS: user, inst, ix, load. ARGV: instance, member, user.
+// scriptStart counts a session that logged in, in place of its login.
+// KEYS: user, inst, ix, load. ARGV: instance, member, user, the login's field.
 // → 'ok' | 'notlive' | 'moving' | 'lost'
 var scriptStart = redis.NewScript(luaPrelude + `
 local now = now_ms()
@@ -97,6 +135,7 @@ local sc = redis.call('ZSCORE', KEYS[2], ARGV[1])
 if not sc or tonumber(sc) < now then return 'notlive' end
 if moving(KEYS[1], now) then return 'moving' end
 if redis.call('HGET', KEYS[1], 'm') ~= ARGV[2] then return 'lost' end
+redis.call('HDEL', KEYS[1], ARGV[4])
 redis.call('HINCRBY', KEYS[1], 's:' .. ARGV[1], 1)
 redis.call('PERSIST', KEYS[1])
 redis.call('SADD', KEYS[3], ARGV[3])
@@ -117,6 +156,13 @@ if redis.call('HEXISTS', KEYS[1], f) == 1 then
   expire_if_idle(KEYS[1], KEYS[2], now, ARGV[4])
 end
 if redis.call('HINCRBY', KEYS[4], ARGV[2], -1) <= 0 then redis.call('HDEL', KEYS[4], ARGV[2]) end
+return 'ok'
+`)
+
+// scriptAbandon forgets a login that ended without a session.
+// KEYS: user, inst. ARGV: the login's field, expire ms.
+var scriptAbandon = redis.NewScript(luaPrelude + `
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then expire_if_idle(KEYS[1], KEYS[2], now_ms(), ARGV[2]) end
 return 'ok'
 `)
 
@@ -202,8 +248,8 @@ local lapsed = not moving(KEYS[1], now)
 redis.call('HDEL', KEYS[1], 'v', 't')
 if lapsed then return 'expired' end
 redis.call('HSET', KEYS[1], 'm', ARGV[2])
-if live_sessions(KEYS[1], KEYS[2], now) == 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if holders(KEYS[1], KEYS[2], now) == 0 then
+  expire_if_idle(KEYS[1], KEYS[2], now, ARGV[3])
 else
   redis.call('PERSIST', KEYS[1])
 end

@@ -28,7 +28,7 @@ func (s *Store) SessionStart(ctx context.Context, l *Lease) error {
 		return fmt.Errorf("%w: session start for %q: this instance has not joined pool %q (is Subscribe running?)", ErrUnavailable, l.user, s.cfg.Pool)
 	}
 	res, err := scriptStart.Run(ctx, s.rdb, []string{s.k.user(l.user), s.k.inst(), s.k.index(id), s.k.load(id)},
-		id, l.member, l.user).Text()
+		id, l.member, l.user, l.login).Text()
 	if err != nil {
 		// The script may have run and its answer got lost: the next
 		// heartbeat writes the count this instance really has.
@@ -59,14 +59,20 @@ func (s *Store) SessionStart(ctx context.Context, l *Lease) error {
 
 // SessionEnd ends the lease: call it once the connection is gone, whether
 // or not the session started (a second call does nothing). The last
-// session of a user starts the assignment's expiry. If Redis cannot be
-// told, the instance corrects its count at the next heartbeat.
+// session of a user starts the assignment's expiry; a login that ended
+// without a session stops holding the user. If Redis cannot be told, the
+// instance corrects its count at the next heartbeat, and a login's hold
+// lapses after Config.Lease.
 func (s *Store) SessionEnd(ctx context.Context, l *Lease) error {
 	s.mu.Lock()
+	first := !l.ended
 	started := s.dropLease(l)
 	id := s.id
 	_, dirty := s.dirty[l.user]
 	s.mu.Unlock()
+	if first && !started && l.recorded {
+		return s.abandon(ctx, l)
+	}
 	if !started || dirty {
 		return nil
 	}
@@ -81,9 +87,21 @@ func (s *Store) SessionEnd(ctx context.Context, l *Lease) error {
 	return nil
 }
 
-// release forgets a lease that never got a member.
-func (s *Store) release(l *Lease) {
+// release forgets a lease that never got a member (Assign failed).
+func (s *Store) release(ctx context.Context, l *Lease) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.dropLease(l)
+	s.mu.Unlock()
+	if l.recorded {
+		_ = s.abandon(context.WithoutCancel(ctx), l) // else it lapses after Config.Lease
+	}
+}
+
+// abandon removes the record of l's login, which ended without a session.
+func (s *Store) abandon(ctx context.Context, l *Lease) error {
+	err := scriptAbandon.Run(ctx, s.rdb, []string{s.k.user(l.user), s.k.inst()}, l.login, ms(s.cfg.Expire)).Err()
+	if err != nil {
+		return unavailable("end login", l.user, err)
+	}
+	return nil
 }

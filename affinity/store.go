@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -71,8 +72,9 @@ type Config struct {
 	// Heartbeat is how often an instance says it is alive; it is counted
 	// dead after 3 missed beats, and its sessions stop counting.
 	Heartbeat time.Duration
-	// Lease is how long an assignment is held for a login between Assign
-	// and SessionStart (the login timeout must be shorter); DefaultLease.
+	// Lease bounds how long a login between Assign and SessionStart holds
+	// the user on its member, should SessionEnd never come (the instance
+	// died): the backend login must take less; DefaultLease.
 	Lease time.Duration
 	// WarmUp is how long no new assignment is made after Redis lost its
 	// data (a restart without persistence; also a fresh deployment), so
@@ -110,6 +112,8 @@ type Store struct {
 	ringMu  sync.Mutex
 	ring    *Ring
 	ringSig string
+
+	leaseSeq atomic.Uint64 // names the logins (Lease.login)
 
 	mu     sync.Mutex
 	base   string

@@ -16,11 +16,7 @@ import (
 // SessionEnd starts the expiry.
 func TestAssignShared(t *testing.T) {
 	realserver.Need(t, redisErr)
-	pool := testPool(t)
-	a := newStore(t, newClient(t, redisSrv.Addr), pool, nil)
-	b := newStore(t, newClient(t, redisSrv.Addr), pool, nil)
-	run(t, a, nil)
-	run(t, b, nil)
+	a, b := twoInstances(t, nil)
 	ctx := context.Background()
 
 	m1, la := session(t, a, "alice")
@@ -173,14 +169,20 @@ func TestDrainAndHealth(t *testing.T) {
 	s := newStore(t, newClient(t, redisSrv.Addr), pool, nil)
 	run(t, s, nil)
 	ctx := context.Background()
-	assign(t, s, "warm-up")
+	// login is a login that ends without a session: it holds the user
+	// only while it runs.
+	login := func(u string) string {
+		t.Helper()
+		m, l := assign(t, s, u)
+		s.SessionEnd(ctx, l)
+		return m
+	}
+	login("warm-up")
 	var onM1 []string
 	for i := 0; len(onM1) < 2 && i < 100; i++ {
 		u := fmt.Sprintf("d%d", i)
-		if m, l := assign(t, s, u); m == "m1" {
+		if login(u) == "m1" {
 			onM1 = append(onM1, u)
-		} else {
-			s.SessionEnd(ctx, l)
 		}
 	}
 	if len(onM1) < 2 {
@@ -190,11 +192,11 @@ func TestDrainAndHealth(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 100; i++ {
-		if m, _ := assign(t, s, fmt.Sprintf("new%d", i)); m == "m1" {
+		if login(fmt.Sprintf("new%d", i)) == "m1" {
 			t.Fatalf("new user on drained m1")
 		}
 	}
-	if m, _ := assign(t, s, onM1[0]); m != "m1" {
+	if m := login(onM1[0]); m != "m1" {
 		t.Fatalf("existing user left drained m1 for %s", m)
 	}
 	// onM1[1] holds a session; onM1[0] is idle.
@@ -203,10 +205,10 @@ func TestDrainAndHealth(t *testing.T) {
 	if err := s.SetHealth(ctx, "m1", false); err != nil {
 		t.Fatal(err)
 	}
-	if m, _ := assign(t, s, onM1[0]); m == "m1" {
+	if m := login(onM1[0]); m == "m1" {
 		t.Fatal("idle user kept on a member that is down")
 	}
-	if m, _ := assign(t, s, onM1[1]); m != "m1" {
+	if m := login(onM1[1]); m != "m1" {
 		t.Fatalf("user with a live session split to %s", m)
 	}
 }

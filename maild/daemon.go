@@ -83,7 +83,7 @@ func New(s *Settings, log *slog.Logger) (*Daemon, error) {
 	d.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	res.logCertificates(log)
 	if len(s.Pools) > 0 {
-		d.pools, err = newPools(s.Pools, log, d.prefix)
+		d.pools, err = newPools(s.Pools, loginHold(*s), log, d.prefix)
 		if err != nil {
 			res.close()
 			return nil, err

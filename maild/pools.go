@@ -1,6 +1,7 @@
 package maild
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -37,8 +38,18 @@ type pool struct {
 	members map[string]PoolMember
 }
 
+// loginHold is how long a pool holds a user for a login in progress
+// (affinity.Config.Lease): longer than any backend login can take here,
+// which the backend timeout and the login timeout both bound, plus the
+// time to count its session.
+func loginHold(s Settings) time.Duration {
+	dialogue := min(cmp.Or(s.LoginTimeout, gateway.DefaultLoginTimeout), cmp.Or(s.BackendTimeout, gateway.DefaultBackendTimeout))
+	return max(affinity.DefaultLease, dialogue+sessionEndTimeout)
+}
+
 // newPools makes the stores of the checked pools; it connects to nothing.
-func newPools(ps []Pool, log *slog.Logger, prefix string) (*pools, error) {
+// A login holds its user for hold (loginHold).
+func newPools(ps []Pool, hold time.Duration, log *slog.Logger, prefix string) (*pools, error) {
 	p := &pools{log: log, prefix: prefix, byName: map[string]*pool{}}
 	for _, pc := range ps {
 		client := limit.NewRedisClient(pc.Redis) // the login path waits: fail fast, never guess
@@ -52,7 +63,7 @@ func newPools(ps []Pool, log *slog.Logger, prefix string) (*pools, error) {
 		store, err := affinity.New(affinity.Config{
 			Client: client, Pool: name, Prefix: pc.Prefix, Members: members,
 			Epsilon: pc.Epsilon, Expire: pc.Expire, KickDelay: pc.KickDelay, Instance: pc.Instance,
-			Settle: pc.Settle, WarmUp: pc.WarmUp, OutageGrace: pc.OutageGrace,
+			Settle: pc.Settle, WarmUp: pc.WarmUp, OutageGrace: pc.OutageGrace, Lease: hold,
 			OnError: func(err error) { log.Warn(prefix+"pool "+name+": affinity store", "err", err) },
 		})
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pipegate/pipegate/affinity"
 	"github.com/pipegate/pipegate/internal/configtest"
 	"github.com/pipegate/pipegate/route"
 )
@@ -134,5 +135,23 @@ func TestRoutesNameUnknownPool(t *testing.T) {
 	writeTestFile(t, routes, "default: pool:shared\n")
 	if err := check(path); err != nil {
 		t.Errorf("a pool the config has: %v", err)
+	}
+}
+
+// TestLoginHold: a pool holds a user for a login in progress longer than
+// the backend login can take, and never less than affinity's default.
+func TestLoginHold(t *testing.T) {
+	for _, c := range []struct {
+		login, backend, want time.Duration
+	}{
+		{0, 0, affinity.DefaultLease},
+		{5 * time.Minute, 0, affinity.DefaultLease}, // the backend timeout, 30s, bounds it
+		{5 * time.Minute, 2 * time.Minute, 2*time.Minute + sessionEndTimeout},
+		{90 * time.Second, 10 * time.Minute, 90*time.Second + sessionEndTimeout},
+		{10 * time.Second, 5 * time.Second, affinity.DefaultLease},
+	} {
+		if got := loginHold(Settings{LoginTimeout: c.login, BackendTimeout: c.backend}); got != c.want {
+			t.Errorf("login_timeout %v, backend_timeout %v: hold %v, want %v", c.login, c.backend, got, c.want)
+		}
 	}
 }

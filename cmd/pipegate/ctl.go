@@ -251,6 +251,9 @@ func (c *ctl) printUser(u affinity.UserInfo) {
 	} else {
 		fmt.Fprintf(tw, "sessions\t%d (%s)\n", total, strings.Join(per, ", "))
 	}
+	if u.Logins > 0 {
+		fmt.Fprintf(tw, "logins\t%d in progress\n", u.Logins)
+	}
 	switch {
 	case u.TTL != "":
 		fmt.Fprintf(tw, "expires\tin %s (%s)\n", u.TTL, u.Expires.Format(time.RFC3339))

@@ -124,6 +124,12 @@ func TestCtl(t *testing.T) {
 	ok([]string{"alice: " + from + " -> " + to, "confirmed by 1 of 1"}, "move", "alice", to)
 	ok([]string{"member    " + to}, "show", "alice")
 	ok([]string{"alice: " + to + " -> ", to + ": drained, 1 user(s) moved"}, "evacuate", to)
+	if _, l, err := e.s.Assign(context.Background(), "bob"); err != nil { // bob's login runs
+		t.Fatal(err)
+	} else {
+		ok([]string{"user      bob", "sessions  0", "logins    1 in progress"}, "show", "bob")
+		e.s.SessionEnd(context.Background(), l)
+	}
 
 	var u affinity.UserInfo
 	_, out, _ := e.ctl("--json", "show", "alice")
