@@ -176,6 +176,7 @@ func FuzzAdoptConn(f *testing.F) {
 		if err := d.AdoptConn(ctx, newc, testTimeout); err != nil {
 			t.Fatalf("AdoptConn: %v", err)
 		}
+		upgradetest.Confirmations(t, ctx, oldc, 2) // the record and the end, taken or not
 		adopted, closed := taken.counts()
 		if adopted+closed != 1 {
 			t.Fatalf("one pair sent: %d adopted, %d closed", adopted, closed)

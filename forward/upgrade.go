@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,7 +31,9 @@ type pairMsg struct {
 // established pair that can move (HandOver): one message each with its
 // two sockets, then the count. timeout bounds each step. Pairs that
 // cannot move (TLS on goroutines, half-closed on goroutines, still
-// connecting) drain here.
+// connecting) drain here, and so do those the new process did not
+// confirm it took (it died or gave up before): they are adopted here
+// again (Adopt), from the state they left with.
 func (d *Daemon) HandOverConn(ctx context.Context, c *upgrade.Conn, timeout time.Duration) error {
 	sctx, cancel := context.WithTimeout(ctx, timeout)
 	serr := d.StopAccepting(sctx)
@@ -40,20 +43,52 @@ func (d *Daemon) HandOverConn(ctx context.Context, c *upgrade.Conn, timeout time
 	}
 	ctx, cancel = context.WithTimeout(ctx, timeout)
 	defer cancel()
+	out := upgrade.NewOutbox(c, func(v any) { clear(v.(heldPair).state) })
 	sent, _, err := d.HandOver(ctx, func(p *pipe.Detached, st PairState) error {
 		meta, err := upgrade.MetaWithState("pair", st, "state", p.State) // a pairMsg
 		if err != nil {
 			return err
 		}
-		err = c.Send(ctx, kindPair, meta, p.A, p.B)
+		hp := heldPair{st: st, state: bytes.Clone(p.State)}
+		err = out.Send(ctx, kindPair, meta, hp, p.A, p.B)
 		clear(meta) // the pipe's secrets, base64'd
+		if err != nil {
+			clear(hp.state)
+		}
 		return err
 	})
 	end, _ := json.Marshal(sent)
-	if eerr := c.Send(ctx, kindPairs, end); err == nil {
-		err = eerr
+	back, ferr := out.Finish(ctx, kindPairs, end)
+	if err == nil {
+		err = ferr
+	}
+	if len(back) > 0 {
+		d.takeBack(back)
 	}
 	return errors.Join(serr, err)
+}
+
+// heldPair is what the old process keeps of a pair sent until the new
+// one confirms it: enough to adopt it again.
+type heldPair struct {
+	st    PairState
+	state []byte // pipe.Detached.State
+}
+
+// takeBack adopts here again the pairs the new process did not take.
+func (d *Daemon) takeBack(back []upgrade.Held) {
+	again := 0
+	for _, h := range back {
+		hp := h.Value.(heldPair)
+		p := &pipe.Detached{A: h.Files[0], B: h.Files[1], State: hp.state, Tag: hp.st.Forward}
+		if err := d.Adopt(p, hp.st); err != nil {
+			d.log.Warn("upgrade: a pair the new process did not take cannot go on here; closed", "forward", hp.st.Forward,
+				"client", hp.st.Client, "upstream", hp.st.Upstream, "err", err)
+			continue
+		}
+		again++
+	}
+	d.log.Warn("upgrade: the new process did not take every pair; the rest go on here", "back", len(back), "adopted_again", again)
 }
 
 // AdoptConn is the new process's side: it gives each pair HandOverConn

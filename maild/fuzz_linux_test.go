@@ -138,6 +138,7 @@ func FuzzTakeOver(f *testing.F) {
 		if err != nil {
 			t.Fatalf("TakeOver: %v", err)
 		}
+		upgradetest.Confirmations(t, ctx, oldc, 2) // the record and the end, taken or not
 		if adopted != 0 && adopted != 1 {
 			t.Fatalf("one session sent, %d adopted", adopted)
 		}
@@ -162,7 +163,7 @@ func FuzzTakeOver(f *testing.F) {
 
 // fuzzDaemon is a daemon with one IMAP server on its engine, as New
 // makes it, without listeners: what TakeOver needs.
-func fuzzDaemon(f *testing.F, log *slog.Logger) *Daemon {
+func fuzzDaemon(f testing.TB, log *slog.Logger) *Daemon {
 	s := &Settings{Command: CommandMail, Listen: []Listener{{Addr: "127.0.0.1:0", Protocol: "imap"}}}
 	engine := &pipe.Engine{}
 	srv, g := testProtocols["imap"].NewServer(s)

@@ -1,6 +1,8 @@
 package maild
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -41,7 +43,10 @@ type sessionMover interface {
 // servers stop accepting, their pre-login sessions finish here (within
 // the login timeout, ctx permitting), then every piped session that can
 // leave is sent with its state; the others stay and drain here (Run's
-// shutdown). It returns how many were sent and how many stayed.
+// shutdown), and so do the sessions the new process did not confirm it
+// took within drain_timeout (it died or gave up before): they are
+// adopted here again, from the state they left with. It returns how many were sent (and taken)
+// and how many stayed.
 func (d *Daemon) HandOver(ctx context.Context, c *upgrade.Conn) (sent, stayed int, err error) {
 	qctx, cancel := context.WithTimeout(ctx, d.loginTimeout())
 	var errs []error
@@ -54,6 +59,10 @@ func (d *Daemon) HandOver(ctx context.Context, c *upgrade.Conn) (sent, stayed in
 	if err := errors.Join(errs...); err != nil {
 		d.log.Warn(d.prefix+"upgrade: pre-login sessions still running, they stay here", "err", err)
 	}
+	// The new process takes the sessions within drain_timeout, or gets no more.
+	ctx, cancel = context.WithTimeout(ctx, cmp.Or(d.settings.DrainTimeout, DefaultDrainTimeout))
+	defer cancel()
+	out := upgrade.NewOutbox(c, func(v any) { clear(v.(heldSession).state) })
 	stayed, err = d.engine.DetachAll(ctx, func(p *pipe.Detached) error {
 		m, st := d.owner(p.Tag)
 		if m == nil {
@@ -63,9 +72,11 @@ func (d *Daemon) HandOver(ctx context.Context, c *upgrade.Conn) (sent, stayed in
 		if err != nil {
 			return err
 		}
-		err = c.Send(ctx, kindSession, meta, p.A, p.B)
+		hs := heldSession{m: m, st: st, state: bytes.Clone(p.State)}
+		err = out.Send(ctx, kindSession, meta, hs, p.A, p.B)
 		clear(meta) // the pipe's secrets, base64'd
 		if err != nil {
+			clear(hs.state)
 			return err
 		}
 		m.Left(p.Tag)
@@ -73,10 +84,41 @@ func (d *Daemon) HandOver(ctx context.Context, c *upgrade.Conn) (sent, stayed in
 		return nil
 	})
 	end, _ := json.Marshal(sent)
-	if serr := c.Send(ctx, kindSessions, end); err == nil {
-		err = serr
+	back, ferr := out.Finish(ctx, kindSessions, end)
+	if err == nil {
+		err = ferr
+	}
+	if len(back) > 0 {
+		sent -= len(back)
+		stayed += d.takeBack(ctx, back)
 	}
 	return sent, stayed, err
+}
+
+// heldSession is what the old process keeps of a session sent until the
+// new one confirms it: enough to adopt it again.
+type heldSession struct {
+	m     sessionMover
+	st    gateway.SessionState
+	state []byte // pipe.Detached.State
+}
+
+// takeBack adopts here again the sessions the new process did not take;
+// it returns how many go on.
+func (d *Daemon) takeBack(ctx context.Context, back []upgrade.Held) (again int) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.loginTimeout()) // a pool session's lease: Redis
+	defer cancel()
+	for _, h := range back {
+		hs := h.Value.(heldSession)
+		p := &pipe.Detached{A: h.Files[0], B: h.Files[1], State: hs.state, Tag: hs.st.ID}
+		if err := hs.m.Adopt(ctx, p, hs.st); err != nil {
+			d.log.Warn(d.prefix+"upgrade: a session the new process did not take cannot go on here; closed", "session", hs.st.ID, "err", err)
+			continue
+		}
+		again++
+	}
+	d.log.Warn(d.prefix+"upgrade: the new process did not take every session; the rest go on here", "back", len(back), "adopted_again", again)
+	return again
 }
 
 // owner finds the server a piped session's tag belongs to.

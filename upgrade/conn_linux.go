@@ -19,6 +19,9 @@ const protocolVersion = 1
 
 type helloMeta struct {
 	Protocol int `json:"protocol"`
+	// Taken: this old process reads the new one's confirmations of the
+	// messages it takes (Outbox); one of an earlier release does not.
+	Taken bool `json:"taken,omitempty"`
 }
 
 // Conn is one end of the hand-over channel. One goroutine may Send while
@@ -26,6 +29,10 @@ type helloMeta struct {
 type Conn struct {
 	uc *net.UnixConn
 	rc syscall.RawConn
+
+	// acks: both sides confirm the messages taken (RecvEach, Outbox): set
+	// by the hello (new process) and by Ready (old process).
+	acks bool
 
 	rmu  sync.Mutex
 	rerr error // the stream is out of step for reading; rmu
@@ -75,6 +82,7 @@ func Dial(ctx context.Context, path string) (*Conn, error) {
 			c.Close()
 			return nil, fmt.Errorf("upgrade: %s speaks hand-over protocol %q, want version %d", path, meta, protocolVersion)
 		}
+		c.acks = h.Taken
 		return c, nil
 	case kindRefused:
 		c.Close()
@@ -292,6 +300,11 @@ func collectFDs(oob []byte, fds *[]int) error {
 
 // Close closes the channel; a blocked Send or Recv returns.
 func (c *Conn) Close() error { return c.uc.Close() }
+
+// closeRead ends this side's reading: what the peer sent so far can
+// still be read, then Recv meets the end, and the peer's sends fail from
+// now on (a Unix stream socket's shutdown reaches its peer).
+func (c *Conn) closeRead() error { return c.uc.CloseRead() }
 
 // dupFiles duplicates the descriptors of files (close-on-exec), without
 // touching the files' blocking mode as File.Fd would.

@@ -35,9 +35,13 @@
 // keeps queueing new connections on the very same sockets while the
 // binaries change places (no "connection refused"). Once the new process
 // is ready, the established pipes follow: taken out at a clean point by
-// pipe.Engine.DetachAll and sent with Conn.Send together with their
+// pipe.Engine.DetachAll and sent with Outbox.Send together with their
 // metadata (maild.Daemon.HandOver, forward.Daemon.HandOverConn); those
-// that cannot move drain in the old process. Package upgrade/process runs
+// that cannot move drain in the old process. The new process's RecvEach
+// confirms each before it runs it, and the old process keeps copies of
+// what it sent until then: Outbox.Finish gives back what the new process
+// did not take (it died, or did not confirm in time), for the old one to
+// carry on, and no pipe ever runs in both. Package upgrade/process runs
 // the whole sequence (starting the new binary, readiness, rollback,
 // sd_notify).
 //

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 )
 
 // Kinds of the hand-over messages.
@@ -15,7 +16,14 @@ const (
 	kindListeners = "upgrade.listeners"
 	kindReady     = "upgrade.ready"
 	kindFailed    = "upgrade.failed"
+	kindTaken     = "upgrade.taken" // meta: how many messages RecvEach took so far (decimal)
 )
+
+// readyMeta is a kindReady's meta (empty from an earlier release).
+type readyMeta struct {
+	// Taken: this new process confirms each message RecvEach takes.
+	Taken bool `json:"taken,omitempty"`
+}
 
 type listenersMeta struct {
 	Names []string `json:"names"`
@@ -108,7 +116,13 @@ func RecvListeners(ctx context.Context, c *Conn) (map[string]net.Listener, error
 }
 
 // Ready tells the old process that this one serves: it may stop accepting.
-func (c *Conn) Ready(ctx context.Context) error { return c.Send(ctx, kindReady, nil) }
+func (c *Conn) Ready(ctx context.Context) error {
+	var meta []byte
+	if c.acks {
+		meta, _ = json.Marshal(readyMeta{Taken: true})
+	}
+	return c.Send(ctx, kindReady, meta)
+}
 
 // Failed tells the old process that this one cannot serve, and why (cut
 // at MaxMeta bytes): the old process keeps serving.
@@ -132,6 +146,10 @@ func (c *Conn) WaitReady(ctx context.Context) error {
 	case err != nil:
 		return fmt.Errorf("upgrade: waiting for the new process: %w", err)
 	case kind == kindReady:
+		var m readyMeta
+		if len(meta) > 0 && json.Unmarshal(meta, &m) == nil {
+			c.acks = m.Taken
+		}
 		return nil
 	case kind == kindFailed:
 		return &FailedError{Reason: string(meta)}
@@ -147,14 +165,28 @@ func closeFiles(files []*os.File) {
 }
 
 // RecvEach receives the messages of kind that the other side sends one
-// after the other, until one of kind end: each gets every one's meta and
-// files (which it then owns). The end message's files are closed; a
-// message of any other kind is an error, as is a failed Recv.
+// after the other (Outbox.Send), until one of kind end (Outbox.Finish):
+// each gets every one's meta and files (which it then owns). The end
+// message's files are closed; a message of any other kind is an error, as
+// is a failed Recv.
+//
+// With an old process that reads confirmations, each message is confirmed
+// before each sees it: should the confirmation fail (the old process gave
+// up waiting, or is gone), the message's files are closed and RecvEach
+// returns the error, for the old process carries that message's
+// connections on itself.
 func (c *Conn) RecvEach(ctx context.Context, kind, end string, each func(meta []byte, files []*os.File)) error {
-	for {
+	for taken := 1; ; taken++ {
 		k, meta, files, err := c.Recv(ctx)
 		if err != nil {
 			return err
+		}
+		if k == kind || k == end {
+			if err := c.confirm(ctx, taken); err != nil {
+				clear(meta)
+				CloseFiles(files)
+				return err
+			}
 		}
 		switch k {
 		case kind:
@@ -167,6 +199,18 @@ func (c *Conn) RecvEach(ctx context.Context, kind, end string, each func(meta []
 			return fmt.Errorf("upgrade: unexpected message %q among the %q ones", k, kind)
 		}
 	}
+}
+
+// confirm tells an old process that reads confirmations that the n-th
+// message was taken.
+func (c *Conn) confirm(ctx context.Context, n int) error {
+	if !c.acks {
+		return nil
+	}
+	if err := c.Send(ctx, kindTaken, strconv.AppendInt(nil, int64(n), 10)); err != nil {
+		return fmt.Errorf("upgrade: confirming message %d: %w", n, err)
+	}
+	return nil
 }
 
 // CloseFiles closes files received with a message that is not used.

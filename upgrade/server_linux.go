@@ -134,7 +134,7 @@ func (s *Server) Accept(ctx context.Context) (*Conn, error) {
 		c.Close()
 		return nil, err
 	}
-	hello, _ := json.Marshal(helloMeta{Protocol: protocolVersion})
+	hello, _ := json.Marshal(helloMeta{Protocol: protocolVersion, Taken: true})
 	if err := c.Send(ctx, kindHello, hello); err != nil {
 		c.Close()
 		return nil, err

@@ -129,3 +129,17 @@ func OpenFDs(tb testing.TB) int {
 	}
 	return n
 }
+
+// Confirmations reads the n confirmations that the new process's
+// RecvEach sends on c (one per message it took, the end included), as
+// an old process's upgrade.Outbox would; any other message fails tb.
+func Confirmations(tb testing.TB, ctx context.Context, c *upgrade.Conn, n int) {
+	tb.Helper()
+	for i := range n {
+		kind, _, files, err := c.Recv(ctx)
+		upgrade.CloseFiles(files)
+		if err != nil || kind != "upgrade.taken" {
+			tb.Fatalf("confirmation %d of %d: %q, %v", i+1, n, kind, err)
+		}
+	}
+}
