@@ -136,10 +136,10 @@ func (s *Store) fenceLocal() {
 		return
 	}
 	s.stats.kicks.Add(uint64(len(ls)))
-	s.report(fmt.Errorf("affinity: pool %q: no heartbeat reached Redis for %v: %d logins and sessions here closed before other instances count them gone",
-		s.cfg.Pool, s.fenceAfter(), len(ls)))
+	cause := fmt.Errorf("%w: pool %q: no heartbeat reached Redis for %v", ErrUnavailable, s.cfg.Pool, s.fenceAfter())
+	s.report(fmt.Errorf("%w: %d logins and sessions here closed before other instances count them gone", cause, len(ls)))
 	for _, l := range ls {
-		l.kick()
+		l.kick(cause)
 	}
 }
 
@@ -228,7 +228,7 @@ func (s *Store) resync(ctx context.Context) error {
 			}
 			if cmds[i].Val() == "conflict" {
 				for l := range s.users[r.user].leasesOrNil() {
-					l.kick()
+					l.kick(fmt.Errorf("%w: %q is assigned to another member now", ErrMoving, r.user))
 				}
 			}
 		}

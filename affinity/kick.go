@@ -114,8 +114,9 @@ func (s *Store) kickLocal(user string) <-chan struct{} {
 	if e == nil {
 		return nil
 	}
+	cause := fmt.Errorf("%w: %q", ErrMoving, user)
 	for l := range e.leases {
-		l.kick()
+		l.kick(cause)
 	}
 	s.stats.kicks.Add(uint64(len(e.leases)))
 	return e.empty

@@ -8,14 +8,15 @@ import (
 // Lease is one login's hold on a user's assignment, from Assign to
 // SessionEnd. Its Kicked channel closes when a move of the user needs the
 // connection gone, or when this instance's heartbeats stopped reaching
-// Redis (see Subscribe): the gateway then closes it with the protocol's
-// goodbye (IMAP BYE) and calls SessionEnd.
+// Redis (see Subscribe); Cause says which. The gateway then closes the
+// connection with the protocol's goodbye (IMAP BYE) and calls SessionEnd.
 type Lease struct {
 	user, member string
 	login        string // its field in the user's hash while the login runs (p:...)
 
 	kickOnce sync.Once
 	kicked   chan struct{}
+	cause    error // why, once kicked is closed
 
 	kickMu sync.Mutex
 	onKick []func() // OnKick's, until the kick
@@ -33,8 +34,22 @@ func (l *Lease) User() string { return l.user }
 // Member returns the member the user is assigned to.
 func (l *Lease) Member() string { return l.member }
 
-// Kicked is closed when the user's sessions must end (a move).
+// Kicked is closed when the user's sessions must end here.
 func (l *Lease) Kicked() <-chan struct{} { return l.kicked }
+
+// Cause says why the lease was kicked (nil before): an error wrapping
+// ErrMoving when the user moves to another member (or was found assigned
+// to another one), ErrUnavailable when this instance lost Redis for
+// longer than the outage grace and can no longer vouch for the user's
+// assignment.
+func (l *Lease) Cause() error {
+	select {
+	case <-l.kicked:
+		return l.cause
+	default:
+		return nil
+	}
+}
 
 // OnKick calls f once when the lease is kicked (at once if it was), on
 // the goroutine that kicks: f must not block. It suits a gateway that
@@ -51,8 +66,10 @@ func (l *Lease) OnKick(f func()) {
 	f()
 }
 
-func (l *Lease) kick() {
+// kick ends the lease's connection for cause; the first cause stays.
+func (l *Lease) kick(cause error) {
 	l.kickOnce.Do(func() {
+		l.cause = cause
 		close(l.kicked)
 		l.kickMu.Lock()
 		fs := l.onKick

@@ -43,6 +43,10 @@ func TestMove(t *testing.T) {
 	}{{a, la}, {b, lb}} {
 		go func() {
 			<-x.l.Kicked()
+			if err := x.l.Cause(); !errors.Is(err, ErrMoving) {
+				closed <- fmt.Errorf("kicked by a move with the cause %v", err)
+				return
+			}
 			_, _, errA := a.Assign(ctx, "dave")
 			_, _, errB := b.Assign(ctx, "dave")
 			x.s.SessionEnd(ctx, x.l)

@@ -157,6 +157,9 @@ func TestCutOffInstanceFences(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the cut-off instance kept its session")
 	}
+	if err := l.Cause(); !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrMoving) {
+		t.Errorf("the fenced lease's cause: %v; want ErrUnavailable", err)
+	}
 	ctx := context.Background()
 	alive, err := b.rdb.ZScore(ctx, b.k.inst(), id).Result()
 	if err != nil {

@@ -238,8 +238,9 @@ func (ss *Session) loginBackends(lg Login, rt route.Route, started time.Time, lo
 // errLoginTimeout: the login timeout passed while backends were tried.
 var errLoginTimeout = errors.New("login timeout")
 
-// errKicked: a move of the user kicked its lease during a backend login.
-var errKicked = errors.New("the user's lease was kicked during the login (a move)")
+// errKicked: a move of the user (or the loss of the shared store) kicked
+// its lease during a backend login.
+var errKicked = errors.New("the user's lease was kicked during the login")
 
 // abortOnKick ends the backend dialogue on c at once (its deadline set in
 // the past) should lease be kicked before the returned func is called;
@@ -249,7 +250,7 @@ var errKicked = errors.New("the user's lease was kicked during the login (a move
 func abortOnKick(c net.Conn, lease Lease) (kicked func() bool) {
 	var mu sync.Mutex
 	armed, came := true, false
-	lease.OnKick(func() {
+	lease.OnKick(func(error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if armed {

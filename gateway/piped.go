@@ -1,8 +1,11 @@
 package gateway
 
 import (
-	"github.com/pipegate/pipegate/pipe"
+	"errors"
 	"net/netip"
+	"sync/atomic"
+
+	"github.com/pipegate/pipegate/pipe"
 )
 
 // pipedSession is a logged-in session in the pipe, as its Server keeps
@@ -18,6 +21,7 @@ type pipedSession struct {
 	lease          Lease      // nil unless from a pool
 	pool, poolUser string
 	h              *pipe.Handle
+	kick           atomic.Pointer[error] // the lease's kick, once it came
 }
 
 // register counts ps among the Server's piped sessions; false if one
@@ -60,8 +64,15 @@ func (ps *pipedSession) started(h *pipe.Handle) {
 	if ps.lease == nil {
 		return
 	}
-	farewell := ps.srv.farewell(TextMoved)
-	ps.lease.OnKick(func() { h.Stop(farewell) })
+	moved, lost := ps.srv.farewell(TextMoved), ps.srv.farewell(TextLost)
+	ps.lease.OnKick(func(cause error) {
+		ps.kick.Store(&cause)
+		if errors.Is(cause, ErrMoved) {
+			h.Stop(moved)
+		} else {
+			h.Stop(lost)
+		}
+	})
 }
 
 // ended is the pipe's afterClose: the session's end here, logged once.
@@ -69,8 +80,8 @@ func (ps *pipedSession) ended(r pipe.Result) {
 	ps.srv.forget(ps.id)
 	ps.releaseAll()
 	reason := r.Reason.String()
-	if r.Reason == pipe.ReasonStopped && ps.lease != nil {
-		reason = "kicked: account moved"
+	if cause := ps.kick.Load(); cause != nil && r.Reason == pipe.ReasonStopped {
+		reason = "kicked: " + (*cause).Error()
 	}
 	if r.FirstEnd != pipe.SideNone {
 		side := "client"

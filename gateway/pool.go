@@ -31,10 +31,16 @@ type Lease interface {
 	// the gateway calls it exactly once.
 	End()
 	// OnKick calls f once (on a goroutine of the lease's) when the
-	// user's sessions must end, a move to another member; at once if
-	// that already happened.
-	OnKick(f func())
+	// user's sessions must end here, at once if that already happened,
+	// with why: an error wrapping ErrMoved when the user moves to another
+	// member, any other when the assignment can no longer be vouched for
+	// (the shared store unreachable for too long). f must not block.
+	OnKick(f func(cause error))
 }
+
+// ErrMoved is the cause of a lease's kick when its user moves to another
+// member of the pool (Lease.OnKick).
+var ErrMoved = errors.New("account moved")
 
 // errNoPools: a route names a pool and the Server has none.
 var errNoPools = errors.New("the route names a pool and no pools are configured")

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -58,8 +59,9 @@ type testLease struct {
 	starts  int
 	ends    int
 	ended   chan struct{}
-	onKicks []func()
+	onKicks []func(error)
 	kicked  bool
+	cause   error
 }
 
 func (l *testLease) Start(context.Context) error {
@@ -81,25 +83,29 @@ func (l *testLease) End() {
 // OnKick is affinity.Lease's: f runs at the kick, or at once after it
 // (the gateway registers after the pipe started, the client may be
 // faster).
-func (l *testLease) OnKick(f func()) {
+func (l *testLease) OnKick(f func(cause error)) {
 	l.mu.Lock()
 	if !l.kicked {
 		l.onKicks = append(l.onKicks, f)
 		l.mu.Unlock()
 		return
 	}
+	cause := l.cause
 	l.mu.Unlock()
-	f()
+	f(cause)
 }
 
 // kick runs the callbacks of OnKick, as a move does.
-func (l *testLease) kick() {
+func (l *testLease) kick() { l.kickFor(fmt.Errorf("%w: by the test", gateway.ErrMoved)) }
+
+// kickFor runs the callbacks of OnKick with cause.
+func (l *testLease) kickFor(cause error) {
 	l.mu.Lock()
 	fs := l.onKicks
-	l.onKicks, l.kicked = nil, true
+	l.onKicks, l.kicked, l.cause = nil, true, cause
 	l.mu.Unlock()
 	for _, f := range fs {
-		f()
+		f(cause)
 	}
 }
 
@@ -286,36 +292,47 @@ func (toy) Farewell(text string) []byte { return []byte("-BYE " + text + "\r\n")
 
 // TestPoolKick: a move of the user ends its piped session with the
 // protocol's farewell after what the backend had sent, on the Engine's
-// loops and on goroutines alike, and the lease ends once.
+// loops and on goroutines alike, and the lease ends once; a kick because
+// the assignment is lost (the shared store unreachable) says so instead.
 func TestPoolKick(t *testing.T) {
+	causes := []struct {
+		name  string
+		cause error
+		text  string
+	}{
+		{"moved", fmt.Errorf("%w: by the test", gateway.ErrMoved), gateway.TextMoved},
+		{"lost", errors.New("store unreachable"), gateway.TextLost},
+	}
 	for _, withEngine := range []bool{false, true} {
-		t.Run(map[bool]string{false: "goroutines", true: "engine"}[withEngine], func(t *testing.T) {
-			pools := &testPools{}
-			var engines []*pipe.Engine
-			if withEngine {
-				eng := &pipe.Engine{}
-				t.Cleanup(func() {
-					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-					defer cancel()
-					eng.Shutdown(ctx)
-				})
-				engines = append(engines, eng)
-			}
-			c, br := poolGateway(t, pools, engines...)
-			pipedToy(t, c, br)
-			l := pools.lease(t)
-			l.kick()
-			rest, err := io.ReadAll(br)
-			if err != nil {
-				t.Fatalf("after the kick: %v", err)
-			}
-			if want := "-BYE " + gateway.TextMoved + "\r\n"; string(rest) != want {
-				t.Errorf("after the kick the client read %q, want %q then EOF", rest, want)
-			}
-			l.waitEnded(t)
-			if starts, ends := l.counts(); starts != 1 || ends != 1 {
-				t.Errorf("%d starts, %d ends; want 1, 1", starts, ends)
-			}
-		})
+		for _, k := range causes {
+			t.Run(map[bool]string{false: "goroutines", true: "engine"}[withEngine]+"/"+k.name, func(t *testing.T) {
+				pools := &testPools{}
+				var engines []*pipe.Engine
+				if withEngine {
+					eng := &pipe.Engine{}
+					t.Cleanup(func() {
+						ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+						defer cancel()
+						eng.Shutdown(ctx)
+					})
+					engines = append(engines, eng)
+				}
+				c, br := poolGateway(t, pools, engines...)
+				pipedToy(t, c, br)
+				l := pools.lease(t)
+				l.kickFor(k.cause)
+				rest, err := io.ReadAll(br)
+				if err != nil {
+					t.Fatalf("after the kick: %v", err)
+				}
+				if want := "-BYE " + k.text + "\r\n"; string(rest) != want {
+					t.Errorf("after the kick the client read %q, want %q then EOF", rest, want)
+				}
+				l.waitEnded(t)
+				if starts, ends := l.counts(); starts != 1 || ends != 1 {
+					t.Errorf("%d starts, %d ends; want 1, 1", starts, ends)
+				}
+			})
+		}
 	}
 }

@@ -41,6 +41,10 @@ type Farewell interface {
 // TextMoved is the farewell of a session whose user was moved.
 const TextMoved = "Account moved to another server, please reconnect"
 
+// TextLost is the farewell of a pool session whose assignment this
+// gateway can no longer vouch for (the shared store unreachable).
+const TextLost = "Server temporarily unavailable, please reconnect"
+
 // TextShutdown is the farewell of a session the gateway closes at the end
 // of a drain (Server.DrainSpread).
 const TextShutdown = "Server shutting down, please reconnect"

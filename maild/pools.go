@@ -219,7 +219,17 @@ type poolLease struct {
 
 func (l *poolLease) Start(ctx context.Context) error { return l.store.SessionStart(ctx, l.l) }
 
-func (l *poolLease) OnKick(f func()) { l.l.OnKick(f) }
+// OnKick is gateway.Lease's: a move is gateway.ErrMoved, the loss of
+// Redis the store's own error.
+func (l *poolLease) OnKick(f func(cause error)) {
+	l.l.OnKick(func() {
+		cause := l.l.Cause()
+		if errors.Is(cause, affinity.ErrMoving) {
+			cause = fmt.Errorf("%w: %w", gateway.ErrMoved, cause)
+		}
+		f(cause)
+	})
+}
 
 // End tells Redis on a goroutine of its own: the gateway calls it from a
 // pipe's after-close callback, which must not wait for the network.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pipegate/pipegate/affinity"
+	"github.com/pipegate/pipegate/gateway"
 )
 
 // Affinity (docs/affinity.md): every session of a user, on every
@@ -136,8 +137,8 @@ func TestAffinityMoveKicks(t *testing.T) {
 	go postMove(moved, "http://"+c.insts[0].http+"/affinity/move", affinity.MoveInfo{Pool: "shared", User: u, To: to})
 	for i, mc := range idlers {
 		out, err := mc.untilEOF()
-		if !strings.Contains(out, "* BYE") {
-			t.Errorf("idling session %d (instance %d) at the move: read %q then %v, want * BYE and EOF", i+1, i+1, out, err)
+		if !strings.Contains(out, "* BYE "+gateway.TextMoved) {
+			t.Errorf("idling session %d (instance %d) at the move: read %q then %v, want * BYE %s and EOF", i+1, i+1, out, err, gateway.TextMoved)
 		}
 	}
 	// The client logs in again at once through the other instance:
