@@ -279,8 +279,9 @@ func (s *Server) addListener(l net.Listener, implicitTLS bool) error {
 // until Shutdown (then it returns ErrServerClosed) or an accept error that
 // is not temporary. With implicitTLS, connections start with a TLS
 // handshake (port 993, 995, 465) and TLSConfig must be set. When Serve
-// returns without serving (a Shutdown that came first, a bad Server), it
-// closes l; once serving, Shutdown and Quiesce close it.
+// returns without serving (a Shutdown that came first, a bad Server) or
+// on an accept error, it closes l; once serving, Shutdown and Quiesce
+// close it.
 func (s *Server) Serve(l net.Listener, implicitTLS bool) error {
 	s.init()
 	if err := s.addListener(l, implicitTLS); err != nil {
@@ -319,6 +320,7 @@ func (s *Server) Serve(l net.Listener, implicitTLS bool) error {
 				}
 				continue
 			}
+			l.Close() // no Shutdown closes it now
 			return fmt.Errorf("%s: accept on %s: %w", s.name(), l.Addr(), err)
 		}
 		backoff = 0
