@@ -190,20 +190,12 @@ func (c *checker) pools(fc *fileConfig, s *Settings) {
 			c.errs.Add(err)
 			p.Redis = opts
 		}
+		// Durations are never negative here (yamlconf.Duration refuses them).
 		p.Prefix, p.Instance = a.Prefix, a.Instance
 		p.Expire, p.KickDelay = a.Expire.Duration, a.KickDelay.Duration
 		p.WarmUp = a.WarmUp.Duration
-		if a.SettleDelay.Duration < 0 || a.WarmUp.Duration < 0 {
-			c.errorf(field+".affinity.settle_delay", "settle_delay and warm_up must not be negative")
-		}
 		p.Settle = c.zeroIsNone(field+".affinity.settle_delay", a.SettleDelay.Duration)      // "0s": no settling
 		p.OutageGrace = c.zeroIsNone(field+".affinity.outage_grace", a.OutageGrace.Duration) // "0s": close two heartbeats into an outage
-		if a.Expire.Duration < 0 {
-			c.errorf(field+".affinity.expire", "must not be negative")
-		}
-		if a.KickDelay.Duration < 0 {
-			c.errorf(field+".affinity.kick_delay", "must not be negative")
-		}
 		if f := a.BalanceFactor; f != nil {
 			if *f <= 0 || *f > 10 {
 				c.errorf(field+".affinity.balance_factor", "%v: want more than 0 and at most 10 (0.25: no member above 1.25 times the average)", *f)
@@ -297,9 +289,6 @@ func (c *checker) poolHealth(field string, h *healthConfig, protocols []string) 
 	}
 	if h.Protocol != "" && !slices.Contains(protocols, h.Protocol) {
 		c.errorf(field+".protocol", "%q: the members have no %s backend (they have %s)", h.Protocol, h.Protocol, strings.Join(protocols, ", "))
-	}
-	if h.Interval.Duration < 0 || h.Timeout.Duration < 0 {
-		c.errorf(field+".interval", "durations must not be negative")
 	}
 	if h.User != "" && ph.Protocol != "imap" {
 		c.errorf(field+".user", "login probes speak IMAP: set protocol: imap (a %s member is probed by its greeting)", ph.Protocol)
