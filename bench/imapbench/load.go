@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,8 +23,35 @@ type target struct {
 
 var clientTLS = &tls.Config{
 	InsecureSkipVerify: true, // bench only: self-signed certificates on loopback
-	ClientSessionCache: nil,  // a full handshake per login, as a new client does
+	ClientSessionCache: nil,  // a full handshake per login, as a new client does (--resume: a cache)
 	MinVersion:         tls.VersionTLS12,
+}
+
+// resumed counts, by target, the TLS logins and of them the resumed ones.
+var resumed sync.Map // name → *tlsCount
+
+type tlsCount struct{ logins, resumed atomic.Int64 }
+
+func countTLS(name string, st tls.ConnectionState) {
+	v, _ := resumed.LoadOrStore(name, &tlsCount{})
+	n := v.(*tlsCount)
+	n.logins.Add(1)
+	if st.DidResume {
+		n.resumed.Add(1)
+	}
+}
+
+// resumedShare is the share of t's TLS logins so far that resumed a session.
+func resumedShare(name string) float64 {
+	v, ok := resumed.Load(name)
+	if !ok {
+		return 0
+	}
+	n := v.(*tlsCount)
+	if l := n.logins.Load(); l > 0 {
+		return float64(n.resumed.Load()) / float64(l)
+	}
+	return 0
 }
 
 // session is one logged-in client connection.
@@ -46,6 +75,9 @@ func login(t target, user, pass string) (*session, error) {
 	if _, err := s.expect("* OK"); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("%s greeting: %w", t.name, err)
+	}
+	if tc, ok := c.(*tls.Conn); ok {
+		countTLS(t.name, tc.ConnectionState())
 	}
 	fmt.Fprintf(c, "a LOGIN %s %s\r\n", user, pass)
 	l, err := s.expect("a ")

@@ -68,7 +68,11 @@ func run() error {
 	opensslBin := flag.String("pipegate-openssl", "", "a pipegate binary built with -tags openssl (RSA signed by libcrypto): the TLS set-up's line pipegate-openssl")
 	keyType := flag.String("key", "ecdsa-p256", "key of the servers' certificate: ecdsa-p256, rsa2048 or both (an RSA and an ECDSA certificate)")
 	x25519 := flag.Bool("x25519", false, "clients offer X25519 (and P-256, which TLS 1.2 needs with an ECDSA P-256 certificate), not X25519MLKEM768: the key exchange Dovecot and nginx with OpenSSL 3.0 pick anyway (default: Go's key shares, which a Go server such as pipegate answers with X25519MLKEM768)")
+	resume := flag.Bool("resume", false, "clients resume TLS sessions (one session cache for the run, as Thunderbird and Apple Mail keep one): the lines print the share of logins that resumed; the first login to each server is a full handshake (default: a full handshake per login)")
 	flag.Parse()
+	if *resume {
+		clientTLS.ClientSessionCache = tls.NewLRUClientSessionCache(64)
+	}
 	if *x25519 {
 		clientTLS.CurvePreferences = []tls.CurveID{tls.X25519, tls.CurveP256}
 	}
@@ -261,7 +265,7 @@ func (b *bench) run() error {
 		}
 		total := float64(b.logins * b.rounds)
 		direct := total / secs["direct"]
-		fmt.Printf("%-14s %10s %10s %29s %16s\n", "line", "logins/s", "x direct", "per-round x (median, min-max)", "proxy CPU/login")
+		fmt.Printf("%-14s %10s %10s %29s %16s %8s\n", "line", "logins/s", "x direct", "per-round x (median, min-max)", "proxy CPU/login", "resumed")
 		for _, t := range s.targets {
 			rate := total / secs[t.name]
 			fmt.Printf("%-14s %10.0f %10.2f", t.name, rate, rate/direct)
@@ -269,9 +273,16 @@ func (b *bench) run() error {
 				rs := benchproc.Ratios(rates[t.name], rates["direct"])
 				spread := benchproc.SpreadOf(rs)
 				fmt.Printf(" %17.2f (%.2f-%.2f)", upperMedian(rs), spread.Lo, spread.Hi)
+			} else {
+				fmt.Printf(" %29s", "")
 			}
 			if _, ok := s.pgids[t.name]; ok {
 				fmt.Printf(" %13.2f ms", float64(ticks[t.name])*10/total) // 100 ticks/s
+			} else {
+				fmt.Printf(" %16s", "")
+			}
+			if t.tls {
+				fmt.Printf(" %7.0f%%", 100*resumedShare(t.name))
 			}
 			fmt.Println()
 		}
