@@ -373,3 +373,29 @@ func TestPenaltyStoreTimeout(t *testing.T) {
 		t.Fatalf("errors %v, want 3 deadline errors", errs)
 	}
 }
+
+// TestMemoryStoreForgottenKeyRestarts: a key whose failures were
+// forgotten starts again at 1 on its next failure, even when the store's
+// sweep (which looks at the oldest entries only) has not removed it yet,
+// and Penalty's delay restarts at its base with it.
+func TestMemoryStoreForgottenKeyRestarts(t *testing.T) {
+	ctx := context.Background()
+	now := time.Unix(1_000_000, 0)
+	p := &Penalty{Store: NewMemoryStoreClock(0, func() time.Time { return now }), Forget: time.Minute}
+	for i := range 65 { // older entries than the sweep's 64 per call
+		p.Fail(ctx, netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}))
+	}
+	now = now.Add(time.Second)
+	ip := netip.MustParseAddr("192.0.2.1")
+	for range 4 {
+		p.Fail(ctx, ip)
+	}
+	now = now.Add(time.Hour)
+	p.Fail(ctx, ip)
+	if n, err := p.Store.Failures(ctx, keyString(ip)); n != 1 || err != nil {
+		t.Errorf("failures of a key forgotten an hour ago, after one more: %d, %v; want 1", n, err)
+	}
+	if d := p.Delay(ctx, ip); d != DefaultPenaltyBase {
+		t.Errorf("delay after one failure an hour after the last: %v, want %v", d, DefaultPenaltyBase)
+	}
+}

@@ -61,6 +61,9 @@ func (m *memoryStore) Fail(_ context.Context, key string, forget time.Duration) 
 	m.expireLocked(now)
 	if el, ok := m.keys[key]; ok {
 		e := el.Value.(*memEntry)
+		if !now.Before(e.expires) { // forgotten, though expireLocked had not reached it
+			e.failures = 0
+		}
 		e.failures++
 		e.expires = now.Add(forget)
 		m.lru.MoveToBack(el)
