@@ -209,10 +209,13 @@ func (ss *Session) loginBackends(lg Login, rt route.Route, started time.Time, lo
 				return nil, ErrSessionEnded // the client went away during an exchange it took part in
 			}
 		case refused.Code == CodeCancelled:
-			// The client's own doing: no penalty, no other backend.
-			ss.log.Info(name+": login cancelled by the client in a relayed SASL exchange", "backend", rb.String(), "account", lg.Account)
-			ss.srv.Metrics.login(rb.Addr, "cancelled", time.Since(started))
-			return nil, refused
+			// A relayed challenge is the backend's refusal of the token
+			// (XOAUTH2 and OAUTHBEARER have no other): the client, which
+			// has seen it, cancelled a failed login. It counts as one (else
+			// a token guesser would go at full speed), answered with the
+			// protocol's own cancel; no other backend.
+			ss.log.Info(name+": backend login failed, the client cancelled after the backend's challenge", "backend", rb.String(), "account", lg.Account)
+			return nil, ss.fail(rb.Addr, started, FailPassword, 0, refused)
 		case refused.Code == CodeInUse:
 			// The credentials were right: no penalty and no failure.
 			ss.log.Info(name+": backend login refused, account in use", "backend", rb.String(), "account", lg.Account, "code", refused.Detail)

@@ -24,7 +24,7 @@ type Metrics struct {
 //
 //	pipegate_<protocol>_sessions_total                      connections accepted
 //	pipegate_<protocol>_sessions_active                     connections open, before and after login
-//	pipegate_<protocol>_logins_total{backend,result}        result: ok, failed, unavailable, in_use, cancelled
+//	pipegate_<protocol>_logins_total{backend,result}        result: ok, failed, unavailable, in_use
 //	pipegate_<protocol>_login_duration_seconds              from the login command to its answer
 //	pipegate_<protocol>_login_failures_total{kind}          failed logins by kind: password, no_route, denied, name, sasl
 //
@@ -45,7 +45,7 @@ func NewMetrics(reg prometheus.Registerer, protocol string) *Metrics {
 		}),
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: p + "logins_total",
-			Help: up + " login attempts by backend and result (ok, failed, unavailable, in_use, cancelled).",
+			Help: up + " login attempts by backend and result (ok, failed, unavailable, in_use).",
 		}, []string{"backend", "result"}),
 		loginDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    p + "login_duration_seconds",

@@ -90,8 +90,10 @@ const (
 	// CodeCancelled: the client cancelled a SASL exchange whose challenges
 	// came from the backend (RelayAnswer): rendered as the protocol's own
 	// cancel (IMAP BAD, SMTP 501, POP3 -ERR, ManageSieve NO), Detail
-	// DetailBase64 when the answer was not base64. Not a failed login (no
-	// penalty, no delay, not counted), and no other backend is tried.
+	// DetailBase64 when the answer was not base64. A relayed challenge is
+	// the backend's refusal (XOAUTH2, OAUTHBEARER), so the login failed:
+	// it counts as such (penalty, delay, MaxLoginFailures), and no other
+	// backend is tried.
 	CodeCancelled
 )
 

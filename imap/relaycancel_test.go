@@ -8,13 +8,14 @@ import (
 
 	"github.com/pipegate/pipegate/gateway"
 	"github.com/pipegate/pipegate/imap"
+	"github.com/pipegate/pipegate/limit"
 	"github.com/pipegate/pipegate/route"
 )
 
 // xoauthProxy serves a proxy whose one backend answers every XOAUTH2 with
 // an error challenge and then, as Dovecot does, "BAD Authentication
 // aborted by client." to a "*", or NO to anything else.
-func xoauthProxy(t *testing.T) *proxy {
+func xoauthProxy(t *testing.T, penalty *limit.Penalty) *proxy {
 	fb := startFake(t, func(fc *fakeConn) {
 		fc.send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] ready\r\n")
 		for {
@@ -39,7 +40,7 @@ func xoauthProxy(t *testing.T) *proxy {
 		return route.Route{Backends: []route.Backend{b}}, nil
 	})
 	return startProxy(t, &imap.Server{
-		Server:        gateway.Server{Router: r, AllowPlaintextAuth: true, OAuth: true, MaxLoginFailures: 1, FailureDelay: -1},
+		Server:        gateway.Server{Router: r, AllowPlaintextAuth: true, OAuth: true, MaxLoginFailures: 3, FailureDelay: -1, Penalty: penalty},
 		MaxLineLength: 1024,
 	})
 }
@@ -49,11 +50,12 @@ var xoauthToken = base64.StdEncoding.EncodeToString([]byte("user=u@x.test\x01aut
 // TestRelayedSASLCancel: in an exchange whose challenges come from the
 // backend (XOAUTH2), "*" cancels and an answer that is not base64 is
 // refused, each with the command's tagged BAD (RFC 9051 section 6.2.2), as
-// in the proxy's own exchanges: not a failed login (with one failure
-// allowed, the session goes on after both). An answer over the line limit
-// is the tagged BAD [TOOBIG], then BYE.
+// in the proxy's own exchanges. The challenge was the backend's refusal of
+// the token, so each is a failed login, counted in the address's penalty.
+// An answer over the line limit is the tagged BAD [TOOBIG], then BYE.
 func TestRelayedSASLCancel(t *testing.T) {
-	p := xoauthProxy(t)
+	store := limit.NewMemoryStore(0)
+	p := xoauthProxy(t, &limit.Penalty{Store: store, Base: 1, Max: 1})
 	c := dialRaw(t, p.addr)
 	for tag, tc := range map[string]struct{ answer, want string }{
 		"a": {"*", "a BAD AUTHENTICATE cancelled"},
@@ -68,7 +70,10 @@ func TestRelayedSASLCancel(t *testing.T) {
 	}
 	c.send("n NOOP\r\n")
 	if l := c.line(); !strings.HasPrefix(l, "n OK") {
-		t.Errorf("after two cancels (one failure allowed): %q", l)
+		t.Errorf("after two cancels (three failures allowed): %q", l)
+	}
+	if n, err := store.Failures(context.Background(), "ip:127.0.0.1/32"); n != 2 || err != nil {
+		t.Errorf("penalty count after two cancelled logins: %d, %v; want 2", n, err)
 	}
 	c.send("t AUTHENTICATE XOAUTH2 " + xoauthToken + "\r\n")
 	c.expectPrefix("+ ")

@@ -1,6 +1,7 @@
 package pop3_test
 
 import (
+	"context"
 	"crypto/tls"
 	"io"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/pipegate/pipegate/gateway"
+	"github.com/pipegate/pipegate/limit"
 	"github.com/pipegate/pipegate/pop3"
 )
 
@@ -190,13 +192,16 @@ func TestOAuthRelay(t *testing.T) {
 
 // TestOAuthRelayCancel: "*" in answer to a backend's relayed challenge
 // cancels, and an answer that is not base64 is refused, as in the proxy's
-// own exchanges: the backend gets "*" in its place, and neither is a
-// failed login (with one failure allowed, the session goes on).
+// own exchanges: the backend gets "*" in its place. The challenge was the
+// backend's refusal of the token, so each is a failed login, counted in
+// the address's penalty.
 func TestOAuthRelayCancel(t *testing.T) {
 	f := startFake(t, fakeOpts{caps: []string{"SASL PLAIN XOAUTH2"}, oauthError: b64(`{"status":"401"}`)})
+	store := limit.NewMemoryStore(0)
 	p := startProxy(t, &pop3.Server{Server: gateway.Server{
 		Router:             routes(t, map[string][]string{"@a.test": {"pop3://" + f.addr + "?client_addr=none"}}),
-		AllowPlaintextAuth: true, OAuth: true, MaxLoginFailures: 1,
+		AllowPlaintextAuth: true, OAuth: true, MaxLoginFailures: 3, FailureDelay: -1,
+		Penalty: &limit.Penalty{Store: store, Base: 1, Max: 1},
 	}})
 	c := dial(t, "", p.addr)
 	msg := b64("user=alice@a.test\x01auth=Bearer tok\x01\x01")
@@ -215,7 +220,10 @@ func TestOAuthRelayCancel(t *testing.T) {
 		t.Errorf("first backend got %q", got)
 	}
 	if l := c.cmd("NOOP"); !strings.HasPrefix(l, "-ERR") || strings.Contains(l, "[AUTH]") {
-		t.Errorf("after two cancels (one failure allowed): %q", l)
+		t.Errorf("after two cancels (three failures allowed): %q", l)
+	}
+	if n, err := store.Failures(context.Background(), "ip:127.0.0.1/32"); n != 2 || err != nil {
+		t.Errorf("penalty count after two cancelled logins: %d, %v; want 2", n, err)
 	}
 }
 

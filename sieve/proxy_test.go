@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pipegate/pipegate/gateway"
+	"github.com/pipegate/pipegate/limit"
 	"github.com/pipegate/pipegate/sieve"
 	"github.com/pipegate/pipegate/sieve/wire"
 )
@@ -304,10 +305,14 @@ func TestOAuthRelay(t *testing.T) {
 
 // TestOAuthRelayCancel: "*" in answer to a backend's relayed challenge
 // cancels, and an answer that is not base64 is refused, as in the proxy's
-// own exchanges: neither is a failed login (with one failure allowed, the
-// session goes on after both).
+// own exchanges. The challenge was the backend's refusal of the token, so
+// each is a failed login, counted in the address's penalty.
 func TestOAuthRelayCancel(t *testing.T) {
-	addr, _, _ := fakeProxy(t, func(s *sieve.Server) { s.OAuth, s.MaxLoginFailures = true, 1 })
+	store := limit.NewMemoryStore(0)
+	addr, _, _ := fakeProxy(t, func(s *sieve.Server) {
+		s.OAuth, s.MaxLoginFailures, s.FailureDelay = true, 3, -1
+		s.Penalty = &limit.Penalty{Store: store, Base: 1, Max: 1}
+	})
 	c, _ := dial(t, "", addr)
 	for _, tc := range []struct{ answer, want string }{
 		{`"*"`, "NO \"Authentication cancelled.\"\r\n"},
@@ -324,6 +329,9 @@ func TestOAuthRelayCancel(t *testing.T) {
 	}
 	c.send("NOOP\r\n")
 	c.response("OK")
+	if n, err := store.Failures(context.Background(), "ip:127.0.0.1/32"); n != 2 || err != nil {
+		t.Errorf("penalty count after two cancelled logins: %d, %v; want 2", n, err)
+	}
 }
 
 // TestFailover: a backend that is down is skipped for the next one.

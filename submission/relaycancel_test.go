@@ -1,17 +1,20 @@
 package submission_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/pipegate/pipegate/gateway"
+	"github.com/pipegate/pipegate/limit"
 	"github.com/pipegate/pipegate/submission"
 )
 
 // TestRelayedSASLCancel: in an exchange whose challenges come from the
 // backend (XOAUTH2 sends its error that way), "*" cancels with 501 and an
 // answer that is not base64 gets 501 5.5.2 (RFC 4954 section 4), as in the
-// proxy's own exchanges: the backend gets "*" in its place, and neither is
-// a failed login (with one failure allowed, the session goes on).
+// proxy's own exchanges: the backend gets "*" in its place. The challenge
+// was the backend's refusal of the token, so each is a failed login,
+// counted in the address's penalty.
 func TestRelayedSASLCancel(t *testing.T) {
 	const token = "dXNlcj1hbGljZUBhLnRlc3QBYXV0aD1CZWFyZXIgdG9rAQE=" // user=alice@a.test^Aauth=Bearer tok^A^A
 	fb := startFake(t, func(next func() string, send func(string)) {
@@ -31,7 +34,9 @@ func TestRelayedSASLCancel(t *testing.T) {
 		}
 	})
 	rt := newRoutes(t, map[string][]string{"@a.test": {"submission://" + fb.addr + "?client_addr=none"}})
-	p := startProxy(t, &submission.Server{Server: gateway.Server{Router: rt, AllowPlaintextAuth: true, OAuth: true, MaxLoginFailures: 1}})
+	store := limit.NewMemoryStore(0)
+	p := startProxy(t, &submission.Server{Server: gateway.Server{Router: rt, AllowPlaintextAuth: true, OAuth: true,
+		MaxLoginFailures: 4, FailureDelay: -1, Penalty: &limit.Penalty{Store: store, Base: 1, Max: 1}}})
 	c := dialRaw(t, "127.0.0.1", p.addr)
 	c.reply()
 	c.send("EHLO client.test\r\n")
@@ -45,4 +50,7 @@ func TestRelayedSASLCancel(t *testing.T) {
 		c.cmd(tc.answer, tc.want)
 	}
 	c.cmd("NOOP", "250 2.0.0 OK")
+	if n, err := store.Failures(context.Background(), "ip:127.0.0.1/32"); n != 3 || err != nil {
+		t.Errorf("penalty count after three cancelled logins: %d, %v; want 3", n, err)
+	}
 }
