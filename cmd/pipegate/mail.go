@@ -56,8 +56,14 @@ func runMailCommand(ctx context.Context, command, usage string, args []string, s
 		}
 		return 2
 	}
-	if *configPath == "" || fs.NArg() > 0 {
-		fmt.Fprint(stderr, usage)
+	switch {
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "pipegate %s: unexpected argument %q (flags start with --)\n", command, fs.Arg(0))
+		fs.Usage()
+		return 2
+	case *configPath == "":
+		fmt.Fprintf(stderr, "pipegate %s: flag --config: missing\n", command)
+		fs.Usage()
 		return 2
 	}
 	p, failed := startDaemonProcess(ctx, command, args, &upOpts, stdout, stderr)

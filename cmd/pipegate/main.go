@@ -3,8 +3,9 @@
 // server holding the account (`pipegate mail`: IMAP, POP3, ManageSieve and
 // submission listeners in one daemon; `pipegate imap`: the same with IMAP
 // listeners only), both on the pipe core in package pipegate/pipe.
-// `pipegate demo` runs the IMAP proxy in front of two in-memory IMAP
-// servers, with nothing to install.
+// `pipegate demo` runs the mail gateway (IMAP, POP3, ManageSieve and
+// submission) in front of two in-memory mail servers, with nothing to
+// install.
 //
 //	pipegate demo
 //	pipegate forward --listen 127.0.0.1:8080 --to 127.0.0.1:9090
@@ -31,7 +32,7 @@ import (
 const usage = `usage: pipegate COMMAND [flags]
 
 commands:
-  demo                  IMAP proxy in front of two in-memory IMAP servers (no setup)
+  demo                  the mail gateway (IMAP, POP3, ManageSieve, submission) in front of two in-memory mail servers (no setup)
   forward               TCP/TLS port forwarder (pipegate forward --help)
   mail                  mail gateway: IMAP, POP3, ManageSieve, submission (pipegate mail --config FILE)
   imap                  the mail gateway with IMAP listeners only (pipegate imap --config FILE)
@@ -80,8 +81,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // `forwards:` key is a forward config, anything else a mail config
 // ("imap config" when every listener is IMAP's, so `pipegate imap` runs it).
 func runCheckConfig(args []string, stdout, stderr io.Writer) int {
+	const checkUsage = "usage: pipegate check-config FILE\n\nvalidates a forward, mail or imap config file (a file with a top-level forwards: key is a\nforward config) and exits: 0 and \"FILE: ok (KIND config)\" when it is valid, 2 and\nFILE:LINE: FIELD: problem for each error\n"
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+		fmt.Fprint(stdout, checkUsage)
+		return 0
+	}
 	if len(args) != 1 {
-		fmt.Fprint(stderr, "usage: pipegate check-config FILE\n")
+		fmt.Fprint(stderr, checkUsage)
 		return 2
 	}
 	path := args[0]
@@ -101,17 +107,25 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// configKind tells a forward config (a top-level forwards: key) from a
+// mail one. It only looks: a file it cannot read as YAML, a top level
+// that is not a mapping or a key given twice is left to the loader, whose
+// errors name the file, line and field.
 func configKind(path string) (string, error) {
 	data, err := cfgfile.Read(path, cfgfile.Small)
 	if err != nil {
 		return "", fmt.Errorf("config: %w", err)
 	}
-	var top map[string]yaml.Node
-	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&top); err != nil && err != io.EOF {
-		return "", fmt.Errorf("%s: %w", path, err)
+	var doc yaml.Node
+	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&doc); err != nil || len(doc.Content) == 0 {
+		return "imap", nil
 	}
-	if _, ok := top["forwards"]; ok {
-		return "forward", nil
+	if top := doc.Content[0]; top.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(top.Content); i += 2 {
+			if top.Content[i].Value == "forwards" {
+				return "forward", nil
+			}
+		}
 	}
 	return "imap", nil
 }

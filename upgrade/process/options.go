@@ -45,6 +45,16 @@ func (o *Options) Check() error {
 		return errors.New("flag --upgrade-dir: empty")
 	case o.PIDFile != "" && !filepath.IsAbs(o.PIDFile):
 		return fmt.Errorf("flag --pid-file: %q: want an absolute path (the new process may start elsewhere)", o.PIDFile)
+	case o.PIDFile != "":
+		// Checked at start: found missing once serving, `pipegate upgrade`
+		// would have no pid to signal.
+		if fi, err := os.Stat(filepath.Dir(o.PIDFile)); err != nil || !fi.IsDir() {
+			why := "not a directory"
+			if err != nil {
+				why = err.Error()
+			}
+			return fmt.Errorf("flag --pid-file: %q: its directory: %s (create it; under systemd, RuntimeDirectory=pipegate makes /run/pipegate)", o.PIDFile, why)
+		}
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package process
 
 import (
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -26,6 +27,8 @@ func TestUpgradeOptionsCheck(t *testing.T) {
 		{Dir: "/run/x", Timeout: 0},
 		{Dir: "", Timeout: time.Second},
 		{Dir: "/run/x", Timeout: time.Second, PIDFile: "relative.pid"},
+		{Dir: "/run/x", Timeout: time.Second, PIDFile: filepath.Join(t.TempDir(), "missing", "x.pid")},
+		{Dir: "/run/x", Timeout: time.Second, PIDFile: "/etc/hostname/x.pid"},
 	} {
 		if err := o.Check(); err == nil {
 			t.Errorf("%+v: no error", o)
