@@ -38,6 +38,7 @@ type direction struct {
 	held     atomic.Int32 // pooled buffers and kernel pipes held now
 	kp       *sock.Pipe   // kernel pipe held while splicing
 	buf      *sock.Buffer // buffer held while copying from a socket
+	bulk     bool         // copySplice: a read filled the buffer, splice until a smaller one
 	resumed  bool         // runs on a goroutine started by a move (burst.go): wait first
 	grown    bool         // this goroutine did TLS work: move on when idle (burst.go)
 	moves    atomic.Int32 // hand-overs to fresh goroutines so far
@@ -74,6 +75,9 @@ func (d *direction) copy() outcome {
 		d.src.prefix = nil
 		d.grown = d.dst.tls != nil && d.movesOn()
 	}
+	if d.src.raw != nil {
+		d.src.inlineUrgent() // before any read of the socket (urgent.go)
+	}
 	switch d.path() {
 	case pathTLS:
 		return d.copyTLS()
@@ -89,7 +93,7 @@ func (d *direction) copy() outcome {
 type copyPath string
 
 const (
-	pathSplice   copyPath = "splice"   // socket to socket in the kernel
+	pathSplice   copyPath = "splice"   // socket to socket: splice in the kernel for bulk bytes
 	pathRaw      copyPath = "raw"      // socket to TLS or any net.Conn, pooled buffer
 	pathTLS      copyPath = "tls"      // from TLS, pooled buffer
 	pathBlocking copyPath = "blocking" // from any other net.Conn, buffer held while reading
@@ -107,47 +111,89 @@ func (d *direction) path() copyPath {
 	return pathBlocking
 }
 
-// copySplice moves bytes socket to socket inside the kernel. A kernel pipe
-// is taken inside the read callback and given back before parking, so a
-// waiting direction holds none (and costs no extra system call).
+// copySplice moves bytes between two plain sockets. A burst starts with a
+// read into a pooled buffer, written out at once; a read that fills the
+// buffer turns the direction to splice(2), socket to socket inside the
+// kernel, until a splice moves less than a buffer holds. The buffer or
+// kernel pipe is taken inside the read callback and given back before
+// parking, so a waiting direction holds none (and costs no extra system
+// call). A read, not a splice, is what finds the socket drained or ended:
+// a splice moves nothing at the urgent mark (EAGAIN, or 0 once a FIN has
+// come) while a read crosses it (urgent.go).
 func (d *direction) copySplice() outcome {
 	defer d.dropPipe()
+	defer d.dropBuf()
 	for {
-		if err := d.src.raw.Read(d.spliceReady); err != nil {
+		if err := d.src.raw.Read(d.socketReady); err != nil {
 			return d.readFailed(err)
 		}
-		if d.kp == nil {
-			return d.copyRaw() // out of fds for pipes: copy through user space
+		if d.kp != nil {
+			n, err := d.kp.LastIn()
+			if err != nil {
+				return d.readFailed(err)
+			}
+			w, err := d.kp.SpliceOut(d.dst.raw)
+			d.count(w)
+			if err != nil {
+				return d.writeFailed(err)
+			}
+			if n < bufSize {
+				d.bulk = false
+				d.dropPipe()
+			}
+			continue
 		}
-		n, err := d.kp.LastIn()
+		n, err := d.buf.LastRead()
 		switch {
 		case err != nil:
 			return d.readFailed(err)
 		case n == 0:
 			return outcome{kind: outEOF}
 		}
-		w, err := d.kp.SpliceOut(d.dst.raw)
-		d.count(w)
-		if err != nil {
-			return d.writeFailed(err)
+		if out, ok := d.write(d.buf.B[:n]); !ok {
+			return out
 		}
+		d.bulk = n == len(d.buf.B)
 	}
 }
 
-// spliceReady is the read callback of copySplice.
-func (d *direction) spliceReady(fd uintptr) bool {
-	if d.kp == nil {
-		kp, err := sock.GetPipe()
-		if err != nil {
-			return true
+// socketReady is the read callback of copySplice: a splice while the
+// direction is bulk, else (or when the splice moved nothing) a read.
+func (d *direction) socketReady(fd uintptr) bool {
+	if d.bulk && d.takePipe() {
+		if !d.kp.TrySpliceIn(fd, sock.MaxSplice) {
+			if n, err := d.kp.LastIn(); n > 0 || err != nil {
+				return true
+			}
 		}
-		d.kp = kp
-		d.held.Add(1)
+		// Nothing moved: the socket is drained, ended, or stopped at the
+		// urgent mark. The read below tells, and crosses the mark.
+		d.dropPipe()
 	}
-	if d.kp.TrySpliceIn(fd, sock.MaxSplice) {
-		d.dropPipe() // nothing queued: park empty-handed
+	if d.buf == nil {
+		d.buf = d.getBuf()
+	}
+	if d.buf.TryRead(fd) {
+		d.dropBuf() // nothing queued: park empty-handed
 		return false
 	}
+	return true
+}
+
+// takePipe gives d a kernel pipe for splicing, in place of its buffer; it
+// reports false when no pipe can be made (out of descriptors): d then
+// copies through its buffer.
+func (d *direction) takePipe() bool {
+	if d.kp != nil {
+		return true
+	}
+	kp, err := sock.GetPipe()
+	if err != nil {
+		return false
+	}
+	d.dropBuf()
+	d.kp = kp
+	d.held.Add(1)
 	return true
 }
 

@@ -23,7 +23,7 @@
 // Either side may be a *net.TCPConn, a *net.UnixConn, a *tls.Conn, any other
 // net.Conn, or a *PrefixConn carrying bytes already read from one of them
 // (they reach the other side first). Between two TCP or Unix stream sockets
-// bytes move inside the kernel with splice(2) (Linux).
+// bulk bytes move inside the kernel with splice(2) (Linux).
 //
 // An Engine (FlavourAuto, the zero value) runs pairs of plain TCP or Unix
 // stream sockets, peeked bytes included, on epoll event loops on Linux
@@ -77,6 +77,16 @@
 //
 // On Linux, pipe/internal/sock holds the system specifics; elsewhere the
 // core moves bytes with plain reads and writes.
+//
+// Urgent data (TCP MSG_OOB, as telnet and FTP's ABOR send it) is carried
+// in band: the urgent byte reaches the other side in its place in the
+// stream ("hello", urgent "X", "world" arrives as "helloXworld") as an
+// ordinary byte; its urgency is not reproduced there. For that the pipe
+// sets SO_OOBINLINE on the sockets it reads (Linux): a pipe on goroutines
+// on both when it starts, the event loops only once urgent data shows up
+// (EPOLLPRI) or a direction turns to bulk transfer, and on Engine.Listen's
+// listener once. Under TLS an urgent byte is a byte of a record like any
+// other. Urgent bytes read before the pipe took the conn are the caller's.
 //
 // When one side sends EOF the other side's write half is shut down (TCP FIN;
 // close_notify then FIN for TLS) and the other direction keeps flowing;

@@ -32,6 +32,8 @@ type endpoint struct {
 
 	mu       sync.Mutex // orders read-deadline changes against interrupt
 	stopping bool
+
+	oobInline bool // SO_OOBINLINE is set on raw (inlineUrgent); only the direction reading e touches it
 }
 
 // init unwraps c: prefixes are collected, TLS and socket layers found.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/netip"
 	"syscall"
 	"testing"
 	"time"
@@ -100,4 +101,58 @@ func naiveShort(a, up net.Conn, done chan<- struct{}) {
 	a.Close()
 	up.Close()
 	done <- struct{}{}
+}
+
+// BenchmarkEngineListenShortConns is BenchmarkEngineShortConns through
+// Engine.Listen, the path a plain TCP forwarder takes (bench/forward.sh's
+// connrate against HAProxy): the loops accept the client and connect the
+// echo backend themselves. "mptcp" listens as net.Listen does by default
+// (an MPTCP socket, which refuses SO_OOBINLINE), "tcp" on a plain TCP
+// socket (which takes it, and its accepted sockets inherit it).
+func BenchmarkEngineListenShortConns(b *testing.B) {
+	for _, mptcp := range []bool{true, false} {
+		name := "tcp"
+		if mptcp {
+			name = "mptcp"
+		}
+		b.Run(name, func(b *testing.B) {
+			up := netip.MustParseAddrPort(testserver.Start(b, nil, time.Minute, testserver.Echo))
+			var lc net.ListenConfig
+			lc.SetMultipathTCP(mptcp)
+			tl, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			e := &Engine{}
+			defer e.Shutdown(context.Background())
+			done := make(chan struct{}, 1)
+			setup := Setup{
+				Next:       func(prev error) (netip.AddrPort, bool) { return up, prev == nil },
+				AfterClose: func(Result) { done <- struct{}{} },
+			}
+			ln, err := e.Listen(tl, Acceptor{Accept: func(*Accepted) *Setup { return &setup }})
+			if err != nil {
+				b.Fatal(err)
+			}
+			addr := ln.Addr().String()
+			var one [1]byte
+			b.ReportAllocs()
+			cpu0 := cpuTime(b)
+			for b.Loop() {
+				cl, err := net.Dial("tcp", addr)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := cl.Write([]byte{'x'}); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(cl, one[:]); err != nil {
+					b.Fatal(err)
+				}
+				cl.Close()
+				<-done
+			}
+			b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+		})
+	}
 }

@@ -40,7 +40,7 @@ type Conn struct {
 // Accepted is a connection a Listener took; the Acceptor's Accept func
 // gets it on the loop goroutine.
 type Accepted struct {
-	FD   int            // the socket: non-blocking, close-on-exec, TCP_NODELAY
+	FD   int            // the socket: non-blocking, close-on-exec, TCP_NODELAY (and SO_OOBINLINE, from a listener that takes it)
 	Peer netip.AddrPort // the client's address (IPv4-mapped addresses unmapped)
 	// Pair is the reference of the pair made of the connection when
 	// Accept returns a Setup (to stop or detach it later); unused otherwise.

@@ -31,30 +31,33 @@
 //
 // # Design (Linux)
 //
-// Each loop is one epoll instance and, while it has pairs, one goroutine
-// (a loop without pairs holds no goroutine). The epoll descriptor is
-// itself registered with Go's netpoller, so a loop with nothing to do is a
-// parked goroutine (no thread, no system call in progress); it wakes when
-// the epoll has events, when its next timer is due (a read deadline) or when
-// another goroutine submits work through an eventfd. Both sockets of a pair
-// are registered once, edge-triggered, for EPOLLIN|EPOLLOUT|EPOLLRDHUP (as
-// Go's own netpoller does); the loop keeps a readable and a writable flag per
-// socket, set by events and cleared when a call returns EAGAIN, so no
-// epoll_ctl is needed while data flows. On readiness a quiet direction reads
-// into the loop's shared 16 KiB scratch buffer and writes at once, keeping
-// only what the destination refused (in a pooled buffer); a read that fills
-// the scratch buffer turns the direction to bulk mode, which takes a kernel
-// pipe from the loop's pool and moves data with splice(2) (or a pooled
-// 64 KiB buffer: Config.NoSplice, or when no pipe can be made) until a read
-// comes back small. The pipe goes back to the pool as soon as it is drained
-// and the source has nothing more to read; a pipe that still holds bytes
-// stays with its direction. When the
-// destination is full the direction stops reading its source until an
-// EPOLLOUT edge (backpressure: at most one pipe or buffer of bytes in flight
-// per direction). A direction moves at most 1 MiB before the loop turns to
-// others. Idle timeout, lifetime and half-close linger share one heap entry
-// per pair, re-filed lazily when activity moved the deadline. Every call the
-// loop makes is non-blocking, so it uses raw system calls.
+// Each loop is one epoll instance and, while it has pairs, one goroutine (a
+// loop without pairs holds no goroutine). The epoll descriptor is itself
+// registered with Go's netpoller, so a loop with nothing to do is a parked
+// goroutine (no thread, no system call in progress); it wakes when the epoll
+// has events, when its next timer is due (a read deadline) or when another
+// goroutine submits work through an eventfd. Both sockets of a pair are
+// registered once, edge-triggered, for EPOLLIN|EPOLLOUT|EPOLLRDHUP (as Go's
+// own netpoller does) and EPOLLPRI, which tells of urgent data: that is
+// carried in band, a socket made inline (SO_OOBINLINE) only when urgent data
+// or a bulk transfer comes (urgent_linux.go says why a short read can still
+// end a quiet burst without a call of its own); the loop keeps a readable and
+// a writable flag per socket, set by events and cleared when a call returns
+// EAGAIN, so no epoll_ctl is needed while data flows. On readiness a quiet
+// direction reads into the loop's shared 16 KiB scratch buffer and writes at
+// once, keeping only what the destination refused (in a pooled buffer); a
+// read that fills the scratch buffer turns the direction to bulk mode, which
+// takes a kernel pipe from the loop's pool and moves data with splice(2) (or
+// a pooled 64 KiB buffer: Config.NoSplice, or when no pipe can be made) until
+// a read comes back small. The pipe goes back to the pool as soon as it is
+// drained and the source has nothing more to read; a pipe that still holds
+// bytes stays with its direction. When the destination is full the direction
+// stops reading its source until an EPOLLOUT edge (backpressure: at most one
+// pipe or buffer of bytes in flight per direction). A direction moves at most
+// 1 MiB before the loop turns to others. Idle timeout, lifetime and
+// half-close linger share one heap entry per pair, re-filed lazily when
+// activity moved the deadline. Every call the loop makes is non-blocking, so
+// it uses raw system calls.
 //
 // AddWithPrefix returns a Pair with which the owner can stop the pair at a
 // clean point (Pair.Stop): the loop reads nothing more, writes to A what it

@@ -34,12 +34,15 @@ const acceptPause = 100 * time.Millisecond
 // upstream side without blocking. Loops with a listener wait in
 // epoll_wait themselves rather than in Go's netpoller.
 type Listener struct {
-	g      *Group
-	fd     int
-	acc    Acceptor
-	closed atomic.Bool
-	acks   sync.WaitGroup // loops that still have the listener registered
-	once   sync.Once
+	g   *Group
+	fd  int
+	acc Acceptor
+	// oobInline: SO_OOBINLINE is set on the listening socket, and so on
+	// the sockets it accepts (urgent_linux.go).
+	oobInline bool
+	closed    atomic.Bool
+	acks      sync.WaitGroup // loops that still have the listener registered
+	once      sync.Once
 }
 
 // Listen makes the Group's loops accept connections on ln, a
@@ -72,7 +75,12 @@ func (g *Group) Listen(ln net.Listener, acc Acceptor) (*Listener, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("evloop: listen on %s: TCP_NODELAY: %w", ln.Addr(), err)
 	}
-	l := &Listener{g: g, fd: fd, acc: acc}
+	// And SO_OOBINLINE: urgent bytes are carried in band, and an accepted
+	// socket that has it needs no call when urgent data or a bulk transfer
+	// comes (urgent_linux.go). An MPTCP listener (Go's default) refuses it:
+	// its sockets are then made inline when needed.
+	inline := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_OOBINLINE, 1) == nil
+	l := &Listener{g: g, fd: fd, acc: acc, oobInline: inline}
 	g.mu.Lock()
 	if g.closing || g.noListen {
 		g.mu.Unlock()
@@ -248,6 +256,7 @@ func (lp *loop) setUp(ln *Listener, a Accepted) {
 	}
 	initPair(p, a.FD, -1, opts, s.AfterClose)
 	p.inline, p.b.connecting = s.InlineAfterClose, true
+	p.a.oobInline = ln.oobInline
 	p.dial = &dialState{next: s.Next, timeout: int64(s.DialTimeout), connected: s.Connected, keepAlive: s.KeepAlive}
 	p.ab.preload(s.Prefix) // plain: cannot fail
 	lp.g.mu.Lock()

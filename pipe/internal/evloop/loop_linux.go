@@ -16,8 +16,9 @@ import (
 
 const (
 	// events every socket is registered for, once, edge-triggered.
-	sockEvents = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
-	readEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLHUP | unix.EPOLLERR
+	// EPOLLPRI costs nothing until urgent data comes (urgent_linux.go).
+	sockEvents = unix.EPOLLIN | unix.EPOLLPRI | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
+	readEvents = unix.EPOLLIN | unix.EPOLLPRI | unix.EPOLLRDHUP | unix.EPOLLHUP | unix.EPOLLERR
 	writEvents = unix.EPOLLOUT | unix.EPOLLHUP | unix.EPOLLERR
 )
 
@@ -347,6 +348,9 @@ func (l *loop) dispatch(ev *unix.EpollEvent) {
 			l.fail(e.p, e, "error on", unix.Errno(serr))
 			return
 		}
+	}
+	if ev.Events&unix.EPOLLPRI != 0 {
+		l.urgentData(e)
 	}
 	if ev.Events&readEvents != 0 {
 		e.readable = true

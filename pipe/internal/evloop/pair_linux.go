@@ -22,6 +22,13 @@ type end struct { // fields ordered so that a pair fits a 416-byte size class
 	// hup: an event carried RDHUP, HUP or ERR, so a short read no longer
 	// proves the socket drained (relay): read on until EAGAIN or EOF.
 	hup bool
+	// oobInline: SO_OOBINLINE is set on the socket (or cannot be), so a
+	// read crossing the urgent mark delivers the urgent byte in place.
+	// urgent: an event carried EPOLLPRI since the last read that found
+	// the socket drained: a short read may have stopped at the urgent
+	// mark, and a splice that moves nothing may be stuck there. See
+	// urgent_linux.go.
+	oobInline, urgent bool
 }
 
 // dir is one direction of a pair: bytes read from src and written to dst.

@@ -65,11 +65,16 @@ func (l *loop) pump(d *dir) {
 		if d.buf != nil && !l.g.cfg.NoSplice {
 			l.release(d) // relay's leftover buffer: splice from now on
 		}
+		l.makeInline(d.src) // bulk reads are not all first after an event (urgent_linux.go)
 		l.acquire(d)
 		n, err := l.readIn(d)
 		if err == unix.EAGAIN {
-			d.src.readable = false
 			l.release(d)
+			if d.src.urgent {
+				d.bulk = false // stuck at the urgent mark: relay's read crosses it
+				continue
+			}
+			d.src.readable = false
 			return
 		}
 		if err != nil {
@@ -77,8 +82,15 @@ func (l *loop) pump(d *dir) {
 			return
 		}
 		if n == 0 {
-			d.eof = true
+			spliced := d.kp != nil
 			l.release(d)
+			if spliced {
+				// splice returns 0 at the urgent mark too once a FIN has
+				// come: relay's read, which crosses the mark, tells.
+				d.bulk = false
+				continue
+			}
+			d.eof = true
 			continue
 		}
 		d.pending, d.off = n, 0
@@ -130,10 +142,12 @@ func (l *loop) relay(d *dir) bool {
 	}
 	d.p.lastActive = l.now
 	d.bulk = n == len(l.scratch)
-	if !d.bulk && !d.src.hup {
+	if !d.bulk && !d.src.hup && !d.src.urgent {
 		// A stream socket's read returns less than asked only once its
-		// queue is empty, and bytes (or a FIN) arriving later raise a new
-		// edge: the read that would return EAGAIN can go.
+		// queue is empty or at the urgent mark, and bytes (or a FIN, or
+		// an urgent byte) arriving later raise a new edge: the read that
+		// would return EAGAIN can go. A mark no event has reported yet
+		// has its edge, with EPOLLPRI, still to come (urgent_linux.go).
 		d.src.readable = false
 	}
 	return l.writeNow(d, l.scratch[:n])

@@ -53,6 +53,13 @@ func rawShutdown(fd, how int) error {
 	return errnoErr(e)
 }
 
+// rawSetsockoptInt is setsockopt with an int option value.
+func rawSetsockoptInt(fd, level, opt, v int) error {
+	val := int32(v)
+	_, _, e := unix.RawSyscall6(unix.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt), uintptr(unsafe.Pointer(&val)), 4, 0)
+	return errnoErr(e)
+}
+
 func rawClose(fd int) error {
 	_, _, e := unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
 	return errnoErr(e)

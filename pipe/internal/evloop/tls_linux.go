@@ -60,6 +60,9 @@ func (l *loop) pumpTLS(d *dir) {
 			l.release(d)
 			return
 		}
+		// Reads go on until EAGAIN here, not all first after an event: the
+		// urgent byte must be inline before any of them (urgent_linux.go).
+		l.makeInline(d.src)
 		var ok bool
 		if d.src.tls != nil {
 			ok = l.readRecords(d, &budget)
@@ -206,7 +209,7 @@ func (l *loop) readPlainForTLS(d *dir) bool {
 	clear(l.slots)
 	clear(l.iov[:])
 	if err == unix.EAGAIN {
-		d.src.readable = false
+		d.src.readable, d.src.urgent = false, false // drained, past any urgent mark
 		l.release(d)
 		return false
 	}
@@ -275,7 +278,7 @@ func (l *loop) wrote(d *dir, n int) {
 func (l *loop) readSrc(d *dir, b []byte) (int, bool) {
 	n, err := readNB(d.src.fd, b)
 	if err == unix.EAGAIN {
-		d.src.readable = false
+		d.src.readable, d.src.urgent = false, false // drained, past any urgent mark
 		l.release(d)
 		return 0, false
 	}
