@@ -152,6 +152,9 @@ func writeError(w http.ResponseWriter, err error) {
 
 // pool finds the named pool; "" is the only one, if there is one.
 func (a *api) pool(name string) (*Store, string, error) {
+	if len(a.pools) == 0 {
+		return nil, "", notFound("pool", "this instance has no pools (its config has no pools: block)")
+	}
 	if name == "" {
 		if len(a.pools) != 1 {
 			return nil, "", badInput("pool", "pool is required: there are %d pools", len(a.pools))

@@ -217,3 +217,24 @@ func ExampleHandler() {
 	}
 	defer srv.Shutdown(context.Background())
 }
+
+// TestHandlerNoPools: an instance without pools answers every request
+// that names or needs one with 404 and says why, rather than ask for a
+// pool name it could not take.
+func TestHandlerNoPools(t *testing.T) {
+	h := Handler(nil)
+	for _, r := range []struct{ method, target, body string }{
+		{"GET", "/affinity?user=alice", ""},
+		{"POST", "/affinity/move", `{"user":"alice"}`},
+		{"POST", "/affinity/weight", `{"member":"m1","weight":0}`},
+	} {
+		code, body := call(t, h, r.method, r.target, r.body, nil)
+		if code != http.StatusNotFound || !strings.Contains(body, "this instance has no pools") {
+			t.Errorf("%s %s: %d %s; want 404 saying the instance has no pools", r.method, r.target, code, body)
+		}
+	}
+	var ps []PoolInfo
+	if code, body := call(t, h, "GET", "/affinity/pools", "", &ps); code != http.StatusOK || len(ps) != 0 {
+		t.Errorf("GET /affinity/pools: %d %s; want 200 and no pools", code, body)
+	}
+}

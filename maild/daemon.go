@@ -314,15 +314,16 @@ func (d *Daemon) Close() error {
 }
 
 // adminHandler serves metrics_addr: /metrics and /healthz, and the
-// affinity API (/affinity...) when there are pools.
+// affinity API (/affinity...), which without pools says so.
 func (d *Daemon) adminHandler() http.Handler {
 	h := admin.Handler(d.registry, d.healthy)
-	if d.pools == nil {
-		return h
+	var stores map[string]*affinity.Store
+	if d.pools != nil {
+		stores = d.pools.stores()
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", h)
-	aff := affinity.Handler(d.pools.stores())
+	aff := affinity.Handler(stores)
 	mux.Handle("/affinity", aff)
 	mux.Handle("/affinity/", aff)
 	return mux

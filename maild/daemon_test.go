@@ -122,6 +122,9 @@ pop3:
 	if code, body := get(t, "http://"+metrics+"/healthz"); code != http.StatusOK || body != "ok\n" {
 		t.Errorf("/healthz: %d %q", code, body)
 	}
+	if code, body := get(t, "http://"+metrics+"/affinity?user=alice"); code != http.StatusNotFound || !strings.Contains(body, "no pools") {
+		t.Errorf("/affinity without pools: %d %q; want 404 saying so", code, body)
+	}
 
 	if err := d.Reload(); err != nil {
 		t.Fatalf("reload: %v", err)
