@@ -283,7 +283,9 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) in
 				code = 1
 			}
 		case sig := <-term:
-			stop(errors.New(sig.String())) // the drain's log names the signal
+			// The drain's log names the signal, in the words of the
+			// signal.NotifyContext main has, which may see it first.
+			stop(errors.New(sig.String() + " signal received"))
 		case err := <-done:
 			if err != nil {
 				up.Failed(err)

@@ -665,7 +665,11 @@ func TestForwardE2EDrain(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	p.waitLog(t, "draining", 1)
+	// The cause reads the same whichever of the process's two signal
+	// handlers saw the signal first.
+	if r := p.waitLog(t, "draining", 1); r["cause"] != "terminated signal received" {
+		t.Errorf("draining: cause %q, want %q", r["cause"], "terminated signal received")
+	}
 	// No longer accepting (bounded poll: the listener closes right after the log line).
 	for i := 0; ; i++ {
 		nc, err := net.DialTimeout("tcp", addr, fwdWait)
