@@ -129,6 +129,7 @@ type Settings struct {
 	Command   string        // CommandMail or CommandIMAP: the log's prefix
 	doc       *yamlconf.Doc // for the messages of what is loaded later
 	protocols Protocols     // what each listener's protocol names
+	loaded    fileConfig    // the file as it was read, to tell a SIGHUP what changed
 
 	Listen     []Listener
 	TLS        *tlsconf.ServerFiles // nil without tls:
@@ -203,5 +204,6 @@ func Load(path, command string, protocols Protocols) (*Settings, error) {
 	if err := c.errs.Err(); err != nil {
 		return nil, err
 	}
+	s.loaded = fc
 	return s, nil
 }

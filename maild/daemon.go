@@ -295,6 +295,12 @@ func shutdownServer(wg *sync.WaitGroup, ctx context.Context, srv Server, err *er
 func (d *Daemon) Reload() error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
+	switch keys, err := d.settings.changedKeys(); {
+	case err != nil:
+		d.log.Warn(d.prefix+"config file no longer loads; the running config stays (a SIGHUP re-reads the routes and certificates only)", "file", d.settings.File, "err", err)
+	case len(keys) > 0:
+		d.log.Warn(d.prefix+"config file changed since start; a SIGHUP re-reads the routes and certificates only: restart or upgrade (pipegate upgrade) to apply it", "file", d.settings.File, "keys", keys)
+	}
 	backendTLS, err := d.res.reload(d.log)
 	client := d.res.clientTLS()
 	for _, srv := range append(slices.Clone(d.servers), d.probers...) {

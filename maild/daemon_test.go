@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -131,6 +132,22 @@ pop3:
 	}
 	logs.wait(t, "mail: routes reloaded", 1, done)
 	logs.wait(t, "mail: certificate reloaded", 1, done)
+	if strings.Contains(logs.String(), "config file") {
+		t.Errorf("a reload with the config file unchanged warns:\n%s", logs.String())
+	}
+	// A change of the file itself is not applied, and the log says so.
+	cfg, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, path, strings.Replace(string(cfg), "pop3 here", "pop3 there", 1)+"max_login_failures: 5\n")
+	if err := d.Reload(); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	logs.wait(t, "mail: config file changed since start", 1, done)
+	if !strings.Contains(logs.String(), "keys=\"[pop3 max_login_failures]\"") {
+		t.Errorf("the warning does not name the keys changed:\n%s", logs.String())
+	}
 	routes := filepath.Join(filepath.Dir(path), "routes.yaml")
 	writeTestFile(t, routes, "routes:\n  - account: x@y\n    backend: ftp://h:1\n")
 	if err := d.Reload(); err == nil || !strings.Contains(err.Error(), "routes.yaml:3") {
