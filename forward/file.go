@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pipegate/pipegate/internal/listenaddr"
 	"github.com/pipegate/pipegate/internal/logconf"
 	"github.com/pipegate/pipegate/internal/yamlconf"
 	"github.com/pipegate/pipegate/listener"
@@ -198,6 +199,11 @@ func LoadFile(path string, cache TLSCache) (*DaemonConfig, error) {
 	if !logconf.ValidLevel(f.LogLevel) {
 		errs.Add(doc.Errorf("log_level", "unknown level %q (want debug, info, warn or error)", f.LogLevel))
 	}
+	if f.MetricsAddr != "" {
+		if err := listenaddr.Check(f.MetricsAddr); err != nil {
+			errs.Add(doc.Error("metrics_addr", err))
+		}
+	}
 	for i, sp := range f.Forwards {
 		sp.TLSOnGoroutines = sp.TLSOnGoroutines || f.TLSOnGoroutines
 		cfg, err := build(doc, fmt.Sprintf("forwards[%d].", i), sp, cache)
@@ -205,6 +211,9 @@ func LoadFile(path string, cache TLSCache) (*DaemonConfig, error) {
 		l.Forwards = append(l.Forwards, cfg)
 	}
 	if err := errs.Err(); err != nil {
+		return nil, err
+	}
+	if err := listensApart(doc, l); err != nil {
 		return nil, err
 	}
 	if i, err := CheckUnique(l.Forwards); err != nil {
@@ -215,6 +224,28 @@ func LoadFile(path string, cache TLSCache) (*DaemonConfig, error) {
 		return nil, doc.Error(fmt.Sprintf("forwards[%d].%s", i, field), err)
 	}
 	return l, nil
+}
+
+// listensApart refuses two forwards, or a forward and metrics_addr, that
+// cannot listen at once (listenaddr.Conflict: 0.0.0.0:80 and :80, one
+// socket path written two ways), which would fail at start with "address
+// already in use". The problem is the later forward's listen, or
+// metrics_addr.
+func listensApart(doc *yamlconf.Doc, l *DaemonConfig) error {
+	var errs yamlconf.Errors
+	for i, c := range l.Forwards {
+		field := fmt.Sprintf("forwards[%d].listen", i)
+		if l.MetricsAddr != "" && listenaddr.Conflict(l.MetricsAddr, c.Listen) {
+			errs.Add(doc.Error("metrics_addr", listenaddr.ConflictError(l.MetricsAddr, field, c.Listen)))
+		}
+		for j, e := range l.Forwards[:i] {
+			if listenaddr.Conflict(e.Listen, c.Listen) {
+				errs.Add(doc.Error(field, listenaddr.ConflictError(c.Listen, fmt.Sprintf("forwards[%d].listen", j), e.Listen)))
+				break
+			}
+		}
+	}
+	return errs.Err()
 }
 
 // BuildSpec turns the forward of a command line into a Config, loading

@@ -178,3 +178,67 @@ func TestLoadFileDrainSpread(t *testing.T) {
 		t.Errorf("default for --drain-timeout 8s: %v, %v", l.DrainSpread, err)
 	}
 }
+
+// Two forwards (or a forward and metrics_addr) that the kernel would not
+// let listen at once are refused by LoadFile, however the addresses are
+// written, naming the later one's field and the earlier one. Addresses
+// apart, and port 0, are no clash.
+func TestLoadFileListenClash(t *testing.T) {
+	for _, tt := range []struct {
+		text string
+		err  string // after "PATH:"; "" for none
+	}{
+		{"forwards:\n  - {listen: \"0.0.0.0:18081\", to: [127.0.0.1:1]}\n  - {listen: \":18081\", to: [127.0.0.1:1]}\n",
+			`3: forwards[1].listen: ":18081": forwards[0].listen ("0.0.0.0:18081") listens there too`},
+		{"forwards:\n  - {listen: \"127.0.0.1:18081\", to: [127.0.0.1:1]}\n  - {listen: \"[::]:18081\", to: [127.0.0.1:1]}\n",
+			`3: forwards[1].listen: "[::]:18081": forwards[0].listen ("127.0.0.1:18081") listens there too`},
+		{"forwards:\n  - {name: a, listen: \"127.0.0.1:18081\", to: [127.0.0.1:1]}\n  - {name: b, listen: \"[::ffff:127.0.0.1]:18081\", to: [127.0.0.1:1]}\n",
+			`3: forwards[1].listen: "[::ffff:127.0.0.1]:18081": forwards[0].listen ("127.0.0.1:18081") listens there too`},
+		{"forwards:\n  - {listen: \"unix:/run/x/a.sock\", to: [127.0.0.1:1]}\n  - {listen: \"unix:/run/x/../x/a.sock\", to: [127.0.0.1:1]}\n",
+			`3: forwards[1].listen: "unix:/run/x/../x/a.sock": forwards[0].listen ("unix:/run/x/a.sock") listens there too`},
+		{"metrics_addr: \":18081\"\nforwards:\n  - {listen: \"127.0.0.1:18081\", to: [127.0.0.1:1]}\n",
+			`1: metrics_addr: ":18081": forwards[0].listen ("127.0.0.1:18081") listens there too`},
+		{"forwards:\n  - {listen: \"127.0.0.1:18081\", to: [127.0.0.1:1]}\n  - {listen: \"127.0.0.2:18081\", to: [127.0.0.1:1]}\n  - {listen: \"[::1]:18081\", to: [127.0.0.1:1]}\n", ""},
+		{"metrics_addr: 127.0.0.1:0\nforwards:\n  - {listen: \"127.0.0.1:0\", to: [127.0.0.1:1]}\n  - {listen: \":0\", to: [127.0.0.1:1]}\n", ""},
+		{"forwards:\n  - {listen: \"unix:/run/x/a.sock\", to: [127.0.0.1:1]}\n  - {listen: \"unix:/run/x/b.sock\", to: [127.0.0.1:1]}\n", ""},
+	} {
+		path := writeConfig(t, tt.text)
+		_, err := LoadFile(path, TLSCache{})
+		if tt.err == "" {
+			if err != nil {
+				t.Errorf("%s: %v", tt.text, err)
+			}
+			continue
+		}
+		if err == nil || err.Error() != path+":"+tt.err {
+			t.Errorf("%s: error\n got %v\nwant %s:%s", tt.text, err, path, tt.err)
+		}
+	}
+}
+
+// metrics_addr is checked as the mail daemons check theirs: HOST:PORT,
+// a port from 0 to 65535, an IP address, localhost or no host.
+func TestLoadFileMetricsAddr(t *testing.T) {
+	for _, tt := range []struct{ addr, err string }{
+		{"nonsense", `1: metrics_addr: "nonsense": want HOST:PORT (address nonsense: missing port in address)`},
+		{"127.0.0.1:99999", `1: metrics_addr: "127.0.0.1:99999": port "99999" is not a number from 0 to 65535`},
+		{"127.0.0.1:http", `1: metrics_addr: "127.0.0.1:http": port "http" is not a number from 0 to 65535`},
+		{"metrics.example:9100", `1: metrics_addr: "metrics.example:9100": host must be an IP address (or empty for all)`},
+		{"127.0.0.1:9100", ""},
+		{":9100", ""},
+		{"localhost:9100", ""},
+		{"[::1]:0", ""},
+	} {
+		path := writeConfig(t, fmt.Sprintf("metrics_addr: %q\nforwards:\n  - {listen: 127.0.0.1:0, to: [127.0.0.1:1]}\n", tt.addr))
+		l, err := LoadFile(path, TLSCache{})
+		if tt.err == "" {
+			if err != nil || l.MetricsAddr != tt.addr {
+				t.Errorf("%q: %v", tt.addr, err)
+			}
+			continue
+		}
+		if err == nil || err.Error() != path+":"+tt.err {
+			t.Errorf("%q: error\n got %v\nwant %s:%s", tt.addr, err, path, tt.err)
+		}
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/pipegate/pipegate/pipe"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +12,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pipegate/pipegate/internal/listenaddr"
+	"github.com/pipegate/pipegate/pipe"
 )
 
 // Set runs the forwards of one process and makes them match a new list on
@@ -90,7 +92,6 @@ func key(c Config) string {
 // listen address) or on one address (port 0 excepted: each gets its own
 // port). It returns the index of the second forward and a *FieldError.
 func CheckUnique(cfgs []Config) (int, error) {
-	listens := map[string]int{}
 	keys := map[string]int{}
 	for i, c := range cfgs {
 		if j, ok := keys[key(c)]; ok {
@@ -100,13 +101,11 @@ func CheckUnique(cfgs []Config) (int, error) {
 			return i, fieldErr("name", "missing: forward %d listens on %s too; name both to tell them apart", j, c.Listen)
 		}
 		keys[key(c)] = i
-		if strings.HasSuffix(c.Listen, ":0") {
-			continue
+		for j, e := range cfgs[:i] {
+			if listenaddr.Conflict(e.Listen, c.Listen) { // 0.0.0.0:80 and :80 too
+				return i, fieldErr("listen", "%s: forward %d listens there too (%s)", c.Listen, j, e.Listen)
+			}
 		}
-		if j, ok := listens[c.Listen]; ok {
-			return i, fieldErr("listen", "%s is also the address of forward %d", c.Listen, j)
-		}
-		listens[c.Listen] = i
 	}
 	return 0, nil
 }

@@ -169,3 +169,27 @@ func TestSetShutdownSpread(t *testing.T) {
 		t.Errorf("log: %v, want reason=stopped", r)
 	}
 }
+
+// TestCheckUnique: two forwards that could not listen at once are refused
+// however their addresses are written (a reload checks its list so), the
+// later one named; port 0 and distinct addresses are fine.
+func TestCheckUnique(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		bad  bool
+	}{
+		{"0.0.0.0:18081", ":18081", true},
+		{"[::]:18081", "127.0.0.1:18081", true},
+		{"127.0.0.1:18081", "[::ffff:127.0.0.1]:18081", true},
+		{"unix:/run/a.sock", "unix:/run/./a.sock", true},
+		{"127.0.0.1:18081", "127.0.0.2:18081", false},
+		{"127.0.0.1:0", "127.0.0.1:0", false},
+		{":18081", ":18082", false},
+	} {
+		cfgs := []Config{{Name: "a", Listen: tc.a}, {Name: "b", Listen: tc.b}}
+		i, err := CheckUnique(cfgs)
+		if tc.bad != (err != nil) || tc.bad && i != 1 {
+			t.Errorf("%s and %s: forward %d, %v; want an error on forward 1: %v", tc.a, tc.b, i, err, tc.bad)
+		}
+	}
+}

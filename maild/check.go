@@ -3,11 +3,11 @@ package maild
 import (
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 
 	"github.com/pipegate/pipegate/gateway"
+	"github.com/pipegate/pipegate/internal/listenaddr"
 	"github.com/pipegate/pipegate/internal/logconf"
 	"github.com/pipegate/pipegate/internal/yamlconf"
 	"github.com/pipegate/pipegate/listener"
@@ -188,47 +188,35 @@ func (c *checker) protocol(field, p string) string {
 	return p
 }
 
-// listenAddr checks an address to listen on, as field: HOST:PORT, the
-// port a number from 0 to 65535, the host an IP address, localhost or
-// empty. It returns the port.
-func (c *checker) listenAddr(field, addr string) (port string, ok bool) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		c.errorf(field, "%q: want HOST:PORT (%v)", addr, err)
-		return "", false
+// listenAddr checks an address to listen on, as field
+// (listenaddr.Check).
+func (c *checker) listenAddr(field, addr string) bool {
+	if err := listenaddr.Check(addr); err != nil {
+		c.errs.Add(c.doc.Error(field, err))
+		return false
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		c.errorf(field, "%q: port %q is not a number from 0 to 65535", addr, port)
-		return "", false
-	}
-	if host != "" && net.ParseIP(host) == nil && host != "localhost" {
-		// A name other than localhost would be resolved at start; say
-		// so rather than listen somewhere surprising.
-		c.errorf(field, "%q: host must be an IP address (or empty for all)", addr)
-		return "", false
-	}
-	return port, true
+	return true
 }
 
 func (c *checker) listeners(fc *fileConfig, s *Settings) {
 	if len(fc.Listen) == 0 {
 		c.errorf("listen", "missing: at least one listener (- addr: 127.0.0.1:143)")
 	}
-	seen := map[string]string{}
+	var seen []listenAt // the good addresses so far, metrics_addr first
+	if fc.MetricsAddr != "" && listenaddr.Check(fc.MetricsAddr) == nil {
+		seen = append(seen, listenAt{"metrics_addr", fc.MetricsAddr})
+	}
 	for i, l := range fc.Listen {
 		field := "listen[" + strconv.Itoa(i) + "]"
 		if l.Addr == "" {
 			c.errorf(field+".addr", "missing (want HOST:PORT)")
 			continue
 		}
-		port, ok := c.listenAddr(field+".addr", l.Addr)
-		if !ok {
+		if !c.listenAddr(field+".addr", l.Addr) {
 			continue
 		}
-		if prev, ok := seen[l.Addr]; ok && port != "0" {
-			c.errorf(field+".addr", "%q is also %s", l.Addr, prev)
-		}
-		seen[l.Addr] = field
+		c.apart(seen, field+".addr", l.Addr)
+		seen = append(seen, listenAt{field + ".addr", l.Addr})
 		if l.TLS && fc.TLS == nil {
 			c.errorf(field+".tls", "implicit TLS needs the tls: section (cert and key)")
 		}
@@ -247,6 +235,26 @@ func (c *checker) listeners(fc *fileConfig, s *Settings) {
 			c.errorf(field+".accept_proxy", "trusted_proxies is set but accept_proxy is not true")
 		}
 		s.Listen = append(s.Listen, ln)
+	}
+}
+
+// listenAt is an address listened on, and its field.
+type listenAt struct{ field, addr string }
+
+// apart checks that addr, at field, can be listened on next to each of
+// seen: the daemon would fail to start ("address already in use") when
+// one port is given twice, however written (0.0.0.0:143 and :143). The
+// problem is addr's; metrics_addr's when seen holds a listener.
+func (c *checker) apart(seen []listenAt, field, addr string) {
+	for _, s := range seen {
+		if listenaddr.Conflict(s.addr, addr) {
+			if s.field == "metrics_addr" { // written first, checked first: name the key that is out of place
+				c.errs.Add(c.doc.Error(s.field, listenaddr.ConflictError(s.addr, field, addr)))
+			} else {
+				c.errs.Add(c.doc.Error(field, listenaddr.ConflictError(addr, s.field, s.addr)))
+			}
+			return
+		}
 	}
 }
 

@@ -133,8 +133,39 @@ func TestIMAPConfigErrors(t *testing.T) {
 		{"drain spread", configtest.IMAPIssue + "drain_timeout: 10s\ndrain_spread: 20s\n", []string{":12: drain_spread: 20s: want 0 (close at the deadline) up to drain_timeout (10s)"}},
 		{"login trusted networks", configtest.IMAPIssue + "login_trusted_networks: [10.0.0.0/8, 10.0.0.0/33]\n", []string{":11: login_trusted_networks[1]: \"10.0.0.0/33\" is not an IP address or CIDR prefix"}},
 		{"two documents", configtest.IMAPIssue + "---\nlisten: []\n", []string{":12: more than one YAML document"}},
+		// One port listened on twice fails at start ("address already in
+		// use"), however the two addresses are written.
+		{"same address twice", "listen:\n  - addr: 127.0.0.1:1143\n  - addr: 127.0.0.1:1143\nroutes_file: routes.yaml\n",
+			[]string{`:3: listen[1].addr: "127.0.0.1:1143": listen[0].addr ("127.0.0.1:1143") listens there too`}},
+		{"wildcard and empty host", "listen:\n  - addr: 0.0.0.0:11143\n  - addr: \":11143\"\nroutes_file: routes.yaml\n",
+			[]string{`:3: listen[1].addr: ":11143": listen[0].addr ("0.0.0.0:11143") listens there too`}},
+		{"wildcard and one address", "listen:\n  - addr: 127.0.0.1:1143\n  - addr: \"[::]:1143\"\nroutes_file: routes.yaml\n",
+			[]string{`:3: listen[1].addr: "[::]:1143": listen[0].addr ("127.0.0.1:1143") listens there too`}},
+		{"IPv4-mapped", "listen:\n  - addr: 127.0.0.1:1143\n  - addr: \"[::ffff:127.0.0.1]:1143\"\nroutes_file: routes.yaml\n",
+			[]string{`:3: listen[1].addr: "[::ffff:127.0.0.1]:1143": listen[0].addr ("127.0.0.1:1143") listens there too`}},
+		{"negative cache size", configtest.IMAPIssue + "route_cache:\n  max_entries: -1\n", []string{":12: route_cache.max_entries: -1: must not be negative (0 means the default, 10000)"}},
+		{"metrics on a listener", configtest.IMAPIssue + "metrics_addr: \":1993\"\n",
+			[]string{`:11: metrics_addr: ":1993": listen[1].addr ("127.0.0.1:1993") listens there too`}},
 	}
 	checkConfigErrors(t, cases)
+}
+
+// TestIMAPConfigListenersApart: listeners on one port but different
+// addresses, and any number on port 0 (each gets its own), are no clash.
+func TestIMAPConfigListenersApart(t *testing.T) {
+	path := configtest.WriteConfig(t, `listen:
+  - addr: 127.0.0.1:1143
+  - addr: 127.0.0.2:1143
+  - addr: "[::1]:1143"
+  - addr: 127.0.0.1:0
+  - addr: 0.0.0.0:0
+  - addr: 127.0.0.1:1144
+routes_file: routes.yaml
+metrics_addr: 127.0.0.3:1143
+`)
+	if err := check(path); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // configErrorCase is a config that check must refuse, with substrings of

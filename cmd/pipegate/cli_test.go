@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/pipegate/pipegate/forward"
 )
 
 // writeCLIFile writes text to name in dir and returns the path.
@@ -138,5 +140,41 @@ func TestPIDFileFolderMissing(t *testing.T) {
 		"--upgrade-dir", filepath.Join(t.TempDir(), "up")}, io.Discard, &errOut)
 	if code != 2 || !strings.Contains(errOut.String(), "--pid-file") || !strings.Contains(errOut.String(), "its directory") {
 		t.Fatalf("exit %d, stderr %q; want 2 naming --pid-file and its directory", code, errOut.String())
+	}
+}
+
+// TestForwardMetricsAddrChecked: a forward config's metrics_addr and the
+// --metrics-addr flag are checked where they are given (exit 2 naming the
+// key or the flag), not found wrong at start.
+func TestForwardMetricsAddrChecked(t *testing.T) {
+	dir := t.TempDir()
+	for _, addr := range []string{"127.0.0.1:99999", "nonsense"} {
+		path := writeCLIFile(t, dir, "fwd.yaml", "metrics_addr: "+addr+"\nforwards:\n  - {listen: 127.0.0.1:0, to: [127.0.0.1:1]}\n")
+		if code, stdout, stderr := checkConfig(path); code != 2 || !strings.Contains(stderr, path+":1: metrics_addr:") {
+			t.Errorf("check-config with metrics_addr %q: exit %d, %q %q; want exit 2 naming %s:1: metrics_addr", addr, code, stdout, stderr, path)
+		}
+		o, err := fwdParseArgs([]string{"--listen", "127.0.0.1:0", "--to", "127.0.0.1:1", "--metrics-addr", addr}, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fwdLoad(o, forward.TLSCache{}); err == nil || !strings.Contains(err.Error(), "--metrics-addr") {
+			t.Errorf("--metrics-addr %q: fwdLoad error %v; want one naming --metrics-addr", addr, err)
+		}
+	}
+}
+
+// TestCheckConfigSameAddressTwice: two listeners on one port written two
+// ways (0.0.0.0:P and :P) are a config error, in a mail config and in a
+// forward config, not an "address already in use" at start.
+func TestCheckConfigSameAddressTwice(t *testing.T) {
+	dir := t.TempDir()
+	writeCLIFile(t, dir, "routes.yaml", "default: imap://127.0.0.1:1\n")
+	mail := writeCLIFile(t, dir, "mail.yaml", "listen:\n  - addr: 0.0.0.0:11143\n  - addr: :11143\nroutes_file: routes.yaml\n")
+	if code, stdout, stderr := checkConfig(mail); code != 2 || !strings.Contains(stderr, "listen[1].addr") {
+		t.Errorf("mail: 0.0.0.0:11143 and :11143: exit %d, %q %q; want exit 2 naming listen[1].addr", code, stdout, stderr)
+	}
+	fwd := writeCLIFile(t, dir, "fwd.yaml", "forwards:\n  - {name: a, listen: 0.0.0.0:18081, to: [127.0.0.1:1]}\n  - {name: b, listen: ':18081', to: [127.0.0.1:1]}\n")
+	if code, stdout, stderr := checkConfig(fwd); code != 2 || !strings.Contains(stderr, "forwards[1].listen") {
+		t.Errorf("forward: 0.0.0.0:18081 and :18081: exit %d, %q %q; want exit 2 naming forwards[1].listen", code, stdout, stderr)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/pipegate/pipegate/forward"
+	"github.com/pipegate/pipegate/internal/listenaddr"
 	"github.com/pipegate/pipegate/internal/yamlconf"
 	"github.com/pipegate/pipegate/upgrade/process"
 )
@@ -132,6 +133,11 @@ func fwdParseArgs(args []string, stderr io.Writer) (*fwdOptions, error) {
 // fwdLoad builds the configuration from the config file or the flags.
 // Errors name the flag, or the file, line and field.
 func fwdLoad(o *fwdOptions, cache forward.TLSCache) (*forward.DaemonConfig, error) {
+	if o.global.MetricsAddr != "" {
+		if err := listenaddr.Check(o.global.MetricsAddr); err != nil {
+			return nil, fmt.Errorf("flag --metrics-addr: %w", err)
+		}
+	}
 	if o.configPath != "" {
 		for name := range o.set {
 			switch {

@@ -31,7 +31,8 @@ type Doc struct {
 // *configerr.Error (several joined with errors.Join), naming the file, the
 // line and the field: a syntax error, an unknown or renamed key, a value of
 // the wrong kind (a list for a string, "yes please" for a bool, "5 min" for
-// a Duration, "!!int x"), a second YAML document, aliases that expand to
+// a Duration, "!!int x", 1.5 or 1e3 for a whole number, which yaml would
+// truncate or convert), a second YAML document, aliases that expand to
 // more than 100000 values. An empty file decodes to v's zero value.
 func Load(file string, v any) (*Doc, error) {
 	data, err := cfgfile.Read(file, cfgfile.Small)

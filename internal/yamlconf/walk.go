@@ -4,10 +4,12 @@ import (
 	"encoding"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -82,6 +84,7 @@ var (
 	unmarshalerType     = reflect.TypeFor[yaml.Unmarshaler]()
 	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
 	renamedKeysType     = reflect.TypeFor[RenamedKeys]()
+	durationType        = reflect.TypeFor[time.Duration]()
 )
 
 func mustStructPtr(v any) reflect.Type {
@@ -352,7 +355,30 @@ func (w *walker) scalar(n *yaml.Node, path string, t reflect.Type) {
 	}
 	if err := n.Decode(reflect.New(t).Interface()); err != nil {
 		w.problem(n, path, "want %s, not %q", want, n.Value)
+		return
 	}
+	if whole(t) && n.ShortTag() == "!!float" {
+		// yaml truncates 1.5 to 1 (and takes 1e3 as 1000): only an
+		// integer as YAML writes one is a whole number.
+		w.problem(n, path, "want %s, not %q%s", want, n.Value, wholeHint(n))
+	}
+}
+
+// whole reports whether t is an integer kind (time.Duration aside, which
+// yaml decodes from "5s").
+func whole(t reflect.Type) bool {
+	k := t.Kind()
+	return t != durationType && (k >= reflect.Int && k <= reflect.Int64 || k >= reflect.Uint && k <= reflect.Uintptr)
+}
+
+// wholeHint is " (write 1000)" for a float scalar that is a whole number
+// in float notation ("1e3", "2.0"); "" for others.
+func wholeHint(n *yaml.Node) string {
+	var f float64
+	if err := n.Decode(&f); err != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+		return ""
+	}
+	return fmt.Sprintf(" (write %d)", int64(f))
 }
 
 // allPositioned reports whether every error of errs is Positioned.

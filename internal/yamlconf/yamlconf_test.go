@@ -52,6 +52,12 @@ func TestDecodeProblems(t *testing.T) {
 		{"two documents", "name: a\n---\nname: b\n", []string{":3: more than one YAML document (a second --- ?)"}},
 		{"several", "nmae: a\nmax_conns: x\n", []string{":1: nmae: unknown field", `:2: max_conns: want a whole number, not "x"`}},
 		{"merge", "base: &b {addr: a, bad: 1}\n", []string{":1: base: unknown field"}},
+		// yaml.v3 truncates a fraction to a whole number: refused instead.
+		{"fraction", "max_conns: 1.5\n", []string{`:1: max_conns: want a whole number, not "1.5"`}},
+		{"fraction up", "max_conns: 2.7\n", []string{`:1: max_conns: want a whole number, not "2.7"`}},
+		{"float notation", "max_conns: 1e3\n", []string{`:1: max_conns: want a whole number, not "1e3" (write 1000)`}},
+		{"float tag", "max_conns: !!float 3\n", []string{`:1: max_conns: want a whole number, not "3" (write 3)`}},
+		{"infinity", "max_conns: -.inf\n", []string{`:1: max_conns: want a whole number, not "-.inf"`}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var c testConfig
@@ -75,6 +81,50 @@ func TestDecodeProblems(t *testing.T) {
 				t.Errorf("not a *configerr.Error: %T", err)
 			}
 		})
+	}
+}
+
+// TestWholeNumbers: integer fields of every kind take integers as YAML
+// writes them (hex, underscores) and refuse fractions, float notation,
+// and values out of their range; float fields take both; a time.Duration
+// field keeps yaml's "5s".
+func TestWholeNumbers(t *testing.T) {
+	type numbers struct {
+		U  uint16        `yaml:"u"`
+		I8 int8          `yaml:"i8"`
+		U8 uint8         `yaml:"u8"`
+		F  float64       `yaml:"f"`
+		D  time.Duration `yaml:"d"`
+	}
+	for _, tt := range []struct {
+		yaml string
+		want numbers
+	}{
+		{"u: 0x10\ni8: -128\nu8: 1_0\n", numbers{U: 16, I8: -128, U8: 10}},
+		{"u: 65535\nf: 3\n", numbers{U: 65535, F: 3}},
+		{"f: 1.5\nd: 5s\n", numbers{F: 1.5, D: 5 * time.Second}},
+	} {
+		var c numbers
+		if _, err := Decode("f.yaml", []byte(tt.yaml), &c); err != nil || c != tt.want {
+			t.Errorf("%q: %+v, %v; want %+v", tt.yaml, c, err, tt.want)
+		}
+	}
+	for _, tt := range []struct{ yaml, want string }{
+		{"u: 1.5\n", `f.yaml:1: u: want a whole number, 0 or more, not "1.5"`},
+		{"u: 1e3\n", `f.yaml:1: u: want a whole number, 0 or more, not "1e3" (write 1000)`},
+		{"u: -1\n", `f.yaml:1: u: want a whole number, 0 or more, not "-1"`},
+		{"u: -0.5\n", `f.yaml:1: u: want a whole number, 0 or more, not "-0.5"`},
+		{"u: 70000\n", `f.yaml:1: u: want a whole number, 0 or more, not "70000"`},
+		{"u8: 2.0\n", `f.yaml:1: u8: want a whole number, 0 or more, not "2.0" (write 2)`},
+		{"i8: 2.5\n", `f.yaml:1: i8: want a whole number, not "2.5"`},
+		{"i8: 128\n", `f.yaml:1: i8: want a whole number, not "128"`},
+		{"i8: .nan\n", `f.yaml:1: i8: want a whole number, not ".nan"`},
+	} {
+		var c numbers
+		_, err := Decode("f.yaml", []byte(tt.yaml), &c)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%q: %v (%+v)\nwant %s", tt.yaml, err, c, tt.want)
+		}
 	}
 }
 

@@ -60,6 +60,9 @@ func Build(ctx context.Context, baseDir string, list []SourceConfig, cache Cache
 	if len(list) == 0 {
 		return nil, nil, nil, errors.New("route_sources: empty (want at least one source, or routes_file)")
 	}
+	if field, err := cache.check(); err != nil {
+		return nil, nil, nil, &FieldError{Index: -1, Field: "route_cache." + field, Err: err}
+	}
 	b := &builder{ctx: ctx, baseDir: baseDir, cache: cache}
 	var routers []route.Router
 	for i := range list {
@@ -136,20 +139,24 @@ func (b *builder) path(p string) string {
 }
 
 // FieldError is a problem with one field of a route_sources entry (Index
-// >= 0), or with routes_file (Index -1, Field ""). Error reads
+// >= 0), or with a key outside the list (Index -1): routes_file (Field
+// ""), route_cache's (Field "route_cache.max_entries"). Error reads
 // "route_sources[1] (line 14).url: problem"; a loader that prints
 // "FILE:LINE: FIELD: problem" uses Line, Key and Err.
 type FieldError struct {
-	Index int    // entry of route_sources; -1 for routes_file
+	Index int    // entry of route_sources; -1 for routes_file or route_cache
 	Line  int    // line of the field, else of the entry, in the YAML file; 0 if unknown
-	Field string // "url", "path"; "" for the entry as a whole
+	Field string // "url", "path"; "" for the entry as a whole (Index -1: "" for routes_file, else the key's path)
 	Err   error
 }
 
 // Key is the field's path from the top of the file: "route_sources[1].url",
-// "routes_file".
+// "routes_file", "route_cache.max_entries".
 func (e *FieldError) Key() string {
 	if e.Index < 0 {
+		if e.Field != "" {
+			return e.Field
+		}
 		return "routes_file"
 	}
 	k := fmt.Sprintf("route_sources[%d]", e.Index)
@@ -161,7 +168,7 @@ func (e *FieldError) Key() string {
 
 func (e *FieldError) Error() string {
 	if e.Index < 0 {
-		return "routes_file: " + e.Err.Error()
+		return e.Key() + ": " + e.Err.Error()
 	}
 	where := fmt.Sprintf("route_sources[%d]", e.Index)
 	if e.Line > 0 {
@@ -179,6 +186,7 @@ func (b *builder) source(i int, c *SourceConfig) (route.Router, error) {
 	fail := func(field string, err error) error {
 		line := c.Line
 		key, _, _ := strings.Cut(field, "[") // urls[1]: the line of urls:
+		key, _, _ = strings.Cut(key, ".")    // cache.max_entries: of cache:
 		if l, ok := c.keys[key]; ok {
 			line = l
 		}
@@ -206,6 +214,20 @@ func (b *builder) source(i int, c *SourceConfig) (route.Router, error) {
 	case "", "fail", "next":
 	default:
 		return nil, fail("on_error", fmt.Errorf("%q: want fail or next", c.OnError))
+	}
+	// What the YAML decoder lets through, or a program sets: route.Cache,
+	// route.WithTimeout and pgxpool would take a negative number as the
+	// default, or as "at once", without a word.
+	if c.Timeout.Duration < 0 {
+		return nil, fail("timeout", fmt.Errorf("negative duration %v", c.Timeout.Duration))
+	}
+	if c.Cache != nil {
+		if field, err := c.Cache.check(); err != nil {
+			return nil, fail("cache."+field, err)
+		}
+	}
+	if c.MaxConns < 0 {
+		return nil, fail("max_conns", fmt.Errorf("%d: must not be negative (0 means the default)", c.MaxConns))
 	}
 
 	var src route.Router

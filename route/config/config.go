@@ -31,9 +31,12 @@
 package config
 
 import (
+	"fmt"
+
 	"go.yaml.in/yaml/v3"
 
 	"github.com/pipegate/pipegate/internal/yamlconf"
+	"github.com/pipegate/pipegate/route"
 )
 
 // SourceConfig is one entry of route_sources. Type selects the source;
@@ -107,7 +110,7 @@ type CacheConfig struct {
 	Off         bool              `yaml:"-"`            // "cache: false"
 	PositiveTTL yamlconf.Duration `yaml:"positive_ttl"` // how long a route is kept; default 30s
 	NegativeTTL yamlconf.Duration `yaml:"negative_ttl"` // how long "no route" is kept; default 5s
-	MaxEntries  int               `yaml:"max_entries"`  // default 10000
+	MaxEntries  int               `yaml:"max_entries"`  // default 10000; negative is refused
 }
 
 // UnmarshalYAML reads "cache: false", "cache: true" or a mapping. Errors
@@ -122,7 +125,40 @@ func (c *CacheConfig) UnmarshalYAML(n *yaml.Node) error {
 		return nil
 	}
 	type plain CacheConfig
-	return yamlconf.DecodeNode(n, (*plain)(c))
+	if err := yamlconf.DecodeNode(n, (*plain)(c)); err != nil {
+		return err
+	}
+	if field, err := c.check(); err != nil {
+		return &yamlconf.NodeError{Line: valueLine(n, field), Field: field, Err: err}
+	}
+	return nil
+}
+
+// check refuses what the YAML decoder lets through: a negative
+// max_entries (route.Cache would take it as the default) or TTL (written
+// by a program; the file's are refused as durations). It returns the
+// field at fault.
+func (c CacheConfig) check() (field string, err error) {
+	switch {
+	case c.MaxEntries < 0:
+		return "max_entries", fmt.Errorf("%d: must not be negative (0 means the default, %d)", c.MaxEntries, route.DefaultCacheEntries)
+	case c.PositiveTTL.Duration < 0:
+		return "positive_ttl", fmt.Errorf("negative duration %v", c.PositiveTTL.Duration)
+	case c.NegativeTTL.Duration < 0:
+		return "negative_ttl", fmt.Errorf("negative duration %v", c.NegativeTTL.Duration)
+	}
+	return "", nil
+}
+
+// valueLine is the line of key's value in mapping n; n's own when n does
+// not hold key itself (a merge key brought it).
+func valueLine(n *yaml.Node, key string) int {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1].Line
+		}
+	}
+	return n.Line
 }
 
 // UnmarshalYAML decodes a source entry with yamlconf's checks (a custom

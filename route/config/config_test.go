@@ -272,6 +272,9 @@ func TestErrors(t *testing.T) {
 		{"redis bad url", "route_sources:\n  - type: redis\n    url: http://x\n", "route_sources[0] (line 3).url: "},
 		{"redis password file missing", "route_sources:\n  - type: redis\n    url: redis://127.0.0.1:6379\n    password_file: nopw\n", "route_sources[0] (line 4).password_file: open " + filepath.Join(dir, "nopw")},
 		{"sql password file empty", "route_sources:\n  - type: sql\n    url: postgres://h/db\n    query: SELECT 1\n    password_file: empty\n", "route_sources[0] (line 5).password_file: " + filepath.Join(dir, "empty") + ": empty (want the secret on its first line)"},
+		{"negative cache size", "route_sources:\n  - type: http\n    url: http://x/\n    cache: {max_entries: -5}\n", "line 4: cache.max_entries: -5: must not be negative (0 means the default, 10000)"},
+		{"negative route_cache size", "route_cache:\n  max_entries: -1\nroute_sources:\n  - type: redis\n    url: redis://127.0.0.1:9/0\n", "line 2: max_entries: -1: must not be negative"},
+		{"negative max_conns", "route_sources:\n  - type: sql\n    url: postgres://h/db\n    query: SELECT h FROM r WHERE a = $1\n    max_conns: -1\n", "route_sources[0] (line 5).max_conns: -1: must not be negative (0 means the default)"},
 		{"ldap password file missing", "route_sources:\n  - type: ldap\n    url: ldap://127.0.0.1\n    base_dn: dc=x\n    host_attr: mailHost\n    bind_dn: cn=x\n    bind_password_file: nopw\n", "route_sources[0] (line 7).bind_password_file: open " + filepath.Join(dir, "nopw")},
 	}
 	for _, tt := range tests {
@@ -318,5 +321,62 @@ route_cache: maybe
 	_, err = yamlconf.Decode("pipegate.yaml", []byte("route_sources:\n  - type: http\n    url: http://x/\n    timeout: 2s\n    cache: {positive_ttl: 1m}\n"), &c)
 	if err != nil || c.RouteSources[0].Timeout.Duration != 2*time.Second || c.RouteSources[0].Cache.PositiveTTL.Duration != time.Minute {
 		t.Fatalf("good entry: %+v %v", c.RouteSources, err)
+	}
+}
+
+// TestNegativeNumbersRefused: a negative max_entries (route_cache, or a
+// source's cache:) is refused where the file has it, not taken as the
+// default 10000; Build refuses negative numbers a program sets too.
+func TestNegativeNumbersRefused(t *testing.T) {
+	for _, tt := range []struct{ yaml, want string }{
+		{"route_sources:\n  - type: http\n    url: http://127.0.0.1:9/auth\n    cache: {max_entries: -5}\n",
+			"p.yaml:4: route_sources[0].cache.max_entries: -5: must not be negative (0 means the default, 10000)"},
+		{"route_sources:\n  - type: redis\n    url: redis://127.0.0.1:9/0\n    cache:\n      positive_ttl: 1s\n      max_entries: -2\n",
+			"p.yaml:6: route_sources[0].cache.max_entries: -2: must not be negative (0 means the default, 10000)"},
+		{"route_cache:\n  max_entries: -1\nroute_sources:\n  - type: redis\n    url: redis://127.0.0.1:9/0\n",
+			"p.yaml:2: route_cache.max_entries: -1: must not be negative (0 means the default, 10000)"},
+		{"route_cache: {negative_ttl: -1s}\n", `p.yaml:1: route_cache.negative_ttl: negative duration "-1s"`},
+	} {
+		var c daemonConfig
+		_, err := yamlconf.Decode("p.yaml", []byte(tt.yaml), &c)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%q:\n err = %v\nwant %s", tt.yaml, err, tt.want)
+		}
+	}
+
+	redis := SourceConfig{Type: "redis", URL: "redis://127.0.0.1:9/0", Line: 3, keys: map[string]int{"type": 3, "url": 4, "cache": 5}}
+	withCache := redis
+	withCache.Cache = &CacheConfig{MaxEntries: -1}
+	withTTL := redis
+	withTTL.Cache = &CacheConfig{PositiveTTL: yamlconf.Duration{Duration: -time.Second, Given: true}}
+	withTimeout := redis
+	withTimeout.Timeout = yamlconf.Duration{Duration: -time.Second, Given: true}
+	for _, tt := range []struct {
+		name   string
+		source SourceConfig
+		cache  CacheConfig
+		want   string
+	}{
+		{"route_cache", redis, CacheConfig{MaxEntries: -3}, "route_cache.max_entries: -3: must not be negative (0 means the default, 10000)"},
+		{"route_cache ttl", redis, CacheConfig{NegativeTTL: yamlconf.Duration{Duration: -time.Second}}, "route_cache.negative_ttl: negative duration -1s"},
+		{"cache", withCache, CacheConfig{}, "route_sources[0] (line 5).cache.max_entries: -1: must not be negative (0 means the default, 10000)"},
+		{"cache ttl", withTTL, CacheConfig{}, "route_sources[0] (line 5).cache.positive_ttl: negative duration -1s"},
+		{"timeout", withTimeout, CacheConfig{}, "route_sources[0] (line 3).timeout: negative duration -1s"},
+	} {
+		_, _, closeAll, err := Build(context.Background(), t.TempDir(), []SourceConfig{tt.source}, tt.cache)
+		if err == nil {
+			closeAll()
+		}
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%s:\n err = %v\nwant %s", tt.name, err, tt.want)
+		}
+		if _, ok := err.(*FieldError); !ok {
+			t.Errorf("%s: %T, want a *FieldError", tt.name, err)
+		}
+	}
+	// A daemon names the line of route_cache's key by Key.
+	_, _, _, err := Build(context.Background(), t.TempDir(), []SourceConfig{redis}, CacheConfig{MaxEntries: -1})
+	if fe, ok := err.(*FieldError); !ok || fe.Key() != "route_cache.max_entries" {
+		t.Errorf("Build: %v, want a *FieldError with Key route_cache.max_entries", err)
 	}
 }
