@@ -3,27 +3,21 @@ package pipe
 import (
 	"bytes"
 	"crypto/tls"
-	"errors"
 	"io"
 	"net"
 	"net/netip"
-	"runtime"
-	"strconv"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pipegate/pipegate/internal/urgenttest"
 )
 
 // Urgent data (TCP MSG_OOB, as telnet and FTP's ABOR send it) must reach
 // the other side in band, in its place in the stream, and must not stall
 // the pipe: "hello" + urgent "X" + "world" arrives as "helloXworld".
-
-// failAfter is the read deadline of these tests: a failure detector only
-// (a stalled pipe), never a synchronisation.
-const failAfter = 10 * time.Second
 
 // urgentCase is what a peer sends: before, the urgent byte, after; eof
 // half-closes right after it (the urgent byte is the last one).
@@ -41,99 +35,6 @@ var urgentCases = []urgentCase{
 
 func (c urgentCase) want(prefix []byte) []byte {
 	return append(append(append([]byte(nil), prefix...), c.before+"X"...), c.after...)
-}
-
-// sendUrgent writes b, then urgent as TCP (or AF_UNIX) urgent data, then
-// after, to c; eof half-closes c after that.
-func sendUrgent(t testing.TB, c net.Conn, b []byte, urgent byte, after []byte, eof bool) {
-	t.Helper()
-	if len(b) > 0 {
-		if _, err := c.Write(b); err != nil {
-			t.Fatalf("write: %v", err)
-		}
-	}
-	rc, err := c.(syscall.Conn).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var serr error
-	werr := rc.Write(func(fd uintptr) bool {
-		serr = unix.Sendto(int(fd), []byte{urgent}, unix.MSG_OOB, nil)
-		return serr != unix.EAGAIN
-	})
-	switch {
-	case werr != nil:
-		t.Fatalf("send urgent: %v", werr)
-	case errors.Is(serr, unix.EOPNOTSUPP):
-		t.Skipf("no urgent data on %s sockets here: %v", c.LocalAddr().Network(), serr)
-	case serr != nil:
-		t.Fatalf("send urgent: %v", serr)
-	}
-	if len(after) > 0 {
-		if _, err := c.Write(after); err != nil {
-			t.Fatalf("write: %v", err)
-		}
-	}
-	if eof {
-		closeWrite(t, c)
-	}
-}
-
-// waitDelivered returns once the peer of c (a TCP or Unix socket) has
-// received everything c sent: TCP's send queue is acknowledged, a Unix
-// socket's bytes are in the peer's queue as soon as they are written.
-func waitDelivered(t testing.TB, c net.Conn) {
-	t.Helper()
-	rc, err := c.(syscall.Conn).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := c.(*net.TCPConn); !ok {
-		return
-	}
-	for i := 0; ; i++ {
-		var q int
-		var qerr error
-		if err := rc.Control(func(fd uintptr) { q, qerr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) }); err != nil || qerr != nil {
-			t.Fatalf("SIOCOUTQ: %v %v", err, qerr)
-		}
-		if q == 0 {
-			return
-		}
-		if i == 1e6 {
-			t.Fatalf("%d bytes sent and not acknowledged", q)
-		}
-		runtime.Gosched()
-	}
-}
-
-// readExactly reads len(want) bytes from c and fails unless they are want.
-func readExactly(t testing.TB, c net.Conn, want []byte) {
-	t.Helper()
-	c.SetReadDeadline(time.Now().Add(failAfter))
-	got := make([]byte, len(want))
-	n, err := io.ReadFull(c, got)
-	if err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("read %s, %v; want %s", show(got[:n]), err, show(want))
-	}
-}
-
-// readEOF fails unless c's next read is the end of the stream.
-func readEOF(t testing.TB, c net.Conn) {
-	t.Helper()
-	c.SetReadDeadline(time.Now().Add(failAfter))
-	rest, err := io.ReadAll(c)
-	if err != nil || len(rest) > 0 {
-		t.Fatalf("after the expected bytes: read %s, %v; want the end of the stream", show(rest), err)
-	}
-}
-
-// show quotes b, the middle of a long b elided.
-func show(b []byte) string {
-	if len(b) <= 64 {
-		return strconv.Quote(string(b))
-	}
-	return strconv.Quote(string(b[:16])) + "..." + strconv.Quote(string(b[len(b)-32:]))
 }
 
 // TestUrgentDataInBand: for every flavour, both directions, TCP and Unix
@@ -187,34 +88,34 @@ func TestUrgentDataInBand(t *testing.T) {
 func urgentThroughPipe(t *testing.T, fl flavour, aIn, bIn, sender, receiver net.Conn, aToB bool, prefix []byte, uc urgentCase, queued bool) {
 	t.Helper()
 	if queued {
-		sendUrgent(t, sender, append(prefix, uc.before...), 'X', []byte(uc.after), uc.eof)
-		waitDelivered(t, sender)
+		urgenttest.Send(t, sender, append(prefix, uc.before...), 'X', []byte(uc.after), uc.eof)
+		urgenttest.WaitDelivered(t, sender)
 	}
 	res := make(chan Result, 1)
 	fl.enter(t, aIn, bIn, nil, func(r Result) { res <- r })
 	if !queued {
-		sendUrgent(t, sender, append(prefix, uc.before...), 'X', []byte(uc.after), uc.eof)
+		urgenttest.Send(t, sender, append(prefix, uc.before...), 'X', []byte(uc.after), uc.eof)
 	}
 	want := uc.want(prefix)
-	readExactly(t, receiver, want)
+	urgenttest.ReadExactly(t, receiver, want)
 	sent := len(want)
 	if !uc.eof {
 		// Bytes after the mark keep flowing.
 		if _, err := io.WriteString(sender, "more"); err != nil {
 			t.Fatal(err)
 		}
-		readExactly(t, receiver, []byte("more"))
+		urgenttest.ReadExactly(t, receiver, []byte("more"))
 		sent += 4
 		closeWrite(t, sender)
 	}
-	readEOF(t, receiver)
+	urgenttest.ReadEOF(t, receiver)
 	// The other direction flows too.
 	if _, err := io.WriteString(receiver, "ok"); err != nil {
 		t.Fatal(err)
 	}
-	readExactly(t, sender, []byte("ok"))
+	urgenttest.ReadExactly(t, sender, []byte("ok"))
 	closeWrite(t, receiver)
-	readEOF(t, sender)
+	urgenttest.ReadEOF(t, sender)
 	r := waitResult(t, res)
 	got := r.BytesAToB
 	back := r.BytesBToA
@@ -231,7 +132,7 @@ func waitResult(t testing.TB, res <-chan Result) Result {
 	select {
 	case r := <-res:
 		return r
-	case <-time.After(failAfter):
+	case <-time.After(urgenttest.FailAfter):
 		t.Fatal("the pipe did not end")
 		return Result{}
 	}
@@ -324,18 +225,18 @@ func TestUrgentDataInTLS(t *testing.T) {
 					}
 					if queued {
 						send()
-						waitDelivered(t, raw.TCPConn)
+						urgenttest.WaitDelivered(t, raw.TCPConn)
 					}
 					res := make(chan Result, 1)
 					fl.enter(t, aIn, bIn, nil, func(r Result) { res <- r })
 					if !queued {
 						send()
 					}
-					readExactly(t, bPeer, []byte("helloXworld"))
+					urgenttest.ReadExactly(t, bPeer, []byte("helloXworld"))
 					if _, err := io.WriteString(aPeer, "more"); err != nil {
 						t.Fatal(err)
 					}
-					readExactly(t, bPeer, []byte("more"))
+					urgenttest.ReadExactly(t, bPeer, []byte("more"))
 					// The urgent byte as the very last one: in close_notify.
 					raw.at = -1
 					raw.armed.Store(true)
@@ -343,13 +244,13 @@ func TestUrgentDataInTLS(t *testing.T) {
 						t.Fatal(err)
 					}
 					closeWrite(t, raw.TCPConn)
-					readEOF(t, bPeer)
+					urgenttest.ReadEOF(t, bPeer)
 					if _, err := io.WriteString(bPeer, "ok"); err != nil {
 						t.Fatal(err)
 					}
-					readExactly(t, aPeer, []byte("ok"))
+					urgenttest.ReadExactly(t, aPeer, []byte("ok"))
 					closeWrite(t, bPeer)
-					readEOF(t, aPeer)
+					urgenttest.ReadEOF(t, aPeer)
 					r := waitResult(t, res)
 					if r.Reason != ReasonEOF || r.Err != nil || r.BytesAToB != 15 || r.BytesBToA != 2 {
 						t.Fatalf("result %s (%v), %d bytes A→B, %d B→A; want eof, 15 and 2", r.Reason, r.Err, r.BytesAToB, r.BytesBToA)
@@ -430,24 +331,24 @@ func TestUrgentDataListen(t *testing.T) {
 					if !aToB {
 						sender, receiver = backend, client
 					}
-					sendUrgent(t, sender, []byte(uc.before), 'X', []byte(uc.after), uc.eof)
-					readExactly(t, receiver, uc.want(nil))
+					urgenttest.Send(t, sender, []byte(uc.before), 'X', []byte(uc.after), uc.eof)
+					urgenttest.ReadExactly(t, receiver, uc.want(nil))
 					sent := len(uc.want(nil))
 					if !uc.eof {
 						if _, err := io.WriteString(sender, "more"); err != nil {
 							t.Fatal(err)
 						}
-						readExactly(t, receiver, []byte("more"))
+						urgenttest.ReadExactly(t, receiver, []byte("more"))
 						sent += 4
 						closeWrite(t, sender)
 					}
-					readEOF(t, receiver)
+					urgenttest.ReadEOF(t, receiver)
 					if _, err := io.WriteString(receiver, "ok"); err != nil {
 						t.Fatal(err)
 					}
-					readExactly(t, sender, []byte("ok"))
+					urgenttest.ReadExactly(t, sender, []byte("ok"))
 					closeWrite(t, receiver)
-					readEOF(t, sender)
+					urgenttest.ReadEOF(t, sender)
 					r := waitResult(t, res)
 					got, back := r.BytesAToB, r.BytesBToA
 					if !aToB {

@@ -2,112 +2,17 @@ package evloop
 
 import (
 	"bytes"
-	"errors"
 	"io"
 	"net"
-	"runtime"
-	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/pipegate/pipegate/internal/urgenttest"
+
 	"github.com/pipegate/pipegate/pipe/internal/core"
 )
-
-// failAfter is the read deadline of the urgent-data tests: a failure
-// detector (a stalled pair), never a synchronisation.
-const failAfter = 10 * time.Second
-
-// sendUrgent writes b, then urgent as urgent data (MSG_OOB), then after,
-// to c; eof half-closes c after that.
-func sendUrgent(t testing.TB, c net.Conn, b []byte, urgent byte, after []byte, eof bool) {
-	t.Helper()
-	if len(b) > 0 {
-		if _, err := c.Write(b); err != nil {
-			t.Fatalf("write: %v", err)
-		}
-	}
-	rc, err := c.(syscall.Conn).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var serr error
-	if err := rc.Write(func(fd uintptr) bool {
-		serr = unix.Sendto(int(fd), []byte{urgent}, unix.MSG_OOB, nil)
-		return serr != unix.EAGAIN
-	}); err != nil {
-		t.Fatalf("send urgent: %v", err)
-	}
-	if errors.Is(serr, unix.EOPNOTSUPP) {
-		t.Skipf("no urgent data on %s sockets here: %v", c.LocalAddr().Network(), serr)
-	}
-	if serr != nil {
-		t.Fatalf("send urgent: %v", serr)
-	}
-	if len(after) > 0 {
-		if _, err := c.Write(after); err != nil {
-			t.Fatalf("write: %v", err)
-		}
-	}
-	if eof {
-		closeWrite(t, c)
-	}
-}
-
-// waitDelivered returns once c's peer has received all c sent (TCP: the
-// send queue is acknowledged; a Unix socket delivers as it writes).
-func waitDelivered(t testing.TB, c net.Conn) {
-	t.Helper()
-	if _, ok := c.(*net.TCPConn); !ok {
-		return
-	}
-	rc, err := c.(syscall.Conn).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; ; i++ {
-		var q int
-		var qerr error
-		if err := rc.Control(func(fd uintptr) { q, qerr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) }); err != nil || qerr != nil {
-			t.Fatalf("SIOCOUTQ: %v %v", err, qerr)
-		}
-		if q == 0 {
-			return
-		}
-		if i == 1e6 {
-			t.Fatalf("%d bytes sent and not acknowledged", q)
-		}
-		runtime.Gosched()
-	}
-}
-
-func readExactly(t testing.TB, c net.Conn, want []byte) {
-	t.Helper()
-	c.SetReadDeadline(time.Now().Add(failAfter))
-	got := make([]byte, len(want))
-	n, err := io.ReadFull(c, got)
-	if err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("read %s, %v; want %s", show(got[:n]), err, show(want))
-	}
-}
-
-func readEOF(t testing.TB, c net.Conn) {
-	t.Helper()
-	c.SetReadDeadline(time.Now().Add(failAfter))
-	rest, err := io.ReadAll(c)
-	if err != nil || len(rest) > 0 {
-		t.Fatalf("after the expected bytes: read %s, %v; want the end of the stream", show(rest), err)
-	}
-}
-
-func show(b []byte) string {
-	if len(b) <= 64 {
-		return strconv.Quote(string(b))
-	}
-	return strconv.Quote(string(b[:16])) + "..." + strconv.Quote(string(b[len(b)-32:]))
-}
 
 // TestUrgentData: the loops carry urgent data in band, in its place, with
 // no stall and no loss: relaying a quiet direction or after bulk bytes
@@ -156,11 +61,11 @@ func TestUrgentData(t *testing.T) {
 									sender, receiver = c2, c1
 								}
 								send := func() {
-									sendUrgent(t, sender, append(prefix, c.before...), 'X', []byte(c.after), c.eof)
+									urgenttest.Send(t, sender, append(prefix, c.before...), 'X', []byte(c.after), c.eof)
 								}
 								if queued {
 									send()
-									waitDelivered(t, sender)
+									urgenttest.WaitDelivered(t, sender)
 								}
 								ea, eb, err := TakePair(a, b)
 								if err != nil {
@@ -174,27 +79,27 @@ func TestUrgentData(t *testing.T) {
 									send()
 								}
 								want := append(append(append([]byte(nil), prefix...), c.before+"X"...), c.after...)
-								readExactly(t, receiver, want)
+								urgenttest.ReadExactly(t, receiver, want)
 								sent := len(want)
 								if !c.eof {
 									if _, err := io.WriteString(sender, "more"); err != nil {
 										t.Fatal(err)
 									}
-									readExactly(t, receiver, []byte("more"))
+									urgenttest.ReadExactly(t, receiver, []byte("more"))
 									sent += 4
 									closeWrite(t, sender)
 								}
-								readEOF(t, receiver)
+								urgenttest.ReadEOF(t, receiver)
 								if _, err := io.WriteString(receiver, "ok"); err != nil {
 									t.Fatal(err)
 								}
-								readExactly(t, sender, []byte("ok"))
+								urgenttest.ReadExactly(t, sender, []byte("ok"))
 								closeWrite(t, receiver)
-								readEOF(t, sender)
+								urgenttest.ReadEOF(t, sender)
 								var r core.Result
 								select {
 								case r = <-res:
-								case <-time.After(failAfter):
+								case <-time.After(urgenttest.FailAfter):
 									t.Fatal("the pair did not end")
 								}
 								got, back := r.BytesAToB, r.BytesBToA
@@ -253,16 +158,16 @@ func TestUrgentInlineIsLazy(t *testing.T) {
 	if _, err := io.WriteString(c1, "ping"); err != nil {
 		t.Fatal(err)
 	}
-	readExactly(t, c2, []byte("ping"))
+	urgenttest.ReadExactly(t, c2, []byte("ping"))
 	if _, err := io.WriteString(c2, "pong"); err != nil {
 		t.Fatal(err)
 	}
-	readExactly(t, c1, []byte("pong"))
+	urgenttest.ReadExactly(t, c1, []byte("pong"))
 	if ia, ib, ka, kb := oobInline(t, pr); ia != 0 || ib != 0 || ka || kb {
 		t.Fatalf("after a quiet exchange: SO_OOBINLINE %d, %d (known %v, %v); want both untouched", ia, ib, ka, kb)
 	}
-	sendUrgent(t, c2, []byte("hello"), 'X', []byte("world"), false)
-	readExactly(t, c1, []byte("helloXworld"))
+	urgenttest.Send(t, c2, []byte("hello"), 'X', []byte("world"), false)
+	urgenttest.ReadExactly(t, c1, []byte("helloXworld"))
 	if ia, ib, _, kb := oobInline(t, pr); ia != 0 || ib != 1 || !kb {
 		t.Fatalf("after urgent data from B: SO_OOBINLINE %d, %d (B known %v); want 0, 1 (true)", ia, ib, kb)
 	}
@@ -270,7 +175,7 @@ func TestUrgentInlineIsLazy(t *testing.T) {
 	if _, err := c1.Write(bulk); err != nil {
 		t.Fatal(err)
 	}
-	readExactly(t, c2, bulk)
+	urgenttest.ReadExactly(t, c2, bulk)
 	if ia, _, ka, _ := oobInline(t, pr); ia != 1 || !ka {
 		t.Fatalf("after a bulk read from A: SO_OOBINLINE %d (known %v); want 1 (true)", ia, ka)
 	}
