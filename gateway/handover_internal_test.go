@@ -2,9 +2,13 @@ package gateway
 
 import (
 	"bufio"
+	"errors"
+	"io"
 	"net"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pipegate/pipegate/pipe"
 )
@@ -31,5 +35,26 @@ func TestWithBuffered(t *testing.T) {
 	// Nothing buffered, nothing left: the raw conn itself.
 	if c := withBuffered(raw, bufio.NewReader(raw)); c != raw {
 		t.Errorf("got %T", c)
+	}
+}
+
+// TestClientWriterDeadlinePerWrite: each write to the client takes a
+// deadline of its own, so that a buffered reply that goes out on its own
+// long after the last Flush (pipelined commands after an idle while) is
+// not cut by that Flush's deadline; before login no write goes past a
+// short grace after the login deadline.
+func TestClientWriterDeadlinePerWrite(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	go io.Copy(io.Discard, b)
+	ss := &Session{conn: a, deadline: time.Now().Add(time.Minute)}
+	_ = a.SetWriteDeadline(time.Unix(1, 0)) // what an earlier Flush may have left
+	if _, err := (clientWriter{ss}).Write([]byte("250 OK\r\n")); err != nil {
+		t.Fatalf("write after an old deadline passed: %v", err)
+	}
+	ss.deadline = time.Now().Add(-farewellGrace - time.Second) // the login timeout passed, and the grace
+	if _, err := (clientWriter{ss}).Write([]byte("250 OK\r\n")); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("write past the login deadline and its grace: %v, want a deadline error", err)
 	}
 }

@@ -127,6 +127,7 @@ func (ss *Session) Login(creds sasl.Credentials, method string, started time.Tim
 func (ss *Session) loginBackends(lg Login, rt route.Route, started time.Time, login BackendLogin) (*Backend, error) {
 	name := ss.srv.name()
 	var lastErr error
+	tried := 0
 	for _, rb := range rt.Backends {
 		if !time.Now().Before(ss.deadline) {
 			// The login timeout runs from connect to login: no further
@@ -134,6 +135,7 @@ func (ss *Session) loginBackends(lg Login, rt route.Route, started time.Time, lo
 			lastErr = fmt.Errorf("%w before backend %s", errLoginTimeout, rb)
 			break
 		}
+		tried++
 		var lease Lease
 		var poolName, poolUser string
 		if rb.Pool != "" {
@@ -235,6 +237,11 @@ func (ss *Session) loginBackends(lg Login, rt route.Route, started time.Time, lo
 		}
 	}
 	ss.log.Warn(name+": login unavailable", "account", ss.account, "err", fmt.Errorf("all %d backends failed, last: %w", len(rt.Backends), lastErr))
+	if tried == 0 { // the login timeout passed first: an attempt of no backend
+		ss.srv.Metrics.login("", "unavailable", time.Since(started))
+	} else { // each backend counted its attempt: the answer's time
+		ss.srv.Metrics.answered(time.Since(started))
+	}
 	return nil, &Error{Code: CodeUnavailable, Text: TextUnavailable}
 }
 

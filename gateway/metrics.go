@@ -87,6 +87,14 @@ func (m *Metrics) sessionEnded() {
 }
 
 // login counts a login result; d > 0 is observed as its latency.
+// answered observes how long a login took to its answer, its attempts
+// counted already.
+func (m *Metrics) answered(d time.Duration) {
+	if m != nil {
+		m.loginDuration.Observe(d.Seconds())
+	}
+}
+
 func (m *Metrics) login(backend, result string, d time.Duration) {
 	if m == nil {
 		return

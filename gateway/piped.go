@@ -90,7 +90,11 @@ func (ps *pipedSession) ended(r pipe.Result) {
 		}
 		reason += " (" + side + " first)"
 	}
-	ps.entry.write(r, r.Duration(), reason)
+	d := r.Duration() // since the pipe started, which an adoption keeps
+	if !ps.entry.start.IsZero() {
+		d = r.End.Sub(ps.entry.start) // since the client connected, as an unpiped session's
+	}
+	ps.entry.write(r, d, reason)
 }
 
 // releaseAll gives back what the session held here: the pool lease, the

@@ -25,6 +25,9 @@ const (
 	DefaultBackendTimeout   = 30 * time.Second
 	DefaultMaxPreLoginPerIP = 100
 	writeTimeout            = 30 * time.Second
+	// farewellGrace is how long past the login deadline a write to a
+	// client may still take: the login timeout's goodbye.
+	farewellGrace = 5 * time.Second
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.

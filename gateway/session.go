@@ -108,7 +108,6 @@ func (s *Server) serve(ctx context.Context, c net.Conn, implicitTLS bool) {
 // refuse ends a session over a limit, telling a plain client why.
 func (ss *Session) refuse(implicitTLS bool, text, reason string) {
 	if !implicitTLS {
-		_ = ss.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 		ss.srv.proto().Refuse(ss, &Error{Code: CodeLimit, Text: text})
 		_ = ss.Flush()
 	}
@@ -124,7 +123,32 @@ func newSessionID() string {
 
 func (ss *Session) setupIO() {
 	ss.br = ss.bufs.reader(ss.conn)
-	ss.bw = ss.bufs.writer(ss.conn)
+	ss.bw = ss.bufs.writer(clientWriter{ss})
+}
+
+// clientWriter writes to the session's client connection (plain or, after
+// a handshake, TLS), each write within writeDeadline: a buffered reply
+// that goes out on its own (pipelined commands filled the buffer) gets a
+// deadline of its own, not whatever an earlier Flush left.
+type clientWriter struct{ ss *Session }
+
+func (w clientWriter) Write(p []byte) (int, error) {
+	_ = w.ss.conn.SetWriteDeadline(w.ss.writeDeadline())
+	return w.ss.conn.Write(p)
+}
+
+// writeDeadline bounds a write to the client: writeTimeout from now, and
+// before login no later than farewellGrace past the login deadline, so
+// that the login timeout's own goodbye still goes out but a client that
+// does not read cannot keep its session beyond it.
+func (ss *Session) writeDeadline() time.Time {
+	d := time.Now().Add(writeTimeout)
+	if !ss.deadline.IsZero() {
+		if limit := ss.deadline.Add(farewellGrace); limit.Before(d) {
+			d = limit
+		}
+	}
+	return d
 }
 
 func (ss *Session) run(implicitTLS bool) {
@@ -188,7 +212,7 @@ func (ss *Session) handshake(c net.Conn, cfg *tls.Config) error {
 	ss.conn, ss.isTLS = tc, true
 	ss.setReadDeadline()
 	ss.br.Reset(ss.conn)
-	ss.bw.Reset(ss.conn)
+	ss.bw.Reset(clientWriter{ss})
 	return nil
 }
 
@@ -247,13 +271,13 @@ func (ss *Session) Reader() *bufio.Reader { return ss.br }
 // Writer buffers what goes to the client until Flush.
 func (ss *Session) Writer() *bufio.Writer { return ss.bw }
 
-// Flush sends what was written, within a write timeout; after the
-// hand-over it does nothing.
+// Flush sends what was written, each write within a write timeout (and,
+// before login, within the login timeout); after the hand-over it does
+// nothing.
 func (ss *Session) Flush() error {
 	if ss.piped {
 		return nil
 	}
-	_ = ss.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	return ss.bw.Flush()
 }
 
@@ -318,6 +342,7 @@ func (ss *Session) finish() {
 // pre-login state.
 type logEntry struct {
 	log                   *slog.Logger
+	start                 time.Time // the client's connect, which the duration counts from
 	protocol              string
 	client, account       string
 	backend               string
@@ -326,7 +351,7 @@ type logEntry struct {
 
 func (ss *Session) logEntry(backend string, backendTLS bool) logEntry {
 	return logEntry{
-		log: ss.log, protocol: ss.srv.name(),
+		log: ss.log, start: ss.start, protocol: ss.srv.name(),
 		client: ss.client.String(), account: ss.account, backend: backend,
 		clientTLS: ss.isTLS, backendTLS: backendTLS,
 	}

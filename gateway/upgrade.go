@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/pipegate/pipegate/pipe"
 )
@@ -27,6 +28,10 @@ type SessionState struct {
 	// against: the connection's own peer, a proxy in front when XCLIENT
 	// named the client (Client); "" from a process before it: Client's.
 	Peer string `json:"peer,omitempty"`
+	// Start is when the client connected, which the session's logged
+	// duration counts from; zero from a process before it (the duration
+	// then counts from the pipe's start).
+	Start time.Time `json:"start,omitzero"`
 }
 
 // Leaving returns the state of the piped session whose pipe has tag (a
@@ -44,6 +49,7 @@ func (s *Server) Leaving(tag string) (SessionState, bool) {
 	st := SessionState{
 		ID: ps.id, Protocol: e.protocol, Client: e.client, Account: e.account, Backend: e.backend,
 		ClientTLS: e.clientTLS, BackendTLS: e.backendTLS, Pool: ps.pool, PoolUser: ps.poolUser,
+		Start: e.start,
 	}
 	if ps.slotAddr.IsValid() {
 		st.Peer = ps.slotAddr.String()
@@ -83,7 +89,7 @@ func (s *Server) Adopt(ctx context.Context, d *pipe.Detached, st SessionState) e
 	ps := &pipedSession{
 		srv: s, id: st.ID, release: func() {}, pool: st.Pool, poolUser: st.PoolUser,
 		entry: logEntry{
-			log: s.logger().With("session", st.ID), protocol: s.name(),
+			log: s.logger().With("session", st.ID), start: st.Start, protocol: s.name(),
 			client: st.Client, account: st.Account, backend: st.Backend,
 			clientTLS: st.ClientTLS, backendTLS: st.BackendTLS,
 		},
