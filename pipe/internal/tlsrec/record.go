@@ -112,7 +112,17 @@ type State struct {
 	// answerUpdate is set by Open when the peer asked for a KeyUpdate; the
 	// next Seal sends ours first.
 	answerUpdate bool
+	// useless counts the records in a row that carried no data (KeyUpdates,
+	// tickets, empty records, user_canceled): past maxUselessRecords the
+	// connection ends, as crypto/tls ends it, so that a peer cannot make
+	// the loop open costly records for nothing. Not carried by
+	// AppendBinary: a hand-over starts it again.
+	useless int
 }
+
+// maxUselessRecords is crypto/tls's bound on records in a row that carry
+// no application data.
+const maxUselessRecords = 16
 
 // Overhead is the most Seal adds to n bytes of plaintext (headers, content
 // type and tags, and a KeyUpdate record that may be due).
@@ -234,6 +244,9 @@ func (st *State) open(dst, wire []byte, inPlace bool) (int, Kind, []byte, error)
 		return 0, KindNone, nil, fmt.Errorf("tlsrec: record %d: %w", st.in.seq-1, err)
 	}
 	plain := out[len(dst):]
+	if len(plain) > MaxPlaintext+1 { // RFC 8446 section 5.4: padding included
+		return 0, KindNone, nil, fmt.Errorf("tlsrec: record's inner plaintext of %d bytes is over the limit", len(plain))
+	}
 	i := len(plain) - 1
 	for i >= 0 && plain[i] == 0 {
 		i--
@@ -246,6 +259,13 @@ func (st *State) open(dst, wire []byte, inPlace bool) (int, Kind, []byte, error)
 		return 0, KindNone, nil, fmt.Errorf("tlsrec: record plaintext of %d bytes is over the limit", len(content))
 	}
 	used := HeaderLen + n
+	if typ == typeData && len(content) > 0 {
+		st.useless = 0
+	} else if typ != typeAlert || len(content) != 2 || content[1] != 0 { // not close_notify, which ends it anyway
+		if st.useless++; st.useless > maxUselessRecords {
+			return 0, KindNone, nil, fmt.Errorf("tlsrec: %d records in a row without data", st.useless)
+		}
+	}
 	switch typ {
 	case typeData:
 		return used, KindData, out[:len(dst)+i], nil
