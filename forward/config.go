@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/pipegate/pipegate/tlsconf"
 )
 
 // Balance says how a forward picks among its upstreams.
@@ -76,6 +78,10 @@ type Config struct {
 	// cached tlsconf.Server whose files were re-read, serves what they
 	// read; Set.Apply calls it once the whole reload is sure to succeed.
 	tlsCommit func()
+	// tlsServed, set by LoadFile and BuildSpec, describes the certificates
+	// TLS serves, for Set.Apply to log (a certificate out of its validity
+	// is served all the same, and logged as a warning).
+	tlsServed func() []tlsconf.CertInfo
 
 	SendProxy string // "", "v1" or "v2": PROXY header sent to the upstream
 	// AcceptProxy reads a PROXY header (v1 or v2) from peers in

@@ -313,6 +313,7 @@ func build(doc *yamlconf.Doc, prefix string, sp Spec, cache TLSCache) (Config, e
 		}
 		cache[files] = srv
 		cfg.TLS = srv.Config()
+		cfg.tlsServed = srv.Served
 	}
 	if sp.ToTLS != nil {
 		files, err := sp.ToTLS.Files(doc, prefix+"to_tls")

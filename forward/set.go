@@ -110,6 +110,22 @@ func CheckUnique(cfgs []Config) (int, error) {
 	return 0, nil
 }
 
+// logCertificates says which certificates c's clients are served; one
+// expired or not yet valid is a warning.
+func (s *Set) logCertificates(c Config) {
+	if c.tlsServed == nil {
+		return
+	}
+	now := time.Now()
+	for _, ci := range c.tlsServed() {
+		lvl := slog.LevelInfo
+		if !ci.Valid(now) {
+			lvl = slog.LevelWarn
+		}
+		s.deps.Log.Log(context.Background(), lvl, "forward tls certificate", "forward", c.name(), "cert", ci.String(), "file", ci.File)
+	}
+}
+
 // Apply makes the running forwards match cfgs. Forwards that stop drain
 // for at most drain.Timeout (less when Shutdown's deadline comes first),
 // then their open connections are closed, spread over drain.Spread; a
@@ -177,6 +193,7 @@ func (s *Set) Apply(cfgs []Config, drain Drain) error {
 		if c.tlsCommit != nil {
 			c.tlsCommit()
 		}
+		s.logCertificates(c)
 	}
 	var retire []*running
 	keep := map[string]bool{}

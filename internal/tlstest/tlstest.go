@@ -95,6 +95,13 @@ func (ca *CA) Issue(t testing.TB, hosts ...string) (certFile, keyFile string) {
 	return writeFile(t, "server-*.crt", certPEM), writeFile(t, "server-*.key", keyPEM)
 }
 
+// IssueExpired is Issue for a certificate that expired a day ago.
+func (ca *CA) IssueExpired(t testing.TB, hosts ...string) (certFile, keyFile string) {
+	t.Helper()
+	_, certPEM, keyPEM := ca.issueValid(t, "", hosts, time.Now().Add(-72*time.Hour), time.Now().Add(-24*time.Hour))
+	return writeFile(t, "server-*.crt", certPEM), writeFile(t, "server-*.key", keyPEM)
+}
+
 // ClientCert makes a client certificate with common name cn.
 func (ca *CA) ClientCert(t testing.TB, cn string) tls.Certificate {
 	t.Helper()
@@ -113,11 +120,17 @@ func (ca *CA) ClientCertFiles(t testing.TB, cn string) (certFile, keyFile string
 // certificate for hosts.
 func (ca *CA) issue(t testing.TB, cn string, hosts []string) (cert tls.Certificate, certPEM, keyPEM []byte) {
 	t.Helper()
+	return ca.issueValid(t, cn, hosts, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
+}
+
+// issueValid is issue for a certificate valid from notBefore to notAfter.
+func (ca *CA) issueValid(t testing.TB, cn string, hosts []string, notBefore, notAfter time.Time) (cert tls.Certificate, certPEM, keyPEM []byte) {
+	t.Helper()
 	key := newKey(t)
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(ca.serial.Add(1)),
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 	}
 	if cn != "" {
