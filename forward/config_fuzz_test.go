@@ -173,6 +173,7 @@ func sameView(c *DaemonConfig) any {
 		sums = append(sums, configtest.TLSSummary(fc.TLS), configtest.TLSSummary(fc.UpstreamTLS))
 		fc.TLS, fc.UpstreamTLS = nil, nil
 		fc.tlsCommit = nil // set on a reload (LoadFile with the cache)
+		fc.tlsServed = nil // a func, set with TLS (summarised above)
 		cc.Forwards = append(cc.Forwards, fc)
 	}
 	return []any{cc, sums}

@@ -33,6 +33,10 @@ type connInfo struct {
 	local      netip.AddrPort
 	serverName string
 	upstream   string
+	// proxyHeader is the length of the PROXY header the loops sent the
+	// upstream ahead of the client's bytes (the pair's prefix): not the
+	// client's, so not counted as bytes to the upstream.
+	proxyHeader int
 }
 
 // handleConn sets up one accepted connection and hands it to the engine.
@@ -208,6 +212,7 @@ func (s *Server) refused(g *generation, info *connInfo, release func(), reason s
 
 // finished runs once both connections of a pipe are closed.
 func (s *Server) finished(g *generation, info *connInfo, release func(), r pipe.Result) {
+	r.BytesAToB = max(r.BytesAToB-int64(info.proxyHeader), 0)
 	release()
 	g.metrics.closed(r)
 	if !s.deps.Log.Enabled(context.Background(), slog.LevelInfo) {

@@ -100,9 +100,10 @@ forwards:
 		MaxLifetime: 4 * time.Second, HalfCloseLinger: 5 * time.Second, Backoff: 6 * time.Second,
 		TCPKeepAlive: 8 * time.Second, GoAccept: true, TLSOnGoroutines: true,
 	}
-	if c.TLS == nil || c.UpstreamTLS == nil || c.UpstreamTLS.ServerName != "up.example" || len(c.UpstreamTLS.Certificates) != 1 {
+	if c.TLS == nil || c.tlsServed == nil || c.UpstreamTLS == nil || c.UpstreamTLS.ServerName != "up.example" || len(c.UpstreamTLS.Certificates) != 1 {
 		t.Errorf("TLS settings: %+v / %+v", c.TLS, c.UpstreamTLS)
 	}
+	c.tlsServed = nil // a func: compared above
 	if len(c.TrustedProxies) != 2 || c.TrustedProxies[1].String() != "::1/128" {
 		t.Errorf("trusted proxies: %v", c.TrustedProxies)
 	}

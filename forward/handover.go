@@ -51,6 +51,10 @@ type PairState struct {
 	SNI      string         `json:"sni,omitempty"`      // TLS server name
 	Upstream string         `json:"upstream,omitempty"` // as configured
 	Start    time.Time      `json:"start"`              // when the connection was accepted
+	// ProxyHeader is the length of a PROXY header the loops sent the
+	// upstream as the pair's first bytes, which its byte count includes
+	// and the log and metrics leave out.
+	ProxyHeader int `json:"proxy_header,omitempty"`
 }
 
 // livePair is a forward's bookkeeping of one piped pair: released by the
@@ -118,7 +122,7 @@ func (g *generation) tag() string { return g.cfg.Listen }
 func (info *connInfo) state(tag string) PairState {
 	return PairState{
 		Forward: tag, Client: info.client, Peer: info.peer, Local: info.local,
-		SNI: info.serverName, Upstream: info.upstream, Start: info.start,
+		SNI: info.serverName, Upstream: info.upstream, Start: info.start, ProxyHeader: info.proxyHeader,
 	}
 }
 
@@ -187,7 +191,8 @@ func (lp *livePair) left() {
 func (s *Server) adopt(p *pipe.Detached, st PairState) error {
 	g := s.gen.Load()
 	k, keyed := fileKey(p.A) // before Adopt closes p.A
-	info := &connInfo{start: st.Start, peer: st.Peer, client: st.Client, local: st.Local, serverName: st.SNI, upstream: st.Upstream}
+	info := &connInfo{start: st.Start, peer: st.Peer, client: st.Client, local: st.Local, serverName: st.SNI, upstream: st.Upstream,
+		proxyHeader: max(st.ProxyHeader, 0)}
 	release, err := g.conns.Acquire(info.client.Addr())
 	if err != nil {
 		release = func() {} // over this config's limits: adopted all the same, not counted

@@ -89,6 +89,7 @@ func (s *Server) acceptOnLoop(a *pipe.Accepted) *pipe.Setup {
 			s.refused(g, info, release, refusedDial, err)
 			return nil
 		}
+		info.proxyHeader = len(prefix)
 	}
 	d := &loopDial{s: s, g: g, info: info, release: release}
 	return &pipe.Setup{
