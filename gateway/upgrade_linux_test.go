@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,24 +15,6 @@ import (
 	"github.com/pipegate/pipegate/pipe"
 	"github.com/pipegate/pipegate/route"
 )
-
-// syncBuffer is a log sink for two goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // dupFile duplicates f, as sending it to another process does.
 func dupFile(t *testing.T, f *os.File) *os.File {
