@@ -90,7 +90,7 @@ func (ss *Session) Login(creds sasl.Credentials, method string, started time.Tim
 		Attempt:    ss.attempts,
 		ClientAddr: ss.client,
 		LocalAddr:  ss.local,
-		ClientTLS:  ss.isTLS,
+		ClientTLS:  ss.secured(),
 	})
 	cancel()
 	var denied *route.Denied

@@ -37,6 +37,10 @@ type Session struct {
 	bw    *bufio.Writer
 	bufs  sessionBufs // br, bw and the backends': back to the pool at the end
 	isTLS bool
+	// proxiedTLS: a trusted proxy in front terminated the client's TLS and
+	// says so in its PROXY header; the client's link counts as encrypted
+	// (AuthAllowed, routing's ClientTLS), though this connection is not.
+	proxiedTLS bool
 
 	deadline time.Time  // login timeout
 	release  func()     // the limit.Conns slot
@@ -63,7 +67,7 @@ type Session struct {
 // then the protocol's dialogue, then the log line.
 func (s *Server) serve(ctx context.Context, c net.Conn, implicitTLS bool) {
 	start := time.Now()
-	conn, client, local, err := s.Proxy.Handshake(c)
+	conn, client, local, proxiedTLS, err := s.Proxy.HandshakeTLS(c)
 	if err != nil {
 		s.logger().Warn(s.name()+": PROXY header", "client", c.RemoteAddr().String(), "err", err)
 		c.Close()
@@ -71,7 +75,7 @@ func (s *Server) serve(ctx context.Context, c net.Conn, implicitTLS bool) {
 	}
 	ss := &Session{
 		srv: s, ctx: ctx, id: newSessionID(), start: start,
-		client: client, local: local, raw: conn, conn: conn,
+		client: client, local: local, raw: conn, conn: conn, proxiedTLS: proxiedTLS,
 		release: func() {}, preLoginRelease: func() {},
 	}
 	ss.log = s.logger().With("session", ss.id)
@@ -287,9 +291,14 @@ func (ss *Session) TLS() bool { return ss.isTLS }
 // CanStartTLS reports whether STARTTLS may be offered now.
 func (ss *Session) CanStartTLS() bool { return !ss.isTLS && ss.srv.current().tls != nil }
 
-// AuthAllowed reports whether a login may be tried now: on TLS, or with
-// Server.AllowPlaintextAuth.
-func (ss *Session) AuthAllowed() bool { return ss.isTLS || ss.srv.AllowPlaintextAuth }
+// AuthAllowed reports whether a login may be tried now: on TLS (here, or
+// terminated by a trusted proxy that says so in its PROXY v2 header), or
+// with Server.AllowPlaintextAuth.
+func (ss *Session) AuthAllowed() bool { return ss.secured() || ss.srv.AllowPlaintextAuth }
+
+// secured reports whether the client's link is encrypted: TLS here, or
+// TLS a trusted proxy terminated.
+func (ss *Session) secured() bool { return ss.isTLS || ss.proxiedTLS }
 
 // Mechanisms are the SASL mechanisms to offer now (nil when AuthAllowed
 // is false): PLAIN and LOGIN, and XOAUTH2 and OAUTHBEARER with

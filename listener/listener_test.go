@@ -370,3 +370,43 @@ func TestWriteHeaderParses(t *testing.T) {
 		t.Fatalf("bad version: %v", err)
 	}
 }
+
+// TestHandshakeTLSFlag: HandshakeTLS reports the TLS a trusted proxy
+// terminated (PROXY v2, PP2_TYPE_SSL with PP2_CLIENT_SSL), and nothing
+// for a header without it, a v1 header or an untrusted peer's bytes.
+func TestHandshakeTLSFlag(t *testing.T) {
+	withSSL := func(client byte) []byte {
+		h := proxyproto.HeaderProxyFromAddrs(2, &net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 5555}, &net.TCPAddr{IP: net.ParseIP("192.0.2.1"), Port: 993})
+		ssl := append([]byte{client, 0, 0, 0, 0, byte(proxyproto.PP2_SUBTYPE_SSL_VERSION), 0, 7}, "TLSv1.3"...)
+		if err := h.SetTLVs([]proxyproto.TLV{{Type: proxyproto.PP2_TYPE_SSL, Value: ssl}}); err != nil {
+			t.Fatal(err)
+		}
+		b, err := h.Format()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		name    string
+		header  []byte
+		trusted []netip.Prefix
+		want    bool
+	}{
+		{"v2 client over TLS", withSSL(0x01), loopback, true},
+		{"v2 client in plain", withSSL(0x00), loopback, false},
+		{"v2 without TLVs", header(t, "v2", "192.0.2.7:5555", "192.0.2.1:993"), loopback, false},
+		{"v1", header(t, "v1", "192.0.2.7:5555", "192.0.2.1:993"), loopback, false},
+		{"untrusted", withSSL(0x01), nil, false},
+	} {
+		lb, raw := tcpPair(t)
+		if _, err := lb.Write(tc.header); err != nil {
+			t.Fatal(err)
+		}
+		p := &ProxyPolicy{Trusted: tc.trusted, Required: tc.trusted != nil}
+		_, _, _, got, err := p.HandshakeTLS(raw)
+		if err != nil || got != tc.want {
+			t.Errorf("%s: TLS %v, %v; want %v", tc.name, got, err, tc.want)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pires/go-proxyproto"
+	"github.com/pires/go-proxyproto/tlvparse"
 
 	"github.com/pipegate/pipegate/pipe"
 )
@@ -60,9 +61,23 @@ type ProxyPolicy struct {
 // reads it in one go, as the specification asks senders to send it).
 // c's read deadline is cleared before Handshake returns.
 func (p *ProxyPolicy) Handshake(c net.Conn) (conn net.Conn, client netip.AddrPort, local netip.AddrPort, err error) {
+	conn, client, local, _, err = p.handshake(c)
+	return conn, client, local, err
+}
+
+// HandshakeTLS is Handshake that also reports whether the trusted proxy
+// says its client reached it over TLS: a PROXY v2 header whose
+// PP2_TYPE_SSL TLV has the PP2_CLIENT_SSL flag (HAProxy's
+// send-proxy-v2-ssl, when it terminates TLS), as Dovecot takes it
+// (haproxy_terminated_tls). Only a trusted peer's header is read.
+func (p *ProxyPolicy) HandshakeTLS(c net.Conn) (conn net.Conn, client netip.AddrPort, local netip.AddrPort, clientTLS bool, err error) {
+	return p.handshake(c)
+}
+
+func (p *ProxyPolicy) handshake(c net.Conn) (conn net.Conn, client netip.AddrPort, local netip.AddrPort, clientTLS bool, err error) {
 	client, local = addrPort(c.RemoteAddr()), addrPort(c.LocalAddr())
 	if !p.trusts(c.RemoteAddr(), client) {
-		return c, client, local, nil
+		return c, client, local, false, nil
 	}
 	peer := c.RemoteAddr().String()
 	timeout := p.HeaderTimeout
@@ -70,12 +85,12 @@ func (p *ProxyPolicy) Handshake(c net.Conn) (conn net.Conn, client netip.AddrPor
 		timeout = DefaultHeaderTimeout
 	}
 	if err := c.SetReadDeadline(time.Now().Add(timeout)); err != nil {
-		return nil, client, local, fmt.Errorf("PROXY header from %s: set deadline: %w", peer, err)
+		return nil, client, local, false, fmt.Errorf("PROXY header from %s: set deadline: %w", peer, err)
 	}
 	br := bufio.NewReaderSize(c, headerBufSize)
 	h, rerr := proxyproto.Read(br)
 	if err := c.SetReadDeadline(time.Time{}); err != nil {
-		return nil, client, local, fmt.Errorf("PROXY header from %s: clear deadline: %w", peer, err)
+		return nil, client, local, false, fmt.Errorf("PROXY header from %s: clear deadline: %w", peer, err)
 	}
 	leftover := func() net.Conn {
 		n := br.Buffered()
@@ -89,26 +104,31 @@ func (p *ProxyPolicy) Handshake(c net.Conn) (conn net.Conn, client netip.AddrPor
 	switch {
 	case rerr == nil:
 	case errors.Is(rerr, proxyproto.ErrNoProxyProtocol) && !p.Required:
-		return leftover(), client, local, nil
+		return leftover(), client, local, false, nil
 	case errors.As(rerr, &nerr) && nerr.Timeout():
 		if !p.Required {
-			return leftover(), client, local, nil
+			return leftover(), client, local, false, nil
 		}
-		return nil, client, local, fmt.Errorf("PROXY header from trusted peer %s: none within %v", peer, timeout)
+		return nil, client, local, false, fmt.Errorf("PROXY header from trusted peer %s: none within %v", peer, timeout)
 	case errors.Is(rerr, proxyproto.ErrNoProxyProtocol), errors.Is(rerr, io.EOF):
-		return nil, client, local, fmt.Errorf("PROXY header from trusted peer %s: missing (header required): %w", peer, rerr)
+		return nil, client, local, false, fmt.Errorf("PROXY header from trusted peer %s: missing (header required): %w", peer, rerr)
 	default:
-		return nil, client, local, fmt.Errorf("PROXY header from trusted peer %s: %w", peer, rerr)
+		return nil, client, local, false, fmt.Errorf("PROXY header from trusted peer %s: %w", peer, rerr)
 	}
 	if h.Command.IsLocal() {
-		return leftover(), client, local, nil
+		return leftover(), client, local, false, nil
 	}
 	src, sok := h.SourceAddr.(*net.TCPAddr)
 	dst, dok := h.DestinationAddr.(*net.TCPAddr)
 	if !sok || !dok || src == nil || dst == nil {
-		return nil, client, local, fmt.Errorf("PROXY header from trusted peer %s: unsupported address family %#x (want TCP over IPv4 or IPv6)", peer, byte(h.TransportProtocol))
+		return nil, client, local, false, fmt.Errorf("PROXY header from trusted peer %s: unsupported address family %#x (want TCP over IPv4 or IPv6)", peer, byte(h.TransportProtocol))
 	}
-	return leftover(), unmap(src.AddrPort()), unmap(dst.AddrPort()), nil
+	if tlvs, err := h.TLVs(); err == nil {
+		if ssl, ok := tlvparse.FindSSL(tlvs); ok {
+			clientTLS = ssl.ClientSSL()
+		}
+	}
+	return leftover(), unmap(src.AddrPort()), unmap(dst.AddrPort()), clientTLS, nil
 }
 
 func (p *ProxyPolicy) trusts(a net.Addr, ap netip.AddrPort) bool {
