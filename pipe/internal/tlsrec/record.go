@@ -118,6 +118,14 @@ type State struct {
 	// the loop open costly records for nothing. Not carried by
 	// AppendBinary: a hand-over starts it again.
 	useless int
+	// A handshake message fragmented across records (RFC 8446 section
+	// 5.1): head holds the first bytes of a header split across records
+	// (headLen of 4), skip the bytes still to come of a NewSessionTicket
+	// being ignored. Only a ticket may span records here; nothing else
+	// may come between its fragments.
+	head    [4]byte
+	headLen int
+	skip    int
 }
 
 // maxUselessRecords is crypto/tls's bound on records in a row that carry
@@ -259,6 +267,9 @@ func (st *State) open(dst, wire []byte, inPlace bool) (int, Kind, []byte, error)
 		return 0, KindNone, nil, fmt.Errorf("tlsrec: record plaintext of %d bytes is over the limit", len(content))
 	}
 	used := HeaderLen + n
+	if typ != typeHandshake && st.fragmented() {
+		return 0, KindNone, nil, fmt.Errorf("tlsrec: record of content type %d inside a fragmented handshake message", typ)
+	}
 	if typ == typeData && len(content) > 0 {
 		st.useless = 0
 	} else if typ != typeAlert || len(content) != 2 || content[1] != 0 { // not close_notify, which ends it anyway
@@ -289,35 +300,56 @@ func (st *State) open(dst, wire []byte, inPlace bool) (int, Kind, []byte, error)
 	return 0, KindNone, nil, fmt.Errorf("tlsrec: record of content type %d after the handshake", typ)
 }
 
-// handshakeMessages handles whole post-handshake messages in one record.
+// fragmented reports whether a handshake message has begun in an earlier
+// record and not ended.
+func (st *State) fragmented() bool { return st.headLen > 0 || st.skip > 0 }
+
+// handshakeMessages handles the post-handshake messages of one record. A
+// NewSessionTicket (ignored) may be fragmented across records, its
+// header included; a KeyUpdate must be whole and end its record.
 func (st *State) handshakeMessages(b []byte) error {
 	for len(b) > 0 {
-		if len(b) < 4 {
-			return errors.New("tlsrec: handshake message split across records")
+		if st.skip > 0 { // the rest of an ignored ticket
+			k := min(st.skip, len(b))
+			st.skip -= k
+			b = b[k:]
+			continue
 		}
-		n := int(b[1])<<16 | int(b[2])<<8 | int(b[3])
-		if len(b) < 4+n {
-			return errors.New("tlsrec: handshake message split across records")
+		var hdr [4]byte
+		if st.headLen > 0 || len(b) < 4 {
+			k := copy(st.head[st.headLen:], b)
+			st.headLen += k
+			b = b[k:]
+			if st.head[0] != msgNewSessionTicket || !st.isClient {
+				return fmt.Errorf("tlsrec: handshake message %d split across records", st.head[0])
+			}
+			if st.headLen < 4 {
+				return nil // the header goes on in the next record
+			}
+			hdr, st.headLen = st.head, 0
+		} else {
+			copy(hdr[:], b)
+			b = b[4:]
 		}
-		typ, body := b[0], b[4:4+n]
-		b = b[4+n:]
+		typ, n := hdr[0], int(hdr[1])<<16|int(hdr[2])<<8|int(hdr[3])
 		switch {
 		case typ == msgKeyUpdate:
-			if n != 1 || body[0] > 1 {
-				return errors.New("tlsrec: malformed KeyUpdate")
-			}
-			if len(b) > 0 {
-				return errors.New("tlsrec: data after KeyUpdate in its record")
+			if n != 1 || len(b) != 1 || b[0] > 1 {
+				return errors.New("tlsrec: malformed KeyUpdate, or not alone at the end of its record")
 			}
 			if err := st.in.update(); err != nil {
 				return err
 			}
-			if body[0] == 1 {
+			if b[0] == 1 {
 				st.answerUpdate = true
 			}
+			b = nil
 		case typ == msgNewSessionTicket && st.isClient:
 			// Tickets are for resuming, which a connection taken out of
-			// crypto/tls never does.
+			// crypto/tls never does: skipped, across records if need be.
+			k := min(n, len(b))
+			st.skip = n - k
+			b = b[k:]
 		default:
 			return fmt.Errorf("tlsrec: handshake message %d after the handshake", typ)
 		}

@@ -9,7 +9,8 @@ import (
 // A State travels between processes (a binary upgrade hands its pipes
 // over) as the bytes AppendBinary makes and ParseState reads: the suite,
 // the side, each direction's traffic secret and sequence number, a
-// KeyUpdate answer that is due, and Unread. Keys and IVs are derived
+// KeyUpdate answer that is due, a handshake message fragmented across
+// records that has not ended, and Unread. Keys and IVs are derived
 // again from the secrets. The bytes hold secrets: the caller keeps them
 // off disk and logs and zeroes them once used (the pipe package's
 // Detached.Wipe does).
@@ -32,7 +33,15 @@ func (st *State) AppendBinary(b []byte) []byte {
 	if st.answerUpdate {
 		flags |= 2
 	}
+	if st.fragmented() {
+		flags |= 4
+	}
 	b = append(b, flags)
+	if st.fragmented() { // header bytes so far, then the bytes of a ticket still to skip
+		b = append(b, byte(st.headLen))
+		b = append(b, st.head[:st.headLen]...)
+		b = binary.BigEndian.AppendUint32(b, uint32(st.skip))
+	}
 	for _, h := range [2]*half{&st.in, &st.out} {
 		b = binary.BigEndian.AppendUint64(b, h.seq)
 		b = append(b, byte(len(h.secret)))
@@ -60,11 +69,29 @@ func ParseState(b []byte) (*State, int, error) {
 		return nil, 0, err
 	}
 	flags := r[3]
-	if flags&^3 != 0 {
+	if flags&^7 != 0 {
 		return nil, 0, fmt.Errorf("tlsrec: state flags %#x", flags)
 	}
 	r = r[4:]
 	st := &State{isClient: flags&1 != 0, answerUpdate: flags&2 != 0}
+	if flags&4 != 0 {
+		if len(r) < 1 {
+			return nil, 0, errTruncated
+		}
+		n := int(r[0])
+		if n > 3 || len(r) < 1+n+4 {
+			if n > 3 {
+				return nil, 0, fmt.Errorf("tlsrec: %d bytes of a split handshake header in state", n)
+			}
+			return nil, 0, errTruncated
+		}
+		st.headLen = copy(st.head[:], r[1:1+n])
+		st.skip = int(binary.BigEndian.Uint32(r[1+n:]))
+		if st.skip > 1<<24-1 || st.headLen > 0 && st.skip > 0 || !st.fragmented() {
+			return nil, 0, errors.New("tlsrec: inconsistent fragmented handshake message in state")
+		}
+		r = r[1+n+4:]
+	}
 	for _, h := range [2]*half{&st.in, &st.out} {
 		if len(r) < 9 {
 			return nil, 0, errTruncated
