@@ -58,11 +58,13 @@ local function moving(ukey, now)
   return v and tonumber(v) > now
 end
 -- expire_if_idle starts the expiry of an assignment no live session
--- holds: ms, or longer while a login in progress has not lapsed.
+-- holds: ms, or longer while a login in progress has not lapsed. It
+-- returns the live sessions (0 without an assignment).
 local function expire_if_idle(ukey, instkey, now, ms)
-  if redis.call('HEXISTS', ukey, 'm') == 0 then return end
+  if redis.call('HEXISTS', ukey, 'm') == 0 then return 0 end
   local n, p, last = holders(ukey, instkey, now)
   if n == 0 then redis.call('PEXPIRE', ukey, math.max(tonumber(ms), last - now)) end
+  return n
 end
 -- begin_login records a login in progress until now + ms.
 local function begin_login(ukey, field, now, ms)
@@ -248,10 +250,6 @@ local lapsed = not moving(KEYS[1], now)
 redis.call('HDEL', KEYS[1], 'v', 't')
 if lapsed then return 'expired' end
 redis.call('HSET', KEYS[1], 'm', ARGV[2])
-if holders(KEYS[1], KEYS[2], now) == 0 then
-  expire_if_idle(KEYS[1], KEYS[2], now, ARGV[3])
-else
-  redis.call('PERSIST', KEYS[1])
-end
+if expire_if_idle(KEYS[1], KEYS[2], now, ARGV[3]) > 0 then redis.call('PERSIST', KEYS[1]) end
 return 'ok'
 `)

@@ -167,17 +167,10 @@ func (d *direction) socketReady(fd uintptr) bool {
 			}
 		}
 		// Nothing moved: the socket is drained, ended, or stopped at the
-		// urgent mark. The read below tells, and crosses the mark.
+		// urgent mark. A read tells, and crosses the mark.
 		d.dropPipe()
 	}
-	if d.buf == nil {
-		d.buf = d.getBuf()
-	}
-	if d.buf.TryRead(fd) {
-		d.dropBuf() // nothing queued: park empty-handed
-		return false
-	}
-	return true
+	return d.readReady(fd)
 }
 
 // takePipe gives d a kernel pipe for splicing, in place of its buffer; it

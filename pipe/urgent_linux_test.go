@@ -96,26 +96,7 @@ func urgentThroughPipe(t *testing.T, fl flavour, aIn, bIn, sender, receiver net.
 	if !queued {
 		urgenttest.Send(t, sender, append(prefix, uc.before...), 'X', []byte(uc.after), uc.eof)
 	}
-	want := uc.want(prefix)
-	urgenttest.ReadExactly(t, receiver, want)
-	sent := len(want)
-	if !uc.eof {
-		// Bytes after the mark keep flowing.
-		if _, err := io.WriteString(sender, "more"); err != nil {
-			t.Fatal(err)
-		}
-		urgenttest.ReadExactly(t, receiver, []byte("more"))
-		sent += 4
-		closeWrite(t, sender)
-	}
-	urgenttest.ReadEOF(t, receiver)
-	// The other direction flows too.
-	if _, err := io.WriteString(receiver, "ok"); err != nil {
-		t.Fatal(err)
-	}
-	urgenttest.ReadExactly(t, sender, []byte("ok"))
-	closeWrite(t, receiver)
-	urgenttest.ReadEOF(t, sender)
+	sent := urgenttest.Exchange(t, sender, receiver, uc.want(prefix), uc.eof)
 	r := waitResult(t, res)
 	got := r.BytesAToB
 	back := r.BytesBToA
@@ -332,23 +313,7 @@ func TestUrgentDataListen(t *testing.T) {
 						sender, receiver = backend, client
 					}
 					urgenttest.Send(t, sender, []byte(uc.before), 'X', []byte(uc.after), uc.eof)
-					urgenttest.ReadExactly(t, receiver, uc.want(nil))
-					sent := len(uc.want(nil))
-					if !uc.eof {
-						if _, err := io.WriteString(sender, "more"); err != nil {
-							t.Fatal(err)
-						}
-						urgenttest.ReadExactly(t, receiver, []byte("more"))
-						sent += 4
-						closeWrite(t, sender)
-					}
-					urgenttest.ReadEOF(t, receiver)
-					if _, err := io.WriteString(receiver, "ok"); err != nil {
-						t.Fatal(err)
-					}
-					urgenttest.ReadExactly(t, sender, []byte("ok"))
-					closeWrite(t, receiver)
-					urgenttest.ReadEOF(t, sender)
+					sent := urgenttest.Exchange(t, sender, receiver, uc.want(nil), uc.eof)
 					r := waitResult(t, res)
 					got, back := r.BytesAToB, r.BytesBToA
 					if !aToB {

@@ -57,14 +57,48 @@ func Send(t testing.TB, c net.Conn, b []byte, urgent byte, after []byte, eof boo
 		}
 	}
 	if eof {
-		cw, ok := c.(interface{ CloseWrite() error })
-		if !ok {
-			t.Fatalf("%T cannot half-close", c)
-		}
-		if err := cw.CloseWrite(); err != nil {
-			t.Fatalf("half-close: %v", err)
-		}
+		CloseWrite(t, c)
 	}
+}
+
+// CloseWrite half-closes c.
+func CloseWrite(t testing.TB, c net.Conn) {
+	t.Helper()
+	cw, ok := c.(interface{ CloseWrite() error })
+	if !ok {
+		t.Fatalf("%T cannot half-close", c)
+	}
+	if err := cw.CloseWrite(); err != nil {
+		t.Fatalf("half-close: %v", err)
+	}
+}
+
+// Exchange checks the rest of a stream whose urgent byte Send sent from
+// sender: receiver reads want; unless the sender half-closed already
+// (eof), bytes after the mark flow ("more") before it does; receiver
+// meets the end; and the other direction flows too ("ok" back, then its
+// end). It returns how many bytes went sender to receiver (want and
+// "more"); 2 went back.
+func Exchange(t testing.TB, sender, receiver net.Conn, want []byte, eof bool) (sent int) {
+	t.Helper()
+	ReadExactly(t, receiver, want)
+	sent = len(want)
+	if !eof {
+		if _, err := io.WriteString(sender, "more"); err != nil {
+			t.Fatal(err)
+		}
+		ReadExactly(t, receiver, []byte("more"))
+		sent += 4
+		CloseWrite(t, sender)
+	}
+	ReadEOF(t, receiver)
+	if _, err := io.WriteString(receiver, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	ReadExactly(t, sender, []byte("ok"))
+	CloseWrite(t, receiver)
+	ReadEOF(t, sender)
+	return sent
 }
 
 // WaitDelivered returns once c's peer has received all c sent: TCP's send

@@ -1,14 +1,12 @@
 package evloop
 
 import (
-	"crypto/tls"
 	"errors"
 	"io"
 	"net"
 	"testing"
 	"time"
 
-	"github.com/pipegate/pipegate/internal/tlstest"
 	"github.com/pipegate/pipegate/pipe/internal/core"
 	"github.com/pipegate/pipegate/pipe/internal/tlsrec"
 )
@@ -42,34 +40,10 @@ func keyUpdates(t *testing.T, st *tlsrec.State, n int) (*tlsrec.State, []byte) {
 // connection after 16 records in a row that carry nothing, and so does
 // the loop: the pair ends, and the data behind the flood never arrives.
 func TestKeyUpdateFloodEndsPair(t *testing.T) {
-	if !tlsrec.Supported {
-		t.Skip("tlsrec does not read this Go release's crypto/tls")
-	}
 	g := newGroup(t, Config{Loops: 1})
-	ca := tlstest.NewCA(t)
-	raw, a := socketPair(t, "tcp")
-	b, c2 := socketPair(t, "tcp")
-	t.Cleanup(func() { raw.Close(); c2.Close() })
-	srv := tls.Server(a, &tls.Config{Certificates: []tls.Certificate{ca.IssueCert(t, "127.0.0.1")}})
-	cli := tls.Client(raw, &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"})
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Handshake() }()
-	if err := cli.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
-	cs, err := tlsrec.Export(cli)
+	tp := addTLSPair(t, g) // skips where tlsrec cannot read crypto/tls
+	cs, err := tlsrec.Export(tp.client)
 	if err != nil {
-		t.Fatal(err)
-	}
-	ea, eb, err := TakeConns(Conn{Sock: a, TLS: srv}, Conn{Sock: b})
-	if err != nil {
-		t.Fatal(err)
-	}
-	results := make(chan core.Result, 1)
-	if err := g.Add(ea, eb, core.Options{}, func(r core.Result) { results <- r }); err != nil {
 		t.Fatal(err)
 	}
 	cs, wire := keyUpdates(t, cs, 2000)
@@ -77,15 +51,15 @@ func TestKeyUpdateFloodEndsPair(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go raw.Write(wire)
-	_ = c2.SetDeadline(time.Now().Add(10 * time.Second))
+	go tp.raw.Write(wire)
+	_ = tp.c2.SetDeadline(time.Now().Add(10 * time.Second))
 	got := make([]byte, 26)
-	if _, err := io.ReadFull(c2, got); err == nil {
+	if _, err := io.ReadFull(tp.c2, got); err == nil {
 		t.Fatalf("B read %q: 2000 KeyUpdates in a row were opened one by one (crypto/tls stops at 16)", got)
 	} else if errors.Is(err, net.ErrClosed) {
 		t.Fatal(err)
 	}
-	r := <-results
+	r := <-tp.stats
 	if r.Reason != core.ReasonError {
 		t.Fatalf("result %+v, want an error", r)
 	}

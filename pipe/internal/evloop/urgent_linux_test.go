@@ -79,23 +79,7 @@ func TestUrgentData(t *testing.T) {
 									send()
 								}
 								want := append(append(append([]byte(nil), prefix...), c.before+"X"...), c.after...)
-								urgenttest.ReadExactly(t, receiver, want)
-								sent := len(want)
-								if !c.eof {
-									if _, err := io.WriteString(sender, "more"); err != nil {
-										t.Fatal(err)
-									}
-									urgenttest.ReadExactly(t, receiver, []byte("more"))
-									sent += 4
-									closeWrite(t, sender)
-								}
-								urgenttest.ReadEOF(t, receiver)
-								if _, err := io.WriteString(receiver, "ok"); err != nil {
-									t.Fatal(err)
-								}
-								urgenttest.ReadExactly(t, sender, []byte("ok"))
-								closeWrite(t, receiver)
-								urgenttest.ReadEOF(t, sender)
+								sent := urgenttest.Exchange(t, sender, receiver, want, c.eof)
 								var r core.Result
 								select {
 								case r = <-res:
