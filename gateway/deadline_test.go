@@ -7,12 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/pipegate/pipegate/gateway"
+	"github.com/pipegate/pipegate/limit"
 	"github.com/pipegate/pipegate/route"
 )
 
@@ -157,5 +159,75 @@ func TestKickDuringBackendLogin(t *testing.T) {
 	l.waitEnded(t)
 	if starts, ends := l.counts(); starts != 0 || ends != 1 {
 		t.Errorf("%d starts, %d ends; want 0, 1", starts, ends)
+	}
+}
+
+// TestRouteLookupBoundedByLoginTimeout: a route source that does not
+// answer holds the login until the login timeout, not for the longer
+// BackendTimeout: its lookup's context ends at the login deadline, and the
+// client gets the temporary failure.
+func TestRouteLookupBoundedByLoginTimeout(t *testing.T) {
+	const loginTimeout = 300 * time.Millisecond
+	release := make(chan struct{})
+	defer close(release)
+	deadlines := make(chan time.Time, 1)
+	srv := &gateway.Server{
+		Protocol: toy{},
+		Router: route.RouterFunc(func(ctx context.Context, _ route.Request) (route.Route, error) {
+			dl, _ := ctx.Deadline()
+			deadlines <- dl
+			select {
+			case <-ctx.Done():
+				return route.Route{}, ctx.Err()
+			case <-release:
+				return route.Route{}, errors.New("the test ended first")
+			}
+		}),
+		AllowPlaintextAuth: true,
+		FailureDelay:       -1,
+		LoginTimeout:       loginTimeout,
+		BackendTimeout:     time.Hour,
+		Logger:             slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	c, br := greeted(t, serveTest(t, srv), 10*time.Second)
+	greetedAt := time.Now() // after the connect, so past the session's start
+	got := exchange(t, c, br, "LOGIN alice@a.test secret")
+	if want := "-ERR " + gateway.TextUnavailable; got != want {
+		t.Errorf("LOGIN whose route lookup outlasts the login timeout: %q, want %q", got, want)
+	}
+	if dl := <-deadlines; dl.IsZero() || dl.After(greetedAt.Add(loginTimeout)) {
+		t.Errorf("the route lookup's deadline is %v, past the login deadline (at the latest %v)", dl, greetedAt.Add(loginTimeout))
+	}
+}
+
+// TestPenaltyWaitBoundedByLoginTimeout: a penalised address's delay before
+// its next login is cut at the login deadline. The login is then answered
+// with the temporary failure (no route looked up, no password tried),
+// instead of holding the session up to the penalty's maximum.
+func TestPenaltyWaitBoundedByLoginTimeout(t *testing.T) {
+	pen := &limit.Penalty{Base: time.Hour, Max: time.Hour}
+	pen.Fail(context.Background(), netip.MustParseAddr("127.0.0.1"))
+	looked := make(chan struct{}, 1)
+	srv := &gateway.Server{
+		Protocol: toy{},
+		Router: route.RouterFunc(func(context.Context, route.Request) (route.Route, error) {
+			looked <- struct{}{}
+			return route.Route{}, route.ErrNotFound
+		}),
+		Penalty:            pen,
+		AllowPlaintextAuth: true,
+		FailureDelay:       -1,
+		LoginTimeout:       300 * time.Millisecond,
+		Logger:             slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	c, br := greeted(t, serveTest(t, srv), 10*time.Second)
+	got := exchange(t, c, br, "LOGIN alice@a.test secret")
+	if want := "-ERR " + gateway.TextUnavailable; got != want {
+		t.Errorf("LOGIN from a penalised address past the login timeout: %q, want %q", got, want)
+	}
+	select {
+	case <-looked:
+		t.Error("the route was looked up after the login timeout passed")
+	default:
 	}
 }

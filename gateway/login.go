@@ -62,9 +62,17 @@ func (ss *Session) Login(creds sasl.Credentials, method string, started time.Tim
 	ss.backend = ""
 	name := ss.srv.name()
 	ip := ss.client.Addr()
-	if err := ss.srv.Penalty.Wait(ss.ctx, ip); err != nil {
+	// The penalty's delay, the route lookup and the backends all fit in
+	// the login timeout, which runs from connect to login.
+	wctx, cancel := context.WithDeadline(ss.ctx, ss.deadline)
+	err := ss.srv.Penalty.Wait(wctx, ip)
+	cancel()
+	switch {
+	case ss.ctx.Err() != nil:
 		ss.End("shutdown (during login delay)")
 		return nil, ErrSessionEnded
+	case err != nil:
+		return nil, ss.unavailable(started, fmt.Errorf("%w during the login delay of a penalised address", errLoginTimeout))
 	}
 	lg, err := ss.srv.Accounts.Decide(creds)
 	if err != nil {
@@ -82,6 +90,7 @@ func (ss *Session) Login(creds sasl.Credentials, method string, started time.Tim
 		return nil, ss.unavailable(started, errors.New("no router configured"))
 	}
 	lctx, cancel := context.WithTimeout(ss.ctx, orDuration(ss.srv.BackendTimeout, DefaultBackendTimeout))
+	lctx, cancelLogin := context.WithDeadline(lctx, ss.deadline)
 	rt, err := dyn.router.Lookup(lctx, route.Request{
 		Protocol:   name,
 		Account:    lg.Account,
@@ -92,6 +101,7 @@ func (ss *Session) Login(creds sasl.Credentials, method string, started time.Tim
 		LocalAddr:  ss.local,
 		ClientTLS:  ss.secured(),
 	})
+	cancelLogin()
 	cancel()
 	var denied *route.Denied
 	switch {
@@ -102,6 +112,8 @@ func (ss *Session) Login(creds sasl.Credentials, method string, started time.Tim
 	case errors.As(err, &denied):
 		ss.log.Info(name+": login: denied by router", "account", lg.Account, "text", denied.Text)
 		return nil, ss.fail("", started, FailDenied, denied.Wait, &Error{Code: CodeAuthFailed, Text: denied.Text, Detail: denied.Code})
+	case !time.Now().Before(ss.deadline) && ss.ctx.Err() == nil:
+		return nil, ss.unavailable(started, fmt.Errorf("%w during the route lookup: %w", errLoginTimeout, err))
 	default:
 		return nil, ss.unavailable(started, fmt.Errorf("route lookup: %w", err))
 	}
