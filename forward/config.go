@@ -72,7 +72,8 @@ type Config struct {
 	TLS *tls.Config
 	// UpstreamTLS, when set, makes TLS connections to the upstreams. When
 	// its ServerName is empty, each upstream is verified against the host
-	// part of its address.
+	// part of its address. Sessions are resumed: its ClientSessionCache,
+	// or one the forward makes (tlsconf.Resuming).
 	UpstreamTLS *tls.Config
 	// tlsCommit, set by LoadFile and BuildSpec when TLS comes from a
 	// cached tlsconf.Server whose files were re-read, serves what they
@@ -106,7 +107,8 @@ type Config struct {
 	// Backoff is how long an upstream whose dial failed is tried only after
 	// the others (it is never skipped, so that a connection is not refused
 	// while it might answer); it doubles with each further failure up to
-	// MaxBackoff. 0: DefaultBackoff.
+	// MaxBackoff, or up to Backoff itself when that is longer. 0:
+	// DefaultBackoff.
 	Backoff time.Duration
 
 	// GoAccept makes Serve accept with Go and set each connection up on a

@@ -16,6 +16,7 @@ import (
 	"github.com/pipegate/pipegate/limit"
 	"github.com/pipegate/pipegate/listener"
 	"github.com/pipegate/pipegate/pipe"
+	"github.com/pipegate/pipegate/tlsconf"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -172,10 +173,11 @@ func (s *Server) newGeneration(cfg Config, prev *generation) (*generation, error
 		backoff:          orDefault(cfg.Backoff, DefaultBackoff),
 		keepAlive:        cfg.TCPKeepAlive,
 	}
+	upstreamTLS := tlsconf.Resuming(cfg.UpstreamTLS) // one session cache for the generation's upstreams
 	newPool := func(field string, addrs []string) (*pool, error) {
 		p := &pool{balance: cfg.Balance}
 		for _, a := range addrs {
-			u, err := newUpstream(a, cfg.UpstreamTLS, &s.health)
+			u, err := newUpstream(a, upstreamTLS, &s.health)
 			if err != nil {
 				return nil, &FieldError{Field: field, Err: err}
 			}

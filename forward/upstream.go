@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -36,9 +37,10 @@ func (h *health) failed(now time.Time, base time.Duration) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.fails++
+	ceiling := max(MaxBackoff, base) // a longer configured back-off is kept, not cut
 	d := base << min(h.fails-1, 16)
-	if d > MaxBackoff || d <= 0 {
-		d = MaxBackoff
+	if d > ceiling || d <= 0 {
+		d = ceiling
 	}
 	h.until = now.Add(d)
 }
@@ -82,26 +84,28 @@ type pool struct {
 	next      atomic.Uint64
 }
 
-// candidates returns the upstreams in the order to try: balanced order,
-// with those backing off moved to the end (soonest retry first), so that a
-// connection is never refused while some upstream might still answer.
+// candidates returns the upstreams in the order to try: balanced order
+// among those not backing off (round robin turns over these alone, so an
+// upstream that is down gives no extra share to the one after it, as in
+// HAProxy and nginx), then those backing off (soonest retry first), so
+// that a connection is never refused while some upstream might still
+// answer.
 func (p *pool) candidates(now time.Time) []*upstream {
 	n := len(p.upstreams)
-	start := 0
-	if p.balance == RoundRobin && n > 1 {
-		start = int((p.next.Add(1) - 1) % uint64(n))
-	}
 	ready := make([]*upstream, 0, n)
 	var waiting []*upstream
 	var retry []time.Time
-	for i := range n {
-		u := p.upstreams[(start+i)%n]
+	for _, u := range p.upstreams {
 		if at := u.health.retryAt(); now.Before(at) {
 			waiting = append(waiting, u)
 			retry = append(retry, at)
 			continue
 		}
 		ready = append(ready, u)
+	}
+	if p.balance == RoundRobin && len(ready) > 1 {
+		start := int((p.next.Add(1) - 1) % uint64(len(ready)))
+		ready = slices.Concat(ready[start:], ready[:start])
 	}
 	if len(waiting) > 1 {
 		idx := make([]int, len(waiting))

@@ -1,8 +1,11 @@
 package forward
 
 import (
+	"net"
 	"testing"
 	"time"
+
+	"github.com/pipegate/pipegate/internal/testserver"
 )
 
 func testPool(b Balance, addrs ...string) *pool {
@@ -75,6 +78,63 @@ func TestCandidatesRoundRobin(t *testing.T) {
 	if !equal(firsts, []string{"a:1", "b:1", "c:1", "a:1"}) {
 		t.Errorf("round robin firsts: %v", firsts)
 	}
+	// With a down (backing off) the turn goes over b and c alone, as with
+	// HAProxy's and nginx's round robin: b does not also take a's share.
+	p.upstreams[0].health.failed(now, time.Hour)
+	counts := map[string]int{}
+	for range 6 {
+		cands := p.candidates(now)
+		counts[cands[0].addr]++
+		if last := cands[len(cands)-1].addr; last != "a:1" {
+			t.Fatalf("the upstream backing off is not last: %v", order(cands))
+		}
+	}
+	if counts["b:1"] != 3 || counts["c:1"] != 3 {
+		t.Errorf("6 connections with a down: firsts %v, want b:1 and c:1 three times each", counts)
+	}
+}
+
+// TestRoundRobinEvenWhenOneDown: the same through a server, on both accept
+// paths.
+func TestRoundRobinEvenWhenOneDown(t *testing.T) {
+	bothAcceptPaths(t, func(t *testing.T, startServer serverStarter) {
+		down := closedPort(t)
+		b := startUpstream(t, nil, testserver.Greet("b"))
+		c := startUpstream(t, nil, testserver.Greet("c"))
+		_, addr, _, _ := startServer(t, Config{Upstreams: []string{down, b, c}, Balance: RoundRobin, Backoff: time.Hour})
+		// The first connection finds the down upstream and backs it off.
+		if got := roundTrip(t, dial(t, addr), ""); got != "b" {
+			t.Fatalf("first connection got %q", got)
+		}
+		counts := map[string]int{}
+		for range 6 {
+			counts[roundTrip(t, dial(t, addr), "")]++
+		}
+		if counts["b"] != 3 || counts["c"] != 3 {
+			t.Errorf("6 connections with one of 3 upstreams down: %v, want b:3 c:3", counts)
+		}
+	})
+}
+
+// TestIdleTimeoutAfterDial: the idle timeout counts from the upstream's
+// connect, as on the Go path (and as HAProxy's timeout connect and nginx's
+// proxy_connect_timeout stand apart from their idle timeouts): a client
+// whose first upstream does not answer is not ended by an idle timeout
+// shorter than dial_timeout, and the next upstream is tried.
+func TestIdleTimeoutAfterDial(t *testing.T) {
+	bothAcceptPaths(t, func(t *testing.T, startServer serverStarter) {
+		full := testserver.FullListener(t)
+		up := startUpstream(t, nil, testserver.Echo)
+		_, addr, rec, _ := startServer(t, Config{Upstreams: []string{full.String(), up}, DialTimeout: 600 * time.Millisecond, IdleTimeout: 150 * time.Millisecond})
+		c := dial(t, addr)
+		c.SetDeadline(time.Now().Add(testTimeout))
+		c.Write([]byte("x"))
+		c.(*net.TCPConn).CloseWrite()
+		b := make([]byte, 1)
+		if _, err := c.Read(b); err != nil || b[0] != 'x' {
+			t.Fatalf("idle_timeout 150ms < dial_timeout 600ms: client got %q, %v while the first upstream was tried; log %v", b, err, rec.wait(t, "connection refused", 1))
+		}
+	})
 }
 
 func TestBackoffGrowsAndCaps(t *testing.T) {
@@ -89,6 +149,19 @@ func TestBackoffGrowsAndCaps(t *testing.T) {
 	for i := range want {
 		if got[i] != want[i]*time.Second {
 			t.Fatalf("back-offs %v, want %v seconds", got, want)
+		}
+	}
+}
+
+// TestBackoffAboveCap: a configured back-off longer than MaxBackoff is
+// kept, not cut to it.
+func TestBackoffAboveCap(t *testing.T) {
+	var h health
+	now := time.Now()
+	for range 3 {
+		h.failed(now, time.Minute)
+		if got := h.retryAt().Sub(now); got != time.Minute {
+			t.Fatalf("backoff 1m gives a back-off of %v", got)
 		}
 	}
 }

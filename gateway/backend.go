@@ -11,6 +11,7 @@ import (
 
 	"github.com/pipegate/pipegate/listener"
 	"github.com/pipegate/pipegate/route"
+	"github.com/pipegate/pipegate/tlsconf"
 )
 
 // Backend is a connection to one backend of a route during login: dialed,
@@ -123,6 +124,15 @@ func dialBackend(ctx context.Context, b route.Backend, timeout time.Duration, de
 		return nil, fmt.Errorf("backend %s: TLS handshake: %w", b.Addr, err)
 	}
 	return tc, nil
+}
+
+// resumingBackends is the base configuration for backend TLS with a
+// session cache (nil: system roots).
+func resumingBackends(base *tls.Config) *tls.Config {
+	if base == nil {
+		base = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	return tlsconf.Resuming(base)
 }
 
 // backendTLSConfig is base cloned (system roots when nil) with b's server

@@ -57,7 +57,8 @@ type Server struct {
 	// BackendTLS is the base configuration for TLS to backends (RootCAs,
 	// client certificates). It is cloned per backend with ServerName set
 	// from the route. nil: system roots. Verification is on unless this
-	// config turns it off.
+	// config turns it off. Sessions with backends are resumed: its
+	// ClientSessionCache, or one the server makes (tlsconf.Resuming).
 	BackendTLS *tls.Config
 
 	// AllowPlaintextAuth allows logins on connections without TLS. Off by
@@ -153,7 +154,7 @@ func (s *Server) current() *dynamic {
 	if d := s.dyn.Load(); d != nil {
 		return d
 	}
-	return &dynamic{router: s.Router, tls: s.TLSConfig, backendTLS: s.BackendTLS}
+	return &dynamic{router: s.Router, tls: s.TLSConfig, backendTLS: resumingBackends(s.BackendTLS)}
 }
 
 // SetRouter replaces the router for logins that start from now on. It is
@@ -177,7 +178,7 @@ func (s *Server) SetTLSConfig(client, backend *tls.Config) {
 	for {
 		old := s.dyn.Load()
 		d := *s.current()
-		d.tls, d.backendTLS = client, backend
+		d.tls, d.backendTLS = client, resumingBackends(backend)
 		if s.dyn.CompareAndSwap(old, &d) {
 			return
 		}
@@ -187,6 +188,8 @@ func (s *Server) SetTLSConfig(client, backend *tls.Config) {
 func (s *Server) init() {
 	s.initOnce.Do(func() {
 		s.baseCtx, s.cancel = context.WithCancel(context.Background())
+		// One backend TLS session cache for the sessions from now on.
+		s.dyn.CompareAndSwap(nil, &dynamic{router: s.Router, tls: s.TLSConfig, backendTLS: resumingBackends(s.BackendTLS)})
 		s.listeners = map[net.Listener]struct{}{}
 		s.sessions = map[*Session]struct{}{}
 		switch {

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	goimap "github.com/emersion/go-imap/v2"
@@ -281,6 +283,46 @@ func TestBackendTLS(t *testing.T) {
 	var ie *goimap.Error
 	if !errors.As(err, &ie) || ie.Code != goimap.ResponseCodeUnavailable {
 		t.Fatalf("unverifiable backend: %v, want UNAVAILABLE", err)
+	}
+}
+
+// TestBackendTLSResumed: the second login to an implicit-TLS backend
+// resumes the TLS session of the first (its ticket, cached per backend
+// name), as nginx's proxy_ssl_session_reuse and HAProxy's servers do: a
+// resumed handshake signs nothing on either side. Verification still
+// holds: the first handshake was verified against BackendTLS's roots.
+func TestBackendTLSResumed(t *testing.T) {
+	pki := newPKI(t)
+	var mu sync.Mutex
+	var resumed []bool
+	cfg := pki.server.Clone()
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		mu.Lock()
+		defer mu.Unlock()
+		resumed = append(resumed, cs.DidResume)
+		return nil
+	}
+	im := startBackend(t, map[string]string{"alice@a.test": "apass"}, backendOpts{tls: cfg, implicit: true})
+	r := route.RouterFunc(func(context.Context, route.Request) (route.Route, error) {
+		b, err := route.ParseBackend("imaps://" + im.addr + "?id=0")
+		return route.Route{Backends: []route.Backend{b}}, err
+	})
+	p := startProxy(t, &imap.Server{
+		Server: gateway.Server{Router: r, AllowPlaintextAuth: true, BackendTLS: &tls.Config{RootCAs: pki.ca.Pool()}},
+	})
+	for range 3 {
+		c := dialClient(t, p.addr)
+		if err := c.Login("alice@a.test", "apass").Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []bool{false, true, true}; !slices.Equal(resumed, want) {
+		t.Errorf("backend handshakes resumed: %v, want %v", resumed, want)
 	}
 }
 

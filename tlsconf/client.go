@@ -17,12 +17,14 @@ type ClientFiles struct {
 // LoadClient returns a client configuration that verifies the server
 // (against f.CA, else the system roots) unless f.InsecureSkipVerify is set.
 // When f.ServerName is empty, the caller must set ServerName (tls.Dial
-// does so from the address it dials).
+// does so from the address it dials). It resumes TLS sessions (a session
+// cache of its own, see Resuming).
 func LoadClient(f ClientFiles) (*tls.Config, error) {
 	cfg := &tls.Config{
 		MinVersion:         tls.VersionTLS12,
 		ServerName:         f.ServerName,
 		InsecureSkipVerify: f.InsecureSkipVerify,
+		ClientSessionCache: tls.NewLRUClientSessionCache(0),
 	}
 	if f.CA != "" {
 		pool, err := loadPool(f.CA, "tls CA")
@@ -44,4 +46,20 @@ func LoadClient(f ClientFiles) (*tls.Config, error) {
 		return nil, fmt.Errorf("tls client cert: no file given (key is %s)", f.Key)
 	}
 	return cfg, nil
+}
+
+// Resuming returns cfg with a client session cache, so that the
+// connections made with it and its clones resume TLS sessions with the
+// servers that issued them (a ticket per server name), as nginx's
+// proxy_ssl_session_reuse and HAProxy's servers do by default: a resumed
+// handshake signs nothing on either side. cfg itself is returned when it
+// has a cache (or is nil); else a clone with a new one, which a config
+// loaded afresh (a reload, other CAs) does not share.
+func Resuming(cfg *tls.Config) *tls.Config {
+	if cfg == nil || cfg.ClientSessionCache != nil {
+		return cfg
+	}
+	cfg = cfg.Clone()
+	cfg.ClientSessionCache = tls.NewLRUClientSessionCache(0)
+	return cfg
 }

@@ -123,6 +123,7 @@ func (l *loop) connectEvent(e *end, events uint32) bool {
 	}
 	e.connecting = false
 	p.dial.due = 0
+	p.lastActive = l.now // the idle timeout starts now (DialTimeout bounded the wait)
 	l.schedule(p)
 	if f := p.dial.connected; f != nil {
 		f()

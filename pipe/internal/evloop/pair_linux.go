@@ -137,7 +137,7 @@ func (p *pair) nextDeadline() (int64, core.Reason) {
 		quiet := max(p.lingerFrom, p.lastActive)
 		consider(quiet+int64(p.opts.HalfCloseLinger), core.ReasonLinger)
 	}
-	if p.opts.IdleTimeout > 0 {
+	if p.opts.IdleTimeout > 0 && !p.b.connecting { // as in pipe, idle counts from the connect
 		consider(p.lastActive+int64(p.opts.IdleTimeout), core.ReasonIdleTimeout)
 	}
 	if p.dial != nil && p.dial.due != 0 {
