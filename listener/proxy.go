@@ -153,8 +153,12 @@ func addrPort(a net.Addr) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
+// unmap makes an IPv4-mapped address IPv4 and drops a zone (a link-local
+// client's "%eth0"): the address goes to backends, auth services, PROXY
+// headers and limits, none of which take a zone (Dovecot's net_addr2ip,
+// Postfix's XCLIENT, nginx's $remote_addr).
 func unmap(ap netip.AddrPort) netip.AddrPort {
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	return netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port())
 }
 
 // WriteHeader writes a PROXY protocol header, version "v1" or "v2", in one

@@ -121,3 +121,28 @@ func serve(t testing.TB, srv Server, l Listener, done chan<- struct{}) {
 		t.Errorf("Serve: %v", err)
 	}
 }
+
+// PeerAs wraps l so that every connection it accepts reports peer as its
+// remote address: a client the test cannot make from loopback (a
+// link-local IPv6 address with its zone, say).
+func PeerAs(l net.Listener, peer net.Addr) net.Listener { return peerAsListener{l, peer} }
+
+type peerAsListener struct {
+	net.Listener
+	peer net.Addr
+}
+
+func (l peerAsListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return peerAsConn{c, l.peer}, nil
+}
+
+type peerAsConn struct {
+	net.Conn
+	peer net.Addr
+}
+
+func (c peerAsConn) RemoteAddr() net.Addr { return c.peer }

@@ -16,14 +16,22 @@ import (
 // error quotes addr and says what is wrong; the caller names the field or
 // flag.
 func Check(addr string) error {
+	if strings.HasPrefix(addr, "unix:") {
+		return fmt.Errorf("%q: want HOST:PORT; Unix sockets are not served here", addr)
+	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
+		if i := strings.LastIndexByte(addr, ':'); i > 0 && !strings.HasPrefix(addr, "[") {
+			if ip, perr := netip.ParseAddr(addr[:i]); perr == nil && ip.Is6() {
+				return fmt.Errorf("%q: an IPv6 address goes in brackets: %q", addr, "["+addr[:i]+"]"+addr[i:])
+			}
+		}
 		return fmt.Errorf("%q: want HOST:PORT (%v)", addr, err)
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", addr, port)
 	}
-	if host != "" && net.ParseIP(host) == nil && host != "localhost" {
+	if _, perr := netip.ParseAddr(host); host != "" && perr != nil && host != "localhost" { // a zone (fe80::1%eth0) is taken, as net.Listen does
 		return fmt.Errorf("%q: host must be an IP address (or empty for all)", addr)
 	}
 	return nil

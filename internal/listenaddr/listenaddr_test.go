@@ -70,7 +70,10 @@ func TestCheck(t *testing.T) {
 		{"0.0.0.0:9100", ""},
 		{"nonsense", `"nonsense": want HOST:PORT (address nonsense: missing port in address)`},
 		{"127.0.0.1", `"127.0.0.1": want HOST:PORT (address 127.0.0.1: missing port in address)`},
-		{"::1:9100", `"::1:9100": want HOST:PORT (address ::1:9100: too many colons in address)`},
+		{"::1:9100", `"::1:9100": an IPv6 address goes in brackets: "[::1]:9100"`},
+		{"fe80::1:x:9100", `"fe80::1:x:9100": want HOST:PORT (address fe80::1:x:9100: too many colons in address)`},
+		{"[fe80::1%lo]:9100", ""}, // a zone, as net.Listen takes it
+		{"unix:/run/pipegate/imap.sock", `"unix:/run/pipegate/imap.sock": want HOST:PORT; Unix sockets are not served here`},
 		{"127.0.0.1:99999", `"127.0.0.1:99999": port "99999" is not a number from 0 to 65535`},
 		{"127.0.0.1:-1", `"127.0.0.1:-1": port "-1" is not a number from 0 to 65535`},
 		{"127.0.0.1:", `"127.0.0.1:": port "" is not a number from 0 to 65535`},

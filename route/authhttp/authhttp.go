@@ -212,7 +212,7 @@ func (s *Source) setHeaders(h http.Header, req route.Request) {
 	h.Set("Auth-Protocol", authProtocol(req.Protocol))
 	h.Set("Auth-Login-Attempt", strconv.Itoa(attempt))
 	if req.ClientAddr.IsValid() {
-		h.Set("Client-IP", req.ClientAddr.Addr().Unmap().String())
+		h.Set("Client-IP", req.ClientAddr.Addr().Unmap().WithZone("").String()) // as nginx's $remote_addr: no zone
 	}
 	if req.ClientTLS {
 		h.Set("Auth-SSL", "on")
