@@ -40,7 +40,8 @@ func (g *generation) loopable() bool {
 	return true
 }
 
-// serveOnLoops serves ln on the event loops until Shutdown when the
+// serveOnLoops serves ln on the event loops until Shutdown or
+// StopAccepting when the
 // configuration and the system allow it; false (ln untouched) when not.
 func (s *Server) serveOnLoops(ln net.Listener) bool {
 	g := s.gen.Load()
@@ -59,7 +60,10 @@ func (s *Server) serveOnLoops(ln net.Listener) bool {
 	}
 	s.loopListeners[pl] = struct{}{}
 	s.mu.Unlock()
-	<-s.ctx.Done() // Shutdown closed pl first
+	select { // each closed pl first
+	case <-s.ctx.Done():
+	case <-s.stopAccept:
+	}
 	return true
 }
 

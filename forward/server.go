@@ -54,7 +54,8 @@ type Server struct {
 
 	mu            sync.Mutex
 	shutting      bool
-	stopped       bool // StopAccepting: listeners closed, set-ups go on
+	stopped       bool          // StopAccepting: listeners closed, set-ups go on
+	stopAccept    chan struct{} // closed by the first StopAccepting: Serve on the loops returns
 	listeners     map[net.Listener]struct{}
 	pending       map[net.Conn]struct{}       // accepted, not yet handed to an engine
 	loopListeners map[*pipe.Listener]struct{} // listeners the event loops accept on
@@ -99,6 +100,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		listeners:     map[net.Listener]struct{}{},
 		pending:       map[net.Conn]struct{}{},
 		loopListeners: map[*pipe.Listener]struct{}{},
+		stopAccept:    make(chan struct{}),
 	}
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	g, err := s.newGeneration(cfg, nil)

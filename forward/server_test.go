@@ -570,3 +570,53 @@ func metricValue(t *testing.T, m prometheus.Metric) float64 {
 	}
 	return d.Gauge.GetValue()
 }
+
+// TestServeReturnsAfterStopAccepting: StopAccepting "closes the server's
+// listeners and waits until its accept loops have returned": Serve then
+// returns ErrServerClosed on the event loops as on the Go path (on the
+// loops it waited for Shutdown).
+func TestServeReturnsAfterStopAccepting(t *testing.T) {
+	for _, goAccept := range []bool{true, false} {
+		t.Run(map[bool]string{true: "go-accept", false: "loops"}[goAccept], func(t *testing.T) {
+			up, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer up.Close()
+			s, err := New(Config{Listen: "127.0.0.1:0", Upstreams: []string{up.Addr().String()}, GoAccept: goAccept}, Deps{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			served := make(chan error, 1)
+			go func() { served <- s.Serve(ln) }()
+			// Serve is serving once a connection reaches the upstream.
+			c := dial(t, ln.Addr().String())
+			uc, err := up.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+			uc.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			defer cancel()
+			if err := s.StopAccepting(ctx); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-served:
+				if !errors.Is(err, ErrServerClosed) {
+					t.Errorf("Serve = %v, want ErrServerClosed", err)
+				}
+			case <-ctx.Done():
+				t.Error("Serve still serving after StopAccepting returned")
+			}
+			if err := s.Shutdown(ctx); err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+		})
+	}
+}

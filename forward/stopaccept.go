@@ -21,6 +21,9 @@ import (
 // engine already: Shutdown drains them.
 func (s *Server) StopAccepting(ctx context.Context) error {
 	s.mu.Lock()
+	if !s.stopped {
+		close(s.stopAccept)
+	}
 	s.stopped = true
 	for ln := range s.listeners {
 		ln.Close()

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -29,7 +31,9 @@ type Metrics struct {
 //	pipegate_<protocol>_login_failures_total{kind}          failed logins by kind: password, no_route, denied, name, sasl
 //
 // backend is the backend's host:port ("" when no backend was reached, as
-// for an account without route). Servers of one protocol may share them.
+// for an account without route). Servers of one protocol may share them;
+// a second NewMetrics of the protocol on the same reg gives Metrics that
+// count in the same series (it does not panic).
 func NewMetrics(reg prometheus.Registerer, protocol string) *Metrics {
 	p := "pipegate_" + protocol + "_"
 	up := strings.ToUpper(protocol)
@@ -58,9 +62,31 @@ func NewMetrics(reg prometheus.Registerer, protocol string) *Metrics {
 		}, []string{"kind"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.sessions, m.active, m.logins, m.loginDuration, m.failures)
+		m.sessions = register(reg, m.sessions)
+		m.active = register(reg, m.active)
+		m.logins = register(reg, m.logins)
+		m.loginDuration = register(reg, m.loginDuration)
+		m.failures = register(reg, m.failures)
 	}
 	return m
+}
+
+// register registers c with reg; when reg already has the same collector
+// (a second NewMetrics of the protocol) it returns that one, so that both
+// count together. Any other clash is a programming error: it panics, as
+// prometheus.MustRegister does.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	err := reg.Register(c)
+	if err == nil {
+		return c
+	}
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing
+		}
+	}
+	panic(fmt.Sprintf("gateway: register metrics: %v", err))
 }
 
 // Protocol is the protocol the metrics are named for.

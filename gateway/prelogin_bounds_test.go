@@ -224,3 +224,31 @@ func metricSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	return sum
 }
+
+// TestNewMetricsTwice: a second NewMetrics of a protocol on the same
+// registry does not panic (as MustRegister did): both count in the same
+// series.
+func TestNewMetricsTwice(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m1 := gateway.NewMetrics(reg, "toy")
+	m2 := gateway.NewMetrics(reg, "toy")
+	backend := toyBackend()
+	t.Cleanup(func() { backend.Close() })
+	be := route.Backend{Protocol: "toy", Addr: backend.Addr().String(), ClientAddr: route.ClientAddrNone}
+	for _, m := range []*gateway.Metrics{m1, m2} {
+		srv := &gateway.Server{
+			Protocol: toy{},
+			Router: route.RouterFunc(func(context.Context, route.Request) (route.Route, error) {
+				return route.Route{Backends: []route.Backend{be}}, nil
+			}),
+			AllowPlaintextAuth: true,
+			Metrics:            m,
+			Logger:             slog.New(slog.NewTextHandler(io.Discard, nil)),
+		}
+		c, br := greeted(t, serveTest(t, srv), 20*time.Second)
+		pipedToy(t, c, br)
+	}
+	if n := metricSum(t, reg, "pipegate_toy_logins_total"); n != 2 {
+		t.Errorf("pipegate_toy_logins_total = %v after a login through each of two Metrics, want 2", n)
+	}
+}

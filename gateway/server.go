@@ -269,6 +269,9 @@ func (s *Server) addListener(l net.Listener, implicitTLS bool) error {
 	if s.Metrics != nil && s.Metrics.protocol != s.name() {
 		return fmt.Errorf("%s: serve %s: Metrics are for %q", s.name(), l.Addr(), s.Metrics.protocol)
 	}
+	if s.current().router == nil {
+		return fmt.Errorf("%s: serve %s: no Router (Server.Router or SetRouter)", s.name(), l.Addr())
+	}
 	if implicitTLS && s.current().tls == nil {
 		return fmt.Errorf("%s: serve %s: implicit TLS needs Server.TLSConfig", s.name(), l.Addr())
 	}

@@ -19,7 +19,8 @@ func (e *Exceeded) Error() string {
 
 // Conns counts open connections against a total and a per-client-address
 // limit (see Key for how addresses are grouped). It is safe for concurrent
-// use; a nil *Conns allows everything.
+// use; a nil *Conns allows everything, and so does the zero Conns (it
+// counts, with no limits until SetLimits).
 type Conns struct {
 	maxTotal, maxPerIP int // 0: unlimited
 
@@ -50,6 +51,9 @@ func (c *Conns) Acquire(ip netip.Addr) (release func(), err error) {
 		return nil, &Exceeded{Limit: "per-ip", Max: c.maxPerIP}
 	}
 	c.open++
+	if c.byIP == nil { // the zero Conns
+		c.byIP = map[netip.Prefix]int{}
+	}
 	c.byIP[key]++
 	var released atomic.Bool
 	return func() {

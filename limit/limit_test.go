@@ -399,3 +399,24 @@ func TestMemoryStoreForgottenKeyRestarts(t *testing.T) {
 		t.Errorf("delay after one failure an hour after the last: %v, want %v", d, DefaultPenaltyBase)
 	}
 }
+
+// TestConnsZeroValue: the zero Conns counts with no limits (it panicked on
+// a nil map), and takes limits later.
+func TestConnsZeroValue(t *testing.T) {
+	var c Conns
+	ip := netip.MustParseAddr("127.0.0.1")
+	release, err := c.Acquire(ip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetLimits(0, 1)
+	if _, err := c.Acquire(ip); err == nil {
+		t.Error("a second connection from the address passed a per-address limit of 1")
+	}
+	release()
+	if r, err := c.Acquire(ip); err != nil {
+		t.Errorf("after the release: %v", err)
+	} else {
+		r()
+	}
+}

@@ -78,6 +78,14 @@ type Result = core.Result
 // ErrShuttingDown is returned by Engine.Enter once Shutdown has begun.
 var ErrShuttingDown = errors.New("pipe: engine is shutting down")
 
+// ErrNilConn: a conn given to Join, Go, Start or Engine.Enter is nil (or a
+// PrefixConn around none). Join, Go and Start then close the other conn
+// and report it as the Result's Err (ReasonError), afterClose called once
+// as always; Engine.Enter and Engine.Start return it, and, as with
+// ErrShuttingDown, the conns stay the caller's and afterClose is not
+// called.
+var ErrNilConn = errors.New("pipe: nil conn")
+
 // Compile-time reminders of the public API (implemented in other files):
 var (
 	_ func(context.Context, net.Conn, net.Conn, *Options) Result = Join

@@ -89,6 +89,9 @@ func (h *Handle) Detach(ctx context.Context) (*Detached, error) {
 		return h.p.detachGo(ctx)
 	}
 	d := h.ld
+	if d == nil { // a pipe refused before it began (ErrNilConn)
+		return nil, ErrNotDetachable
+	}
 	dets, errs := d.e.detach(ctx, []*loopDone{d})
 	if errs[0] != nil {
 		return nil, errs[0]

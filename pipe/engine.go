@@ -2,7 +2,6 @@ package pipe
 
 import (
 	"context"
-	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -125,7 +124,8 @@ func (e *Engine) Stats() Stats {
 // Enter joins a and b in the background with e.Options and calls
 // afterClose (if not nil) exactly once, after both conns are closed. It may
 // be called from any goroutine and does not block. Once Shutdown has begun
-// it returns ErrShuttingDown and a and b stay the caller's to close.
+// it returns ErrShuttingDown and a and b stay the caller's to close; the
+// same with ErrNilConn.
 //
 // When the pair goes to an event loop (FlavourAuto), a and b are closed
 // before Enter returns and their sockets live on in the loop: the caller
@@ -141,8 +141,8 @@ func (e *Engine) Enter(a, b net.Conn, afterClose func(Result)) error {
 // stop the pipe (Handle.Stop) on every path a pipe takes: goroutines or
 // event loops, TLS or not. On error the Handle is nil.
 func (e *Engine) Start(a, b net.Conn, afterClose func(Result)) (*Handle, error) {
-	if a == nil || b == nil {
-		return nil, errors.New("pipe: Engine.Start with a nil conn")
+	if isNil(a) || isNil(b) {
+		return nil, ErrNilConn
 	}
 	e.mu.Lock()
 	if e.closing {

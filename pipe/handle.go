@@ -124,6 +124,10 @@ func (h *Handle) finished() {
 // Start joins a and b like Go and returns the pipe's Handle. opts may be
 // nil.
 func Start(a, b net.Conn, opts *Options, afterClose func(Result)) *Handle {
+	if isNil(a) || isNil(b) {
+		refuseNil(a, b, afterClose)
+		return &Handle{closing: true, ended: true} // over: Stop and Detach do nothing
+	}
 	p := newPipe(a, b, opts, nil)
 	p.afterClose = afterClose
 	p.launch()

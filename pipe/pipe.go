@@ -57,6 +57,9 @@ type pipe struct {
 // a limit in opts is reached or ctx is cancelled (ReasonShutdown); it closes
 // both conns and returns the result. opts may be nil.
 func Join(ctx context.Context, a, b net.Conn, opts *Options) Result {
+	if isNil(a) || isNil(b) {
+		return refuseNil(a, b, nil)
+	}
 	p := newPipe(a, b, opts, nil)
 	p.h.done = make(chan struct{})
 	p.stopCtx = context.AfterFunc(ctx, p.onShutdown)
@@ -331,3 +334,27 @@ func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
 
 // isEOF reports a clean end of stream.
 func isEOF(err error) bool { return err == io.EOF || errors.Is(err, io.EOF) }
+
+// isNil reports whether c is nil or a PrefixConn around none (ErrNilConn).
+func isNil(c net.Conn) bool {
+	if pc, ok := c.(*PrefixConn); ok {
+		return pc == nil || pc.Conn == nil
+	}
+	return c == nil
+}
+
+// refuseNil ends a pipe one of whose conns is nil before it begins: it
+// closes the other and calls afterClose (if not nil) with ErrNilConn.
+func refuseNil(a, b net.Conn, afterClose func(Result)) Result {
+	res := Result{Start: time.Now(), Reason: ReasonError, Err: ErrNilConn}
+	for _, c := range []net.Conn{a, b} {
+		if !isNil(c) {
+			_ = c.Close()
+		}
+	}
+	res.End = time.Now()
+	if afterClose != nil {
+		afterClose(res)
+	}
+	return res
+}

@@ -24,6 +24,7 @@ type Cached struct {
 	mu      sync.Mutex
 	entries map[cacheKey]*list.Element
 	lru     list.List // front: most recently used; values are *cacheEntry
+	epoch   uint64    // Purges so far
 }
 
 type cacheKey struct{ protocol, account string }
@@ -63,40 +64,49 @@ func Cache(r Router, positiveTTL, negativeTTL time.Duration, maxEntries int) *Ca
 // Lookup answers from the cache or asks the source.
 func (c *Cached) Lookup(ctx context.Context, req Request) (Route, error) {
 	key := cacheKey{req.Protocol, req.Account}
-	if rt, err, ok := c.get(key); ok {
-		return rt, err
+	hit, epoch := c.get(key)
+	if hit != nil {
+		return copyRoute(hit.rt), hit.err
 	}
 	rt, err := c.r.Lookup(ctx, req)
 	switch {
 	case err == nil && c.positiveTTL > 0:
-		c.put(key, rt, nil, c.positiveTTL)
+		c.put(key, rt, nil, c.positiveTTL, epoch)
 	case errors.Is(err, ErrNotFound) && c.negativeTTL > 0:
-		c.put(key, Route{}, err, c.negativeTTL)
+		c.put(key, Route{}, err, c.negativeTTL, epoch)
 	}
 	return rt, err
 }
 
-func (c *Cached) get(key cacheKey) (Route, error, bool) {
+// get answers from the cache (an entry the caller copies from); when it
+// cannot (nil), epoch is the Purge count the answer the caller then asks
+// for must be put with.
+func (c *Cached) get(key cacheKey) (hit *cacheEntry, epoch uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.entries[key]
 	if !ok {
-		return Route{}, nil, false
+		return nil, c.epoch
 	}
 	e := el.Value.(*cacheEntry)
 	if !c.now().Before(e.expires) {
 		c.lru.Remove(el)
 		delete(c.entries, key)
-		return Route{}, nil, false
+		return nil, c.epoch
 	}
 	c.lru.MoveToFront(el)
-	return copyRoute(e.rt), e.err, true
+	return e, 0
 }
 
-func (c *Cached) put(key cacheKey, rt Route, err error, ttl time.Duration) {
+// put caches an answer asked for at epoch, unless a Purge came since: the
+// source may have answered from before its reload.
+func (c *Cached) put(key cacheKey, rt Route, err error, ttl time.Duration, epoch uint64) {
 	e := &cacheEntry{key: key, rt: copyRoute(rt), err: err, expires: c.now().Add(ttl)}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if epoch != c.epoch {
+		return
+	}
 	if el, ok := c.entries[key]; ok {
 		el.Value = e
 		c.lru.MoveToFront(el)
@@ -114,6 +124,7 @@ func (c *Cached) put(key cacheKey, rt Route, err error, ttl time.Duration) {
 func (c *Cached) Purge() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.epoch++ // answers asked for before are not cached
 	clear(c.entries)
 	c.lru.Init()
 }

@@ -332,3 +332,50 @@ func BenchmarkWithTimeout(b *testing.B) {
 		}
 	}
 }
+
+// A SIGHUP purges the route caches (route/config's reload). A lookup that
+// was in flight to the source when the purge ran must not put its answer,
+// read before the reload, back into the purged cache: the next login after
+// the reload must ask the source again.
+func TestCachePurgeRacesLookup(t *testing.T) {
+	var gen atomic.Int32 // the source's data: 1 before the reload, 2 after
+	gen.Store(1)
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	var calls atomic.Int32
+	src := RouterFunc(func(ctx context.Context, req Request) (Route, error) {
+		n := calls.Add(1)
+		g := gen.Load()
+		if n == 1 { // the login racing the reload: read old data, then stall
+			close(entered)
+			<-release
+		}
+		addr := "old.example:143"
+		if g == 2 {
+			addr = "new.example:143"
+		}
+		return Route{Backends: []Backend{{Protocol: "imap", Addr: addr}}}, nil
+	})
+	c := Cache(src, time.Hour, time.Hour, 0)
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Lookup(context.Background(), Request{Protocol: "imap", Account: "alice"})
+	}()
+	<-entered
+	// The operator changed the source and sent SIGHUP: the data is new, and
+	// the caches are purged, while the first lookup is still in flight.
+	gen.Store(2)
+	c.Purge()
+	close(release)
+	<-done
+
+	rt, err := c.Lookup(context.Background(), Request{Protocol: "imap", Account: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rt.Backends[0].Addr; got != "new.example:143" {
+		t.Errorf("first lookup after the reload's purge: backend %s (a pre-reload answer cached for the positive TTL), want new.example:143; source asked %d times", got, calls.Load())
+	}
+}

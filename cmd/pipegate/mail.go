@@ -110,6 +110,10 @@ func runMailCommand(ctx context.Context, command, usage string, args []string, s
 	for {
 		select {
 		case <-hup:
+			if stopping == nil { // a drain (or the hand-over's) is under way
+				log.Info(command + ": SIGHUP: draining; no reload")
+				continue
+			}
 			log.Info(command + ": reloading (SIGHUP)")
 			if err := d.Reload(); err != nil {
 				log.Error(command+": reload failed, keeping the previous state of what failed", "config", s.File, "err", err)

@@ -14,7 +14,8 @@ import (
 // Request upgrades the daemon whose Options.PIDFile is pidFile, as
 // `pipegate upgrade` does: it sends SIGUSR2 and waits, up to timeout, for
 // the outcome: the pid file naming another live process (its pid is
-// returned), or the old one's failure file (the reason is in the error).
+// returned), or the old one's failure file (the reason is in the error: a
+// rollback, or a refusal to begin, as while it drains).
 func Request(ctx context.Context, pidFile string, timeout time.Duration) (int, error) {
 	old, err := ReadPIDFile(pidFile)
 	if err != nil {
@@ -33,7 +34,11 @@ func Request(ctx context.Context, pidFile string, timeout time.Duration) (int, e
 	defer tick.Stop()
 	for {
 		if b, err := os.ReadFile(failed); err == nil {
-			return 0, fmt.Errorf("rolled back, pid %d keeps serving: %s", old, strings.TrimSpace(string(b)))
+			why := strings.TrimSpace(string(b))
+			if rest, ok := strings.CutPrefix(why, refusedPrefix); ok {
+				return 0, fmt.Errorf("pid %d refused to upgrade: %s", old, rest)
+			}
+			return 0, fmt.Errorf("rolled back, pid %d keeps serving: %s", old, why)
 		}
 		if pid, err := ReadPIDFile(pidFile); err == nil && pid != old && syscall.Kill(pid, 0) == nil {
 			return pid, nil

@@ -186,15 +186,15 @@ func (u *Upgrader) Serving(ctx context.Context) error {
 func (u *Upgrader) Trigger(ctx context.Context) {
 	switch {
 	case !u.ready:
-		u.log.Warn("SIGUSR2: not serving yet; no upgrade")
+		u.refuse("not serving yet; no upgrade")
 		return
 	case u.done:
-		u.log.Warn("SIGUSR2: already handed over to the new process; draining")
+		u.refuse("already handed over to the new process; draining")
 		return
 	case u.stopped:
-		u.log.Warn("SIGUSR2: draining; no upgrade")
+		u.refuse("draining; no upgrade")
 		return
-	case u.busy:
+	case u.busy: // `pipegate upgrade` waits for the outcome of the one under way
 		u.log.Warn("SIGUSR2: an upgrade is under way already")
 		return
 	}
@@ -298,6 +298,23 @@ func (u *Upgrader) writeFailedFile(err error) {
 		u.log.Warn("upgrade failure file", "err", werr)
 	}
 }
+
+// refuse logs why a SIGUSR2 starts no upgrade and says so in the failure
+// file, so that `pipegate upgrade` tells at once (it waited out its
+// timeout).
+func (u *Upgrader) refuse(why string) {
+	u.log.Warn("SIGUSR2: " + why)
+	if u.opts.PIDFile == "" {
+		return
+	}
+	if err := writeFileAtomic(u.failedFile(), refusedPrefix+why+"\n"); err != nil {
+		u.log.Warn("upgrade failure file", "err", err)
+	}
+}
+
+// refusedPrefix starts a failure file that says the upgrade never began
+// (rather than was rolled back).
+const refusedPrefix = "refused: "
 
 func (u *Upgrader) removeFailedFile() {
 	if u.opts.PIDFile != "" {
