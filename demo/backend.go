@@ -80,6 +80,7 @@ func (b *memBackend) addr() string { return b.ln.Addr().String() }
 // close stops the backend and closes its connections.
 func (b *memBackend) close() error {
 	err := b.srv.Close()
+	b.ln.Close() // a Close before Serve registered it leaves it open
 	<-b.done
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return err

@@ -57,6 +57,10 @@ func (b *submissionBackend) addr() string { return b.ln.Addr().String() }
 
 func (b *submissionBackend) close() error {
 	err := b.srv.Close()
+	// go-smtp's Close closes only the listeners Serve has registered: a
+	// Close before serveSubmission got there (a Start that fails at once)
+	// left Serve accepting for ever.
+	b.ln.Close()
 	<-b.done
 	if err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, smtp.ErrServerClosed) {
 		return err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"strings"
 	"testing"
 
 	"github.com/pipegate/pipegate/gateway"
@@ -33,25 +32,6 @@ func TestServeAfterShutdownClosesListener(t *testing.T) {
 	}
 	if err := l.Close(); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Serve returned ErrServerClosed and left its listener open (Close = %v)", err)
-	}
-}
-
-// TestServeWithoutRouter: "Router and Protocol are required": Serve
-// without a Router returns an error naming it (and closes its listener),
-// instead of serving logins that can only be answered unavailable.
-func TestServeWithoutRouter(t *testing.T) {
-	srv := &gateway.Server{Protocol: toy{}}
-	defer srv.Shutdown(context.Background())
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if err := srv.Serve(l, false); err == nil || !strings.Contains(err.Error(), "no Router") {
-		t.Fatalf("Serve without a Router = %v, want an error naming Router", err)
-	}
-	if err := l.Close(); !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("Serve refused to serve and left its listener open (Close = %v)", err)
 	}
 }
 

@@ -35,8 +35,12 @@ var ErrServerClosed = errors.New("gateway: server closed")
 
 // Server is a mail gateway for one protocol. Set the fields, then call
 // Serve for each listener (or ServeConn for each accepted connection).
-// Router and Protocol are required; the zero values of the others are
-// useful. Fields must not be changed once serving has begun: use SetRouter
+// Protocol is required (Serve refuses without it), and so is a router for
+// logins: Router, or SetRouter, which may also come after Serve (routes
+// that name this server's own address, say); until there is one, every
+// login is answered unavailable and logged "no router configured". The
+// zero values of the other fields are useful. Fields must not be changed
+// once serving has begun: use SetRouter
 // and SetTLSConfig to swap the routes and certificates while running (on
 // SIGHUP, say).
 type Server struct {
@@ -268,9 +272,6 @@ func (s *Server) addListener(l net.Listener, implicitTLS bool) error {
 	}
 	if s.Metrics != nil && s.Metrics.protocol != s.name() {
 		return fmt.Errorf("%s: serve %s: Metrics are for %q", s.name(), l.Addr(), s.Metrics.protocol)
-	}
-	if s.current().router == nil {
-		return fmt.Errorf("%s: serve %s: no Router (Server.Router or SetRouter)", s.name(), l.Addr())
 	}
 	if implicitTLS && s.current().tls == nil {
 		return fmt.Errorf("%s: serve %s: implicit TLS needs Server.TLSConfig", s.name(), l.Addr())
