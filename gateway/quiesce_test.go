@@ -17,11 +17,14 @@ import (
 // closed its listeners (Quiesce).
 type lateListener struct {
 	net.Listener
-	once   sync.Once
-	closed chan struct{}
+	once      sync.Once
+	closed    chan struct{}
+	waitOnce  sync.Once
+	accepting chan struct{} // closed once Serve calls Accept: it is serving
 }
 
 func (l *lateListener) Accept() (net.Conn, error) {
+	l.waitOnce.Do(func() { close(l.accepting) })
 	<-l.closed
 	return l.Listener.Accept()
 }
@@ -50,9 +53,10 @@ func TestQuiesceServesLateAccept(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer inner.Close()
-	l := &lateListener{Listener: inner, closed: make(chan struct{})}
+	l := &lateListener{Listener: inner, closed: make(chan struct{}), accepting: make(chan struct{})}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l, false) }()
+	<-l.accepting // a Quiesce before Serve began would refuse Serve, and nobody would accept
 	c, err := net.Dial("tcp", inner.Addr().String()) // in the backlog, not accepted yet
 	if err != nil {
 		t.Fatal(err)
