@@ -56,7 +56,7 @@ func TestQuiesceServesLateAccept(t *testing.T) {
 	l := &lateListener{Listener: inner, closed: make(chan struct{}), accepting: make(chan struct{})}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l, false) }()
-	<-l.accepting // a Quiesce before Serve began would refuse Serve, and nobody would accept
+	<-l.accepting                                    // a Quiesce before Serve began would refuse Serve, and nobody would accept
 	c, err := net.Dial("tcp", inner.Addr().String()) // in the backlog, not accepted yet
 	if err != nil {
 		t.Fatal(err)
