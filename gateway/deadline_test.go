@@ -167,7 +167,7 @@ func TestKickDuringBackendLogin(t *testing.T) {
 // BackendTimeout: its lookup's context ends at the login deadline, and the
 // client gets the temporary failure.
 func TestRouteLookupBoundedByLoginTimeout(t *testing.T) {
-	const loginTimeout = 300 * time.Millisecond
+	const loginTimeout = time.Second // room for a loaded machine to read LOGIN before it
 	release := make(chan struct{})
 	defer close(release)
 	deadlines := make(chan time.Time, 1)
@@ -217,7 +217,7 @@ func TestPenaltyWaitBoundedByLoginTimeout(t *testing.T) {
 		Penalty:            pen,
 		AllowPlaintextAuth: true,
 		FailureDelay:       -1,
-		LoginTimeout:       300 * time.Millisecond,
+		LoginTimeout:       time.Second,
 		Logger:             slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	c, br := greeted(t, serveTest(t, srv), 10*time.Second)
