@@ -268,7 +268,7 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	for {
 		select {
 		case <-hup:
-			if stopping == nil { // a drain (or the hand-over's) is under way
+			if ctx.Err() != nil { // a drain (or the hand-over's) is under way
 				log.Info("SIGHUP: draining; no reload")
 				continue
 			}

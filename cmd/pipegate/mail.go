@@ -110,7 +110,7 @@ func runMailCommand(ctx context.Context, command, usage string, args []string, s
 	for {
 		select {
 		case <-hup:
-			if stopping == nil { // a drain (or the hand-over's) is under way
+			if ctx.Err() != nil { // a drain (or the hand-over's) is under way
 				log.Info(command + ": SIGHUP: draining; no reload")
 				continue
 			}
