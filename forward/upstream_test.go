@@ -1,7 +1,10 @@
 package forward
 
 import (
+	"errors"
+	"io"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -209,5 +212,28 @@ func TestValidate(t *testing.T) {
 		if !isField || fe.Field != tc.field {
 			t.Errorf("%s: err = %v, want a FieldError for %s", tc.field, err, tc.field)
 		}
+	}
+}
+
+// When every upstream fails, HAProxy (checked: 2.6, mode tcp, retries)
+// closes the client's connection with a FIN even when the client already
+// sent its request: the client reads EOF. pipegate closed without reading,
+// so the client got a reset; it drops what is queued first now.
+func TestAllDownClientSeesEOF(t *testing.T) { bothAcceptPaths(t, testAllDownEOF) }
+
+func testAllDownEOF(t *testing.T, startServer serverStarter) {
+	// The last upstream does not answer its SYN: the request is in the
+	// forwarder's socket long before the dial timeout refuses the client.
+	full := testserver.FullListener(t)
+	_, addr, rec, _ := startServer(t, Config{Upstreams: []string{closedPort(t), full.String()}, DialTimeout: 300 * time.Millisecond})
+	c := dial(t, addr)
+	c.SetDeadline(time.Now().Add(testTimeout))
+	if _, err := io.WriteString(c, "GET / HTTP/1.0\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	rec.wait(t, "connection refused", 1)
+	b, err := io.ReadAll(c)
+	if len(b) != 0 || err != nil {
+		t.Errorf("client read %q, %v (reset: %v); want a clean EOF as HAProxy gives", b, err, errors.Is(err, syscall.ECONNRESET))
 	}
 }

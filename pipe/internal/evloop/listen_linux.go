@@ -314,5 +314,10 @@ func ConnFromFD(fd int) (net.Conn, error) {
 	return c, err
 }
 
-// CloseFD closes a descriptor.
-func CloseFD(fd int) error { return unix.Close(fd) }
+// CloseFD closes an accepted socket nobody took (a refused connection)
+// after dropping what it received (drainQueued), so that its peer sees a
+// FIN rather than a reset.
+func CloseFD(fd int) error {
+	drainQueued(fd)
+	return unix.Close(fd)
+}
