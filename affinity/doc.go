@@ -12,6 +12,9 @@
 // How the gateway uses it around a login:
 //
 //	aff, err := affinity.New(affinity.Config{Client: rdb, Pool: "shared", Members: members})
+//	if err != nil {
+//		return err // names the field at fault
+//	}
 //	go aff.Subscribe(ctx, nil) // heartbeat, sweeping, kicks; for the process's life
 //
 //	// per login, once the account name is known:

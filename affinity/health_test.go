@@ -1,19 +1,13 @@
 package affinity
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"fmt"
-	"log"
-	"net"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/pipegate/pipegate/internal/realserver"
-	"github.com/redis/go-redis/v9"
 )
 
 // runHealth runs RunHealth on each store until the test ends.
@@ -278,38 +272,4 @@ func TestHealthStopMidProbe(t *testing.T) {
 	if err := s.RunHealth(bg, HealthConfig{}, nil); err == nil {
 		t.Fatal("nil probe accepted")
 	}
-}
-
-// A probe that connects and reads the greeting; RunHealth shares the
-// checks with the other instances of the pool.
-func ExampleStore_RunHealth() {
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", MaxRetries: -1})
-	aff, err := New(Config{Client: rdb, Pool: "shared", Members: []Member{{Name: "10.0.0.1:143", Weight: 1}}})
-	if err != nil {
-		log.Fatal(err)
-	}
-	probe := func(ctx context.Context, member string) error {
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", member)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		if dl, ok := ctx.Deadline(); ok {
-			c.SetDeadline(dl)
-		}
-		line, err := bufio.NewReader(c).ReadString('\n')
-		if err != nil {
-			return fmt.Errorf("greeting: %w", err)
-		}
-		if !strings.HasPrefix(line, "* OK") {
-			return fmt.Errorf("greeting %q", line)
-		}
-		return nil // the gateway's probe also logs in a test account
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	go aff.RunHealth(ctx, HealthConfig{Fall: 3, Rise: 2, OnChange: func(m string, up bool, err error) {
-		log.Printf("member %s up=%v: %v", m, up, err)
-	}}, probe)
 }

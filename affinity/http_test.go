@@ -3,17 +3,13 @@ package affinity
 import (
 	"context"
 	"encoding/json"
-	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/pipegate/pipegate/admin"
 	"github.com/pipegate/pipegate/internal/realserver"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 )
 
 // call runs one request on h and decodes the JSON answer into out (if
@@ -195,27 +191,6 @@ func TestHandlerRedisDown(t *testing.T) {
 	wantError(t, h, "GET", "/affinity/pools", "", 503, "")
 	wantError(t, h, "POST", "/affinity/weight", `{"member":"m1","weight":0}`, 503, "")
 	wantError(t, h, "POST", "/affinity/move", `{"user":"alice","to":"m1"}`, 503, "")
-}
-
-// The admin API next to /metrics and /healthz on the metrics listener.
-func ExampleHandler() {
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", MaxRetries: -1})
-	aff, err := New(Config{Client: rdb, Pool: "shared", Members: []Member{{Name: "imap://10.0.0.1:143", Weight: 1}}})
-	if err != nil {
-		log.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(aff.Collector())
-	mux := http.NewServeMux()
-	mux.Handle("/", admin.Handler(reg, nil))
-	api := Handler(map[string]*Store{"shared": aff})
-	mux.Handle("/affinity", api)
-	mux.Handle("/affinity/", api)
-	srv, err := admin.Start("127.0.0.1:9143", mux, nil)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer srv.Shutdown(context.Background())
 }
 
 // TestHandlerNoPools: an instance without pools answers every request

@@ -18,13 +18,14 @@
 //		return err // names the field at fault
 //	}
 //	go srv.ListenAndServe()
-//	// on SIGHUP: srv.Reload(newConfig) — new connections use it, old ones are kept
+//	// on SIGHUP: err = srv.Reload(newConfig) — new connections use it, old ones
+//	// are kept; on error the running config stays
 //	// on SIGTERM: srv.Shutdown(ctx) — stop accepting, drain, force-close at ctx's end
 //
 // A daemon with several forwards runs them in a Set, whose Apply starts,
 // reloads in place and retires forwards to match a new list on SIGHUP.
 // `pipegate forward` is a Daemon: LoadFile reads and checks a config file
-// (docs/forward.md) into a DaemonConfig, NewDaemon(cfg, log).Run(ctx) runs
+// (docs/forward.md) into a DaemonConfig; d, err := NewDaemon(cfg, log), then d.Run(ctx), runs
 // its Set with metrics, /healthz and the drain, and Reload applies a new
 // DaemonConfig.
 //

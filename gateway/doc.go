@@ -10,8 +10,8 @@
 // A protocol supplies only its dialogue, behind the Protocol interface (as
 // nginx's ngx_mail_protocol_t): Serve speaks with the client and calls
 // back into its Session; the BackendLogin it hands to Session.Login speaks
-// with each backend tried. package imap is the first protocol; a POP3
-// dialogue would read:
+// with each backend tried. Packages imap, pop3, sieve and submission are
+// the protocols; a short version of package pop3's dialogue reads:
 //
 //	func (pop3) Name() string { return "pop3" }
 //

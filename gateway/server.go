@@ -123,7 +123,7 @@ type Server struct {
 
 	Logger   *slog.Logger // nil: slog.Default()
 	Metrics  *Metrics     // nil: none
-	Hostname string       // for the protocol's greeting and identity
+	Hostname string       // for the greeting and identity; "": submission uses os.Hostname(), the others greet without it
 
 	dyn      atomic.Pointer[dynamic]
 	setProto atomic.Pointer[Protocol] // SetProtocol's; before the field

@@ -2,6 +2,7 @@ package limit_test
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 
 	"github.com/redis/go-redis/v9"
@@ -10,13 +11,18 @@ import (
 )
 
 // Several instances share the failure counts through one Redis server; a
-// Redis that is down costs the delay, never the login.
+// Redis that is down costs the delay, never the login. (Here nothing
+// listens on the address: the store's error goes to OnError, and the
+// login is not held.)
 func ExampleNewRedisPenaltyStore() {
-	store, closeStore := limit.NewRedisPenaltyStore(&redis.Options{Addr: "10.0.0.20:6379", Password: "from a password_file"}, "")
+	store, closeStore := limit.NewRedisPenaltyStore(&redis.Options{Addr: "127.0.0.1:1", Password: "from a password_file"}, "")
 	defer closeStore()
-	p := &limit.Penalty{Store: store}
+	failed := false
+	p := &limit.Penalty{Store: store, OnError: func(error) { failed = true }}
 	client := netip.MustParseAddr("192.0.2.7")
 	if err := p.Wait(context.Background(), client); err != nil {
 		return // the context ended during the delay
 	}
+	fmt.Println("login goes on; the store failed:", failed)
+	// Output: login goes on; the store failed: true
 }

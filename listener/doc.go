@@ -7,6 +7,9 @@
 // accept loop: a slow peer must not stall other accepts):
 //
 //	trusted, err := listener.ParseCIDRs("trusted_proxies", cfg.TrustedProxies)
+//	if err != nil {
+//		return err // "trusted_proxies[2]: ..."
+//	}
 //	policy := &listener.ProxyPolicy{Trusted: trusted, Required: true}
 //	...
 //	func serve(raw net.Conn) {

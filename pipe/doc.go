@@ -10,7 +10,7 @@
 //
 //	// The same with a Handle, to end it later with a goodbye to the client
 //	// (after the bytes already read from upstream; Result.Reason "stopped"):
-//	h := pipe.Start(client, upstream, nil, nil) // or eng.Start(client, upstream, nil)
+//	h := pipe.Start(client, upstream, nil, nil) // or h, err := eng.Start(client, upstream, nil)
 //	h.Stop([]byte("* BYE Moved to another server\r\n"))
 //	<-h.Done()
 //

@@ -34,7 +34,9 @@
 // Server embeds a gateway.Server and is its Protocol.
 //
 // A login through the proxy (C: client, P: proxy, B: backend, Dovecot
-// trusting the proxy's address):
+// trusting the proxy's address), on a link where the proxy allows
+// plaintext logins (AllowPlaintextAuth, or after STLS, or on port 995;
+// otherwise CAPA lists neither USER nor SASL and USER is refused):
 //
 //	P->C: +OK pipegate POP3 proxy ready.
 //	C->P: CAPA

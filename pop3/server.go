@@ -54,7 +54,7 @@ type Server struct {
 	// with "[XCLIENT]" and may tell the address of its own client (ADDR,
 	// PORT) and the proxy hops left (TTL, which ends a routing loop
 	// between proxies; see gateway.DefaultProxyTTL). From any other
-	// address XCLIENT is an unknown command. nil: nobody.
+	// address XCLIENT is refused as an invalid keyword. nil: nobody.
 	TrustedNetworks []netip.Prefix
 
 	MaxCommandsBeforeLogin int // 0: DefaultMaxCommandsBeforeLogin

@@ -28,7 +28,8 @@
 // TLS, port 465); importing the package registers these schemes with
 // package route. The client's address goes to the backend by XCLIENT
 // (client_addr=xclient, the default: Dovecot and Postfix take it from
-// their trusted networks), by a PROXY header (proxy=v2) or not at all
+// their trusted networks), by a PROXY header (client_addr=proxy,
+// proxy=v1|v2) or not at all
 // (client_addr=none).
 //
 // A session before AUTH, as the proxy answers it (C: client, S: proxy):

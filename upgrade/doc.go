@@ -4,7 +4,7 @@
 // until the new one says it serves, and only then stops accepting.
 //
 //	// Old process (on SIGUSR2, say), after starting the new binary:
-//	srv, err := upgrade.Listen("/run/pipegate/upgrade.sock")
+//	srv, err := upgrade.Listen("/run/pipegate/upgrade.sock") // each err: roll back
 //	c, err := srv.Accept(ctx)                  // the new process, same uid only
 //	err = upgrade.SendListeners(ctx, c, lns, names)
 //	if err := c.WaitReady(ctx); err != nil {    // "failed", timeout or gone
@@ -14,7 +14,7 @@
 //	}
 //
 //	// New process:
-//	c, err := upgrade.Dial(ctx, "/run/pipegate/upgrade.sock")
+//	c, err := upgrade.Dial(ctx, "/run/pipegate/upgrade.sock") // each err: exit
 //	lns, err := upgrade.RecvListeners(ctx, c) // map name -> net.Listener
 //	// load config, serve on lns[...] instead of listening anew
 //	if err != nil { c.Failed(ctx, err.Error()) } else { c.Ready(ctx) }

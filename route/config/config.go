@@ -7,9 +7,16 @@
 //		RouteSources []config.SourceConfig `yaml:"route_sources"`
 //		RouteCache   config.CacheConfig    `yaml:"route_cache"`
 //	}
-//	if _, err := yamlconf.Load(configFile, &cfg); err != nil { // or yaml with KnownFields(true)
-//		log.Fatal(err) // "pipegate.yaml:3: route_sources[0].pth: unknown field (want one of: ...)"
+//	f, err := os.Open(configFile)
+//	if err != nil {
+//		log.Fatal(err)
 //	}
+//	dec := yaml.NewDecoder(f) // go.yaml.in/yaml/v3
+//	dec.KnownFields(true)     // a misspelt key is an error
+//	if err := dec.Decode(&cfg); err != nil {
+//		log.Fatalf("%s: %v", configFile, err)
+//	}
+//	f.Close()
 //	list := cfg.RouteSources
 //	if cfg.RoutesFile != "" { // the shorthand for one file source
 //		list = append([]config.SourceConfig{{Type: "file", Path: cfg.RoutesFile}}, list...)
@@ -20,6 +27,12 @@
 //	}
 //	defer closeSources()
 //	// on SIGHUP: if err := reload(); err != nil { log.Print(err) }
+//
+// (pipegate's daemons read their files with internal/yamlconf, whose
+// errors name the file, line and field: "pipegate.yaml:3:
+// route_sources[0].pth: unknown field (want one of: ...)".) The duration
+// fields (SourceConfig.Timeout, CacheConfig's TTLs) are set from YAML; a
+// program sets them through their Duration field.
 //
 // Open does the above for a daemon: routes_file first, then route_sources,
 // with backend_tls.server_name for the backends whose route names no

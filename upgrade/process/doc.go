@@ -22,7 +22,8 @@
 //	defer up.Wait()
 //	for {
 //		select {
-//		case <-serving:    up.Serving(ctx)                // pid file, Ready, sd_notify
+//		case <-serving:                                   // pid file, Ready, sd_notify
+//			if err := up.Serving(ctx); err != nil { stop(err) } // this process must not serve
 //		case <-usr2:       up.Trigger(ctx)                // start an attempt
 //		case r := <-up.Results():
 //			if cause, handedOver := up.Settle(r); handedOver { stop(cause) }
