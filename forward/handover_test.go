@@ -134,4 +134,3 @@ func testSetHandOver(t *testing.T, goAccept bool) {
 		t.Errorf("Adopt for no forward: %v, want ErrNoForward", err)
 	}
 }
-
