@@ -17,7 +17,8 @@ import (
 // protocol), not that the login was refused.
 //
 // Password logins use LOGIN, or AUTHENTICATE PLAIN when the backend
-// advertises LOGINDISABLED or for a master-user login. The route may
+// advertises LOGINDISABLED, for a master-user login, or for credentials
+// longer than maxLoginArgs when the backend offers AUTH=PLAIN. The route may
 // replace the name (rt.Login) and the password (rt.Password, auth_http's
 // Auth-Pass). XOAUTH2 and OAUTHBEARER messages are rebuilt around the
 // decided name and the backend's challenges relayed to the client.
@@ -37,12 +38,21 @@ func (bc *backendConn) login(lg gateway.Login, rt route.Route) (*wire.Response, 
 		}
 	}
 	pass := cmp.Or(rt.Password, lg.Password)
-	if authz == "" && !wire.HasCap(bc.caps, "LOGINDISABLED") {
+	// Dovecot's imap-login refuses a LOGIN line past its input buffer
+	// ("BYE Input buffer full", about 1 KiB) but takes the same credentials
+	// in AUTHENTICATE PLAIN (a token used as a password): long ones go so
+	// when the backend offers it.
+	long := len(user)+len(pass) > maxLoginArgs && wire.HasCap(bc.caps, "AUTH=PLAIN")
+	if authz == "" && !long && !wire.HasCap(bc.caps, "LOGINDISABLED") {
 		return bc.loginCommand(user, pass)
 	}
 	msg := authz + "\x00" + user + "\x00" + pass
 	return bc.authenticate("PLAIN", base64.StdEncoding.EncodeToString([]byte(msg)), false)
 }
+
+// maxLoginArgs is the longest name and password (together) sent in a
+// backend LOGIN when the backend also offers AUTHENTICATE PLAIN.
+const maxLoginArgs = 512
 
 // loginCommand sends LOGIN, with strings quoted or as literals as the
 // backend takes them. It goes in the same write as a pending ID unless it

@@ -40,10 +40,10 @@ func TestTooLong(t *testing.T) {
 		size         int
 		want         string
 	}{
-		{"command", "USER ", 300, "-ERR Command line too long (limit 255 octets)"},
+		{"command", "USER ", 1100, "-ERR Command line too long (limit 1024 octets)"},
 		{"AUTH line", "AUTH PLAIN ", 13000, "-ERR Command line too long (limit 12288 octets)"},
 		{"SASL response", "", 13000, "-ERR SASL response too long (limit 12288 octets)"},
-		{"1 MiB", "", 1 << 20, "-ERR Command line too long (limit 255 octets)"},
+		{"1 MiB", "", 1 << 20, "-ERR Command line too long (limit 1024 octets)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := startProxy(t, &pop3.Server{Server: gateway.Server{Router: routes(t, nil), AllowPlaintextAuth: true}})

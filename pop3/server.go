@@ -17,9 +17,11 @@ import (
 const (
 	DefaultGreeting               = "pipegate POP3 proxy ready."
 	DefaultMaxCommandsBeforeLogin = 30
-	// DefaultMaxLineLength is RFC 2449's limit for a command line, CRLF
-	// included.
-	DefaultMaxLineLength = wire.DefaultMaxLine
+	// DefaultMaxLineLength bounds a command line, CRLF included. RFC 2449
+	// keeps clients to 255 octets (wire.DefaultMaxLine), but Dovecot takes
+	// longer lines, and fetchmail and poplib send a long password (a
+	// token) in PASS: refusing it would end a session Dovecot serves.
+	DefaultMaxLineLength = 1024
 	// DefaultMaxAuthLineLength bounds an AUTH line with its initial
 	// response. RFC 5034 keeps it to 255 octets, but clients send OAuth
 	// tokens there anyway; this is RFC 4954's figure for a SASL line.
