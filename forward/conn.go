@@ -7,9 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"syscall"
 	"time"
 
+	"github.com/pipegate/pipegate/internal/unread"
 	"github.com/pipegate/pipegate/limit"
 	"github.com/pipegate/pipegate/pipe"
 )
@@ -181,7 +181,7 @@ func quoteName(n string) string {
 // refuse closes a connection that never reached the engine, counts and
 // logs it.
 func (s *Server) refuse(g *generation, info *connInfo, raw net.Conn, release func(), reason string, err error) {
-	closeDrained(raw)
+	unread.Close(raw) // a FIN, not a reset, for a client that sent its request
 	s.mu.Lock()
 	delete(s.pending, raw)
 	s.mu.Unlock()
@@ -262,25 +262,4 @@ func firstEnd(s pipe.Side) string {
 		return "upstream"
 	}
 	return "none"
-}
-
-// closeDrained closes c after dropping what it received and nobody read
-// (up to 256 KiB, without waiting), so that the client sees a FIN rather
-// than a reset, as HAProxy's clients do: a close with unread bytes sends
-// a reset, and the client may lose what it had not read yet.
-func closeDrained(c net.Conn) {
-	if sc, ok := c.(syscall.Conn); ok {
-		if rc, err := sc.SyscallConn(); err == nil {
-			var buf [16 << 10]byte
-			_ = rc.Read(func(fd uintptr) bool {
-				for range 16 {
-					if n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_DONTWAIT); err != nil || n == 0 {
-						break
-					}
-				}
-				return true // never wait
-			})
-		}
-	}
-	c.Close()
 }

@@ -2,10 +2,7 @@ package forward
 
 import (
 	"bufio"
-	"context"
-	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -15,36 +12,14 @@ import (
 	"time"
 
 	"github.com/pires/go-proxyproto"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
-// startOn serves cfg on listen ("[::1]:0" or "unix:/path").
+// startOn serves cfg on listen ("[::1]:0" or "unix:/path"); the test is
+// skipped where the machine has no such address.
 func startOn(t *testing.T, listen string, cfg Config) (string, *logRecorder) {
 	t.Helper()
 	cfg.Listen = listen
-	rec := newLogRecorder()
-	m, err := NewMetrics(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := New(cfg, Deps{Log: slog.New(rec), Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := Listen(listen)
-	if err != nil {
-		t.Skipf("listen %s: %v", listen, err)
-	}
-	done := make(chan error, 1)
-	go serveForTest(srv, ln, done)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-		defer cancel()
-		srv.Shutdown(ctx)
-		if err := <-done; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	_, ln, rec, _ := serveListen(t, cfg, Deps{}, t.Skip)
 	if strings.HasPrefix(listen, "unix:") {
 		return listen, rec
 	}

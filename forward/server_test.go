@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -111,6 +112,15 @@ func startServer(t *testing.T, cfg Config) (*Server, string, *logRecorder, *Metr
 func startServerDeps(t *testing.T, cfg Config, deps Deps) (*Server, string, *logRecorder, *Metrics) {
 	t.Helper()
 	cfg.Listen = "127.0.0.1:0"
+	srv, ln, rec, m := serveListen(t, cfg, deps, t.Fatal)
+	return srv, ln.Addr().String(), rec, m
+}
+
+// serveListen serves cfg on cfg.Listen until the test's end (Log and
+// Metrics set in deps here); listenFailed reports a listen error (t.Fatal,
+// or t.Skip where the address may not exist on the machine).
+func serveListen(t *testing.T, cfg Config, deps Deps, listenFailed func(...any)) (*Server, net.Listener, *logRecorder, *Metrics) {
+	t.Helper()
 	rec := newLogRecorder()
 	m, err := NewMetrics(prometheus.NewRegistry())
 	if err != nil {
@@ -123,7 +133,7 @@ func startServerDeps(t *testing.T, cfg Config, deps Deps) (*Server, string, *log
 	}
 	ln, err := Listen(cfg.Listen)
 	if err != nil {
-		t.Fatal(err)
+		listenFailed(fmt.Sprintf("listen %s: %v", cfg.Listen, err))
 	}
 	done := make(chan error, 1)
 	go serveForTest(srv, ln, done)
@@ -135,7 +145,7 @@ func startServerDeps(t *testing.T, cfg Config, deps Deps) (*Server, string, *log
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return srv, ln.Addr().String(), rec, m
+	return srv, ln, rec, m
 }
 
 func serveForTest(srv *Server, ln net.Listener, done chan<- error) { done <- srv.Serve(ln) }

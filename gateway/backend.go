@@ -34,15 +34,20 @@ type Backend struct {
 	pool, poolUser string
 }
 
-// dial connects to b and readies it for the protocol.
-func (ss *Session) dial(b route.Backend) (*Backend, error) {
-	dyn := ss.srv.current()
-	// BackendTimeout bounds each backend, the login timeout them all.
+// backendDeadline bounds one exchange with a route source or a backend:
+// BackendTimeout from now, and the login timeout them all.
+func (ss *Session) backendDeadline() time.Time {
 	deadline := time.Now().Add(orDuration(ss.srv.BackendTimeout, DefaultBackendTimeout))
 	if ss.deadline.Before(deadline) {
 		deadline = ss.deadline
 	}
-	c, err := dialBackend(ss.ctx, b, orDuration(ss.srv.DialTimeout, DefaultDialTimeout), deadline,
+	return deadline
+}
+
+// dial connects to b and readies it for the protocol.
+func (ss *Session) dial(b route.Backend) (*Backend, error) {
+	dyn := ss.srv.current()
+	c, err := dialBackend(ss.ctx, b, orDuration(ss.srv.DialTimeout, DefaultDialTimeout), ss.backendDeadline(),
 		dyn.backendTLS, ss.client, ss.local)
 	if err != nil {
 		return nil, err

@@ -89,8 +89,7 @@ func (ss *Session) Login(creds sasl.Credentials, method string, started time.Tim
 	if dyn.router == nil {
 		return nil, ss.unavailable(started, errors.New("no router configured"))
 	}
-	lctx, cancel := context.WithTimeout(ss.ctx, orDuration(ss.srv.BackendTimeout, DefaultBackendTimeout))
-	lctx, cancelLogin := context.WithDeadline(lctx, ss.deadline)
+	lctx, cancel := context.WithDeadline(ss.ctx, ss.backendDeadline())
 	rt, err := dyn.router.Lookup(lctx, route.Request{
 		Protocol:   name,
 		Account:    lg.Account,
@@ -101,7 +100,6 @@ func (ss *Session) Login(creds sasl.Credentials, method string, started time.Tim
 		LocalAddr:  ss.local,
 		ClientTLS:  ss.secured(),
 	})
-	cancelLogin()
 	cancel()
 	var denied *route.Denied
 	switch {

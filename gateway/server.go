@@ -154,11 +154,15 @@ type dynamic struct {
 	backendTLS *tls.Config
 }
 
+// current is what SetRouter and SetTLSConfig set last. The first use
+// takes the fields, with one backend TLS session cache for every session
+// from then on.
 func (s *Server) current() *dynamic {
 	if d := s.dyn.Load(); d != nil {
 		return d
 	}
-	return &dynamic{router: s.Router, tls: s.TLSConfig, backendTLS: resumingBackends(s.BackendTLS)}
+	s.dyn.CompareAndSwap(nil, &dynamic{router: s.Router, tls: s.TLSConfig, backendTLS: resumingBackends(s.BackendTLS)})
+	return s.dyn.Load()
 }
 
 // SetRouter replaces the router for logins that start from now on. It is
@@ -192,8 +196,6 @@ func (s *Server) SetTLSConfig(client, backend *tls.Config) {
 func (s *Server) init() {
 	s.initOnce.Do(func() {
 		s.baseCtx, s.cancel = context.WithCancel(context.Background())
-		// One backend TLS session cache for the sessions from now on.
-		s.dyn.CompareAndSwap(nil, &dynamic{router: s.Router, tls: s.TLSConfig, backendTLS: resumingBackends(s.BackendTLS)})
 		s.listeners = map[net.Listener]struct{}{}
 		s.sessions = map[*Session]struct{}{}
 		switch {

@@ -304,12 +304,7 @@ func (u *Upgrader) writeFailedFile(err error) {
 // timeout).
 func (u *Upgrader) refuse(why string) {
 	u.log.Warn("SIGUSR2: " + why)
-	if u.opts.PIDFile == "" {
-		return
-	}
-	if err := writeFileAtomic(u.failedFile(), refusedPrefix+why+"\n"); err != nil {
-		u.log.Warn("upgrade failure file", "err", err)
-	}
+	u.writeFailedFile(errors.New(refusedPrefix + why))
 }
 
 // refusedPrefix starts a failure file that says the upgrade never began

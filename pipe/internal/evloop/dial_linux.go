@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/pipegate/pipegate/internal/unread"
 	"github.com/pipegate/pipegate/pipe/internal/core"
 )
 
@@ -41,7 +42,7 @@ func (l *loop) dialNext(p *pair, prev error) {
 			if prev != nil {
 				err = fmt.Errorf("evloop: connect side b to %s: %w", p.dial.addr, prev)
 			}
-			drainQueued(p.a.fd) // so that A sees a FIN, not a reset, as HAProxy gives
+			unread.Drop(p.a.fd) // so that A sees a FIN, not a reset, as HAProxy gives
 			l.finish(p, core.ReasonError, core.SideB, err)
 			return
 		}
@@ -148,21 +149,3 @@ func (l *loop) redial(p *pair, err error) {
 
 // connectTimedOut is the error of an attempt that took DialTimeout.
 var connectTimedOut = os.NewSyscallError("connect", unix.ETIMEDOUT)
-
-// drainQueued reads and drops what fd has received and nobody read (up to
-// 256 KiB, without waiting), so that closing it sends a FIN: a close with
-// unread bytes sends a reset, and the peer may lose what it had not read
-// yet. For a client whose upstreams all failed, which may have sent its
-// request already.
-func drainQueued(fd int) {
-	if fd < 0 {
-		return
-	}
-	var buf [16 << 10]byte
-	for range 16 {
-		n, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), unix.MSG_DONTWAIT, 0, 0)
-		if e != 0 || n == 0 {
-			return
-		}
-	}
-}

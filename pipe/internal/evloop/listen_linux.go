@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/pipegate/pipegate/internal/unread"
 	"github.com/pipegate/pipegate/pipe/internal/core"
 )
 
@@ -315,9 +316,9 @@ func ConnFromFD(fd int) (net.Conn, error) {
 }
 
 // CloseFD closes an accepted socket nobody took (a refused connection)
-// after dropping what it received (drainQueued), so that its peer sees a
+// after dropping what it received (unread.Drop), so that its peer sees a
 // FIN rather than a reset.
 func CloseFD(fd int) error {
-	drainQueued(fd)
+	unread.Drop(fd)
 	return unix.Close(fd)
 }
