@@ -13,9 +13,10 @@
 //	var denied *route.Denied
 //	if errors.As(err, &denied) { /* tag NO denied.Text, retry after denied.Wait */ }
 //
-// The request is a GET with these headers (values as nginx sends them;
-// Auth-User and Auth-Pass are escaped as nginx does: %XX for space, '%'
-// and every byte outside printable ASCII, below 0x20, DEL and 0x80 and up):
+// The request is a GET with these headers, names spelt and values sent as
+// nginx does (Auth-User and Auth-Pass are escaped as nginx does: %XX for
+// space, '%' and every byte outside printable ASCII, below 0x20, DEL and
+// 0x80 and up):
 //
 //	Auth-Method: plain              (LOGIN and AUTHENTICATE PLAIN/LOGIN; else the SASL name in lower case)
 //	Auth-User: alice@a.test
@@ -32,9 +33,12 @@
 // The answer's headers (the HTTP status is ignored, as nginx does, but
 // Auth-Status must be there):
 //
-//	Auth-Status: OK                 or an error text, relayed to the client (→ *route.Denied)
+//	Auth-Status: OK                 or WAIT (ask again after Auth-Wait, as nginx does; at most
+//	                                10 times in a row), or an error text, relayed to the client
+//	                                (→ *route.Denied)
 //	Auth-Wait: 3                    seconds before the client may retry (→ Denied.Wait)
-//	Auth-Error-Code: ...            (→ Denied.Code)
+//	Auth-Error-Code: 535 5.7.8      (→ Denied.Code) an SMTP reply code, for submission only as
+//	                                in nginx; a code without digits first (UNAVAILABLE) for all
 //	Auth-Server: 10.0.0.1           host name or address of the backend
 //	Auth-Port: 143                  a backend of the request's protocol (imap://, pop3://,
 //	                                sieve://, submission://)
@@ -172,8 +176,43 @@ func (s *Source) Close() error {
 	return nil
 }
 
-// Lookup asks the service about req.
+// Lookup asks the service about req. An answer "Auth-Status: WAIT" is
+// not a refusal: as nginx does, the source waits Auth-Wait seconds (none
+// when absent) and asks again, at most maxWaits times and never past ctx.
 func (s *Source) Lookup(ctx context.Context, req route.Request) (route.Route, error) {
+	for waits := 0; ; waits++ {
+		rt, err := s.ask(ctx, req)
+		w, ok := errors.AsType[*waitAnswer](err)
+		if !ok {
+			return rt, err
+		}
+		if waits == maxWaits {
+			return route.Route{}, fmt.Errorf("route/authhttp: %s answered %q %d times in a row", s.where, "Auth-Status: WAIT", waits+1)
+		}
+		if w.d > 0 {
+			t := time.NewTimer(w.d)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return route.Route{}, fmt.Errorf("route/authhttp: %s answered %q, then the login ended: %w", s.where, "Auth-Status: WAIT", ctx.Err())
+			}
+		}
+	}
+}
+
+// maxWaits bounds how often one lookup takes "Auth-Status: WAIT" before
+// it fails (nginx asks for as long as the service says WAIT; a service
+// that says it with no Auth-Wait would then be asked in a tight loop).
+const maxWaits = 10
+
+// waitAnswer is an "Auth-Status: WAIT" answer: ask again after d.
+type waitAnswer struct{ d time.Duration }
+
+func (w *waitAnswer) Error() string { return fmt.Sprintf("Auth-Status: WAIT (Auth-Wait %s)", w.d) }
+
+// ask sends one request for req and reads its answer.
+func (s *Source) ask(ctx context.Context, req route.Request) (route.Route, error) {
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
 	if err != nil {
 		return route.Route{}, fmt.Errorf("route/authhttp: %w", err)
@@ -188,7 +227,8 @@ func (s *Source) Lookup(ctx context.Context, req route.Request) (route.Route, er
 	rt, err := parseResponse(resp.Header, req.Protocol)
 	if err != nil {
 		var denied *route.Denied
-		if errors.As(err, &denied) {
+		var wait *waitAnswer
+		if errors.As(err, &denied) || errors.As(err, &wait) {
 			return route.Route{}, err
 		}
 		return route.Route{}, fmt.Errorf("route/authhttp: %s answered %s: %w", s.where, resp.Status, err)
@@ -211,11 +251,14 @@ func (s *Source) setHeaders(h http.Header, req route.Request) {
 	}
 	h.Set("Auth-Protocol", authProtocol(req.Protocol))
 	h.Set("Auth-Login-Attempt", strconv.Itoa(attempt))
+	// Client-IP and Auth-SSL are spelt as nginx spells them, not in Go's
+	// canonical form (Client-Ip): a service that reads raw header lines
+	// looks for nginx's spelling.
 	if req.ClientAddr.IsValid() {
-		h.Set("Client-IP", req.ClientAddr.Addr().Unmap().WithZone("").String()) // as nginx's $remote_addr: no zone
+		h["Client-IP"] = []string{req.ClientAddr.Addr().Unmap().WithZone("").String()} // as nginx's $remote_addr: no zone
 	}
 	if req.ClientTLS {
-		h.Set("Auth-SSL", "on")
+		h["Auth-SSL"] = []string{"on"}
 	}
 }
 
@@ -287,14 +330,14 @@ func parseResponse(h http.Header, protocol string) (route.Route, error) {
 		}
 	}
 	if status != "OK" {
-		d := &route.Denied{Text: status, Code: strings.TrimSpace(h.Get("Auth-Error-Code"))}
-		if w := strings.TrimSpace(h.Get("Auth-Wait")); w != "" {
-			n, err := strconv.Atoi(w)
-			if err != nil || n < 0 || n > 86400 {
-				return route.Route{}, fmt.Errorf(`invalid "Auth-Wait: %s" (want seconds)`, w)
-			}
-			d.Wait = time.Duration(n) * time.Second
+		wait, err := authWait(h)
+		if err != nil {
+			return route.Route{}, err
 		}
+		if status == "WAIT" { // as nginx: exactly this, ask again after Auth-Wait
+			return route.Route{}, &waitAnswer{d: wait}
+		}
+		d := &route.Denied{Text: status, Wait: wait, Code: errorCode(h, protocol)}
 		if d.Text == "" {
 			d.Text = "Authentication failed"
 		}
@@ -330,6 +373,32 @@ func parseResponse(h http.Header, protocol string) (route.Route, error) {
 	}
 	rt.Backends = []route.Backend{b}
 	return rt, nil
+}
+
+// authWait reads Auth-Wait: 0 when absent.
+func authWait(h http.Header) (time.Duration, error) {
+	w := strings.TrimSpace(h.Get("Auth-Wait"))
+	if w == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(w)
+	if err != nil || n < 0 || n > 86400 {
+		return 0, fmt.Errorf(`invalid "Auth-Wait: %s" (want seconds)`, w)
+	}
+	return time.Duration(n) * time.Second, nil
+}
+
+// errorCode reads Auth-Error-Code for protocol. nginx uses it for SMTP
+// only, as the reply code ("535 5.7.8"); a service written for nginx may
+// send it with every refusal. So an SMTP reply code (it starts with a
+// digit) is kept for submission only, and any other code (an IMAP
+// response code such as UNAVAILABLE) for every protocol.
+func errorCode(h http.Header, protocol string) string {
+	code := strings.TrimSpace(h.Get("Auth-Error-Code"))
+	if code != "" && code[0] >= '0' && code[0] <= '9' && protocol != "submission" {
+		return ""
+	}
+	return code
 }
 
 // serverPort builds the backend of protocol from Auth-Server, Auth-Port
