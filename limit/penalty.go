@@ -40,8 +40,10 @@ type Penalty struct {
 	// OnError, if not nil, is called with each store error (to log or count).
 	OnError func(error)
 
-	once  sync.Once
-	store PenaltyStore
+	once    sync.Once
+	store   PenaltyStore
+	repeats *repeats
+	now     func() time.Time // nil: time.Now (tests set it)
 }
 
 func (p *Penalty) getStore() PenaltyStore {
@@ -50,6 +52,7 @@ func (p *Penalty) getStore() PenaltyStore {
 		if p.store == nil {
 			p.store = NewMemoryStore(0)
 		}
+		p.repeats = newRepeats(0, p.now)
 	})
 	return p.store
 }
@@ -124,14 +127,38 @@ func (p *Penalty) Fail(ctx context.Context, ip netip.Addr) {
 	if p == nil {
 		return
 	}
-	forget := p.Forget
-	if forget <= 0 {
-		forget = DefaultPenaltyForget
-	}
 	ctx, cancel := p.storeCtx(ctx)
 	defer cancel()
-	_, err := p.getStore().Fail(ctx, keyString(ip), forget)
+	_, err := p.getStore().Fail(ctx, keyString(ip), p.forget())
 	p.fail(err)
+}
+
+// FailAttempt counts a failed login of account with password from ip, as
+// Fail does, unless the same account and password failed from ip within
+// Forget (among its last 10 failed attempts): as in Dovecot's auth
+// penalty, the same wrong password again is most likely a device with an
+// old saved password, and does not raise the delay for everyone behind
+// that address. It reports whether the failure was counted.
+//
+// The attempts are remembered in this process only, as a hash with a key
+// made for it (never the password, never in the Store): with a shared
+// Store, a repeat that reaches another instance is counted there.
+func (p *Penalty) FailAttempt(ctx context.Context, ip netip.Addr, account, password string) bool {
+	if p == nil {
+		return false
+	}
+	if p.getStore(); p.repeats.seen(keyString(ip), account, password, p.forget()) {
+		return false
+	}
+	p.Fail(ctx, ip)
+	return true
+}
+
+func (p *Penalty) forget() time.Duration {
+	if p.Forget <= 0 {
+		return DefaultPenaltyForget
+	}
+	return p.Forget
 }
 
 // Success forgets ip's failures.
@@ -142,4 +169,5 @@ func (p *Penalty) Success(ctx context.Context, ip netip.Addr) {
 	ctx, cancel := p.storeCtx(ctx)
 	defer cancel()
 	p.fail(p.getStore().Reset(ctx, keyString(ip)))
+	p.repeats.forget(keyString(ip))
 }
