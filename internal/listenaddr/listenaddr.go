@@ -53,7 +53,7 @@ func Conflict(a, b string) bool {
 	pa, unixA := strings.CutPrefix(a, "unix:")
 	pb, unixB := strings.CutPrefix(b, "unix:")
 	if unixA || unixB {
-		return unixA && unixB && pa != "" && filepath.Clean(pa) == filepath.Clean(pb)
+		return unixA && unixB && pa != "" && pb != "" && filepath.Clean(pa) == filepath.Clean(pb)
 	}
 	hostA, portA, errA := net.SplitHostPort(a)
 	hostB, portB, errB := net.SplitHostPort(b)
