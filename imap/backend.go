@@ -13,6 +13,14 @@ import (
 // maxBackendResponse bounds one response read from a backend before login.
 const maxBackendResponse = 64 << 10
 
+// maxBackendResponses bounds the responses read while waiting for one
+// answer (untagged data, other tags): a backend that sends them for ever
+// is refused at once, not read until the BackendTimeout.
+const maxBackendResponses = 100
+
+// errTooManyResponses: more than maxBackendResponses before the answer.
+var errTooManyResponses = fmt.Errorf("more than %d responses before the answer", maxBackendResponses)
+
 // backendConn is IMAP's side of a backend during login.
 type backendConn struct {
 	*gateway.Backend
@@ -24,6 +32,10 @@ type backendConn struct {
 	// not yet flushed), so that login can pipeline behind it.
 	pendingID string
 	ok        *wire.Response // the backend's OK to the login
+	// afterOK is what the backend sent after its OK to the login and
+	// before its answer to the proxy's CAPABILITY (an ALERT, say): the
+	// client's, to follow the client's OK.
+	afterOK []byte
 }
 
 // loginAll brings the backend to the point where it takes a login
@@ -54,7 +66,7 @@ func (bc *backendConn) loginAll(lg gateway.Login, rt route.Route) error {
 	}
 	bc.ok = resp
 	if bc.caps = resp.Caps(); bc.caps == nil {
-		if bc.caps, err = bc.capability(); err != nil {
+		if bc.caps, err = bc.readCapability(bc.writeCommand("CAPABILITY"), &bc.afterOK); err != nil {
 			return fmt.Errorf("CAPABILITY after login: %w", err)
 		}
 	}
@@ -194,7 +206,7 @@ func (bc *backendConn) capability() ([]string, error) {
 	if err := bc.finishID(); err != nil {
 		return nil, err
 	}
-	return bc.readCapability(bc.writeCommand("CAPABILITY"))
+	return bc.readCapability(bc.writeCommand("CAPABILITY"), nil)
 }
 
 // writeCommand buffers "TAG NAME" with a new tag and returns the tag.
@@ -205,13 +217,14 @@ func (bc *backendConn) writeCommand(name string) string {
 }
 
 // readCapability flushes the buffer and reads the answer to the CAPABILITY
-// command tag.
-func (bc *backendConn) readCapability(tag string) ([]string, error) {
+// command tag. With keep, the other untagged responses on the way are
+// appended to *keep as received, up to maxBackendResponse bytes in all.
+func (bc *backendConn) readCapability(tag string, keep *[]byte) ([]string, error) {
 	if err := bc.Writer().Flush(); err != nil {
 		return nil, fmt.Errorf("CAPABILITY: %w", err)
 	}
 	var caps []string
-	for {
+	for range maxBackendResponses {
 		resp, err := bc.read()
 		if err != nil {
 			return nil, fmt.Errorf("CAPABILITY: %w", err)
@@ -231,7 +244,14 @@ func (bc *backendConn) readCapability(tag string) ([]string, error) {
 		if resp.Tag == "*" && resp.Type == "BYE" {
 			return nil, fmt.Errorf("CAPABILITY: BYE %s", wire.SafeText(resp.Text))
 		}
+		if keep != nil && resp.Tag == "*" && resp.Type != "CAPABILITY" {
+			if len(*keep)+len(resp.Raw) > maxBackendResponse {
+				return nil, fmt.Errorf("CAPABILITY: over %d bytes of other responses before the answer", maxBackendResponse)
+			}
+			*keep = append(*keep, resp.Raw...)
+		}
 	}
+	return nil, fmt.Errorf("CAPABILITY: %w", errTooManyResponses)
 }
 
 func (bc *backendConn) nextTag() string {
@@ -262,7 +282,7 @@ func (bc *backendConn) read() (*wire.Response, error) {
 // readTagged reads until the tagged response for tag, keeping
 // capabilities sent on the way; a continuation request is returned too.
 func (bc *backendConn) readTagged(tag string) (*wire.Response, error) {
-	for {
+	for range maxBackendResponses {
 		resp, err := bc.read()
 		if err != nil {
 			return nil, err
@@ -277,6 +297,7 @@ func (bc *backendConn) readTagged(tag string) (*wire.Response, error) {
 			return nil, fmt.Errorf("backend said BYE: %s", wire.SafeText(resp.Text))
 		}
 	}
+	return nil, errTooManyResponses
 }
 
 // continueRefused: the backend answered a synchronizing literal with a
@@ -289,7 +310,7 @@ func (e *continueRefused) Error() string {
 
 // waitContinue reads the "+" a synchronizing literal needs.
 func (bc *backendConn) waitContinue() error {
-	for {
+	for range maxBackendResponses {
 		resp, err := bc.read()
 		if err != nil {
 			return err
@@ -303,4 +324,5 @@ func (bc *backendConn) waitContinue() error {
 			return &continueRefused{resp}
 		}
 	}
+	return errTooManyResponses
 }

@@ -69,9 +69,11 @@ func (bc *backendConn) loginCommand(user, pass string) (*wire.Response, error) {
 	w.Atom(tag).SP().Atom("LOGIN").SP().String(user).SP().String(pass).CRLF()
 	if err := w.Flush(); err != nil {
 		var cr *continueRefused
-		if errors.As(err, &cr) && cr.resp.Tag == tag {
-			return cr.resp, nil
+		if errors.As(err, &cr) && cr.resp.Tag == tag && cr.resp.Type != "OK" {
+			return cr.resp, nil // NO or BAD: the literal refused
 		}
+		// An OK before the literal came did not check it: a broken
+		// backend, not a login.
 		return nil, fmt.Errorf("LOGIN: %w", err)
 	}
 	if err := bc.finishID(); err != nil {
@@ -117,6 +119,9 @@ func (bc *backendConn) authenticate(mech, ir string, relay bool) (*wire.Response
 			return nil, fmt.Errorf("AUTHENTICATE %s: %w", mech, err)
 		}
 		if resp.Tag != "+" {
+			if resp.Type == "OK" { // a broken backend, not a login
+				return nil, fmt.Errorf("AUTHENTICATE %s: OK before the credentials were sent", mech)
+			}
 			return resp, nil
 		}
 		if err := bc.send(ir + "\r\n"); err != nil {

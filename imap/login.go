@@ -44,14 +44,36 @@ func (c *conn) login(tag string, creds sasl.Credentials, method string, started 
 		text = "Logged in"
 	}
 	code := ""
-	if caps := wire.SafeText(strings.Join(bc.caps, " ")); caps != "" {
+	if caps := clientCaps(bc.caps); caps != "" {
 		code = "CAPABILITY " + caps // 1*capability (RFC 9051): none, no code
 	}
 	c.tagged(tag, "OK", code, text)
+	c.writef("%s", bc.afterOK) // the backend's own, after our OK as after its
 	if err := c.flush(); err != nil {
 		b.Close()
 		c.s.End("client write: " + err.Error())
 		return
 	}
 	c.s.Handover(b)
+}
+
+// maxClientCaps bounds the capabilities in the client's OK.
+const maxClientCaps = 4096
+
+// clientCaps is the backend's capabilities for the CAPABILITY code of the
+// client's OK: whole atoms (a "]" would end the code early, a control
+// byte has no place there), at most maxClientCaps bytes; not SafeText,
+// whose 400 bytes would cut a real server's list in the middle of one.
+func clientCaps(caps []string) string {
+	var b strings.Builder
+	for _, c := range caps {
+		if !wire.IsAtom(c) || b.Len()+1+len(c) > maxClientCaps {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(c)
+	}
+	return b.String()
 }

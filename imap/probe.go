@@ -27,7 +27,7 @@ func (protocol) Probe(b *gateway.Backend, user, password string) error {
 	var err error
 	if user != "" {
 		if bc.caps == nil {
-			if bc.caps, err = bc.readCapability(bc.writeCommand("CAPABILITY")); err != nil {
+			if bc.caps, err = bc.readCapability(bc.writeCommand("CAPABILITY"), nil); err != nil {
 				return err
 			}
 		}

@@ -15,6 +15,14 @@ import (
 // a backend sends on one line.
 const maxBackendLine = 16 << 10
 
+// Bounds on a backend's CAPA answer: twice RFC 2449's 512 octets a line,
+// and ten times the lines Dovecot sends; 100 KiB in all, where
+// maxBackendLine a line would let one login hold 16 MiB.
+const (
+	maxCapaLine  = 1024
+	maxCapaLines = 100
+)
+
 // backendConn is POP3's side of a backend during login.
 type backendConn struct {
 	*gateway.Backend
@@ -109,7 +117,7 @@ func (bc *backendConn) capa() (wire.Capabilities, error) {
 	if err := bc.send("CAPA\r\n"); err != nil {
 		return nil, fmt.Errorf("CAPA: %w", err)
 	}
-	resp, err := wire.ReadMultiLine(bc.Reader(), maxBackendLine, 0)
+	resp, err := wire.ReadMultiLine(bc.Reader(), maxCapaLine, maxCapaLines)
 	if err != nil {
 		return nil, fmt.Errorf("CAPA: %w", err)
 	}

@@ -104,6 +104,10 @@ func (bc *backendConn) userPass(user, pass string) (*wire.Response, error) {
 	if err != nil {
 		return nil, fmt.Errorf("USER: %w", err)
 	}
+	if resp.Status == wire.StatusContinue {
+		// A broken backend, not the client's failed login.
+		return nil, errors.New("USER: unexpected continuation")
+	}
 	if resp.Status != wire.StatusOK {
 		return resp, nil // a pipelined PASS is answered too, but the connection is closed
 	}
@@ -146,6 +150,9 @@ func (bc *backendConn) authenticate(mech string, msg []byte, relay bool) (*wire.
 		resp, err := bc.read()
 		if err != nil {
 			return nil, fmt.Errorf("AUTH %s: %w", mech, err)
+		}
+		if resp.Status == wire.StatusOK { // a broken backend, not a login
+			return nil, fmt.Errorf("AUTH %s: +OK before the credentials were sent", mech)
 		}
 		if resp.Status != wire.StatusContinue {
 			return resp, nil

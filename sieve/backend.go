@@ -15,6 +15,12 @@ import (
 // login, its literals included.
 const maxBackendLine = 64 << 10
 
+// maxBackendCapLine bounds one capability line of a backend, its literals
+// each: Dovecot's longest (SIEVE, the extensions) has some 300 octets.
+// With maxBackendLine, a capability response of DefaultMaxCapLines lines
+// of four literals each could hold 32 MiB; with this, 4 MiB.
+const maxBackendCapLine = 8 << 10
+
 // backendConn is ManageSieve's side of a backend during login.
 type backendConn struct {
 	*gateway.Backend
@@ -121,7 +127,7 @@ func (bc *backendConn) xclient() error {
 
 // readCaps reads a capability response from the backend.
 func (bc *backendConn) readCaps() (wire.Capabilities, *wire.Response, error) {
-	return wire.ReadCapabilities(bc.Reader(), maxBackendLine, 0)
+	return wire.ReadCapabilities(bc.Reader(), maxBackendCapLine, 0)
 }
 
 // command sends cmd and reads the status response to it.

@@ -70,8 +70,13 @@ func (bc *backendConn) authenticate(mech string, msg []byte, relay bool) error {
 	if line := "AUTH " + mech + " " + cmp.Or(ir, "="); len(line)+2 <= wire.DefaultMaxLine {
 		rep, err = bc.command(line)
 	} else {
-		if rep, err = bc.command("AUTH " + mech); err == nil && rep.Code == 334 {
+		rep, err = bc.command("AUTH " + mech)
+		switch {
+		case err != nil:
+		case rep.Code == 334:
 			rep, err = bc.command(ir)
+		case rep.Code == 235: // a broken backend, not a login
+			return fmt.Errorf("AUTH %s: 235 before the credentials were sent", mech)
 		}
 	}
 	var cancelled *gateway.Error // the client cancelled a relayed exchange
@@ -105,6 +110,9 @@ func (bc *backendConn) authLogin(user, pass string) error {
 	for _, s := range []string{user, pass} {
 		if err != nil {
 			return fmt.Errorf("AUTH LOGIN: %w", err)
+		}
+		if rep.Code == 235 { // a broken backend, not a login
+			return errors.New("AUTH LOGIN: 235 before the credentials were sent")
 		}
 		if rep.Code != 334 {
 			return bc.verdict(sasl.Login, rep)

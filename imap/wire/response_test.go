@@ -152,3 +152,15 @@ func TestSafeText(t *testing.T) {
 		t.Errorf("len %d", len(got))
 	}
 }
+
+func TestIsAtom(t *testing.T) {
+	for s, want := range map[string]bool{
+		"IMAP4rev1": true, "AUTH=PLAIN": true, "LITERAL+": true, "X-GM-EXT-1": true,
+		"": false, "X]Y": false, "X Y": false, "X\x01": false, "X\x7f": false,
+		"(X": false, "X{1}": false, "\"X\"": false, "X\\": false, "X%": false, "X*": false, "X\u00e9": false,
+	} {
+		if got := IsAtom(s); got != want {
+			t.Errorf("IsAtom(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

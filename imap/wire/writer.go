@@ -70,6 +70,18 @@ func Quotable(s string) bool {
 	return true
 }
 
+// IsAtom reports whether s can be sent as an atom (a capability, say):
+// one or more 7-bit ATOM-CHARs of RFC 9051, so no control byte, space or
+// "]", which would end a response code.
+func IsAtom(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 0x80 || !isAtomChar(c) {
+			return false
+		}
+	}
+	return s != ""
+}
+
 // AppendQuoted appends s as a quoted string (s must be Quotable).
 func AppendQuoted(dst []byte, s string) []byte {
 	dst = append(dst, '"')
