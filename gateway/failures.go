@@ -44,6 +44,24 @@ type Failures struct {
 // own minimum wait (0 for none). false: ctx ended while waiting.
 func (f *Failures) Fail(ctx context.Context, ip netip.Addr, started time.Time, kind string, atLeast time.Duration) bool {
 	f.Penalty.Fail(ctx, ip)
+	return f.hold(ctx, started, kind, atLeast)
+}
+
+// FailAttempt is Fail for a login of account with password ("" for a
+// failure that had none): the penalty does not count the same account and
+// password failing again from ip (limit.Penalty.FailAttempt), as
+// Dovecot's does not; the answer is held all the same.
+func (f *Failures) FailAttempt(ctx context.Context, ip netip.Addr, account, password string, started time.Time, kind string, atLeast time.Duration) bool {
+	if account == "" && password == "" {
+		f.Penalty.Fail(ctx, ip)
+	} else {
+		f.Penalty.FailAttempt(ctx, ip, account, password)
+	}
+	return f.hold(ctx, started, kind, atLeast)
+}
+
+// hold waits until a failure's answer may go out.
+func (f *Failures) hold(ctx context.Context, started time.Time, kind string, atLeast time.Duration) bool {
 	wait := time.Until(started.Add(f.floor()))
 	if atLeast > wait {
 		wait = min(atLeast, time.Minute)

@@ -58,6 +58,10 @@ func (ss *Session) TooManyFailures() bool {
 // ErrSessionEnded.
 func (ss *Session) Login(creds sasl.Credentials, method string, started time.Time, login BackendLogin) (*Backend, error) {
 	ss.attempts++
+	// An OAuth token is in Fields ("auth=Bearer ..."): part of the attempt.
+	ss.tried.account = creds.Authzid + "\x00" + creds.Authcid
+	ss.tried.password = creds.Password + "\x00" + strings.Join(creds.Fields, "\x00")
+	defer func() { ss.tried.account, ss.tried.password = "", "" }()
 	ss.account = ""
 	ss.backend = ""
 	name := ss.srv.name()
@@ -305,7 +309,7 @@ func (ss *Session) Fail(started time.Time, kind, text string) error {
 // Failures: counted by the penalty, held until the failure delay after the
 // command; then it counts for the per-connection limit.
 func (ss *Session) fail(backend string, started time.Time, kind string, atLeast time.Duration, e *Error) error {
-	if !ss.srv.failures().Fail(ss.ctx, ss.client.Addr(), started, kind, atLeast) {
+	if !ss.srv.failures().FailAttempt(ss.ctx, ss.client.Addr(), ss.tried.account, ss.tried.password, started, kind, atLeast) {
 		ss.End("shutdown (during login delay)")
 		return ErrSessionEnded
 	}

@@ -52,8 +52,12 @@ type Session struct {
 	ttl      int // proxy hops the client allowed; 0: DefaultProxyTTL
 	failures int
 	attempts int
-	account  string // last account tried
-	backend  string // the backend of the last login attempt
+	// tried is the login being tried (authorization and authentication
+	// names, password), for the penalty's repeat check; cleared when
+	// Login returns.
+	tried   struct{ account, password string }
+	account string // last account tried
+	backend string // the backend of the last login attempt
 
 	interrupted atomic.Bool // Shutdown asked the protocol to say goodbye
 	mu          sync.Mutex  // guards piped against interrupt and forceClose
