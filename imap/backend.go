@@ -151,8 +151,11 @@ func (bc *backendConn) writeID() error {
 	pairs := 2 // x-session-id, x-proxy-ttl
 	if client := s.Client(); client.IsValid() {
 		w.SP().String("x-originating-ip").SP().String(client.Addr().String())
-		w.SP().String("x-originating-port").SP().String(strconv.Itoa(int(client.Port())))
-		pairs += 2
+		pairs++
+		if client.Port() != 0 { // none when a proxy in front said no port
+			w.SP().String("x-originating-port").SP().String(strconv.Itoa(int(client.Port())))
+			pairs++
+		}
 	}
 	if local := s.Local(); local.IsValid() {
 		w.SP().String("x-connected-ip").SP().String(local.Addr().String())

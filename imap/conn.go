@@ -10,6 +10,7 @@ import (
 
 	"github.com/pipegate/pipegate/gateway"
 	"github.com/pipegate/pipegate/imap/wire"
+	"github.com/pipegate/pipegate/internal/xclient"
 )
 
 // conn is IMAP's state of one client session before login; the gateway's
@@ -20,6 +21,9 @@ type conn struct {
 	rd  *wire.Reader
 
 	clientID []idField // the client's own ID fields, passed on to backends
+	// trusted: the client is in Server.TrustedNetworks; its ID's
+	// x-originating-ip and x-originating-port become the session's client.
+	trusted  bool
 	commands int
 	werr     error // first write error
 }
@@ -33,6 +37,7 @@ func newConn(srv *Server, s *gateway.Session) *conn {
 		c.rd.MaxLiteral = srv.MaxLiteral
 	}
 	c.rd.Continue = c.continueLiteral
+	c.trusted = xclient.Trusted(srv.TrustedNetworks, s.Client().Addr())
 	return c
 }
 

@@ -5,7 +5,17 @@ import (
 	"strings"
 
 	"github.com/pipegate/pipegate/imap/wire"
+	"github.com/pipegate/pipegate/internal/xclient"
 )
+
+// trustedIDFields are the ID fields a trusted proxy in front says its
+// client with, by the XCLIENT attribute each stands for.
+var trustedIDFields = map[string]string{
+	"x-originating-ip":   "ADDR",
+	"x-originating-port": "PORT",
+	"x-session-ext-id":   "SESSION",
+	"x-session-id":       "SESSION",
+}
 
 // idField is one field of an ID list; a nil value is NIL.
 type idField struct {
@@ -25,7 +35,11 @@ const (
 // pass them on to backends after ours. Fields whose names start with "x-"
 // are dropped: a client must not set x-originating-ip and the like, which
 // backends trust from the proxy. Its x-proxy-ttl is kept aside: it can
-// only lower ours (see gateway.DefaultProxyTTL).
+// only lower ours (see gateway.DefaultProxyTTL). From a trusted proxy in
+// front (Server.TrustedNetworks), x-originating-ip, x-originating-port
+// and x-session-ext-id (or x-session-id) say who its client is, as
+// Dovecot's imap-login takes them; a value that does not parse is
+// ignored, as there.
 func (c *conn) cmdID(cmd *wire.Command) {
 	if len(cmd.Args) != 1 {
 		c.tagged(cmd.Tag, "BAD", "", "ID takes one argument: NIL or a list of fields")
@@ -34,6 +48,7 @@ func (c *conn) cmdID(cmd *wire.Command) {
 	arg := cmd.Args[0]
 	var fields []idField
 	ttl := 0
+	var front xclient.Parser // what a trusted proxy says of its client
 	switch {
 	case arg.IsNIL():
 	case arg.Kind == wire.KindList:
@@ -73,6 +88,11 @@ func (c *conn) cmdID(cmd *wire.Command) {
 					ttl = n
 				}
 			}
+			if c.trusted && val != nil {
+				if name := trustedIDFields[key]; name != "" && front.Set(name, *val) != nil {
+					c.s.Logger().Info("imap: ID from a trusted proxy: value ignored", "field", key, "value", (*val)[:min(len(*val), 64)])
+				}
+			}
 			if strings.HasPrefix(key, "x-") {
 				continue
 			}
@@ -84,6 +104,12 @@ func (c *conn) cmdID(cmd *wire.Command) {
 	}
 	c.clientID = fields
 	c.s.SetProxyTTL(ttl)
+	if x := front.Attrs(); x.Addr.Addr().IsValid() {
+		peer := c.s.Client()
+		x.Apply(c.s)
+		c.s.Logger().Info("imap: ID from a trusted proxy", "peer", peer.String(),
+			"client", c.s.Client().String(), "peer_session", x.Session)
+	}
 	c.writef("* ID (\"name\" \"%s\")\r\n", idProductName)
 	c.tagged(cmd.Tag, "OK", "", "ID completed")
 }

@@ -61,7 +61,10 @@ func TestRelayedSASLCancel(t *testing.T) {
 		"a": {"*", "a BAD AUTHENTICATE cancelled"},
 		"b": {"not base64!", "b BAD Invalid base64 in SASL response"},
 	} {
-		c.send(tag + " AUTHENTICATE XOAUTH2 " + xoauthToken + "\r\n")
+		// A token of its own each time: the same one refused again would
+		// not raise the penalty (TestPenaltyRepeatNotCounted).
+		token := base64.StdEncoding.EncodeToString([]byte("user=u@x.test\x01auth=Bearer t" + tag + "\x01\x01"))
+		c.send(tag + " AUTHENTICATE XOAUTH2 " + token + "\r\n")
 		c.expectPrefix("+ ")
 		c.send(tc.answer + "\r\n")
 		if l := c.line(); l != tc.want {

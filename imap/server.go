@@ -3,6 +3,7 @@ package imap
 import (
 	"context"
 	"net"
+	"net/netip"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,6 +41,14 @@ type Server struct {
 	IMAP4rev2 bool
 	// Greeting is the greeting's text; "": Hostname and DefaultGreeting.
 	Greeting string
+
+	// TrustedNetworks are the proxies in front (another pipegate, a
+	// Dovecot proxy) whose ID x-originating-ip and x-originating-port
+	// give the client's address, as Dovecot's login_trusted_networks:
+	// the session's log line, the login penalty, the route lookup and
+	// the address passed to the backend use it. Anyone else's x- fields
+	// are dropped.
+	TrustedNetworks []netip.Prefix
 
 	MaxCommandsBeforeLogin int   // 0: DefaultMaxCommandsBeforeLogin
 	MaxLineLength          int   // bytes per command line; 0: DefaultMaxLineLength

@@ -205,11 +205,15 @@ func TestOAuthRelayCancel(t *testing.T) {
 	}})
 	c := dial(t, "", p.addr)
 	msg := b64("user=alice@a.test\x01auth=Bearer tok\x01\x01")
-	for _, tc := range []struct{ answer, want string }{
+	for i, tc := range []struct{ answer, want string }{
 		{"*", "-ERR Authentication cancelled"},
 		{"not base64!", "-ERR Invalid base64 data"},
 	} {
-		if l := c.cmd("AUTH XOAUTH2 " + msg); l != "+ "+b64(`{"status":"401"}`) {
+		token := msg // then another: the same one refused again would not raise the penalty
+		if i > 0 {
+			token = b64("user=alice@a.test\x01auth=Bearer tok2\x01\x01")
+		}
+		if l := c.cmd("AUTH XOAUTH2 " + token); l != "+ "+b64(`{"status":"401"}`) {
 			t.Fatalf("challenge: %q", l)
 		}
 		if l := c.cmd(tc.answer); l != tc.want {

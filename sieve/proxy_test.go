@@ -314,11 +314,13 @@ func TestOAuthRelayCancel(t *testing.T) {
 		s.Penalty = &limit.Penalty{Store: store, Base: 1, Max: 1}
 	})
 	c, _ := dial(t, "", addr)
-	for _, tc := range []struct{ answer, want string }{
+	for i, tc := range []struct{ answer, want string }{
 		{`"*"`, "NO \"Authentication cancelled.\"\r\n"},
 		{`"not base64!"`, "NO \"Invalid base64 in SASL response\"\r\n"},
 	} {
-		c.send(`AUTHENTICATE "XOAUTH2" "` + b64("user=alice@a.test\x01auth=Bearer bad\x01\x01") + "\"\r\n")
+		// A token of its own each time: the same one refused again would
+		// not raise the penalty.
+		c.send(`AUTHENTICATE "XOAUTH2" "` + b64(fmt.Sprintf("user=alice@a.test\x01auth=Bearer bad%d\x01\x01", i)) + "\"\r\n")
 		if got, want := c.line(), "\""+b64(`{"status":"401"}`)+"\"\r\n"; got != want {
 			t.Fatalf("challenge %q, want %q", got, want)
 		}

@@ -2,6 +2,7 @@ package submission_test
 
 import (
 	"context"
+	"encoding/base64"
 	"testing"
 
 	"github.com/pipegate/pipegate/gateway"
@@ -16,7 +17,6 @@ import (
 // was the backend's refusal of the token, so each is a failed login,
 // counted in the address's penalty.
 func TestRelayedSASLCancel(t *testing.T) {
-	const token = "dXNlcj1hbGljZUBhLnRlc3QBYXV0aD1CZWFyZXIgdG9rAQE=" // user=alice@a.test^Aauth=Bearer tok^A^A
 	fb := startFake(t, func(next func() string, send func(string)) {
 		send("220 fake ESMTP\r\n")
 		next() // EHLO
@@ -46,6 +46,9 @@ func TestRelayedSASLCancel(t *testing.T) {
 		{"not base64!", "501 5.5.2 Cannot Base64-decode Client responses"},
 		{"=", "501 5.5.2 Cannot Base64-decode Client responses"},
 	} {
+		// A token of its own each time: the same one refused again would
+		// not raise the penalty.
+		token := base64.StdEncoding.EncodeToString([]byte("user=alice@a.test\x01auth=Bearer " + tc.answer + "\x01\x01"))
 		c.cmd("AUTH XOAUTH2 "+token, "334 eyJzdGF0dXMiOiI0MDEifQ==")
 		c.cmd(tc.answer, tc.want)
 	}

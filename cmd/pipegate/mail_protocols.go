@@ -14,7 +14,7 @@ import (
 var mailProtocols = maild.Protocols{
 	"imap": {
 		NewServer: func(s *maild.Settings) (maild.Server, *gateway.Server) {
-			srv := &imap.Server{IMAP4rev2: s.IMAP4rev2, Greeting: s.Greeting}
+			srv := &imap.Server{IMAP4rev2: s.IMAP4rev2, Greeting: s.Greeting, TrustedNetworks: s.LoginTrustedNetworks}
 			return srv, &srv.Server
 		},
 		NewMetrics: imap.NewMetrics,
