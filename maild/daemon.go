@@ -319,8 +319,9 @@ func (d *Daemon) Close() error {
 	return err
 }
 
-// adminHandler serves metrics_addr: /metrics and /healthz, and the
-// affinity API (/affinity...), which without pools says so.
+// adminHandler serves metrics_addr: /metrics and /healthz, the
+// affinity API (/affinity...), which without pools says so, and the
+// session API (/sessions...).
 func (d *Daemon) adminHandler() http.Handler {
 	h := admin.Handler(d.registry, d.healthy)
 	var stores map[string]*affinity.Store
@@ -332,6 +333,8 @@ func (d *Daemon) adminHandler() http.Handler {
 	aff := affinity.Handler(stores)
 	mux.Handle("/affinity", aff)
 	mux.Handle("/affinity/", aff)
+	mux.Handle("/sessions", d.sessionsHandler()) // list and kick this instance's sessions (sessions.go)
+	mux.Handle("/sessions/", d.sessionsHandler())
 	return mux
 }
 

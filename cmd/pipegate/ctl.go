@@ -28,6 +28,11 @@ commands:
   drain MEMBER           weight 0: no new users; existing ones stay until they leave
   weight MEMBER N        set the member's weight for every instance ("reset": the configured weight)
   evacuate MEMBER        drain the member and move all its users, kicking their sessions
+  sessions [ACCOUNT]     this instance's logged-in sessions (of ACCOUNT): client, backend, since
+  kick ACCOUNT           end ACCOUNT's sessions on this instance, with the protocol's goodbye
+
+The pool commands hold for every instance (the state is in Redis); sessions
+and kick answer for the instance asked only: with several, ask each.
 
 flags:
 `
@@ -129,6 +134,8 @@ func (c *ctl) do(ctx context.Context, cmd string, args []string) error {
 		}
 	}
 	switch cmd {
+	case "sessions", "kick": // ctl_sessions.go
+		return c.doSessions(ctx, cmd, args)
 	case "show":
 		if err := ready(1, "USER"); err != nil {
 			return err
@@ -204,7 +211,7 @@ func (c *ctl) do(ctx context.Context, cmd string, args []string) error {
 		}
 		return err
 	}
-	return fmt.Errorf("unknown command %q (show, pools, move, drain, weight, evacuate)", cmd)
+	return fmt.Errorf("unknown command %q (show, pools, move, drain, weight, evacuate, sessions, kick)", cmd)
 }
 
 // baseURL turns --admin into the API's base URL.

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pipegate/pipegate/affinity"
+	"github.com/pipegate/pipegate/gateway"
+	"github.com/pipegate/pipegate/maild"
+)
+
+// `pipegate ctl sessions` and `pipegate ctl kick`: the session API of the
+// instance's admin address (maild's /sessions), which answers for that
+// instance's sessions only.
+
+// maxSessionsAnswer bounds the answer of GET /sessions.
+const maxSessionsAnswer = 64 << 20
+
+// doSessions runs the commands sessions [ACCOUNT] and kick ACCOUNT.
+func (c *ctl) doSessions(ctx context.Context, cmd string, args []string) error {
+	switch {
+	case cmd == "sessions" && len(args) > 1:
+		return fmt.Errorf("usage: pipegate ctl sessions [ACCOUNT]")
+	case cmd == "kick":
+		if err := nargs(cmd, args, 1, "ACCOUNT"); err != nil {
+			return err
+		}
+		if args[0] == "" {
+			return fmt.Errorf("kick: the account is empty")
+		}
+	}
+	base, err := c.baseURL()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := bounded(ctx)
+	defer cancel()
+	if cmd == "kick" {
+		var k maild.KickInfo
+		body := url.Values{"account": {args[0]}}.Encode()
+		if err := c.sessionsCall(ctx, base, "POST", "/sessions/kick", body, &k); err != nil {
+			return err
+		}
+		if !c.json {
+			fmt.Fprintf(c.stdout, "kicked %d session(s) of %s\n", k.Kicked, k.Account)
+		}
+		return nil
+	}
+	path, account := "/sessions", ""
+	if len(args) == 1 {
+		account = args[0]
+		path += "?" + url.Values{"account": {account}}.Encode()
+	}
+	var list []gateway.SessionInfo
+	if err := c.sessionsCall(ctx, base, "GET", path, "", &list); err != nil {
+		return err
+	}
+	if !c.json {
+		printSessions(c.stdout, list, account, time.Now())
+	}
+	return nil
+}
+
+// sessionsCall sends one request to the session API (form a form body for
+// a POST) and decodes the JSON answer into out; with --json it prints the
+// answer as it came. An error answer is an *affinity.StatusError: both
+// APIs answer errors alike.
+func (c *ctl) sessionsCall(ctx context.Context, base, method, path, form string, out any) error {
+	var body io.Reader
+	if form != "" {
+		body = strings.NewReader(form)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base+path, body)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if form != "" {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	// One request per run: no connection is kept.
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("admin API at %s: %w", base, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxSessionsAnswer))
+	if err != nil {
+		return fmt.Errorf("admin API at %s: read answer: %w", base, err)
+	}
+	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		return fmt.Errorf("admin API at %s: %s %s: %s: %s (a pipegate mail too old for sessions, or not pipegate mail?)", base, method, path, resp.Status, strings.TrimSpace(string(data)))
+	}
+	if c.json {
+		c.stdout.Write(data)
+	}
+	if resp.StatusCode != http.StatusOK {
+		se := &affinity.StatusError{Code: resp.StatusCode, Status: resp.Status}
+		_ = json.Unmarshal(data, &se.API)
+		return se
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("admin API at %s: %s %s: %w", base, method, path, err)
+	}
+	return nil
+}
+
+// printSessions prints the sessions as a table, then their number.
+func printSessions(w io.Writer, list []gateway.SessionInfo, account string, now time.Time) {
+	of := ""
+	if account != "" {
+		of = " of " + account
+	}
+	if len(list) == 0 {
+		fmt.Fprintf(w, "no sessions%s on this instance\n", of)
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACCOUNT\tPROTOCOL\tCLIENT\tBACKEND\tTLS\tSINCE\tAGE\tID")
+	for _, s := range list {
+		backend := s.Backend
+		if s.Pool != "" {
+			backend += " (pool " + s.Pool + ")"
+		}
+		since, age := "-", "-"
+		if !s.Since.IsZero() {
+			since = s.Since.UTC().Format(time.RFC3339)
+			age = now.Sub(s.Since).Round(time.Second).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Account, s.Protocol, s.Client, backend, tlsSides(s), since, age, s.ID)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%d session(s)%s\n", len(list), of)
+}
+
+// tlsSides says which links of a session are encrypted.
+func tlsSides(s gateway.SessionInfo) string {
+	switch {
+	case s.ClientTLS && s.BackendTLS:
+		return "both"
+	case s.ClientTLS:
+		return "client"
+	case s.BackendTLS:
+		return "backend"
+	}
+	return "none"
+}
