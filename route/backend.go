@@ -56,6 +56,10 @@ func ParseTLSMode(word string) (TLSMode, error) {
 //	                        (a PROXY protocol v2 header) or none; default: the scheme's (IMAP: id)
 //	proxy=v1|v2             a PROXY protocol header of that version (client_addr=proxy)
 //	id=0                    the same as client_addr=none (older spelling)
+//	login=xclient           submission: name the account with XCLIENT LOGIN= and do
+//	                        not authenticate at the backend (nginx's default, for a
+//	                        Postfix without SASL that trusts the proxy); only for
+//	                        routes whose source checked the password (Route.Checked)
 //
 // Or written pool:NAME: a pool of shared-storage backends (the daemon's
 // pools: block), whose member the gateway picks per user so that all of
@@ -73,6 +77,10 @@ type Backend struct {
 	// ProxyVersion is the PROXY protocol version with ClientAddrProxy:
 	// "v1" or "v2".
 	ProxyVersion string
+	// LoginXCLIENT (login=xclient): the gateway names the account with
+	// XCLIENT LOGIN= instead of logging in, which only a route whose
+	// source checked the password may use (Route.Checked).
+	LoginXCLIENT bool
 }
 
 // String gives the backend back as a URL.
@@ -94,6 +102,9 @@ func (b Backend) String() string {
 		q.Set("proxy", b.ProxyVersion)
 	case b.ClientAddr != "" && b.ClientAddr != sc.ClientAddr:
 		q.Set("client_addr", string(b.ClientAddr))
+	}
+	if b.LoginXCLIENT {
+		q.Set("login", "xclient")
 	}
 	// An IPv6 zone's '%' is "%25" in a URL.
 	s := scheme + "://" + strings.Replace(b.Addr, "%", "%25", 1)
@@ -184,6 +195,17 @@ func (t *Schemes) ParseBackend(s string) (Backend, error) {
 				return Backend{}, fmt.Errorf("backend %q: proxy=%q: want v1 or v2", s, v)
 			}
 			modes++
+		case "login":
+			switch v := q.Get(k); {
+			case v == "auth":
+				b.LoginXCLIENT = false
+			case v == "xclient" && sc.XClientLogin:
+				b.LoginXCLIENT = true
+			case v == "xclient":
+				return Backend{}, fmt.Errorf("backend %q: login=xclient: %s cannot log in that way (submission only)", s, sc.Protocol)
+			default:
+				return Backend{}, fmt.Errorf("backend %q: login=%q: want auth or xclient", s, v)
+			}
 		default:
 			return Backend{}, fmt.Errorf("backend %q: unknown parameter %q", s, k)
 		}

@@ -102,6 +102,7 @@ func (c *Cached) get(key cacheKey) (hit *cacheEntry, epoch uint64) {
 // source may have answered from before its reload.
 func (c *Cached) put(key cacheKey, rt Route, err error, ttl time.Duration, epoch uint64) {
 	e := &cacheEntry{key: key, rt: copyRoute(rt), err: err, expires: c.now().Add(ttl)}
+	e.rt.Checked = false // a password checked once says nothing of the next one
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if epoch != c.epoch {

@@ -36,6 +36,11 @@ type Route struct {
 	Backends []Backend // tried in order
 	Login    string    // login name to send to the backend instead of Request.Account ("" = unchanged)
 	Password string    // password to send to the backend instead of Request.Password ("" = unchanged; auth_http's Auth-Pass)
+	// Checked: the source checked the request's password and found it
+	// right (auth_http with PassPassword answering OK), just now: never
+	// from a cache. Only then may a backend with login=xclient take the
+	// login on the gateway's word.
+	Checked bool
 }
 
 // Router finds the route for a request. Lookup must honour ctx's deadline.

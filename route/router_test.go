@@ -379,3 +379,23 @@ func TestCachePurgeRacesLookup(t *testing.T) {
 		t.Errorf("first lookup after the reload's purge: backend %s (a pre-reload answer cached for the positive TTL), want new.example:143; source asked %d times", got, calls.Load())
 	}
 }
+
+// TestCacheNeverChecked: a route whose source checked the password is
+// Checked when it comes from the source, never from the cache: a
+// password checked once says nothing of the next login's (login=xclient
+// relies on it).
+func TestCacheNeverChecked(t *testing.T) {
+	src := RouterFunc(func(context.Context, Request) (Route, error) {
+		b, _ := ParseBackend("imap://127.0.0.1:1")
+		return Route{Backends: []Backend{b}, Checked: true}, nil
+	})
+	c := Cache(src, time.Minute, time.Second, 10)
+	req := Request{Protocol: "imap", Account: "alice@a.test", Password: "secret"}
+	if rt, err := c.Lookup(context.Background(), req); err != nil || !rt.Checked {
+		t.Fatalf("from the source: %+v, %v; want Checked", rt, err)
+	}
+	req.Password = "wrong"
+	if rt, err := c.Lookup(context.Background(), req); err != nil || rt.Checked || len(rt.Backends) != 1 {
+		t.Fatalf("from the cache: %+v, %v; want the route, not Checked", rt, err)
+	}
+}

@@ -28,6 +28,9 @@ type Scheme struct {
 	// ClientAddrNone are always allowed).
 	ClientAddr      ClientAddrMode
 	ClientAddrModes []ClientAddrMode
+	// XClientLogin: the protocol can name the account with XCLIENT LOGIN=
+	// instead of authenticating (login=xclient; submission).
+	XClientLogin bool
 }
 
 // Schemes maps URL schemes (lower case) to what they stand for. The zero

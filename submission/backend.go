@@ -1,8 +1,11 @@
 package submission
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -36,7 +39,47 @@ func (bc *backendConn) loginAll(lg gateway.Login, rt route.Route) error {
 	if err := bc.prepare(); err != nil {
 		return err
 	}
+	if bc.Route.LoginXCLIENT {
+		return bc.xclientLogin(lg, rt)
+	}
 	return bc.auth(lg, rt)
+}
+
+// errUnchecked: a backend with login=xclient for a route whose source did
+// not check the password; the backend would take anyone's word.
+var errUnchecked = errors.New("login=xclient needs a route whose source checked the password (type: http with pass_password: true, not cached): refused")
+
+// xclientLogin names the account with XCLIENT LOGIN= instead of
+// authenticating (login=xclient): nginx's default, for a Postfix without
+// SASL that trusts the proxy's XCLIENT (smtpd_authorized_xclient_hosts).
+// The route's source must have checked the password just now
+// (route.Route.Checked): pipegate never checks one itself. The new
+// session then says EHLO in the client's name, as after any XCLIENT.
+func (bc *backendConn) xclientLogin(lg gateway.Login, rt route.Route) error {
+	if !rt.Checked || lg.Creds.Password == "" {
+		return errUnchecked
+	}
+	params, ok := bc.exts.Params("XCLIENT")
+	if !ok || !slices.ContainsFunc(params, func(p string) bool { return strings.EqualFold(p, "LOGIN") }) {
+		return errors.New("login=xclient: the backend's XCLIENT does not take LOGIN (is the proxy in its smtpd_authorized_xclient_hosts?)")
+	}
+	user := cmp.Or(rt.Login, lg.Account)
+	line := "XCLIENT LOGIN=" + wire.XText(user)
+	if len(line)+2 > wire.DefaultMaxLine {
+		return fmt.Errorf("login=xclient: the account is too long for XCLIENT (%d octets)", len(user))
+	}
+	rep, err := bc.command(line)
+	if err != nil {
+		return fmt.Errorf("XCLIENT LOGIN: %w", err)
+	}
+	if rep.Code != 220 {
+		return fmt.Errorf("XCLIENT LOGIN: %d %s", rep.Code, wire.SafeText(rep.Text()))
+	}
+	if err := bc.ehlo(bc.c.helo); err != nil {
+		return err
+	}
+	bc.ok = &wire.Reply{Code: 235, Enhanced: "2.7.0", Lines: []string{"Authentication successful"}}
+	return nil
 }
 
 // prepare reads the greeting and says EHLO: as the proxy when XCLIENT is

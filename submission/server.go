@@ -144,6 +144,7 @@ func init() {
 		"submissions":         {TLS: route.TLSImplicit, Port: "465"},
 	} {
 		sc.Protocol, sc.ClientAddr, sc.ClientAddrModes = Name, route.ClientAddrXCLIENT, modes
+		sc.XClientLogin = true // login=xclient: XCLIENT LOGIN=, as nginx's default
 		route.RegisterScheme(name, sc)
 	}
 }

@@ -42,6 +42,8 @@
 //	Auth-Server: 10.0.0.1           host name or address of the backend
 //	Auth-Port: 143                  a backend of the request's protocol (imap://, pop3://,
 //	                                sieve://, submission://)
+//	                                With PassPassword, an OK means the service checked the
+//	                                password (→ Route.Checked), as nginx takes it.
 //	Auth-User: alice                login name for the backend (→ Route.Login)
 //	Auth-Pass: secret2              password for the backend (→ Route.Password)
 //
@@ -233,6 +235,9 @@ func (s *Source) ask(ctx context.Context, req route.Request) (route.Route, error
 		}
 		return route.Route{}, fmt.Errorf("route/authhttp: %s answered %s: %w", s.where, resp.Status, err)
 	}
+	// The service had the password and said OK: it checked it, as nginx
+	// takes an OK (a backend with login=xclient relies on it).
+	rt.Checked = s.pass && req.Password != ""
 	return rt, nil
 }
 

@@ -170,3 +170,26 @@ func serveOneRaw(ln net.Listener, head chan<- string) {
 	head <- b.String()
 	_, _ = c.Write([]byte("HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 127.0.0.1\r\nAuth-Port: 143\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
 }
+
+// TestChecked: an OK to a request that carried the password (PassPassword)
+// means the service checked it (Route.Checked, which login=xclient
+// needs); without the password sent, it means nothing of the kind.
+func TestChecked(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Auth-Status", "OK")
+		w.Header().Set("Auth-Server", "127.0.0.1")
+		w.Header().Set("Auth-Port", "143")
+	}))
+	defer srv.Close()
+	for _, tc := range []struct {
+		pass     bool
+		password string
+		want     bool
+	}{{true, "secret", true}, {false, "secret", false}, {true, "", false}} {
+		s := newSource(t, Config{URL: srv.URL, PassPassword: tc.pass})
+		rt, err := s.Lookup(context.Background(), route.Request{Protocol: "imap", Account: "alice@a.test", Password: tc.password})
+		if err != nil || rt.Checked != tc.want {
+			t.Errorf("PassPassword %v, password %q: Checked %v (err %v), want %v", tc.pass, tc.password, rt.Checked, err, tc.want)
+		}
+	}
+}
