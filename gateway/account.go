@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -39,6 +40,11 @@ type AccountRules struct {
 	// authenticating name (PLAIN's authzid): the route is then the
 	// authzid's. Off: such a login is refused.
 	AllowMasterUsers bool
+	// DefaultDomain, when set, is appended as "@DefaultDomain" to a name
+	// without '@' (Dovecot's auth_default_realm, Perdition's
+	// --add_domain), before Format: "alice" is routed, limited, logged and
+	// logged in at the backend as "alice@DefaultDomain".
+	DefaultDomain string
 }
 
 // Login is a decided identity.
@@ -128,6 +134,11 @@ func (r AccountRules) name(s, what string) (string, error) {
 			}
 		}
 	}
+	if r.DefaultDomain != "" && strings.IndexByte(s, '@') < 0 {
+		if s += "@" + r.DefaultDomain; len(s) > MaxNameLength {
+			return "", &Refused{Text: "The " + what + " is too long", Reason: what + " with the default domain longer than the limit"}
+		}
+	}
 	if r.Format == FormatLowercase {
 		s = ascii.Lower(s) // as Dovecot's %Lu: ASCII letters only
 	}
@@ -145,3 +156,22 @@ func checkSecret(s string) error {
 
 // ValidFormat reports whether f is a known username format.
 func ValidFormat(f string) bool { return f == "" || f == FormatAsIs || f == FormatLowercase }
+
+// CheckDefaultDomain says what is wrong with DefaultDomain, if anything:
+// it must be a domain a name may hold under the rules (Chars or
+// AnyPrintable), without '@'.
+func (r AccountRules) CheckDefaultDomain() error {
+	d := r.DefaultDomain
+	switch {
+	case d == "":
+		return nil
+	case strings.IndexByte(d, '@') >= 0:
+		return fmt.Errorf("%q: a domain, without '@'", d)
+	case len(d) > 253:
+		return fmt.Errorf("%q: longer than a domain may be (253 bytes)", d)
+	}
+	if _, err := (AccountRules{Chars: r.Chars, AnyPrintable: r.AnyPrintable}).name(d, "domain"); err != nil {
+		return fmt.Errorf("%q: a byte that names may not hold (username_chars)", d)
+	}
+	return nil
+}

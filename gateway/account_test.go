@@ -37,6 +37,11 @@ func TestAccountRules(t *testing.T) {
 		{"authzid master", gateway.AccountRules{AllowMasterUsers: true}, sasl.Credentials{Authzid: "carol@a.test", Authcid: "admin"}, "carol@a.test"},
 		{"authzid equal after lowercase", gateway.AccountRules{Format: gateway.FormatLowercase}, sasl.Credentials{Authzid: "ALICE@a.test", Authcid: "alice@a.test"}, "alice@a.test"},
 		{"OAuth field with LF", gateway.AccountRules{}, sasl.Credentials{Mechanism: sasl.XOAuth2, Authcid: "a@b", Fields: []string{"auth=Bearer x\ny"}}, ""},
+		{"default domain", gateway.AccountRules{DefaultDomain: "a.test"}, sasl.Credentials{Authcid: "alice"}, "alice@a.test"},
+		{"default domain, name with one", gateway.AccountRules{DefaultDomain: "a.test"}, sasl.Credentials{Authcid: "alice@b.test"}, "alice@b.test"},
+		{"default domain, then lowercase", gateway.AccountRules{DefaultDomain: "A.Test", Format: gateway.FormatLowercase}, sasl.Credentials{Authcid: "Alice"}, "alice@a.test"},
+		{"default domain, master and user alike", gateway.AccountRules{DefaultDomain: "a.test", AllowMasterUsers: true}, sasl.Credentials{Authzid: "carol", Authcid: "admin"}, "carol@a.test"},
+		{"default domain, too long with it", gateway.AccountRules{DefaultDomain: "a.test"}, sasl.Credentials{Authcid: string(bytesOf('a', 252))}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l, err := tc.rules.Decide(tc.creds)
@@ -63,4 +68,33 @@ func ExampleAccountRules_Decide() {
 	// Output:
 	// alice@example.org <nil>
 	// login refused: user name holds NUL, CR or LF
+}
+
+func bytesOf(c byte, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = c
+	}
+	return b
+}
+
+// TestCheckDefaultDomain: a default domain holds what a name may hold,
+// and no '@'.
+func TestCheckDefaultDomain(t *testing.T) {
+	for _, tc := range []struct {
+		rules gateway.AccountRules
+		ok    bool
+	}{
+		{gateway.AccountRules{}, true},
+		{gateway.AccountRules{DefaultDomain: "example.com"}, true},
+		{gateway.AccountRules{DefaultDomain: "@example.com"}, false},
+		{gateway.AccountRules{DefaultDomain: "exa mple.com"}, false},
+		{gateway.AccountRules{DefaultDomain: "exämple.com"}, false},
+		{gateway.AccountRules{DefaultDomain: "exämple.com", AnyPrintable: true}, true},
+		{gateway.AccountRules{DefaultDomain: string(bytesOf('a', 254))}, false},
+	} {
+		if err := tc.rules.CheckDefaultDomain(); (err == nil) != tc.ok {
+			t.Errorf("%q: %v, want ok %v", tc.rules.DefaultDomain, err, tc.ok)
+		}
+	}
 }

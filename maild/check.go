@@ -55,7 +55,7 @@ func (c *checker) check(fc *fileConfig) *Settings {
 		MaxPreLoginPerIP:    gateway.DefaultMaxPreLoginPerIP,
 		TLSOnGoroutines:     fc.TLSOnGoroutines,
 		AuthFailureDelay:    fc.AuthFailureDelay.Or(gateway.DefaultFailureDelay),
-		Accounts:            gateway.AccountRules{Format: fc.UsernameFormat, AllowMasterUsers: fc.AllowMasterUsers},
+		Accounts:            gateway.AccountRules{Format: fc.UsernameFormat, AllowMasterUsers: fc.AllowMasterUsers, DefaultDomain: fc.DefaultDomain},
 		DialTimeout:         fc.DialTimeout.Duration,
 		BackendTimeout:      fc.BackendTimeout.Duration,
 		IdleTimeout:         fc.IdleTimeout.Duration,
@@ -96,6 +96,9 @@ func (c *checker) check(fc *fileConfig) *Settings {
 	}
 	for i, v := range fc.Submission.Extensions {
 		c.lines(fmt.Sprintf("submission.extensions[%d]", i), v)
+	}
+	if err := s.Accounts.CheckDefaultDomain(); err != nil {
+		c.errorf("default_domain", "%v", err)
 	}
 	if !gateway.ValidFormat(fc.UsernameFormat) {
 		c.errorf("username_format", "unknown format %q (want %s or %s)", fc.UsernameFormat, gateway.FormatAsIs, gateway.FormatLowercase)

@@ -40,6 +40,7 @@ type fileConfig struct {
 	MaxPreLoginPerIP    *int                  `yaml:"max_prelogin_connections_per_ip"` // nil: the default
 	UsernameChars       *string               `yaml:"username_chars"`                  // nil: Dovecot's; "": any printable UTF-8
 	UsernameFormat      string                `yaml:"username_format"`
+	DefaultDomain       string                `yaml:"default_domain"`
 	AllowMasterUsers    bool                  `yaml:"allow_master_users"`
 	AuthFailureDelay    yamlconf.Duration     `yaml:"auth_failure_delay"`
 	TLSOnGoroutines     bool                  `yaml:"tls_on_goroutines"`

@@ -129,6 +129,7 @@ func TestIMAPConfigErrors(t *testing.T) {
 		{"bad duration in penalty", configtest.IMAPIssue + "auth_penalty:\n  base: -1s\n", []string{":12: auth_penalty.base: negative duration \"-1s\""}},
 		{"username_chars with LF", configtest.IMAPIssue + "username_chars: \"a\\nb\"\n", []string{":11: username_chars: must not hold"}},
 		{"username_format", configtest.IMAPIssue + "username_format: upper\n", []string{":11: username_format: unknown format \"upper\""}},
+		{"default_domain with @", configtest.IMAPIssue + "default_domain: \"@a.test\"\n", []string{":11: default_domain: \"@a.test\": a domain, without '@'"}},
 		{"empty file", "# nothing\n", []string{": empty file"}},
 		{"drain spread", configtest.IMAPIssue + "drain_timeout: 10s\ndrain_spread: 20s\n", []string{":12: drain_spread: 20s: want 0 (close at the deadline) up to drain_timeout (10s)"}},
 		{"login trusted networks", configtest.IMAPIssue + "login_trusted_networks: [10.0.0.0/8, 10.0.0.0/33]\n", []string{":11: login_trusted_networks[1]: \"10.0.0.0/33\" is not an IP address or CIDR prefix"}},
