@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -93,8 +94,7 @@ func (ss *Session) Login(creds sasl.Credentials, method string, started time.Tim
 	if dyn.router == nil {
 		return nil, ss.unavailable(started, errors.New("no router configured"))
 	}
-	lctx, cancel := context.WithDeadline(ss.ctx, ss.backendDeadline())
-	rt, err := dyn.router.Lookup(lctx, route.Request{
+	req := route.Request{
 		Protocol:   name,
 		Account:    lg.Account,
 		Password:   lg.Password,
@@ -103,7 +103,15 @@ func (ss *Session) Login(creds sasl.Credentials, method string, started time.Tim
 		ClientAddr: ss.client,
 		LocalAddr:  ss.local,
 		ClientTLS:  ss.secured(),
-	})
+	}
+	// The TLS details are this connection's own: TLS a trusted proxy in
+	// front ended (proxiedTLS) has none here.
+	if tc, ok := ss.conn.(*tls.Conn); ok && ss.isTLS {
+		st := tc.ConnectionState()
+		req.ClientTLSVersion, req.ClientTLSCipher = st.Version, st.CipherSuite
+	}
+	lctx, cancel := context.WithDeadline(ss.ctx, ss.backendDeadline())
+	rt, err := dyn.router.Lookup(lctx, req)
 	cancel()
 	var denied *route.Denied
 	switch {

@@ -29,6 +29,13 @@ type Request struct {
 	ClientAddr netip.AddrPort
 	LocalAddr  netip.AddrPort
 	ClientTLS  bool // the client's connection is TLS (implicit, or after STARTTLS); auth_http sends Auth-SSL: on
+	// The client's TLS version and cipher suite (crypto/tls's VersionTLS13,
+	// TLS_AES_128_GCM_SHA256, ...), as the gateway negotiated them; 0 when
+	// the connection is not TLS, or when a trusted proxy in front ended
+	// the TLS (ClientTLS is then true, but the gateway knows no details).
+	// auth_http sends them as Auth-SSL-Protocol and Auth-SSL-Cipher.
+	ClientTLSVersion uint16
+	ClientTLSCipher  uint16
 }
 
 // Route is a source's answer.

@@ -13,6 +13,12 @@
 //	var denied *route.Denied
 //	if errors.As(err, &denied) { /* tag NO denied.Text, retry after denied.Wait */ }
 //
+// Config.URL is http://HOST[:PORT]/PATH, https://..., or, as nginx's
+// auth_http spells it, unix:/run/auth.sock:/auth: the service listens on
+// that Unix socket (an absolute path, ending at the first ':') and gets
+// requests for /auth (for "/" when the URI is left out) with Host
+// "localhost".
+//
 // The request is a GET with these headers, names spelt and values sent as
 // nginx does (Auth-User and Auth-Pass are escaped as nginx does: %XX for
 // space, '%' and every byte outside printable ASCII, below 0x20, DEL and
@@ -25,7 +31,16 @@
 //	Auth-Login-Attempt: 1
 //	Client-IP: 192.0.2.7
 //	Auth-SSL: on                    (only when the client's connection is TLS)
+//	Auth-SSL-Protocol: TLSv1.3      (with Auth-SSL, as OpenSSL names it: TLSv1.2, TLSv1.3)
+//	Auth-SSL-Cipher: TLS_AES_128_GCM_SHA256
+//	                                (with Auth-SSL, as OpenSSL names it: ECDHE-RSA-AES128-GCM-SHA256
+//	                                for a TLS 1.2 suite)
 //	plus Config.Headers             (nginx's auth_http_header)
+//
+// Auth-SSL-Protocol and Auth-SSL-Cipher are sent when the gateway ended
+// the client's TLS itself; when a trusted proxy in front ended it (PROXY
+// v2 with its SSL TLV) Auth-SSL: on goes alone. The Auth-SSL-Verify,
+// -Subject, -Cert ... headers of client certificates are not sent.
 //
 // Client-Host is not sent: pipegate does no reverse DNS (nginx sends it
 // only for SMTP). Auth-Salt does not apply (no APOP or CRAM-MD5).
@@ -88,7 +103,7 @@ import (
 
 // Config says which service to ask and what to send it.
 type Config struct {
-	URL          string            // http:// or https://
+	URL          string            // http://, https://, or unix:/PATH/TO/SOCKET:/URI (nginx's spelling)
 	PassPassword bool              // send Auth-Pass (nginx always does; off by default here)
 	Headers      map[string]string // extra request headers, like nginx's auth_http_header
 	TLS          *tls.Config       // for https:// (default: system roots)
@@ -116,17 +131,17 @@ const maxHeaders = 64 << 10
 
 // New checks cfg.
 func New(cfg Config) (*Source, error) {
-	u, err := url.Parse(cfg.URL)
+	target, where, sock, err := parseURL(cfg.URL)
 	if err != nil {
-		if ue, ok := errors.AsType[*url.Error](err); ok {
-			err = ue.Err // without the URL, which may hold a password
-		}
-		return nil, fmt.Errorf("route/authhttp: url: %w", err)
+		return nil, err
 	}
-	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("route/authhttp: url %q: want http://HOST[:PORT]/PATH or https://", u.Redacted())
+	if sock != "" && cfg.Client != nil {
+		return nil, fmt.Errorf("route/authhttp: url %q: a unix: URL needs the source's own HTTP client (Config.Client is set)", where)
 	}
-	s := &Source{url: cfg.URL, where: u.Redacted(), pass: cfg.PassPassword, headers: http.Header{}, client: cfg.Client}
+	if sock != "" && cfg.TLS != nil {
+		return nil, fmt.Errorf("route/authhttp: url %q: TLS settings, but a unix: URL speaks plain HTTP", where)
+	}
+	s := &Source{url: target, where: where, pass: cfg.PassPassword, headers: http.Header{}, client: cfg.Client}
 	for _, k := range slices.Sorted(maps.Keys(cfg.Headers)) { // the same problem told each time
 		v := cfg.Headers[k]
 		if !validHeaderName(k) || strings.ContainsAny(v, "\r\n\x00") {
@@ -135,9 +150,14 @@ func New(cfg Config) (*Source, error) {
 		s.headers.Set(k, v)
 	}
 	if s.client == nil {
+		dialer := net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+		dial := dialer.DialContext
+		if sock != "" {
+			dial = (&unixDialer{path: sock, d: dialer}).DialContext
+		}
 		s.own = &http.Transport{
 			Proxy:                  nil, // never through $HTTP_PROXY: the auth service is ours
-			DialContext:            (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			DialContext:            dial,
 			TLSClientConfig:        cfg.TLS,
 			MaxIdleConns:           64,
 			MaxIdleConnsPerHost:    64,
@@ -155,6 +175,32 @@ func New(cfg Config) (*Source, error) {
 		}
 	}
 	return s, nil
+}
+
+// parseURL checks raw, an http://, https:// or unix: URL, and returns the
+// URL to request (for unix:/run/auth.sock:/auth, http://localhost/auth:
+// Host is "localhost", as nginx sends it), the URL for messages (its
+// password, if any, redacted) and the socket's path ("" for http and
+// https).
+func parseURL(raw string) (target, where, sock string, err error) {
+	if isUnixURL(raw) {
+		sock, uri, err := parseUnixURL(raw)
+		if err != nil {
+			return "", "", "", fmt.Errorf("route/authhttp: url %q: %w", raw, err)
+		}
+		return "http://localhost" + uri, raw, sock, nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			err = ue.Err // without the URL, which may hold a password
+		}
+		return "", "", "", fmt.Errorf("route/authhttp: url: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return "", "", "", fmt.Errorf("route/authhttp: url %q: want http://HOST[:PORT]/PATH, https://, or unix:/PATH/TO/SOCKET:/URI", u.Redacted())
+	}
+	return raw, u.Redacted(), "", nil
 }
 
 func validHeaderName(k string) bool {
@@ -256,14 +302,22 @@ func (s *Source) setHeaders(h http.Header, req route.Request) {
 	}
 	h.Set("Auth-Protocol", authProtocol(req.Protocol))
 	h.Set("Auth-Login-Attempt", strconv.Itoa(attempt))
-	// Client-IP and Auth-SSL are spelt as nginx spells them, not in Go's
-	// canonical form (Client-Ip): a service that reads raw header lines
-	// looks for nginx's spelling.
+	// Client-IP and Auth-SSL(-*) are spelt as nginx spells them, not in
+	// Go's canonical form (Client-Ip, Auth-Ssl): a service that reads raw
+	// header lines looks for nginx's spelling.
 	if req.ClientAddr.IsValid() {
 		h["Client-IP"] = []string{req.ClientAddr.Addr().Unmap().WithZone("").String()} // as nginx's $remote_addr: no zone
 	}
 	if req.ClientTLS {
 		h["Auth-SSL"] = []string{"on"}
+		// Known only when the gateway ended the TLS itself, not a proxy
+		// in front: nginx too sends them only when it has them.
+		if p := sslProtocol(req.ClientTLSVersion); p != "" {
+			h["Auth-SSL-Protocol"] = []string{p}
+		}
+		if req.ClientTLSCipher != 0 {
+			h["Auth-SSL-Cipher"] = []string{sslCipher(req.ClientTLSCipher)}
+		}
 	}
 }
 
