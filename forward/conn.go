@@ -194,8 +194,13 @@ func (s *Server) refused(g *generation, info *connInfo, release func(), reason s
 		release()
 	}
 	g.metrics.refused(reason)
+	// WARN is for what the operator can act on (a peer without its PROXY
+	// header, no route, every upstream down); a limit, a drain and a
+	// client that fails its own handshake (a scanner, a client gone
+	// mid-handshake: nginx logs these at info too) are INFO.
 	level := slog.LevelWarn
-	if reason == refusedLimit || reason == refusedShutdown {
+	switch reason {
+	case refusedLimit, refusedShutdown, refusedTLS, refusedHello:
 		level = slog.LevelInfo
 	}
 	if !s.deps.Log.Enabled(context.Background(), level) {

@@ -181,6 +181,9 @@ func (g *generation) dialOne(ctx context.Context, u *upstream, client, local net
 	}
 	c, err := d.DialContext(ctx, u.network, u.address)
 	if err != nil {
+		if oe, ok := errors.AsType[*net.OpError](err); ok && oe.Op == "dial" && oe.Err != nil {
+			err = oe.Err // "dial tcp ADDR: " would say it twice; the loops' reads the same
+		}
 		return nil, fmt.Errorf("dial %s: %w", u.addr, err)
 	}
 	if g.sendProxy == "" && u.tls == nil {
