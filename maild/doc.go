@@ -3,8 +3,11 @@
 // the certificates, routes and penalty store it names, and runs a
 // protocol server (package imap, pop3, sieve or submission, over package
 // gateway) on each listener, all sharing one pipe.Engine, the connection
-// limits and the penalty; it serves /metrics and /healthz, reloads routes
-// and certificates, and drains on the way out.
+// limits and the penalty; it serves /metrics, /healthz, the affinity API
+// (/affinity...) and the session API (GET /sessions, POST
+// /sessions/kick: list and end this instance's logged-in sessions) on
+// metrics_addr, reloads routes and certificates, and drains on the way
+// out.
 //
 // Usage:
 //
