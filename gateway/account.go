@@ -170,8 +170,9 @@ func (r AccountRules) CheckDefaultDomain() error {
 	case len(d) > 253:
 		return fmt.Errorf("%q: longer than a domain may be (253 bytes)", d)
 	}
-	if _, err := (AccountRules{Chars: r.Chars, AnyPrintable: r.AnyPrintable}).name(d, "domain"); err != nil {
-		return fmt.Errorf("%q: a byte that names may not hold (username_chars)", d)
+	// With its '@': the name the rules then check is NAME@DOMAIN.
+	if _, err := (AccountRules{Chars: r.Chars, AnyPrintable: r.AnyPrintable}).name("@"+d, "domain"); err != nil {
+		return fmt.Errorf("%q: '@' or a byte of it that names may not hold (username_chars)", d)
 	}
 	return nil
 }

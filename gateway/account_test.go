@@ -92,6 +92,9 @@ func TestCheckDefaultDomain(t *testing.T) {
 		{gateway.AccountRules{DefaultDomain: "exämple.com"}, false},
 		{gateway.AccountRules{DefaultDomain: "exämple.com", AnyPrintable: true}, true},
 		{gateway.AccountRules{DefaultDomain: string(bytesOf('a', 254))}, false},
+		// Names would get an '@' that username_chars forbids (Dovecot checks
+		// its chars after adding auth_default_realm).
+		{gateway.AccountRules{Chars: "abcdefghijklmnopqrstuvwxyz.", DefaultDomain: "a.test"}, false},
 	} {
 		if err := tc.rules.CheckDefaultDomain(); (err == nil) != tc.ok {
 			t.Errorf("%q: %v, want ok %v", tc.rules.DefaultDomain, err, tc.ok)

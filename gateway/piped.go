@@ -66,7 +66,7 @@ func (ps *pipedSession) started(h *pipe.Handle) {
 	}
 	moved, lost := ps.srv.farewell(TextMoved), ps.srv.farewell(TextLost)
 	ps.lease.OnKick(func(cause error) {
-		ps.kick.Store(&cause)
+		ps.kick.CompareAndSwap(nil, &cause) // an administrator's kick that came first keeps its cause
 		if errors.Is(cause, ErrMoved) {
 			h.Stop(moved)
 		} else {

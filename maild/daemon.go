@@ -330,7 +330,7 @@ func (d *Daemon) adminHandler() http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", h)
-	aff := affinity.Handler(stores)
+	aff := adminHostOnly(affinity.Handler(stores)) // it moves users: not for a rebound name
 	mux.Handle("/affinity", aff)
 	mux.Handle("/affinity/", aff)
 	mux.Handle("/sessions", d.sessionsHandler()) // list and kick this instance's sessions (sessions.go)

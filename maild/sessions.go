@@ -3,6 +3,7 @@ package maild
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -81,7 +82,7 @@ func newSessionsHandler(servers []sessionServer, log *slog.Logger, prefix string
 	mux.HandleFunc("/sessions/", func(w http.ResponseWriter, r *http.Request) {
 		writeSessionsJSON(w, http.StatusNotFound, sessionsAPIError{Error: fmt.Sprintf("no such path %q (GET /sessions, POST /sessions/kick)", r.URL.Path)})
 	})
-	return http.NewCrossOriginProtection().Handler(mux)
+	return adminHostOnly(http.NewCrossOriginProtection().Handler(mux))
 }
 
 func methodNotAllowed(allow string) http.HandlerFunc {
@@ -141,22 +142,26 @@ func (a *sessionsAPI) kick(w http.ResponseWriter, r *http.Request) {
 }
 
 // kickAccount reads the account of a kick: a JSON body's "account", else
-// the form's (body or query).
+// the form's (body or query). A request that names it ambiguously (twice,
+// differently; a JSON key repeated; more than one JSON value) is refused,
+// as it would kick someone nobody can tell.
 func kickAccount(w http.ResponseWriter, r *http.Request) (string, error) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxKickBody)
 	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/json" {
-		var req struct {
-			Account string `json:"account"`
-		}
-		dec := json.NewDecoder(r.Body)
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
+		account, err := jsonAccount(r.Body)
+		if err != nil {
 			return "", fmt.Errorf("request body: %w", err)
 		}
-		if req.Account != "" {
-			return req.Account, nil
+		vs := r.URL.Query()["account"]
+		for _, v := range vs {
+			if v != vs[0] || account != "" && v != account {
+				return "", fmt.Errorf("account given more than once, differently (the body's %q, the query's %s)", account, strings.Join(vs, ", "))
+			}
 		}
-		return r.URL.Query().Get("account"), nil
+		if account == "" && len(vs) > 0 {
+			account = vs[0]
+		}
+		return account, nil
 	}
 	if err := r.ParseForm(); err != nil {
 		return "", fmt.Errorf("request: %w", err)
@@ -165,4 +170,37 @@ func kickAccount(w http.ResponseWriter, r *http.Request) (string, error) {
 		return "", fmt.Errorf("account given %d times, differently (%s)", len(vs), strings.Join(vs, ", "))
 	}
 	return r.Form.Get("account"), nil
+}
+
+// jsonAccount reads {"account": "..."} and nothing else: one object, no
+// other key, the key once, nothing after it.
+func jsonAccount(body io.Reader) (string, error) {
+	dec := json.NewDecoder(body)
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return "", fmt.Errorf("want a JSON object {\"account\": NAME}")
+	}
+	account, seen := "", false
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return "", err
+		}
+		if key, _ := t.(string); key != "account" {
+			return "", fmt.Errorf("unknown field %q", t)
+		}
+		if seen {
+			return "", fmt.Errorf("\"account\" given twice")
+		}
+		seen = true
+		if err := dec.Decode(&account); err != nil {
+			return "", fmt.Errorf("\"account\": %w", err)
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return "", err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return "", fmt.Errorf("more than one JSON value")
+	}
+	return account, nil
 }
