@@ -22,6 +22,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -53,6 +54,17 @@ func Handler(g prometheus.Gatherer, healthy func() error) http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	return mux
+}
+
+// WriteJSON answers code with v as JSON, as the admin address's APIs
+// answer (the affinity and session APIs): indented, never cached.
+func WriteJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
 }
 
 // Server is a running admin endpoint.

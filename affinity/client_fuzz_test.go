@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pipegate/pipegate/admin"
 )
 
 // answerTransport answers every request with a fixed status, content
@@ -62,7 +64,7 @@ func clientCall(c *Client, sel uint8) (any, error) {
 func FuzzClientAnswer(f *testing.F) {
 	answer := func(v any) []byte {
 		w := httptest.NewRecorder()
-		writeJSON(w, http.StatusOK, v)
+		admin.WriteJSON(w, http.StatusOK, v)
 		return w.Body.Bytes()
 	}
 	exp := time.Date(2025, 1, 2, 3, 4, 5, 6e6, time.UTC)

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"slices"
 	"time"
+
+	"github.com/pipegate/pipegate/admin"
 )
 
 // The admin API (Handler) speaks JSON; these are its answers.
@@ -136,18 +138,9 @@ func status(err error) (int, string) {
 	return http.StatusInternalServerError, ""
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}
-
 func writeError(w http.ResponseWriter, err error) {
 	code, field := status(err)
-	writeJSON(w, code, APIError{Error: err.Error(), Field: field})
+	admin.WriteJSON(w, code, APIError{Error: err.Error(), Field: field})
 }
 
 // pool finds the named pool; "" is the only one, if there is one.
@@ -197,7 +190,7 @@ func (a *api) user(w http.ResponseWriter, r *http.Request) {
 		info.TTL = as.TTL.Round(time.Millisecond).String()
 		info.Expires = time.Now().Add(as.TTL).UTC().Truncate(time.Millisecond)
 	}
-	writeJSON(w, http.StatusOK, info)
+	admin.WriteJSON(w, http.StatusOK, info)
 }
 
 func (a *api) listPools(w http.ResponseWriter, r *http.Request) {
@@ -223,7 +216,7 @@ func (a *api) listPools(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, info)
 	}
-	writeJSON(w, http.StatusOK, out)
+	admin.WriteJSON(w, http.StatusOK, out)
 }
 
 // info is the pool's shared state for the admin API.
@@ -316,7 +309,7 @@ func (a *api) move(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, moveInfo(name, res))
+	admin.WriteJSON(w, http.StatusOK, moveInfo(name, res))
 }
 
 func (a *api) weight(w http.ResponseWriter, r *http.Request) {
@@ -348,7 +341,7 @@ func (a *api) weight(w http.ResponseWriter, r *http.Request) {
 	if eff < 0 {
 		eff = conf
 	}
-	writeJSON(w, http.StatusOK, WeightInfo{Pool: name, Member: req.Member, Weight: eff, ConfiguredWeight: conf})
+	admin.WriteJSON(w, http.StatusOK, WeightInfo{Pool: name, Member: req.Member, Weight: eff, ConfiguredWeight: conf})
 }
 
 func (a *api) evacuate(w http.ResponseWriter, r *http.Request) {
@@ -372,5 +365,5 @@ func (a *api) evacuate(w http.ResponseWriter, r *http.Request) {
 		code, _ = status(err)
 		info.Error = err.Error()
 	}
-	writeJSON(w, code, info)
+	admin.WriteJSON(w, code, info)
 }

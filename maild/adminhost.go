@@ -6,6 +6,9 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/pipegate/pipegate/admin"
+	"github.com/pipegate/pipegate/affinity"
 )
 
 // adminHostOnly guards the admin address's APIs that read accounts or act
@@ -18,7 +21,7 @@ import (
 func adminHostOnly(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !adminHost(r.Host) {
-			writeSessionsJSON(w, http.StatusForbidden, sessionsAPIError{
+			admin.WriteJSON(w, http.StatusForbidden, affinity.APIError{
 				Error: fmt.Sprintf("Host %q is not an IP address or localhost: ask the admin API by address (a guard against DNS rebinding)", r.Host),
 				Field: "host",
 			})

@@ -333,8 +333,9 @@ func (d *Daemon) adminHandler() http.Handler {
 	aff := adminHostOnly(affinity.Handler(stores)) // it moves users: not for a rebound name
 	mux.Handle("/affinity", aff)
 	mux.Handle("/affinity/", aff)
-	mux.Handle("/sessions", d.sessionsHandler()) // list and kick this instance's sessions (sessions.go)
-	mux.Handle("/sessions/", d.sessionsHandler())
+	sess := d.sessionsHandler() // list and kick this instance's sessions (sessions.go)
+	mux.Handle("/sessions", sess)
+	mux.Handle("/sessions/", sess)
 	return mux
 }
 

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/pipegate/pipegate/admin"
+	"github.com/pipegate/pipegate/affinity"
 	"github.com/pipegate/pipegate/gateway"
 )
 
@@ -34,12 +36,6 @@ type sessionServer interface {
 type KickInfo struct {
 	Account string `json:"account"`
 	Kicked  int    `json:"kicked"`
-}
-
-// sessionsAPIError is the body of an error answer of the session API.
-type sessionsAPIError struct {
-	Error string `json:"error"`
-	Field string `json:"field,omitempty"`
 }
 
 // maxKickBody bounds a kick's request body.
@@ -80,7 +76,7 @@ func newSessionsHandler(servers []sessionServer, log *slog.Logger, prefix string
 	mux.HandleFunc("/sessions", methodNotAllowed("GET"))
 	mux.HandleFunc("/sessions/kick", methodNotAllowed("POST"))
 	mux.HandleFunc("/sessions/", func(w http.ResponseWriter, r *http.Request) {
-		writeSessionsJSON(w, http.StatusNotFound, sessionsAPIError{Error: fmt.Sprintf("no such path %q (GET /sessions, POST /sessions/kick)", r.URL.Path)})
+		admin.WriteJSON(w, http.StatusNotFound, affinity.APIError{Error: fmt.Sprintf("no such path %q (GET /sessions, POST /sessions/kick)", r.URL.Path)})
 	})
 	return adminHostOnly(http.NewCrossOriginProtection().Handler(mux))
 }
@@ -88,17 +84,8 @@ func newSessionsHandler(servers []sessionServer, log *slog.Logger, prefix string
 func methodNotAllowed(allow string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", allow)
-		writeSessionsJSON(w, http.StatusMethodNotAllowed, sessionsAPIError{Error: fmt.Sprintf("%s %s: method not allowed, use %s", r.Method, r.URL.Path, allow)})
+		admin.WriteJSON(w, http.StatusMethodNotAllowed, affinity.APIError{Error: fmt.Sprintf("%s %s: method not allowed, use %s", r.Method, r.URL.Path, allow)})
 	}
-}
-
-func writeSessionsJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
 }
 
 // list answers the sessions of every server (of one account with
@@ -107,7 +94,7 @@ func (a *sessionsAPI) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	account, filter := q.Get("account"), q.Has("account")
 	if filter && account == "" {
-		writeSessionsJSON(w, http.StatusBadRequest, sessionsAPIError{Error: "account is empty (leave it out to list every session)", Field: "account"})
+		admin.WriteJSON(w, http.StatusBadRequest, affinity.APIError{Error: "account is empty (leave it out to list every session)", Field: "account"})
 		return
 	}
 	out := []gateway.SessionInfo{} // [] rather than null when there is none
@@ -119,7 +106,7 @@ func (a *sessionsAPI) list(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	slices.SortStableFunc(out, gateway.SessionInfo.Compare)
-	writeSessionsJSON(w, http.StatusOK, out)
+	admin.WriteJSON(w, http.StatusOK, out)
 }
 
 // kick ends the sessions of the account the request names on every
@@ -130,7 +117,7 @@ func (a *sessionsAPI) kick(w http.ResponseWriter, r *http.Request) {
 		err = fmt.Errorf("account is required: account=NAME in the query or the form body, or {\"account\": NAME}")
 	}
 	if err != nil {
-		writeSessionsJSON(w, http.StatusBadRequest, sessionsAPIError{Error: err.Error(), Field: "account"})
+		admin.WriteJSON(w, http.StatusBadRequest, affinity.APIError{Error: err.Error(), Field: "account"})
 		return
 	}
 	n := 0
@@ -138,7 +125,7 @@ func (a *sessionsAPI) kick(w http.ResponseWriter, r *http.Request) {
 		n += srv.Kick(account)
 	}
 	a.log.Info(a.prefix+"admin: sessions kicked", "account", account, "sessions", n, "by", r.RemoteAddr)
-	writeSessionsJSON(w, http.StatusOK, KickInfo{Account: account, Kicked: n})
+	admin.WriteJSON(w, http.StatusOK, KickInfo{Account: account, Kicked: n})
 }
 
 // kickAccount reads the account of a kick: a JSON body's "account", else

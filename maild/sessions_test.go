@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pipegate/pipegate/affinity"
 	"github.com/pipegate/pipegate/gateway"
 	"github.com/pipegate/pipegate/internal/configtest"
 	"github.com/pipegate/pipegate/internal/testenv"
@@ -161,7 +162,7 @@ func TestSessionsAPI(t *testing.T) {
 			r.Header.Set("Content-Type", c.ctype)
 		}
 		code, hdr, body := sessionsCall(t, h, r)
-		var e sessionsAPIError
+		var e affinity.APIError
 		if code != c.code || hdr.Get("Allow") != c.allow || json.Unmarshal([]byte(body), &e) != nil || !strings.Contains(e.Error, c.want) {
 			t.Errorf("%s %s %q: %d (Allow %q) %s; want %d (Allow %q) saying %q", c.method, c.path, c.body, code, hdr.Get("Allow"), body, c.code, c.allow, c.want)
 		}
