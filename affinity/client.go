@@ -103,10 +103,8 @@ func (c *Client) Evacuate(ctx context.Context, pool, member string) (EvacuateInf
 const maxAnswer = 64 << 20
 
 // call sends one request with body (if not nil) as JSON and decodes the
-// answer into out, also when it is an error answer (an evacuation's
-// partial result); a JSON error answer is a *StatusError.
+// answer into out (see Do).
 func (c *Client) call(ctx context.Context, method, path string, body, out any) error {
-	base := strings.TrimSuffix(c.Base, "/")
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -115,13 +113,23 @@ func (c *Client) call(ctx context.Context, method, path string, body, out any) e
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.Base, "/")+path, rd)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	return c.Do(req, out)
+}
+
+// Do sends req, a request to the admin address (the methods' own, or one
+// of another API there that answers alike, such as the session API), and
+// decodes the JSON answer into out, also when it is an error answer (an
+// evacuation's partial result). A JSON error answer is a *StatusError, an
+// answer that is not JSON a *NotJSONError.
+func (c *Client) Do(req *http.Request, out any) error {
+	base, method, path := strings.TrimSuffix(c.Base, "/"), req.Method, req.URL.RequestURI()
 	hc := c.HTTP
 	if hc == nil {
 		hc = http.DefaultClient
@@ -136,7 +144,7 @@ func (c *Client) call(ctx context.Context, method, path string, body, out any) e
 		return fmt.Errorf("admin API at %s: read answer: %w", base, err)
 	}
 	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-		return fmt.Errorf("admin API at %s: %s %s: %s: %s", base, method, path, resp.Status, strings.TrimSpace(string(data)))
+		return &NotJSONError{Base: base, Method: method, Path: path, Status: resp.Status, Body: strings.TrimSpace(string(data))}
 	}
 	derr := json.Unmarshal(data, out)
 	if resp.StatusCode != http.StatusOK {
@@ -154,4 +162,16 @@ func (c *Client) call(ctx context.Context, method, path string, body, out any) e
 		c.OnAnswer(data)
 	}
 	return nil
+}
+
+// NotJSONError is an answer that is not JSON: not pipegate's admin API,
+// or a version without the endpoint asked for.
+type NotJSONError struct {
+	Base, Method, Path string
+	Status             string // HTTP status line
+	Body               string // the answer, trimmed
+}
+
+func (e *NotJSONError) Error() string {
+	return fmt.Sprintf("admin API at %s: %s %s: %s: %s", e.Base, e.Method, e.Path, e.Status, e.Body)
 }

@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,9 +20,6 @@ import (
 // instance's admin address (maild's /sessions), which answers for that
 // instance's sessions only.
 
-// maxSessionsAnswer bounds the answer of GET /sessions.
-const maxSessionsAnswer = 64 << 20
-
 // doSessions runs the commands sessions [ACCOUNT] and kick ACCOUNT.
 func (c *ctl) doSessions(ctx context.Context, cmd string, args []string) error {
 	switch {
@@ -36,7 +33,7 @@ func (c *ctl) doSessions(ctx context.Context, cmd string, args []string) error {
 			return fmt.Errorf("kick: the account is empty")
 		}
 	}
-	base, err := c.baseURL()
+	api, err := c.client()
 	if err != nil {
 		return err
 	}
@@ -45,7 +42,7 @@ func (c *ctl) doSessions(ctx context.Context, cmd string, args []string) error {
 	if cmd == "kick" {
 		var k maild.KickInfo
 		body := url.Values{"account": {args[0]}}.Encode()
-		if err := c.sessionsCall(ctx, base, "POST", "/sessions/kick", body, &k); err != nil {
+		if err := c.sessionsCall(ctx, api, "POST", "/sessions/kick", body, &k); err != nil {
 			return err
 		}
 		if !c.json {
@@ -59,7 +56,7 @@ func (c *ctl) doSessions(ctx context.Context, cmd string, args []string) error {
 		path += "?" + url.Values{"account": {account}}.Encode()
 	}
 	var list []gateway.SessionInfo
-	if err := c.sessionsCall(ctx, base, "GET", path, "", &list); err != nil {
+	if err := c.sessionsCall(ctx, api, "GET", path, "", &list); err != nil {
 		return err
 	}
 	if !c.json {
@@ -69,47 +66,26 @@ func (c *ctl) doSessions(ctx context.Context, cmd string, args []string) error {
 }
 
 // sessionsCall sends one request to the session API (form a form body for
-// a POST) and decodes the JSON answer into out; with --json it prints the
-// answer as it came. An error answer is an *affinity.StatusError: both
-// APIs answer errors alike.
-func (c *ctl) sessionsCall(ctx context.Context, base, method, path, form string, out any) error {
+// a POST) through the admin API's client, and decodes the JSON answer into
+// out; with --json it prints the answer as it came. An error answer is an
+// *affinity.StatusError: both APIs answer errors alike.
+func (c *ctl) sessionsCall(ctx context.Context, api *affinity.Client, method, path, form string, out any) error {
 	var body io.Reader
 	if form != "" {
 		body = strings.NewReader(form)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, base+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(api.Base, "/")+path, body)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	if form != "" {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
-	// One request per run: no connection is kept.
-	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("admin API at %s: %w", base, err)
+	err = api.Do(req, out) // --json: the client's OnAnswer prints
+	if _, ok := errors.AsType[*affinity.NotJSONError](err); ok {
+		return fmt.Errorf("%w (a pipegate mail too old for sessions, or not pipegate mail?)", err)
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxSessionsAnswer))
-	if err != nil {
-		return fmt.Errorf("admin API at %s: read answer: %w", base, err)
-	}
-	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-		return fmt.Errorf("admin API at %s: %s %s: %s: %s (a pipegate mail too old for sessions, or not pipegate mail?)", base, method, path, resp.Status, strings.TrimSpace(string(data)))
-	}
-	if c.json {
-		c.stdout.Write(data)
-	}
-	if resp.StatusCode != http.StatusOK {
-		se := &affinity.StatusError{Code: resp.StatusCode, Status: resp.Status}
-		_ = json.Unmarshal(data, &se.API)
-		return se
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("admin API at %s: %s %s: %w", base, method, path, err)
-	}
-	return nil
+	return err
 }
 
 // printSessions prints the sessions as a table, then their number.
