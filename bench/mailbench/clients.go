@@ -11,14 +11,15 @@ import (
 	"time"
 
 	"github.com/pipegate/pipegate/bench/internal/benchproc"
+	"github.com/pipegate/pipegate/bench/internal/mailproto"
 )
 
 // The protocols a target speaks.
 const (
-	imapProto       = "imap"
-	pop3Proto       = "pop3"
-	sieveProto      = "sieve"
-	submissionProto = "submission"
+	imapProto       = mailproto.IMAP
+	pop3Proto       = mailproto.POP3
+	sieveProto      = mailproto.Sieve
+	submissionProto = mailproto.Submission
 )
 
 // How the client secures the connection.
@@ -129,21 +130,8 @@ func (s *session) reply(greeting bool) (string, error) {
 		if err != nil {
 			return l, err
 		}
-		switch s.t.proto {
-		case imapProto:
-			if greeting || !strings.HasPrefix(l, "* ") {
-				return l, nil // the greeting, or a tagged answer
-			}
-		case pop3Proto:
+		if mailproto.ReplyEnds(s.t.proto, l, greeting) {
 			return l, nil
-		case sieveProto:
-			if strings.HasPrefix(l, "OK") || strings.HasPrefix(l, "NO") || strings.HasPrefix(l, "BYE") {
-				return l, nil
-			}
-		case submissionProto:
-			if len(l) >= 4 && l[3] == ' ' {
-				return l, nil
-			}
 		}
 	}
 	return "", fmt.Errorf("no end of reply in 100 lines")

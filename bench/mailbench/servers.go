@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pipegate/pipegate/bench/internal/benchproc"
+	"github.com/pipegate/pipegate/bench/internal/mailproto"
 	"github.com/pipegate/pipegate/internal/freeport"
 	"github.com/pipegate/pipegate/internal/testenv"
 )
@@ -64,20 +65,7 @@ func proxyPassdb(dir, user, pass string, ports map[string]string) (string, error
 }
 
 // pgListener is one listener of the pipegate under test.
-type pgListener struct {
-	proto string
-	tls   bool // implicit TLS; without it STARTTLS/STLS is offered
-}
-
-// The listeners of every pipegate started: plain and implicit TLS for
-// IMAP, POP3 and submission (587 offers STARTTLS), ManageSieve with
-// STARTTLS.
-var pgListeners = []pgListener{
-	{imapProto, false}, {imapProto, true},
-	{pop3Proto, false}, {pop3Proto, true},
-	{sieveProto, false},
-	{submissionProto, false}, {submissionProto, true},
-}
+type pgListener = mailproto.Listener
 
 // pipegate is a running `pipegate mail` and its listening addresses.
 type pipegate struct {
@@ -87,7 +75,7 @@ type pipegate struct {
 }
 
 // startPipegate runs `pipegate mail` in front of backend (plain on
-// every protocol, client address by XCLIENT or ID) with pgListeners.
+// every protocol, client address by XCLIENT or ID) with mailproto.Listeners.
 func startPipegate(ctx context.Context, bin, dir, certFile, keyFile string, backend *testenv.Dovecot) (*pipegate, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -100,13 +88,13 @@ func startPipegate(ctx context.Context, bin, dir, certFile, keyFile string, back
 	}
 	pg := &pipegate{addrs: map[pgListener]string{}, dir: dir}
 	var listen strings.Builder
-	for _, l := range pgListeners {
+	for _, l := range mailproto.Listeners {
 		addr, err := freeport.Addr()
 		if err != nil {
 			return nil, err
 		}
 		pg.addrs[l] = addr
-		fmt.Fprintf(&listen, "  - addr: %s\n    protocol: %s\n    tls: %t\n", addr, l.proto, l.tls)
+		fmt.Fprintf(&listen, "  - addr: %s\n    protocol: %s\n    tls: %t\n", addr, l.Proto, l.TLS)
 	}
 	config := filepath.Join(dir, "pipegate.yaml")
 	err = os.WriteFile(config, []byte(fmt.Sprintf(`listen:
@@ -140,7 +128,7 @@ log:
 
 // target is the way to pipegate's listener of proto with mode.
 func (pg *pipegate) target(proto string, mode tlsMode) target {
-	return target{name: "pipegate", proto: proto, addr: pg.addrs[pgListener{proto, mode == implicitTLS}], tls: mode}
+	return target{name: "pipegate", proto: proto, addr: pg.addrs[pgListener{Proto: proto, TLS: mode == implicitTLS}], tls: mode}
 }
 
 // writeCert writes a self-signed RSA-2048 certificate for 127.0.0.1 and

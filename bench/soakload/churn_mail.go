@@ -353,11 +353,11 @@ func isClosed(err error) bool {
 func (s *soak) connectClose(rng *rand.Rand) (string, error) {
 	l := pick(rng, mailListeners)
 	mode := noTLS
-	if l.tls {
+	if l.TLS {
 		mode = implicitTLS
 	}
 	name := "mail connect-close"
-	m, err := s.dialMail(l.proto, noTLS, randSrc(rng, srcVanish)) // no handshake even on TLS listeners
+	m, err := s.dialMail(l.Proto, noTLS, randSrc(rng, srcVanish)) // no handshake even on TLS listeners
 	if err != nil {
 		return name, err
 	}

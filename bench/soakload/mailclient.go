@@ -10,6 +10,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/pipegate/pipegate/bench/internal/mailproto"
 )
 
 // How a mail client secures its connection.
@@ -50,7 +52,7 @@ type mconn struct {
 // one when mode says so), counts the connection and runs the TLS
 // handshake of implicit TLS.
 func (s *soak) dialMail(proto string, mode tlsMode, src net.IP) (*mconn, error) {
-	addr := s.env.mailAddrs[mailListener{proto, mode == implicitTLS}]
+	addr := s.env.mailAddrs[mailListener{Proto: proto, TLS: mode == implicitTLS}]
 	d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: src}}
 	c, err := d.Dial("tcp", addr)
 	if err != nil {
@@ -119,21 +121,8 @@ func (m *mconn) reply(greeting bool) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		switch m.proto {
-		case imapProto:
-			if greeting || !strings.HasPrefix(l, "* ") {
-				return l, nil
-			}
-		case pop3Proto:
+		if mailproto.ReplyEnds(m.proto, l, greeting) {
 			return l, nil
-		case sieveProto:
-			if strings.HasPrefix(l, "OK") || strings.HasPrefix(l, "NO") || strings.HasPrefix(l, "BYE") {
-				return l, nil
-			}
-		case submissionProto:
-			if len(l) >= 4 && l[3] == ' ' {
-				return l, nil
-			}
 		}
 	}
 	return "", errors.New("no end of reply in 200 lines")

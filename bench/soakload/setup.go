@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/pipegate/pipegate/bench/internal/benchproc"
+	"github.com/pipegate/pipegate/bench/internal/mailproto"
 	"github.com/pipegate/pipegate/internal/freeport"
 	"github.com/pipegate/pipegate/internal/testenv"
 )
@@ -37,10 +38,10 @@ const (
 
 // The protocols of the mail listeners.
 const (
-	imapProto       = "imap"
-	pop3Proto       = "pop3"
-	sieveProto      = "sieve"
-	submissionProto = "submission"
+	imapProto       = mailproto.IMAP
+	pop3Proto       = mailproto.POP3
+	sieveProto      = mailproto.Sieve
+	submissionProto = mailproto.Submission
 )
 
 var mailProtos = []string{imapProto, pop3Proto, sieveProto, submissionProto}
@@ -67,18 +68,11 @@ const (
 // fwdIdle says which forwards have fwdIdleTimeout.
 var fwdIdle = map[string]bool{fwdPlain: true, fwdTLS: true}
 
-// mailListener is one listener of `pipegate mail`.
-type mailListener struct {
-	proto string
-	tls   bool // implicit TLS; else STARTTLS/STLS is offered
-}
+// mailListener is one listener of `pipegate mail`; mailListeners are
+// mailproto's.
+type mailListener = mailproto.Listener
 
-var mailListeners = []mailListener{
-	{imapProto, false}, {imapProto, true},
-	{pop3Proto, false}, {pop3Proto, true},
-	{sieveProto, false},
-	{submissionProto, false}, {submissionProto, true},
-}
+var mailListeners = mailproto.Listeners
 
 // daemon is a running pipegate and what the soak needs of it.
 type daemon struct {
@@ -182,7 +176,7 @@ default: [imap://%s, pop3://%s, sieve://%s, submission://%s]
 		}
 		e.mailAddrs[l] = a
 		addrs = append(addrs, a)
-		fmt.Fprintf(&listen, "  - {addr: %q, protocol: %s, tls: %t}\n", a, l.proto, l.tls)
+		fmt.Fprintf(&listen, "  - {addr: %q, protocol: %s, tls: %t}\n", a, l.Proto, l.TLS)
 	}
 	metrics, err := freeport.Addr()
 	if err != nil {
