@@ -57,6 +57,12 @@ func (p *Penalty) getStore() PenaltyStore {
 	return p.store
 }
 
+// getRepeats is the memory of failed attempts, made with the store.
+func (p *Penalty) getRepeats() *repeats {
+	p.getStore()
+	return p.repeats
+}
+
 // storeCtx bounds a store call by StoreTimeout.
 func (p *Penalty) storeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	d := p.StoreTimeout
@@ -147,7 +153,7 @@ func (p *Penalty) FailAttempt(ctx context.Context, ip netip.Addr, account, passw
 	if p == nil {
 		return false
 	}
-	if p.getStore(); p.repeats.seen(keyString(ip), account, password, p.forget()) {
+	if p.getRepeats().seen(keyString(ip), account, password, p.forget()) {
 		return false
 	}
 	p.Fail(ctx, ip)
@@ -169,5 +175,5 @@ func (p *Penalty) Success(ctx context.Context, ip netip.Addr) {
 	ctx, cancel := p.storeCtx(ctx)
 	defer cancel()
 	p.fail(p.getStore().Reset(ctx, keyString(ip)))
-	p.repeats.forget(keyString(ip))
+	p.getRepeats().forget(keyString(ip))
 }
