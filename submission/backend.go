@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -60,7 +59,7 @@ func (bc *backendConn) xclientLogin(lg gateway.Login, rt route.Route) error {
 		return errUnchecked
 	}
 	params, ok := bc.exts.Params("XCLIENT")
-	if !ok || !slices.ContainsFunc(params, func(p string) bool { return strings.EqualFold(p, "LOGIN") }) {
+	if !ok || !hasMech(params, "LOGIN") { // the same case-blind match as AUTH's list
 		return errors.New("login=xclient: the backend's XCLIENT does not take LOGIN (is the proxy in its smtpd_authorized_xclient_hosts?)")
 	}
 	user := cmp.Or(rt.Login, lg.Account)
