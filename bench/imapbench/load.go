@@ -56,26 +56,32 @@ func resumedShare(name string) float64 {
 
 // session is one logged-in client connection.
 type session struct {
-	name string // of its target
-	c    net.Conn
-	r    *bufio.Reader
+	name  string // of its target
+	c     net.Conn
+	r     *bufio.Reader
+	times phaseTimes // of its login so far
 }
 
 // login connects, logs in and returns the open session.
 func login(t target, user, pass string) (*session, error) {
+	start := time.Now()
 	c, err := net.DialTimeout("tcp", t.addr, 10*time.Second)
 	if err != nil {
 		return nil, err
 	}
+	connected := time.Now()
 	if t.tls {
 		c = tls.Client(c, clientTLS)
 	}
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	s := &session{name: t.name, c: c, r: bufio.NewReaderSize(c, 4096)}
+	s.times[phaseConnect] = connected.Sub(start)
 	if _, err := s.expect("* OK"); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("%s greeting: %w", t.name, err)
 	}
+	greeted := time.Now()
+	s.times[phaseGreeting] = greeted.Sub(connected)
 	if tc, ok := c.(*tls.Conn); ok {
 		countTLS(t.name, tc.ConnectionState())
 	}
@@ -85,6 +91,7 @@ func login(t target, user, pass string) (*session, error) {
 		c.Close()
 		return nil, fmt.Errorf("%s LOGIN: %q %v", t.name, l, err)
 	}
+	s.times[phaseLogin] = time.Since(greeted)
 	c.SetDeadline(time.Time{})
 	return s, nil
 }
@@ -106,9 +113,12 @@ func (s *session) expect(prefix string) (string, error) {
 func (s *session) Close() error {
 	s.c.SetDeadline(time.Now().Add(30 * time.Second))
 	defer s.c.Close()
+	start := time.Now()
 	fmt.Fprintf(s.c, "z LOGOUT\r\n")
 	if _, err := s.expect("z OK"); err != nil {
 		return fmt.Errorf("%s LOGOUT: %w", s.name, err)
 	}
+	s.times[phaseLogout] = time.Since(start)
+	s.times.record(s.name)
 	return nil
 }

@@ -31,7 +31,9 @@
 // Dovecot's own imaps port for the direct line). Logins are sequential
 // (connect, [TLS], LOGIN, LOGOUT); each round runs every line once, in a
 // rotating order; a line's rate is all its logins over all its time, and
-// per-round ratios show the spread. Memory is the RSS growth of the
+// per-round ratios show the spread; a second table gives each line's
+// median time per phase of a cycle (connect, greeting, login, logout), to
+// show where a proxy adds to a login's latency. Memory is the RSS growth of the
 // proxy's processes (all processes of its group) from N to 2N idle
 // logged-in sessions, per session.
 package main
@@ -252,6 +254,7 @@ func (b *bench) run() error {
 		secs := map[string]float64{}
 		rates := map[string][]float64{} // per line, one per round
 		ticks := map[string]int64{}     // the proxy's CPU time over its logins
+		resetPhases()
 		for r := range b.rounds {
 			for _, t := range benchproc.Rotate(s.targets, r) {
 				rate, cpu, err := b.measure(t, s.pgids)
@@ -286,6 +289,7 @@ func (b *bench) run() error {
 			}
 			fmt.Println()
 		}
+		printPhases(s.targets)
 		if b.sessions > 0 {
 			fmt.Printf("%-14s %12s\n", "proxy", "KiB/idle session")
 			for _, t := range s.targets[1:] {
