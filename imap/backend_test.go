@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	goimap "github.com/emersion/go-imap/v2"
 
@@ -456,5 +457,50 @@ func TestGreetingHostname(t *testing.T) {
 	c := &rawClient{t: t, conn: conn, r: newLineReader(conn)}
 	if l := c.line(); !strings.HasSuffix(l, "] gw.test "+imap.DefaultGreeting) {
 		t.Errorf("greeting %q", l)
+	}
+}
+
+// TestBackendLoginAnsweredBeforeID: a backend may complete the login
+// pipelined behind the proxy's ID before the ID itself (RFC 9051 section
+// 5.5); the client still gets the login's answer at once, not after the
+// backend timeout, whether the login went as LOGIN or as AUTHENTICATE
+// with an initial response.
+func TestBackendLoginAnsweredBeforeID(t *testing.T) {
+	for _, tc := range []struct{ name, caps, login string }{
+		{"LOGIN", "IMAP4rev1 ID", "LOGIN"},
+		{"AUTHENTICATE", "IMAP4rev1 ID SASL-IR LOGINDISABLED AUTH=PLAIN", "AUTHENTICATE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := make(seen, 10)
+			fb := startFake(t, func(fc *fakeConn) {
+				fc.send("* OK [CAPABILITY " + tc.caps + "] fake\r\n")
+				id, login := fc.cmd(), fc.cmd()
+				if id == nil || login == nil {
+					return
+				}
+				got <- id
+				got <- login
+				fc.send(login.Tag + " OK [CAPABILITY IMAP4rev1 IDLE] Logged in\r\n")
+				fc.send("* ID NIL\r\n" + id.Tag + " OK ID done\r\n")
+				fc.serveAfterLogin()
+			})
+			p := startProxy(t, &imap.Server{Server: gateway.Server{
+				Router:             oneBackend(t, "imap://"+fb.addr),
+				AllowPlaintextAuth: true,
+				BackendTimeout:     time.Hour, // past the client's deadline: a wait fails the test
+			}})
+			c := dialRaw(t, p.addr)
+			c.send("a LOGIN alice@a.test secret\r\n")
+			if l := c.expectPrefix("a "); l != "a OK [CAPABILITY IMAP4rev1 IDLE] Logged in" {
+				t.Errorf("login: %q", l)
+			}
+			c.send("b NOOP\r\n")
+			if l := c.line(); l != "b OK NOOP done by fake" {
+				t.Errorf("NOOP: %q", l)
+			}
+			if id, login := got.next(t), got.next(t); id.Name != "ID" || login.Name != tc.login {
+				t.Errorf("the backend got %s then %s, want ID then %s", id.Name, login.Name, tc.login)
+			}
+		})
 	}
 }
