@@ -22,6 +22,10 @@ type pipedSession struct {
 	pool, poolUser string
 	h              *pipe.Handle
 	kick           atomic.Pointer[error] // the lease's kick, once it came
+	// leaving: its state went to another process (Leaving) and Left or
+	// Stayed has not said how that ended; guarded by srv.mu. Kick leaves
+	// it alone: it goes on in the other process, if it gets there.
+	leaving bool
 }
 
 // register counts ps among the Server's piped sessions; false if one

@@ -87,8 +87,11 @@ func (s *Server) Sessions() []SessionInfo {
 //
 // It returns how many sessions it ended; Kick does not wait for them to
 // close. A session ending by itself at that moment may be counted, and
-// keeps its own reason; so may one leaving for another process in a
-// binary upgrade at that moment, which then goes on there. Logins still
+// keeps its own reason. A session leaving for another process in a
+// binary upgrade is ended there if its pipe had left when the kick came
+// (the kick goes along with it, see SessionState.Kicked); one whose state
+// was being sent is passed by and not counted: it goes on in the other
+// process, whose Kick ends it. Logins still
 // in progress are not ended: one that was routed before a route change
 // may still reach the old backend after the kick, so list again
 // (Sessions) and kick again if it shows.
@@ -100,10 +103,10 @@ func (s *Server) Kick(account string) int {
 	s.mu.Lock()
 	var hs []*pipe.Handle
 	for _, ps := range s.pipedSessions {
-		if ps.h == nil || ps.entry.account != account {
+		if ps.h == nil || ps.leaving || ps.entry.account != account {
 			continue
 		}
-		// Read by ended, the pipe's Result saying ReasonStopped; a
+		// Read by ended (and by Leaving, for a pipe that left already), the pipe's Result saying ReasonStopped; a
 		// pool's kick that came first keeps its cause.
 		ps.kick.CompareAndSwap(nil, &cause)
 		hs = append(hs, ps.h)

@@ -32,24 +32,32 @@ type SessionState struct {
 	// duration counts from; zero from a process before it (the duration
 	// then counts from the pipe's start).
 	Start time.Time `json:"start,omitzero"`
+	// Kicked: an administrator kicked the session (Server.Kick) after its
+	// pipe left, too late to stop it here; the adopting Server ends it.
+	Kicked bool `json:"kicked,omitempty"`
 }
 
 // Leaving returns the state of the piped session whose pipe has tag (a
 // pipe.Detached's Tag), if it is one of s's: sent along with the pipe, it
 // lets the other process carry the session on (Adopt). Call Left once it
-// was sent.
+// was sent, or Stayed if it could not be. Until then Kick passes it by:
+// it goes on in the other process.
 func (s *Server) Leaving(tag string) (SessionState, bool) {
 	s.mu.Lock()
 	ps := s.pipedSessions[tag]
+	if ps != nil {
+		ps.leaving = true
+	}
 	s.mu.Unlock()
 	if ps == nil {
 		return SessionState{}, false
 	}
 	e := ps.entry
+	cause := ps.kick.Load() // read after leaving is set: a Kick either came before, or passes it by
 	st := SessionState{
 		ID: ps.id, Protocol: e.protocol, Client: e.client, Account: e.account, Backend: e.backend,
 		ClientTLS: e.clientTLS, BackendTLS: e.backendTLS, Pool: ps.pool, PoolUser: ps.poolUser,
-		Start: e.start,
+		Start: e.start, Kicked: cause != nil && *cause == errAdminKick,
 	}
 	if ps.slotAddr.IsValid() {
 		st.Peer = ps.slotAddr.String()
@@ -68,6 +76,16 @@ func (s *Server) Left(tag string) {
 	}
 	ps.releaseAll()
 	s.piped.Done() // its afterClose never runs here
+}
+
+// Stayed says that the session whose state Leaving gave did not leave
+// (sending it failed): its pipe goes on here, and Kick ends it again.
+func (s *Server) Stayed(tag string) {
+	s.mu.Lock()
+	if ps := s.pipedSessions[tag]; ps != nil {
+		ps.leaving = false
+	}
+	s.mu.Unlock()
 }
 
 // errNoEngine: a session can only be adopted onto an Engine.
@@ -127,7 +145,11 @@ func (s *Server) Adopt(ctx context.Context, d *pipe.Detached, st SessionState) e
 		return fmt.Errorf("gateway: adopt session %s: %w", st.ID, err)
 	}
 	ps.started(h)
-	if moved {
+	switch {
+	case st.Kicked:
+		ps.kick.CompareAndSwap(nil, &errAdminKick)
+		h.Stop(s.farewell(TextKicked))
+	case moved:
 		h.Stop(s.farewell(TextMoved))
 	}
 	return nil

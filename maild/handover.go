@@ -35,6 +35,7 @@ type sessionMover interface {
 	Quiesce(ctx context.Context) error
 	Leaving(tag string) (gateway.SessionState, bool)
 	Left(tag string)
+	Stayed(tag string)
 	Adopt(ctx context.Context, d *pipe.Detached, st gateway.SessionState) error
 }
 
@@ -70,6 +71,7 @@ func (d *Daemon) HandOver(ctx context.Context, c *upgrade.Conn) (sent, stayed in
 		}
 		meta, err := upgrade.MetaWithState("session", st, "state", p.State) // a sessionMsg
 		if err != nil {
+			m.Stayed(p.Tag) // DetachAll carries it on here
 			return err
 		}
 		hs := heldSession{m: m, st: st, state: bytes.Clone(p.State)}
@@ -77,6 +79,7 @@ func (d *Daemon) HandOver(ctx context.Context, c *upgrade.Conn) (sent, stayed in
 		clear(meta) // the pipe's secrets, base64'd
 		if err != nil {
 			clear(hs.state)
+			m.Stayed(p.Tag)
 			return err
 		}
 		m.Left(p.Tag)
