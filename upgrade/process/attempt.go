@@ -24,6 +24,9 @@ type upgradeAttempt struct {
 	log     *slog.Logger
 	stdout  io.Writer
 	stderr  io.Writer
+	// beforeReady, if set, runs before the wait for the new process's
+	// verdict, with the channel closed once the process exited (tests).
+	beforeReady func(exited <-chan struct{})
 }
 
 // run starts the new binary, hands it the listening sockets, waits until
@@ -46,19 +49,22 @@ func (a *upgradeAttempt) run(ctx context.Context) (pid int, err error) {
 	pid = cmd.Process.Pid
 	a.log.Info("upgrade: new binary started", "binary", a.binary, "pid", pid, "socket", path, "timeout", a.opts.Timeout)
 
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	ctx, cancelTimeout := context.WithTimeoutCause(ctx, a.opts.Timeout,
+	// timed bounds the whole attempt; running also ends when the new
+	// process exits, which matters until it is connected: from then on
+	// its exit closes the channel, after whatever it sent (its reason).
+	timed, cancelTimeout := context.WithTimeoutCause(ctx, a.opts.Timeout,
 		fmt.Errorf("it did not report serving within --upgrade-timeout %v", a.opts.Timeout))
 	defer cancelTimeout()
+	running, cancel := context.WithCancelCause(timed)
+	defer cancel(nil)
 	exited := make(chan struct{})
 	go waitNewProcess(cmd, cancel, exited)
 
-	c, err := a.handOver(ctx, srv)
+	c, err := a.handOver(running, timed, exited, srv)
 	if err != nil {
 		cmd.Process.Kill() // it may be gone already
 		<-exited
-		if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
+		if cause := context.Cause(running); cause != nil && !errors.Is(err, cause) {
 			err = fmt.Errorf("%w (%v)", err, cause)
 		}
 		return 0, fmt.Errorf("new process %d: %w", pid, err)
@@ -70,15 +76,18 @@ func (a *upgradeAttempt) run(ctx context.Context) (pid int, err error) {
 	// The sockets (and Unix sockets' paths) are its; ours go.
 	a.held.handedOver()
 	// Seam: stop accepting, hand over the established pairs that can move.
-	if err := a.pairs.HandOver(context.WithoutCancel(ctx), c); err != nil {
+	if err := a.pairs.HandOver(context.WithoutCancel(running), c); err != nil {
 		a.log.Warn("upgrade: handing over established pairs failed; the rest drain here", "pid", pid, "err", err)
 	}
 	return pid, nil
 }
 
 // handOver accepts the new process, gives it the listeners and waits for
-// its verdict.
-func (a *upgradeAttempt) handOver(ctx context.Context, srv *upgrade.Server) (*upgrade.Conn, error) {
+// its verdict. ctx ends when the process exits, timed only at the
+// attempt's timeout: the verdict is read under timed, so that a reason
+// the process sent just before it exited is not lost to its exit (which
+// then shows as the end of the channel).
+func (a *upgradeAttempt) handOver(ctx, timed context.Context, exited <-chan struct{}, srv *upgrade.Server) (*upgrade.Conn, error) {
 	var c *upgrade.Conn
 	for c == nil {
 		var err error
@@ -97,7 +106,10 @@ func (a *upgradeAttempt) handOver(ctx context.Context, srv *upgrade.Server) (*up
 		return nil, err
 	}
 	a.log.Info("upgrade: listening sockets handed over", "listeners", names)
-	if err := c.WaitReady(ctx); err != nil {
+	if a.beforeReady != nil {
+		a.beforeReady(exited)
+	}
+	if err := c.WaitReady(timed); err != nil {
 		c.Close()
 		return nil, err
 	}
