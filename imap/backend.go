@@ -31,12 +31,14 @@ type backendConn struct {
 	// pendingID is the tag of an ID written but not yet answered (maybe
 	// not yet flushed), so that login can pipeline behind it.
 	pendingID string
-	// early is a tagged answer read while waiting for the ID's: the
-	// command pipelined behind the ID, answered first (RFC 9051 section
-	// 5.5 lets a server complete commands out of order). readTagged
-	// gives it to whoever asks for its tag.
-	early *wire.Response
-	ok    *wire.Response // the backend's OK to the login
+	// behindID is the tag of the command sent behind the pending ID,
+	// whose answer may come first (RFC 9051 section 5.5 lets a server
+	// complete commands out of order); early is that answer, read while
+	// waiting for the ID's. readTagged gives it to whoever asks for its
+	// tag.
+	behindID string
+	early    *wire.Response
+	ok       *wire.Response // the backend's OK to the login
 	// afterOK is what the backend sent after its OK to the login and
 	// before its answer to the proxy's CAPABILITY (an ALERT, say): the
 	// client's, to follow the client's OK.
@@ -195,7 +197,9 @@ func (bc *backendConn) finishID() error {
 	if err := bc.Writer().Flush(); err != nil {
 		return fmt.Errorf("ID: %w", err)
 	}
-	resp, err := bc.readTaggedKeeping(tag, true)
+	behind := bc.behindID
+	bc.behindID = ""
+	resp, err := bc.readTaggedKeeping(tag, behind)
 	if err != nil {
 		return fmt.Errorf("ID: %w", err)
 	}
@@ -264,11 +268,6 @@ func (bc *backendConn) readCapability(tag string, keep *[]byte) ([]string, error
 
 func (bc *backendConn) nextTag() string {
 	bc.seq++
-	return bc.lastTag()
-}
-
-// lastTag is the tag nextTag gave last.
-func (bc *backendConn) lastTag() string {
 	return "pg" + strconv.Itoa(bc.seq)
 }
 
@@ -295,13 +294,13 @@ func (bc *backendConn) read() (*wire.Response, error) {
 // readTagged reads until the tagged response for tag, keeping
 // capabilities sent on the way; a continuation request is returned too.
 func (bc *backendConn) readTagged(tag string) (*wire.Response, error) {
-	return bc.readTaggedKeeping(tag, false)
+	return bc.readTaggedKeeping(tag, "")
 }
 
-// readTaggedKeeping is readTagged; with keepEarly, the answer to the last
-// command sent, if it comes first, is kept for a later readTagged of its
-// tag (finishID: the login pipelined behind the ID).
-func (bc *backendConn) readTaggedKeeping(tag string, keepEarly bool) (*wire.Response, error) {
+// readTaggedKeeping is readTagged; the answer to the command sent with
+// tag keep (the login pipelined behind the ID, see finishID), if it comes
+// first, is kept for a later readTagged of its tag.
+func (bc *backendConn) readTaggedKeeping(tag, keep string) (*wire.Response, error) {
 	if e := bc.early; e != nil && e.Tag == tag {
 		bc.early = nil
 		return e, nil
@@ -319,7 +318,7 @@ func (bc *backendConn) readTaggedKeeping(tag string, keepEarly bool) (*wire.Resp
 			return resp, nil
 		case resp.Tag == "*" && resp.Type == "BYE":
 			return nil, fmt.Errorf("backend said BYE: %s", wire.SafeText(resp.Text))
-		case keepEarly && bc.early == nil && resp.Tag == bc.lastTag() && resp.Tag != tag:
+		case keep != "" && resp.Tag == keep && bc.early == nil:
 			// The command behind the ID, answered before it: kept for
 			// its reader, who would otherwise wait for it in vain.
 			bc.early = resp

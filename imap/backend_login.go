@@ -76,6 +76,7 @@ func (bc *backendConn) loginCommand(user, pass string) (*wire.Response, error) {
 		// backend, not a login.
 		return nil, fmt.Errorf("LOGIN: %w", err)
 	}
+	bc.behindID = tag
 	if err := bc.finishID(); err != nil {
 		return nil, err
 	}
@@ -104,6 +105,7 @@ func (bc *backendConn) authenticate(mech, ir string, relay bool) (*wire.Response
 		if err := bc.send(tag + " AUTHENTICATE " + mech + " " + ir + "\r\n"); err != nil {
 			return nil, err
 		}
+		bc.behindID = tag
 		if err := bc.finishID(); err != nil {
 			return nil, err
 		}
