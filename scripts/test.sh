@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): installs what the tests need, then runs
 # gofmt, go vet, staticcheck and the race-enabled test suite with the real
-# servers (Dovecot, OpenLDAP, PostgreSQL, Redis, HAProxy) required.
+# servers (Dovecot, Postfix, OpenLDAP, PostgreSQL, Redis, HAProxy) required.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests start as real peers (on loopback only).
-pkgs=(dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-managesieved sieve-connect fetchmail swaks msmtp slapd ldap-utils postgresql redis-server haproxy curl strace openssl libssl-dev gcc)
+pkgs=(dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-managesieved sieve-connect fetchmail swaks msmtp postfix sasl2-bin libsasl2-modules slapd ldap-utils postgresql redis-server haproxy curl strace openssl libssl-dev gcc)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -35,34 +35,50 @@ type backendConn struct {
 // nil when logged in, a *gateway.Error when the backend refused the
 // login, another error when the backend failed.
 func (bc *backendConn) loginAll(lg gateway.Login, rt route.Route) error {
-	if err := bc.prepare(); err != nil {
+	if !bc.Route.LoginXCLIENT {
+		if _, err := bc.prepare(""); err != nil {
+			return err
+		}
+		return bc.auth(lg, rt)
+	}
+	if !rt.Checked || lg.Creds.Password == "" {
+		return errUnchecked
+	}
+	user := cmp.Or(rt.Login, lg.Account)
+	named, err := bc.prepare(user)
+	if err != nil {
 		return err
 	}
-	if bc.Route.LoginXCLIENT {
-		return bc.xclientLogin(lg, rt)
+	if !named {
+		if err := bc.xclientLogin(user); err != nil {
+			return err
+		}
 	}
-	return bc.auth(lg, rt)
+	bc.ok = &wire.Reply{Code: 235, Enhanced: "2.7.0", Lines: []string{"Authentication successful"}}
+	return nil
 }
 
 // errUnchecked: a backend with login=xclient for a route whose source did
 // not check the password; the backend would take anyone's word.
 var errUnchecked = errors.New("login=xclient needs a route whose source checked the password (type: http with pass_password: true, not cached): refused")
 
-// xclientLogin names the account with XCLIENT LOGIN= instead of
-// authenticating (login=xclient): nginx's default, for a Postfix without
-// SASL that trusts the proxy's XCLIENT (smtpd_authorized_xclient_hosts).
-// The route's source must have checked the password just now
+// errNoXClientLogin: a backend with login=xclient that does not offer
+// XCLIENT LOGIN to the proxy.
+var errNoXClientLogin = errors.New("login=xclient: the backend's XCLIENT does not take LOGIN (is the proxy in its smtpd_authorized_xclient_hosts?)")
+
+// xclientLogin names the account with XCLIENT LOGIN= alone, for a
+// login=xclient backend that gets no client address by XCLIENT
+// (client_addr=proxy or none; else prepare named it with the address).
+// login=xclient is nginx's default, for a Postfix without SASL that
+// trusts the proxy's XCLIENT (smtpd_authorized_xclient_hosts). The
+// route's source must have checked the password just now
 // (route.Route.Checked): pipegate never checks one itself. The new
 // session then says EHLO in the client's name, as after any XCLIENT.
-func (bc *backendConn) xclientLogin(lg gateway.Login, rt route.Route) error {
-	if !rt.Checked || lg.Creds.Password == "" {
-		return errUnchecked
-	}
+func (bc *backendConn) xclientLogin(user string) error {
 	params, ok := bc.exts.Params("XCLIENT")
 	if !ok || !hasMech(params, "LOGIN") { // the same case-blind match as AUTH's list
-		return errors.New("login=xclient: the backend's XCLIENT does not take LOGIN (is the proxy in its smtpd_authorized_xclient_hosts?)")
+		return errNoXClientLogin
 	}
-	user := cmp.Or(rt.Login, lg.Account)
 	line := "XCLIENT LOGIN=" + wire.XText(user)
 	if len(line)+2 > wire.DefaultMaxLine {
 		return fmt.Errorf("login=xclient: the account is too long for XCLIENT (%d octets)", len(user))
@@ -74,11 +90,7 @@ func (bc *backendConn) xclientLogin(lg gateway.Login, rt route.Route) error {
 	if rep.Code != 220 {
 		return fmt.Errorf("XCLIENT LOGIN: %d %s", rep.Code, wire.SafeText(rep.Text()))
 	}
-	if err := bc.ehlo(bc.c.helo); err != nil {
-		return err
-	}
-	bc.ok = &wire.Reply{Code: 235, Enhanced: "2.7.0", Lines: []string{"Authentication successful"}}
-	return nil
+	return bc.ehlo(bc.c.helo)
 }
 
 // prepare reads the greeting and says EHLO: as the proxy when XCLIENT is
@@ -87,13 +99,19 @@ func (bc *backendConn) xclientLogin(lg gateway.Login, rt route.Route) error {
 // STARTTLS (RFC 3207 section 4.2) and after XCLIENT (which restarts the
 // session with a new 220 greeting) EHLO is said again, the last time in
 // the client's name, which the backend's Received line then shows.
-func (bc *backendConn) prepare() error {
+//
+// login, when not "", is the account a login=xclient backend is to take
+// from XCLIENT LOGIN=: it goes in the same XCLIENT as the client's
+// address, since Postfix checks smtpd_authorized_xclient_hosts again
+// against the address an XCLIENT gave, and so refuses a second XCLIENT.
+// named reports that it went.
+func (bc *backendConn) prepare(login string) (named bool, err error) {
 	greet, err := bc.read()
 	if err != nil {
-		return fmt.Errorf("greeting: %w", err)
+		return false, fmt.Errorf("greeting: %w", err)
 	}
 	if greet.Code != 220 {
-		return fmt.Errorf("greeting: %d %s", greet.Code, wire.SafeText(greet.Text()))
+		return false, fmt.Errorf("greeting: %d %s", greet.Code, wire.SafeText(greet.Text()))
 	}
 	xclient := bc.Route.ClientAddr == route.ClientAddrXCLIENT
 	name := bc.c.helo
@@ -101,29 +119,32 @@ func (bc *backendConn) prepare() error {
 		name = bc.c.host
 	}
 	if err := bc.ehlo(name); err != nil {
-		return err
+		return false, err
 	}
 	if bc.Route.TLS == route.TLSStartTLS {
 		if err := bc.startTLS(); err != nil {
-			return err
+			return false, err
 		}
 		if err := bc.ehlo(name); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if !xclient {
-		return nil
+		return false, nil
 	}
 	params, ok := bc.exts.Params("XCLIENT")
 	if !ok {
+		if login != "" {
+			return false, errNoXClientLogin
+		}
 		bc.c.s.Logger().Warn("submission: backend lacks XCLIENT (is the proxy in its trusted networks?), client address not sent", "backend", bc.Route.Addr)
-		return nil
+		return false, nil
 	}
-	sent, err := bc.xclient(params)
+	sent, err := bc.xclient(params, login)
 	if err != nil || !sent {
-		return err
+		return false, err
 	}
-	return bc.ehlo(bc.c.helo)
+	return login != "", bc.ehlo(bc.c.helo)
 }
 
 // ehlo says EHLO name and keeps the extensions of the 250 reply.
@@ -159,14 +180,27 @@ func (bc *backendConn) startTLS() error {
 // ID and the proxy TTL, as far as the backend's XCLIENT lists them
 // (Dovecot: ADDR PORT PROTO HELO LOGIN SESSION TTL TIMEOUT FORWARD;
 // Postfix: NAME ADDR PORT PROTO HELO REVERSE_NAME LOGIN DESTADDR
-// DESTPORT). sent is false when the backend refused it: the login goes
-// on, the backend then sees the proxy's address.
-func (bc *backendConn) xclient(params []string) (sent bool, err error) {
-	line := xclientLine(params, xclientAttrs{
+// DESTPORT), and LOGIN=login when login is not "" (login=xclient). sent
+// is false when the backend refused it: the login goes on, the backend
+// then sees the proxy's address; with a login to name, that is an error.
+func (bc *backendConn) xclient(params []string, login string) (sent bool, err error) {
+	if login != "" && !hasMech(params, "LOGIN") {
+		return false, errNoXClientLogin
+	}
+	a := xclientAttrs{
 		client: bc.c.client(), local: bc.c.s.Local(),
 		helo: bc.c.helo, esmtp: bc.c.esmtp,
 		session: bc.c.s.ID(), ttl: bc.c.s.ProxyTTL() - 1,
-	})
+		login: login,
+	}
+	line := xclientLine(params, a)
+	if login != "" && len(line)+2 > wire.DefaultMaxLine {
+		// The client's EHLO name goes first, before the login is lost.
+		a.helo = "[UNAVAILABLE]"
+		if line = xclientLine(params, a); len(line)+2 > wire.DefaultMaxLine {
+			return false, fmt.Errorf("login=xclient: the account is too long for XCLIENT (%d octets)", len(login))
+		}
+	}
 	if line == "" {
 		return false, nil
 	}
@@ -175,6 +209,9 @@ func (bc *backendConn) xclient(params []string) (sent bool, err error) {
 		return false, fmt.Errorf("XCLIENT: %w", err)
 	}
 	if rep.Code != 220 {
+		if login != "" {
+			return false, fmt.Errorf("XCLIENT LOGIN: %d %s", rep.Code, wire.SafeText(rep.Text()))
+		}
 		bc.c.s.Logger().Warn("submission: backend refused XCLIENT, client address not sent", "backend", bc.Route.Addr,
 			"reply", strconv.Itoa(rep.Code)+" "+wire.SafeText(rep.Text()))
 		return false, nil
@@ -189,6 +226,7 @@ type xclientAttrs struct {
 	esmtp         bool
 	session       string
 	ttl           int
+	login         string // LOGIN=, for login=xclient
 }
 
 // xclientLine builds "XCLIENT NAME=value ..." with the attributes the
@@ -232,6 +270,7 @@ func xclientLine(params []string, a xclientAttrs) string {
 	if a.ttl > 0 {
 		add("TTL", strconv.Itoa(a.ttl))
 	}
+	add("LOGIN", a.login)
 	if b.Len() == 0 {
 		return ""
 	}

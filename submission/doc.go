@@ -30,7 +30,11 @@
 // (client_addr=xclient, the default: Dovecot and Postfix take it from
 // their trusted networks), by a PROXY header (client_addr=proxy,
 // proxy=v1|v2) or not at all
-// (client_addr=none).
+// (client_addr=none). A backend with login=xclient (nginx's xclient on,
+// proxy_smtp_auth off) is not logged in to: the account goes as LOGIN=
+// in the same XCLIENT as the client's address, since Postfix checks its
+// smtpd_authorized_xclient_hosts again against the address an XCLIENT
+// gave, and refuses a second XCLIENT.
 //
 // A session before AUTH, as the proxy answers it (C: client, S: proxy):
 //

@@ -29,11 +29,17 @@ func TestXCLIENTLine(t *testing.T) {
 		}, "XCLIENT ADDR=IPV6:2001:db8::1 HELO=a+2Bb+3Dc+FF PROTO=SMTP"},
 		{"mapped", []string{"ADDR"}, xclientAttrs{client: netip.MustParseAddrPort("[::ffff:10.0.0.1]:1")}, "XCLIENT ADDR=10.0.0.1"},
 		{"nothing listed", []string{"FORWARD"}, a, ""},
+		{"postfix with login", postfix, withLogin(a, "alice+1@a.test"), "XCLIENT ADDR=10.1.2.3 PORT=5555 HELO=client.test PROTO=ESMTP DESTADDR=192.0.2.1 DESTPORT=587 LOGIN=alice+2B1@a.test"},
 	} {
 		if got := xclientLine(tc.params, tc.a); got != tc.want {
 			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
 		}
 	}
+}
+
+func withLogin(a xclientAttrs, login string) xclientAttrs {
+	a.login = login
+	return a
 }
 
 // TestRender: each gateway.Error in its SMTP form, in one place.

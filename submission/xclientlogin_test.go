@@ -15,23 +15,36 @@ import (
 )
 
 // postfixNoSASL is a backend shaped like a Postfix without SASL that
-// trusts the proxy's XCLIENT (smtpd_authorized_xclient_hosts): EHLO lists
-// XCLIENT (with LOGIN when login is set) and no AUTH.
+// trusts the proxy's XCLIENT (smtpd_authorized_xclient_hosts =
+// 127.0.0.1): EHLO lists XCLIENT (with LOGIN when login is set) and no
+// AUTH. As Postfix, it checks its trust again against the address an
+// XCLIENT gave: after XCLIENT ADDR= of another client, EHLO lists no
+// XCLIENT and a further XCLIENT is refused.
 func postfixNoSASL(login bool) func(next func() string, send func(string)) {
 	attrs := "NAME ADDR PORT PROTO HELO"
 	if login {
 		attrs += " LOGIN"
 	}
 	return func(next func() string, send func(string)) {
+		trusted := true
 		send("220 fake ESMTP Postfix\r\n")
 		for {
 			l := next()
 			switch {
 			case l == "":
 				return
-			case strings.HasPrefix(l, "EHLO "):
+			case strings.HasPrefix(l, "EHLO ") && trusted:
 				send("250-fake\r\n250-PIPELINING\r\n250 XCLIENT " + attrs + "\r\n")
+			case strings.HasPrefix(l, "EHLO "):
+				send("250-fake\r\n250 PIPELINING\r\n")
+			case strings.HasPrefix(l, "XCLIENT ") && !trusted:
+				send("550 5.7.0 Error: insufficient authorization\r\n")
 			case strings.HasPrefix(l, "XCLIENT "):
+				for _, a := range strings.Fields(l)[1:] {
+					if strings.HasPrefix(a, "ADDR=") && a != "ADDR=127.0.0.1" {
+						trusted = false
+					}
+				}
 				send("220 fake ESMTP Postfix\r\n")
 			case strings.HasPrefix(l, "MAIL FROM:"):
 				send("250 2.1.0 Ok\r\n")
@@ -81,7 +94,7 @@ func TestXClientLogin(t *testing.T) {
 		fb := startFake(t, postfixNoSASL(true))
 		p := startProxy(t, &submission.Server{Server: gateway.Server{
 			Router: authService("submission://" + fb.addr + "?login=xclient"), AllowPlaintextAuth: true, FailureDelay: -1}})
-		c := dialRaw(t, "127.0.0.1", p.addr)
+		c := dialRaw(t, "127.0.0.2", p.addr) // not the proxy's address, which the backend trusts
 		c.reply()
 		c.send("EHLO client.test\r\n")
 		c.reply()
@@ -90,14 +103,35 @@ func TestXClientLogin(t *testing.T) {
 		c.cmd("MAIL FROM:<alice@a.test>", "250 2.1.0 Ok") // through the pipe
 		c.cmd("QUIT", "221 2.0.0 Bye")
 		got := fb.lines()
-		if !slices.Contains(got, "XCLIENT LOGIN=alice@a.test") {
-			t.Errorf("backend got %q, want XCLIENT LOGIN=alice@a.test", got)
+		// One XCLIENT with the client's address and the login: after an
+		// XCLIENT ADDR=, Postfix no longer trusts the session for XCLIENT.
+		i := slices.IndexFunc(got, func(l string) bool { return strings.HasPrefix(l, "XCLIENT ") })
+		if i < 0 || !strings.Contains(got[i], " ADDR=127.0.0.2 ") || !strings.HasSuffix(got[i], " LOGIN=alice@a.test") {
+			t.Fatalf("backend got %q, want one XCLIENT with ADDR=127.0.0.2 and LOGIN=alice@a.test", got)
+		}
+		if i+1 >= len(got) || got[i+1] != "EHLO client.test" {
+			t.Errorf("backend got %q, want EHLO in the client's name after XCLIENT", got)
+		}
+		if n := len(slices.DeleteFunc(slices.Clone(got), func(l string) bool { return !strings.HasPrefix(l, "XCLIENT ") })); n != 1 {
+			t.Errorf("backend got %d XCLIENT commands: %q", n, got)
 		}
 		if hasPrefix(got, "AUTH") {
 			t.Errorf("backend got AUTH: %q", got)
 		}
-		if i := slices.Index(got, "XCLIENT LOGIN=alice@a.test"); i < 0 || i+1 >= len(got) || got[i+1] != "EHLO client.test" {
-			t.Errorf("backend got %q, want EHLO in the client's name after XCLIENT LOGIN", got)
+	})
+	t.Run("client_addr=none", func(t *testing.T) {
+		// No address to pass: XCLIENT LOGIN= alone.
+		fb := startFake(t, postfixNoSASL(true))
+		p := startProxy(t, &submission.Server{Server: gateway.Server{
+			Router: authService("submission://" + fb.addr + "?login=xclient&client_addr=none"), AllowPlaintextAuth: true, FailureDelay: -1}})
+		c := dialRaw(t, "127.0.0.2", p.addr)
+		c.reply()
+		c.send("EHLO client.test\r\n")
+		c.reply()
+		c.cmd(plain("alice@a.test", "secret"), "235 2.7.0 Authentication successful")
+		c.cmd("QUIT", "221 2.0.0 Bye")
+		if got := fb.lines(); !slices.Contains(got, "XCLIENT LOGIN=alice@a.test") {
+			t.Errorf("backend got %q, want XCLIENT LOGIN=alice@a.test", got)
 		}
 	})
 	t.Run("not checked by the source", func(t *testing.T) {
