@@ -18,10 +18,12 @@ import (
 //
 // Password logins use LOGIN, or AUTHENTICATE PLAIN when the backend
 // advertises LOGINDISABLED, for a master-user login, or for credentials
-// longer than maxLoginArgs when the backend offers AUTH=PLAIN. The route may
-// replace the name (rt.Login) and the password (rt.Password, auth_http's
-// Auth-Pass). XOAUTH2 and OAUTHBEARER messages are rebuilt around the
-// decided name and the backend's challenges relayed to the client.
+// longer than maxLoginArgs when the backend offers AUTH=PLAIN. A backend
+// with LOGINDISABLED and no AUTH=PLAIN is not sent the password: an error
+// (the backend failed), not a refusal. The route may replace the name
+// (rt.Login) and the password (rt.Password, auth_http's Auth-Pass).
+// XOAUTH2 and OAUTHBEARER messages are rebuilt around the decided name and
+// the backend's challenges relayed to the client.
 func (bc *backendConn) login(lg gateway.Login, rt route.Route) (*wire.Response, error) {
 	if msg := lg.Creds.Message(cmp.Or(rt.Login, lg.Account)); msg != nil {
 		return bc.authenticate(lg.Creds.Mechanism, base64.StdEncoding.EncodeToString(msg), true)
@@ -45,6 +47,13 @@ func (bc *backendConn) login(lg gateway.Login, rt route.Route) (*wire.Response, 
 	long := len(user)+len(pass) > maxLoginArgs && wire.HasCap(bc.caps, "AUTH=PLAIN")
 	if authz == "" && !long && !wire.HasCap(bc.caps, "LOGINDISABLED") {
 		return bc.loginCommand(user, pass)
+	}
+	if wire.HasCap(bc.caps, "LOGINDISABLED") && !wire.HasCap(bc.caps, "AUTH=PLAIN") {
+		// Neither LOGIN nor PLAIN here: the backend takes passwords only
+		// over TLS (Cyrus's allowplaintext: no, its default; Dovecot's
+		// disable_plaintext_auth). The route is wrong, not the password:
+		// nothing is sent, and the next backend is tried.
+		return nil, bc.noPasswordLogin()
 	}
 	msg := authz + "\x00" + user + "\x00" + pass
 	return bc.authenticate("PLAIN", base64.StdEncoding.EncodeToString([]byte(msg)), false)
@@ -201,4 +210,13 @@ func dropCRLF(r rune) rune {
 		return -1
 	}
 	return r
+}
+
+// noPasswordLogin is the error of a backend that takes no password on
+// this connection (LOGINDISABLED without AUTH=PLAIN), with what to do.
+func (bc *backendConn) noPasswordLogin() error {
+	if bc.Route.TLS == route.TLSNone {
+		return errors.New("the backend takes no password on a plain connection (LOGINDISABLED, no AUTH=PLAIN): route it with imap+starttls:// or imaps://, or let it take plaintext logins (Cyrus: allowplaintext: yes)")
+	}
+	return errors.New("the backend takes no password login (LOGINDISABLED, no AUTH=PLAIN)")
 }

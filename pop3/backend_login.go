@@ -22,10 +22,12 @@ const maxChallenges = 16
 // Password logins use AUTH PLAIN with an initial response when the
 // backend's CAPA lists SASL PLAIN (one command, one answer), else USER and
 // PASS; a master-user login always uses AUTH PLAIN, which alone carries an
-// authorization identity. The route may replace the name (rt.Login) and
-// the password (rt.Password). XOAUTH2 and OAUTHBEARER messages are rebuilt
-// around the decided name and the backend's challenges relayed to the
-// client.
+// authorization identity. A backend whose CAPA on a plain connection
+// offers STLS but neither USER nor SASL PLAIN is not sent the password: an
+// error (the backend failed), not a refusal. The route may replace the
+// name (rt.Login) and the password (rt.Password). XOAUTH2 and OAUTHBEARER
+// messages are rebuilt around the decided name and the backend's
+// challenges relayed to the client.
 func (bc *backendConn) login(lg gateway.Login, rt route.Route) (*wire.Response, error) {
 	plan := planLogin(lg, rt, bc.caps)
 	if plan.refuse != "" {
@@ -33,6 +35,14 @@ func (bc *backendConn) login(lg gateway.Login, rt route.Route) (*wire.Response, 
 	}
 	if plan.mech != "" {
 		return bc.authenticate(plan.mech, plan.msg, plan.relay)
+	}
+	if bc.Route.TLS == route.TLSNone && bc.caps.Has("STLS") && !bc.caps.Has("USER") {
+		// TLS offered, and no USER (nor SASL PLAIN) before it: the
+		// backend takes passwords only over TLS (Cyrus's allowplaintext:
+		// no, its default; Dovecot's disable_plaintext_auth). The route
+		// is wrong, not the password: nothing is sent, and the next
+		// backend is tried.
+		return nil, errors.New("the backend takes no password on a plain connection (its CAPA offers STLS, and neither USER nor SASL PLAIN): route it with pop3+starttls:// or pop3s://, or let it take plaintext logins (Cyrus: allowplaintext: yes)")
 	}
 	return bc.userPass(plan.user, plan.pass)
 }

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests start as real peers (on loopback only).
-pkgs=(dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-managesieved sieve-connect fetchmail swaks msmtp postfix sasl2-bin libsasl2-modules slapd ldap-utils postgresql redis-server haproxy curl strace openssl libssl-dev gcc)
+pkgs=(dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-managesieved sieve-connect fetchmail swaks msmtp postfix sasl2-bin libsasl2-modules cyrus-common slapd ldap-utils postgresql redis-server haproxy curl strace openssl libssl-dev gcc)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -16,6 +16,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Cyrus's imapd and pop3d (a second real backend) cannot be installed beside
+# Dovecot's: cyrus-imapd and dovecot-imapd both provide imap-server (and the
+# pop3d packages pop3-server). cyrus-common (installed above: master,
+# timsieved, lmtpd and the libraries) runs them from /usr/lib/cyrus/bin, so
+# the two packages are unpacked there, not installed.
+if [ ! -x /usr/lib/cyrus/bin/imapd ] || [ ! -x /usr/lib/cyrus/bin/pop3d ]; then
+  echo "== unpacking cyrus-imapd and cyrus-pop3d"
+  debs=$(mktemp -d)
+  chown _apt "$debs" 2>/dev/null || true # apt-get download writes as _apt where it can
+  (cd "$debs" && { apt-get download -qq cyrus-imapd cyrus-pop3d 2>/dev/null ||
+    { apt-get update -qq && apt-get download -qq cyrus-imapd cyrus-pop3d; }; })
+  for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" /; done
+  rm -rf "$debs"
 fi
 
 export PATH="$PATH:$(go env GOPATH)/bin"

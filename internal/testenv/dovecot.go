@@ -1,14 +1,12 @@
 package testenv
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -377,48 +375,20 @@ func (d *Dovecot) Home(account string) string { return d.homes[account] }
 func (d *Dovecot) Pid() int { return d.cmd.Process.Pid }
 
 // Log returns the log file's content so far.
-func (d *Dovecot) Log() string {
-	b, _ := os.ReadFile(d.LogPath)
-	return string(b)
-}
+func (d *Dovecot) Log() string { return readFile(d.LogPath) }
 
-func (d *Dovecot) stderr() string {
-	b, _ := os.ReadFile(filepath.Join(d.Dir, "stderr.log"))
-	return string(b)
-}
-
-// ErrLogTimeout is returned by FindLog when no line matched in time.
-var ErrLogTimeout = errors.New("no matching log line")
+func (d *Dovecot) stderr() string { return readFile(filepath.Join(d.Dir, "stderr.log")) }
 
 // FindLog polls the log until a line matches the regular expression
-// pattern and returns that line, or fails after limit.
+// pattern and returns that line, or fails with ErrLogTimeout after limit.
 func (d *Dovecot) FindLog(pattern string, limit time.Duration) (string, error) {
-	re, err := regexp.Compile(pattern)
-	if err != nil {
-		return "", fmt.Errorf("dovecot log pattern: %w", err)
-	}
-	deadline := time.Now().Add(limit)
-	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 100*time.Millisecond) {
-		for _, line := range strings.Split(d.Log(), "\n") {
-			if re.MatchString(line) {
-				return line, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return "", fmt.Errorf("%w for %q in %s within %v", ErrLogTimeout, pattern, d.LogPath, limit)
-		}
-		time.Sleep(delay) // polling a file with a deadline, not synchronisation by time
-	}
+	return findLog("dovecot", d.LogPath, pattern, limit)
 }
 
 // WaitLog is FindLog with a 10 s limit that fails the test.
 func (d *Dovecot) WaitLog(t testing.TB, pattern string) string {
 	t.Helper()
-	line, err := d.FindLog(pattern, 10*time.Second)
-	if err != nil {
-		t.Fatalf("%v\nlog so far:\n%s", err, d.Log())
-	}
-	return line
+	return waitLog(t, "dovecot", d.LogPath, pattern)
 }
 
 // FreePort is freeport.Port: a TCP port on 127.0.0.1 that was free a

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -371,45 +370,20 @@ func groupRunning(pgid int) []int {
 func (p *Postfix) Pid() int { return p.cmd.Process.Pid }
 
 // Log returns Postfix's log (maillog_file) so far.
-func (p *Postfix) Log() string {
-	b, _ := os.ReadFile(p.LogPath)
-	return string(b)
-}
+func (p *Postfix) Log() string { return readFile(p.LogPath) }
 
-func (p *Postfix) stderr() string {
-	b, _ := os.ReadFile(filepath.Join(p.Dir, "stderr.log"))
-	return string(b)
-}
+func (p *Postfix) stderr() string { return readFile(filepath.Join(p.Dir, "stderr.log")) }
 
 // FindLog polls the log until a line matches the regular expression
 // pattern and returns that line, or fails with ErrLogTimeout after limit.
 // Postfix logs through postlogd: a line may come a moment after the SMTP
 // reply it belongs to.
 func (p *Postfix) FindLog(pattern string, limit time.Duration) (string, error) {
-	re, err := regexp.Compile(pattern)
-	if err != nil {
-		return "", fmt.Errorf("postfix log pattern: %w", err)
-	}
-	deadline := time.Now().Add(limit)
-	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 100*time.Millisecond) {
-		for _, line := range strings.Split(p.Log(), "\n") {
-			if re.MatchString(line) {
-				return line, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return "", fmt.Errorf("%w for %q in %s within %v", ErrLogTimeout, pattern, p.LogPath, limit)
-		}
-		time.Sleep(delay) // polling a file with a deadline, not synchronisation by time
-	}
+	return findLog("postfix", p.LogPath, pattern, limit)
 }
 
 // WaitLog is FindLog with a 10 s limit that fails the test.
 func (p *Postfix) WaitLog(t testing.TB, pattern string) string {
 	t.Helper()
-	line, err := p.FindLog(pattern, 10*time.Second)
-	if err != nil {
-		t.Fatalf("%v\nlog so far:\n%s", err, p.Log())
-	}
-	return line
+	return waitLog(t, "postfix", p.LogPath, pattern)
 }

@@ -1,6 +1,9 @@
-// Package testenv starts real servers (Dovecot, an SMTP sink) for
-// pipegate's end-to-end tests, each with its own configuration,
-// directories and loopback ports.
+// Package testenv starts real servers (Dovecot, Postfix, Cyrus IMAP, an
+// SMTP sink) for pipegate's end-to-end tests, each with its own
+// configuration, directories and loopback ports: StartDovecot,
+// StartPostfix (a submission backend, XCLIENT, Cyrus SASL), StartCyrus
+// (imapd, pop3d and timsieved, as a second implementation of each
+// protocol) and StartSMTPSink.
 //
 // Usage:
 //
