@@ -287,7 +287,9 @@ func (c *Cyrus) startMaster(ns bool, args []string) error {
 		}
 		// Go makes every mount private in the new namespace before the
 		// shell runs: nothing mounted here is seen outside.
-		attr.Unshareflags = syscall.CLONE_NEWNS
+		if !newMountNamespace(attr) {
+			return fmt.Errorf("%w: not on this system", errNoNamespace)
+		}
 		script := `mount --rbind /dev "$1" && mount --bind "$2" /dev || exit ` + strconv.Itoa(exitNoMount) + `; shift 2; exec "$@"`
 		args = append([]string{"/bin/sh", "-c", script, "sh", realDir, devDir}, args...)
 	}
