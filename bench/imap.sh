@@ -2,6 +2,8 @@
 # bench/imap.sh: IMAP logins/s and memory per idle session through pipegate,
 # against the same Dovecot directly, Dovecot's own proxy mode and nginx's
 # mail proxy, all in one run on loopback (see bench/imapbench/main.go).
+# Beside each rate table, the median time of each phase of a login cycle
+# (connect, greeting with the TLS handshake, login, logout), per line.
 # One run per certificate key in KEYS (default: rsa2048, then ecdsa-p256);
 # every comparison is within a run.
 #
