@@ -36,7 +36,9 @@
 // request exists, so the bytes of a literal always follow its line. The
 // Reader takes "{n}" from clients too, as Dovecot does, and reads it the
 // same way. Quoted strings hold at most 1024 octets of UTF-8 without CR,
-// LF or NUL; only \" and \\ are escapes. RFC 5804 sets no line or literal
-// limit: the Reader's defaults (8192 octets of command text, 12288 octets
-// per literal, RFC 4954's figure for SASL data) are fields.
+// LF or NUL (SASL data as many as a line: clients send OAuth tokens in
+// quoted strings, and Dovecot takes them); only \" and \\ are escapes.
+// RFC 5804 sets no line or literal limit: the Reader's defaults (8192
+// octets of command text, 12288 octets per literal, RFC 4954's figure for
+// SASL data) are fields.
 package wire

@@ -3,6 +3,7 @@ package wire
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -19,7 +20,7 @@ const (
 	DefaultMaxLiteral  = 12288 // octets per literal: RFC 4954's figure for SASL data
 	DefaultMaxLiterals = 4     // literals per command
 	// MaxQuoted is the most octets between the quotes of a quoted
-	// string (RFC 5804 section 4).
+	// string (RFC 5804 section 4), but for SASL data (see ReadCommand).
 	MaxQuoted = 1024
 	maxDepth  = 8  // nesting of parenthesized lists in response codes
 	maxValues = 64 // values per command or response
@@ -64,6 +65,11 @@ func (r *Reader) Buffered() int { return r.br.Buffered() }
 // literal over MaxLiteral are fatal, returned as soon as the limit is
 // passed or the literal announced: the Reader never waits for the rest of
 // an over-long line.
+//
+// SASL data may be a quoted string longer than MaxQuoted, within MaxLine:
+// the arguments of AUTHENTICATE here, the answers ReadString reads. Clients
+// send OAuth tokens of some KiB so (a quoted initial response of
+// AUTHENTICATE "XOAUTH2"), and Dovecot takes them.
 func (r *Reader) ReadCommand() (*Command, error) {
 	p := &parser{br: r.br, lim: r.limits()}
 	p.budget = p.lim.line
@@ -79,10 +85,12 @@ func (r *Reader) ReadCommand() (*Command, error) {
 
 // ReadString reads one string on a line of its own: the client's answer
 // to a SASL challenge during AUTHENTICATE (RFC 5804 section 2.1), "*" to
-// cancel. Errors are as for ReadCommand.
+// cancel. Errors are as for ReadCommand; a quoted string may be as long
+// as the line (SASL data).
 func (r *Reader) ReadString() (Value, error) {
 	p := &parser{br: r.br, lim: r.limits()}
 	p.budget = p.lim.line
+	p.maxQuoted = p.lim.line
 	if err := p.firstLine(); err != nil {
 		return Value{}, err
 	}
@@ -110,6 +118,9 @@ type parser struct {
 	pos      int
 	budget   int // text octets left
 	literals int
+	// maxQuoted is the longest quoted string: MaxQuoted when 0, the
+	// line's limit for SASL data.
+	maxQuoted int
 	// consumed is set once the whole command has been read from the
 	// connection (or nothing more of it will come), so that finish need
 	// not skip.
@@ -230,6 +241,9 @@ func (p *parser) command() (*Command, error) {
 		return nil, refuse("Missing command name")
 	}
 	cmd := &Command{Name: upper(string(p.line[start:p.pos]))}
+	if cmd.Name == "AUTHENTICATE" {
+		p.maxQuoted = p.lim.line // SASL data: an OAuth token in a quoted string
+	}
 	args, err := p.values(0, false)
 	if err != nil {
 		return nil, err
@@ -329,8 +343,8 @@ func (p *parser) quoted() (Value, error) {
 		p.pos++
 		switch {
 		case c == '"':
-			if p.pos-1-start > MaxQuoted {
-				return Value{}, refuse("Quoted string longer than %d octets", MaxQuoted)
+			if limit := cmp.Or(p.maxQuoted, MaxQuoted); p.pos-1-start > limit {
+				return Value{}, refuse("Quoted string longer than %d octets", limit)
 			}
 			if !utf8.Valid(s) {
 				return Value{}, refuse("Invalid UTF-8 in quoted string")

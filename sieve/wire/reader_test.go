@@ -136,3 +136,31 @@ func TestCommandStrings(t *testing.T) {
 		t.Error("two arguments taken for none")
 	}
 }
+
+// TestSASLQuotedLength: SASL data (AUTHENTICATE's arguments, the answers
+// to its challenges) may be a quoted string longer than MaxQuoted, as an
+// OAuth token is, within the line's limit; other commands keep
+// MaxQuoted.
+func TestSASLQuotedLength(t *testing.T) {
+	token := strings.Repeat("T", 1500) // over MaxQuoted, under the test reader's 2000-octet line
+	r := newTestReader("AUTHENTICATE \"XOAUTH2\" \"" + token + "\"\r\n\"" + token + "\"\r\nNOOP \"" + token + "\"\r\nNOOP\r\n")
+	cmd, err := r.ReadCommand()
+	if err != nil || cmd.Name != "AUTHENTICATE" || len(cmd.Args) != 2 || cmd.Args[1].Str != token {
+		t.Fatalf("AUTHENTICATE with a %d-octet quoted initial response: %+v %v", len(token), cmd, err)
+	}
+	if v, err := r.ReadString(); err != nil || v.Str != token {
+		t.Fatalf("a %d-octet quoted answer: %+v %v", len(token), v, err)
+	}
+	var we *Error
+	if _, err := r.ReadCommand(); !errors.As(err, &we) || string(we.Reply()) != "NO \"Quoted string longer than 1024 octets\"\r\n" {
+		t.Fatalf("NOOP with the same string: %v, want the MaxQuoted refusal", err)
+	}
+	if cmd, err := r.ReadCommand(); err != nil || cmd.Name != "NOOP" {
+		t.Fatalf("then %+v %v", cmd, err)
+	}
+	long := strings.Repeat("T", 2001)
+	r = newTestReader("AUTHENTICATE \"XOAUTH2\" \"" + long + "\"\r\n")
+	if _, err := r.ReadCommand(); !errors.As(err, &we) || !we.Fatal {
+		t.Fatalf("AUTHENTICATE past the line's limit: %v, want a fatal *Error", err)
+	}
+}
