@@ -21,6 +21,7 @@ import (
 // ErrMoving while a move runs, ErrUnavailable when Redis cannot be asked,
 // ErrNoMember when every member is drained or down.
 func (s *Store) Assign(ctx context.Context, user string) (member string, lease *Lease, err error) {
+	user = UserKey(user)
 	l := s.addLease(user)
 	defer func() {
 		if err != nil {

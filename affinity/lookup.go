@@ -21,8 +21,10 @@ type Assignment struct {
 	Logins   int            `json:"logins,omitempty"`   // logins in progress (between Assign and SessionStart)
 }
 
-// Lookup reads user's assignment.
+// Lookup reads user's assignment (under UserKey(user), the name
+// Assignment.User gives).
 func (s *Store) Lookup(ctx context.Context, user string) (Assignment, error) {
+	user = UserKey(user)
 	a := Assignment{User: user}
 	var h *redis.MapStringStringCmd
 	var ttl *redis.DurationCmd

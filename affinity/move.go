@@ -27,6 +27,7 @@ type MoveResult struct {
 // instance alive at the start confirmed or the kick delay passed, and then
 // writes the new member. A user without an assignment is simply assigned.
 func (s *Store) Move(ctx context.Context, user, to string) (MoveResult, error) {
+	user = UserKey(user)
 	r := MoveResult{User: user, To: to}
 	if _, ok := s.member[to]; to != "" && !ok {
 		return r, fmt.Errorf("affinity: move %q: %q is not a member of pool %q", user, to, s.cfg.Pool)

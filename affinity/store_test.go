@@ -238,3 +238,44 @@ func TestWeightBounds(t *testing.T) {
 		t.Fatalf("weight in force %d, want %d", st.weights["m1"], MaxWeight)
 	}
 }
+
+// TestUserCaseFolded: a user's name in another ASCII case is the same
+// user (the backends log both into one mailbox): one member, one count of
+// sessions, and a move under any spelling kicks every session.
+func TestUserCaseFolded(t *testing.T) {
+	realserver.Need(t, redisErr)
+	a, b := twoInstances(t, nil)
+	ctx := context.Background()
+	m1, la := session(t, a, "Alice@Example.COM")
+	m2, lb := session(t, b, "alice@example.com")
+	if m1 != m2 {
+		t.Fatalf("Alice@Example.COM on %q, alice@example.com on %q", m1, m2)
+	}
+	as, err := a.Lookup(ctx, "ALICE@example.com")
+	if err != nil || as.User != "alice@example.com" || as.Member != m1 || as.Sessions[a.Instance()] != 1 || as.Sessions[b.Instance()] != 1 {
+		t.Fatalf("lookup: %+v, %v; want alice@example.com on %s with a session through each instance", as, err, m1)
+	}
+	if la.User() != "alice@example.com" || lb.User() != "alice@example.com" {
+		t.Errorf("leases of %q and %q", la.User(), lb.User())
+	}
+	ended := make(chan struct{}, 2)
+	for _, x := range []struct {
+		s *Store
+		l *Lease
+	}{{a, la}, {b, lb}} {
+		go func() {
+			<-x.l.Kicked()
+			x.s.SessionEnd(ctx, x.l)
+			ended <- struct{}{}
+		}()
+	}
+	r, err := a.Move(ctx, "aLiCe@EXAMPLE.com", otherMember(m1))
+	if err != nil || r.User != "alice@example.com" {
+		t.Fatalf("move: %+v, %v", r, err)
+	}
+	<-ended
+	<-ended
+	if as, err := b.Lookup(ctx, "Alice@Example.COM"); err != nil || as.Member != otherMember(m1) {
+		t.Fatalf("after the move: %+v, %v; want %s", as, err, otherMember(m1))
+	}
+}
