@@ -1,6 +1,7 @@
 package maild
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strconv"
@@ -55,16 +56,18 @@ func (c *checker) check(fc *fileConfig) *Settings {
 		MaxPreLoginPerIP:    gateway.DefaultMaxPreLoginPerIP,
 		TLSOnGoroutines:     fc.TLSOnGoroutines,
 		AuthFailureDelay:    fc.AuthFailureDelay.Or(gateway.DefaultFailureDelay),
-		Accounts:            gateway.AccountRules{Format: fc.UsernameFormat, AllowMasterUsers: fc.AllowMasterUsers, DefaultDomain: fc.DefaultDomain},
-		DialTimeout:         fc.DialTimeout.Duration,
-		BackendTimeout:      fc.BackendTimeout.Duration,
-		IdleTimeout:         fc.IdleTimeout.Duration,
-		MaxLifetime:         fc.MaxLifetime.Duration,
-		HalfCloseLinger:     fc.HalfCloseLinger.Duration,
-		DrainTimeout:        fc.DrainTimeout.Or(DefaultDrainTimeout),
-		MetricsAddr:         fc.MetricsAddr,
-		LogFormat:           fc.Log.Format,
-		LogLevel:            fc.Log.Level,
+		// lowercase unless said otherwise: the account routed, limited and
+		// logged is then the one Dovecot (%Lu) and Cyrus log in.
+		Accounts:        gateway.AccountRules{Format: cmp.Or(fc.UsernameFormat, gateway.FormatLowercase), AllowMasterUsers: fc.AllowMasterUsers, DefaultDomain: fc.DefaultDomain},
+		DialTimeout:     fc.DialTimeout.Duration,
+		BackendTimeout:  fc.BackendTimeout.Duration,
+		IdleTimeout:     fc.IdleTimeout.Duration,
+		MaxLifetime:     fc.MaxLifetime.Duration,
+		HalfCloseLinger: fc.HalfCloseLinger.Duration,
+		DrainTimeout:    fc.DrainTimeout.Or(DefaultDrainTimeout),
+		MetricsAddr:     fc.MetricsAddr,
+		LogFormat:       fc.Log.Format,
+		LogLevel:        fc.Log.Level,
 		Routes: config.Spec{
 			Dir: c.doc.Dir, RoutesFile: c.doc.Path(fc.RoutesFile),
 			Sources: fc.RouteSources, Cache: fc.RouteCache,

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pipegate/pipegate/gateway"
 	"github.com/pipegate/pipegate/internal/configtest"
 	"github.com/pipegate/pipegate/route"
 )
@@ -44,6 +45,15 @@ func TestIMAPConfigIssueFile(t *testing.T) {
 	}
 	if s.DrainTimeout != DefaultDrainTimeout || s.Penalty != nil {
 		t.Fatalf("defaults: drain %v penalty %+v", s.DrainTimeout, s.Penalty)
+	}
+	// The account is lower-cased unless the config says as_is: the one
+	// Dovecot (%Lu) and Cyrus log in.
+	if s.Accounts.Format != gateway.FormatLowercase {
+		t.Fatalf("username_format by default: %q, want lowercase", s.Accounts.Format)
+	}
+	asIs := configtest.WriteConfig(t, configtest.IMAPIssue+"username_format: as_is\n")
+	if s, err := Load(asIs, CommandIMAP, testProtocols); err != nil || s.Accounts.Format != gateway.FormatAsIs {
+		t.Fatalf("username_format: as_is: %q, %v", s.Accounts.Format, err)
 	}
 }
 

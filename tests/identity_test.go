@@ -176,26 +176,33 @@ func TestIdentityFileRoutes(t *testing.T) {
 		}
 	})
 
-	t.Run("username_format lowercase", func(t *testing.T) {
-		lower := b.pipegate(t, b.fileRouting(), quick+"username_format: lowercase\n")
-		const src = "127.0.17.103"
-		rc := rawDial(t, src, lower.plainAddr)
-		rc.send("a LOGIN ALICE@A.TEST alice-secret\r\n")
-		if l := tagged(t, rc, "a"); !strings.HasPrefix(l, "a OK") {
-			t.Fatalf("LOGIN ALICE@A.TEST: %q", l)
-		}
-		rc.send("b SELECT INBOX\r\n")
-		rc.expect(fmt.Sprintf("* %d EXISTS", messageCount["alice@a.test"]))
-		rc.send("c LOGOUT\r\n")
-		rc.expect("c OK")
-		rc.untilClosed()
-		rc.c.Close() // the session line is written when both sides are closed
-		b.d1.WaitLog(t, `Login: user=<alice@a\.test>, method=PLAIN, rip=127\.0\.17\.103,`)
-		l := waitLogT(t, lower, `msg="imap session".*client=127\.0\.17\.103:`)
-		if !regexp.MustCompile(`account="?alice@a\.test"?( |$)`).MatchString(l) {
-			t.Errorf("session line does not name the lower-case account: %s", l)
-		}
-	})
+	// lowercase is the default: the account routed, logged and logged in
+	// is the one Dovecot (%Lu) would log in anyway.
+	for _, tc := range []struct{ name, extra, src string }{
+		{"username_format lowercase", "username_format: lowercase\n", "127.0.17.103"},
+		{"username_format by default", "", "127.0.17.104"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lower := b.pipegate(t, b.fileRouting(), quick+tc.extra)
+			src := tc.src
+			rc := rawDial(t, src, lower.plainAddr)
+			rc.send("a LOGIN ALICE@A.TEST alice-secret\r\n")
+			if l := tagged(t, rc, "a"); !strings.HasPrefix(l, "a OK") {
+				t.Fatalf("LOGIN ALICE@A.TEST: %q", l)
+			}
+			rc.send("b SELECT INBOX\r\n")
+			rc.expect(fmt.Sprintf("* %d EXISTS", messageCount["alice@a.test"]))
+			rc.send("c LOGOUT\r\n")
+			rc.expect("c OK")
+			rc.untilClosed()
+			rc.c.Close() // the session line is written when both sides are closed
+			b.d1.WaitLog(t, `Login: user=<alice@a\.test>, method=PLAIN, rip=`+regexp.QuoteMeta(src)+`,`)
+			l := waitLogT(t, lower, `msg="imap session".*client=`+regexp.QuoteMeta(src)+`:`)
+			if !regexp.MustCompile(`account="?alice@a\.test"?( |$)`).MatchString(l) {
+				t.Errorf("session line does not name the lower-case account: %s", l)
+			}
+		})
+	}
 }
 
 // authHTTPAnswer is the service of TestIdentityAuthHTTP: alice is blocked,
