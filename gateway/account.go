@@ -34,7 +34,11 @@ type AccountRules struct {
 	// AnyPrintable allows any printable UTF-8 instead of Chars (the config's
 	// `username_chars: ""`).
 	AnyPrintable bool
-	// Format is FormatAsIs ("") or FormatLowercase.
+	// Format is FormatAsIs ("") or FormatLowercase. Choose
+	// FormatLowercase (the daemon's default, username_format) for
+	// backends that lower-case names themselves, as Dovecot (%Lu) and
+	// Cyrus do: the account routed, limited and logged is then the one
+	// they log in.
 	Format string
 	// AllowMasterUsers lets an authorization identity differ from the
 	// authenticating name (PLAIN's authzid): the route is then the
