@@ -333,13 +333,15 @@ func TestIdentityAuthHTTP(t *testing.T) {
 
 	t.Run("username_format", func(t *testing.T) {
 		lower := b.pipegate(t, httpRouting(svc), quick+"username_format: lowercase\n")
+		asIs := b.pipegate(t, httpRouting(svc), quick+"username_format: as_is\n")
 		for _, tc := range []struct {
 			name, src string
 			e         *env
 			want      string
 		}{
-			{"as_is", "127.0.18.126", e, "CAROL@A.TEST"},
+			{"as_is", "127.0.18.126", asIs, "CAROL@A.TEST"},
 			{"lowercase", "127.0.18.127", lower, "carol@a.test"},
+			{"by default", "127.0.18.128", e, "carol@a.test"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				rc := rawDial(t, tc.src, tc.e.plainAddr)
