@@ -1,7 +1,6 @@
 package sieve_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -11,11 +10,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pipegate/pipegate/gateway"
+	"github.com/pipegate/pipegate/internal/gatewaytest"
 	"github.com/pipegate/pipegate/internal/testenv"
 	"github.com/pipegate/pipegate/internal/tlstest"
 	"github.com/pipegate/pipegate/sieve"
@@ -32,7 +31,7 @@ func TestCyrus(t *testing.T) {
 		Users:    map[string]string{"alice@a.test": "secret", "bob@a.test": "pw", "carol@a.test": "pw3"},
 		CertFile: cert, KeyFile: key,
 	})
-	logs := &cyrusLogs{t: t}
+	logs := gatewaytest.NewLogs(t)
 	newProxy := func(url string, backendCA *tlstest.CA) string {
 		return startProxy(t, &sieve.Server{Server: gateway.Server{
 			Router:             newRouter(t, url),
@@ -72,7 +71,7 @@ func TestCyrus(t *testing.T) {
 			t.Errorf("Cyrus has %q, want %q", got, script)
 		}
 		cy.WaitLog(t, `sieve\[\d+\]: login: localhost \[127\.0\.0\.1\] alice@a\.test PLAIN User logged in`)
-		logs.wait(t, "sieve: backend does not offer XCLIENT")
+		logs.Wait(t, "sieve: backend does not offer XCLIENT")
 	})
 
 	for i, tc := range []struct{ name, send, challenge string }{
@@ -111,7 +110,7 @@ func TestCyrus(t *testing.T) {
 		if got := c.line(); !strings.HasPrefix(got, "NO (TRYLATER) ") {
 			t.Errorf("login: %q", got)
 		}
-		logs.wait(t, "certificate signed by unknown authority")
+		logs.Wait(t, "certificate signed by unknown authority")
 	})
 
 	t.Run("sieve-connect", func(t *testing.T) {
@@ -228,38 +227,4 @@ func cyrusGetScript(t *testing.T, addr, user, pass, name string) string {
 	}
 	c.send("LOGOUT\r\n")
 	return rest[:i]
-}
-
-// cyrusLogs keeps the proxy's log lines for the test to search, and
-// passes them to t.Log.
-type cyrusLogs struct {
-	t   *testing.T
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *cyrusLogs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	l.buf.Write(p)
-	l.mu.Unlock()
-	l.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
-}
-
-// wait polls (at most 10 s) for a log line containing s.
-func (l *cyrusLogs) wait(t *testing.T, s string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
-		l.mu.Lock()
-		found := strings.Contains(l.buf.String(), s)
-		l.mu.Unlock()
-		if found {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no proxy log line with %q", s)
-		}
-		time.Sleep(delay) // polling with a deadline, not synchronisation by time
-	}
 }
