@@ -153,16 +153,12 @@ func newCyrus(bins cyrusBinaries, opts CyrusOptions) (*Cyrus, error) {
 	if opts.RequireTLS && opts.CertFile == "" {
 		return nil, errors.New("cyrus: CyrusOptions.RequireTLS needs CertFile and KeyFile: without TLS nobody could log in")
 	}
-	dir, err := os.MkdirTemp("", "pipegate-cyrus-")
-	if err != nil {
-		return nil, fmt.Errorf("cyrus: %w", err)
-	}
 	// The services run as the cyrus user and must reach their files; the
 	// sockets' paths must stay short (108 bytes), which t.TempDir's need
 	// not be.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("cyrus: %w", err)
+	dir, err := sharedTempDir("cyrus")
+	if err != nil {
+		return nil, err
 	}
 	c := &Cyrus{
 		Dir:           dir,
@@ -322,25 +318,17 @@ func (c *Cyrus) waitReady() error {
 		if strings.HasPrefix(addr, "/") {
 			network = "unix"
 		}
-		for delay := 2 * time.Millisecond; ; delay = min(2*delay, 100*time.Millisecond) {
-			conn, err := net.DialTimeout(network, addr, time.Second)
-			if err == nil {
-				conn.Close()
-				break
+		switch dialUntil(network, addr, c.exited, deadline) {
+		case nil:
+		case errExitedFirst:
+			var ee *exec.ExitError
+			if errors.As(c.err, &ee) && ee.ExitCode() == exitNoMount {
+				return fmt.Errorf("%w: a mount failed: %s", errNoNamespace, strings.TrimSpace(c.stderr()))
 			}
-			select {
-			case <-c.exited:
-				var ee *exec.ExitError
-				if errors.As(c.err, &ee) && ee.ExitCode() == exitNoMount {
-					return fmt.Errorf("%w: a mount failed: %s", errNoNamespace, strings.TrimSpace(c.stderr()))
-				}
-				return fmt.Errorf("cyrus %s: master exited before listening on %s: %v\n%s%s", c.ServiceConfig, addr, c.err, c.Log(), c.stderr())
-			case <-time.After(delay):
-			}
-			if time.Now().After(deadline) {
-				c.kill()
-				return fmt.Errorf("cyrus %s: nothing listens on %s after 15s\n%s%s", c.ServiceConfig, addr, c.Log(), c.stderr())
-			}
+			return fmt.Errorf("cyrus %s: master exited before listening on %s: %v\n%s%s", c.ServiceConfig, addr, c.err, c.Log(), c.stderr())
+		default:
+			c.kill()
+			return fmt.Errorf("cyrus %s: nothing listens on %s after 15s\n%s%s", c.ServiceConfig, addr, c.Log(), c.stderr())
 		}
 	}
 	return nil

@@ -137,13 +137,10 @@ func NewDovecot(bin string, opts DovecotOptions) (*Dovecot, error) {
 		return nil, fmt.Errorf("dovecot: services for %v not found in %s (apt-get install -y %s)", protocols, libexecDir, strings.Join(missing, " "))
 	}
 	opts.Protocols = protocols
-	dir, err := os.MkdirTemp("", "pipegate-dovecot-")
-	if err != nil {
-		return nil, fmt.Errorf("dovecot: %w", err)
-	}
 	// Login and mail processes run as other users and must reach the files.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("dovecot: %w", err)
+	dir, err := sharedTempDir("dovecot")
+	if err != nil {
+		return nil, err
 	}
 	d, err := startDovecot(bin, dir, opts)
 	if err != nil {
@@ -319,21 +316,13 @@ func waitDovecot(d *Dovecot) {
 // waitListening dials addr until it answers, Dovecot exits or the deadline
 // passes.
 func (d *Dovecot) waitListening(addr string, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 200*time.Millisecond) {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		select {
-		case <-d.exited:
-			return fmt.Errorf("dovecot %s exited before listening on %s: %v\n%s%s", d.Config, addr, d.err, d.Log(), d.stderr())
-		case <-time.After(delay):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("dovecot %s: nothing listens on %s after %v\n%s%s", d.Config, addr, limit, d.Log(), d.stderr())
-		}
+	switch dialUntil("tcp", addr, d.exited, time.Now().Add(limit)) {
+	case nil:
+		return nil
+	case errExitedFirst:
+		return fmt.Errorf("dovecot %s exited before listening on %s: %v\n%s%s", d.Config, addr, d.err, d.Log(), d.stderr())
+	default:
+		return fmt.Errorf("dovecot %s: nothing listens on %s after %v\n%s%s", d.Config, addr, limit, d.Log(), d.stderr())
 	}
 }
 

@@ -93,14 +93,10 @@ func writeUsers(dir string, opts DovecotOptions, uid, gid int) (map[string]strin
 // so stopped earlier).
 func SharedMailDir(t testing.TB) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "pipegate-maildir-")
+	dir, err := sharedTempDir("maildir")
 	if err != nil {
 		t.Fatalf("testenv: shared mail directory: %v", err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	// The mail user must traverse it (MkdirTemp makes it 0700).
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatalf("testenv: shared mail directory: %v", err)
-	}
 	return dir
 }

@@ -45,7 +45,7 @@ func StartDovecotOAuth2(t testing.TB, opts DovecotOptions, o OAuth2Options) *Dov
 	}
 	// Dovecot's auth process reads these files after dropping root: a
 	// directory of its own, readable by all (t.TempDir's parents are not).
-	dir, err := os.MkdirTemp("", "pipegate-oauth2-")
+	dir, err := sharedTempDir("oauth2")
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
@@ -68,9 +68,6 @@ func StartDovecotOAuth2(t testing.TB, opts DovecotOptions, o OAuth2Options) *Dov
 // a passwd-file of the users' passwords) into dir and returns the passdb
 // blocks that use them.
 func writeOAuth2Files(dir string, users map[string]string, o OAuth2Options) (string, error) {
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return "", fmt.Errorf("dovecot oauth2: %w", err)
-	}
 	conf := filepath.Join(dir, "dovecot-oauth2.conf.ext")
 	data := "introspection_url = " + o.Server.URL + "\n" +
 		"introspection_mode = " + o.Server.Mode + "\n" +

@@ -116,13 +116,9 @@ func NewPostfix(opts PostfixOptions) (*Postfix, error) {
 	}
 	// The postfix user must reach the sasldb and data directory by their
 	// absolute paths: a directory of its own, readable by all.
-	dir, err := os.MkdirTemp("", "pipegate-postfix-")
+	dir, err := sharedTempDir("postfix")
 	if err != nil {
-		return nil, fmt.Errorf("postfix: %w", err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("postfix: %w", err)
+		return nil, err
 	}
 	p, err := startPostfix(dir, version, opts)
 	if err != nil {
@@ -265,21 +261,13 @@ func waitPostfix(p *Postfix) {
 // waitListening dials addr until it answers, master exits or the
 // deadline passes.
 func (p *Postfix) waitListening(addr string, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 100*time.Millisecond) {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		select {
-		case <-p.exited:
-			return fmt.Errorf("postfix %s exited before listening on %s: %v\n%s%s%s", p.Dir, addr, p.err, p.Log(), p.stderr(), p.check())
-		case <-time.After(delay):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("postfix %s: nothing listens on %s after %v\n%s%s", p.Dir, addr, limit, p.Log(), p.stderr())
-		}
+	switch dialUntil("tcp", addr, p.exited, time.Now().Add(limit)) {
+	case nil:
+		return nil
+	case errExitedFirst:
+		return fmt.Errorf("postfix %s exited before listening on %s: %v\n%s%s%s", p.Dir, addr, p.err, p.Log(), p.stderr(), p.check())
+	default:
+		return fmt.Errorf("postfix %s: nothing listens on %s after %v\n%s%s", p.Dir, addr, limit, p.Log(), p.stderr())
 	}
 }
 
