@@ -30,7 +30,6 @@ func loginsCounted(t *testing.T, reg *prometheus.Registry, result string) float6
 // went to a backend that was to be on TLS.
 func TestBackendBrokenDialogue(t *testing.T) {
 	pki := newPKI(t)
-	readLine := func(br *bufio.Reader) { _, _ = br.ReadString('\n') }
 	for _, tc := range []struct {
 		name    string
 		scheme  string
@@ -45,22 +44,17 @@ func TestBackendBrokenDialogue(t *testing.T) {
 			_, _ = io.WriteString(c, "-ERR not today\r\n")
 		}},
 		{"CAPA over 100 KiB", "pop3", time.Hour, func(c net.Conn, br *bufio.Reader) {
-			_, _ = io.WriteString(c, "+OK fake\r\n")
-			readLine(br)
+			gatewaytest.Converse(c, br, "+OK fake\r\n")
 			// 256 lines of 1000 octets, no end: refused once past the
 			// bound, not read as long as the backend sends.
 			_, _ = io.WriteString(c, "+OK\r\n"+strings.Repeat("X"+strings.Repeat("x", 997)+"\r\n", 256))
 		}},
 		{"continuation for USER", "pop3", time.Hour, func(c net.Conn, br *bufio.Reader) {
-			_, _ = io.WriteString(c, "+OK fake\r\n")
-			readLine(br)
-			_, _ = io.WriteString(c, "+OK\r\nUSER\r\n.\r\n")
-			readLine(br)
+			gatewaytest.Converse(c, br, "+OK fake\r\n", "+OK\r\nUSER\r\n.\r\n")
 			_, _ = io.WriteString(c, "+ \r\n")
 		}},
 		{"continuations for ever", "pop3", time.Hour, func(c net.Conn, br *bufio.Reader) {
-			_, _ = io.WriteString(c, "+OK fake\r\n")
-			readLine(br)
+			gatewaytest.Converse(c, br, "+OK fake\r\n")
 			_, _ = io.WriteString(c, "+OK\r\nSASL PLAIN\r\n.\r\n")
 			for range 100 {
 				if _, err := br.ReadString('\n'); err != nil {
@@ -70,20 +64,15 @@ func TestBackendBrokenDialogue(t *testing.T) {
 			}
 		}},
 		{"closed during the login", "pop3", time.Hour, func(c net.Conn, br *bufio.Reader) {
-			_, _ = io.WriteString(c, "+OK fake\r\n")
-			readLine(br)
-			_, _ = io.WriteString(c, "+OK\r\nSASL PLAIN\r\n.\r\n")
-			readLine(br)
+			gatewaytest.Converse(c, br, "+OK fake\r\n", "+OK\r\nSASL PLAIN\r\n.\r\n")
 			c.Close()
 		}},
 		{"STLS followed by plaintext", "pop3+starttls", time.Hour, func(c net.Conn, br *bufio.Reader) {
-			_, _ = io.WriteString(c, "+OK fake\r\n")
-			readLine(br)
+			gatewaytest.Converse(c, br, "+OK fake\r\n")
 			_, _ = io.WriteString(c, "+OK Begin TLS\r\n+OK\r\nSASL PLAIN\r\n.\r\n")
 		}},
 		{"STLS without TLS", "pop3+starttls", time.Hour, func(c net.Conn, br *bufio.Reader) {
-			_, _ = io.WriteString(c, "+OK fake\r\n")
-			readLine(br)
+			gatewaytest.Converse(c, br, "+OK fake\r\n")
 			_, _ = io.WriteString(c, "+OK Begin TLS\r\n")
 			if _, err := br.ReadByte(); err != nil { // the ClientHello has come
 				return
@@ -91,8 +80,7 @@ func TestBackendBrokenDialogue(t *testing.T) {
 			_, _ = io.WriteString(c, "+OK\r\nSASL PLAIN\r\n.\r\n")
 		}},
 		{"STLS with a certificate for another name", "pop3+starttls", time.Hour, func(c net.Conn, br *bufio.Reader) {
-			_, _ = io.WriteString(c, "+OK fake\r\n")
-			readLine(br)
+			gatewaytest.Converse(c, br, "+OK fake\r\n")
 			_, _ = io.WriteString(c, "+OK Begin TLS\r\n")
 			cfg := &tls.Config{Certificates: []tls.Certificate{pki.ca.IssueCert(t, "other.test")}}
 			_ = tls.Server(c, cfg).Handshake()
@@ -135,10 +123,7 @@ func TestBackendBrokenDialogue(t *testing.T) {
 // login reaches the client after the client's +OK, in order and as sent.
 func TestBackendDataAfterLogin(t *testing.T) {
 	addr := gatewaytest.ScriptedBackend(t, make(chan string, 100), func(c net.Conn, br *bufio.Reader) {
-		_, _ = io.WriteString(c, "+OK fake\r\n")
-		_, _ = br.ReadString('\n')
-		_, _ = io.WriteString(c, "+OK\r\nSASL PLAIN\r\n.\r\n")
-		_, _ = br.ReadString('\n')
+		gatewaytest.Converse(c, br, "+OK fake\r\n", "+OK\r\nSASL PLAIN\r\n.\r\n")
 		_, _ = io.WriteString(c, "+OK Logged in.\r\n+OK 2 320\r\n")
 	})
 	p := startProxy(t, &pop3.Server{Server: gateway.Server{
@@ -160,10 +145,7 @@ func TestBackendDataAfterLogin(t *testing.T) {
 // checked them: a broken backend, not a login.
 func TestBackendOKBeforeCredentials(t *testing.T) {
 	addr := gatewaytest.ScriptedBackend(t, make(chan string, 100), func(c net.Conn, br *bufio.Reader) {
-		_, _ = io.WriteString(c, "+OK fake\r\n")
-		_, _ = br.ReadString('\n')
-		_, _ = io.WriteString(c, "+OK\r\nSASL PLAIN\r\n.\r\n")
-		_, _ = br.ReadString('\n')
+		gatewaytest.Converse(c, br, "+OK fake\r\n", "+OK\r\nSASL PLAIN\r\n.\r\n")
 		_, _ = io.WriteString(c, "+OK Logged in.\r\n")
 	})
 	p := startProxy(t, &pop3.Server{Server: gateway.Server{

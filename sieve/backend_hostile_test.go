@@ -31,7 +31,6 @@ func loginsCounted(t *testing.T, reg *prometheus.Registry, result string) float6
 func TestBackendBrokenDialogue(t *testing.T) {
 	pki := newPKI(t)
 	const caps = "\"IMPLEMENTATION\" \"fake\"\r\n\"SASL\" \"PLAIN\"\r\n\"STARTTLS\"\r\n\"XCLIENT\"\r\nOK\r\n"
-	readLine := func(br *bufio.Reader) { _, _ = br.ReadString('\n') }
 	for _, tc := range []struct {
 		name    string
 		scheme  string
@@ -51,8 +50,7 @@ func TestBackendBrokenDialogue(t *testing.T) {
 			_, _ = io.WriteString(c, strings.Repeat("\"X\" {10240}\r\n"+strings.Repeat("x", 10240)+"\r\n", 20))
 		}},
 		{"XCLIENT answered BYE", "sieve", time.Hour, func(c net.Conn, br *bufio.Reader) {
-			_, _ = io.WriteString(c, caps)
-			readLine(br)
+			gatewaytest.Converse(c, br, caps)
 			_, _ = io.WriteString(c, "BYE \"no\"\r\n")
 		}},
 		{"challenges for ever", "sieve", time.Hour, func(c net.Conn, br *bufio.Reader) {
@@ -65,26 +63,22 @@ func TestBackendBrokenDialogue(t *testing.T) {
 			}
 		}},
 		{"closed during the login", "sieve", time.Hour, func(c net.Conn, br *bufio.Reader) {
-			_, _ = io.WriteString(c, "\"SASL\" \"PLAIN\"\r\nOK\r\n")
-			readLine(br)
+			gatewaytest.Converse(c, br, "\"SASL\" \"PLAIN\"\r\nOK\r\n")
 			c.Close()
 		}},
 		{"STARTTLS not offered", "sieve+starttls", time.Hour, func(c net.Conn, br *bufio.Reader) {
 			_, _ = io.WriteString(c, "\"SASL\" \"PLAIN\"\r\nOK\r\n")
 		}},
 		{"STARTTLS refused", "sieve+starttls", time.Hour, func(c net.Conn, br *bufio.Reader) {
-			_, _ = io.WriteString(c, caps)
-			readLine(br)
+			gatewaytest.Converse(c, br, caps)
 			_, _ = io.WriteString(c, "NO \"not today\"\r\n")
 		}},
 		{"STARTTLS followed by plaintext", "sieve+starttls", time.Hour, func(c net.Conn, br *bufio.Reader) {
-			_, _ = io.WriteString(c, caps)
-			readLine(br)
+			gatewaytest.Converse(c, br, caps)
 			_, _ = io.WriteString(c, "OK\r\n\"SASL\" \"PLAIN\"\r\nOK\r\n")
 		}},
 		{"STARTTLS without TLS", "sieve+starttls", time.Hour, func(c net.Conn, br *bufio.Reader) {
-			_, _ = io.WriteString(c, caps)
-			readLine(br)
+			gatewaytest.Converse(c, br, caps)
 			_, _ = io.WriteString(c, "OK\r\n")
 			if _, err := br.ReadByte(); err != nil { // the ClientHello has come
 				return
@@ -92,8 +86,7 @@ func TestBackendBrokenDialogue(t *testing.T) {
 			_, _ = io.WriteString(c, "\"SASL\" \"PLAIN\"\r\nOK\r\n")
 		}},
 		{"STARTTLS with a certificate for another name", "sieve+starttls", time.Hour, func(c net.Conn, br *bufio.Reader) {
-			_, _ = io.WriteString(c, caps)
-			readLine(br)
+			gatewaytest.Converse(c, br, caps)
 			_, _ = io.WriteString(c, "OK\r\n")
 			cfg := &tls.Config{Certificates: []tls.Certificate{pki.ca.IssueCert(t, "other.test")}}
 			_ = tls.Server(c, cfg).Handshake()
@@ -132,8 +125,7 @@ func TestBackendBrokenDialogue(t *testing.T) {
 // login reaches the client after the client's OK, in order and as sent.
 func TestBackendDataAfterLogin(t *testing.T) {
 	addr := gatewaytest.ScriptedBackend(t, make(chan string, 100), func(c net.Conn, br *bufio.Reader) {
-		_, _ = io.WriteString(c, "\"SASL\" \"PLAIN\"\r\nOK\r\n")
-		_, _ = br.ReadString('\n')
+		gatewaytest.Converse(c, br, "\"SASL\" \"PLAIN\"\r\nOK\r\n")
 		_, _ = io.WriteString(c, "OK \"Logged in\"\r\nOK \"extra\"\r\n")
 	})
 	p := startProxy(t, &sieve.Server{Server: gateway.Server{

@@ -31,7 +31,6 @@ func loginsCounted(t *testing.T, reg *prometheus.Registry, result string) float6
 func TestBackendBrokenDialogue(t *testing.T) {
 	pki := newPKI(t)
 	const ehlo = "250-fake\r\n250-AUTH PLAIN\r\n250-STARTTLS\r\n250 XCLIENT ADDR PORT HELO PROTO\r\n"
-	readLine := func(br *bufio.Reader) { _, _ = br.ReadString('\n') }
 	for _, tc := range []struct {
 		name    string
 		scheme  string
@@ -49,15 +48,11 @@ func TestBackendBrokenDialogue(t *testing.T) {
 			_, _ = io.WriteString(c, strings.Repeat("220-more\r\n", 1000))
 		}},
 		{"XCLIENT answered with a greeting over the limit", "submission", time.Hour, func(c net.Conn, br *bufio.Reader) {
-			_, _ = io.WriteString(c, "220 fake\r\n")
-			readLine(br)
-			_, _ = io.WriteString(c, ehlo)
-			readLine(br)
+			gatewaytest.Converse(c, br, "220 fake\r\n", ehlo)
 			_, _ = io.WriteString(c, "220 "+strings.Repeat("x", 1<<20))
 		}},
 		{"challenges for ever", "submission", time.Hour, func(c net.Conn, br *bufio.Reader) {
-			_, _ = io.WriteString(c, "220 fake\r\n")
-			readLine(br)
+			gatewaytest.Converse(c, br, "220 fake\r\n")
 			_, _ = io.WriteString(c, "250-fake\r\n250 AUTH PLAIN\r\n")
 			for range 100 {
 				if _, err := br.ReadString('\n'); err != nil {
@@ -67,36 +62,23 @@ func TestBackendBrokenDialogue(t *testing.T) {
 			}
 		}},
 		{"closed during AUTH", "submission", time.Hour, func(c net.Conn, br *bufio.Reader) {
-			_, _ = io.WriteString(c, "220 fake\r\n")
-			readLine(br)
-			_, _ = io.WriteString(c, "250-fake\r\n250 AUTH PLAIN\r\n")
-			readLine(br)
+			gatewaytest.Converse(c, br, "220 fake\r\n", "250-fake\r\n250 AUTH PLAIN\r\n")
 			c.Close()
 		}},
 		{"STARTTLS not offered", "submission+starttls", time.Hour, func(c net.Conn, br *bufio.Reader) {
-			_, _ = io.WriteString(c, "220 fake\r\n")
-			readLine(br)
+			gatewaytest.Converse(c, br, "220 fake\r\n")
 			_, _ = io.WriteString(c, "250-fake\r\n250 AUTH PLAIN\r\n")
 		}},
 		{"STARTTLS refused", "submission+starttls", time.Hour, func(c net.Conn, br *bufio.Reader) {
-			_, _ = io.WriteString(c, "220 fake\r\n")
-			readLine(br)
-			_, _ = io.WriteString(c, ehlo)
-			readLine(br)
+			gatewaytest.Converse(c, br, "220 fake\r\n", ehlo)
 			_, _ = io.WriteString(c, "454 4.7.0 TLS not available\r\n")
 		}},
 		{"STARTTLS followed by plaintext", "submission+starttls", time.Hour, func(c net.Conn, br *bufio.Reader) {
-			_, _ = io.WriteString(c, "220 fake\r\n")
-			readLine(br)
-			_, _ = io.WriteString(c, ehlo)
-			readLine(br)
+			gatewaytest.Converse(c, br, "220 fake\r\n", ehlo)
 			_, _ = io.WriteString(c, "220 go ahead\r\n250-fake\r\n250 AUTH PLAIN\r\n")
 		}},
 		{"STARTTLS without TLS", "submission+starttls", time.Hour, func(c net.Conn, br *bufio.Reader) {
-			_, _ = io.WriteString(c, "220 fake\r\n")
-			readLine(br)
-			_, _ = io.WriteString(c, ehlo)
-			readLine(br)
+			gatewaytest.Converse(c, br, "220 fake\r\n", ehlo)
 			_, _ = io.WriteString(c, "220 go ahead\r\n")
 			if _, err := br.ReadByte(); err != nil { // the ClientHello has come
 				return
@@ -104,10 +86,7 @@ func TestBackendBrokenDialogue(t *testing.T) {
 			_, _ = io.WriteString(c, "250-fake\r\n250 AUTH PLAIN\r\n")
 		}},
 		{"STARTTLS with a certificate for another name", "submission+starttls", time.Hour, func(c net.Conn, br *bufio.Reader) {
-			_, _ = io.WriteString(c, "220 fake\r\n")
-			readLine(br)
-			_, _ = io.WriteString(c, ehlo)
-			readLine(br)
+			gatewaytest.Converse(c, br, "220 fake\r\n", ehlo)
 			_, _ = io.WriteString(c, "220 go ahead\r\n")
 			cfg := &tls.Config{Certificates: []tls.Certificate{pki.ca.IssueCert(t, "other.test")}}
 			_ = tls.Server(c, cfg).Handshake()
@@ -153,10 +132,7 @@ func TestBackendBrokenDialogue(t *testing.T) {
 // the client after the client's 235, in order and as sent.
 func TestBackendDataAfterLogin(t *testing.T) {
 	addr := gatewaytest.ScriptedBackend(t, make(chan string, 100), func(c net.Conn, br *bufio.Reader) {
-		_, _ = io.WriteString(c, "220 fake\r\n")
-		_, _ = br.ReadString('\n')
-		_, _ = io.WriteString(c, "250-fake\r\n250 AUTH PLAIN\r\n")
-		_, _ = br.ReadString('\n')
+		gatewaytest.Converse(c, br, "220 fake\r\n", "250-fake\r\n250 AUTH PLAIN\r\n")
 		_, _ = io.WriteString(c, "235 2.7.0 Logged in\r\n421 4.3.2 going down\r\n")
 	})
 	p := startProxy(t, &submission.Server{Server: gateway.Server{
@@ -187,10 +163,7 @@ func TestBackendOKBeforeCredentials(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := gatewaytest.ScriptedBackend(t, make(chan string, 100), func(c net.Conn, br *bufio.Reader) {
-				_, _ = io.WriteString(c, "220 fake\r\n")
-				_, _ = br.ReadString('\n')
-				_, _ = io.WriteString(c, "250-fake\r\n250 AUTH "+tc.mechs+"\r\n")
-				_, _ = br.ReadString('\n')
+				gatewaytest.Converse(c, br, "220 fake\r\n", "250-fake\r\n250 AUTH "+tc.mechs+"\r\n")
 				_, _ = io.WriteString(c, "235 2.7.0 Logged in\r\n")
 			})
 			p := startProxy(t, &submission.Server{Server: gateway.Server{

@@ -2,6 +2,7 @@ package gatewaytest
 
 import (
 	"bufio"
+	"io"
 	"net"
 	"sync"
 	"testing"
@@ -75,4 +76,14 @@ func Counted(t testing.TB, reg *prometheus.Registry, name, label, value string) 
 		}
 	}
 	return n
+}
+
+// Converse is a scripted backend's turn-taking (ScriptedBackend): for
+// each reply, it writes the reply, then reads the peer's next line.
+// Errors are ignored: the script ends when the connection does.
+func Converse(c net.Conn, br *bufio.Reader, replies ...string) {
+	for _, r := range replies {
+		_, _ = io.WriteString(c, r)
+		_, _ = br.ReadString('\n')
+	}
 }
