@@ -354,19 +354,28 @@ func expectPrefix(t *testing.T, r *bufio.Reader, prefix string) string {
 // code.
 func smtpReply(t *testing.T, r *bufio.Reader, code string) string {
 	t.Helper()
-	var all strings.Builder
+	lines := smtpLines(t, r)
+	all := strings.Join(lines, "")
+	if !strings.HasPrefix(lines[len(lines)-1], code) {
+		t.Fatalf("got reply\n%s, want code %s", all, code)
+	}
+	return all
+}
+
+// smtpLines reads the lines of a (multi-line) SMTP reply, each with its
+// CRLF.
+func smtpLines(t *testing.T, r *bufio.Reader) []string {
+	t.Helper()
+	var lines []string
 	for range 100 {
 		line := readLine(t, r)
-		all.WriteString(line)
+		lines = append(lines, line)
 		if len(line) < 4 || line[3] != '-' {
-			if !strings.HasPrefix(line, code) {
-				t.Fatalf("got reply\n%s, want code %s", all.String(), code)
-			}
-			return all.String()
+			return lines
 		}
 	}
-	t.Fatalf("reply longer than 100 lines:\n%s", all.String())
-	return ""
+	t.Fatalf("reply longer than 100 lines:\n%s", strings.Join(lines, ""))
+	return nil
 }
 
 // sieveConn is a minimal ManageSieve client (RFC 5804) for the test.

@@ -39,22 +39,14 @@ func dialSMTP(t *testing.T, src, addr string) *smtpChat {
 	return s
 }
 
+// reply reads one (multi-line) reply and returns its lines joined by "\n".
 func (s *smtpChat) reply() string {
 	s.t.Helper()
-	var lines []string
-	for range 100 {
-		l, err := s.r.ReadString('\n')
-		if err != nil {
-			s.t.Fatalf("read: %v (after %q)", err, lines)
-		}
-		l = strings.TrimRight(l, "\r\n")
-		lines = append(lines, l)
-		if len(l) < 4 || l[3] != '-' {
-			return strings.Join(lines, "\n")
-		}
+	lines := smtpLines(s.t, s.r)
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, "\r\n")
 	}
-	s.t.Fatal("reply longer than 100 lines")
-	return ""
+	return strings.Join(lines, "\n")
 }
 
 // cmd sends line and returns the reply, failing unless it starts with
