@@ -1,17 +1,13 @@
 package sieve_test
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pipegate/pipegate/gateway"
 	"github.com/pipegate/pipegate/internal/gatewaytest"
@@ -114,34 +110,15 @@ func TestCyrus(t *testing.T) {
 	})
 
 	t.Run("sieve-connect", func(t *testing.T) {
-		bin := testenv.LookPath(t, "sieve-connect", "sieve-connect")
 		local := filepath.Join(t.TempDir(), "in.sieve")
 		script := "require \"reject\";\nif header :contains \"subject\" \"spam\" { reject \"no\"; }\n"
 		if err := os.WriteFile(local, []byte(script), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		host, port, _ := net.SplitHostPort(addr)
+		sc := testenv.SieveConnect{Addr: addr, User: "carol@a.test", Password: "pw3", CAFile: pki.ca.CertFile(t), TLSName: "localhost"}
 		run := func(args ...string) string {
 			t.Helper()
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			r, w, err := os.Pipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			cmd := exec.CommandContext(ctx, bin, append([]string{
-				"--server", host, "--port", port, "--user", "carol@a.test", "--passwordfd", "3",
-				"--tlscafile", pki.ca.CertFile(t), "--tlshostname", "localhost", "--authmech", "PLAIN",
-			}, args...)...)
-			cmd.ExtraFiles = []*os.File{r}
-			fmt.Fprint(w, "pw3\n")
-			w.Close()
-			out, err := cmd.CombinedOutput()
-			if err != nil {
-				t.Fatalf("sieve-connect %v: %v\n%s", args, err, out)
-			}
-			return string(out)
+			return sc.Run(t, args...)
 		}
 		run("--upload", "--localsieve", local, "--remotesieve", "sc")
 		run("--activate", "--remotesieve", "sc")

@@ -3,7 +3,6 @@ package tests
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,7 +16,7 @@ import (
 // sieve-connect through pipegate (STARTTLS, then AUTHENTICATE), and reads
 // it back from Dovecot directly.
 func TestMailSieve(t *testing.T) {
-	sc := testenv.LookPath(t, "sieve-connect", "sieve-connect")
+	testenv.LookPath(t, "sieve-connect", "sieve-connect")
 	testenv.LookPath(t, "dovecot", "dovecot-managesieved")
 	ca := tlstest.NewCA(t)
 	cert, key := ca.Issue(t, "127.0.0.1", "localhost", "sieve.backend.test")
@@ -45,22 +44,9 @@ drain_timeout: 5s
 	writeFile(t, local, script)
 	sieveConnect := func(target, tlsName string, args ...string) string {
 		t.Helper()
-		host, port := hostPort(t, target)
-		r, w, err := os.Pipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.WriteString("alice-secret\n")
-		w.Close()
-		defer r.Close()
-		cmd := exec.Command(sc, append([]string{"--server", host, "--port", port, "--user", "alice@a.test", "--passwordfd", "3",
-			"--tlscafile", ca.CertFile(t), "--tlshostname", tlsName, "--authmech", "PLAIN", "--ignoreserverversion"}, args...)...)
-		cmd.ExtraFiles = []*os.File{r}
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("sieve-connect %s %v: %v\n%s", target, args, err, out)
-		}
-		return string(out)
+		sc := testenv.SieveConnect{Addr: target, User: "alice@a.test", Password: "alice-secret",
+			CAFile: ca.CertFile(t), TLSName: tlsName, Extra: []string{"--ignoreserverversion"}}
+		return sc.Run(t, args...)
 	}
 	sieveConnect(addr, "localhost", "--upload", "--localsieve", local, "--remotesieve", "pipegate")
 	sieveConnect(addr, "localhost", "--activate", "--remotesieve", "pipegate")

@@ -111,35 +111,16 @@ func TestDovecotMailProtocols(t *testing.T) {
 	})
 
 	t.Run("sieve-connect", func(t *testing.T) {
-		bin := testenv.LookPath(t, "sieve-connect", "sieve-connect")
 		dir := t.TempDir()
 		local := filepath.Join(dir, "in.sieve")
 		script := "require \"reject\";\nif header :contains \"subject\" \"spam\" { reject \"no\"; }\n"
 		if err := os.WriteFile(local, []byte(script), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		host, port, _ := net.SplitHostPort(d.SieveAddr)
+		sc := testenv.SieveConnect{Addr: d.SieveAddr, User: "bob@b.test", Password: "pw", CAFile: caFile, TLSName: "localhost"}
 		run := func(args ...string) string {
 			t.Helper()
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			r, w, err := os.Pipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			cmd := exec.CommandContext(ctx, bin, append([]string{
-				"--server", host, "--port", port, "--user", "bob@b.test", "--passwordfd", "3",
-				"--tlscafile", caFile, "--tlshostname", "localhost", "--authmech", "PLAIN",
-			}, args...)...)
-			cmd.ExtraFiles = []*os.File{r}
-			fmt.Fprint(w, "pw\n")
-			w.Close()
-			out, err := cmd.CombinedOutput()
-			if err != nil {
-				t.Fatalf("sieve-connect %v: %v\n%s", args, err, out)
-			}
-			return string(out)
+			return sc.Run(t, args...)
 		}
 		run("--upload", "--localsieve", local, "--remotesieve", "sc")
 		run("--activate", "--remotesieve", "sc")

@@ -3,7 +3,8 @@
 // configuration, directories and loopback ports: StartDovecot,
 // StartPostfix (a submission backend, XCLIENT, Cyrus SASL), StartCyrus
 // (imapd, pop3d and timsieved, as a second implementation of each
-// protocol) and StartSMTPSink.
+// protocol) and StartSMTPSink; SieveConnect runs the real sieve-connect
+// client against them or a proxy.
 //
 // Usage:
 //
