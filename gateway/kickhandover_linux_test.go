@@ -21,14 +21,16 @@ import (
 // along with it: the new process ends the session with the farewell. A
 // kick while its state is being sent passes it by, uncounted: it goes on
 // in the new process, whose own Kick ends it. A session whose sending
-// failed stays here, and a kick ends it here.
+// failed stays here, and a kick ends it here. Each with the old
+// process's pipes on the event loops and on goroutines (whose pipe stays
+// on the loops when its sending failed).
 func TestKickDuringHandOver(t *testing.T) {
 	const account = "alice@a.test"
 	backend := toyBackend()
 	t.Cleanup(func() { backend.Close() })
 	be := route.Backend{Protocol: "toy", Addr: backend.Addr().String(), ClientAddr: route.ClientAddrNone}
-	newServer := func(log io.Writer) (*gateway.Server, *pipe.Engine) {
-		eng := &pipe.Engine{}
+	newServer := func(log io.Writer, f pipe.Flavour) (*gateway.Server, *pipe.Engine) {
+		eng := &pipe.Engine{Flavour: f}
 		t.Cleanup(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
@@ -77,53 +79,55 @@ func TestKickDuringHandOver(t *testing.T) {
 			return 0, errors.New("send failed")
 		}, "old", false},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var oldLog, newLog syncBuffer
-			oldSrv, oldEng := newServer(&oldLog)
-			newSrv, _ := newServer(&newLog)
-			addr, served := serveLocal(t, oldSrv)
-			c, br := greeted(t, addr, 10*time.Second)
-			pipedToy(t, c, br)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := oldSrv.Quiesce(ctx); err != nil {
-				t.Fatal(err)
-			}
-			<-served
-			kicked := -1
-			_, err := oldEng.DetachAll(ctx, func(d *pipe.Detached) error {
-				var err error
-				kicked, err = tc.yield(t, oldSrv, newSrv, d)
-				return err
+		for _, f := range []pipe.Flavour{pipe.FlavourAuto, pipe.FlavourGoroutines} {
+			t.Run(tc.name+"/"+f.String(), func(t *testing.T) {
+				var oldLog, newLog syncBuffer
+				oldSrv, oldEng := newServer(&oldLog, f)
+				newSrv, _ := newServer(&newLog, pipe.FlavourAuto)
+				addr, served := serveLocal(t, oldSrv)
+				c, br := greeted(t, addr, 10*time.Second)
+				pipedToy(t, c, br)
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				if err := oldSrv.Quiesce(ctx); err != nil {
+					t.Fatal(err)
+				}
+				<-served
+				kicked := -1
+				_, err := oldEng.DetachAll(ctx, func(d *pipe.Detached) error {
+					var err error
+					kicked, err = tc.yield(t, oldSrv, newSrv, d)
+					return err
+				})
+				if (err != nil) != (tc.where == "old") {
+					t.Fatalf("DetachAll: %v", err)
+				}
+				if want := map[bool]int{true: 1, false: 0}[tc.kickedOnTheWay]; kicked != want {
+					t.Errorf("the kick during the hand-over counted %d sessions, want %d", kicked, want)
+				}
+				here, log := newSrv, &newLog
+				if tc.where == "old" {
+					here, log = oldSrv, &oldLog
+				}
+				if !tc.kickedOnTheWay {
+					if got := exchange(t, c, br, "PING"); got != "+PONG from the backend" {
+						t.Fatalf("after the hand-over: %q", got)
+					}
+					if n := here.Kick(account); n != 1 {
+						t.Fatalf("Kick in the %s process: %d, want 1", tc.where, n)
+					}
+				}
+				if rest, err := io.ReadAll(br); err != nil || string(rest) != bye {
+					t.Errorf("client read %q, %v; want %q then EOF", rest, err, bye)
+				}
+				if err := here.Shutdown(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if n := strings.Count(log.String(), kickedLine); n != 1 {
+					t.Errorf("%d lines with %s in the %s process's log:\n%s", n, kickedLine, tc.where, log.String())
+				}
 			})
-			if (err != nil) != (tc.where == "old") {
-				t.Fatalf("DetachAll: %v", err)
-			}
-			if want := map[bool]int{true: 1, false: 0}[tc.kickedOnTheWay]; kicked != want {
-				t.Errorf("the kick during the hand-over counted %d sessions, want %d", kicked, want)
-			}
-			here, log := newSrv, &newLog
-			if tc.where == "old" {
-				here, log = oldSrv, &oldLog
-			}
-			if !tc.kickedOnTheWay {
-				if got := exchange(t, c, br, "PING"); got != "+PONG from the backend" {
-					t.Fatalf("after the hand-over: %q", got)
-				}
-				if n := here.Kick(account); n != 1 {
-					t.Fatalf("Kick in the %s process: %d, want 1", tc.where, n)
-				}
-			}
-			if rest, err := io.ReadAll(br); err != nil || string(rest) != bye {
-				t.Errorf("client read %q, %v; want %q then EOF", rest, err, bye)
-			}
-			if err := here.Shutdown(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if n := strings.Count(log.String(), kickedLine); n != 1 {
-				t.Errorf("%d lines with %s in the %s process's log:\n%s", n, kickedLine, tc.where, log.String())
-			}
-		})
+		}
 	}
 }
 

@@ -86,7 +86,11 @@ func (h *Handle) Detach(ctx context.Context) (*Detached, error) {
 		return nil, err
 	}
 	if h.p != nil {
-		return h.p.detachGo(ctx)
+		det, err := h.p.detachGo(ctx)
+		if err == nil {
+			h.finished()
+		}
+		return det, err
 	}
 	d := h.ld
 	if d == nil { // a pipe refused before it began (ErrNilConn)
@@ -118,7 +122,8 @@ const detachBatch = 256
 // in one of its turns), so that each waits only for its batch to be sent;
 // then those on goroutines, one at a time, each as Handle.Detach (a
 // goroutine pipe whose yield fails is adopted again on the loops: its
-// afterClose is kept, its Handle is over).
+// afterClose and its Handle go on with it; a Stop that came while it was
+// away reaches it there).
 func (e *Engine) DetachAll(ctx context.Context, yield func(*Detached) error) (left int, err error) {
 	e.mu.Lock()
 	left = len(e.pipes) // goroutine pipes do not leave
@@ -183,14 +188,15 @@ func (e *Engine) detachAllGo(ctx context.Context, yield func(*Detached) error, l
 			continue // stays (or has ended)
 		}
 		if yerr := yield(det); yerr != nil {
-			// Carried on here, on the loops: its Handle is over, its
-			// afterClose is kept.
-			if _, aerr := e.adoptAgain(det, p.afterClose); aerr != nil {
+			// Carried on here, on the loops, with its Handle and
+			// afterClose.
+			if aerr := e.stayGo(p, det); aerr != nil {
 				yerr = errors.Join(yerr, aerr)
 			}
 			return left, fmt.Errorf("pipe: DetachAll: yield: %w", yerr)
 		}
 		det.Wipe()
+		p.h.finished()
 		left--
 	}
 	return left, nil

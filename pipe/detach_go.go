@@ -37,6 +37,13 @@ func (p *pipe) detachGo(ctx context.Context) (*Detached, error) {
 	}
 	p.h.mu.Lock()
 	switch {
+	case p.h.detached:
+		next := p.h.next
+		p.h.mu.Unlock()
+		if next != nil { // it went on here after a failed hand-over
+			return next.Detach(ctx)
+		}
+		return nil, fmt.Errorf("pipe: detach: the pipe has left: %w", ErrNotDetachable)
 	case p.stopping.Load() || p.reasonSet || p.h.stopped || p.ab.ended || p.ba.ended:
 		p.h.mu.Unlock()
 		return nil, fmt.Errorf("pipe: detach: a pipe on goroutines that is ending or half-closed: %w", ErrNotDetachable)
@@ -179,8 +186,38 @@ func (p *pipe) leaveGo() (*Detached, error) {
 	if p.eng != nil {
 		p.eng.leave(p)
 	}
-	p.h.finished()
-	return det, nil
+	return det, nil // the caller calls p.h.finished once it has gone, or stayGo
+}
+
+// stayGo carries a pipe that leaveGo took out, and that could not be
+// sent, on on e's loops: its Handle goes on as the new pipe's (Stop,
+// SetTag, Detach; Done closes once that one has ended), and its
+// afterClose runs once, there, or here with the error should it not be
+// carried on (out of descriptors, say).
+func (e *Engine) stayGo(p *pipe, det *Detached) error {
+	after := func(r Result) {
+		if p.afterClose != nil {
+			p.afterClose(r)
+		}
+		p.h.finished()
+	}
+	h, err := e.adoptAgain(det, after)
+	if err != nil {
+		r := p.res
+		r.End, r.Reason, r.Err = time.Now(), ReasonError, fmt.Errorf("pipe: adopt again after a failed hand-over: %w", err)
+		r.BytesAToB, r.BytesBToA = p.ab.n.Load(), p.ba.n.Load()
+		go after(r)
+		return err
+	}
+	p.h.mu.Lock()
+	p.h.next = h
+	stop, fw := p.h.stopped, p.h.farewell
+	p.h.farewell = nil
+	p.h.mu.Unlock()
+	if stop {
+		h.Stop(fw) // a Stop came while the pipe was away
+	}
+	return nil
 }
 
 // resumeReads undoes interruptReads.

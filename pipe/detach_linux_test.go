@@ -216,6 +216,20 @@ func (r *resultOnce) afterClose(res Result) {
 	r.res <- res
 }
 
+// startTCP starts a pipe on e between two TCP sockets and returns its
+// Handle, the peers of its A and B sides, and its result.
+func startTCP(t *testing.T, e *Engine) (*Handle, net.Conn, net.Conn, *resultOnce) {
+	t.Helper()
+	a, aPeer := side(t, kTCP)
+	b, bPeer := side(t, kTCP)
+	ro := newResultOnce()
+	h, err := e.Start(a, b, ro.afterClose)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, aPeer, bPeer, ro
+}
+
 func (r *resultOnce) wait(t *testing.T) Result {
 	t.Helper()
 	select {
@@ -427,13 +441,7 @@ func TestAdoptTimers(t *testing.T) {
 func TestDetachExpiredContext(t *testing.T) {
 	e := &Engine{}
 	defer shutdownNow(e)
-	a, aPeer := side(t, kTCP)
-	b, bPeer := side(t, kTCP)
-	ro := newResultOnce()
-	h, err := e.Start(a, b, ro.afterClose)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, aPeer, bPeer, ro := startTCP(t, e)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if d, err := h.Detach(ctx); !errors.Is(err, context.Canceled) || d != nil {
@@ -916,5 +924,89 @@ func TestDetachAllCancelled(t *testing.T) {
 	closeWrite(t, bPeer)
 	if r := ro.wait(t); r.Reason != ReasonEOF {
 		t.Fatalf("result %+v", r)
+	}
+}
+
+// TestDetachAllGoroutinesYieldFailsHandle: a goroutine pipe whose yield
+// fails goes on on the loops, and its Handle goes on with it: a Stop that
+// came while the pipe was away, or one after, stops it with its farewell;
+// Done closes only once it has ended; the tag is kept.
+func TestDetachAllGoroutinesYieldFailsHandle(t *testing.T) {
+	for _, during := range []bool{true, false} {
+		name := "stop after"
+		if during {
+			name = "stop while away"
+		}
+		t.Run(name, func(t *testing.T) {
+			e := &Engine{Flavour: FlavourGoroutines}
+			defer shutdownNow(e)
+			h, aPeer, bPeer, ro := startTCP(t, e)
+			h.SetTag("s1")
+			done := h.Done()
+			left, err := e.DetachAll(context.Background(), func(d *Detached) error {
+				if d.Tag != "s1" {
+					t.Errorf("tag %q", d.Tag)
+				}
+				if during {
+					h.Stop([]byte("bye\r\n"))
+				}
+				return errors.New("channel broken")
+			})
+			if err == nil || left != 1 {
+				t.Fatalf("DetachAll: %d left, %v", left, err)
+			}
+			if !during {
+				select {
+				case <-done:
+					t.Fatal("Done closed while the pipe goes on")
+				default:
+				}
+				write(t, aPeer, "ping")
+				readN(t, bPeer, 4)
+				h.Stop([]byte("bye\r\n"))
+			}
+			if got := readN(t, aPeer, 5); got != "bye\r\n" {
+				t.Fatalf("A read %q", got)
+			}
+			r := ro.wait(t)
+			if r.Reason != ReasonStopped {
+				t.Fatalf("result %+v", r)
+			}
+			<-done
+			if _, err := h.Detach(context.Background()); err == nil {
+				t.Fatal("Detach of an ended pipe: no error")
+			}
+			_ = bPeer
+		})
+	}
+}
+
+// TestDetachAllGoroutinesCannotStay: a goroutine pipe whose yield fails
+// when it cannot be carried on here either (the Engine is shutting down)
+// ends with that error: its afterClose runs once, its Done closes.
+func TestDetachAllGoroutinesCannotStay(t *testing.T) {
+	e := &Engine{Flavour: FlavourGoroutines}
+	h, aPeer, bPeer, ro := startTCP(t, e)
+	write(t, aPeer, "ping")
+	readN(t, bPeer, 4)
+	_, err := e.DetachAll(context.Background(), func(*Detached) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := e.Shutdown(ctx); err != nil { // no pipe is left here
+			t.Errorf("Shutdown: %v", err)
+		}
+		return errors.New("channel broken")
+	})
+	if !errors.Is(err, ErrShuttingDown) {
+		t.Fatalf("DetachAll: %v, want ErrShuttingDown among its errors", err)
+	}
+	r := ro.wait(t)
+	if r.Reason != ReasonError || !errors.Is(r.Err, ErrShuttingDown) || r.BytesAToB != 4 {
+		t.Fatalf("result %+v", r)
+	}
+	<-h.Done()
+	buf := make([]byte, 1)
+	if n, err := aPeer.Read(buf); err == nil {
+		t.Fatalf("A's peer read %q: the socket is open", buf[:n])
 	}
 }

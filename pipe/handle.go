@@ -29,6 +29,7 @@ type Handle struct {
 	detaching bool      // a Detach of the loop pair is under way
 	detached  bool      // the pipe has left (Detach): nothing reaches the loops
 	farewell  []byte    // a Stop's while detaching, again if the pipe stays
+	next      *Handle   // a goroutine pipe's after a failed hand-over: it goes on as next (Engine.DetachAll)
 }
 
 // Stop ends the pipe at a clean point: it stops reading from B (and from
@@ -77,7 +78,11 @@ func (h *Handle) Stop(farewell []byte) {
 func (h *Handle) SetTag(tag string) {
 	h.mu.Lock()
 	h.tag = tag
+	next := h.next
 	h.mu.Unlock()
+	if next != nil {
+		next.SetTag(tag)
+	}
 }
 
 // Done returns a channel that is closed once the pipe is over: both sides

@@ -248,6 +248,19 @@ func (p *pipe) stopGracefully(survivor *endpoint) {
 // stops reads from A. Writes to both sides get flushTimeout.
 func (p *pipe) stopByOwner(farewell []byte) {
 	p.h.mu.Lock()
+	if p.h.detached {
+		// It left (Engine.DetachAll): the Stop goes where it went on
+		// here after a failed hand-over, or waits to see if it does.
+		next := p.h.next
+		if next == nil && !p.h.stopped {
+			p.h.stopped, p.h.farewell = true, bytes.Clone(farewell)
+		}
+		p.h.mu.Unlock()
+		if next != nil {
+			next.Stop(farewell)
+		}
+		return
+	}
 	if p.stopping.Load() || p.reasonSet {
 		p.h.mu.Unlock()
 		return // ending already: the first end decides
