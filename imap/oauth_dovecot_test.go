@@ -2,6 +2,8 @@ package imap_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"log/slog"
 	"net"
@@ -21,6 +23,7 @@ import (
 	"github.com/pipegate/pipegate/internal/gatewaytest"
 	"github.com/pipegate/pipegate/internal/testenv"
 	"github.com/pipegate/pipegate/limit"
+	"github.com/pipegate/pipegate/route"
 )
 
 // oauthIMAPClient is python3's imaplib logging in with AUTHENTICATE and a
@@ -103,7 +106,13 @@ func startOAuthEnv(t *testing.T) *oauthEnv {
 // login runs the python client from src and returns its output lines.
 func (e *oauthEnv) login(t *testing.T, src, mech, user, token, ack string) []string {
 	t.Helper()
-	host, port, _ := strings.Cut(e.p.addr, ":")
+	return e.loginAt(t, e.p.addr, src, mech, user, token, ack)
+}
+
+// loginAt is login to the gateway at addr.
+func (e *oauthEnv) loginAt(t *testing.T, addr, src, mech, user, token, ack string) []string {
+	t.Helper()
+	host, port, _ := strings.Cut(addr, ":")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, e.python, e.script, host, port, src, mech, user, token, ack).CombinedOutput()
@@ -348,4 +357,50 @@ func TestOAuthDovecotSASLIR(t *testing.T) {
 			t.Errorf("the gateway's session line does not name account alice@a.test:\n%s", logs.String())
 		}
 	})
+}
+
+// TestOAuthDovecotBackendTLS: OAuth logins reach a Dovecot that checks
+// tokens over STARTTLS and over implicit TLS to the backend, its
+// certificate verified, under the name the route gives (the client typed
+// a short one): the message the backend gets names the routed account,
+// which the token's owner is, and Dovecot logs that account's login from
+// the client's address, over TLS.
+func TestOAuthDovecotBackendTLS(t *testing.T) {
+	e := startOAuthEnv(t)
+	e.tokens.AddToken("tok-alice", "alice@a.test")
+	pem, err := os.ReadFile(e.d.CertFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		t.Fatalf("no certificate in %s", e.d.CertFile)
+	}
+	for _, tc := range []struct{ name, url, src, mech string }{
+		{"starttls-xoauth2", "imap+starttls://" + e.d.Addr + "?server_name=localhost", "127.0.0.31", "XOAUTH2"},
+		{"tls-oauthbearer", "imaps://" + e.d.TLSAddr + "?server_name=localhost", "127.0.0.32", "OAUTHBEARER"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := route.ParseBackend(tc.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := startProxy(t, &imap.Server{Server: gateway.Server{
+				Router: route.RouterFunc(func(_ context.Context, req route.Request) (route.Route, error) {
+					if req.Account != "alice" {
+						return route.Route{}, route.ErrNotFound
+					}
+					return route.Route{Backends: []route.Backend{b}, Login: "alice@a.test"}, nil
+				}),
+				BackendTLS:         &tls.Config{RootCAs: roots},
+				AllowPlaintextAuth: true,
+				OAuth:              true,
+			}})
+			out := e.loginAt(t, p.addr, tc.src, tc.mech, "alice", "tok-alice", "cancel")
+			if want := []string{"AUTH OK", "SELECT OK 1"}; !slices.Equal(out, want) {
+				t.Fatalf("client said %q, want %q", out, want)
+			}
+			e.d.WaitLog(t, `imap-login: Info: Login: user=<alice@a\.test>, method=`+tc.mech+`, rip=`+regexp.QuoteMeta(tc.src)+`, .*\bTLS\b`)
+		})
+	}
 }
