@@ -63,7 +63,7 @@ func (ss *Session) Login(creds sasl.Credentials, method string, started time.Tim
 	ss.tried.account = creds.Authzid + "\x00" + creds.Authcid
 	ss.tried.password = creds.Password + "\x00" + strings.Join(creds.Fields, "\x00")
 	defer func() { ss.tried.account, ss.tried.password = "", "" }()
-	ss.account = ""
+	ss.account, ss.backendAccount = "", ""
 	ss.backend = ""
 	name := ss.srv.name()
 	ip := ss.client.Addr()
@@ -132,6 +132,9 @@ func (ss *Session) Login(creds sasl.Credentials, method string, started time.Tim
 	}
 	if strings.ContainsAny(rt.Login+rt.Password, "\x00\r\n") {
 		return nil, ss.unavailable(started, errors.New("the route's login name or password holds NUL, CR or LF"))
+	}
+	if rt.Login != lg.Account {
+		ss.backendAccount = rt.Login // logged beside the account: the backend logs this one in
 	}
 	// A route may name backends of several protocols (an account's IMAP and
 	// POP3 on one host, its submission on another): this session uses its

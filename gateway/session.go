@@ -57,7 +57,10 @@ type Session struct {
 	// Login returns.
 	tried   struct{ account, password string }
 	account string // last account tried
-	backend string // the backend of the last login attempt
+	// backendAccount: the name the route gave the backend instead of
+	// account (Route.Login), when it differs; else "".
+	backendAccount string
+	backend        string // the backend of the last login attempt
 
 	interrupted atomic.Bool // Shutdown asked the protocol to say goodbye
 	mu          sync.Mutex  // guards piped against interrupt and forceClose
@@ -358,6 +361,7 @@ type logEntry struct {
 	start                 time.Time // the client's connect, which the duration counts from
 	protocol              string
 	client, account       string
+	backendAccount        string // "" unless a route gave the backend another name
 	backend               string
 	clientTLS, backendTLS bool
 }
@@ -365,9 +369,15 @@ type logEntry struct {
 func (ss *Session) logEntry(backend string, backendTLS bool) logEntry {
 	return logEntry{
 		log: ss.log, start: ss.start, protocol: ss.srv.name(),
-		client: ss.client.String(), account: ss.account, backend: backend,
+		client: ss.client.String(), account: ss.account, backendAccount: ss.backendAccount, backend: backend,
 		clientTLS: ss.isTLS, backendTLS: backendTLS,
 	}
+}
+
+// is reports whether account is the session's: its account, or the
+// name the backend logged in as instead (a route's Login).
+func (e logEntry) is(account string) bool {
+	return account != "" && (account == e.account || account == e.backendAccount)
 }
 
 // write logs the session's line.
@@ -375,6 +385,11 @@ func (e logEntry) write(r pipe.Result, d time.Duration, reason string) {
 	attrs := []any{
 		"client", e.client,
 		"account", e.account,
+	}
+	if e.backendAccount != "" {
+		attrs = append(attrs, "backend_account", e.backendAccount)
+	}
+	attrs = append(attrs,
 		"backend", e.backend,
 		"client_tls", e.clientTLS,
 		"backend_tls", e.backendTLS,
@@ -382,7 +397,7 @@ func (e logEntry) write(r pipe.Result, d time.Duration, reason string) {
 		"bytes_to_client", r.BytesBToA,
 		"duration", d.Round(time.Millisecond),
 		"reason", reason,
-	}
+	)
 	if r.Err != nil {
 		attrs = append(attrs, "err", r.Err.Error())
 	}

@@ -17,10 +17,12 @@ type SessionInfo struct {
 	// Protocol is the Protocol's Name: "imap", "pop3", "sieve", "submission".
 	Protocol string `json:"protocol"`
 	// Account is the account the session logged in as, as its log line
-	// says (the name the gateway decided: AccountRules, master users;
-	// not a route's Login, the name a source may give the backend
-	// instead). Kick matches it.
-	Account string `json:"account"`
+	// says (the name the gateway decided: AccountRules, master users).
+	// BackendAccount is the name the backend logged in as instead, when
+	// a route source gave another (Route.Login: nginx's Auth-User,
+	// Dovecot's destuser); "" when it is Account. Kick matches either.
+	Account        string `json:"account"`
+	BackendAccount string `json:"backend_account,omitempty"`
 	// Client is the client's address (the one PROXY or XCLIENT named, if
 	// any), Backend the backend's host:port.
 	Client     string `json:"client"`
@@ -34,6 +36,12 @@ type SessionInfo struct {
 	// carried over by a binary upgrade from a version that did not pass it
 	// on).
 	Since time.Time `json:"since,omitzero"`
+}
+
+// Of reports whether the session is account's: its Account or its
+// BackendAccount, byte for byte ("" is nobody's), as Kick matches.
+func (a SessionInfo) Of(account string) bool {
+	return account != "" && (a.Account == account || a.BackendAccount == account)
 }
 
 // Compare orders sessions by account, then by Since (oldest first), then
@@ -67,7 +75,7 @@ func (s *Server) Sessions() []SessionInfo {
 		}
 		e := ps.entry
 		out = append(out, SessionInfo{
-			ID: ps.id, Protocol: e.protocol, Account: e.account, Client: e.client, Backend: e.backend,
+			ID: ps.id, Protocol: e.protocol, Account: e.account, BackendAccount: e.backendAccount, Client: e.client, Backend: e.backend,
 			ClientTLS: e.clientTLS, BackendTLS: e.backendTLS, Pool: ps.pool, Since: e.start,
 		})
 	}
@@ -83,7 +91,8 @@ func (s *Server) Sessions() []SessionInfo {
 // both connections close. The session's log line, written once as it
 // ends, says "kicked: by the administrator". account must be the
 // session's, byte for byte (SessionInfo.Account, the account in its log
-// line); "" matches none.
+// line), or the name its backend logged in as (BackendAccount); ""
+// matches none.
 //
 // It returns how many sessions it ended; Kick does not wait for them to
 // close. A session ending by itself at that moment may be counted, and
@@ -103,7 +112,7 @@ func (s *Server) Kick(account string) int {
 	s.mu.Lock()
 	var hs []*pipe.Handle
 	for _, ps := range s.pipedSessions {
-		if ps.h == nil || ps.leaving || ps.entry.account != account {
+		if ps.h == nil || ps.leaving || !ps.entry.is(account) {
 			continue
 		}
 		// Read by ended (and by Leaving, for a pipe that left already), the pipe's Result saying ReasonStopped; a

@@ -426,3 +426,58 @@ func ExampleServer_Kick() {
 	// Output:
 	// kicked 0 session(s)
 }
+
+// TestSessionsBackendAccount: a session whose route gave the backend
+// another name than the client's (Route.Login) is listed and logged with
+// both, carries both across a binary upgrade, and a Kick of either ends
+// it; a session without a rewrite has no second name.
+func TestSessionsBackendAccount(t *testing.T) {
+	d, err := demo.Start(demo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Shutdown(context.Background()) })
+	alice := d.Accounts[0]
+	short, _, _ := strings.Cut(alice.User, "@")
+	be, err := route.ParseBackend("imap://" + d.Backends[0].IMAP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := newSessionsLog()
+	im := &imap.Server{}
+	im.Router = route.RouterFunc(func(_ context.Context, req route.Request) (route.Route, error) {
+		if req.Account == short {
+			return route.Route{Backends: []route.Backend{be}, Login: alice.User}, nil
+		}
+		return route.Route{Backends: []route.Backend{be}}, nil
+	})
+	im.AllowPlaintextAuth, im.FailureDelay = true, -1
+	im.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	l := gatewaytest.Listen(t)
+	gatewaytest.Serve(t, im, gatewaytest.Listener{Listener: l})
+	imapSession(t, l.Addr().String(), short, alice.Password)
+	imapSession(t, l.Addr().String(), alice.User, alice.Password)
+
+	list := waitListed(t, &im.Server, 2) // "alice" sorts before "alice@a.test"
+	if list[0].Account != short || list[0].BackendAccount != alice.User || list[1].Account != alice.User || list[1].BackendAccount != "" {
+		t.Fatalf("sessions %+v; want %s (backend: %s), then %s", list, short, alice.User, alice.User)
+	}
+	if !list[0].Of(short) || !list[0].Of(alice.User) || list[1].Of(short) || list[0].Of("") {
+		t.Errorf("SessionInfo.Of does not match the account or the backend's name alone")
+	}
+	st, ok := im.Leaving(list[0].ID)
+	im.Stayed(list[0].ID)
+	if !ok || st.Account != short || st.BackendAccount != alice.User {
+		t.Errorf("upgrade state %+v, %v; want account %s, backend account %s", st, ok, short, alice.User)
+	}
+	if n := im.Kick(alice.User); n != 2 {
+		t.Fatalf("Kick(%q) = %d, want 2 (the one logged in as it, the one its backend logged in as it)", alice.User, n)
+	}
+	logs.wait(t, 2, `msg="imap session"`, `reason="kicked: by the administrator"`)
+	if n := logs.count(`msg="imap session"`, " account="+short+" backend_account="+alice.User+" "); n != 1 {
+		t.Errorf("%d session lines with account=%s backend_account=%s, want 1:\n%s", n, short, alice.User, logs)
+	}
+	if n := logs.count(`msg="imap session"`, "backend_account="); n != 1 {
+		t.Errorf("%d session lines with a backend_account, want 1 (the rewritten one):\n%s", n, logs)
+	}
+}

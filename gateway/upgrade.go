@@ -15,15 +15,17 @@ import (
 // its log line says, and the pool lease to renew there. It holds no
 // secret.
 type SessionState struct {
-	ID         string `json:"id"`
-	Protocol   string `json:"protocol"`
-	Client     string `json:"client"`
-	Account    string `json:"account"`
-	Backend    string `json:"backend"`
-	ClientTLS  bool   `json:"client_tls"`
-	BackendTLS bool   `json:"backend_tls"`
-	Pool       string `json:"pool,omitempty"`
-	PoolUser   string `json:"pool_user,omitempty"`
+	ID       string `json:"id"`
+	Protocol string `json:"protocol"`
+	Client   string `json:"client"`
+	Account  string `json:"account"`
+	// BackendAccount: SessionInfo's; "" from a process before it.
+	BackendAccount string `json:"backend_account,omitempty"`
+	Backend        string `json:"backend"`
+	ClientTLS      bool   `json:"client_tls"`
+	BackendTLS     bool   `json:"backend_tls"`
+	Pool           string `json:"pool,omitempty"`
+	PoolUser       string `json:"pool_user,omitempty"`
 	// Peer is the address the connection limits count the session
 	// against: the connection's own peer, a proxy in front when XCLIENT
 	// named the client (Client); "" from a process before it: Client's.
@@ -55,7 +57,7 @@ func (s *Server) Leaving(tag string) (SessionState, bool) {
 	e := ps.entry
 	cause := ps.kick.Load() // read after leaving is set: a Kick either came before, or passes it by
 	st := SessionState{
-		ID: ps.id, Protocol: e.protocol, Client: e.client, Account: e.account, Backend: e.backend,
+		ID: ps.id, Protocol: e.protocol, Client: e.client, Account: e.account, BackendAccount: e.backendAccount, Backend: e.backend,
 		ClientTLS: e.clientTLS, BackendTLS: e.backendTLS, Pool: ps.pool, PoolUser: ps.poolUser,
 		Start: e.start, Kicked: cause != nil && *cause == errAdminKick,
 	}
@@ -108,7 +110,7 @@ func (s *Server) Adopt(ctx context.Context, d *pipe.Detached, st SessionState) e
 		srv: s, id: st.ID, release: func() {}, pool: st.Pool, poolUser: st.PoolUser,
 		entry: logEntry{
 			log: s.logger().With("session", st.ID), start: st.Start, protocol: s.name(),
-			client: st.Client, account: st.Account, backend: st.Backend,
+			client: st.Client, account: st.Account, backendAccount: st.BackendAccount, backend: st.Backend,
 			clientTLS: st.ClientTLS, backendTLS: st.BackendTLS,
 		},
 	}

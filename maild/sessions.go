@@ -100,7 +100,7 @@ func (a *sessionsAPI) list(w http.ResponseWriter, r *http.Request) {
 	out := []gateway.SessionInfo{} // [] rather than null when there is none
 	for _, srv := range a.servers {
 		for _, s := range srv.Sessions() {
-			if !filter || s.Account == account {
+			if !filter || s.Of(account) {
 				out = append(out, s)
 			}
 		}

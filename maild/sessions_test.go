@@ -38,7 +38,7 @@ func (f *fakeSessions) Kick(account string) int {
 	defer f.mu.Unlock()
 	f.kicked = append(f.kicked, account)
 	n := len(f.list)
-	f.list = slices.DeleteFunc(f.list, func(s gateway.SessionInfo) bool { return s.Account == account })
+	f.list = slices.DeleteFunc(f.list, func(s gateway.SessionInfo) bool { return s.Of(account) })
 	return n - len(f.list)
 }
 
@@ -70,6 +70,7 @@ func TestSessionsAPI(t *testing.T) {
 	}}
 	pop3Srv := &fakeSessions{list: []gateway.SessionInfo{
 		{ID: "p1", Protocol: "pop3", Account: "alice@x.test", Client: "127.0.0.1:5003", Backend: "127.0.0.1:110", Since: t0},
+		{ID: "p2", Protocol: "pop3", Account: "al", BackendAccount: "alice@x.test", Client: "127.0.0.1:5004", Backend: "127.0.0.1:110", Since: t0},
 	}}
 	var logs strings.Builder
 	h := newSessionsHandler([]sessionServer{imapSrv, pop3Srv}, slog.New(slog.NewTextHandler(&logs, nil)), "mail: ")
@@ -93,14 +94,18 @@ func TestSessionsAPI(t *testing.T) {
 		}
 		return strings.Join(out, " ")
 	}
-	if got := ids(list("")); got != "p1 i1 i2" {
-		t.Errorf("sessions %q, want p1 i1 i2 (by account, then oldest first)", got)
+	if got := ids(list("")); got != "p2 p1 i1 i2" {
+		t.Errorf("sessions %q, want p2 p1 i1 i2 (by account, then oldest first)", got)
 	}
-	if got := list(""); !got[0].Since.Equal(t0) || got[0].Protocol != "pop3" || got[0].Client != "127.0.0.1:5003" || got[0].Backend != "127.0.0.1:110" {
-		t.Errorf("first session %+v: fields lost", got[0])
+	if got := list(""); !got[1].Since.Equal(t0) || got[1].Protocol != "pop3" || got[1].Client != "127.0.0.1:5003" || got[1].Backend != "127.0.0.1:110" ||
+		got[0].BackendAccount != "alice@x.test" || got[1].BackendAccount != "" {
+		t.Errorf("sessions %+v: fields lost", got[:2])
 	}
-	if got := ids(list("?account=alice%40x.test")); got != "p1 i1" {
-		t.Errorf("alice's sessions %q, want p1 i1", got)
+	if got := ids(list("?account=alice%40x.test")); got != "p2 p1 i1" {
+		t.Errorf("alice's sessions %q, want p2 p1 i1 (p2's backend logged in as alice)", got)
+	}
+	if got := ids(list("?account=al")); got != "p2" {
+		t.Errorf("al's sessions %q, want p2", got)
 	}
 	if got := list("?account=ALICE%40x.test"); len(got) != 0 {
 		t.Errorf("account matched in another case: %+v", got)
@@ -123,8 +128,8 @@ func TestSessionsAPI(t *testing.T) {
 	}
 	form := httptest.NewRequest("POST", "/sessions/kick", strings.NewReader(url.Values{"account": {"alice@x.test"}}.Encode()))
 	form.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if k := kick(form); k != (KickInfo{Account: "alice@x.test", Kicked: 2}) {
-		t.Errorf("kick alice: %+v, want 2 sessions", k)
+	if k := kick(form); k != (KickInfo{Account: "alice@x.test", Kicked: 3}) {
+		t.Errorf("kick alice: %+v, want 3 sessions", k)
 	}
 	if imapSrv.kicked[0] != "alice@x.test" || pop3Srv.kicked[0] != "alice@x.test" {
 		t.Errorf("Kick called with %q and %q", imapSrv.kicked, pop3Srv.kicked)
@@ -132,7 +137,7 @@ func TestSessionsAPI(t *testing.T) {
 	if got := ids(list("")); got != "i2" {
 		t.Errorf("after the kick: %q, want bob's only", got)
 	}
-	if !strings.Contains(logs.String(), `msg="mail: admin: sessions kicked" account=alice@x.test sessions=2 by=`) {
+	if !strings.Contains(logs.String(), `msg="mail: admin: sessions kicked" account=alice@x.test sessions=3 by=`) {
 		t.Errorf("the kick is not logged:\n%s", logs.String())
 	}
 	if k := kick(httptest.NewRequest("POST", "/sessions/kick?account=nobody%40x.test", nil)); k != (KickInfo{Account: "nobody@x.test"}) {

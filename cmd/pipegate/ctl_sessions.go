@@ -110,7 +110,11 @@ func printSessions(w io.Writer, list []gateway.SessionInfo, account string, now 
 			since = s.Since.UTC().Format(time.RFC3339)
 			age = now.Sub(s.Since).Round(time.Second).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Account, s.Protocol, s.Client, backend, tlsSides(s), since, age, s.ID)
+		account := s.Account
+		if s.BackendAccount != "" {
+			account += " (backend: " + s.BackendAccount + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", account, s.Protocol, s.Client, backend, tlsSides(s), since, age, s.ID)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "%d session(s)%s\n", len(list), of)

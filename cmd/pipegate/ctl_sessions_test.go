@@ -108,12 +108,13 @@ func TestCtlSessionsOutput(t *testing.T) {
 	}
 }
 
-// TestPrintSessionsAge: the AGE column counts from Since.
+// TestPrintSessionsAge: the AGE column counts from Since; the ACCOUNT
+// column names the backend's account when a route gave another.
 func TestPrintSessionsAge(t *testing.T) {
 	since := time.Date(2026, 12, 6, 4, 0, 0, 0, time.UTC)
 	var out strings.Builder
-	printSessions(&out, []gateway.SessionInfo{{ID: "x", Protocol: "imap", Account: "a", Since: since}}, "a", since.Add(90*time.Minute+400*time.Millisecond))
-	if !strings.Contains(out.String(), "2026-12-06T04:00:00Z  1h30m0s  x") || !strings.HasSuffix(out.String(), "1 session(s) of a\n") {
+	printSessions(&out, []gateway.SessionInfo{{ID: "x", Protocol: "imap", Account: "a", Since: since}, {ID: "y", Protocol: "imap", Account: "b", BackendAccount: "b@x.test"}}, "", since.Add(90*time.Minute+400*time.Millisecond))
+	if !strings.Contains(out.String(), "2026-12-06T04:00:00Z  1h30m0s  x") || !strings.Contains(out.String(), "\nb (backend: b@x.test)  imap") || !strings.HasSuffix(out.String(), "2 session(s)\n") {
 		t.Errorf("printed\n%s", out.String())
 	}
 }
