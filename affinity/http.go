@@ -18,7 +18,7 @@ import (
 // UserInfo answers GET /affinity: a user's assignment.
 type UserInfo struct {
 	Pool     string         `json:"pool"`
-	User     string         `json:"user"`
+	User     string         `json:"user"`             // as the assignment is kept: UserKey, lower-cased
 	Member   string         `json:"member,omitempty"` // "" = not assigned
 	Moving   bool           `json:"moving"`
 	Sessions map[string]int `json:"sessions,omitempty"` // by instance
@@ -185,7 +185,7 @@ func (a *api) user(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	info := UserInfo{Pool: name, User: user, Member: as.Member, Moving: as.Moving, Sessions: as.Sessions, Logins: as.Logins}
+	info := UserInfo{Pool: name, User: UserKey(user), Member: as.Member, Moving: as.Moving, Sessions: as.Sessions, Logins: as.Logins}
 	if as.TTL > 0 {
 		info.TTL = as.TTL.Round(time.Millisecond).String()
 		info.Expires = time.Now().Add(as.TTL).UTC().Truncate(time.Millisecond)

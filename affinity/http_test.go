@@ -82,7 +82,7 @@ func TestHandler(t *testing.T) {
 	if _, lb, err := s.Assign(ctx, "bob"); err != nil { // bob's login runs
 		t.Fatal(err)
 	} else {
-		if code, body := call(t, h, "GET", "/affinity?user=bob", "", &u); code != 200 || u.Logins != 1 || len(u.Sessions) != 0 {
+		if code, body := call(t, h, "GET", "/affinity?user=BoB", "", &u); code != 200 || u.User != "bob" || u.Logins != 1 || len(u.Sessions) != 0 {
 			t.Fatalf("bob logging in: %d %s", code, body)
 		}
 		s.SessionEnd(ctx, lb)

@@ -140,7 +140,9 @@ func FuzzLoadFile(f *testing.F) {
 }
 
 // TestLoadFileFuzzSeeds: the good seeds load, docs/forward.md's example
-// with the fixture's files too, so that the fuzzer starts past every check.
+// with the fixture's files too, so that the fuzzer starts past every check;
+// with a cache and without one (nil, as a program that never reloads
+// may pass).
 func TestLoadFileFuzzSeeds(t *testing.T) {
 	fixture := configtest.Fixture(t)
 	seeds := configSeeds
@@ -154,8 +156,10 @@ func TestLoadFileFuzzSeeds(t *testing.T) {
 	}
 	for _, s := range seeds {
 		path := configtest.WriteFile(t, fixture, "forward.yaml", []byte(s))
-		if _, err := LoadFile(path, TLSCache{}); err != nil {
-			t.Errorf("%q: %v", s, err)
+		for _, cache := range []TLSCache{{}, nil} {
+			if _, err := LoadFile(path, cache); err != nil {
+				t.Errorf("%q (cache %v): %v", s, cache != nil, err)
+			}
 		}
 	}
 }

@@ -165,7 +165,8 @@ func (c *DaemonConfig) drain() Drain { return Drain{Timeout: c.DrainTimeout, Spr
 // TLSCache keeps the server TLS configurations across reloads, so that a
 // reload re-reads the certificate files of the same tlsconf.Server
 // (keeping its session ticket keys) instead of starting afresh. Give
-// LoadFile and BuildSpec the same cache at each reload.
+// LoadFile and BuildSpec the same cache at each reload; nil keeps
+// nothing (each load starts afresh).
 type TLSCache map[tlsconf.ServerFiles]*tlsconf.Server
 
 // LoadFile reads and checks a forward config file, certificates included.
@@ -311,7 +312,9 @@ func build(doc *yamlconf.Doc, prefix string, sp Spec, cache TLSCache) (Config, e
 		if err != nil {
 			return cfg, fe("tls."+tlsconf.Setting(err), err)
 		}
-		cache[files] = srv
+		if cache != nil {
+			cache[files] = srv
+		}
 		cfg.TLS = srv.Config()
 		cfg.tlsServed = srv.Served
 	}
