@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests start as real peers (on loopback only).
-pkgs=(dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-managesieved sieve-connect fetchmail swaks msmtp postfix sasl2-bin libsasl2-modules cyrus-common slapd ldap-utils postgresql redis-server haproxy curl strace openssl libssl-dev gcc)
+pkgs=(dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-managesieved sieve-connect fetchmail swaks msmtp isync postfix sasl2-bin libsasl2-modules cyrus-common slapd ldap-utils postgresql redis-server haproxy curl strace openssl libssl-dev gcc)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pipegate/pipegate/internal/testenv"
 )
@@ -31,15 +32,8 @@ func TestMailFetchmail(t *testing.T) {
 		r := fetchmailRun{fetchmail: fetchmail, python: py, addr: tc.addr, tls: tc.tls, caFile: f.caFile,
 			account: account, password: backend1Users[account], client: tc.client}
 		mbox, out := r.run(t)
+		checkMessages(t, "fetchmail over "+tc.tls, mbox, out, account)
 		want := messageCount[account]
-		if n := strings.Count(mbox, "\nSubject: message "); n != want {
-			t.Errorf("fetchmail over %s delivered %d messages, want %d:\n%s\nfetchmail:\n%s", tc.tls, n, want, mbox, out)
-		}
-		for i := range want {
-			if s := fmt.Sprintf("\nSubject: message %d for %s\n", i+1, account); !strings.Contains(mbox, s) {
-				t.Errorf("fetchmail over %s: no %q in the delivered mail:\n%s", tc.tls, s[1:len(s)-1], mbox)
-			}
-		}
 		// fetchmail's --verbose output: the dialogue, the TLS negotiated and
 		// what the server had.
 		wants := []string{"SSL/TLS: using protocol TLSv1.", fmt.Sprintf("%d messages for %s", want, account)}
@@ -129,6 +123,68 @@ account default : pipegate
 		f.waitLogin(t, "submission-login", "alice@a.test", tc.client)
 	}
 	f.checkLoginCount(t, "submission-login", 2)
+}
+
+// TestMailMbsync syncs alice's INBOX with a local Maildir with mbsync
+// through pipegate's two IMAP listeners, with STARTTLS (from 127.0.0.2)
+// and with implicit TLS (from 127.0.0.3), each time verifying pipegate's
+// certificate against the test CA. A pull brings exactly alice's
+// messages; a message put into the Maildir and pushed is then at Dovecot
+// (found, and deleted again, with go-imap). Dovecot logs each login with
+// the client's address and pipegate's session ID, passed by ID. With a
+// wrong password mbsync fails and shows pipegate's refusal.
+func TestMailMbsync(t *testing.T) {
+	mbsync := testenv.LookPath(t, "mbsync", "isync")
+	py := testenv.LookPath(t, "python3", "python3") // the source-address Tunnel
+	testenv.LookPath(t, "dovecot", "dovecot-imapd")
+	f := startMailFront(t, testenv.IMAP, func(d *testenv.Dovecot) string {
+		return fmt.Sprintf(`"imap+starttls://%s?server_name=backend.test"`, d.Addr)
+	})
+	account := "alice@a.test"
+	for _, tc := range []struct{ tlsType, addr, client string }{
+		{"STARTTLS", f.plainAddr, "127.0.0.2"},
+		{"IMAPS", f.tlsAddr, "127.0.0.3"},
+	} {
+		r := mbsyncRun{mbsync: mbsync, python: py, addr: tc.addr, tlsType: tc.tlsType, caFile: f.caFile,
+			account: account, password: backend1Users[account], client: tc.client}
+		maildir := filepath.Join(t.TempDir(), "INBOX")
+		out, err := r.sync(t, maildir, "--pull")
+		if err != nil {
+			t.Fatalf("mbsync --pull over %s: %v\n%s", tc.tlsType, err, out)
+		}
+		if !strings.Contains(out, "Connection is now encrypted") {
+			t.Errorf("mbsync over %s did not report TLS:\n%s", tc.tlsType, out)
+		}
+		checkMessages(t, "mbsync over "+tc.tlsType, maildirMessages(t, maildir), out, account)
+
+		subject := "pushed by mbsync over " + tc.tlsType
+		name := fmt.Sprintf("%d.P%dQ1.client.test", time.Now().Unix(), os.Getpid()) // Maildir: time.unique.host
+		writeFile(t, filepath.Join(maildir, "new", name), "From: alice@a.test\nTo: alice@a.test\nSubject: "+subject+"\n\nhello from mbsync\n")
+		settleMaildir(t, maildir)
+		if out, err := r.sync(t, maildir, "--push"); err != nil {
+			t.Fatalf("mbsync --push over %s: %v\n%s", tc.tlsType, err, out)
+		}
+		f.takeMessage(t, "127.0.0.4", account, subject)
+		f.waitLogin(t, "imap-login", account, tc.client)
+	}
+
+	// mbsync checks the name in pipegate's certificate, through the Tunnel.
+	r := mbsyncRun{mbsync: mbsync, python: py, addr: f.tlsAddr, tlsType: "IMAPS", caFile: f.caFile,
+		account: account, password: backend1Users[account], client: "127.0.0.5", serverName: "other.test"}
+	out, err := r.sync(t, filepath.Join(t.TempDir(), "INBOX"), "--pull")
+	if !failedWith(err, out, "certificate owner does not match hostname other.test") {
+		t.Errorf("mbsync checking the name other.test in pipegate's certificate: %v, want a failure:\n%s", err, out)
+	}
+	// A wrong password: Dovecot refuses it (and logs the client's address),
+	// pipegate passes the refusal on.
+	r.serverName, r.password = "", "wrong-secret"
+	out, err = r.sync(t, filepath.Join(t.TempDir(), "INBOX"), "--pull")
+	if !failedWith(err, out, "returned an error: NO [AUTHENTICATIONFAILED] Authentication failed.") {
+		t.Errorf("mbsync with a wrong password: %v, want a failure that shows the refusal:\n%s", err, out)
+	}
+	f.d.WaitLog(t, `imap-login: Info: Disconnected: .*\(auth failed, 1 attempts .*user=<alice@a\.test>, .*rip=127\.0\.0\.5,`)
+	// mbsync's pull and push, and go-imap's check, for each listener.
+	f.checkLoginCount(t, "imap-login", 6)
 }
 
 // startSubmissionFront is startMailFront for submission, with Dovecot's
