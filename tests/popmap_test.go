@@ -37,21 +37,12 @@ func TestPopmapToRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the converted routes do not load: %v\n%s", err, out)
 	}
-	for _, tt := range []struct{ account, backend, login string }{
+	checkConverted(t, src, []convertedRoute{
 		{"alice", "imaps://mail1.example.com:993", ""},
 		{"bob", "imaps://mail2.example.com:1143", "bob2"},
 		{`o"d\d'y`, "imaps://mail1.example.com:993", ""},
 		{"carol@example.org", "imaps://mail3.example.com:993", ""},
-	} {
-		rt, err := src.Lookup(context.Background(), route.Request{Protocol: "imap", Account: tt.account})
-		if err != nil {
-			t.Errorf("%s: %v", tt.account, err)
-			continue
-		}
-		if len(rt.Backends) != 1 || rt.Backends[0].String() != tt.backend || rt.Login != tt.login {
-			t.Errorf("%s: route %v login %q, want %s login %q", tt.account, rt.Backends, rt.Login, tt.backend, tt.login)
-		}
-	}
+	})
 	if _, err := src.Lookup(context.Background(), route.Request{Protocol: "imap", Account: "dave"}); err == nil {
 		t.Error("an account the popmap does not have was routed")
 	}
@@ -62,5 +53,25 @@ func TestPopmapToRoutes(t *testing.T) {
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err == nil || !strings.Contains(stderr.String(), "line 2") {
 		t.Errorf("a line without KEY:HOST: err %v, stderr %q; want a failure naming line 2", err, stderr.String())
+	}
+}
+
+// convertedRoute is where a converted popmap is to route an account: its
+// one backend (as route.Backend.String) and login.
+type convertedRoute struct{ account, backend, login string }
+
+// checkConverted looks each account up in src, the routes a converter
+// wrote, and checks its route.
+func checkConverted(t *testing.T, src route.Router, want []convertedRoute) {
+	t.Helper()
+	for _, tt := range want {
+		rt, err := src.Lookup(context.Background(), route.Request{Protocol: "imap", Account: tt.account})
+		if err != nil {
+			t.Errorf("%s: %v", tt.account, err)
+			continue
+		}
+		if len(rt.Backends) != 1 || rt.Backends[0].String() != tt.backend || rt.Login != tt.login {
+			t.Errorf("%s: route %v login %q, want %s login %q", tt.account, rt.Backends, rt.Login, tt.backend, tt.login)
+		}
 	}
 }

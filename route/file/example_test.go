@@ -39,3 +39,41 @@ default: imap+starttls://127.0.0.1:14301
 	// dave@c.test → [imap+starttls://127.0.0.1:14301] login=""
 	// routes.yaml:3: routes[0].backend: backend "gopher://127.0.0.1:110": unknown scheme "gopher" (want one of imap, imap+starttls, imaps, pop3, pop3+starttls, pop3s, sieve, sieve+starttls, submission, submission+starttls, submissions)
 }
+
+// A match: rule tests the account with a POSIX extended regular
+// expression (as Perdition's popmap.re); its submatches $1 to $9 fill
+// the login and the backend's host.
+func Example_match() {
+	src, err := file.Parse("routes.yaml", []byte(`
+routes:
+  - account: alice@a.test                  # account and domain rules come first
+    backend: imap://127.0.0.1:14301
+  - match: '^([^@]*)@([^.]*)\.test$'        # then match rules, in file order
+    backend: imaps://$2.mail.example:993
+    login: $1_$2
+  - match: '^[a-k]'
+    backend: imap://127.0.0.1:14302
+default: imap://127.0.0.1:14303
+`))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, account := range []string{"alice@a.test", "bob@b.test", "carl", "zoe"} {
+		rt, err := src.Lookup(context.Background(), route.Request{Protocol: "imap", Account: account})
+		if err != nil {
+			fmt.Println(err)
+			continue
+		}
+		fmt.Printf("%s → %v login=%q\n", account, rt.Backends, rt.Login)
+	}
+
+	_, err = file.Parse("routes.yaml", []byte("routes:\n  - match: '^a'\n    domain: a.test\n    backend: imap://h\n"))
+	fmt.Println(err)
+	// Output:
+	// alice@a.test → [imap://127.0.0.1:14301] login=""
+	// bob@b.test → [imaps://b.mail.example:993] login="bob_b"
+	// carl → [imap://127.0.0.1:14302] login=""
+	// zoe → [imap://127.0.0.1:14303] login=""
+	// routes.yaml:3: routes[0].domain: not with match: (a match rule tests the account with its regexp alone)
+}

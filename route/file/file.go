@@ -26,6 +26,9 @@
 //	  - domain: b.test
 //	    network: 10.0.0.0/8              # clients from this network (a list is allowed)
 //	    backend: imap://127.0.0.1:14302
+//	  - match: '^([^@]*)@([^.]*)\.test$'  # a POSIX extended regexp (Perdition's popmap.re)
+//	    backend: imaps://$2.mail.test    # $0 to $9 (or ${N}): submatches, in the host
+//	    login: $1_$2                     # and in the login
 //	  - network: 192.0.2.0/24            # every account from this network
 //	    backend: imap://127.0.0.1:14309
 //	default: imap+starttls://127.0.0.1:14301   # or a list
@@ -36,8 +39,15 @@
 //  2. account
 //  3. domain and network
 //  4. domain
-//  5. network alone
-//  6. default
+//  5. match, the first in file order whose regexp matches the account
+//  6. network alone
+//  7. default
+//
+// A match rule's regexp is compiled once, at load time, with POSIX
+// leftmost-longest semantics, and is tested anywhere in the account as
+// the request has it (anchor it with ^ and $). A submatch is let into a
+// host only if it is made of host name characters; a host or login that
+// comes out bad is a lookup error naming the rule's line.
 //
 // Among rules of one kind whose networks all match, the longest prefix wins.
 // Two rules with the same account (or domain) and the same network are an

@@ -112,29 +112,16 @@ func TestCaseIsASCII(t *testing.T) {
 	}
 }
 
-func TestPrecedence(t *testing.T) {
-	s := mustParse(t, fullFile)
-	tests := []struct {
-		name, account, client string
-		want, login           string
-	}{
-		{"account", "alice@a.test", "127.0.0.1:5000", "imap://127.0.0.1:14301", ""},
-		{"account, no client address", "alice@a.test", "", "imap://127.0.0.1:14301", ""},
-		{"account+network beats account", "alice@a.test", "10.9.9.9:1", "imap://127.0.0.1:14391", ""},
-		{"longest prefix wins", "alice@a.test", "10.1.2.3:1", "imap://127.0.0.1:14392", ""},
-		{"mapped IPv4 client", "alice@a.test", "[::ffff:10.1.2.3]:1", "imap://127.0.0.1:14392", ""},
-		{"account beats domain+network", "alice@a.test", "192.0.2.1:1", "imap://127.0.0.1:14301", ""},
-		{"failover list and login", "bob@a.test", "", "imaps://127.0.0.1:9931 imaps://127.0.0.1:9932?server_name=mail.a.test", "bob"},
-		{"domain with *@, login template", "Carol@b.test", "", "imaps://127.0.0.1:19932", "Carol"},
-		{"domain+network", "carol@b.test", "192.0.2.77:1", "imap://127.0.0.1:19933", ""},
-		{"domain+network IPv6", "carol@b.test", "[2001:db8::1]:1", "imap://127.0.0.1:19933", ""},
-		{"domain beats network alone", "carol@b.test", "198.51.100.7:1", "imaps://127.0.0.1:19932", "carol"},
-		{"network alone", "x@c.test", "198.51.100.8:1", "imap://127.0.0.1:19999", ""},
-		{"network alone, longest prefix", "x@c.test", "198.51.100.7:1", "imap://127.0.0.1:19998", ""},
-		{"default list", "x@c.test", "127.0.0.1:1", "imap+starttls://127.0.0.1:14301 imap://127.0.0.1:14302", ""},
-		{"default, subdomain is not the domain", "x@sub.b.test", "", "imap+starttls://127.0.0.1:14301 imap://127.0.0.1:14302", ""},
-	}
-	for _, tt := range tests {
+// routeCase is a lookup and the route it should give.
+type routeCase struct {
+	name, account, client string // client: "" for no address
+	want, login           string // want: the backends, as addrs gives them
+}
+
+// checkRoutes runs each case's lookup in s as a subtest.
+func checkRoutes(t *testing.T, s *Source, cases []routeCase) {
+	t.Helper()
+	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
 			req := route.Request{Protocol: "imap", Account: tt.account}
 			if tt.client != "" {
@@ -152,6 +139,26 @@ func TestPrecedence(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestPrecedence(t *testing.T) {
+	checkRoutes(t, mustParse(t, fullFile), []routeCase{
+		{"account", "alice@a.test", "127.0.0.1:5000", "imap://127.0.0.1:14301", ""},
+		{"account, no client address", "alice@a.test", "", "imap://127.0.0.1:14301", ""},
+		{"account+network beats account", "alice@a.test", "10.9.9.9:1", "imap://127.0.0.1:14391", ""},
+		{"longest prefix wins", "alice@a.test", "10.1.2.3:1", "imap://127.0.0.1:14392", ""},
+		{"mapped IPv4 client", "alice@a.test", "[::ffff:10.1.2.3]:1", "imap://127.0.0.1:14392", ""},
+		{"account beats domain+network", "alice@a.test", "192.0.2.1:1", "imap://127.0.0.1:14301", ""},
+		{"failover list and login", "bob@a.test", "", "imaps://127.0.0.1:9931 imaps://127.0.0.1:9932?server_name=mail.a.test", "bob"},
+		{"domain with *@, login template", "Carol@b.test", "", "imaps://127.0.0.1:19932", "Carol"},
+		{"domain+network", "carol@b.test", "192.0.2.77:1", "imap://127.0.0.1:19933", ""},
+		{"domain+network IPv6", "carol@b.test", "[2001:db8::1]:1", "imap://127.0.0.1:19933", ""},
+		{"domain beats network alone", "carol@b.test", "198.51.100.7:1", "imaps://127.0.0.1:19932", "carol"},
+		{"network alone", "x@c.test", "198.51.100.8:1", "imap://127.0.0.1:19999", ""},
+		{"network alone, longest prefix", "x@c.test", "198.51.100.7:1", "imap://127.0.0.1:19998", ""},
+		{"default list", "x@c.test", "127.0.0.1:1", "imap+starttls://127.0.0.1:14301 imap://127.0.0.1:14302", ""},
+		{"default, subdomain is not the domain", "x@sub.b.test", "", "imap+starttls://127.0.0.1:14301 imap://127.0.0.1:14302", ""},
+	})
 }
 
 func TestNotFoundWithoutDefault(t *testing.T) {

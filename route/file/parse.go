@@ -3,6 +3,7 @@ package file
 import (
 	"fmt"
 	"net/netip"
+	"regexp"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -25,6 +26,7 @@ type document struct {
 
 type ruleDoc struct {
 	Account  node `yaml:"account"`
+	Match    node `yaml:"match"`
 	Domain   node `yaml:"domain"`
 	Network  node `yaml:"network"`
 	Backend  node `yaml:"backend"`
@@ -48,6 +50,9 @@ type parser struct {
 	doc   *yamlconf.Doc
 	errs  yamlconf.Errors
 	pools []PoolRef // the pool:NAME backends named, in file order
+	// regexps: the match: rules' expressions → their lines, so that a
+	// rule that can never win is an error.
+	regexps map[string]int
 }
 
 func (p *parser) errorf(line int, field, format string, args ...any) {
@@ -63,14 +68,14 @@ func parse(name string, data []byte) (*table, error) {
 	if !doc.Has("routes") && !doc.Has("default") {
 		return nil, doc.Errorf("", "empty file (want routes: and/or default:)")
 	}
-	p := &parser{file: name, doc: doc}
+	p := &parser{file: name, doc: doc, regexps: map[string]int{}}
 
 	t := newTable()
 	for i := range d.Routes {
 		p.rule(t, i, &d.Routes[i])
 	}
 	if !isAbsent(&d.Default.Node) {
-		backends := p.backendList(&d.Default.Node, "default")
+		backends, _ := p.backendList(&d.Default.Node, "default", nil)
 		if len(backends) > 0 {
 			t.def = &rule{backends: backends, line: d.Default.Line}
 			t.rules++
@@ -126,8 +131,11 @@ func (p *parser) strList(n *yaml.Node, field string) []string {
 	return []string{s}
 }
 
-func (p *parser) backendList(n *yaml.Node, field string) []route.Backend {
+// backendList reads the URLs of field; for a match rule (re not nil) a URL
+// whose host holds submatch references gives its template too.
+func (p *parser) backendList(n *yaml.Node, field string, re *regexp.Regexp) ([]route.Backend, []*hostTmpl) {
 	var out []route.Backend
+	var tmpls []*hostTmpl
 	urls := p.strList(n, field)
 	for i, u := range urls {
 		if u == "" {
@@ -137,7 +145,14 @@ func (p *parser) backendList(n *yaml.Node, field string) []route.Backend {
 		if n.Kind == yaml.SequenceNode {
 			f, line = fmt.Sprintf("%s[%d]", field, i), n.Content[i].Line
 		}
-		b, err := route.ParseBackend(u)
+		var b route.Backend
+		var t *hostTmpl
+		var err error
+		if re == nil {
+			b, err = route.ParseBackend(u)
+		} else {
+			b, t, err = matchBackend(u, re)
+		}
 		if err != nil {
 			p.errorf(line, f, "%v", err)
 			continue
@@ -145,18 +160,35 @@ func (p *parser) backendList(n *yaml.Node, field string) []route.Backend {
 		if b.Pool != "" {
 			p.pools = append(p.pools, PoolRef{Pool: b.Pool, Line: line, Field: f})
 		}
+		if t != nil {
+			t.line, t.field = line, f
+		}
 		out = append(out, b)
+		tmpls = append(tmpls, t)
 	}
 	if len(out) != len(urls) {
-		return nil
+		return nil, nil
 	}
-	return out
+	return out, tmpls
 }
 
 func (p *parser) rule(t *table, i int, d *ruleDoc) {
 	name := fmt.Sprintf("routes[%d]", i)
 	line := p.doc.Line(name)
 	before := len(p.errs)
+
+	re, hasMatch := p.matchRegexp(&d.Match.Node, name+".match")
+	if hasMatch {
+		p.matchAlone(name, d)
+		if len(p.errs) > before {
+			return
+		}
+		if at, dup := p.regexps[d.Match.Value]; dup {
+			p.errorf(d.Match.Line, name+".match", "the same regexp as the rule at line %d, which always wins", at)
+			return
+		}
+		p.regexps[d.Match.Value] = line
+	}
 
 	account, hasAccount := p.str(&d.Account.Node, name+".account")
 	if hasAccount {
@@ -191,6 +223,7 @@ func (p *parser) rule(t *table, i int, d *ruleDoc) {
 		}
 	}
 	var backends []route.Backend
+	var hosts []*hostTmpl
 	switch {
 	case !isAbsent(&d.Backend.Node) && !isAbsent(&d.Backends.Node):
 		p.errorf(d.Backends.Line, name, "both backend: and backends: (write one)")
@@ -198,26 +231,31 @@ func (p *parser) rule(t *table, i int, d *ruleDoc) {
 		if d.Backend.Kind != yaml.ScalarNode {
 			p.errorf(d.Backend.Line, name+".backend", "want one URL (use backends: for a list)")
 		} else {
-			backends = p.backendList(&d.Backend.Node, name+".backend")
+			backends, hosts = p.backendList(&d.Backend.Node, name+".backend", re)
 		}
 	case !isAbsent(&d.Backends.Node):
-		backends = p.backendList(&d.Backends.Node, name+".backends")
+		backends, hosts = p.backendList(&d.Backends.Node, name+".backends", re)
 	default:
 		p.errorf(line, name, "no backend: or backends:")
 	}
 	login, hasLogin := p.str(&d.Login.Node, name+".login")
+	var loginTmpl subst
 	if hasLogin {
-		if _, err := route.Expand(login, "user@example.org", nil); err != nil {
-			p.errorf(d.Login.Line, name+".login", "%v", err)
-		}
+		loginTmpl = p.login(login, d.Login.Line, name+".login", re)
 	}
 	switch {
 	case hasAccount && hasDomain:
 		p.errorf(line, name, "both account: and domain: (write one)")
-	case !hasAccount && !hasDomain && len(networks) == 0 && isAbsent(&d.Network.Node):
-		p.errorf(line, name, "matches nothing: want account:, domain: or network:")
+	case !hasAccount && !hasDomain && !hasMatch && len(networks) == 0 && isAbsent(&d.Network.Node):
+		p.errorf(line, name, "matches nothing: want account:, domain:, match: or network:")
 	}
 	if len(p.errs) > before {
+		return
+	}
+	if hasMatch {
+		t.matches = append(t.matches, &rule{backends: backends, login: login, line: line, match: &matcher{
+			re: re, login: loginTmpl, loginLine: d.Login.Line, hosts: hosts, file: p.file, name: name}})
+		t.rules++
 		return
 	}
 
@@ -245,6 +283,42 @@ func (p *parser) rule(t *table, i int, d *ruleDoc) {
 		}
 		t.rules++
 	}
+}
+
+// matchAlone refuses the keys a match: rule cannot have with it.
+func (p *parser) matchAlone(name string, d *ruleDoc) {
+	for _, f := range []struct {
+		key string
+		n   *node
+	}{{"account", &d.Account}, {"domain", &d.Domain}, {"network", &d.Network}} {
+		if !isAbsent(&f.n.Node) {
+			p.errorf(f.n.Line, name+"."+f.key, "not with match: (a match rule tests the account with its regexp alone)")
+		}
+	}
+}
+
+// login checks a login template: %u, %n, %d, and for a match rule (re
+// not nil) the references to its submatches, which it returns.
+func (p *parser) login(login string, line int, field string, re *regexp.Regexp) subst {
+	if strings.ContainsAny(login, badLoginBytes) {
+		p.errorf(line, field, "%q: holds a NUL, CR or LF", login)
+		return subst{}
+	}
+	t := subst{text: []string{login}}
+	if re != nil {
+		var err error
+		if t, err = parseSubst(login, re.NumSubexp()); err != nil {
+			p.errorf(line, field, "%v", err)
+			return subst{}
+		}
+	}
+	for _, piece := range t.text {
+		if _, err := route.Expand(piece, "user@example.org", nil); err != nil {
+			p.errorf(line, field, "%v", err)
+			break
+		}
+	}
+	return t
 }
 
 // parsePrefix accepts a CIDR or a single address.

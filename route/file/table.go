@@ -16,6 +16,7 @@ type rule struct {
 	backends []route.Backend
 	login    string // template; "" = unchanged
 	line     int
+	match    *matcher // a match: rule's regexp and templates; nil for the others
 }
 
 func (r *rule) matches(addr netip.Addr) bool {
@@ -42,6 +43,7 @@ func (r *rule) result(account string) (route.Route, error) {
 type table struct {
 	accounts map[string][]*rule // lower-case account → rules, most specific first
 	domains  map[string][]*rule // lower-case domain → rules, most specific first
+	matches  []*rule            // match: rules, in file order
 	networks []*rule            // network-only rules, longest prefix first
 	def      *rule              // nil: no default
 	rules    int
@@ -113,6 +115,13 @@ func (t *table) lookup(req route.Request) (route.Route, error) {
 	if r == nil {
 		if _, domain := route.SplitAccount(account); domain != "" {
 			r = first(t.domains[domain], addr)
+		}
+	}
+	if r == nil {
+		// The account as the gateway decided it (lower case unless
+		// username_format says otherwise), as Perdition's popmap.re has it.
+		if mr, m := firstMatch(t.matches, req.Account); mr != nil {
+			return mr.match.result(mr, req.Account, m)
 		}
 	}
 	if r == nil {
