@@ -55,9 +55,14 @@ func TestAssignShared(t *testing.T) {
 func TestAssignRace(t *testing.T) {
 	realserver.Need(t, redisErr)
 	pool := testPool(t)
+	// 40 racing goroutines under -race on a loaded machine can starve the
+	// heartbeat for the 300 ms after which the tests' fast one fences the
+	// instance (kicks its leases, as it must): nothing here needs fast
+	// beats, so the fence waits 2 s.
+	slow := func(c *Config) { c.Heartbeat = time.Second }
 	stores := []*Store{
-		newStore(t, newClient(t, redisSrv.Addr), pool, nil),
-		newStore(t, newClient(t, redisSrv.Addr), pool, nil),
+		newStore(t, newClient(t, redisSrv.Addr), pool, slow),
+		newStore(t, newClient(t, redisSrv.Addr), pool, slow),
 	}
 	for _, s := range stores {
 		run(t, s, nil)
