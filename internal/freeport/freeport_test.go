@@ -34,6 +34,25 @@ func TestPortUnique(t *testing.T) {
 	l.Close()
 }
 
+// TestPortBelowEphemeral: where the kernel's ephemeral range leaves room
+// below it, Port's ports are there, out of reach of connections' source
+// ports.
+func TestPortBelowEphemeral(t *testing.T) {
+	lo, hi := belowEphemeral()
+	if hi-lo < minBelow {
+		t.Skipf("ephemeral range leaves %d ports below it", hi-lo)
+	}
+	for range 50 {
+		p, err := Port()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p < lo || p > hi {
+			t.Fatalf("port %d, not within %d-%d below the ephemeral range", p, lo, hi)
+		}
+	}
+}
+
 // TestClaim: a port claimed (by this or another process) is not claimed
 // again while the claim is young; an old claim is taken over.
 func TestClaim(t *testing.T) {
