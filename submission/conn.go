@@ -63,8 +63,9 @@ func (c *conn) run() {
 			return // whoever ended it said what was to be said (after Handover, nothing may be)
 		}
 		// Replies to pipelined commands go out together (RFC 2920
-		// section 3.2), once the client's input is used up.
-		if c.rd.Buffered() == 0 {
+		// section 3.2), before the next read would wait for the client:
+		// the client may be waiting for them to send the rest of a line.
+		if !c.rd.LineBuffered() {
 			c.flush()
 		}
 		if c.werr != nil {
@@ -148,6 +149,7 @@ func (c *conn) readFailed(err error) {
 			c.goodbye("4.4.2", "Timeout before authentication", "login timeout")
 		}
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		c.flush() // a half-closed client still reads its replies
 		c.s.End("client closed")
 	case errors.Is(err, net.ErrClosed) && c.s.Interrupted():
 		c.s.End("shutdown (forced)")

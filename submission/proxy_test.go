@@ -134,6 +134,35 @@ func TestDialogueBeforeAuth(t *testing.T) {
 	}
 }
 
+// TestPipelinedPartialLine: the replies to pipelined commands go out
+// before the proxy waits for the rest of a line the client has begun
+// (a client may wait for them before it sends more), and reach a client
+// that half-closes after a line it never ends.
+func TestPipelinedPartialLine(t *testing.T) {
+	p := startProxy(t, &submission.Server{Server: gateway.Server{Router: newRoutes(t, nil), AllowPlaintextAuth: true}})
+	ehlo := "250-gw.test\n250-PIPELINING\n250-ENHANCEDSTATUSCODES\n250 AUTH PLAIN LOGIN"
+	c := dialRaw(t, "127.0.0.1", p.addr)
+	c.reply()
+	c.send("EHLO client.test\r\nNOOP\r\nNO")
+	if r := c.reply(); r != ehlo {
+		t.Fatalf("EHLO: %q", r)
+	}
+	if r := c.reply(); r != "250 2.0.0 OK" {
+		t.Fatalf("NOOP: %q", r)
+	}
+	c.cmd("OP", "250 2.0.0 OK")
+
+	c = dialRaw(t, "127.0.0.1", p.addr)
+	c.reply()
+	c.send("EHLO client.test\r\nNO")
+	if err := c.conn.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if r := c.rest(); r != strings.ReplaceAll(ehlo, "\n", "\r\n")+"\r\n" {
+		t.Errorf("after a half-close: %q, want the EHLO reply", r)
+	}
+}
+
 // TestStartTLSPipelined: commands pipelined behind STARTTLS are never
 // executed (CVE-2011-0411): they go into the TLS handshake, which fails.
 func TestStartTLSPipelined(t *testing.T) {

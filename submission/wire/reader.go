@@ -74,6 +74,14 @@ func (r *Reader) commandLimit(sofar []byte) int {
 // commands pipelined by the client (RFC 2920), read by the next call.
 func (r *Reader) Buffered() int { return r.br.Buffered() }
 
+// LineBuffered reports whether the bytes read but not yet consumed hold
+// a whole line: the next ReadCommand returns without waiting for the
+// client.
+func (r *Reader) LineBuffered() bool {
+	b, _ := r.br.Peek(r.br.Buffered())
+	return bytes.IndexByte(b, '\n') >= 0
+}
+
 // Command is a client command as read by ReadCommand.
 type Command struct {
 	Verb   string // upper case: "EHLO", "AUTH", "MAIL", ...
