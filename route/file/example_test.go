@@ -3,6 +3,7 @@ package file_test
 import (
 	"context"
 	"fmt"
+	"net/netip"
 
 	"github.com/pipegate/pipegate/route"
 	"github.com/pipegate/pipegate/route/file"
@@ -76,4 +77,44 @@ default: imap://127.0.0.1:14303
 	// carl → [imap://127.0.0.1:14302] login=""
 	// zoe → [imap://127.0.0.1:14303] login=""
 	// routes.yaml:3: routes[0].domain: not with match: (a match rule tests the account with its regexp alone)
+}
+
+// A local: rule routes by the address the client connected to
+// (Request.LocalAddr): a hosting operator gives each tenant its own IP,
+// and the same name in two tenants reaches each tenant's backend.
+func Example_local() {
+	src, err := file.Parse("routes.yaml", []byte(`
+routes:
+  - local: 192.0.2.10                      # every account of tenant A
+    backend: imap://10.1.0.1:143
+  - local: [192.0.2.20, "2001:db8::20"]    # tenant B
+    backend: imap://10.2.0.1:143
+  - account: info                          # one of tenant B's accounts
+    local: 192.0.2.20
+    backend: imap://10.2.0.2:143
+`))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, to := range []string{"192.0.2.10:143", "192.0.2.20:143", "[::ffff:192.0.2.20]:993", "[2001:db8::20]:143"} {
+		for _, account := range []string{"info", "sales"} {
+			rt, err := src.Lookup(context.Background(), route.Request{Protocol: "imap", Account: account,
+				LocalAddr: netip.MustParseAddrPort(to)})
+			if err != nil {
+				fmt.Println(err)
+				continue
+			}
+			fmt.Printf("%s to %s → %v\n", account, to, rt.Backends)
+		}
+	}
+	// Output:
+	// info to 192.0.2.10:143 → [imap://10.1.0.1:143]
+	// sales to 192.0.2.10:143 → [imap://10.1.0.1:143]
+	// info to 192.0.2.20:143 → [imap://10.2.0.2:143]
+	// sales to 192.0.2.20:143 → [imap://10.2.0.1:143]
+	// info to [::ffff:192.0.2.20]:993 → [imap://10.2.0.2:143]
+	// sales to [::ffff:192.0.2.20]:993 → [imap://10.2.0.1:143]
+	// info to [2001:db8::20]:143 → [imap://10.2.0.1:143]
+	// sales to [2001:db8::20]:143 → [imap://10.2.0.1:143]
 }

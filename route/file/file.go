@@ -1,6 +1,6 @@
 // Package file is pipegate's embedded route source: a YAML file that maps
-// accounts, domains and client networks to backends, reloaded on demand
-// (the daemon calls Reload on SIGHUP).
+// accounts, domains, client networks and the addresses clients connected
+// to to backends, reloaded on demand (the daemon calls Reload on SIGHUP).
 //
 //	src, err := file.Open("/etc/pipegate/routes.yaml")
 //	if err != nil {
@@ -31,17 +31,35 @@
 //	    login: $1_$2                     # and in the login
 //	  - network: 192.0.2.0/24            # every account from this network
 //	    backend: imap://127.0.0.1:14309
+//	  - local: 10.0.0.1                  # every account of connections to this address
+//	    backend: imap://10.1.0.1:143     # (a tenant's own IP; a list, CIDRs allowed)
+//	  - account: info
+//	    local: 10.0.0.1                  # any rule may have local: (Request.LocalAddr)
+//	    backend: imap://10.1.0.2:143
 //	default: imap+starttls://127.0.0.1:14301   # or a list
 //
 // The most specific rule wins, whatever its place in the file:
 //
-//  1. account and network
-//  2. account
-//  3. domain and network
-//  4. domain
-//  5. match, the first in file order whose regexp matches the account
-//  6. network alone
-//  7. default
+//  1. account, local and network
+//  2. account and local
+//  3. account and network
+//  4. account
+//  5. domain, local and network
+//  6. domain and local
+//  7. domain and network
+//  8. domain
+//  9. match and local: the first whose regexp matches the account, the
+//     longest local prefix first, then in file order
+//  10. match: the first in file order whose regexp matches the account
+//  11. network and local
+//  12. local alone
+//  13. network alone
+//  14. default
+//
+// A rule with local: applies only to connections whose local address
+// (the one the client connected to, or a trusted proxy's PROXY header
+// named) is in it; when the request has none, it never applies. IPv4-mapped
+// addresses, on either side, are taken as IPv4.
 //
 // A match rule's regexp is compiled once, at load time, with POSIX
 // leftmost-longest semantics, and is tested anywhere in the account as
@@ -49,9 +67,12 @@
 // host only if it is made of host name characters; a host or login that
 // comes out bad is a lookup error naming the rule's line.
 //
-// Among rules of one kind whose networks all match, the longest prefix wins.
-// Two rules with the same account (or domain) and the same network are an
-// error. No rule and no default: ErrNotFound, and a chain asks its next
+// Among rules of one kind that all match, the longest local prefix wins,
+// then the longest network prefix (match rules: the longest local prefix,
+// then file order). A rule listing several networks or local addresses
+// is one rule for each (network, local) pair, 65536 at most. Two rules with the same
+// account (or domain), network and local are an error, as are two match
+// rules with the same regexp and local. No rule and no default: ErrNotFound, and a chain asks its next
 // source.
 package file
 

@@ -118,19 +118,30 @@ type routeCase struct {
 	want, login           string // want: the backends, as addrs gives them
 }
 
+// lookupAt looks account up for a connection from client to local ("" for
+// no address) and fails t on an error.
+func lookupAt(t *testing.T, s *Source, account, client, local string) route.Route {
+	t.Helper()
+	req := route.Request{Protocol: "imap", Account: account}
+	if client != "" {
+		req.ClientAddr = netip.MustParseAddrPort(client)
+	}
+	if local != "" {
+		req.LocalAddr = netip.MustParseAddrPort(local)
+	}
+	rt, err := s.Lookup(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rt
+}
+
 // checkRoutes runs each case's lookup in s as a subtest.
 func checkRoutes(t *testing.T, s *Source, cases []routeCase) {
 	t.Helper()
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
-			req := route.Request{Protocol: "imap", Account: tt.account}
-			if tt.client != "" {
-				req.ClientAddr = netip.MustParseAddrPort(tt.client)
-			}
-			rt, err := s.Lookup(context.Background(), req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			rt := lookupAt(t, s, tt.account, tt.client, "")
 			if got := addrs(rt); got != tt.want {
 				t.Errorf("backends %s, want %s", got, tt.want)
 			}

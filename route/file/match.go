@@ -3,6 +3,7 @@ package file
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"regexp"
 	"strings"
 
@@ -194,10 +195,14 @@ func hostPart(v string) error {
 	return nil
 }
 
-// firstMatch finds the first match rule, in file order, whose regexp matches
-// account anywhere, and its submatches.
-func firstMatch(rules []*rule, account string) (*rule, []int) {
+// firstMatch finds the first match rule (in the table's order) for
+// connections to local whose regexp matches account anywhere, and its
+// submatches.
+func firstMatch(rules []*rule, account string, local netip.Addr) (*rule, []int) {
 	for _, r := range rules {
+		if !within(r.local, local) {
+			continue
+		}
 		if m := r.match.re.FindStringSubmatchIndex(account); m != nil {
 			return r, m
 		}

@@ -130,7 +130,7 @@ func TestMatchBadExpansion(t *testing.T) {
 }
 
 func TestMatchErrors(t *testing.T) {
-	for _, tt := range []struct{ name, data, want string }{
+	checkParseErrors(t, []parseErrorCase{
 		{"bad regexp", "routes:\n  - match: '^a(['\n    backend: imap://h\n",
 			"routes.yaml:2: routes[0].match: error parsing regexp: missing closing ]: `[`"},
 		{"Perl syntax is not POSIX", "routes:\n  - match: '^\\d+'\n    backend: imap://h\n",
@@ -165,7 +165,18 @@ func TestMatchErrors(t *testing.T) {
 			"routes.yaml:4: routes[0].login: template \"%x\": unknown %x"},
 		{"login with CR", "routes:\n  - account: a@a.test\n    backend: imap://h\n    login: \"a\\rb\"\n",
 			`routes.yaml:4: routes[0].login: "a\rb": holds a NUL, CR or LF`},
-	} {
+	})
+}
+
+// parseErrorCase is a routes file that does not load and a part of the
+// error it must give.
+type parseErrorCase struct{ name, data, want string }
+
+// checkParseErrors parses each case's file as a subtest: an error, a
+// *file.Error, holding want.
+func checkParseErrors(t *testing.T, cases []parseErrorCase) {
+	t.Helper()
+	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Parse("routes.yaml", []byte(tt.data))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {

@@ -29,6 +29,7 @@ type ruleDoc struct {
 	Match    node `yaml:"match"`
 	Domain   node `yaml:"domain"`
 	Network  node `yaml:"network"`
+	Local    node `yaml:"local"`
 	Backend  node `yaml:"backend"`
 	Backends node `yaml:"backends"`
 	Login    node `yaml:"login"`
@@ -50,8 +51,8 @@ type parser struct {
 	doc   *yamlconf.Doc
 	errs  yamlconf.Errors
 	pools []PoolRef // the pool:NAME backends named, in file order
-	// regexps: the match: rules' expressions → their lines, so that a
-	// rule that can never win is an error.
+	// regexps: the match: rules' expressions (and local prefixes) →
+	// their lines, so that a rule that can never win is an error.
 	regexps map[string]int
 }
 
@@ -84,6 +85,7 @@ func parse(name string, data []byte) (*table, error) {
 	if err := p.errs.Err(); err != nil {
 		return nil, err
 	}
+	t.finish()
 	t.pools = p.pools
 	return t, nil
 }
@@ -183,11 +185,6 @@ func (p *parser) rule(t *table, i int, d *ruleDoc) {
 		if len(p.errs) > before {
 			return
 		}
-		if at, dup := p.regexps[d.Match.Value]; dup {
-			p.errorf(d.Match.Line, name+".match", "the same regexp as the rule at line %d, which always wins", at)
-			return
-		}
-		p.regexps[d.Match.Value] = line
 	}
 
 	account, hasAccount := p.str(&d.Account.Node, name+".account")
@@ -204,24 +201,8 @@ func (p *parser) rule(t *table, i int, d *ruleDoc) {
 			p.errorf(d.Domain.Line, name+".domain", "%q: want a domain such as b.test or *@b.test", d.Domain.Value)
 		}
 	}
-	var networks []netip.Prefix
-	if !isAbsent(&d.Network.Node) {
-		for j, s := range p.strList(&d.Network.Node, name+".network") {
-			if s == "" {
-				continue // refused by strList
-			}
-			pfx, err := parsePrefix(s)
-			if err != nil {
-				l, f := d.Network.Line, name+".network"
-				if d.Network.Kind == yaml.SequenceNode {
-					l, f = d.Network.Content[j].Line, fmt.Sprintf("%s[%d]", f, j)
-				}
-				p.errorf(l, f, "%v", err)
-				continue
-			}
-			networks = append(networks, pfx)
-		}
-	}
+	networks := p.prefixes(&d.Network.Node, name+".network")
+	locals := p.prefixes(&d.Local.Node, name+".local")
 	var backends []route.Backend
 	var hosts []*hostTmpl
 	switch {
@@ -246,43 +227,94 @@ func (p *parser) rule(t *table, i int, d *ruleDoc) {
 	switch {
 	case hasAccount && hasDomain:
 		p.errorf(line, name, "both account: and domain: (write one)")
-	case !hasAccount && !hasDomain && !hasMatch && len(networks) == 0 && isAbsent(&d.Network.Node):
-		p.errorf(line, name, "matches nothing: want account:, domain:, match: or network:")
+	case !hasAccount && !hasDomain && !hasMatch && isAbsent(&d.Network.Node) && isAbsent(&d.Local.Node):
+		p.errorf(line, name, "matches nothing: want account:, domain:, match:, network: or local:")
+	}
+	if len(networks) == 0 {
+		networks = []netip.Prefix{{}} // any client
+	}
+	if len(locals) == 0 {
+		locals = []netip.Prefix{{}} // any local address
+	}
+	if n := len(networks) * len(locals); n > maxPairs {
+		p.errorf(line, name, "%d networks and %d local addresses make %d rules (at most %d: split the lists)",
+			len(networks), len(locals), n, maxPairs)
 	}
 	if len(p.errs) > before {
 		return
 	}
-	if hasMatch {
-		t.matches = append(t.matches, &rule{backends: backends, login: login, line: line, match: &matcher{
-			re: re, login: loginTmpl, loginLine: d.Login.Line, hosts: hosts, file: p.file, name: name}})
-		t.rules++
-		return
-	}
-
-	if len(networks) == 0 {
-		networks = []netip.Prefix{{}} // any client
-	}
-	for _, pfx := range networks {
-		r := &rule{network: pfx, backends: backends, login: login, line: line}
-		var dup *rule
-		switch {
-		case hasAccount:
-			dup = t.add(t.accounts, account, r)
-		case hasDomain:
-			dup = t.add(t.domains, domain, r)
-		default:
-			dup = t.add(nil, "", r)
-		}
-		if dup != nil {
-			what := "any network"
-			if pfx.IsValid() {
-				what = "network " + pfx.String()
+	for _, lp := range locals {
+		if hasMatch {
+			key := d.Match.Value + "\x00" + lp.String()
+			if at, dup := p.regexps[key]; dup {
+				p.errorf(d.Match.Line, name+".match", "the same regexp as the rule at line %d, which always wins%s", at, localText(", ", lp))
+				return
 			}
-			p.errorf(line, name, "same match as the rule at line %d (%s)", dup.line, what)
-			return
+			p.regexps[key] = line
+			t.matches = append(t.matches, &rule{local: lp, backends: backends, login: login, line: line, match: &matcher{
+				re: re, login: loginTmpl, loginLine: d.Login.Line, hosts: hosts, file: p.file, name: name}})
+			t.rules++
+			continue
 		}
-		t.rules++
+		for _, pfx := range networks {
+			r := &rule{network: pfx, local: lp, backends: backends, login: login, line: line}
+			var dup *rule
+			switch {
+			case hasAccount:
+				dup = t.add(&t.accounts, account, r)
+			case hasDomain:
+				dup = t.add(&t.domains, domain, r)
+			default:
+				dup = t.add(nil, "", r)
+			}
+			if dup != nil {
+				what := "any network"
+				if pfx.IsValid() {
+					what = "network " + pfx.String()
+				}
+				p.errorf(line, name, "same match as the rule at line %d (%s%s)", dup.line, what, localText(", ", lp))
+				return
+			}
+			t.rules++
+		}
 	}
+}
+
+// maxPairs bounds the rules one routes[] entry becomes (one for each
+// network and local address): a few short lines must not make millions.
+const maxPairs = 1 << 16
+
+// localText names a rule's local prefix after sep; "" for any.
+func localText(sep string, lp netip.Prefix) string {
+	if !lp.IsValid() {
+		return ""
+	}
+	return sep + "local " + lp.String()
+}
+
+// prefixes reads a field of CIDRs or addresses (network:, local:); nil
+// when it is absent.
+func (p *parser) prefixes(n *yaml.Node, field string) []netip.Prefix {
+	if isAbsent(n) {
+		return nil
+	}
+	var out []netip.Prefix
+	for j, s := range p.strList(n, field) {
+		if s == "" {
+			continue // refused by strList
+		}
+		pfx, err := parsePrefix(s)
+		if err != nil {
+			l, f := n.Line, field
+			if n.Kind == yaml.SequenceNode {
+				l, f = n.Content[j].Line, fmt.Sprintf("%s[%d]", f, j)
+			}
+			p.errorf(l, f, "%v", err)
+			continue
+		}
+		out = append(out, pfx)
+	}
+	return out
 }
 
 // matchAlone refuses the keys a match: rule cannot have with it.
