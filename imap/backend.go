@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/pipegate/pipegate/gateway"
 	"github.com/pipegate/pipegate/imap/wire"
@@ -58,7 +59,9 @@ func (bc *backendConn) loginAll(lg gateway.Login, rt route.Route) error {
 	if err != nil {
 		return err
 	}
-	if resp.Type != "OK" {
+	switch resp.Type {
+	case "OK":
+	case "NO":
 		e := &gateway.Error{Code: gateway.CodeAuthFailed, Text: resp.Text, Detail: resp.Code}
 		if resp.CodeArgs != "" {
 			e.Detail += " " + resp.CodeArgs
@@ -70,6 +73,12 @@ func (bc *backendConn) loginAll(lg gateway.Login, rt route.Route) error {
 			e.Code = gateway.CodeInUse
 		}
 		return e
+	default:
+		// BAD (the backend refused the command itself, not the
+		// credentials: RFC 9051 section 6.2.3 answers those with NO) or
+		// no response type at all: the backend is broken or speaks
+		// another dialect, not the user's failure.
+		return fmt.Errorf("login answered %.80q: neither OK nor NO", strings.TrimSpace(resp.Type+" "+resp.Text))
 	}
 	bc.ok = resp
 	if bc.caps = resp.Caps(); bc.caps == nil {
