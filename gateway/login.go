@@ -347,3 +347,22 @@ func (ss *Session) SetClient(addr netip.AddrPort) {
 		ss.client = addr
 	}
 }
+
+// SetLocal replaces the address the client connected to with the one a
+// trusted proxy in front said its client connected to (XCLIENT
+// DESTADDR/DESTPORT, IMAP ID x-connected-ip/x-connected-port, as
+// Dovecot's login_trusted_networks): route lookups (Request.LocalAddr)
+// and the local address passed to the backend (x-connected-ip,
+// DESTADDR, a PROXY header's destination) use it from now on. Port 0
+// (the proxy named no port) keeps the port the session had, the
+// connection's unless set before. The connection limits still count the
+// proxy's address; the session's log line names no local address.
+func (ss *Session) SetLocal(addr netip.AddrPort) {
+	if !addr.Addr().IsValid() {
+		return
+	}
+	if addr.Port() == 0 {
+		addr = netip.AddrPortFrom(addr.Addr(), ss.local.Port())
+	}
+	ss.local = addr
+}

@@ -269,7 +269,8 @@ func (ss *Session) Logger() *slog.Logger { return ss.log }
 // Client is the client's address (from the PROXY header, if any).
 func (ss *Session) Client() netip.AddrPort { return ss.client }
 
-// Local is the address the client connected to.
+// Local is the address the client connected to (from the PROXY header,
+// if any, or as a trusted proxy in front said: SetLocal).
 func (ss *Session) Local() netip.AddrPort { return ss.local }
 
 // Server is the session's Server, for its settings (Hostname, ...).

@@ -13,6 +13,8 @@ import (
 var trustedIDFields = map[string]string{
 	"x-originating-ip":   "ADDR",
 	"x-originating-port": "PORT",
+	"x-connected-ip":     "DESTADDR",
+	"x-connected-port":   "DESTPORT",
 	"x-session-ext-id":   "SESSION",
 	"x-session-id":       "SESSION",
 }
@@ -37,9 +39,10 @@ const (
 // backends trust from the proxy. Its x-proxy-ttl is kept aside: it can
 // only lower ours (see gateway.DefaultProxyTTL). From a trusted proxy in
 // front (Server.TrustedNetworks), x-originating-ip, x-originating-port
-// and x-session-ext-id (or x-session-id) say who its client is, as
-// Dovecot's imap-login takes them; a value that does not parse is
-// ignored, as there.
+// and x-session-ext-id (or x-session-id) say who its client is, and
+// x-connected-ip and x-connected-port where that client connected to
+// (without a port, the connection's stays), as Dovecot's imap-login takes
+// them; a value that does not parse is ignored, as there.
 func (c *conn) cmdID(cmd *wire.Command) {
 	if len(cmd.Args) != 1 {
 		c.tagged(cmd.Tag, "BAD", "", "ID takes one argument: NIL or a list of fields")
@@ -104,11 +107,11 @@ func (c *conn) cmdID(cmd *wire.Command) {
 	}
 	c.clientID = fields
 	c.s.SetProxyTTL(ttl)
-	if x := front.Attrs(); x.Addr.Addr().IsValid() {
+	if x := front.Attrs(); x.Addr.Addr().IsValid() || x.Local.Addr().IsValid() {
 		peer := c.s.Client()
 		x.Apply(c.s)
 		c.s.Logger().Info("imap: ID from a trusted proxy", "peer", peer.String(),
-			"client", c.s.Client().String(), "peer_session", x.Session)
+			"client", c.s.Client().String(), "local", c.s.Local().String(), "peer_session", x.Session)
 	}
 	c.writef("* ID (\"name\" \"%s\")\r\n", idProductName)
 	c.tagged(cmd.Tag, "OK", "", "ID completed")

@@ -8,10 +8,13 @@ import (
 
 // cmdXClient handles XCLIENT from a trusted proxy in front (Dovecot's
 // pop3-login cmd_xclient): ADDR and PORT are the address of the proxy's
-// client, passed on to the backend in place of the proxy's; TTL is how
-// many proxy hops the login may still take, and can only lower the
-// session's (a loop of proxies ends when it reaches 1). Answered "+OK
-// Updated", or "-ERR Invalid parameters" with nothing applied.
+// client, passed on to the backend in place of the proxy's; DESTADDR and
+// DESTPORT are where that client connected, which routes (local:) see
+// and a PROXY header to the backend carries (without DESTPORT the
+// connection's port stays); TTL is how many proxy hops the login may
+// still take, and can only lower the session's (a loop of proxies ends
+// when it reaches 1). Answered "+OK Updated", or "-ERR Invalid
+// parameters" with nothing applied.
 func (c *conn) cmdXClient(cmd *wire.Command) {
 	x, err := wire.ParseXClient(cmd.Args)
 	if err != nil {
@@ -25,9 +28,10 @@ func (c *conn) cmdXClient(cmd *wire.Command) {
 
 // applyXClient takes what a trusted proxy said.
 func (c *conn) applyXClient(x wire.XClient) {
+	peer := c.s.Client()
 	x.Apply(c.s)
-	c.s.Logger().Info("pop3: XCLIENT from a trusted proxy", "peer", c.s.Client().String(),
-		"client", c.client().String(), "ttl", c.s.ProxyTTL(), "peer_session", x.Session)
+	c.s.Logger().Info("pop3: XCLIENT from a trusted proxy", "peer", peer.String(),
+		"client", c.client().String(), "local", c.s.Local().String(), "ttl", c.s.ProxyTTL(), "peer_session", x.Session)
 }
 
 // client is the address of the client as far as it is known: the one a

@@ -8,10 +8,13 @@ import (
 
 // cmdXClient handles XCLIENT from a trusted proxy in front (Pigeonhole's
 // managesieve-login cmd_xclient): ADDR and PORT are the address of the
-// proxy's client, passed on to the backend in place of the proxy's; TTL
-// is how many proxy hops the login may still take, and can only lower the
-// session's (a loop of proxies ends when it reaches 1). Answered OK
-// "Updated", or NO with nothing applied.
+// proxy's client, passed on to the backend in place of the proxy's;
+// DESTADDR and DESTPORT are where that client connected, which routes
+// (local:) see and a PROXY header to the backend carries (without
+// DESTPORT the connection's port stays); TTL is how many proxy hops the
+// login may still take, and can only lower the session's (a loop of
+// proxies ends when it reaches 1). Answered OK "Updated", or NO with
+// nothing applied.
 func (c *conn) cmdXClient(cmd *wire.Command) {
 	x, err := wire.ParseXClient(cmd.Args)
 	if err != nil {
@@ -19,9 +22,10 @@ func (c *conn) cmdXClient(cmd *wire.Command) {
 		c.reply("NO", "", wire.SafeText(err.Error()))
 		return
 	}
+	peer := c.s.Client()
 	x.Apply(c.s)
-	c.s.Logger().Info("sieve: XCLIENT from a trusted proxy", "peer", c.s.Client().String(),
-		"client", c.client().String(), "ttl", c.s.ProxyTTL(), "peer_session", x.Session)
+	c.s.Logger().Info("sieve: XCLIENT from a trusted proxy", "peer", peer.String(),
+		"client", c.client().String(), "local", c.s.Local().String(), "ttl", c.s.ProxyTTL(), "peer_session", x.Session)
 	c.reply("OK", "", "Updated")
 }
 

@@ -8,19 +8,22 @@ import (
 )
 
 // xclientOffered are the XCLIENT attributes the EHLO reply lists to a
-// trusted proxy: what the gateway uses (ADDR, PORT, SESSION for the log,
-// TTL) and what proxies send with them (PROTO, HELO). ParseXClient takes
-// Postfix's others too.
-var xclientOffered = []string{"ADDR", "PORT", "PROTO", "HELO", "SESSION", "TTL"}
+// trusted proxy: what the gateway uses (ADDR, PORT, DESTADDR, DESTPORT,
+// SESSION for the log, TTL) and what proxies send with them (PROTO,
+// HELO). ParseXClient takes Postfix's others too.
+var xclientOffered = []string{"ADDR", "PORT", "PROTO", "HELO", "DESTADDR", "DESTPORT", "SESSION", "TTL"}
 
 // cmdXClient handles XCLIENT from a trusted proxy in front (Postfix's
 // XCLIENT_README, Dovecot's submission-login): ADDR and PORT are the
 // address of the proxy's client, passed on to the backend in place of the
-// proxy's; TTL is how many proxy hops the login may still take, and can
-// only lower the session's (a loop of proxies ends when it reaches 1).
-// On success the session starts again from the greeting, as Postfix has
-// it: a new 220, and the client says EHLO again before AUTH. Bad
-// attributes get 501 with nothing applied.
+// proxy's; DESTADDR and DESTPORT are where that client connected, which
+// routes (local:) see and the backend is told (XCLIENT DESTADDR, PROXY
+// header) in place of the gateway's own; an attribute not given or
+// [UNAVAILABLE] keeps the connection's. TTL is how many proxy hops the
+// login may still take, and can only lower the session's (a loop of
+// proxies ends when it reaches 1). On success the session starts again
+// from the greeting, as Postfix has it: a new 220, and the client says
+// EHLO again before AUTH. Bad attributes get 501 with nothing applied.
 func (c *conn) cmdXClient(cmd *wire.Command) {
 	x, err := wire.ParseXClient(cmd.Params)
 	if err != nil {
@@ -31,9 +34,10 @@ func (c *conn) cmdXClient(cmd *wire.Command) {
 		}
 		return
 	}
+	peer := c.s.Client()
 	x.Apply(c.s)
-	c.s.Logger().Info("submission: XCLIENT from a trusted proxy", "peer", c.s.Client().String(),
-		"client", c.client().String(), "ttl", c.s.ProxyTTL(), "peer_session", x.Session)
+	c.s.Logger().Info("submission: XCLIENT from a trusted proxy", "peer", peer.String(),
+		"client", c.client().String(), "local", c.s.Local().String(), "ttl", c.s.ProxyTTL(), "peer_session", x.Session)
 	c.helo, c.esmtp = "", false
 	c.greet()
 }

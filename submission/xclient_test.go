@@ -59,7 +59,7 @@ func TestXClientTrusted(t *testing.T) {
 	p := startProxy(t, &submission.Server{Server: gateway.Server{Router: rt, AllowPlaintextAuth: true}, TrustedNetworks: loopback})
 	c := dialRaw(t, "127.0.0.1", p.addr)
 	c.reply()
-	c.cmd("EHLO proxy.test", "250-gw.test\n250-PIPELINING\n250-ENHANCEDSTATUSCODES\n250-AUTH PLAIN LOGIN\n250 XCLIENT ADDR PORT PROTO HELO SESSION TTL")
+	c.cmd("EHLO proxy.test", "250-gw.test\n250-PIPELINING\n250-ENHANCEDSTATUSCODES\n250-AUTH PLAIN LOGIN\n250 XCLIENT ADDR PORT PROTO HELO DESTADDR DESTPORT SESSION TTL")
 	for _, tc := range []struct{ send, want string }{
 		{"XCLIENT ADDR=10.1.2.3 PORT=0", "501 5.5.4 Invalid PORT parameter: not a port number (1 to 65535)"},
 		{"XCLIENT ADDR=2001:db8::1", "501 5.5.4 Invalid ADDR parameter: not an IPv4 address or IPV6: and an IPv6 address"},
@@ -69,7 +69,7 @@ func TestXClientTrusted(t *testing.T) {
 		{"xclient addr=10.1.2.3 Port=5555 HELO=client.test PROTO=ESMTP SESSION=abc TTL=3 NAME=[TEMPUNAVAIL]", "220 gw.test ESMTP pipegate"},
 		{"AUTH PLAIN " + plain("", "alice@a.test", "secret"), "503 5.5.1 Send EHLO first"},
 		{"XCLIENT TTL=9", "220 gw.test ESMTP pipegate"}, // cannot raise it again
-		{"EHLO client.test", "250-gw.test\n250-PIPELINING\n250-ENHANCEDSTATUSCODES\n250-AUTH PLAIN LOGIN\n250 XCLIENT ADDR PORT PROTO HELO SESSION TTL"},
+		{"EHLO client.test", "250-gw.test\n250-PIPELINING\n250-ENHANCEDSTATUSCODES\n250-AUTH PLAIN LOGIN\n250 XCLIENT ADDR PORT PROTO HELO DESTADDR DESTPORT SESSION TTL"},
 		{"AUTH PLAIN " + plain("", "alice@a.test", "secret"), "235 2.7.0 Authentication successful"},
 	} {
 		c.cmd(tc.send, tc.want)
@@ -110,13 +110,19 @@ func TestXClientUntrusted(t *testing.T) {
 	}
 }
 
-// startXClientFake starts a backend that offers XCLIENT, takes it and a
-// login: the proxy's EHLO, XCLIENT and a new 220, EHLO again, then AUTH
-// succeeds.
+// startXClientFake starts a backend that offers XCLIENT as Dovecot's
+// submission-login does (startXClientFakeOffering).
 func startXClientFake(t *testing.T) *fakeBackend {
+	return startXClientFakeOffering(t, "ADDR PORT PROTO HELO SESSION TTL")
+}
+
+// startXClientFakeOffering starts a backend that offers XCLIENT with the
+// attributes params, takes it and a login: the proxy's EHLO, XCLIENT and
+// a new 220, EHLO again, then AUTH succeeds.
+func startXClientFakeOffering(t *testing.T, params string) *fakeBackend {
 	return startFake(t, func(next func() string, send func(string)) {
 		send("220 fake ESMTP\r\n")
-		ehlo := "250-fake\r\n250-XCLIENT ADDR PORT PROTO HELO SESSION TTL\r\n250 AUTH PLAIN\r\n"
+		ehlo := "250-fake\r\n250-XCLIENT " + params + "\r\n250 AUTH PLAIN\r\n"
 		next() // EHLO gw.test
 		send(ehlo)
 		next() // XCLIENT

@@ -5,17 +5,23 @@ import "net/netip"
 // Session is what Apply changes: *gateway.Session is one.
 type Session interface {
 	SetClient(addr netip.AddrPort)
+	SetLocal(addr netip.AddrPort)
 	ProxyTTL() int
 	SetProxyTTL(n int)
 }
 
 // Apply gives s what a trusted proxy said: the address of its client
-// when ADDR was given, and TTL, the proxy hops the login may still take,
-// which can only lower the session's (a loop of proxies ends when it
-// reaches 1).
+// when ADDR was given, the address that client connected to when
+// DESTADDR was given (gateway.Session.SetLocal keeps the connection's
+// port when DESTPORT was not), and TTL, the proxy hops the login may
+// still take, which can only lower the session's (a loop of proxies
+// ends when it reaches 1).
 func (x Attrs) Apply(s Session) {
 	if x.Addr.Addr().IsValid() {
 		s.SetClient(x.Addr)
+	}
+	if x.Local.Addr().IsValid() {
+		s.SetLocal(x.Local)
 	}
 	if x.TTL >= 0 {
 		// TTL=0 is a loop too (Dovecot refuses every TTL of 1 or less);

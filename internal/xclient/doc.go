@@ -8,11 +8,10 @@
 // a Parser). The protocols' wire packages read the command; this package
 // decides what its values say.
 //
-//	x, err := xclient.ParseDovecot([]string{"ADDR=192.0.2.1", "PORT=5555", "TTL=3"})
+//	x, err := xclient.ParseDovecot([]string{"ADDR=192.0.2.1", "PORT=5555", "DESTADDR=198.51.100.10", "TTL=3"})
 //	if err != nil {
 //		return err // e.g. "XCLIENT PORT: not a port number (1 to 65535)": apply nothing
 //	}
-//	if x.Addr.Addr().IsValid() {
-//		session.SetClient(x.Addr)
-//	}
+//	// The client's address (ADDR), where it connected (DESTADDR), the TTL:
+//	x.Apply(session)
 package xclient

@@ -7,12 +7,12 @@ import (
 )
 
 func ExampleParseDovecot() {
-	x, err := xclient.ParseDovecot([]string{"ADDR=192.0.2.1", "PORT=5555", "SESSION=abc", "TTL=3", "FORWARD=eA=="})
-	fmt.Println(x.Addr, x.Session, x.TTL, err)
+	x, err := xclient.ParseDovecot([]string{"ADDR=192.0.2.1", "PORT=5555", "DESTADDR=198.51.100.10", "DESTPORT=110", "SESSION=abc", "TTL=3", "FORWARD=eA=="})
+	fmt.Println(x.Addr, x.Local, x.Session, x.TTL, err)
 	_, err = xclient.ParseDovecot([]string{"ADDR=192.0.2.1", "PORT=0"})
 	fmt.Println(err)
 	// Output:
-	// 192.0.2.1:5555 abc 3 <nil>
+	// 192.0.2.1:5555 198.51.100.10:110 abc 3 <nil>
 	// XCLIENT PORT: not a port number (1 to 65535)
 }
 

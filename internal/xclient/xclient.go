@@ -14,9 +14,13 @@ const MaxSessionID = 64
 
 // Attrs are the attributes of XCLIENT a gateway uses.
 type Attrs struct {
-	Addr    netip.AddrPort // ADDR and PORT; Addr invalid when ADDR was not given, port 0 without PORT
-	Session string         // SESSION, "" when not given or over MaxSessionID
-	TTL     int            // TTL: the hops left; -1 when not given
+	Addr netip.AddrPort // ADDR and PORT; Addr invalid when ADDR was not given, port 0 without PORT
+	// Local is DESTADDR and DESTPORT, the address the proxy's client
+	// connected to; Addr invalid when DESTADDR was not given, port 0
+	// without DESTPORT.
+	Local   netip.AddrPort
+	Session string // SESSION, "" when not given or over MaxSessionID
+	TTL     int    // TTL: the hops left; -1 when not given
 }
 
 // Parser gathers the attributes both forms share, one at a time in the
@@ -27,11 +31,13 @@ type Parser struct {
 	// "IPV6:" and an IPv6 one (see ParsePostfixAddr).
 	Postfix bool
 
-	addr    netip.Addr
-	port    uint16
-	session string
-	ttl     int
-	hasTTL  bool
+	addr     netip.Addr
+	port     uint16
+	destAddr netip.Addr
+	destPort uint16
+	session  string
+	ttl      int
+	hasTTL   bool
 }
 
 // Set takes attribute name (upper case) with its value (decoded): ADDR,
@@ -39,19 +45,18 @@ type Parser struct {
 // at most MaxSessionID octets) and TTL (an unsigned 32-bit decimal
 // number); other names are no business of Set's, it ignores them. The
 // error says why value is not valid for name; the command is then to be
-// refused whole. DESTADDR and DESTPORT are checked but not kept: the
-// gateway knows where the client connected.
+// refused whole.
 func (p *Parser) Set(name, value string) error {
 	var err error
 	switch name {
 	case "ADDR":
 		p.addr, err = p.parseAddr(value)
 	case "DESTADDR":
-		_, err = p.parseAddr(value)
+		p.destAddr, err = p.parseAddr(value)
 	case "PORT":
 		p.port, err = ParsePort(value)
 	case "DESTPORT":
-		_, err = ParsePort(value)
+		p.destPort, err = ParsePort(value)
 	case "SESSION":
 		if len(value) <= MaxSessionID {
 			p.session = value
@@ -64,14 +69,18 @@ func (p *Parser) Set(name, value string) error {
 	return err
 }
 
-// Unavailable forgets ADDR or PORT, for Postfix's [UNAVAILABLE]: the
-// proxy does not know it.
+// Unavailable forgets ADDR, PORT, DESTADDR or DESTPORT, for Postfix's
+// [UNAVAILABLE]: the proxy does not know it.
 func (p *Parser) Unavailable(name string) {
 	switch name {
 	case "ADDR":
 		p.addr = netip.Addr{}
 	case "PORT":
 		p.port = 0
+	case "DESTADDR":
+		p.destAddr = netip.Addr{}
+	case "DESTPORT":
+		p.destPort = 0
 	}
 }
 
@@ -83,6 +92,9 @@ func (p *Parser) Attrs() Attrs {
 	}
 	if p.addr.IsValid() {
 		x.Addr = netip.AddrPortFrom(p.addr, p.port)
+	}
+	if p.destAddr.IsValid() {
+		x.Local = netip.AddrPortFrom(p.destAddr, p.destPort)
 	}
 	return x
 }

@@ -17,9 +17,12 @@ func TestParseDovecot(t *testing.T) {
 		err  string
 	}{
 		{nil, Attrs{TTL: -1}, ""},
-		{[]string{"ADDR=10.1.2.3", "PORT=5555", "SESSION=abc", "TTL=3"}, Attrs{netip.MustParseAddrPort("10.1.2.3:5555"), "abc", 3}, ""},
-		{[]string{"addr=::ffff:10.0.0.1", "Port=1", "ttl=0", "FORWARD=eA==", "junk", "FOO=bar"}, Attrs{netip.MustParseAddrPort("10.0.0.1:1"), "", 0}, ""},
-		{[]string{"PORT=5555", "DESTADDR=::1", "DESTPORT=143"}, Attrs{TTL: -1}, ""}, // PORT without ADDR; DEST* checked only
+		{[]string{"ADDR=10.1.2.3", "PORT=5555", "SESSION=abc", "TTL=3"}, Attrs{Addr: netip.MustParseAddrPort("10.1.2.3:5555"), Session: "abc", TTL: 3}, ""},
+		{[]string{"addr=::ffff:10.0.0.1", "Port=1", "ttl=0", "FORWARD=eA==", "junk", "FOO=bar"}, Attrs{Addr: netip.MustParseAddrPort("10.0.0.1:1")}, ""},
+		{[]string{"PORT=5555", "DESTADDR=::1", "DESTPORT=143"}, Attrs{Local: netip.MustParseAddrPort("[::1]:143"), TTL: -1}, ""}, // PORT without ADDR
+		{[]string{"destaddr=::ffff:192.0.2.9", "ADDR=10.1.2.3"}, Attrs{Addr: netip.MustParseAddrPort("10.1.2.3:0"), Local: netip.MustParseAddrPort("192.0.2.9:0"), TTL: -1}, ""},
+		{[]string{"DESTPORT=993"}, Attrs{TTL: -1}, ""}, // DESTPORT without DESTADDR, as PORT without ADDR
+		{[]string{"DESTADDR=192.0.2.9", "DESTADDR=192.0.2.10", "DestPort=143"}, Attrs{Local: netip.MustParseAddrPort("192.0.2.10:143"), TTL: -1}, ""},
 		{[]string{"ADDR=2001:db8::1", "ADDR=192.0.2.1"}, Attrs{Addr: netip.AddrPortFrom(netip.MustParseAddr("192.0.2.1"), 0), TTL: -1}, ""},
 		{[]string{"SESSION=abc", "SESSION=" + long, "TTL=4294967295"}, Attrs{Session: "abc", TTL: 1<<31 - 1}, ""},
 		{[]string{"ADDR=fe80::1%eth0"}, Attrs{}, "XCLIENT ADDR: not an IP address"},
@@ -28,6 +31,8 @@ func TestParseDovecot(t *testing.T) {
 		{[]string{"de\u017ftaddr=[::1]", "\u017fESSION=abc"}, Attrs{TTL: -1}, ""}, // a long s is no "S": unknown names, ignored
 		{[]string{"PORT=0"}, Attrs{}, "XCLIENT PORT: not a port number (1 to 65535)"},
 		{[]string{"DESTPORT=65536"}, Attrs{}, "XCLIENT DESTPORT: not a port number (1 to 65535)"},
+		{[]string{"DESTADDR=192.0.2.9", "DESTPORT=0"}, Attrs{}, "XCLIENT DESTPORT: not a port number (1 to 65535)"},
+		{[]string{"DESTADDR=fe80::1%eth0"}, Attrs{}, "XCLIENT DESTADDR: not an IP address"},
 		{[]string{"TTL=+1"}, Attrs{}, "XCLIENT TTL: not a decimal number"},
 		{[]string{"TTL=4294967296"}, Attrs{}, "XCLIENT TTL: not a decimal number of 32 bits"},
 		{[]string{"TTL="}, Attrs{}, "XCLIENT TTL: not a decimal number of 32 bits"},
@@ -43,25 +48,33 @@ func TestParseDovecot(t *testing.T) {
 // what an earlier ADDR or PORT said.
 func TestParserPostfix(t *testing.T) {
 	p := Parser{Postfix: true}
-	for _, a := range [][2]string{{"ADDR", "IPV6:2001:db8::1"}, {"PORT", "25"}, {"LOGIN", "x"}, {"TTL", "2"}} {
+	for _, a := range [][2]string{{"ADDR", "IPV6:2001:db8::1"}, {"PORT", "25"}, {"LOGIN", "x"}, {"TTL", "2"},
+		{"DESTADDR", "IPV6:2001:db8::25"}, {"DESTPORT", "587"}} {
 		if err := p.Set(a[0], a[1]); err != nil {
 			t.Fatalf("Set(%s, %s): %v", a[0], a[1], err)
 		}
 	}
-	if x, want := p.Attrs(), (Attrs{Addr: netip.MustParseAddrPort("[2001:db8::1]:25"), TTL: 2}); x != want {
+	if x, want := p.Attrs(), (Attrs{Addr: netip.MustParseAddrPort("[2001:db8::1]:25"), Local: netip.MustParseAddrPort("[2001:db8::25]:587"), TTL: 2}); x != want {
 		t.Fatalf("Attrs() = %+v, want %+v", x, want)
 	}
 	p.Unavailable("PORT")
-	if x := p.Attrs(); x.Addr.Port() != 0 || !x.Addr.Addr().IsValid() {
-		t.Fatalf("after PORT=[UNAVAILABLE]: %+v", x)
+	p.Unavailable("DESTPORT")
+	if x := p.Attrs(); x.Addr.Port() != 0 || !x.Addr.Addr().IsValid() || x.Local.Port() != 0 || !x.Local.Addr().IsValid() {
+		t.Fatalf("after PORT=[UNAVAILABLE] DESTPORT=[UNAVAILABLE]: %+v", x)
 	}
 	p.Unavailable("ADDR")
-	if x := p.Attrs(); x.Addr.IsValid() || x.TTL != 2 {
+	if x := p.Attrs(); x.Addr.IsValid() || !x.Local.Addr().IsValid() || x.TTL != 2 {
 		t.Fatalf("after ADDR=[UNAVAILABLE]: %+v", x)
 	}
-	for _, bad := range []string{"2001:db8::1", "IPV6:10.0.0.1", "ipv6:fe80::1%eth0", "IPV6:"} {
-		if err := p.Set("ADDR", bad); err == nil || err.Error() != "not an IPv4 address or IPV6: and an IPv6 address" {
-			t.Errorf("Set(ADDR, %q): %v", bad, err)
+	p.Unavailable("DESTADDR")
+	if x := p.Attrs(); x.Local.IsValid() || x.TTL != 2 {
+		t.Fatalf("after DESTADDR=[UNAVAILABLE]: %+v", x)
+	}
+	for _, name := range []string{"ADDR", "DESTADDR"} {
+		for _, bad := range []string{"2001:db8::1", "IPV6:10.0.0.1", "ipv6:fe80::1%eth0", "IPV6:"} {
+			if err := p.Set(name, bad); err == nil || err.Error() != "not an IPv4 address or IPV6: and an IPv6 address" {
+				t.Errorf("Set(%s, %q): %v", name, bad, err)
+			}
 		}
 	}
 	if a, err := ParsePostfixAddr("ipv6:::ffff:10.0.0.1"); err != nil || a != netip.MustParseAddr("10.0.0.1") {
@@ -101,28 +114,33 @@ func FuzzValues(f *testing.F) {
 }
 
 type session struct {
-	client netip.AddrPort
-	ttl    int
+	client, local netip.AddrPort
+	ttl           int
 }
 
 func (s *session) SetClient(a netip.AddrPort) { s.client = a }
+func (s *session) SetLocal(a netip.AddrPort)  { s.local = a }
 func (s *session) ProxyTTL() int              { return s.ttl }
 func (s *session) SetProxyTTL(n int)          { s.ttl = n }
 
-// TestApply: ADDR replaces the client, TTL only lowers the session's and
-// never below 1; what was not given changes nothing.
+// TestApply: ADDR replaces the client and DESTADDR the local address
+// (each with its port as given: the session decides about port 0), TTL
+// only lowers the session's and never below 1; what was not given
+// changes nothing.
 func TestApply(t *testing.T) {
-	was := netip.MustParseAddrPort("127.0.0.1:4000")
+	was, local := netip.MustParseAddrPort("127.0.0.1:4000"), netip.MustParseAddrPort("127.0.0.2:143")
 	for _, tc := range []struct {
 		x    Attrs
 		want session
 	}{
-		{Attrs{TTL: -1}, session{was, 5}},
-		{Attrs{Addr: netip.MustParseAddrPort("10.1.2.3:5555"), TTL: 3}, session{netip.MustParseAddrPort("10.1.2.3:5555"), 3}},
-		{Attrs{TTL: 9}, session{was, 5}},
-		{Attrs{TTL: 0}, session{was, 1}},
+		{Attrs{TTL: -1}, session{was, local, 5}},
+		{Attrs{Addr: netip.MustParseAddrPort("10.1.2.3:5555"), TTL: 3}, session{netip.MustParseAddrPort("10.1.2.3:5555"), local, 3}},
+		{Attrs{Local: netip.MustParseAddrPort("192.0.2.9:993"), TTL: -1}, session{was, netip.MustParseAddrPort("192.0.2.9:993"), 5}},
+		{Attrs{Local: netip.MustParseAddrPort("192.0.2.9:0"), TTL: -1}, session{was, netip.MustParseAddrPort("192.0.2.9:0"), 5}},
+		{Attrs{TTL: 9}, session{was, local, 5}},
+		{Attrs{TTL: 0}, session{was, local, 1}},
 	} {
-		s := session{was, 5}
+		s := session{was, local, 5}
 		tc.x.Apply(&s)
 		if s != tc.want {
 			t.Errorf("%+v applied: %+v, want %+v", tc.x, s, tc.want)

@@ -18,8 +18,8 @@ type XClient = xclient.Attrs
 // ADDR, DESTADDR (an IPv4 or IPv6 address), PORT, DESTPORT (1 to 65535)
 // and TTL (an unsigned 32-bit decimal number) must be valid when given:
 // else the error says which is not, and nothing is to be applied (Dovecot
-// answers "-ERR Invalid parameters"). DESTADDR and DESTPORT are checked
-// but not returned: the gateway knows where the client connected.
+// answers "-ERR Invalid parameters"). DESTADDR and DESTPORT, where the
+// proxy's client connected, come back as XClient.Local.
 func ParseXClient(args []string) (XClient, error) {
 	return xclient.ParseDovecot(args)
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -149,6 +150,7 @@ func FuzzParseXClient(f *testing.F) {
 		"ADDR=10.1.2.3 PORT=5555 SESSION=abc TTL=3",
 		"addr=::ffff:10.0.0.1 port=1 ttl=0 CLIENT-TRANSPORT=TLS FORWARD=eA==",
 		"ADDR=fe80::1%eth0", "PORT=65536", "TTL=4294967296", "DESTADDR=x", "junk =x ADDR=",
+		"DESTADDR=192.0.2.9 DESTPORT=4190", "destaddr=::ffff:10.0.0.1 DESTPORT=0", "DESTPORT=4190",
 	} {
 		f.Add(s, false)
 	}
@@ -176,8 +178,10 @@ func checkXClient(t *testing.T, args []Value) {
 		}
 		return
 	}
-	if a := x.Addr.Addr(); a.IsValid() && (a.Zone() != "" || a.Is4In6()) || !x.Addr.Addr().IsValid() && x.Addr.Port() != 0 {
-		t.Fatalf("%+v: address %v", args, x.Addr)
+	for _, ap := range []netip.AddrPort{x.Addr, x.Local} {
+		if a := ap.Addr(); a.IsValid() && (a.Zone() != "" || a.Is4In6()) || !a.IsValid() && ap.Port() != 0 {
+			t.Fatalf("%+v: address %v", args, ap)
+		}
 	}
 	if len(x.Session) > MaxSessionID || x.TTL < -1 {
 		t.Fatalf("%+v: %+v", args, x)
@@ -188,6 +192,12 @@ func checkXClient(t *testing.T, args []Value) {
 		add("ADDR=" + x.Addr.Addr().String())
 		if x.Addr.Port() != 0 {
 			add("PORT=" + strconv.Itoa(int(x.Addr.Port())))
+		}
+	}
+	if x.Local.Addr().IsValid() {
+		add("DESTADDR=" + x.Local.Addr().String())
+		if x.Local.Port() != 0 {
+			add("DESTPORT=" + strconv.Itoa(int(x.Local.Port())))
 		}
 	}
 	if x.Session != "" {

@@ -18,8 +18,8 @@ type XClient = xclient.Attrs
 // TTL (an unsigned 32-bit decimal number) must be valid when given: else
 // a non-fatal *Error says which is not, and nothing is to be applied.
 // Other atoms (CLIENT-TRANSPORT, DESTNAME, FORWARD, unknown names) are
-// ignored; DESTADDR and DESTPORT are checked but not returned, the
-// gateway knows where the client connected.
+// ignored; DESTADDR and DESTPORT, where the proxy's client connected,
+// come back as XClient.Local.
 func ParseXClient(args []Value) (XClient, error) {
 	// Arguments are checked in order: a bad attribute before the first
 	// argument that is not an atom is the error to report.

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -185,6 +186,7 @@ func FuzzParseXClient(f *testing.F) {
 		"addr=IPV6:::ffff:10.0.0.1 port=1 ttl=0 HELO=a+20b PROTO=esmtp NAME=[TEMPUNAVAIL]",
 		"ADDR=2001:db8::1", "ADDR=[UNAVAILABLE] PORT=[unavailable]", "PORT=65536", "TTL=4294967296",
 		"FOO=x", "ADDR", "HELO=+2b", "SESSION=a+3Db",
+		"DESTADDR=192.0.2.9 DESTPORT=587", "DESTADDR=IPV6:2001:db8::25 DESTPORT=[UNAVAILABLE]", "DESTADDR=[UNAVAILABLE] DESTPORT=0",
 	} {
 		f.Add(s)
 	}
@@ -214,21 +216,28 @@ func checkXClient(t *testing.T, params string) {
 		}
 		return
 	}
-	if a := x.Addr.Addr(); a.IsValid() && (a.Zone() != "" || a.Is4In6()) || !x.Addr.Addr().IsValid() && x.Addr.Port() != 0 {
-		t.Fatalf("%q: address %v", params, x.Addr)
+	for _, ap := range []netip.AddrPort{x.Addr, x.Local} {
+		if a := ap.Addr(); a.IsValid() && (a.Zone() != "" || a.Is4In6()) || !a.IsValid() && ap.Port() != 0 {
+			t.Fatalf("%q: address %v", params, ap)
+		}
 	}
 	if len(x.Session) > MaxSessionID || x.TTL < -1 {
 		t.Fatalf("%q: %+v", params, x)
 	}
 	again := []string{"PROTO=ESMTP"}
-	if a := x.Addr.Addr(); a.IsValid() {
-		v := a.String()
-		if a.Is6() {
-			v = "IPV6:" + v
-		}
-		again = append(again, "ADDR="+v)
-		if x.Addr.Port() != 0 {
-			again = append(again, "PORT="+strconv.Itoa(int(x.Addr.Port())))
+	for _, at := range []struct {
+		ap         netip.AddrPort
+		addr, port string
+	}{{x.Addr, "ADDR", "PORT"}, {x.Local, "DESTADDR", "DESTPORT"}} {
+		if a := at.ap.Addr(); a.IsValid() {
+			v := a.String()
+			if a.Is6() {
+				v = "IPV6:" + v
+			}
+			again = append(again, at.addr+"="+v)
+			if at.ap.Port() != 0 {
+				again = append(again, at.port+"="+strconv.Itoa(int(at.ap.Port())))
+			}
 		}
 	}
 	if x.Session != "" {

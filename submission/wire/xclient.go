@@ -21,7 +21,7 @@ const MaxXClientName = 255
 // XCLIENT_README; Dovecot adds SESSION and TTL, which Dovecot's and
 // pipegate's submission proxies send): the attributes a gateway uses.
 // Addr is invalid when ADDR was not given or [UNAVAILABLE], its port 0
-// likewise.
+// likewise; Local the same of DESTADDR and DESTPORT.
 type XClient = xclient.Attrs
 
 // XClientAttributes are the attribute names ParseXClient takes: Postfix's
