@@ -25,6 +25,10 @@ const lnPad = -1
 // before it turns to its pairs again.
 const acceptBatch = 16
 
+// acceptDrain bounds the connections a loop accepts as a listener
+// leaves it (acceptQueued): the accept queue's length at most.
+const acceptDrain = 1 << 16
+
 // acceptPause is how long a loop stops accepting on a listener after an
 // error such as EMFILE, which would otherwise repeat at once.
 const acceptPause = 100 * time.Millisecond
@@ -158,10 +162,37 @@ func (lp *loop) dropListener(ln *Listener) {
 		delete(lp.listeners, int32(ln.fd))
 		if st.paused == 0 {
 			rawEpollCtl(lp.epfd, unix.EPOLL_CTL_DEL, ln.fd, nil)
+			lp.acceptQueued(ln)
 		}
 		ln.acks.Done()
 	}
 	// else: addListener saw it closed and acknowledged already
+}
+
+// acceptQueued accepts, as the listener leaves the loop, the connections
+// already queued on it (at most acceptDrain). A connection wakes one
+// waiter only (EPOLLEXCLUSIVE): this loop may have had the wake-up of
+// one and not accepted it (Close had begun, or a batch was full), and
+// no other loop, here or in another process sharing the socket (a binary
+// upgrade), is woken for it again: it would wait in the queue for the
+// next connection. Those arriving from now on wake the others.
+func (lp *loop) acceptQueued(ln *Listener) {
+	for range acceptDrain {
+		var sa unix.RawSockaddrAny
+		salen := uint32(unix.SizeofSockaddrAny)
+		r, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(ln.fd), uintptr(unsafe.Pointer(&sa)),
+			uintptr(unsafe.Pointer(&salen)), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+		switch e {
+		case 0:
+			lp.setUp(ln, Accepted{FD: int(r), Peer: peerOf(&sa)})
+			continue
+		case unix.EINTR, unix.ECONNABORTED, unix.EPROTO, unix.EPERM,
+			unix.ENETDOWN, unix.ENOPROTOOPT, unix.EHOSTDOWN, unix.ENONET,
+			unix.EHOSTUNREACH, unix.EOPNOTSUPP, unix.ENETUNREACH:
+			continue
+		}
+		return // EAGAIN: none left; another error: left to the others
+	}
 }
 
 // pauseListener stops accepting on st for acceptPause (EMFILE and the like
