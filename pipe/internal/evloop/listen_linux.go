@@ -178,21 +178,39 @@ func (lp *loop) dropListener(ln *Listener) {
 // next connection. Those arriving from now on wake the others.
 func (lp *loop) acceptQueued(ln *Listener) {
 	for range acceptDrain {
-		var sa unix.RawSockaddrAny
-		salen := uint32(unix.SizeofSockaddrAny)
-		r, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(ln.fd), uintptr(unsafe.Pointer(&sa)),
-			uintptr(unsafe.Pointer(&salen)), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
-		switch e {
-		case 0:
-			lp.setUp(ln, Accepted{FD: int(r), Peer: peerOf(&sa)})
-			continue
-		case unix.EINTR, unix.ECONNABORTED, unix.EPROTO, unix.EPERM,
-			unix.ENETDOWN, unix.ENOPROTOOPT, unix.EHOSTDOWN, unix.ENONET,
-			unix.EHOSTUNREACH, unix.EOPNOTSUPP, unix.ENETUNREACH:
-			continue
+		a, e := accept(ln.fd)
+		switch {
+		case e == 0:
+			lp.setUp(ln, a)
+		case !peersFault(e):
+			return // EAGAIN: none left; another error: left to the others
 		}
-		return // EAGAIN: none left; another error: left to the others
 	}
+}
+
+// accept takes one connection from the listening socket fd (non-blocking,
+// close-on-exec), with its peer's address.
+func accept(fd int) (Accepted, unix.Errno) {
+	var sa unix.RawSockaddrAny
+	salen := uint32(unix.SizeofSockaddrAny)
+	r, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(fd), uintptr(unsafe.Pointer(&sa)),
+		uintptr(unsafe.Pointer(&salen)), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+	if e != 0 {
+		return Accepted{}, e
+	}
+	return Accepted{FD: int(r), Peer: peerOf(&sa)}, 0
+}
+
+// peersFault reports the accept(2) errors of a connection that failed
+// (or an interrupted call): the next may not.
+func peersFault(e unix.Errno) bool {
+	switch e {
+	case unix.EINTR, unix.ECONNABORTED, unix.EPROTO, unix.EPERM,
+		unix.ENETDOWN, unix.ENOPROTOOPT, unix.EHOSTDOWN, unix.ENONET,
+		unix.EHOSTUNREACH, unix.EOPNOTSUPP, unix.ENETUNREACH:
+		return true
+	}
+	return false
 }
 
 // pauseListener stops accepting on st for acceptPause (EMFILE and the like
@@ -237,19 +255,14 @@ func (lp *loop) acceptFrom(st *lnState) {
 		if ln.closed.Load() {
 			return
 		}
-		var sa unix.RawSockaddrAny
-		salen := uint32(unix.SizeofSockaddrAny)
-		r, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(ln.fd), uintptr(unsafe.Pointer(&sa)),
-			uintptr(unsafe.Pointer(&salen)), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
-		switch e {
-		case 0:
-			lp.setUp(ln, Accepted{FD: int(r), Peer: peerOf(&sa)})
+		a, e := accept(ln.fd)
+		switch {
+		case e == 0:
+			lp.setUp(ln, a)
 			continue
-		case unix.EAGAIN:
+		case e == unix.EAGAIN:
 			return
-		case unix.EINTR, unix.ECONNABORTED, unix.EPROTO, unix.EPERM,
-			unix.ENETDOWN, unix.ENOPROTOOPT, unix.EHOSTDOWN, unix.ENONET,
-			unix.EHOSTUNREACH, unix.EOPNOTSUPP, unix.ENETUNREACH:
+		case peersFault(e):
 			continue // this connection failed; the next may not (accept(2))
 		}
 		lp.pauseListener(st, os.NewSyscallError("accept4", e))
