@@ -122,21 +122,6 @@ func (e *oauthEnv) loginAt(t *testing.T, addr, src, mech, user, token, ack strin
 	return strings.Split(strings.TrimSpace(string(out)), "\n")
 }
 
-// failures is the penalty count of a client address.
-func (e *oauthEnv) failures(t *testing.T, ip string) int64 {
-	t.Helper()
-	n, err := e.store.Failures(context.Background(), "ip:"+ip+"/32")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
-// loggedIn reports whether Dovecot logged a login from client address ip.
-func (e *oauthEnv) loggedIn(ip string) bool {
-	return regexp.MustCompile(`Login: user=<[^>]*>, method=[A-Z0-9]+, rip=` + regexp.QuoteMeta(ip) + `,`).MatchString(e.d.Log())
-}
-
 // TestOAuthDovecot: XOAUTH2 and OAUTHBEARER through the gateway to a real
 // Dovecot that checks tokens (oauth2 passdb, introspection): the backend
 // logs in the account the gateway decided, gets the token as the client
@@ -170,10 +155,7 @@ func TestOAuthDovecot(t *testing.T) {
 			if got := e.tokens.Tokens()[before:]; !slices.Equal(got, []string{tc.token}) {
 				t.Errorf("the introspection endpoint got %d tokens (lengths %v), want the client's one (%d bytes) as sent", len(got), lengths(got), len(tc.token))
 			}
-			e.logs.Wait(t, "client="+tc.src+":")
-			if !regexp.MustCompile(`client=` + regexp.QuoteMeta(tc.src) + `:\d+ account=` + regexp.QuoteMeta(tc.user) + ` `).MatchString(e.logs.String()) {
-				t.Errorf("the gateway's session line for %s does not name account %s", tc.src, tc.user)
-			}
+			e.logs.WaitSession(t, tc.src, tc.user)
 		})
 	}
 
@@ -201,25 +183,17 @@ func TestOAuthDovecot(t *testing.T) {
 	}
 	for _, tc := range failCases {
 		t.Run(tc.name, func(t *testing.T) {
-			failed := gatewaytest.Counted(t, e.reg, "pipegate_imap_logins_total", "result", "failed")
-			pw := gatewaytest.Counted(t, e.reg, "pipegate_imap_login_failures_total", "kind", "password")
+			before := gatewaytest.Tally(t, e.reg, "imap")
 			out := e.login(t, tc.src, tc.mech, tc.user, tc.token, tc.ack)
 			want := []string{"CHALLENGE " + tc.challenge, tc.answer}
 			if !slices.Equal(out, want) {
 				t.Fatalf("client said\n%q, want\n%q", out, want)
 			}
 			e.d.WaitLog(t, `oauth2 failed: Introspection failed: `+regexp.QuoteMeta(tc.dovecot))
-			if n := gatewaytest.Counted(t, e.reg, "pipegate_imap_logins_total", "result", "failed"); n != failed+1 {
-				t.Errorf("failed logins counted: %v, want %v", n, failed+1)
-			}
-			if n := gatewaytest.Counted(t, e.reg, "pipegate_imap_login_failures_total", "kind", "password"); n != pw+1 {
-				t.Errorf("password failures counted: %v, want %v", n, pw+1)
-			}
-			if n := e.failures(t, tc.src); n != 1 {
-				t.Errorf("penalty count of %s: %d, want 1", tc.src, n)
-			}
+			before.Added(t, 1, 1, 0)
+			gatewaytest.Penalised(t, e.store, tc.src, 1)
 			e.logs.Wait(t, "client="+tc.src+":")
-			if e.loggedIn(tc.src) {
+			if e.d.LoggedInFrom(tc.src) {
 				t.Errorf("Dovecot logged a login from %s:\n%s", tc.src, e.d.Log())
 			}
 		})
@@ -236,22 +210,14 @@ func TestOAuthDovecotServerDown(t *testing.T) {
 	for _, mech := range []string{"XOAUTH2", "OAUTHBEARER"} {
 		t.Run(mech, func(t *testing.T) {
 			src := map[string]string{"XOAUTH2": "127.0.0.31", "OAUTHBEARER": "127.0.0.32"}[mech]
-			failed := gatewaytest.Counted(t, e.reg, "pipegate_imap_logins_total", "result", "failed")
-			unavailable := gatewaytest.Counted(t, e.reg, "pipegate_imap_logins_total", "result", "unavailable")
+			before := gatewaytest.Tally(t, e.reg, "imap")
 			out := e.login(t, src, mech, "alice@a.test", "tok-down", "cancel")
 			if want := []string{"ERROR [UNAVAILABLE] " + gateway.TextUnavailable}; !slices.Equal(out, want) {
 				t.Fatalf("client said %q, want %q", out, want)
 			}
 			e.d.WaitLog(t, `oauth2 failed: Introspection failed: .*503`)
-			if n := gatewaytest.Counted(t, e.reg, "pipegate_imap_logins_total", "result", "failed"); n != failed {
-				t.Errorf("failed logins counted: %v, want %v", n, failed)
-			}
-			if n := gatewaytest.Counted(t, e.reg, "pipegate_imap_logins_total", "result", "unavailable"); n != unavailable+1 {
-				t.Errorf("unavailable logins counted: %v, want %v", n, unavailable+1)
-			}
-			if n := e.failures(t, src); n != 0 {
-				t.Errorf("penalty count of %s: %d, want 0", src, n)
-			}
+			before.Added(t, 0, 0, 1)
+			gatewaytest.Penalised(t, e.store, src, 0)
 		})
 	}
 }

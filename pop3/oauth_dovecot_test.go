@@ -1,7 +1,6 @@
 package pop3_test
 
 import (
-	"context"
 	"encoding/base64"
 	"fmt"
 	"log/slog"
@@ -99,10 +98,7 @@ func TestOAuthDovecot(t *testing.T) {
 			if got := tokens.Tokens()[before:]; !slices.Equal(got, []string{tc.token}) {
 				t.Errorf("the introspection endpoint got %d tokens, want the client's one (%d bytes) as sent", len(got), len(tc.token))
 			}
-			logs.Wait(t, "client="+tc.src+":")
-			if !regexp.MustCompile(`client=` + regexp.QuoteMeta(tc.src) + `:\d+ account=` + regexp.QuoteMeta(tc.user) + ` `).MatchString(logs.String()) {
-				t.Errorf("the gateway's session line for %s does not name account %s", tc.src, tc.user)
-			}
+			logs.WaitSession(t, tc.src, tc.user)
 		})
 	}
 
@@ -125,8 +121,7 @@ func TestOAuthDovecot(t *testing.T) {
 	}
 	for _, tc := range failCases {
 		t.Run(tc.name, func(t *testing.T) {
-			failed := gatewaytest.Counted(t, reg, "pipegate_pop3_logins_total", "result", "failed")
-			pw := gatewaytest.Counted(t, reg, "pipegate_pop3_login_failures_total", "kind", "password")
+			before := gatewaytest.Tally(t, reg, "pop3")
 			c := dial(t, tc.src, p.addr)
 			l := auth(c, tc.mech, testenv.OAuthMessage(tc.mech, tc.user, tc.token, 110), false)
 			ch, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(l, "+ "))
@@ -137,20 +132,13 @@ func TestOAuthDovecot(t *testing.T) {
 				t.Fatalf("after the client's %q: %q, want %q...", tc.ack, l, tc.answer)
 			}
 			d.WaitLog(t, `oauth2 failed: Introspection failed: `+regexp.QuoteMeta(tc.dovecot))
-			if n := gatewaytest.Counted(t, reg, "pipegate_pop3_logins_total", "result", "failed"); n != failed+1 {
-				t.Errorf("failed logins counted: %v, want %v", n, failed+1)
-			}
-			if n := gatewaytest.Counted(t, reg, "pipegate_pop3_login_failures_total", "kind", "password"); n != pw+1 {
-				t.Errorf("password failures counted: %v, want %v", n, pw+1)
-			}
-			if n, err := store.Failures(context.Background(), "ip:"+tc.src+"/32"); n != 1 || err != nil {
-				t.Errorf("penalty count of %s: %d, %v; want 1", tc.src, n, err)
-			}
+			before.Added(t, 1, 1, 0)
+			gatewaytest.Penalised(t, store, tc.src, 1)
 			// The session goes on: a later command is the gateway's.
 			if l := c.cmd("STAT"); !strings.HasPrefix(l, "-ERR") {
 				t.Errorf("STAT after the failed login: %q, want -ERR", l)
 			}
-			if regexp.MustCompile(`Login: user=<[^>]*>, method=[A-Z0-9]+, rip=` + regexp.QuoteMeta(tc.src) + `,`).MatchString(d.Log()) {
+			if d.LoggedInFrom(tc.src) {
 				t.Errorf("Dovecot logged a login from %s:\n%s", tc.src, d.Log())
 			}
 		})
@@ -162,22 +150,14 @@ func TestOAuthDovecot(t *testing.T) {
 	for i, mech := range []string{"XOAUTH2", "OAUTHBEARER"} {
 		t.Run("server-down-"+mech, func(t *testing.T) {
 			src := fmt.Sprintf("127.0.0.%d", 31+i)
-			failed := gatewaytest.Counted(t, reg, "pipegate_pop3_logins_total", "result", "failed")
-			unavailable := gatewaytest.Counted(t, reg, "pipegate_pop3_logins_total", "result", "unavailable")
+			before := gatewaytest.Tally(t, reg, "pop3")
 			c := dial(t, src, p.addr)
 			if l := auth(c, mech, testenv.OAuthMessage(mech, "alice@a.test", "tok-down", 110), false); !strings.HasPrefix(l, "-ERR [SYS/TEMP] ") {
 				t.Fatalf("AUTH %s with the authorization server down: %q, want -ERR [SYS/TEMP]", mech, l)
 			}
 			d.WaitLog(t, `oauth2 failed: Introspection failed: .*503`)
-			if n := gatewaytest.Counted(t, reg, "pipegate_pop3_logins_total", "result", "failed"); n != failed {
-				t.Errorf("failed logins counted: %v, want %v", n, failed)
-			}
-			if n := gatewaytest.Counted(t, reg, "pipegate_pop3_logins_total", "result", "unavailable"); n != unavailable+1 {
-				t.Errorf("unavailable logins counted: %v, want %v", n, unavailable+1)
-			}
-			if n, err := store.Failures(context.Background(), "ip:"+src+"/32"); n != 0 || err != nil {
-				t.Errorf("penalty count of %s: %d, %v; want 0", src, n, err)
-			}
+			before.Added(t, 0, 0, 1)
+			gatewaytest.Penalised(t, store, src, 0)
 		})
 	}
 }

@@ -1,7 +1,6 @@
 package sieve_test
 
 import (
-	"context"
 	"encoding/base64"
 	"fmt"
 	"log/slog"
@@ -103,10 +102,7 @@ func TestOAuthDovecot(t *testing.T) {
 			if got := tokens.Tokens()[before:]; !slices.Equal(got, []string{tc.token}) {
 				t.Errorf("the introspection endpoint got %d tokens, want the client's one (%d bytes) as sent", len(got), len(tc.token))
 			}
-			logs.Wait(t, "client="+tc.src+":")
-			if !regexp.MustCompile(`client=` + regexp.QuoteMeta(tc.src) + `:\d+ account=` + regexp.QuoteMeta(tc.user) + ` `).MatchString(logs.String()) {
-				t.Errorf("the gateway's session line for %s does not name account %s", tc.src, tc.user)
-			}
+			logs.WaitSession(t, tc.src, tc.user)
 		})
 	}
 
@@ -129,8 +125,7 @@ func TestOAuthDovecot(t *testing.T) {
 	}
 	for _, tc := range failCases {
 		t.Run(tc.name, func(t *testing.T) {
-			failed := gatewaytest.Counted(t, reg, "pipegate_sieve_logins_total", "result", "failed")
-			pw := gatewaytest.Counted(t, reg, "pipegate_sieve_login_failures_total", "kind", "password")
+			before := gatewaytest.Tally(t, reg, "sieve")
 			c, _ := dial(t, tc.src, addr)
 			authenticate(c, tc.mech, testenv.OAuthMessage(tc.mech, tc.user, tc.token, 4190), "quoted")
 			l := strings.TrimSuffix(c.line(), "\r\n")
@@ -143,21 +138,14 @@ func TestOAuthDovecot(t *testing.T) {
 				t.Fatalf("after the client's %q: %q, want NO", tc.ack, got)
 			}
 			d.WaitLog(t, `oauth2 failed: Introspection failed: `+regexp.QuoteMeta(tc.dovecot))
-			if n := gatewaytest.Counted(t, reg, "pipegate_sieve_logins_total", "result", "failed"); n != failed+1 {
-				t.Errorf("failed logins counted: %v, want %v", n, failed+1)
-			}
-			if n := gatewaytest.Counted(t, reg, "pipegate_sieve_login_failures_total", "kind", "password"); n != pw+1 {
-				t.Errorf("password failures counted: %v, want %v", n, pw+1)
-			}
-			if n, err := store.Failures(context.Background(), "ip:"+tc.src+"/32"); n != 1 || err != nil {
-				t.Errorf("penalty count of %s: %d, %v; want 1", tc.src, n, err)
-			}
+			before.Added(t, 1, 1, 0)
+			gatewaytest.Penalised(t, store, tc.src, 1)
 			// Still the gateway's session: not logged in.
 			c.send("LISTSCRIPTS\r\n")
 			if got, final := c.status(); final != "NO" {
 				t.Errorf("LISTSCRIPTS after the failed login: %q, want NO", got)
 			}
-			if regexp.MustCompile(`Login: user=<[^>]*>, method=[A-Z0-9]+, rip=` + regexp.QuoteMeta(tc.src) + `,`).MatchString(d.Log()) {
+			if d.LoggedInFrom(tc.src) {
 				t.Errorf("Dovecot logged a login from %s:\n%s", tc.src, d.Log())
 			}
 		})
@@ -169,23 +157,15 @@ func TestOAuthDovecot(t *testing.T) {
 	for i, mech := range []string{"XOAUTH2", "OAUTHBEARER"} {
 		t.Run("server-down-"+mech, func(t *testing.T) {
 			src := fmt.Sprintf("127.0.0.%d", 31+i)
-			failed := gatewaytest.Counted(t, reg, "pipegate_sieve_logins_total", "result", "failed")
-			unavailable := gatewaytest.Counted(t, reg, "pipegate_sieve_logins_total", "result", "unavailable")
+			before := gatewaytest.Tally(t, reg, "sieve")
 			c, _ := dial(t, src, addr)
 			authenticate(c, mech, testenv.OAuthMessage(mech, "alice@a.test", "tok-down", 4190), "quoted")
 			if got := c.response("NO"); !strings.HasPrefix(got, "NO (TRYLATER) ") {
 				t.Fatalf("AUTHENTICATE %s with the authorization server down: %q, want NO (TRYLATER)", mech, got)
 			}
 			d.WaitLog(t, `oauth2 failed: Introspection failed: .*503`)
-			if n := gatewaytest.Counted(t, reg, "pipegate_sieve_logins_total", "result", "failed"); n != failed {
-				t.Errorf("failed logins counted: %v, want %v", n, failed)
-			}
-			if n := gatewaytest.Counted(t, reg, "pipegate_sieve_logins_total", "result", "unavailable"); n != unavailable+1 {
-				t.Errorf("unavailable logins counted: %v, want %v", n, unavailable+1)
-			}
-			if n, err := store.Failures(context.Background(), "ip:"+src+"/32"); n != 0 || err != nil {
-				t.Errorf("penalty count of %s: %d, %v; want 0", src, n, err)
-			}
+			before.Added(t, 0, 0, 1)
+			gatewaytest.Penalised(t, store, src, 0)
 		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -365,6 +366,12 @@ func (d *Dovecot) Pid() int { return d.cmd.Process.Pid }
 
 // Log returns the log file's content so far.
 func (d *Dovecot) Log() string { return readFile(d.LogPath) }
+
+// LoggedInFrom reports whether Dovecot has logged a login (of any
+// service) from the client address ip.
+func (d *Dovecot) LoggedInFrom(ip string) bool {
+	return regexp.MustCompile(`Login: user=<[^>]*>, method=[A-Z0-9]+, rip=` + regexp.QuoteMeta(ip) + `,`).MatchString(d.Log())
+}
 
 func (d *Dovecot) stderr() string { return readFile(filepath.Join(d.Dir, "stderr.log")) }
 
