@@ -4,12 +4,12 @@ import (
 	"context"
 	"net/netip"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/pipegate/pipegate/gateway"
 	"github.com/pipegate/pipegate/imap"
 	"github.com/pipegate/pipegate/imap/wire"
+	"github.com/pipegate/pipegate/internal/gatewaytest"
 	"github.com/pipegate/pipegate/route"
 )
 
@@ -93,10 +93,7 @@ func TestTrustedProxyIDLocal(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, fields, gw := loginAfterID(t, tc.trusted, tc.id)
-			wantLocal := gw
-			if tc.local != "" {
-				wantLocal = netip.MustParseAddrPort(strings.Replace(tc.local, ":port", ":"+strconv.Itoa(int(gw.Port())), 1))
-			}
+			wantLocal := gatewaytest.WantLocal(gw, tc.local)
 			if req.LocalAddr != wantLocal {
 				t.Errorf("route lookup's local address %s, want %s", req.LocalAddr, wantLocal)
 			}

@@ -5,8 +5,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/pipegate/pipegate/gateway"
@@ -42,10 +40,7 @@ func TestXClientLocal(t *testing.T) {
 			p := startProxy(t, &pop3.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true},
 				TrustedNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
 			gw := netip.MustParseAddrPort(p.addr)
-			wantLocal := gw
-			if tc.local != "" {
-				wantLocal = netip.MustParseAddrPort(strings.Replace(tc.local, ":port", ":"+strconv.Itoa(int(gw.Port())), 1))
-			}
+			wantLocal := gatewaytest.WantLocal(gw, tc.local)
 
 			c := dial(t, tc.src, p.addr)
 			if l := c.cmd(tc.xclient); l != tc.answer {

@@ -6,8 +6,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/pipegate/pipegate/gateway"
@@ -51,10 +49,7 @@ func TestXClientLocal(t *testing.T) {
 			addr := startProxy(t, &sieve.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true},
 				TrustedNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
 			gw := netip.MustParseAddrPort(addr)
-			wantLocal := gw
-			if tc.local != "" {
-				wantLocal = netip.MustParseAddrPort(strings.Replace(tc.local, ":port", ":"+strconv.Itoa(int(gw.Port())), 1))
-			}
+			wantLocal := gatewaytest.WantLocal(gw, tc.local)
 
 			c, _ := dial(t, tc.src, addr)
 			c.send(tc.xclient + "\r\n")

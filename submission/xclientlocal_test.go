@@ -5,10 +5,10 @@ import (
 	"net/netip"
 	"regexp"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/pipegate/pipegate/gateway"
+	"github.com/pipegate/pipegate/internal/gatewaytest"
 	"github.com/pipegate/pipegate/route"
 	"github.com/pipegate/pipegate/submission"
 )
@@ -57,10 +57,7 @@ func TestXClientLocal(t *testing.T) {
 			p := startProxy(t, &submission.Server{Server: gateway.Server{Router: r, AllowPlaintextAuth: true},
 				TrustedNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
 			gw := netip.MustParseAddrPort(p.addr)
-			wantLocal := gw
-			if tc.local != "" {
-				wantLocal = netip.MustParseAddrPort(strings.Replace(tc.local, ":port", ":"+strconv.Itoa(int(gw.Port())), 1))
-			}
+			wantLocal := gatewaytest.WantLocal(gw, tc.local)
 
 			c := dialRaw(t, tc.src, p.addr)
 			c.reply()

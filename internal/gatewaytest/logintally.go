@@ -2,7 +2,10 @@ package gatewaytest
 
 import (
 	"context"
+	"net/netip"
 	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -69,4 +72,15 @@ func (l *Logs) WaitSession(t testing.TB, src, account string) {
 	if !regexp.MustCompile(`client=` + regexp.QuoteMeta(src) + `:\d+ account=` + regexp.QuoteMeta(account) + ` `).MatchString(l.String()) {
 		t.Errorf("the gateway's session line for %s does not name account %s", src, account)
 	}
+}
+
+// WantLocal is the local address a test expects a session to have: gw,
+// the gateway's listening address, when local is ""; else local, in
+// which ":port" stands for gw's port (a proxy in front that named an
+// address without a port leaves the connection's).
+func WantLocal(gw netip.AddrPort, local string) netip.AddrPort {
+	if local == "" {
+		return gw
+	}
+	return netip.MustParseAddrPort(strings.Replace(local, ":port", ":"+strconv.Itoa(int(gw.Port())), 1))
 }
