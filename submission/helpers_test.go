@@ -8,6 +8,8 @@ import (
 	"io"
 	"log"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +22,7 @@ import (
 	"github.com/pipegate/pipegate/internal/gatewaytest"
 	"github.com/pipegate/pipegate/internal/tlstest"
 	"github.com/pipegate/pipegate/route"
+	"github.com/pipegate/pipegate/route/authhttp"
 	"github.com/pipegate/pipegate/submission"
 )
 
@@ -330,3 +333,25 @@ func plain(authz, user, pass string) string {
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// nginxAuthService is an nginx-style auth_http service: alice@a.test with
+// password secret is sent to backend, anyone else (or another protocol
+// than smtp) refused.
+func nginxAuthService(t *testing.T, backend string) *authhttp.Source {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Auth-Protocol") != "smtp" || r.Header.Get("Auth-User") != "alice@a.test" || r.Header.Get("Auth-Pass") != "secret" {
+			w.Header().Set("Auth-Status", "Invalid login or password")
+			return
+		}
+		w.Header().Set("Auth-Status", "OK")
+		w.Header().Set("X-Pipegate-Backend", backend)
+	}))
+	t.Cleanup(srv.Close)
+	src, err := authhttp.New(authhttp.Config{URL: srv.URL, PassPassword: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	return src
+}

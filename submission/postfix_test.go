@@ -3,8 +3,6 @@ package submission_test
 import (
 	"bytes"
 	"crypto/tls"
-	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,7 +10,6 @@ import (
 	"github.com/pipegate/pipegate/gateway"
 	"github.com/pipegate/pipegate/internal/testenv"
 	"github.com/pipegate/pipegate/internal/tlstest"
-	"github.com/pipegate/pipegate/route/authhttp"
 	"github.com/pipegate/pipegate/submission"
 )
 
@@ -22,28 +19,6 @@ import (
 // and hands what it relays to an in-process SMTP sink. Clients come from
 // other loopback addresses, so that what Postfix logs and writes in
 // Received tells the client's address from the proxy's.
-
-// nginxAuthService is an nginx-style auth_http service: alice@a.test with
-// password secret is sent to backend, anyone else refused. It counts
-// the requests.
-func nginxAuthService(t *testing.T, backend string) *authhttp.Source {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Auth-Protocol") != "smtp" || r.Header.Get("Auth-User") != "alice@a.test" || r.Header.Get("Auth-Pass") != "secret" {
-			w.Header().Set("Auth-Status", "Invalid login or password")
-			return
-		}
-		w.Header().Set("Auth-Status", "OK")
-		w.Header().Set("X-Pipegate-Backend", backend)
-	}))
-	t.Cleanup(srv.Close)
-	src, err := authhttp.New(authhttp.Config{URL: srv.URL, PassPassword: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { src.Close() })
-	return src
-}
 
 // pfSubject finds the sink's message with that Subject.
 func pfSubject(subject string) func(testenv.SinkMessage) bool {

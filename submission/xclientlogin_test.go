@@ -2,15 +2,12 @@ package submission_test
 
 import (
 	"encoding/base64"
-	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/pipegate/pipegate/gateway"
 	"github.com/pipegate/pipegate/route"
-	"github.com/pipegate/pipegate/route/authhttp"
 	"github.com/pipegate/pipegate/submission"
 )
 
@@ -66,23 +63,6 @@ func postfixNoSASL(login bool) func(next func() string, send func(string)) {
 // did not check the password (a file, a cache) is refused as unavailable,
 // as is a backend whose XCLIENT does not take LOGIN.
 func TestXClientLogin(t *testing.T) {
-	authService := func(backend string) *authhttp.Source {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Header.Get("Auth-User") != "alice@a.test" || r.Header.Get("Auth-Pass") != "secret" {
-				w.Header().Set("Auth-Status", "Invalid login or password")
-				return
-			}
-			w.Header().Set("Auth-Status", "OK")
-			w.Header().Set("X-Pipegate-Backend", backend)
-		}))
-		t.Cleanup(srv.Close)
-		src, err := authhttp.New(authhttp.Config{URL: srv.URL, PassPassword: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { src.Close() })
-		return src
-	}
 	plain := func(user, pass string) string {
 		return "AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+pass))
 	}
@@ -93,7 +73,7 @@ func TestXClientLogin(t *testing.T) {
 	t.Run("checked", func(t *testing.T) {
 		fb := startFake(t, postfixNoSASL(true))
 		p := startProxy(t, &submission.Server{Server: gateway.Server{
-			Router: authService("submission://" + fb.addr + "?login=xclient"), AllowPlaintextAuth: true, FailureDelay: -1}})
+			Router: nginxAuthService(t, "submission://"+fb.addr+"?login=xclient"), AllowPlaintextAuth: true, FailureDelay: -1}})
 		c := dialRaw(t, "127.0.0.2", p.addr) // not the proxy's address, which the backend trusts
 		c.reply()
 		c.send("EHLO client.test\r\n")
@@ -123,7 +103,7 @@ func TestXClientLogin(t *testing.T) {
 		// No address to pass: XCLIENT LOGIN= alone.
 		fb := startFake(t, postfixNoSASL(true))
 		p := startProxy(t, &submission.Server{Server: gateway.Server{
-			Router: authService("submission://" + fb.addr + "?login=xclient&client_addr=none"), AllowPlaintextAuth: true, FailureDelay: -1}})
+			Router: nginxAuthService(t, "submission://"+fb.addr+"?login=xclient&client_addr=none"), AllowPlaintextAuth: true, FailureDelay: -1}})
 		c := dialRaw(t, "127.0.0.2", p.addr)
 		c.reply()
 		c.send("EHLO client.test\r\n")
@@ -153,7 +133,7 @@ func TestXClientLogin(t *testing.T) {
 	t.Run("backend without XCLIENT LOGIN", func(t *testing.T) {
 		fb := startFake(t, postfixNoSASL(false))
 		p := startProxy(t, &submission.Server{Server: gateway.Server{
-			Router: authService("submission://" + fb.addr + "?login=xclient"), AllowPlaintextAuth: true, FailureDelay: -1}})
+			Router: nginxAuthService(t, "submission://"+fb.addr+"?login=xclient"), AllowPlaintextAuth: true, FailureDelay: -1}})
 		c := dialRaw(t, "127.0.0.1", p.addr)
 		c.reply()
 		c.send("EHLO client.test\r\n")
