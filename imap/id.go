@@ -108,10 +108,7 @@ func (c *conn) cmdID(cmd *wire.Command) {
 	c.clientID = fields
 	c.s.SetProxyTTL(ttl)
 	if x := front.Attrs(); x.Addr.Addr().IsValid() || x.Local.Addr().IsValid() {
-		peer := c.s.Client()
-		x.Apply(c.s)
-		c.s.Logger().Info("imap: ID from a trusted proxy", "peer", peer.String(),
-			"client", c.s.Client().String(), "local", c.s.Local().String(), "peer_session", x.Session)
+		x.ApplyLogged(c.s, "imap: ID from a trusted proxy")
 	}
 	c.writef("* ID (\"name\" \"%s\")\r\n", idProductName)
 	c.tagged(cmd.Tag, "OK", "", "ID completed")

@@ -22,16 +22,8 @@ func (c *conn) cmdXClient(cmd *wire.Command) {
 		c.err("", "Invalid parameters")
 		return
 	}
-	c.applyXClient(x)
+	x.ApplyLogged(c.s, "pop3: XCLIENT from a trusted proxy")
 	c.ok("Updated")
-}
-
-// applyXClient takes what a trusted proxy said.
-func (c *conn) applyXClient(x wire.XClient) {
-	peer := c.s.Client()
-	x.Apply(c.s)
-	c.s.Logger().Info("pop3: XCLIENT from a trusted proxy", "peer", peer.String(),
-		"client", c.client().String(), "local", c.s.Local().String(), "ttl", c.s.ProxyTTL(), "peer_session", x.Session)
 }
 
 // client is the address of the client as far as it is known: the one a

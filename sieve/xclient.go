@@ -22,10 +22,7 @@ func (c *conn) cmdXClient(cmd *wire.Command) {
 		c.reply("NO", "", wire.SafeText(err.Error()))
 		return
 	}
-	peer := c.s.Client()
-	x.Apply(c.s)
-	c.s.Logger().Info("sieve: XCLIENT from a trusted proxy", "peer", peer.String(),
-		"client", c.client().String(), "local", c.s.Local().String(), "ttl", c.s.ProxyTTL(), "peer_session", x.Session)
+	x.ApplyLogged(c.s, "sieve: XCLIENT from a trusted proxy")
 	c.reply("OK", "", "Updated")
 }
 

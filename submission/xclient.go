@@ -34,10 +34,7 @@ func (c *conn) cmdXClient(cmd *wire.Command) {
 		}
 		return
 	}
-	peer := c.s.Client()
-	x.Apply(c.s)
-	c.s.Logger().Info("submission: XCLIENT from a trusted proxy", "peer", peer.String(),
-		"client", c.client().String(), "local", c.s.Local().String(), "ttl", c.s.ProxyTTL(), "peer_session", x.Session)
+	x.ApplyLogged(c.s, "submission: XCLIENT from a trusted proxy")
 	c.helo, c.esmtp = "", false
 	c.greet()
 }

@@ -1,6 +1,9 @@
 package xclient
 
-import "net/netip"
+import (
+	"log/slog"
+	"net/netip"
+)
 
 // Session is what Apply changes: *gateway.Session is one.
 type Session interface {
@@ -28,6 +31,25 @@ func (x Attrs) Apply(s Session) {
 		// gateway.Session.SetProxyTTL takes 0 as "the default".
 		s.SetProxyTTL(min(s.ProxyTTL(), max(x.TTL, 1)))
 	}
+}
+
+// LoggedSession is a Session that names its addresses and has a logger:
+// *gateway.Session is one.
+type LoggedSession interface {
+	Session
+	Client() netip.AddrPort
+	Local() netip.AddrPort
+	Logger() *slog.Logger
+}
+
+// ApplyLogged is Apply, then the line what (say "pop3: XCLIENT from a
+// trusted proxy") in s's log: the proxy's address (peer), the client's
+// and the local address now, the proxy TTL, and the proxy's session ID.
+func (x Attrs) ApplyLogged(s LoggedSession, what string) {
+	peer := s.Client()
+	x.Apply(s)
+	s.Logger().Info(what, "peer", peer.String(), "client", s.Client().String(), "local", s.Local().String(),
+		"ttl", s.ProxyTTL(), "peer_session", x.Session)
 }
 
 // Trusted reports whether addr (an IPv4-mapped address as IPv4) is in
